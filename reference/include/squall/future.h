@@ -1,0 +1,203 @@
+// Future<T>: the result of an asynchronous operation, completed once, observed through
+// done-callbacks that run on the loop.
+//
+// Like Tornado's (asyncio's) Future: set_result / set_exception complete it once;
+// add_done_callback registers a callback that runs on the loop, in registration order,
+// on a later iteration — never synchronously inside set_result, so completing a future
+// can't re-enter the code that completed it. A Future is a cheap shared handle: copies
+// observe the same state. Futures belong to the loop that was current when they were
+// made and are used only on that loop's thread (see executor.h to cross threads).
+//
+// An exception that is set and never looked at (result(), exception(), co_await) is
+// logged when the last handle goes away, as Python does.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "squall/ioloop.h"
+
+namespace squall {
+
+// Raised by result() on a future that is not done, and by completing a future twice.
+class InvalidStateError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+template <typename T>
+class Future;
+
+namespace detail {
+
+template <typename T>
+using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+void log_unretrieved_exception(const std::exception_ptr& error);
+
+void log_callback_exception();
+
+// Shared by every handle of one future. Callbacks get the future as an argument instead
+// of capturing it, so a future that never completes holds no reference to itself.
+template <typename T>
+struct FutureState {
+  using DoneCallback = std::function<void(Future<T>&)>;
+
+  IOLoop* loop;
+  std::optional<Stored<T>> value;
+  std::exception_ptr error;
+  bool done = false;
+  bool error_retrieved = false;
+  std::vector<DoneCallback> callbacks;
+
+  explicit FutureState(IOLoop* l) : loop(l) {}
+  ~FutureState() {
+    if (error && !error_retrieved) log_unretrieved_exception(error);
+  }
+};
+
+// Runs callbacks in order on the loop; one that throws is logged and the rest still run.
+template <typename T>
+void run_done_callbacks(const std::shared_ptr<FutureState<T>>& state,
+                        std::vector<typename FutureState<T>::DoneCallback>& callbacks) {
+  Future<T> future(state);
+  for (auto& cb : callbacks) {
+    try {
+      cb(future);
+    } catch (...) {
+      log_callback_exception();
+    }
+  }
+}
+
+}  // namespace detail
+
+template <typename T>
+class Future {
+ public:
+  using value_type = T;
+
+  // A new pending future on the current loop.
+  Future() : state_(std::make_shared<detail::FutureState<T>>(&IOLoop::current())) {}
+
+  bool done() const { return state_->done; }
+
+  // The result; rethrows the exception the future failed with. Throws
+  // InvalidStateError if the future is not done yet.
+  decltype(auto) result() const {
+    check_done();
+    if (state_->error) {
+      state_->error_retrieved = true;
+      std::rethrow_exception(state_->error);
+    }
+    if constexpr (!std::is_void_v<T>) return static_cast<const T&>(*state_->value);
+  }
+
+  // The exception (null if it succeeded); marks it as retrieved.
+  std::exception_ptr exception() const {
+    check_done();
+    state_->error_retrieved = true;
+    return state_->error;
+  }
+
+  template <typename U = T>
+    requires(!std::is_void_v<U>)
+  void set_result(U value) {
+    complete_check();
+    state_->value.emplace(std::move(value));
+    finish();
+  }
+  template <typename U = T>
+    requires std::is_void_v<U>
+  void set_result() {
+    complete_check();
+    state_->value.emplace();
+    finish();
+  }
+  void set_exception(std::exception_ptr error) {
+    complete_check();
+    state_->error = std::move(error);
+    finish();
+  }
+  template <typename E>
+  void set_exception(E error) {
+    set_exception(std::make_exception_ptr(std::move(error)));
+  }
+
+  // Runs callback on the loop once the future is done (on the next iteration if it
+  // already is). The callback may take the future (Future<T>&) or nothing.
+  template <typename F>
+  void add_done_callback(F&& callback) const {
+    if constexpr (std::is_invocable_v<F, Future<T>&>) {
+      add_callback(typename detail::FutureState<T>::DoneCallback(std::forward<F>(callback)));
+    } else {
+      add_callback([cb = std::forward<F>(callback)](Future<T>&) mutable { cb(); });
+    }
+  }
+
+  // Marks an exception as seen without rethrowing it (Tornado's `f.exception()` idiom
+  // for futures nobody may wait on, such as a stream's write futures).
+  void mark_retrieved() const { state_->error_retrieved = true; }
+
+  // Uniform access for code that takes either a Future or a Task.
+  const Future<T>& future() const { return *this; }
+
+  // ---- for awaiters (task.h) ----------------------------------------------------------
+  explicit Future(std::shared_ptr<detail::FutureState<T>> state) : state_(std::move(state)) {}
+  const std::shared_ptr<detail::FutureState<T>>& state() const { return state_; }
+
+ private:
+  void add_callback(typename detail::FutureState<T>::DoneCallback cb) const {
+    if (!state_->done) {
+      state_->callbacks.push_back(std::move(cb));
+      return;
+    }
+    state_->loop->add_callback([state = state_, cb = std::move(cb)]() mutable {
+      Future<T> self(state);
+      try {
+        cb(self);
+      } catch (...) {
+        detail::log_callback_exception();
+      }
+    });
+  }
+  void check_done() const {
+    if (!state_->done) throw InvalidStateError("Future is not done");
+  }
+  void complete_check() const {
+    if (state_->done) throw InvalidStateError("Future is already done");
+  }
+  void finish() {
+    state_->done = true;
+    if (state_->callbacks.empty()) return;
+    // One loop callback runs them all, in registration order.
+    state_->loop->add_callback([state = state_, callbacks = std::move(state_->callbacks)]() mutable {
+      detail::run_done_callbacks(state, callbacks);
+    });
+    state_->callbacks.clear();
+  }
+
+  std::shared_ptr<detail::FutureState<T>> state_;
+};
+
+// A future that is already done with value (Tornado's gen.maybe_future for values).
+template <typename T>
+Future<T> make_ready_future(T value) {
+  Future<T> f;
+  f.set_result(std::move(value));
+  return f;
+}
+inline Future<void> make_ready_future() {
+  Future<void> f;
+  f.set_result();
+  return f;
+}
+
+}  // namespace squall

@@ -1,0 +1,248 @@
+// IOLoop: the single-threaded event loop every other part of Squall runs on.
+//
+// One loop per thread (IOLoop::current()). Each iteration does, in this order — the
+// order of Tornado's PollIOLoop that the seeds walk through:
+//   1. take the callbacks queued so far (callbacks queued while these run wait for the
+//      next iteration, so a callback that re-queues itself never starves I/O);
+//   2. collect the timers that are due (cancelled ones are dropped lazily; the heap is
+//      compacted when cancellations pile up);
+//   3. run those callbacks, then the due timers that were not cancelled meanwhile;
+//   4. wait in epoll (level-triggered) — not at all while callbacks are pending, else
+//      until the next deadline — and dispatch the ready file descriptors.
+// add_callback() is the only thread-safe entry point: from another thread it queues
+// under a lock and wakes a sleeping loop through an eventfd.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace squall {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using Duration = Clock::duration;
+using Callback = std::function<void()>;
+// An I/O handler gets the file descriptor and the ready events (READ/WRITE/ERROR bits).
+using Handler = std::function<void(int fd, uint32_t events)>;
+
+// Identifies a scheduled timer for remove_timeout(). A default-constructed handle names
+// no timer; a handle whose timer already ran or was removed is harmless to remove again.
+struct TimeoutHandle {
+  uint32_t slot = 0;
+  uint32_t generation = 0;  // 0 = no timer
+  explicit operator bool() const { return generation != 0; }
+};
+
+// Raised by run_sync when its timeout expires first.
+class TimeoutError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class IOLoop;
+
+// A handle other threads keep to queue callbacks on a loop that may be closed before
+// they finish: once the loop is closed, post() drops the callback and returns false.
+class LoopPoster {
+ public:
+  explicit LoopPoster(IOLoop* loop) : loop_(loop) {}
+  bool post(Callback callback);
+  void detach();  // called by the loop when it closes
+
+ private:
+  std::mutex mutex_;
+  IOLoop* loop_;
+};
+
+class IOLoop {
+ public:
+  static constexpr uint32_t READ = 0x001;   // EPOLLIN
+  static constexpr uint32_t WRITE = 0x004;  // EPOLLOUT
+  static constexpr uint32_t ERROR = 0x018;  // EPOLLERR | EPOLLHUP (always reported)
+
+  // Compaction of the timer heap happens when more than this many entries are cancelled
+  // and they make up more than half of the heap.
+  static constexpr size_t kCompactionThreshold = 512;
+
+  // Creates a loop; it becomes the current loop of this thread if there is none.
+  IOLoop();
+  // Closes the loop (see close()).
+  ~IOLoop();
+  IOLoop(const IOLoop&) = delete;
+  IOLoop& operator=(const IOLoop&) = delete;
+
+  // The current thread's loop; one is created (and owned by the thread) if none exists.
+  static IOLoop& current();
+  // The current thread's loop, or nullptr — never creates one.
+  static IOLoop* current_or_null();
+  // Makes this loop the current one of the calling thread.
+  void make_current();
+
+  // ---- file descriptors -------------------------------------------------------------
+  // The loop does not own fd; remove the handler before closing it.
+  void add_handler(int fd, Handler handler, uint32_t events);
+  void update_handler(int fd, uint32_t events);
+  // Removing an fd that is not registered is a no-op. Events already collected for it
+  // in the current poll batch are not delivered.
+  void remove_handler(int fd);
+
+  // ---- callbacks --------------------------------------------------------------------
+  // Runs callback on the next iteration, after the callbacks queued before it. Safe to
+  // call from any thread; from another thread it wakes the loop. On a closed loop the
+  // callback is destroyed without running.
+  void add_callback(Callback callback);
+
+  // The loop's poster, for threads that may outlive it (executor workers).
+  const std::shared_ptr<LoopPoster>& poster() const { return poster_; }
+
+  // ---- timers -----------------------------------------------------------------------
+  TimePoint time() const { return Clock::now(); }
+  TimeoutHandle call_at(TimePoint deadline, Callback callback);
+  TimeoutHandle call_later(Duration delay, Callback callback) { return call_at(time() + delay, std::move(callback)); }
+  void remove_timeout(TimeoutHandle handle);
+  // Live timers (not cancelled); for tests and diagnostics.
+  size_t pending_timers() const;
+  // Heap entries including cancelled ones not yet dropped; shows lazy cancellation.
+  size_t timer_heap_size() const { return timer_heap_.size(); }
+
+  // ---- running ----------------------------------------------------------------------
+  // Runs iterations until stop() is called.
+  void start();
+  // Makes start() return after the current iteration. From another thread, use
+  // add_callback([&]{ loop.stop(); }).
+  void stop();
+  bool running() const { return running_; }
+
+  // Starts the loop, calls func() (which returns a Future<T> or a Task<T>), runs until
+  // that completes and returns its result (rethrowing its exception). With a timeout,
+  // throws TimeoutError if the result is not ready in time. Include squall/future.h.
+  template <typename Func>
+  auto run_sync(Func&& func, std::optional<Duration> timeout = std::nullopt);
+
+  // Releases everything the loop owns: suspended coroutines started on it are destroyed
+  // (their locals are destroyed, so streams they own close), queued callbacks and timers
+  // are dropped without running, and the epoll and eventfd descriptors are closed.
+  // Must not be called while the loop is running. Idempotent.
+  void close();
+  bool closed() const { return closed_; }
+
+  // ---- coroutine frames (used by Task, see task.h) -------------------------------------
+  // A coroutine frame suspended on a future is referenced only by that future's
+  // callback list; closing the loop destroys every frame still linked here so that
+  // neither a leak nor a dangling resume is left behind.
+  struct FrameLink {
+    FrameLink* prev = nullptr;
+    FrameLink* next = nullptr;
+    std::coroutine_handle<> frame;
+  };
+  void link_frame(FrameLink& link);
+  static void unlink_frame(FrameLink& link);
+  size_t live_frames() const;
+
+ private:
+  struct HandlerEntry {
+    // Heap-allocated so that the handler stays put while it runs, whatever it does to
+    // handlers_ (registering a new fd may grow the vector).
+    std::unique_ptr<Handler> handler;
+    uint32_t events = 0;
+    uint32_t generation = 0;  // bumped on every add/remove; 0 = never registered
+    bool registered = false;
+  };
+  struct TimerSlot {
+    Callback callback;
+    uint32_t generation = 1;
+    bool active = false;
+  };
+  struct TimerEntry {
+    TimePoint deadline;
+    uint64_t sequence;  // insertion order breaks ties between equal deadlines
+    uint32_t slot;
+    uint32_t generation;
+  };
+  struct TimerLater {
+    bool operator()(const TimerEntry& a, const TimerEntry& b) const {
+      if (a.deadline != b.deadline) return a.deadline > b.deadline;
+      return a.sequence > b.sequence;
+    }
+  };
+
+  void run_iteration();
+  void run_callback(Callback& callback) noexcept;
+  void poll(int timeout_ms);
+  void drain_remote_callbacks();
+  bool timer_live(const TimerEntry& entry) const;
+  void release_timer_slot(uint32_t slot);
+  void collect_due_timers(TimePoint now, std::vector<TimerEntry>& due);
+  int poll_timeout_ms(TimePoint now) const;
+  bool on_loop_thread() const;
+  void wake();
+
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  bool running_ = false;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::atomic<std::thread::id> thread_id_;
+
+  std::vector<HandlerEntry> handlers_;  // indexed by fd
+  std::vector<std::unique_ptr<Handler>> retired_handlers_;  // removed during dispatch
+  bool dispatching_ = false;
+
+  std::vector<Callback> callbacks_;      // queued on the loop thread
+  std::vector<Callback> running_batch_;  // the batch being run (kept for capacity)
+  std::mutex remote_mutex_;
+  std::vector<Callback> remote_callbacks_;  // queued from other threads
+  std::atomic<bool> remote_pending_{false};
+
+  std::vector<TimerSlot> timer_slots_;
+  std::vector<uint32_t> free_timer_slots_;
+  std::vector<TimerEntry> timer_heap_;
+  std::vector<TimerEntry> due_timers_;
+  uint64_t timer_sequence_ = 0;
+  size_t cancellations_ = 0;  // cancelled entries still in the heap
+
+  std::shared_ptr<LoopPoster> poster_;
+  FrameLink frames_;  // sentinel of the circular list of linked frames
+};
+
+// ---- run_sync (template; needs squall/future.h at the point of use) -------------------
+
+template <typename Func>
+auto IOLoop::run_sync(Func&& func, std::optional<Duration> timeout) {
+  using Awaited = std::decay_t<decltype(func())>;
+  using FutureT = std::decay_t<decltype(std::declval<Awaited&>().future())>;
+  std::optional<FutureT> future;
+  add_callback([&] {
+    try {
+      future.emplace(func().future());
+    } catch (...) {
+      future.emplace();
+      future->set_exception(std::current_exception());
+    }
+    future->add_done_callback([this](auto&) { stop(); });
+  });
+  TimeoutHandle timer;
+  if (timeout) timer = call_later(*timeout, [this] { stop(); });
+  start();
+  remove_timeout(timer);
+  if (!future || !future->done()) {
+    throw TimeoutError("Operation timed out after " +
+                       std::to_string(std::chrono::duration<double>(timeout.value_or(Duration{})).count()) +
+                       " seconds");
+  }
+  return future->result();
+}
+
+}  // namespace squall

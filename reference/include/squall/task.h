@@ -1,0 +1,262 @@
+// Task<T>: C++20 coroutines on the loop — Tornado's coroutine Runner.
+//
+// A function returning Task<T> is a coroutine. It starts running at once, like a
+// Tornado coroutine, up to its first co_await of a future that is not done; the
+// awaited future's done-callback resumes it on a later loop iteration. An exception
+// thrown inside propagates to whoever awaits the task; a returned value completes
+// the task's future. `co_await` works on Future<T> and Task<T>.
+//
+// Ownership: a suspended coroutine frame is referenced only from the callback list of
+// the future it waits on, and is linked into the loop it was started on. When the
+// frame finishes it frees itself. When the loop is closed (IOLoop::close / ~IOLoop)
+// every frame still suspended is destroyed — its locals' destructors run, so streams
+// it owns are closed — so neither a leak nor a later resume of a dead frame can occur.
+//
+// Also here: moment(), sleep(), with_timeout(), when_all() and spawn() (gen's helpers).
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "squall/future.h"
+#include "squall/ioloop.h"
+#include "squall/log.h"
+
+namespace squall {
+
+template <typename T = void>
+class Task;
+
+namespace detail {
+
+// Suspends the awaiting coroutine until the future is done. A done future does not
+// suspend at all (as asyncio's Future.__await__), which keeps buffered stream reads
+// free of loop round-trips.
+template <typename T>
+struct FutureAwaiter {
+  std::shared_ptr<FutureState<T>> state;
+
+  bool await_ready() const noexcept { return state->done; }
+  void await_suspend(std::coroutine_handle<> frame) {  // only called while not done
+    // Non-owning: if the frame is destroyed first (loop closing), this callback is
+    // dropped with the future without ever running.
+    state->callbacks.push_back([frame](Future<T>&) { frame.resume(); });
+  }
+  Stored<T> take() {
+    if (state->error) {
+      state->error_retrieved = true;
+      std::rethrow_exception(state->error);
+    }
+    // Sole owner (the common case: a stream resolved the read and let go): move the
+    // value out instead of copying a possibly large body.
+    if (state.use_count() == 1) return std::move(*state->value);
+    return *state->value;
+  }
+  T await_resume() {
+    if constexpr (std::is_void_v<T>) {
+      take();
+    } else {
+      return take();
+    }
+  }
+};
+
+template <typename T>
+struct TaskPromiseBase {
+  Future<T> future;
+  IOLoop::FrameLink link;
+
+  std::suspend_never initial_suspend() noexcept { return {}; }
+  std::suspend_never final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { future.set_exception(std::current_exception()); }
+  ~TaskPromiseBase() { IOLoop::unlink_frame(link); }
+};
+
+template <typename T>
+struct TaskPromise : TaskPromiseBase<T> {
+  Task<T> get_return_object();
+  template <typename U>
+  void return_value(U&& value) {
+    this->future.set_result(T(std::forward<U>(value)));
+  }
+};
+
+template <>
+struct TaskPromise<void> : TaskPromiseBase<void> {
+  Task<void> get_return_object();
+  void return_void() { this->future.set_result(); }
+};
+
+}  // namespace detail
+
+template <typename T>
+class Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using value_type = T;
+
+  explicit Task(Future<T> future) : future_(std::move(future)) {}
+
+  const Future<T>& future() const { return future_; }
+  bool done() const { return future_.done(); }
+  decltype(auto) result() const { return future_.result(); }
+
+ private:
+  Future<T> future_;
+};
+
+namespace detail {
+
+template <typename T>
+Task<T> TaskPromise<T>::get_return_object() {
+  this->link.frame = std::coroutine_handle<TaskPromise<T>>::from_promise(*this);
+  this->future.state()->loop->link_frame(this->link);
+  return Task<T>(this->future);
+}
+
+inline Task<void> TaskPromise<void>::get_return_object() {
+  this->link.frame = std::coroutine_handle<TaskPromise<void>>::from_promise(*this);
+  this->future.state()->loop->link_frame(this->link);
+  return Task<void>(this->future);
+}
+
+}  // namespace detail
+
+// `co_await future` and `co_await task` (found by argument-dependent lookup).
+template <typename T>
+detail::FutureAwaiter<T> operator co_await(const Future<T>& future) {
+  return detail::FutureAwaiter<T>{future.state()};
+}
+template <typename T>
+detail::FutureAwaiter<T> operator co_await(const Task<T>& task) {
+  return detail::FutureAwaiter<T>{task.future().state()};
+}
+
+// ---- gen helpers ------------------------------------------------------------------------
+
+// `co_await moment();` gives the loop one iteration (Tornado's gen.moment).
+struct Moment {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> frame) const {
+    IOLoop::current().add_callback([frame] { frame.resume(); });
+  }
+  void await_resume() const noexcept {}
+};
+inline Moment moment() { return {}; }
+
+// A future completed after `delay` (gen.sleep).
+Future<void> sleep(Duration delay);
+
+// Logs the task's exception if it fails; nothing waits for it (IOLoop.spawn_callback).
+template <typename T>
+void spawn(const Task<T>& task) {
+  task.future().add_done_callback([](Future<T>& f) {
+    if (auto error = f.exception()) {
+      try {
+        std::rethrow_exception(error);
+      } catch (...) {
+        log(LogLevel::error, LogCategory::application, "Exception in spawned coroutine: {}",
+            describe_current_exception());
+      }
+    }
+  });
+}
+
+namespace detail {
+void log_exception_after_timeout(const std::exception_ptr& error);
+void log_extra_exception_in_when_all(const std::exception_ptr& error);
+}  // namespace detail
+
+// Completes like `inner`, or fails with TimeoutError at `deadline`, whichever is first
+// (gen.with_timeout). The inner operation is left to finish on its own; if it fails
+// after the timeout, its exception is logged rather than lost.
+template <typename Awaitable>
+auto with_timeout(TimePoint deadline, const Awaitable& inner) {
+  using T = typename std::decay_t<decltype(inner.future())>::value_type;
+  Future<T> inner_future = inner.future();
+  Future<T> result;
+  IOLoop& loop = IOLoop::current();
+  TimeoutHandle timer = loop.call_at(deadline, [result]() mutable {
+    if (!result.done()) result.set_exception(TimeoutError("Timeout"));
+  });
+  inner_future.add_done_callback([result, timer, &loop](Future<T>& f) mutable {
+    loop.remove_timeout(timer);
+    if (result.done()) {
+      if (auto error = f.exception()) detail::log_exception_after_timeout(error);
+      return;
+    }
+    if (auto error = f.exception()) {
+      result.set_exception(error);
+    } else if constexpr (std::is_void_v<T>) {
+      result.set_result();
+    } else {
+      result.set_result(f.result());
+    }
+  });
+  return result;
+}
+template <typename Awaitable>
+auto with_timeout(Duration timeout, const Awaitable& inner) {
+  return with_timeout(IOLoop::current().time() + timeout, inner);
+}
+
+// Waits for all futures (gen.multi): the results in input order. The first exception
+// fails the result at once; later ones are logged.
+template <typename T>
+Future<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> when_all(std::vector<Future<T>> futures) {
+  using R = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
+  Future<R> result;
+  if (futures.empty()) {
+    if constexpr (std::is_void_v<T>) {
+      result.set_result();
+    } else {
+      result.set_result({});
+    }
+    return result;
+  }
+  // Callbacks share only the results gathered so far, never the input futures, so a
+  // future that never completes leaves no reference cycle behind.
+  struct Gather {
+    size_t remaining;
+    std::vector<std::optional<detail::Stored<T>>> values;
+  };
+  auto gather = std::make_shared<Gather>(Gather{futures.size(), {}});
+  gather->values.resize(futures.size());
+  for (size_t i = 0; i < futures.size(); ++i) {
+    futures[i].add_done_callback([result, gather, i](Future<T>& done) mutable {
+      --gather->remaining;
+      if (auto error = done.exception()) {
+        if (result.done()) {
+          detail::log_extra_exception_in_when_all(error);
+        } else {
+          result.set_exception(error);
+        }
+        return;
+      }
+      if constexpr (!std::is_void_v<T>) gather->values[i].emplace(done.result());
+      if (gather->remaining != 0 || result.done()) return;
+      if constexpr (std::is_void_v<T>) {
+        result.set_result();
+      } else {
+        std::vector<T> values;
+        values.reserve(gather->values.size());
+        for (auto& each : gather->values) values.push_back(std::move(*each));
+        result.set_result(std::move(values));
+      }
+    });
+  }
+  return result;
+}
+template <typename T>
+auto when_all(const std::vector<Task<T>>& tasks) {
+  std::vector<Future<T>> futures;
+  futures.reserve(tasks.size());
+  for (const Task<T>& t : tasks) futures.push_back(t.future());
+  return when_all(std::move(futures));
+}
+
+}  // namespace squall

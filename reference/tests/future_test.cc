@@ -1,0 +1,93 @@
+// Behaviours of Future<T>: completion once, done-callbacks on the loop in order,
+// exceptions, and the log line for exceptions nobody looked at.
+#include "squall/future.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+using namespace squall;
+using namespace std::chrono_literals;
+
+TEST(Future, DoneCallbacksRunOnTheLoopInRegistrationOrder) {
+  IOLoop loop;
+  Future<int> f;
+  std::vector<int> order;
+  f.add_done_callback([&](Future<int>& done) { order.push_back(done.result()); });
+  f.add_done_callback([&] { order.push_back(-1); });
+  f.set_result(7);
+  EXPECT_TRUE(order.empty()) << "callbacks must not run inside set_result";
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<int>{7, -1}));
+}
+
+TEST(Future, CallbackAddedToADoneFutureRunsOnALaterIteration) {
+  IOLoop loop;
+  Future<std::string> f;
+  f.set_result("x");
+  bool ran = false;
+  f.add_done_callback([&] { ran = true; });
+  EXPECT_FALSE(ran);
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_TRUE(ran);
+}
+
+TEST(Future, ResultRethrowsTheException) {
+  IOLoop loop;
+  Future<int> f;
+  f.set_exception(std::runtime_error("nope"));
+  EXPECT_TRUE(f.done());
+  EXPECT_THROW(f.result(), std::runtime_error);
+  EXPECT_NE(f.exception(), nullptr);
+}
+
+TEST(Future, ResultOfAPendingFutureIsAnError) {
+  IOLoop loop;
+  Future<int> f;
+  EXPECT_FALSE(f.done());
+  EXPECT_THROW(f.result(), InvalidStateError);
+}
+
+TEST(Future, CompletingTwiceIsAnError) {
+  IOLoop loop;
+  Future<void> f;
+  f.set_result();
+  EXPECT_THROW(f.set_result(), InvalidStateError);
+  EXPECT_THROW(f.set_exception(std::runtime_error("late")), InvalidStateError);
+}
+
+TEST(Future, CopiesShareOneState) {
+  IOLoop loop;
+  Future<int> a;
+  Future<int> b = a;
+  a.set_result(3);
+  EXPECT_TRUE(b.done());
+  EXPECT_EQ(b.result(), 3);
+}
+
+TEST(Future, UnretrievedExceptionIsLoggedWhenDropped) {
+  IOLoop loop;
+  testing::internal::CaptureStderr();
+  {
+    Future<int> f;
+    f.set_exception(std::runtime_error("lost failure"));
+  }
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("never retrieved"), std::string::npos) << err;
+  EXPECT_NE(err.find("lost failure"), std::string::npos) << err;
+}
+
+TEST(Future, RetrievedExceptionIsNotLogged) {
+  IOLoop loop;
+  testing::internal::CaptureStderr();
+  {
+    Future<int> f;
+    f.set_exception(std::runtime_error("seen failure"));
+    EXPECT_NE(f.exception(), nullptr);
+  }
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err.find("seen failure"), std::string::npos) << err;
+}

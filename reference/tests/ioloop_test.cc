@@ -1,0 +1,515 @@
+// Behaviours of the event loop: ordering of callbacks and timers, I/O dispatch,
+// cross-thread wake-up, lazy timer cancellation, error isolation, cleanup.
+#include "squall/ioloop.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "squall/future.h"
+
+using namespace squall;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Stops the loop after `limit` so that a broken behaviour fails instead of hanging.
+struct Watchdog {
+  IOLoop& loop;
+  bool fired = false;
+  TimeoutHandle handle;
+  Watchdog(IOLoop& l, Duration limit) : loop(l) {
+    handle = loop.call_later(limit, [this] {
+      fired = true;
+      loop.stop();
+    });
+  }
+  ~Watchdog() { loop.remove_timeout(handle); }
+};
+
+struct SocketPair {
+  int fds[2];
+  SocketPair() { EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0); }
+  ~SocketPair() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+};
+
+size_t open_fd_count() {
+  size_t n = 0;
+  DIR* dir = opendir("/proc/self/fd");
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(dir);
+  return n;
+}
+
+}  // namespace
+
+TEST(IOLoop, CallbacksRunInFifoOrder) {
+  IOLoop loop;
+  std::vector<int> order;
+  for (int i = 0; i < 5; ++i) loop.add_callback([&, i] { order.push_back(i); });
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST(IOLoop, CallbackQueuedByCallbackWaitsForNextIteration) {
+  IOLoop loop;
+  std::vector<std::string> order;
+  loop.add_callback([&] {
+    order.push_back("a");
+    loop.add_callback([&] { order.push_back("c (queued by a)"); });
+  });
+  loop.add_callback([&] {
+    order.push_back("b");
+    loop.stop();  // stop ends this iteration: c must not have run yet
+  });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b"}));
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(order.back(), "c (queued by a)");
+}
+
+TEST(IOLoop, SelfRequeueingCallbackDoesNotStarveIo) {
+  IOLoop loop;
+  SocketPair pair;
+  Watchdog watchdog(loop, 5s);
+  int spins = 0;
+  std::function<void()> spin = [&] {
+    ++spins;
+    loop.add_callback(spin);
+  };
+  loop.add_callback(spin);
+  bool read_seen = false;
+  loop.add_handler(pair.fds[0], [&](int, uint32_t events) {
+    if (events & IOLoop::READ) {
+      read_seen = true;
+      loop.stop();
+    }
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  loop.start();
+  loop.remove_handler(pair.fds[0]);
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_TRUE(read_seen);
+  EXPECT_LT(spins, 10) << "I/O should be polled on every iteration";
+}
+
+TEST(IOLoop, AddCallbackFromAnotherThreadWakesIdleLoop) {
+  IOLoop loop;
+  Watchdog watchdog(loop, 10s);  // with no wake-up the loop would sleep until this
+  std::atomic<bool> ran{false};
+  std::thread other([&] {
+    std::this_thread::sleep_for(50ms);
+    loop.add_callback([&] {
+      ran = true;
+      loop.stop();
+    });
+  });
+  auto started = Clock::now();
+  loop.start();
+  other.join();
+  EXPECT_TRUE(ran);
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_LT(Clock::now() - started, 5s);
+}
+
+TEST(IOLoop, ManyThreadsAddingCallbacksLoseNone) {
+  IOLoop loop;
+  Watchdog watchdog(loop, 10s);
+  constexpr int kThreads = 4, kEach = 2000;
+  int received = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        loop.add_callback([&] {
+          if (++received == kThreads * kEach) loop.stop();
+        });
+      }
+    });
+  }
+  loop.start();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(received, kThreads * kEach);
+}
+
+TEST(IOLoop, TimersRunInDeadlineOrder) {
+  IOLoop loop;
+  std::vector<int> order;
+  auto now = loop.time();
+  loop.call_at(now + 30ms, [&] { order.push_back(3); });
+  loop.call_at(now + 10ms, [&] { order.push_back(1); });
+  loop.call_at(now + 20ms, [&] { order.push_back(2); });
+  loop.call_at(now + 40ms, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(IOLoop, TimersWithEqualDeadlinesRunInInsertionOrder) {
+  IOLoop loop;
+  std::vector<int> order;
+  auto deadline = loop.time() + 5ms;
+  for (int i = 0; i < 50; ++i) loop.call_at(deadline, [&, i] { order.push_back(i); });
+  loop.call_at(deadline, [&] { loop.stop(); });
+  loop.start();
+  ASSERT_EQ(order.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(IOLoop, CallLaterWaitsAtLeastItsDelay) {
+  IOLoop loop;
+  auto start = loop.time();
+  TimePoint fired;
+  loop.call_later(30ms, [&] {
+    fired = loop.time();
+    loop.stop();
+  });
+  loop.start();
+  EXPECT_GE(fired - start, 30ms);
+}
+
+TEST(IOLoop, RemovedTimeoutDoesNotRun) {
+  IOLoop loop;
+  bool ran = false;
+  auto handle = loop.call_later(1ms, [&] { ran = true; });
+  loop.remove_timeout(handle);
+  loop.remove_timeout(handle);  // removing twice is harmless
+  loop.call_later(20ms, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_FALSE(ran);
+}
+
+TEST(IOLoop, StaleHandleDoesNotCancelANewTimerInTheReusedSlot) {
+  IOLoop loop;
+  auto old_handle = loop.call_later(1ms, [] {});
+  loop.remove_timeout(old_handle);
+  bool ran = false;
+  loop.call_later(1ms, [&] {
+    ran = true;
+    loop.stop();
+  });  // reuses the freed slot
+  loop.remove_timeout(old_handle);
+  Watchdog watchdog(loop, 5s);
+  loop.start();
+  EXPECT_TRUE(ran);
+}
+
+TEST(IOLoop, TimerRemovedByEarlierCallbackInSameIterationDoesNotRun) {
+  IOLoop loop;
+  bool ran = false;
+  auto deadline = loop.time() + 10ms;
+  TimeoutHandle second;
+  loop.call_at(deadline, [&] { loop.remove_timeout(second); });
+  second = loop.call_at(deadline, [&] { ran = true; });
+  loop.call_at(deadline + 10ms, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_FALSE(ran);
+}
+
+TEST(IOLoop, CancelledTimersStayInHeapUntilPoppedOrCompacted) {
+  IOLoop loop;
+  std::vector<TimeoutHandle> handles;
+  for (int i = 0; i < 2000; ++i) handles.push_back(loop.call_later(1h, [] {}));
+  // Cancel the latest ones: cancelled entries at the head of the heap are popped anyway.
+  for (int i = 1400; i < 2000; ++i) loop.remove_timeout(handles[i]);
+  EXPECT_EQ(loop.pending_timers(), 1400u);
+  EXPECT_EQ(loop.timer_heap_size(), 2000u);  // lazy: nothing removed yet
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  // 600 > 512 but not more than half of 2000: still no compaction.
+  EXPECT_EQ(loop.timer_heap_size(), 2000u);
+}
+
+TEST(IOLoop, CancelledTimersAtTheHeadArePoppedLazily) {
+  IOLoop loop;
+  std::vector<TimeoutHandle> handles;
+  for (int i = 0; i < 100; ++i) handles.push_back(loop.call_later(1h, [] {}));
+  for (int i = 0; i < 10; ++i) loop.remove_timeout(handles[i]);  // the earliest ten
+  EXPECT_EQ(loop.timer_heap_size(), 100u);
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(loop.timer_heap_size(), 90u);
+}
+
+TEST(IOLoop, HeapIsCompactedWhenCancellationsExceedThresholdAndHalf) {
+  IOLoop loop;
+  std::vector<TimeoutHandle> handles;
+  for (int i = 0; i < 1000; ++i) handles.push_back(loop.call_later(1h, [] {}));
+  for (int i = 400; i < 1000; ++i) loop.remove_timeout(handles[i]);
+  EXPECT_EQ(loop.timer_heap_size(), 1000u);
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(loop.timer_heap_size(), 400u);
+  EXPECT_EQ(loop.pending_timers(), 400u);
+}
+
+TEST(IOLoop, FewCancellationsAreNotCompacted) {
+  IOLoop loop;
+  std::vector<TimeoutHandle> handles;
+  for (int i = 0; i < 600; ++i) handles.push_back(loop.call_later(1h, [] {}));
+  for (int i = 100; i < 600; ++i) loop.remove_timeout(handles[i]);  // > half, but not > 512
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(loop.timer_heap_size(), 600u);
+}
+
+TEST(IOLoop, HandlerGetsReadEventsUntilRemoved) {
+  IOLoop loop;
+  SocketPair pair;
+  Watchdog watchdog(loop, 5s);
+  int calls = 0;
+  loop.add_handler(pair.fds[0], [&](int fd, uint32_t events) {
+    EXPECT_EQ(fd, pair.fds[0]);
+    EXPECT_TRUE(events & IOLoop::READ);
+    ++calls;
+    char buf[8];
+    EXPECT_EQ(::read(fd, buf, sizeof buf), 1);
+    loop.remove_handler(fd);
+    loop.call_later(20ms, [&] { loop.stop(); });
+    EXPECT_EQ(::write(pair.fds[1], "y", 1), 1);  // readable again, but no longer watched
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  loop.start();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(watchdog.fired);
+}
+
+TEST(IOLoop, UpdateHandlerSwitchesToWriteEvents) {
+  IOLoop loop;
+  SocketPair pair;
+  Watchdog watchdog(loop, 5s);
+  std::vector<uint32_t> seen;
+  loop.add_handler(pair.fds[0], [&](int fd, uint32_t events) {
+    seen.push_back(events);
+    loop.remove_handler(fd);
+    loop.stop();
+  }, IOLoop::READ);
+  loop.update_handler(pair.fds[0], IOLoop::WRITE);  // nothing to read, but writable
+  loop.start();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen[0] & IOLoop::WRITE);
+  EXPECT_FALSE(seen[0] & IOLoop::READ);
+}
+
+TEST(IOLoop, EventForFdRemovedEarlierInSameBatchIsSkipped) {
+  IOLoop loop;
+  SocketPair a, b;
+  Watchdog watchdog(loop, 5s);
+  int calls = 0;
+  // Both fds are readable before the loop polls, so both events arrive in one batch;
+  // whichever handler runs first removes the other one.
+  auto handler = [&](int fd, uint32_t) {
+    ++calls;
+    int other = fd == a.fds[0] ? b.fds[0] : a.fds[0];
+    loop.remove_handler(other);
+    loop.remove_handler(fd);
+    loop.call_later(20ms, [&] { loop.stop(); });
+  };
+  loop.add_handler(a.fds[0], handler, IOLoop::READ);
+  loop.add_handler(b.fds[0], handler, IOLoop::READ);
+  ASSERT_EQ(::write(a.fds[1], "x", 1), 1);
+  ASSERT_EQ(::write(b.fds[1], "x", 1), 1);
+  loop.start();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(IOLoop, HandlerMayRemoveItselfAndRegisterManyOthers) {
+  IOLoop loop;
+  SocketPair pair;
+  Watchdog watchdog(loop, 5s);
+  std::vector<int> extra;
+  bool done = false;
+  loop.add_handler(pair.fds[0], [&](int fd, uint32_t) {
+    loop.remove_handler(fd);
+    // Growing the handler table while this handler runs must not disturb it.
+    for (int i = 0; i < 64; ++i) {
+      int d = dup(pair.fds[1]);
+      extra.push_back(d);
+      loop.add_handler(d, [](int, uint32_t) {}, IOLoop::WRITE);
+    }
+    done = (fd == pair.fds[0]);
+    loop.stop();
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  loop.start();
+  EXPECT_TRUE(done);
+  for (int d : extra) {
+    loop.remove_handler(d);
+    ::close(d);
+  }
+}
+
+TEST(IOLoop, AddingAnFdTwiceIsAnError) {
+  IOLoop loop;
+  SocketPair pair;
+  loop.add_handler(pair.fds[0], [](int, uint32_t) {}, IOLoop::READ);
+  EXPECT_THROW(loop.add_handler(pair.fds[0], [](int, uint32_t) {}, IOLoop::READ), std::logic_error);
+  EXPECT_THROW(loop.update_handler(pair.fds[1], IOLoop::READ), std::logic_error);
+  loop.remove_handler(pair.fds[0]);
+}
+
+TEST(IOLoop, ThrowingCallbackIsLoggedAndLoopCarriesOn) {
+  IOLoop loop;
+  bool after = false;
+  loop.add_callback([] { throw std::runtime_error("boom in callback"); });
+  loop.add_callback([&] {
+    after = true;
+    loop.stop();
+  });
+  testing::internal::CaptureStderr();
+  loop.start();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(after);
+  EXPECT_NE(err.find("Exception in callback"), std::string::npos) << err;
+  EXPECT_NE(err.find("boom in callback"), std::string::npos) << err;
+}
+
+TEST(IOLoop, ThrowingHandlerIsLoggedWithItsFd) {
+  IOLoop loop;
+  SocketPair pair;
+  Watchdog watchdog(loop, 5s);
+  loop.add_handler(pair.fds[0], [&](int fd, uint32_t) {
+    loop.remove_handler(fd);
+    loop.call_later(10ms, [&] { loop.stop(); });
+    throw std::runtime_error("boom in handler");
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  testing::internal::CaptureStderr();
+  loop.start();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_NE(err.find("I/O handler for fd " + std::to_string(pair.fds[0])), std::string::npos) << err;
+  EXPECT_NE(err.find("boom in handler"), std::string::npos) << err;
+}
+
+TEST(IOLoop, ThrowingTimerIsLoggedAndLaterTimersRun) {
+  IOLoop loop;
+  bool later = false;
+  loop.call_later(1ms, [] { throw std::runtime_error("boom in timer"); });
+  loop.call_later(5ms, [&] {
+    later = true;
+    loop.stop();
+  });
+  testing::internal::CaptureStderr();
+  loop.start();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(later);
+  EXPECT_NE(err.find("boom in timer"), std::string::npos);
+}
+
+namespace {
+void ignore_signal(int) {}
+}  // namespace
+
+TEST(IOLoop, SignalInterruptingPollIsTolerated) {
+  struct sigaction action {};
+  action.sa_handler = ignore_signal;  // no SA_RESTART: epoll_wait fails with EINTR
+  struct sigaction previous {};
+  ASSERT_EQ(sigaction(SIGUSR1, &action, &previous), 0);
+  IOLoop loop;
+  Watchdog watchdog(loop, 10s);
+  pthread_t loop_thread = pthread_self();
+  bool stopped_by_callback = false;
+  std::thread other([&] {
+    std::this_thread::sleep_for(50ms);
+    pthread_kill(loop_thread, SIGUSR1);
+    std::this_thread::sleep_for(50ms);
+    loop.add_callback([&] {
+      stopped_by_callback = true;
+      loop.stop();
+    });
+  });
+  EXPECT_NO_THROW(loop.start());
+  other.join();
+  sigaction(SIGUSR1, &previous, nullptr);
+  EXPECT_TRUE(stopped_by_callback);
+}
+
+TEST(IOLoop, RunSyncReturnsTheResult) {
+  IOLoop loop;
+  int value = loop.run_sync([&] {
+    Future<int> f;
+    loop.call_later(1ms, [f]() mutable { f.set_result(42); });
+    return f;
+  });
+  EXPECT_EQ(value, 42);
+}
+
+TEST(IOLoop, RunSyncRethrowsTheFailure) {
+  IOLoop loop;
+  EXPECT_THROW(loop.run_sync([&] {
+    Future<void> f;
+    f.set_exception(std::runtime_error("failed"));
+    return f;
+  }),
+               std::runtime_error);
+}
+
+TEST(IOLoop, RunSyncTimesOut) {
+  IOLoop loop;
+  Future<int> never;
+  auto start = Clock::now();
+  EXPECT_THROW(loop.run_sync([&] { return never; }, 20ms), TimeoutError);
+  EXPECT_GE(Clock::now() - start, 20ms);
+}
+
+TEST(IOLoop, CurrentIsPerThread) {
+  IOLoop loop;
+  EXPECT_EQ(&IOLoop::current(), &loop);
+  IOLoop* other_current = nullptr;
+  std::thread other([&] { other_current = &IOLoop::current(); });
+  other.join();
+  EXPECT_NE(other_current, nullptr);
+  EXPECT_NE(other_current, &loop);
+}
+
+TEST(IOLoop, CloseReleasesItsDescriptors) {
+  size_t before = open_fd_count();
+  {
+    IOLoop loop;
+    EXPECT_EQ(open_fd_count(), before + 2);  // epoll + eventfd
+    loop.call_later(1h, [] {});
+    loop.add_callback([] {});
+  }
+  EXPECT_EQ(open_fd_count(), before);
+}
+
+TEST(IOLoop, CloseDropsQueuedCallbacksAndTimersWithoutRunning) {
+  bool ran = false;
+  auto owner = std::make_shared<int>(1);
+  std::weak_ptr<int> watch = owner;
+  {
+    IOLoop loop;
+    loop.add_callback([&ran, owner] { ran = true; });
+    loop.call_later(1ms, [&ran, owner] { ran = true; });
+    owner.reset();
+    loop.close();
+    loop.add_callback([&] { ran = true; });  // dropped: the loop is closed
+    EXPECT_TRUE(watch.expired());
+  }
+  EXPECT_FALSE(ran);
+}
+
+TEST(IOLoop, PosterDropsCallbacksOnceTheLoopIsClosed) {
+  std::shared_ptr<LoopPoster> poster;
+  {
+    IOLoop loop;
+    poster = loop.poster();
+    EXPECT_TRUE(poster->post([] {}));
+  }
+  EXPECT_FALSE(poster->post([] { FAIL() << "must not run"; }));
+}
