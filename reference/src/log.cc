@@ -1,7 +1,10 @@
 #include "squall/log.h"
 
+#include <cxxabi.h>
+
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <exception>
 #include <stdexcept>
@@ -60,11 +63,23 @@ void log_line(LogLevel level, LogCategory category, std::string_view message) {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+namespace {
+
+std::string demangle(const char* mangled) {
+  int status = 0;
+  char* readable = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string name = status == 0 && readable ? readable : mangled;
+  std::free(readable);
+  return name;
+}
+
+}  // namespace
+
 std::string describe_current_exception() {
   try {
     throw;
   } catch (const std::exception& e) {
-    return fmt::format("{}: {}", typeid(e).name(), e.what());
+    return fmt::format("{}: {}", demangle(typeid(e).name()), e.what());
   } catch (...) {
     return "unknown exception";
   }
