@@ -8,8 +8,8 @@ packages=(
   clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libre2-dev zlib1g-dev libssl-dev libcli11-dev
-  python3 python3-pytest python3-tornado
-  curl
+  python3 python3-pytest python3-tornado python3-aiohttp python3-matplotlib
+  curl wrk nginx-light h2o
 )
 
 missing=()
