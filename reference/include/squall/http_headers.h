@@ -1,0 +1,137 @@
+// HTTPHeaders: the header fields of one HTTP message (Tornado's `httputil.HTTPHeaders`).
+//
+// What it is for: every layer above the parser (connection, server, router, handler,
+// client) reads and writes header fields through this one type. It is a case-insensitive
+// multi-map that keeps insertion order and each field line's name exactly as received,
+// so that `/echo` can answer the headers "as received" and `Set-Cookie` can be sent
+// several times. Tornado's dictionary view is kept: `get` joins repeated fields with ","
+// (RFC 9110 §5.3), `get_list` returns every value.
+//
+// Why it looks like this: it is built once per request on the hot path, so it is one
+// contiguous byte arena plus a small vector of offsets (two allocations per message, not
+// two per field) and lookups are linear ASCII case-insensitive scans, which beat a map
+// for the usual 5-30 fields. Views returned by the accessors point into the arena and
+// stay valid until the next mutation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace squall {
+
+// One field line: a name and a value, both views into someone else's bytes.
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+  friend bool operator==(const HeaderField&, const HeaderField&) = default;
+};
+
+// ASCII case-insensitive equality of two field names.
+bool header_name_equals(std::string_view a, std::string_view b) noexcept;
+
+// Tornado's display form of a field name: "coNtent-TYPE" -> "Content-Type".
+std::string normalize_name(std::string_view name);
+
+class HTTPHeaders {
+ public:
+  class const_iterator;
+
+  HTTPHeaders() = default;
+  HTTPHeaders(std::initializer_list<HeaderField> fields);
+  // Builds the headers from parsed field lines with exactly two allocations.
+  static HTTPHeaders from_fields(std::span<const HeaderField> fields);
+
+  // Appends a field line; earlier lines with the same name are kept.
+  void add(std::string_view name, std::string_view value);
+  // Replaces every line named `name` by one line, kept at the position of the first
+  // such line (like assigning to an existing key of a Python dict); appends if absent.
+  void set(std::string_view name, std::string_view value);
+  // Removes every line named `name`; returns how many were removed.
+  std::size_t remove(std::string_view name);
+  void clear() noexcept;
+  void reserve(std::size_t fields, std::size_t bytes);
+
+  bool contains(std::string_view name) const noexcept;
+  std::size_t count(std::string_view name) const noexcept;
+  // First value of `name`, zero-copy.
+  std::optional<std::string_view> get_first(std::string_view name) const noexcept;
+  // Tornado's `headers[name]`: all values of `name` joined with ",".
+  std::optional<std::string> get(std::string_view name) const;
+  // Tornado's `headers.get(name, default)`.
+  std::string get(std::string_view name, std::string_view default_value) const;
+  // Tornado's `get_list`: every value of `name`, in order.
+  std::vector<std::string_view> get_list(std::string_view name) const;
+
+  // Number of field lines (Tornado's len() counts distinct names instead).
+  std::size_t size() const noexcept { return slots_.size(); }
+  bool empty() const noexcept { return slots_.empty(); }
+  HeaderField operator[](std::size_t index) const noexcept { return field(slots_[index]); }
+  const_iterator begin() const noexcept;
+  const_iterator end() const noexcept;
+
+ private:
+  struct Slot {
+    std::uint32_t name_offset;
+    std::uint32_t name_size;
+    std::uint32_t value_offset;
+    std::uint32_t value_size;
+  };
+
+  HeaderField field(const Slot& slot) const noexcept {
+    return {std::string_view(arena_).substr(slot.name_offset, slot.name_size),
+            std::string_view(arena_).substr(slot.value_offset, slot.value_size)};
+  }
+  Slot store(std::string_view name, std::string_view value);
+  void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
+  void compact_if_wasteful();
+
+  std::string arena_;        // names and values, back to back
+  std::vector<Slot> slots_;  // one per field line, in order
+  std::size_t garbage_ = 0;  // arena bytes no slot refers to any more
+};
+
+// Iterates over all field lines in order as HeaderField values.
+class HTTPHeaders::const_iterator {
+ public:
+  using iterator_category = std::forward_iterator_tag;
+  using value_type = HeaderField;
+  using difference_type = std::ptrdiff_t;
+  using pointer = void;
+  using reference = HeaderField;
+
+  const_iterator() = default;
+  HeaderField operator*() const noexcept { return (*headers_)[index_]; }
+  const_iterator& operator++() noexcept {
+    ++index_;
+    return *this;
+  }
+  const_iterator operator++(int) noexcept {
+    const_iterator before = *this;
+    ++index_;
+    return before;
+  }
+  friend bool operator==(const const_iterator& a, const const_iterator& b) noexcept {
+    return a.index_ == b.index_;
+  }
+
+ private:
+  friend class HTTPHeaders;
+  const_iterator(const HTTPHeaders* headers, std::size_t index) noexcept
+      : headers_(headers), index_(index) {}
+  const HTTPHeaders* headers_ = nullptr;
+  std::size_t index_ = 0;
+};
+
+inline HTTPHeaders::const_iterator HTTPHeaders::begin() const noexcept { return {this, 0}; }
+inline HTTPHeaders::const_iterator HTTPHeaders::end() const noexcept {
+  return {this, slots_.size()};
+}
+
+}  // namespace squall

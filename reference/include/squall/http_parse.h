@@ -1,0 +1,167 @@
+// HTTP/1.x message framing parsers: start lines, header blocks, whole heads,
+// Content-Length, Transfer-Encoding and chunk-size lines (the parsing half of Tornado's
+// `httputil` and `http1connection`, as pure functions).
+//
+// What it is for: `HTTP1Connection` reads a head with `read_until_regex("\r?\n\r?\n")`
+// and a chunk-size line with `read_until("\r\n")`, then hands the bytes here. Nothing
+// here touches a socket or a loop, so the unit tests, fuzzers and benchmarks call these
+// functions directly.
+//
+// Why it looks like this: parsing is where request smuggling and crashes live, so each
+// function is strict (RFC 9110/9112 grammar; Tornado's leniencies only where the RFC
+// allows them), bounded (limits below) and total: it returns either a value or a
+// ParseError carrying the status the server should answer with (400, 413, 414, 431,
+// 505) and a short static reason for the log. Results are views into the caller's bytes
+// (zero-copy); a head is parsed in one pass with memchr and word-at-a-time checks, and
+// the only allocation is the output vector.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "squall/http_headers.h"
+
+namespace squall {
+
+// Why a message was rejected: the status to answer with and a short static reason.
+struct ParseError {
+  int status = 400;
+  std::string_view reason;
+  friend bool operator==(const ParseError&, const ParseError&) = default;
+};
+
+// A value or a ParseError (std::expected is C++23).
+template <class T>
+class [[nodiscard]] ParseResult {
+ public:
+  ParseResult(T value) : state_(std::in_place_index<0>, std::move(value)) {}
+  ParseResult(ParseError error) : state_(std::in_place_index<1>, error) {}
+
+  bool ok() const noexcept { return state_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+  // Throws std::bad_variant_access when called on an error.
+  T& value() & { return std::get<0>(state_); }
+  const T& value() const& { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  // Throws std::bad_variant_access when called on a value.
+  const ParseError& error() const { return std::get<1>(state_); }
+
+ private:
+  std::variant<T, ParseError> state_;
+};
+
+template <>
+class [[nodiscard]] ParseResult<void> {
+ public:
+  ParseResult() = default;
+  ParseResult(ParseError error) : error_(error) {}
+  bool ok() const noexcept { return !error_.has_value(); }
+  explicit operator bool() const noexcept { return ok(); }
+  const ParseError& error() const { return error_.value(); }
+
+ private:
+  std::optional<ParseError> error_;
+};
+
+// RFC 9110 §5.6.2 token characters.
+bool is_tchar(char c) noexcept;
+bool is_token(std::string_view s) noexcept;
+// RFC 9110 §5.5 field-value bytes: no CTL except HTAB, no DEL; obs-text allowed.
+// Use it before sending a header value (response splitting).
+bool is_valid_field_value(std::string_view value) noexcept;
+
+// Bounds and policies for parsing a message head.
+struct HeadLimits {
+  std::size_t max_fields = 100;           // more field lines -> 431
+  std::size_t max_field_line = 65536;     // one longer field line -> 431
+  std::size_t max_start_line = 65536;     // longer request line -> 414 (status line: 400)
+  bool allow_obs_text_in_target = false;  // bytes >= 0x80 in the request-target
+  // RFC 9112 §5.2: servers reject obs-fold (400); user agents must unfold it. When set,
+  // a folded value's view spans its continuation lines; see unfold_field_value().
+  bool unfold_obs_fold = false;
+};
+
+struct RequestLine {
+  std::string_view method;   // a token, case-sensitive
+  std::string_view target;   // as sent, not decoded
+  std::string_view version;  // "HTTP/1.0", "HTTP/1.1" (any HTTP/1.x is accepted)
+  int minor = 1;             // the x in HTTP/1.x
+};
+
+struct ResponseLine {
+  std::string_view version;
+  int code = 0;            // 100..999
+  std::string_view reason;  // may be empty
+  int minor = 1;
+};
+
+struct RequestHead {
+  RequestLine start_line;
+  std::vector<HeaderField> headers;  // in order, names as sent, views into the head
+};
+
+struct ResponseHead {
+  ResponseLine start_line;  // views into the head
+  HTTPHeaders headers;      // owning; obs-fold unfolded as RFC 9112 §5.2 requires
+};
+
+// "GET /path HTTP/1.1" (no line terminator). 400 for bad syntax, 414 when longer than
+// limits.max_start_line, 505 for a well-formed version other than HTTP/1.x.
+ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLimits& limits = {});
+
+// "HTTP/1.1 200 OK" (no line terminator); "HTTP/1.1 204" without the SP is tolerated.
+ParseResult<ResponseLine> parse_response_line(std::string_view line);
+
+// Field lines, each ending in CRLF or bare LF (the last terminator is optional), up to an
+// optional empty line which must be the end of `block`. Appends to `out`.
+ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderField>& out,
+                                     const HeadLimits& limits = {});
+ParseResult<std::vector<HeaderField>> parse_header_block(std::string_view block,
+                                                         const HeadLimits& limits = {});
+// The same into an owning HTTPHeaders (values unfolded if limits.unfold_obs_fold).
+ParseResult<HTTPHeaders> parse_headers(std::string_view block, const HeadLimits& limits = {});
+
+// Joins the lines of a value captured with unfold_obs_fold: each line break and the
+// whitespace around it become one SP ("a\r\n  b" -> "a b").
+std::string unfold_field_value(std::string_view value);
+
+// A whole request head as read through the blank line: empty lines before the request
+// line are skipped (RFC 9112 §2.2); a head of only empty lines is a 400 "no request line".
+ParseResult<RequestHead> parse_request_head(std::string_view head, const HeadLimits& limits = {});
+// A whole response head (for the client); obs-fold is unfolded.
+ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits limits = {});
+
+// Content-Length (RFC 9110 §8.6) from the combined field value (HTTPHeaders::get):
+// 1*DIGIT, or a list of identical values ("5, 5" -> 5). Signs, inner spaces, empty
+// values, differing values, or more than INT64_MAX -> 400.
+ParseResult<std::uint64_t> parse_content_length(std::string_view value);
+
+struct TransferEncoding {
+  bool chunked = false;           // the final coding is chunked
+  std::size_t other_codings = 0;  // codings other than chunked (servers answer 501)
+};
+
+// Transfer-Encoding (RFC 9112 §6.1) from the combined field value: a list of codings
+// with optional parameters. Bad syntax, no coding, or chunked anywhere but last -> 400.
+ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value);
+
+struct ChunkLimits {
+  std::uint64_t max_size = std::uint64_t{1} << 62;  // a larger chunk -> 413
+  std::size_t max_extensions = 256;                 // bytes of chunk-ext -> 400 beyond
+};
+
+// "1A;name=value\r\n" (the CRLF is optional): RFC 9112 §7.1 chunk-size [ chunk-ext ].
+ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line,
+                                                 const ChunkLimits& limits = {});
+
+}  // namespace squall

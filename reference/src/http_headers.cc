@@ -1,0 +1,200 @@
+#include "squall/http_headers.h"
+
+#include <functional>
+#include <limits>
+#include <stdexcept>
+
+namespace squall {
+
+namespace {
+
+constexpr char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+constexpr char ascii_upper(char c) noexcept {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+}
+
+// The arena is addressed with 32-bit offsets; header blocks are bounded far below that.
+constexpr std::size_t kMaxArena = std::numeric_limits<std::uint32_t>::max();
+
+// Compact once dead bytes exceed both this floor and the live bytes.
+constexpr std::size_t kCompactFloor = 4096;
+
+bool points_into(const std::string& buffer, std::string_view view) noexcept {
+  const std::less<const char*> before;
+  const char* begin = buffer.data();
+  const char* end = begin + buffer.size();
+  return !view.empty() && !before(view.data(), begin) && before(view.data(), end);
+}
+
+}  // namespace
+
+bool header_name_equals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i] && ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string normalize_name(std::string_view name) {
+  std::string out(name);
+  bool word_start = true;
+  for (char& c : out) {
+    c = word_start ? ascii_upper(c) : ascii_lower(c);
+    word_start = (c == '-');
+  }
+  return out;
+}
+
+HTTPHeaders::HTTPHeaders(std::initializer_list<HeaderField> fields) {
+  std::size_t bytes = 0;
+  for (const HeaderField& f : fields) bytes += f.name.size() + f.value.size();
+  reserve(fields.size(), bytes);
+  for (const HeaderField& f : fields) add(f.name, f.value);
+}
+
+HTTPHeaders HTTPHeaders::from_fields(std::span<const HeaderField> fields) {
+  HTTPHeaders headers;
+  std::size_t bytes = 0;
+  for (const HeaderField& f : fields) bytes += f.name.size() + f.value.size();
+  headers.reserve(fields.size(), bytes);
+  for (const HeaderField& f : fields) headers.add(f.name, f.value);
+  return headers;
+}
+
+void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
+  slots_.reserve(fields);
+  arena_.reserve(bytes);
+}
+
+HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
+  if (points_into(arena_, name) || points_into(arena_, value)) {
+    // Appending may reallocate the arena under the views: copy them out first.
+    const std::string name_copy(name), value_copy(value);
+    return store(name_copy, value_copy);
+  }
+  if (name.size() + value.size() > kMaxArena - arena_.size()) {
+    throw std::length_error("HTTPHeaders: header data too large");
+  }
+  Slot slot{};
+  slot.name_offset = static_cast<std::uint32_t>(arena_.size());
+  slot.name_size = static_cast<std::uint32_t>(name.size());
+  arena_.append(name);
+  slot.value_offset = static_cast<std::uint32_t>(arena_.size());
+  slot.value_size = static_cast<std::uint32_t>(value.size());
+  arena_.append(value);
+  return slot;
+}
+
+void HTTPHeaders::add(std::string_view name, std::string_view value) {
+  slots_.push_back(store(name, value));
+}
+
+void HTTPHeaders::set(std::string_view name, std::string_view value) {
+  std::size_t kept = 0;
+  bool found = false;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (!header_name_equals(field(slots_[i]).name, name)) {
+      slots_[kept++] = slots_[i];
+    } else if (!found) {
+      found = true;
+      forget(slots_[i]);
+      // `name`/`value` may point into the arena: store() copies before anything moves.
+      slots_[kept++] = store(name, value);
+    } else {
+      forget(slots_[i]);
+    }
+  }
+  slots_.resize(kept);
+  if (!found) add(name, value);
+  compact_if_wasteful();
+}
+
+std::size_t HTTPHeaders::remove(std::string_view name) {
+  std::size_t kept = 0;
+  const std::size_t before = slots_.size();
+  for (std::size_t i = 0; i < before; ++i) {
+    if (header_name_equals(field(slots_[i]).name, name)) {
+      forget(slots_[i]);
+    } else {
+      slots_[kept++] = slots_[i];
+    }
+  }
+  slots_.resize(kept);
+  compact_if_wasteful();
+  return before - kept;
+}
+
+void HTTPHeaders::clear() noexcept {
+  arena_.clear();
+  slots_.clear();
+  garbage_ = 0;
+}
+
+void HTTPHeaders::compact_if_wasteful() {
+  const std::size_t live = arena_.size() - garbage_;
+  if (garbage_ < kCompactFloor || garbage_ < live) return;
+  std::string fresh;
+  fresh.reserve(live);
+  for (Slot& slot : slots_) {
+    HeaderField f = field(slot);
+    slot.name_offset = static_cast<std::uint32_t>(fresh.size());
+    fresh.append(f.name);
+    slot.value_offset = static_cast<std::uint32_t>(fresh.size());
+    fresh.append(f.value);
+  }
+  arena_.swap(fresh);
+  garbage_ = 0;
+}
+
+bool HTTPHeaders::contains(std::string_view name) const noexcept {
+  return get_first(name).has_value();
+}
+
+std::size_t HTTPHeaders::count(std::string_view name) const noexcept {
+  std::size_t n = 0;
+  for (const Slot& slot : slots_) n += header_name_equals(field(slot).name, name);
+  return n;
+}
+
+std::optional<std::string_view> HTTPHeaders::get_first(std::string_view name) const noexcept {
+  for (const Slot& slot : slots_) {
+    HeaderField f = field(slot);
+    if (header_name_equals(f.name, name)) return f.value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> HTTPHeaders::get(std::string_view name) const {
+  std::optional<std::string> joined;
+  for (const Slot& slot : slots_) {
+    HeaderField f = field(slot);
+    if (!header_name_equals(f.name, name)) continue;
+    if (joined) {
+      joined->push_back(',');
+      joined->append(f.value);
+    } else {
+      joined.emplace(f.value);
+    }
+  }
+  return joined;
+}
+
+std::string HTTPHeaders::get(std::string_view name, std::string_view default_value) const {
+  std::optional<std::string> joined = get(name);
+  return joined ? std::move(*joined) : std::string(default_value);
+}
+
+std::vector<std::string_view> HTTPHeaders::get_list(std::string_view name) const {
+  std::vector<std::string_view> values;
+  for (const Slot& slot : slots_) {
+    HeaderField f = field(slot);
+    if (header_name_equals(f.name, name)) values.push_back(f.value);
+  }
+  return values;
+}
+
+}  // namespace squall

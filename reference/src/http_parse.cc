@@ -1,0 +1,470 @@
+#include "squall/http_parse.h"
+
+#include <array>
+#include <cstring>
+#include <limits>
+
+namespace squall {
+
+namespace {
+
+// ---- character classes ------------------------------------------------------------
+
+enum CharClass : std::uint8_t {
+  kTchar = 1,       // RFC 9110 §5.6.2 tchar
+  kFieldChar = 2,   // field-vchar / SP / HTAB (RFC 9110 §5.5)
+  kTargetChar = 4,  // visible US-ASCII (request-target bytes before URI checks)
+  kHexDigit = 8,
+  kQdText = 16,     // RFC 9110 §5.6.4 qdtext
+};
+
+constexpr std::array<std::uint8_t, 256> make_char_classes() {
+  std::array<std::uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    std::uint8_t bits = 0;
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (alnum || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                     std::string_view::npos) {
+      bits |= kTchar;
+    }
+    if (c == '\t' || (c >= 0x20 && c != 0x7f)) bits |= kFieldChar;
+    if (c > 0x20 && c < 0x7f) bits |= kTargetChar;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+      bits |= kHexDigit;
+    }
+    if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
+        (c >= 0x5d && c <= 0x7e) || c >= 0x80) {
+      bits |= kQdText;
+    }
+    t[static_cast<std::size_t>(c)] = bits;
+  }
+  return t;
+}
+
+constexpr std::array<std::uint8_t, 256> kCharClasses = make_char_classes();
+
+inline bool has_class(char c, CharClass cls) noexcept {
+  return (kCharClasses[static_cast<unsigned char>(c)] & cls) != 0;
+}
+
+inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::size_t skip_ows(std::string_view s, std::size_t pos) noexcept {
+  while (pos < s.size() && is_ows(s[pos])) ++pos;
+  return pos;
+}
+
+std::size_t skip_token(std::string_view s, std::size_t pos) noexcept {
+  while (pos < s.size() && is_tchar(s[pos])) ++pos;
+  return pos;
+}
+
+// True if any byte of the 8-byte word is below 0x20 or equal to 0x7f (exact as a
+// yes/no answer; the classic "hasless"/"haszero" bit tricks).
+inline bool word_may_hold_ctl(std::uint64_t w) noexcept {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
+  const std::uint64_t del = w ^ (kOnes * 0x7f);
+  const std::uint64_t has_del = (del - kOnes) & ~del & kHighs;
+  return (below_space | has_del) != 0;
+}
+
+bool field_bytes_valid(const char* p, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (!word_may_hold_ctl(w)) continue;
+    for (std::size_t j = i; j < i + 8; ++j) {
+      if (!has_class(p[j], kFieldChar)) return false;
+    }
+  }
+  for (; i < n; ++i) {
+    if (!has_class(p[i], kFieldChar)) return false;
+  }
+  return true;
+}
+
+// Position just past a quoted-string starting at `pos` (which holds '"'), or npos.
+std::size_t skip_quoted_string(std::string_view s, std::size_t pos) noexcept {
+  for (++pos; pos < s.size(); ++pos) {
+    const char c = s[pos];
+    if (c == '"') return pos + 1;
+    if (c == '\\') {
+      if (++pos >= s.size() || !has_class(s[pos], kFieldChar)) return std::string_view::npos;
+    } else if (!has_class(c, kQdText)) {
+      return std::string_view::npos;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Position just past `token [ BWS "=" BWS ( token / quoted-string ) ]` at `pos`, or npos.
+std::size_t skip_parameter(std::string_view s, std::size_t pos) noexcept {
+  const std::size_t name_end = skip_token(s, pos);
+  if (name_end == pos) return std::string_view::npos;
+  std::size_t p = skip_ows(s, name_end);
+  if (p >= s.size() || s[p] != '=') return name_end;
+  p = skip_ows(s, p + 1);
+  if (p < s.size() && s[p] == '"') return skip_quoted_string(s, p);
+  const std::size_t value_end = skip_token(s, p);
+  return value_end == p ? std::string_view::npos : value_end;
+}
+
+// ---- lines ------------------------------------------------------------------------
+
+// One line of a head: its content (terminator removed) and where the next one starts.
+struct Line {
+  std::string_view content;
+  std::size_t next = 0;
+  bool terminated = false;
+};
+
+Line next_line(std::string_view s, std::size_t pos) noexcept {
+  const char* begin = s.data() + pos;
+  const void* nl = std::memchr(begin, '\n', s.size() - pos);
+  if (nl == nullptr) return {s.substr(pos), s.size(), false};
+  std::size_t end = static_cast<std::size_t>(static_cast<const char*>(nl) - s.data());
+  const std::size_t next = end + 1;
+  if (end > pos && s[end - 1] == '\r') --end;
+  return {s.substr(pos, end - pos), next, true};
+}
+
+// Skips empty lines (CRLF or LF) at the start of a head; returns where content starts.
+std::size_t skip_blank_lines(std::string_view head) noexcept {
+  std::size_t pos = 0;
+  for (;;) {
+    if (head.substr(pos, 1) == "\n") {
+      pos += 1;
+    } else if (head.substr(pos, 2) == "\r\n") {
+      pos += 2;
+    } else {
+      return pos;
+    }
+  }
+}
+
+// "HTTP/" DIGIT "." DIGIT. Returns {major, minor} or nullopt for anything else.
+std::optional<std::pair<int, int>> parse_http_version(std::string_view v) noexcept {
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !is_digit(v[5]) || v[6] != '.' ||
+      !is_digit(v[7])) {
+    return std::nullopt;
+  }
+  return std::pair<int, int>{v[5] - '0', v[7] - '0'};
+}
+
+bool target_valid(std::string_view target, bool allow_obs_text) noexcept {
+  for (char c : target) {
+    if (has_class(c, kTargetChar)) continue;
+    if (allow_obs_text && static_cast<unsigned char>(c) >= 0x80) continue;
+    return false;
+  }
+  return true;
+}
+
+ParseError field_name_error(std::string_view name) noexcept {
+  if (name.empty()) return {400, "empty header name"};
+  if (is_ows(name.back())) return {400, "whitespace before colon in header"};
+  return {400, "invalid character in header name"};
+}
+
+// Appends a continuation line (obs-fold) to the last field's value view.
+ParseResult<void> extend_folded_value(std::vector<HeaderField>& out, std::size_t first,
+                                      std::string_view line) {
+  if (out.size() == first) return ParseError{400, "whitespace before first header"};
+  const std::string_view more = trim_ows(line);
+  if (!field_bytes_valid(more.data(), more.size())) {
+    return ParseError{400, "invalid character in header value"};
+  }
+  if (more.empty()) return {};
+  HeaderField& last = out.back();
+  const char* begin = last.value.empty() ? more.data() : last.value.data();
+  last.value = std::string_view(begin, static_cast<std::size_t>(more.data() + more.size() - begin));
+  return {};
+}
+
+HTTPHeaders headers_from(const std::vector<HeaderField>& fields, bool unfold) {
+  if (!unfold) return HTTPHeaders::from_fields(fields);
+  HTTPHeaders headers;
+  headers.reserve(fields.size(), 0);
+  for (const HeaderField& f : fields) {
+    if (f.value.find('\n') == std::string_view::npos) {
+      headers.add(f.name, f.value);
+    } else {
+      headers.add(f.name, unfold_field_value(f.value));
+    }
+  }
+  return headers;
+}
+
+}  // namespace
+
+// ---- tokens -------------------------------------------------------------------------
+
+bool is_tchar(char c) noexcept { return has_class(c, kTchar); }
+
+bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!is_tchar(c)) return false;
+  }
+  return true;
+}
+
+bool is_valid_field_value(std::string_view value) noexcept {
+  return field_bytes_valid(value.data(), value.size());
+}
+
+// ---- start lines ----------------------------------------------------------------------
+
+ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLimits& limits) {
+  if (line.size() > limits.max_start_line) return ParseError{414, "request line too long"};
+  const std::size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) return ParseError{400, "malformed request line"};
+  const std::size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return ParseError{400, "malformed request line"};
+
+  RequestLine out;
+  out.method = line.substr(0, sp1);
+  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  out.version = line.substr(sp2 + 1);
+  if (!is_token(out.method)) return ParseError{400, "invalid method"};
+  if (out.target.empty()) return ParseError{400, "empty request target"};
+  if (!target_valid(out.target, limits.allow_obs_text_in_target)) {
+    return ParseError{400, "invalid character in request target"};
+  }
+  const auto version = parse_http_version(out.version);
+  if (!version) return ParseError{400, "malformed HTTP version"};
+  if (version->first != 1) return ParseError{505, "HTTP version not supported"};
+  out.minor = version->second;
+  return out;
+}
+
+ParseResult<ResponseLine> parse_response_line(std::string_view line) {
+  // HTTP-version SP 3DIGIT [ SP reason-phrase ]
+  if (line.size() < 12 || line[8] != ' ') return ParseError{400, "malformed status line"};
+  const auto version = parse_http_version(line.substr(0, 8));
+  if (!version) return ParseError{400, "malformed HTTP version"};
+  if (version->first != 1) return ParseError{505, "HTTP version not supported"};
+  const std::string_view code = line.substr(9, 3);
+  if (code[0] < '1' || code[0] > '9' || !is_digit(code[1]) || !is_digit(code[2])) {
+    return ParseError{400, "malformed status code"};
+  }
+  ResponseLine out;
+  out.version = line.substr(0, 8);
+  out.minor = version->second;
+  out.code = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+  if (line.size() > 12) {
+    if (line[12] != ' ') return ParseError{400, "malformed status code"};
+    out.reason = line.substr(13);
+    if (!is_valid_field_value(out.reason)) return ParseError{400, "invalid reason phrase"};
+  }
+  return out;
+}
+
+// ---- header blocks --------------------------------------------------------------------
+
+ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderField>& out,
+                                     const HeadLimits& limits) {
+  const std::size_t first = out.size();
+  std::size_t pos = 0;
+  while (pos < block.size()) {
+    const Line line = next_line(block, pos);
+    const std::string_view text = line.content;
+    if (text.empty() && line.terminated) {  // the empty line ending the head
+      if (line.next != block.size()) return ParseError{400, "data after end of headers"};
+      break;
+    }
+    if (text.size() > limits.max_field_line) return ParseError{431, "header line too long"};
+    pos = line.next;
+    if (is_ows(text.front())) {
+      if (!limits.unfold_obs_fold) {
+        return ParseError{400, out.size() == first ? "whitespace before first header"
+                                                   : "obsolete line folding"};
+      }
+      auto folded = extend_folded_value(out, first, text);
+      if (!folded) return folded;
+      continue;
+    }
+    std::size_t colon = 0;
+    while (colon < text.size() && is_tchar(text[colon])) ++colon;
+    if (colon == 0 || colon == text.size() || text[colon] != ':') {
+      colon = text.find(':');
+      if (colon == std::string_view::npos) return ParseError{400, "no colon in header line"};
+      return field_name_error(text.substr(0, colon));
+    }
+    const std::string_view name = text.substr(0, colon);
+    const std::string_view value = trim_ows(text.substr(colon + 1));
+    if (!field_bytes_valid(value.data(), value.size())) {
+      return ParseError{400, "invalid character in header value"};
+    }
+    if (out.size() - first >= limits.max_fields) return ParseError{431, "too many headers"};
+    out.push_back({name, value});
+  }
+  return {};
+}
+
+ParseResult<std::vector<HeaderField>> parse_header_block(std::string_view block,
+                                                         const HeadLimits& limits) {
+  std::vector<HeaderField> fields;
+  fields.reserve(16);
+  auto status = parse_header_block(block, fields, limits);
+  if (!status) return status.error();
+  return fields;
+}
+
+ParseResult<HTTPHeaders> parse_headers(std::string_view block, const HeadLimits& limits) {
+  auto fields = parse_header_block(block, limits);
+  if (!fields) return fields.error();
+  return headers_from(*fields, limits.unfold_obs_fold);
+}
+
+std::string unfold_field_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  std::size_t pos = 0;
+  while (pos <= value.size()) {
+    std::size_t nl = value.find('\n', pos);
+    if (nl == std::string_view::npos) nl = value.size();
+    std::string_view piece = value.substr(pos, nl - pos);
+    if (!piece.empty() && piece.back() == '\r') piece.remove_suffix(1);
+    piece = trim_ows(piece);
+    if (!piece.empty()) {
+      if (!out.empty()) out.push_back(' ');
+      out.append(piece);
+    }
+    pos = nl + 1;
+  }
+  return out;
+}
+
+// ---- heads ------------------------------------------------------------------------------
+
+ParseResult<RequestHead> parse_request_head(std::string_view head, const HeadLimits& limits) {
+  const std::size_t start = skip_blank_lines(head);
+  if (start == head.size()) return ParseError{400, "no request line"};
+  const Line line = next_line(head, start);
+  RequestHead out;
+  auto start_line = parse_request_line(line.content, limits);
+  if (!start_line) return start_line.error();
+  out.start_line = *start_line;
+  out.headers.reserve(16);
+  auto status = parse_header_block(head.substr(line.next), out.headers, limits);
+  if (!status) return status.error();
+  return out;
+}
+
+ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits limits) {
+  const std::size_t start = skip_blank_lines(head);
+  if (start == head.size()) return ParseError{400, "no status line"};
+  const Line line = next_line(head, start);
+  if (line.content.size() > limits.max_start_line) return ParseError{400, "status line too long"};
+  auto start_line = parse_response_line(line.content);
+  if (!start_line) return start_line.error();
+  limits.unfold_obs_fold = true;
+  std::vector<HeaderField> fields;
+  fields.reserve(16);
+  auto status = parse_header_block(head.substr(line.next), fields, limits);
+  if (!status) return status.error();
+  return ResponseHead{*start_line, headers_from(fields, true)};
+}
+
+// ---- body framing ---------------------------------------------------------------------
+
+ParseResult<std::uint64_t> parse_content_length(std::string_view value) {
+  constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::string_view first;
+  std::size_t pos = 0;
+  do {
+    std::size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    const std::string_view element = trim_ows(value.substr(pos, comma - pos));
+    if (element.empty()) return ParseError{400, "empty Content-Length"};
+    for (char c : element) {
+      if (!is_digit(c)) return ParseError{400, "non-numeric Content-Length"};
+    }
+    if (first.empty()) {
+      first = element;
+    } else if (element != first) {
+      return ParseError{400, "multiple differing Content-Length values"};
+    }
+    pos = comma + 1;
+  } while (pos <= value.size());
+
+  std::uint64_t n = 0;
+  for (char c : first) {
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (n > (kMax - digit) / 10) return ParseError{400, "Content-Length too large"};
+    n = n * 10 + digit;
+  }
+  return n;
+}
+
+ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value) {
+  TransferEncoding out;
+  std::size_t codings = 0;
+  std::size_t pos = 0;
+  while (pos < value.size()) {
+    pos = skip_ows(value, pos);
+    if (pos < value.size() && value[pos] == ',') {  // empty list element
+      ++pos;
+      continue;
+    }
+    if (pos >= value.size()) break;
+    const std::size_t name_end = skip_token(value, pos);
+    if (name_end == pos) return ParseError{400, "malformed Transfer-Encoding"};
+    if (out.chunked) return ParseError{400, "chunked is not the final transfer coding"};
+    out.chunked = header_name_equals(value.substr(pos, name_end - pos), "chunked");
+    if (!out.chunked) ++out.other_codings;
+    ++codings;
+    pos = skip_ows(value, name_end);
+    while (pos < value.size() && value[pos] == ';') {
+      pos = skip_parameter(value, skip_ows(value, pos + 1));
+      if (pos == std::string_view::npos) return ParseError{400, "malformed Transfer-Encoding"};
+      pos = skip_ows(value, pos);
+    }
+    if (pos < value.size() && value[pos] != ',') {
+      return ParseError{400, "malformed Transfer-Encoding"};
+    }
+  }
+  if (codings == 0) return ParseError{400, "empty Transfer-Encoding"};
+  return out;
+}
+
+ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line, const ChunkLimits& limits) {
+  if (line.ends_with("\r\n")) line.remove_suffix(2);
+  std::uint64_t size = 0;
+  std::size_t pos = 0;
+  for (; pos < line.size() && has_class(line[pos], kHexDigit); ++pos) {
+    const char c = line[pos];
+    const std::uint64_t digit = is_digit(c) ? static_cast<std::uint64_t>(c - '0')
+                                            : static_cast<std::uint64_t>((c | 0x20) - 'a' + 10);
+    if (digit > limits.max_size || size > (limits.max_size - digit) / 16) return ParseError{413, "chunk too large"};
+    size = size * 16 + digit;
+  }
+  if (pos == 0) return ParseError{400, "missing chunk size"};
+  const std::string_view extensions = line.substr(pos);
+  if (extensions.size() > limits.max_extensions) return ParseError{400, "chunk extensions too long"};
+  // *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+  pos = 0;
+  while (pos < extensions.size()) {
+    pos = skip_ows(extensions, pos);
+    if (pos >= extensions.size() || extensions[pos] != ';') {
+      return ParseError{400, "malformed chunk size line"};
+    }
+    pos = skip_parameter(extensions, skip_ows(extensions, pos + 1));
+    if (pos == std::string_view::npos) return ParseError{400, "malformed chunk extension"};
+  }
+  return size;
+}
+
+}  // namespace squall

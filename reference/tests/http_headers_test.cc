@@ -1,0 +1,146 @@
+#include "squall/http_headers.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace squall {
+namespace {
+
+std::vector<HeaderField> all_fields(const HTTPHeaders& h) { return {h.begin(), h.end()}; }
+
+TEST(HTTPHeaders, LookupIgnoresAsciiCase) {
+  HTTPHeaders h;
+  h.add("Content-Type", "text/html");
+  EXPECT_TRUE(h.contains("content-type"));
+  EXPECT_TRUE(h.contains("CONTENT-TYPE"));
+  EXPECT_EQ(h.get_first("cOnTeNt-TyPe"), "text/html");
+  EXPECT_FALSE(h.contains("Content-Typ"));
+  EXPECT_FALSE(h.contains("Content-Type "));
+}
+
+TEST(HTTPHeaders, GetJoinsRepeatedValuesWithComma) {
+  HTTPHeaders h;
+  h.add("Set-Cookie", "A=B");
+  h.add("set-cookie", "C=D");
+  EXPECT_EQ(h.get("SET-COOKIE"), "A=B,C=D");
+  EXPECT_EQ(h.get_first("Set-Cookie"), "A=B");
+}
+
+TEST(HTTPHeaders, GetOfMissingNameIsNulloptOrDefault) {
+  HTTPHeaders h{{"Host", "example.com"}};
+  EXPECT_EQ(h.get("Accept"), std::nullopt);
+  EXPECT_EQ(h.get_first("Accept"), std::nullopt);
+  EXPECT_EQ(h.get("Accept", "*/*"), "*/*");
+  EXPECT_EQ(h.get("host", "*/*"), "example.com");
+}
+
+TEST(HTTPHeaders, GetListReturnsEveryValueInOrder) {
+  HTTPHeaders h;
+  h.add("X-A", "1");
+  h.add("X-B", "2");
+  h.add("x-a", "3");
+  EXPECT_EQ(h.get_list("X-A"), (std::vector<std::string_view>{"1", "3"}));
+  EXPECT_TRUE(h.get_list("X-C").empty());
+  EXPECT_EQ(h.count("x-A"), 2u);
+}
+
+TEST(HTTPHeaders, IterationKeepsInsertionOrderAndSpelling) {
+  HTTPHeaders h;
+  h.add("host", "a");
+  h.add("X-Custom-HEADER", "b");
+  h.add("Host", "c");
+  const std::vector<HeaderField> expected{{"host", "a"}, {"X-Custom-HEADER", "b"}, {"Host", "c"}};
+  EXPECT_EQ(all_fields(h), expected);
+  EXPECT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[1], (HeaderField{"X-Custom-HEADER", "b"}));
+}
+
+TEST(HTTPHeaders, SetReplacesAllValuesAtFirstPosition) {
+  HTTPHeaders h;
+  h.add("A", "1");
+  h.add("B", "2");
+  h.add("a", "3");
+  h.add("C", "4");
+  h.set("A", "9");
+  const std::vector<HeaderField> expected{{"A", "9"}, {"B", "2"}, {"C", "4"}};
+  EXPECT_EQ(all_fields(h), expected);
+}
+
+TEST(HTTPHeaders, SetOfNewNameAppends) {
+  HTTPHeaders h{{"A", "1"}};
+  h.set("B", "2");
+  EXPECT_EQ(all_fields(h), (std::vector<HeaderField>{{"A", "1"}, {"B", "2"}}));
+}
+
+TEST(HTTPHeaders, RemoveDeletesEveryLineOfThatName) {
+  HTTPHeaders h{{"A", "1"}, {"B", "2"}, {"a", "3"}};
+  EXPECT_EQ(h.remove("A"), 2u);
+  EXPECT_FALSE(h.contains("a"));
+  EXPECT_EQ(all_fields(h), (std::vector<HeaderField>{{"B", "2"}}));
+  EXPECT_EQ(h.remove("A"), 0u);
+}
+
+TEST(HTTPHeaders, AddAcceptsViewsIntoItself) {
+  HTTPHeaders h{{"A", std::string(100, 'x')}};
+  for (int i = 0; i < 20; ++i) h.add(h[0].name, *h.get_first("A"));  // forces regrowth
+  EXPECT_EQ(h.count("A"), 21u);
+  for (const HeaderField f : h) EXPECT_EQ(f.value, std::string(100, 'x'));
+  h.set(h[0].name, h[3].value);
+  EXPECT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.get_first("a"), std::string(100, 'x'));
+}
+
+TEST(HTTPHeaders, RepeatedSetDoesNotGrowWithoutBound) {
+  HTTPHeaders h;
+  h.add("Keep", "me");
+  for (int i = 0; i < 10000; ++i) h.set("X-Counter", std::to_string(i) + std::string(50, 'p'));
+  EXPECT_EQ(h.get("X-Counter"), "9999" + std::string(50, 'p'));
+  EXPECT_EQ(h.get_first("Keep"), "me");
+  EXPECT_EQ(h.size(), 2u);
+}
+
+TEST(HTTPHeaders, FromFieldsCopiesTheBytes) {
+  std::string buffer = "Host: a";
+  std::vector<HeaderField> fields{{std::string_view(buffer).substr(0, 4), std::string_view(buffer).substr(6)}};
+  HTTPHeaders h = HTTPHeaders::from_fields(fields);
+  buffer.assign(buffer.size(), '#');
+  EXPECT_EQ(h.get_first("host"), "a");
+}
+
+TEST(HTTPHeaders, CopyIsIndependent) {
+  HTTPHeaders a{{"A", "1"}};
+  HTTPHeaders b = a;
+  b.set("A", "2");
+  EXPECT_EQ(a.get_first("A"), "1");
+  EXPECT_EQ(b.get_first("A"), "2");
+}
+
+TEST(HTTPHeaders, ClearEmptiesEverything) {
+  HTTPHeaders h{{"A", "1"}, {"B", "2"}};
+  h.clear();
+  EXPECT_TRUE(h.empty());
+  EXPECT_TRUE(h.begin() == h.end());
+  h.add("C", "3");
+  EXPECT_EQ(all_fields(h), (std::vector<HeaderField>{{"C", "3"}}));
+}
+
+TEST(HeaderNameEquals, ComparesAsciiCaseInsensitively) {
+  EXPECT_TRUE(header_name_equals("ETag", "etag"));
+  EXPECT_FALSE(header_name_equals("ETag", "etags"));
+  // Only ASCII letters fold: '@' (0x40) and '`' (0x60) differ by the case bit.
+  EXPECT_FALSE(header_name_equals("@", "`"));
+  EXPECT_FALSE(header_name_equals("\xC0", "\xE0"));
+}
+
+TEST(NormalizeName, ProducesHttpHeaderCase) {
+  EXPECT_EQ(normalize_name("coNtent-TYPE"), "Content-Type");
+  EXPECT_EQ(normalize_name("x-forwarded-for"), "X-Forwarded-For");
+  EXPECT_EQ(normalize_name("ETAG"), "Etag");
+  EXPECT_EQ(normalize_name("a--b"), "A--B");
+  EXPECT_EQ(normalize_name(""), "");
+}
+
+}  // namespace
+}  // namespace squall

@@ -1,0 +1,616 @@
+#include "squall/http_parse.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace squall {
+namespace {
+
+using namespace std::string_view_literals;
+
+// Status of a failed parse, or 0 when the parse succeeded.
+template <class T>
+int status_of(const ParseResult<T>& r) {
+  return r.ok() ? 0 : r.error().status;
+}
+
+int request_head_status(std::string_view head, const HeadLimits& limits = {}) {
+  return status_of(parse_request_head(head, limits));
+}
+
+int block_status(std::string_view block, const HeadLimits& limits = {}) {
+  return status_of(parse_header_block(block, limits));
+}
+
+// ---- request line -------------------------------------------------------------------
+
+TEST(RequestLine, ParsesMethodTargetAndVersion) {
+  auto r = parse_request_line("GET /a?b=c HTTP/1.1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->method, "GET");
+  EXPECT_EQ(r->target, "/a?b=c");
+  EXPECT_EQ(r->version, "HTTP/1.1");
+  EXPECT_EQ(r->minor, 1);
+}
+
+TEST(RequestLine, AcceptsHttp10AndExtensionMethods) {
+  auto r = parse_request_line("M-SEARCH * HTTP/1.0");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->method, "M-SEARCH");
+  EXPECT_EQ(r->target, "*");
+  EXPECT_EQ(r->minor, 0);
+}
+
+TEST(RequestLine, AcceptsHigherMinorVersion) {
+  auto r = parse_request_line("GET / HTTP/1.7");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->version, "HTTP/1.7");
+  EXPECT_EQ(r->minor, 7);
+}
+
+TEST(RequestLine, RejectsDoubleSpaceWith400) {
+  EXPECT_EQ(status_of(parse_request_line("GET  / HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET /  HTTP/1.1")), 400);
+}
+
+TEST(RequestLine, RejectsTabSeparatorWith400) {
+  EXPECT_EQ(status_of(parse_request_line("GET\t/\tHTTP/1.1")), 400);
+}
+
+TEST(RequestLine, RejectsLeadingOrTrailingSpaceWith400) {
+  EXPECT_EQ(status_of(parse_request_line(" GET / HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET / HTTP/1.1 ")), 400);
+}
+
+TEST(RequestLine, RejectsMissingPartsWith400) {
+  EXPECT_EQ(status_of(parse_request_line("")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET /")), 400);  // HTTP/0.9 style
+  EXPECT_EQ(status_of(parse_request_line("GET / ")), 400);
+}
+
+TEST(RequestLine, RejectsNonTokenMethodWith400) {
+  EXPECT_EQ(status_of(parse_request_line("G(T / HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GE\x01T / HTTP/1.1"sv)), 400);
+  EXPECT_EQ(status_of(parse_request_line("G\xC3\xA9T / HTTP/1.1")), 400);
+}
+
+TEST(RequestLine, RejectsControlCharactersInTargetWith400) {
+  EXPECT_EQ(status_of(parse_request_line("GET /a\x01z HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET /a\x7fz HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET /a\tz HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET /a\0z HTTP/1.1"sv)), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET /a\rz HTTP/1.1")), 400);
+}
+
+TEST(RequestLine, RejectsNonAsciiTargetUnlessAllowed) {
+  EXPECT_EQ(status_of(parse_request_line("GET /caf\xC3\xA9 HTTP/1.1")), 400);
+  HeadLimits lenient;
+  lenient.allow_obs_text_in_target = true;
+  auto r = parse_request_line("GET /caf\xC3\xA9 HTTP/1.1", lenient);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target, "/caf\xC3\xA9");
+}
+
+TEST(RequestLine, RejectsOtherMajorVersionsWith505) {
+  EXPECT_EQ(status_of(parse_request_line("GET / HTTP/2.0")), 505);
+  EXPECT_EQ(status_of(parse_request_line("GET / HTTP/3.0")), 505);
+  EXPECT_EQ(status_of(parse_request_line("GET / HTTP/0.9")), 505);
+}
+
+TEST(RequestLine, RejectsMalformedVersionWith400) {
+  for (std::string_view v : {"HTTP/1", "HTTP/1.", "HTTP/1.10", "HTTP/11.1", "http/1.1", "HTTP/1,1", "HTTP/a.b",
+                             "HTTPS/1.1", "HTTP/1.1\r", "HTTP/2", "HTTP 1.1"}) {
+    EXPECT_EQ(status_of(parse_request_line("GET / " + std::string(v))), 400) << v;
+  }
+}
+
+TEST(RequestLine, RejectsOverlongLineWith414) {
+  HeadLimits limits;
+  limits.max_start_line = 32;
+  const std::string line = "GET /" + std::string(40, 'a') + " HTTP/1.1";
+  EXPECT_EQ(status_of(parse_request_line(line, limits)), 414);
+  EXPECT_TRUE(parse_request_line("GET /short HTTP/1.1", limits).ok());
+}
+
+// ---- status line --------------------------------------------------------------------
+
+TEST(ResponseLine, ParsesVersionCodeAndReason) {
+  auto r = parse_response_line("HTTP/1.1 404 Not Found");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->version, "HTTP/1.1");
+  EXPECT_EQ(r->code, 404);
+  EXPECT_EQ(r->reason, "Not Found");
+  EXPECT_EQ(r->minor, 1);
+}
+
+TEST(ResponseLine, AcceptsEmptyReasonWithOrWithoutSpace) {
+  auto with_space = parse_response_line("HTTP/1.0 204 ");
+  ASSERT_TRUE(with_space.ok());
+  EXPECT_EQ(with_space->reason, "");
+  auto without_space = parse_response_line("HTTP/1.1 204");
+  ASSERT_TRUE(without_space.ok());
+  EXPECT_EQ(without_space->code, 204);
+  EXPECT_EQ(without_space->reason, "");
+}
+
+TEST(ResponseLine, KeepsSpacesAndObsTextInReason) {
+  auto r = parse_response_line("HTTP/1.1 200 Very  Fine\t\xC3\xA9");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->reason, "Very  Fine\t\xC3\xA9");
+}
+
+TEST(ResponseLine, RejectsStatusCodeNotThreeDigits) {
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1 20 OK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1 2000 OK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1 2x0 OK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1 099 OK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1  200 OK")), 400);
+}
+
+TEST(ResponseLine, RejectsBadVersion) {
+  EXPECT_EQ(status_of(parse_response_line("HTTP/2.0 200 OK")), 505);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.x 200 OK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("ICY 200 OK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1")), 400);
+}
+
+TEST(ResponseLine, RejectsControlCharactersInReason) {
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1 200 O\rK")), 400);
+  EXPECT_EQ(status_of(parse_response_line("HTTP/1.1 200 O\0K"sv)), 400);
+}
+
+// ---- header block -------------------------------------------------------------------
+
+TEST(HeaderBlock, ParsesFieldsInOrderWithOriginalNames) {
+  auto r = parse_header_block("Host: example.com\r\nx-A: 1\r\nX-a: 2\r\n\r\n");
+  ASSERT_TRUE(r.ok());
+  const std::vector<HeaderField> expected{{"Host", "example.com"}, {"x-A", "1"}, {"X-a", "2"}};
+  EXPECT_EQ(*r, expected);
+}
+
+TEST(HeaderBlock, TrimsLeadingAndTrailingWhitespaceFromValues) {
+  auto r = parse_header_block("A:   spaced out \t \r\nB:\tx\r\nC:\r\nD: \r\n\r\n");
+  ASSERT_TRUE(r.ok());
+  const std::vector<HeaderField> expected{{"A", "spaced out"}, {"B", "x"}, {"C", ""}, {"D", ""}};
+  EXPECT_EQ(*r, expected);
+}
+
+TEST(HeaderBlock, KeepsInnerWhitespaceAndColons) {
+  auto r = parse_header_block("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].value, "Sun, 06 Nov 1994 08:49:37 GMT");
+}
+
+TEST(HeaderBlock, AcceptsBareLfLineEndings) {
+  auto r = parse_header_block("A: 1\nB: 2\r\nC: 3\n\n");
+  ASSERT_TRUE(r.ok());
+  const std::vector<HeaderField> expected{{"A", "1"}, {"B", "2"}, {"C", "3"}};
+  EXPECT_EQ(*r, expected);
+}
+
+TEST(HeaderBlock, AcceptsUnterminatedLastLine) {
+  auto r = parse_header_block("A: 1\r\nB: 2");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[1], (HeaderField{"B", "2"}));
+}
+
+TEST(HeaderBlock, AcceptsEmptyBlock) {
+  EXPECT_TRUE(parse_header_block("").ok());
+  auto r = parse_header_block("\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+}
+
+TEST(HeaderBlock, AcceptsObsTextInValues) {
+  auto r = parse_header_block("X-Name: Jos\xC3\xA9\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].value, "Jos\xC3\xA9");
+}
+
+TEST(HeaderBlock, RejectsWhitespaceBetweenNameAndColonWith400) {
+  EXPECT_EQ(block_status("Host : a\r\n\r\n"), 400);
+  EXPECT_EQ(block_status("Host\t: a\r\n\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsObsFoldWith400) {
+  EXPECT_EQ(block_status("A: 1\r\n  continued\r\n\r\n"), 400);
+  EXPECT_EQ(block_status("A: 1\r\n\tcontinued\r\n\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsWhitespaceBeforeFirstFieldWith400) {
+  EXPECT_EQ(block_status(" A: 1\r\n\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsLineWithoutColonWith400) {
+  EXPECT_EQ(block_status("NoColonHere\r\n\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsEmptyOrNonTokenNameWith400) {
+  EXPECT_EQ(block_status(": value\r\n"), 400);
+  EXPECT_EQ(block_status("Bad(Name): v\r\n"), 400);
+  EXPECT_EQ(block_status("Bad/Name: v\r\n"), 400);
+  EXPECT_EQ(block_status("Na\xC3\xA9me: v\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsBareCrInValueWith400) {
+  EXPECT_EQ(block_status("A: x\ry\r\n\r\n"), 400);
+  EXPECT_EQ(block_status("A: x\r\r\n\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsNulInValueWith400) {
+  EXPECT_EQ(block_status("A: x\0y\r\n\r\n"sv), 400);
+}
+
+TEST(HeaderBlock, RejectsOtherControlCharactersInValueWith400) {
+  for (char c : {'\x01', '\x08', '\x0b', '\x0c', '\x1b', '\x1f', '\x7f'}) {
+    const std::string block = std::string("A: ab") + c + "cd\r\n\r\n";
+    EXPECT_EQ(block_status(block), 400) << static_cast<int>(c);
+  }
+}
+
+TEST(HeaderBlock, RejectsControlCharacterAtEveryOffsetOfLongValue) {
+  // Exercises both the word-at-a-time check and the byte-at-a-time tail.
+  for (std::size_t len : {7u, 8u, 9u, 16u, 31u}) {
+    for (std::size_t at = 0; at < len; ++at) {
+      std::string value(len, 'v');
+      value[at] = '\x01';
+      EXPECT_EQ(block_status("A: " + value + "\r\n"), 400) << len << " " << at;
+    }
+  }
+}
+
+TEST(HeaderBlock, AcceptsTabInsideValue) {
+  auto r = parse_header_block("A: a\tb\tc d e f g h i j\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].value, "a\tb\tc d e f g h i j");
+}
+
+TEST(HeaderBlock, RejectsDataAfterEmptyLineWith400) {
+  EXPECT_EQ(block_status("A: 1\r\n\r\nB: 2\r\n"), 400);
+}
+
+TEST(HeaderBlock, RejectsTooManyFieldsWith431) {
+  std::string block;
+  for (int i = 0; i < 100; ++i) block += "X-" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(block_status(block + "\r\n"), 0);
+  EXPECT_EQ(block_status(block + "X-Last: v\r\n\r\n"), 431);
+}
+
+TEST(HeaderBlock, FieldCountLimitIsConfigurable) {
+  HeadLimits limits;
+  limits.max_fields = 2;
+  EXPECT_EQ(block_status("A: 1\r\nB: 2\r\n", limits), 0);
+  EXPECT_EQ(block_status("A: 1\r\nB: 2\r\nC: 3\r\n", limits), 431);
+}
+
+TEST(HeaderBlock, RejectsOverlongLineWith431) {
+  HeadLimits limits;
+  limits.max_field_line = 20;
+  EXPECT_EQ(block_status("A: " + std::string(17, 'x') + "\r\n", limits), 0);
+  EXPECT_EQ(block_status("A: " + std::string(18, 'x') + "\r\n", limits), 431);
+}
+
+TEST(HeaderBlock, AppendingOverloadKeepsExistingFields) {
+  std::vector<HeaderField> out{{"Pre", "1"}};
+  auto r = parse_header_block("A: 2\r\n", out);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1], (HeaderField{"A", "2"}));
+}
+
+TEST(HeaderBlock, UnfoldsObsFoldWhenAsked) {
+  HeadLimits limits;
+  limits.unfold_obs_fold = true;
+  auto headers = parse_headers("A: one\r\n  two \r\n\tthree\r\nB: x\r\n\r\n", limits);
+  ASSERT_TRUE(headers.ok());
+  EXPECT_EQ(headers->get_first("A"), "one two three");
+  EXPECT_EQ(headers->get_first("B"), "x");
+  EXPECT_EQ(status_of(parse_headers(" A: 1\r\n", limits)), 400);
+  EXPECT_EQ(status_of(parse_headers("A: 1\r\n  \x01\r\n"sv, limits)), 400);
+}
+
+TEST(ParseHeaders, BuildsOwningHeaders) {
+  std::string block = "Content-Length: 5\r\nSet-Cookie: a\r\nset-cookie: b\r\n\r\n";
+  auto h = parse_headers(block);
+  block.assign(block.size(), 'x');
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->get("Set-Cookie"), "a,b");
+  EXPECT_EQ(h->get_first("content-length"), "5");
+}
+
+TEST(UnfoldFieldValue, JoinsLinesWithSingleSpaces) {
+  EXPECT_EQ(unfold_field_value("a\r\n  b\n\tc"), "a b c");
+  EXPECT_EQ(unfold_field_value("plain"), "plain");
+}
+
+// ---- whole request head -----------------------------------------------------------------
+
+TEST(RequestHead, ParsesStartLineAndHeaders) {
+  auto r = parse_request_head("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->start_line.method, "POST");
+  EXPECT_EQ(r->start_line.target, "/upload");
+  const std::vector<HeaderField> expected{{"Host", "h"}, {"Content-Length", "3"}};
+  EXPECT_EQ(r->headers, expected);
+}
+
+TEST(RequestHead, AcceptsHeadWithoutHeaders) {
+  auto r = parse_request_head("GET / HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->headers.empty());
+}
+
+TEST(RequestHead, AcceptsBareLfThroughout) {
+  auto r = parse_request_head("GET / HTTP/1.1\nHost: h\n\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->start_line.version, "HTTP/1.1");
+  EXPECT_EQ(r->headers.size(), 1u);
+}
+
+TEST(RequestHead, SkipsLeadingEmptyLines) {
+  auto r = parse_request_head("\r\n\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->start_line.method, "GET");
+}
+
+TEST(RequestHead, RejectsHeadOfOnlyEmptyLinesWith400) {
+  EXPECT_EQ(request_head_status("\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status(""), 400);
+}
+
+TEST(RequestHead, RejectsBareCrBeforeRequestLineWith400) {
+  EXPECT_EQ(request_head_status("\rGET / HTTP/1.1\r\n\r\n"), 400);
+}
+
+TEST(RequestHead, RejectsWhitespaceBetweenStartLineAndFirstHeaderWith400) {
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\r\n Host: h\r\n\r\n"), 400);
+}
+
+TEST(RequestHead, PropagatesStatusFromEachPart) {
+  EXPECT_EQ(request_head_status("GET / HTTP/2.0\r\n\r\n"), 505);
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\r\nA : b\r\n\r\n"), 400);
+  HeadLimits limits;
+  limits.max_fields = 1;
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", limits), 431);
+  limits.max_start_line = 10;
+  EXPECT_EQ(request_head_status("GET /abcdefgh HTTP/1.1\r\n\r\n", limits), 414);
+}
+
+TEST(RequestHead, ViewsPointIntoTheInput) {
+  const std::string head = "GET /x HTTP/1.1\r\nA: b\r\n\r\n";
+  auto r = parse_request_head(head);
+  ASSERT_TRUE(r.ok());
+  const char* begin = head.data();
+  const char* end = head.data() + head.size();
+  EXPECT_TRUE(r->start_line.target.data() >= begin && r->start_line.target.data() < end);
+  EXPECT_TRUE(r->headers[0].value.data() >= begin && r->headers[0].value.data() < end);
+}
+
+TEST(RequestHead, NeverCrashesOnRandomBytes) {
+  // A cheap in-test fuzz pass: every prefix and random mutation must give a value or a
+  // 4xx/5xx error (the sanitizer build checks memory safety).
+  const std::string seed = "POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::mt19937 rng(1234);
+  for (int round = 0; round < 20000; ++round) {
+    std::string head = seed.substr(0, rng() % (seed.size() + 1));
+    for (int k = 0; k < 3 && !head.empty(); ++k) head[rng() % head.size()] = static_cast<char>(rng() % 256);
+    auto r = parse_request_head(head);
+    if (!r.ok()) {
+      EXPECT_GE(r.error().status, 400);
+      EXPECT_LT(r.error().status, 600);
+      EXPECT_FALSE(r.error().reason.empty());
+    }
+  }
+}
+
+TEST(ResponseHead, ParsesAndUnfoldsHeaders) {
+  auto r = parse_response_head("HTTP/1.1 200 OK\r\nContent-Type: text/plain;\r\n charset=utf-8\r\n\r\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->start_line.code, 200);
+  EXPECT_EQ(r->start_line.reason, "OK");
+  EXPECT_EQ(r->headers.get_first("content-type"), "text/plain; charset=utf-8");
+}
+
+TEST(ResponseHead, RejectsMalformedStatusLine) {
+  EXPECT_EQ(status_of(parse_response_head("HTTP/1.1 OK\r\n\r\n")), 400);
+  EXPECT_EQ(status_of(parse_response_head("\r\n")), 400);
+}
+
+// ---- Content-Length -----------------------------------------------------------------
+
+TEST(ContentLength, ParsesDigits) {
+  EXPECT_EQ(parse_content_length("0").value(), 0u);
+  EXPECT_EQ(parse_content_length("42").value(), 42u);
+  EXPECT_EQ(parse_content_length("007").value(), 7u);
+  EXPECT_EQ(parse_content_length("9223372036854775807").value(), 9223372036854775807u);
+}
+
+TEST(ContentLength, AcceptsListOfIdenticalValues) {
+  EXPECT_EQ(parse_content_length("5, 5").value(), 5u);
+  EXPECT_EQ(parse_content_length("5,5,5").value(), 5u);
+  EXPECT_EQ(parse_content_length("5 ,\t5").value(), 5u);
+}
+
+TEST(ContentLength, RejectsDifferingValuesWith400) {
+  EXPECT_EQ(status_of(parse_content_length("5, 6")), 400);
+  EXPECT_EQ(status_of(parse_content_length("5, 05")), 400);
+}
+
+TEST(ContentLength, RejectsSignsWith400) {
+  EXPECT_EQ(status_of(parse_content_length("+5")), 400);
+  EXPECT_EQ(status_of(parse_content_length("-5")), 400);
+}
+
+TEST(ContentLength, RejectsInnerSpacesAndNonDigitsWith400) {
+  EXPECT_EQ(status_of(parse_content_length("1 2")), 400);
+  EXPECT_EQ(status_of(parse_content_length("1_000")), 400);
+  EXPECT_EQ(status_of(parse_content_length("0x10")), 400);
+  EXPECT_EQ(status_of(parse_content_length("5.0")), 400);
+  EXPECT_EQ(status_of(parse_content_length("\xD9\xA5")), 400);  // ARABIC-INDIC DIGIT FIVE
+}
+
+TEST(ContentLength, RejectsEmptyValuesWith400) {
+  EXPECT_EQ(status_of(parse_content_length("")), 400);
+  EXPECT_EQ(status_of(parse_content_length(" ")), 400);
+  EXPECT_EQ(status_of(parse_content_length("5,")), 400);
+  EXPECT_EQ(status_of(parse_content_length(",5")), 400);
+  EXPECT_EQ(status_of(parse_content_length("5,,5")), 400);
+}
+
+TEST(ContentLength, RejectsOverflowWith400) {
+  EXPECT_EQ(status_of(parse_content_length("9223372036854775808")), 400);
+  EXPECT_EQ(status_of(parse_content_length("18446744073709551616")), 400);
+  EXPECT_EQ(status_of(parse_content_length(std::string(100, '9'))), 400);
+}
+
+TEST(ContentLength, RoundTripsEveryPowerOfTen) {
+  std::uint64_t n = 1;
+  for (int i = 0; i < 19; ++i, n *= 10) {
+    EXPECT_EQ(parse_content_length(std::to_string(n)).value(), n);
+    EXPECT_EQ(parse_content_length(std::to_string(n - 1)).value(), n - 1);
+  }
+}
+
+// ---- Transfer-Encoding ----------------------------------------------------------------
+
+TEST(TransferEncodingHeader, RecognisesChunkedCaseInsensitively) {
+  auto r = parse_transfer_encoding("Chunked");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->other_codings, 0u);
+}
+
+TEST(TransferEncodingHeader, ReportsUnknownCodingsForA501) {
+  auto r = parse_transfer_encoding("gzip, chunked");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->other_codings, 1u);
+  auto only = parse_transfer_encoding("x-custom");
+  ASSERT_TRUE(only.ok());
+  EXPECT_FALSE(only->chunked);
+  EXPECT_EQ(only->other_codings, 1u);
+}
+
+TEST(TransferEncodingHeader, RejectsChunkedNotLastWith400) {
+  EXPECT_EQ(status_of(parse_transfer_encoding("chunked, gzip")), 400);
+  EXPECT_EQ(status_of(parse_transfer_encoding("chunked,identity")), 400);
+}
+
+TEST(TransferEncodingHeader, RejectsChunkedTwiceWith400) {
+  // The combined value of two "Transfer-Encoding: chunked" lines.
+  EXPECT_EQ(status_of(parse_transfer_encoding("chunked,chunked")), 400);
+}
+
+TEST(TransferEncodingHeader, AcceptsEmptyListElementsAndParameters) {
+  auto r = parse_transfer_encoding(" , gzip;q=\"a,b\" ; level=9 ,, chunked ,");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->other_codings, 1u);
+}
+
+TEST(TransferEncodingHeader, RejectsMalformedValuesWith400) {
+  for (std::string_view v : {"", " ", ",", "chun ked", "chunked;", "chunked;=x", "gzip;a=", "gzip;a=\"x",
+                             "\"chunked\"", "chunked\x01", "gzip chunked"}) {
+    EXPECT_EQ(status_of(parse_transfer_encoding(v)), 400) << v;
+  }
+}
+
+TEST(TransferEncodingHeader, DoesNotTreatChunkedPrefixAsChunked) {
+  auto r = parse_transfer_encoding("chunkedx");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->chunked);
+}
+
+// ---- chunk-size lines ------------------------------------------------------------------
+
+TEST(ChunkSize, ParsesHexInEitherCase) {
+  EXPECT_EQ(parse_chunk_size_line("1a\r\n").value(), 26u);
+  EXPECT_EQ(parse_chunk_size_line("1A\r\n").value(), 26u);
+  EXPECT_EQ(parse_chunk_size_line("FfFf").value(), 65535u);
+  EXPECT_EQ(parse_chunk_size_line("0\r\n").value(), 0u);
+  EXPECT_EQ(parse_chunk_size_line("0000000000000000000010").value(), 16u);
+}
+
+TEST(ChunkSize, AcceptsExtensions) {
+  EXPECT_EQ(parse_chunk_size_line("5;name=value\r\n").value(), 5u);
+  EXPECT_EQ(parse_chunk_size_line("5;flag\r\n").value(), 5u);
+  EXPECT_EQ(parse_chunk_size_line("5 ; a = \"q;\\\"x\" ;b\r\n").value(), 5u);
+}
+
+TEST(ChunkSize, RejectsEmptySizeWith400) {
+  EXPECT_EQ(status_of(parse_chunk_size_line("\r\n")), 400);
+  EXPECT_EQ(status_of(parse_chunk_size_line("")), 400);
+  EXPECT_EQ(status_of(parse_chunk_size_line(";ext=1\r\n")), 400);
+}
+
+TEST(ChunkSize, RejectsWhitespaceAroundSizeWith400) {
+  EXPECT_EQ(status_of(parse_chunk_size_line(" 5\r\n")), 400);
+  EXPECT_EQ(status_of(parse_chunk_size_line("5 \r\n")), 400);
+  EXPECT_EQ(status_of(parse_chunk_size_line("\t5\r\n")), 400);
+}
+
+TEST(ChunkSize, RejectsNonHexWith400) {
+  for (std::string_view line : {"0x5\r\n", "+5\r\n", "-5\r\n", "5g\r\n", "g\r\n", "5_0\r\n", "5\r\r\n", "5\n"}) {
+    EXPECT_EQ(status_of(parse_chunk_size_line(line)), 400) << line;
+  }
+}
+
+TEST(ChunkSize, RejectsMalformedExtensionsWith400) {
+  for (std::string_view line : {"5;\r\n", "5;=v\r\n", "5;a=\r\n", "5;a=\"open\r\n", "5;a=b c\r\n", "5;a=b \r\n",
+                                "5;a\x01\r\n"}) {
+    EXPECT_EQ(status_of(parse_chunk_size_line(line)), 400) << line;
+  }
+}
+
+TEST(ChunkSize, RejectsOverlongExtensionsWith400) {
+  ChunkLimits limits;
+  limits.max_extensions = 16;
+  EXPECT_EQ(parse_chunk_size_line("5;a=0123456789abc\r\n", limits).value(), 5u);  // 16 bytes
+  EXPECT_EQ(status_of(parse_chunk_size_line("5;a=0123456789abcd\r\n", limits)), 400);
+}
+
+TEST(ChunkSize, RejectsSizeAboveMaximumWith413) {
+  ChunkLimits limits;
+  limits.max_size = 0x100;
+  EXPECT_EQ(parse_chunk_size_line("100\r\n", limits).value(), 0x100u);
+  EXPECT_EQ(status_of(parse_chunk_size_line("101\r\n", limits)), 413);
+  EXPECT_EQ(status_of(parse_chunk_size_line("fffffffffffffffffffff\r\n")), 413);
+  limits.max_size = 0;
+  EXPECT_EQ(status_of(parse_chunk_size_line("f\r\n", limits)), 413);
+}
+
+TEST(ChunkSize, RoundTripsFormattedSizes) {
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 1000; ++i) {
+    const std::uint64_t n = rng() >> (rng() % 62 + 2);  // below the default 2^62 maximum
+    char buf[32];
+    std::snprintf(buf, sizeof buf, i % 2 ? "%llx\r\n" : "%llX\r\n", static_cast<unsigned long long>(n));
+    EXPECT_EQ(parse_chunk_size_line(buf).value(), n) << buf;
+  }
+}
+
+// ---- tokens and field values ---------------------------------------------------------
+
+TEST(Tokens, MatchRfc9110Tchar) {
+  EXPECT_TRUE(is_token("!#$%&'*+-.^_`|~09azAZ"));
+  for (char c : std::string_view("\"(),/:;<=>?@[\\]{} \t\x7f\x80")) {
+    EXPECT_FALSE(is_token(std::string(1, c))) << static_cast<int>(c);
+  }
+  EXPECT_FALSE(is_token(""));
+}
+
+TEST(FieldValues, RejectCrLfForResponseSplitting) {
+  EXPECT_TRUE(is_valid_field_value("text/html; charset=\"utf-8\"\t\xC3\xA9"));
+  EXPECT_FALSE(is_valid_field_value("a\r\nSet-Cookie: x"));
+  EXPECT_FALSE(is_valid_field_value("a\nb"));
+}
+
+}  // namespace
+}  // namespace squall
