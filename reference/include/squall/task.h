@@ -237,7 +237,11 @@ Future<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> when_all(std
         }
         return;
       }
-      if constexpr (!std::is_void_v<T>) gather->values[i].emplace(done.result());
+      if constexpr (std::is_void_v<T>) {
+        (void)i;  // only the results of non-void futures are stored by index
+      } else {
+        gather->values[i].emplace(done.result());
+      }
       if (gather->remaining != 0 || result.done()) return;
       if constexpr (std::is_void_v<T>) {
         result.set_result();

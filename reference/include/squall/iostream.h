@@ -1,0 +1,228 @@
+// IOStream: a buffered, non-blocking byte stream over a socket — Tornado's iostream.IOStream.
+//
+// Reads are futures: read_bytes, read_until (a delimiter), read_until_regex (a pattern over
+// bytes, Latin-1) and read_until_close. A read is served from the read buffer first; one
+// the buffer can satisfy completes at once (co_await of it does not suspend). Otherwise the
+// stream reads the socket in read_chunk_size pieces while the read is pending, and stops
+// as soon as the read can be satisfied. Only one read may be pending at a time.
+//
+// Writes are queued and flushed with scatter-gather sends (MSG_NOSIGNAL: a peer that went
+// away yields EPIPE, which closes the stream, never SIGPIPE); write()'s future completes
+// once everything written up to and including that call has reached the kernel.
+//
+// Every read is bounded: max_buffer_size caps the read buffer (StreamBufferFullError, the
+// stream closes), max_bytes caps a delimiter search (UnsatisfiableReadError, the stream
+// closes). close() — explicit, on peer EOF, on a socket error — fails the pending futures
+// with StreamClosedError (carrying the underlying error, if any) and runs the close
+// callback on the loop. Bytes that arrived before the peer closed are still delivered to
+// reads the buffer can satisfy.
+//
+// With IOStreamOptions::allow_half_close, EOF from the peer only ends the read side: reads
+// the buffer cannot satisfy fail with StreamClosedError, read_until_close completes, and
+// writes keep working until close() or a write error.
+//
+// A stream belongs to one loop and is used on its thread; destroy it before its loop.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "squall/future.h"
+#include "squall/ioloop.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace squall {
+
+// Base of the stream errors.
+class StreamError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The stream is closed. real_error() is what closed it (a std::system_error for socket
+// errors, UnsatisfiableReadError, …), or null for an orderly close.
+class StreamClosedError : public StreamError {
+ public:
+  // Message: "Stream is closed", plus ": <what() of real_error>" when there is one.
+  explicit StreamClosedError(std::exception_ptr real_error = nullptr);
+  std::exception_ptr real_error() const { return real_error_; }
+
+ private:
+  std::exception_ptr real_error_;
+};
+
+// A read_until / read_until_regex whose delimiter was not found within max_bytes.
+class UnsatisfiableReadError : public StreamError {
+ public:
+  using StreamError::StreamError;
+};
+
+// The read buffer exceeded max_buffer_size, or a write would exceed max_write_buffer_size.
+class StreamBufferFullError : public StreamError {
+ public:
+  using StreamError::StreamError;
+};
+
+struct IOStreamOptions {
+  size_t max_buffer_size = 100 * 1024 * 1024;
+  size_t read_chunk_size = 64 * 1024;
+  size_t max_write_buffer_size = 0;  // 0 = unlimited; exceeding it makes write() throw StreamBufferFullError
+  bool allow_half_close = false;     // peer EOF ends only the read side (see above)
+};
+
+// Compiles a pattern that matches bytes as Python's re does on bytes (RE2, Latin-1
+// encoding: each byte is one character). Throws std::invalid_argument on a bad pattern.
+std::shared_ptr<const re2::RE2> compile_bytes_regex(std::string_view pattern);
+
+class IOStream {
+ public:
+  // Takes ownership of a socket fd (connected, or unconnected for connect()); makes it
+  // non-blocking (and close-on-exec). loop = IOLoop::current() if null.
+  explicit IOStream(int fd, IOStreamOptions options = {}, IOLoop* loop = nullptr);
+  // close()s: pending futures fail with StreamClosedError, fd closed, handler removed.
+  ~IOStream();
+  IOStream(const IOStream&) = delete;
+  IOStream& operator=(const IOStream&) = delete;
+
+  // The socket; -1 once closed.
+  int fd() const { return fd_; }
+  IOLoop& io_loop() const { return *loop_; }
+
+  // ---- reads (one at a time; starting a second throws std::logic_error "Already reading").
+  // On a closed stream (or after EOF with allow_half_close) a read the buffer cannot
+  // satisfy throws StreamClosedError, as Tornado's does.
+
+  // Exactly num_bytes; with partial, as soon as any bytes are available (at most num_bytes).
+  Future<std::string> read_bytes(size_t num_bytes, bool partial = false);
+  // Through the first occurrence of delimiter (included in the result). If it does not
+  // end within max_bytes, the read fails with UnsatisfiableReadError and the stream closes.
+  Future<std::string> read_until(std::string delimiter, std::optional<size_t> max_bytes = std::nullopt);
+  // Through the end of the first (leftmost) match of pattern, searching from the start of
+  // the buffer; max_bytes as for read_until.
+  Future<std::string> read_until_regex(std::shared_ptr<const re2::RE2> pattern,
+                                       std::optional<size_t> max_bytes = std::nullopt);
+  // Compiles the pattern (Latin-1; a small per-thread cache avoids recompiling the
+  // patterns used over and over). Throws std::invalid_argument on a bad pattern.
+  Future<std::string> read_until_regex(std::string_view pattern, std::optional<size_t> max_bytes = std::nullopt);
+  // Everything until the peer closes (with allow_half_close: until EOF). On a stream that
+  // is already closed, completes at once with what is buffered.
+  Future<std::string> read_until_close();
+
+  // ---- writes ----------------------------------------------------------------------------
+  // Queues data and sends what the socket takes now. The future completes when every byte
+  // written so far (this call included) has been sent; it fails with StreamClosedError if
+  // the stream closes first (such failures are marked retrieved: nobody has to look).
+  // Throws StreamClosedError on a closed stream, StreamBufferFullError past
+  // max_write_buffer_size. An empty write completes once prior data is flushed.
+  Future<void> write(std::string data);
+  Future<void> write(std::string_view data);  // copies
+  Future<void> write(const char* data) { return write(std::string_view(data)); }
+
+  // Non-blocking connect of the (unconnected) socket. Writes issued meanwhile are queued
+  // and flushed once connected. On failure the stream closes and the future fails with
+  // StreamClosedError whose real_error() is a std::system_error.
+  Future<void> connect(const sockaddr* address, socklen_t length);
+
+  // Runs once on the loop after the stream closes. While a callback is set and the stream
+  // is idle with an empty buffer, the stream watches the socket to notice the peer closing.
+  void set_close_callback(Callback callback);
+  // Idempotent. Records error (if given and none recorded yet); completes a pending
+  // read_until_close with the buffer, or a pending read the buffer can satisfy; fails the
+  // other pending futures; closes the fd; schedules the close callback.
+  void close(std::exception_ptr error = nullptr);
+
+  bool closed() const { return closed_; }
+  bool reading() const { return read_kind_ != ReadKind::none; }
+  bool writing() const { return !write_queue_.empty(); }
+  // What closed the stream (null for an orderly close or while open).
+  std::exception_ptr error() const { return error_; }
+  // TCP_NODELAY; errors (non-TCP sockets, closed stream) are ignored.
+  void set_nodelay(bool value);
+  // Bytes received but not yet consumed by a read.
+  size_t read_buffer_size() const { return buf_tail_ - buf_head_; }
+  // Bytes queued but not yet sent.
+  size_t write_buffer_size() const { return write_buffered_; }
+  const IOStreamOptions& options() const { return options_; }
+
+ private:
+  enum class ReadKind : uint8_t { none, bytes, until, regex, until_close };
+  static constexpr size_t npos = static_cast<size_t>(-1);
+
+  Future<std::string> start_read(ReadKind kind);
+  void try_inline_read();
+  void handle_events(uint32_t events);
+  bool handle_read();  // true if it completed a read
+  void handle_write();
+  void handle_connect();
+  size_t read_to_buffer_loop();
+  size_t read_to_buffer();
+  size_t find_read_pos();
+  void check_max_bytes(size_t size) const;
+  void finish_read(size_t size);
+  void finish_read_at_eof();
+  void fail_read(std::exception_ptr error);
+  void clear_read_state();
+  void unsatisfiable(const UnsatisfiableReadError& error);
+  void buffer_full();
+  void socket_error(int err, const char* what, bool is_write);
+  void drain_on_error();
+  void signal_closed();
+  bool listening_for_close() const;
+  void maybe_add_error_listener();
+  void add_io_state(uint32_t events);
+  void set_io_state(uint32_t events);
+  void schedule_close();
+
+  // Read buffer: live bytes are storage_[buf_head_, buf_tail_).
+  void reserve_tail(size_t n);
+  std::string take_from_buffer(size_t n);
+  std::string_view buffered() const { return {storage_.data() + buf_head_, buf_tail_ - buf_head_}; }
+
+  int fd_;
+  IOLoop* loop_;
+  IOStreamOptions options_;
+  bool closed_ = false;
+  bool read_eof_ = false;     // allow_half_close: the peer finished sending
+  bool connecting_ = false;
+  bool registered_ = false;   // the handler is on the loop
+  uint32_t io_state_ = 0;     // READ/WRITE interest registered with the loop
+  std::exception_ptr error_;
+  Callback close_callback_;
+  // Guards callbacks this stream queues on the loop against its destruction.
+  std::shared_ptr<IOStream*> self_;
+
+  std::string storage_;
+  size_t buf_head_ = 0;
+  size_t buf_tail_ = 0;
+
+  ReadKind read_kind_ = ReadKind::none;
+  std::optional<Future<std::string>> read_future_;
+  size_t read_bytes_ = 0;
+  bool read_partial_ = false;
+  std::string read_delimiter_;
+  std::shared_ptr<const re2::RE2> read_regex_;
+  std::optional<size_t> read_max_bytes_;
+  size_t delimiter_scan_from_ = 0;  // buffer offset before which the delimiter cannot start
+
+  std::deque<std::string> write_queue_;
+  size_t write_front_offset_ = 0;  // bytes of write_queue_.front() already sent
+  size_t write_buffered_ = 0;
+  uint64_t total_write_index_ = 0;
+  uint64_t total_write_done_index_ = 0;
+  std::deque<std::pair<uint64_t, Future<void>>> write_futures_;
+  std::optional<Future<void>> connect_future_;
+};
+
+}  // namespace squall

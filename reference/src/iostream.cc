@@ -1,0 +1,733 @@
+#include "squall/iostream.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <re2/re2.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include "squall/log.h"
+
+namespace squall {
+
+namespace {
+
+#ifdef IOV_MAX
+constexpr size_t kMaxIov = IOV_MAX < 1024 ? IOV_MAX : 1024;
+#else
+constexpr size_t kMaxIov = 1024;
+#endif
+
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+// Errors that mean "the peer went away": closed quietly, the error kept on the stream.
+bool is_connreset(int err) { return err == ECONNRESET || err == ECONNABORTED || err == EPIPE || err == ETIMEDOUT; }
+
+std::exception_ptr errno_error(int err, const char* what) {
+  return std::make_exception_ptr(std::system_error(err, std::system_category(), what));
+}
+
+// Python's repr() of a bytes object, for error messages that read like Tornado's.
+std::string bytes_repr(std::string_view data) {
+  char quote = (data.find('\'') != std::string_view::npos && data.find('"') == std::string_view::npos) ? '"' : '\'';
+  std::string out = "b";
+  out += quote;
+  for (unsigned char c : data) {
+    if (c == static_cast<unsigned char>(quote) || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += quote;
+  return out;
+}
+
+// Overflow space for reads into a buffer with little room left (per thread, shared by
+// every stream of the loop): idle streams keep buffers the size of their data, not of
+// read_chunk_size.
+char* scratch_buffer(size_t size) {
+  thread_local std::unique_ptr<char[]> data;
+  thread_local size_t capacity = 0;
+  if (capacity < size) {
+    data = std::make_unique_for_overwrite<char[]>(size);
+    capacity = size;
+  }
+  return data.get();
+}
+
+// Compiled patterns of read_until_regex(string_view), most recently used last.
+std::shared_ptr<const re2::RE2> cached_bytes_regex(std::string_view pattern) {
+  constexpr size_t kCacheSize = 16;
+  thread_local std::vector<std::pair<std::string, std::shared_ptr<const re2::RE2>>> cache;
+  for (size_t i = cache.size(); i-- > 0;) {
+    if (cache[i].first == pattern) {
+      auto hit = std::move(cache[i]);
+      cache.erase(cache.begin() + static_cast<std::ptrdiff_t>(i));
+      cache.push_back(std::move(hit));
+      return cache.back().second;
+    }
+  }
+  auto compiled = compile_bytes_regex(pattern);
+  if (cache.size() == kCacheSize) cache.erase(cache.begin());
+  cache.emplace_back(std::string(pattern), compiled);
+  return compiled;
+}
+
+template <typename T>
+Future<T> future_on(IOLoop* loop) {
+  return Future<T>(std::make_shared<detail::FutureState<T>>(loop));
+}
+
+}  // namespace
+
+// ---- errors -------------------------------------------------------------------------------
+
+StreamClosedError::StreamClosedError(std::exception_ptr real_error)
+    : StreamError(real_error ? "Stream is closed: " + describe(real_error) : std::string("Stream is closed")),
+      real_error_(std::move(real_error)) {}
+
+std::shared_ptr<const re2::RE2> compile_bytes_regex(std::string_view pattern) {
+  re2::RE2::Options options;
+  options.set_encoding(re2::RE2::Options::EncodingLatin1);
+  options.set_log_errors(false);
+  auto compiled = std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
+  if (!compiled->ok()) {
+    throw std::invalid_argument("invalid regular expression " + bytes_repr(pattern) + ": " + compiled->error());
+  }
+  return compiled;
+}
+
+// ---- life cycle ---------------------------------------------------------------------------
+
+IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
+    : fd_(fd), loop_(loop ? loop : &IOLoop::current()), options_(options), self_(std::make_shared<IOStream*>(this)) {
+  if (options_.read_chunk_size == 0) options_.read_chunk_size = 1;
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw std::system_error(err, std::system_category(), "IOStream: fcntl(O_NONBLOCK)");
+  }
+  int fd_flags = ::fcntl(fd, F_GETFD);
+  if (fd_flags >= 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
+}
+
+IOStream::~IOStream() {
+  close();
+  *self_ = nullptr;
+}
+
+void IOStream::set_close_callback(Callback callback) {
+  close_callback_ = std::move(callback);
+  maybe_add_error_listener();
+}
+
+void IOStream::close(std::exception_ptr error) {
+  if (!closed_) {
+    if (error) error_ = std::move(error);
+    if (read_kind_ == ReadKind::until_close) {
+      finish_read(read_buffer_size());
+    } else if (reading()) {
+      // Resolve a pending read the buffer can satisfy.
+      try {
+        size_t pos = find_read_pos();
+        if (pos != npos) finish_read(pos);
+      } catch (const UnsatisfiableReadError& e) {
+        fail_read(std::make_exception_ptr(e));
+      }
+    }
+    if (registered_) {
+      loop_->remove_handler(fd_);
+      registered_ = false;
+      io_state_ = 0;
+    }
+    ::close(fd_);
+    fd_ = -1;
+    closed_ = true;
+  }
+  signal_closed();
+}
+
+void IOStream::signal_closed() {
+  std::exception_ptr closed_error;
+  auto closed_exception = [&] {
+    if (!closed_error) closed_error = std::make_exception_ptr(StreamClosedError(error_));
+    return closed_error;
+  };
+  if (read_future_) fail_read(closed_exception());
+  for (auto& [index, future] : write_futures_) {
+    if (!future.done()) future.set_exception(closed_exception());
+    future.mark_retrieved();
+  }
+  write_futures_.clear();
+  if (connect_future_) {
+    Future<void> future = std::move(*connect_future_);
+    connect_future_.reset();
+    future.set_exception(closed_exception());
+    future.mark_retrieved();
+  }
+  connecting_ = false;
+  if (close_callback_) {
+    Callback callback = std::move(close_callback_);
+    close_callback_ = nullptr;
+    loop_->add_callback(std::move(callback));
+  }
+  write_queue_.clear();
+  write_front_offset_ = 0;
+  write_buffered_ = 0;
+}
+
+void IOStream::schedule_close() {
+  loop_->add_callback([self = self_] {
+    if (IOStream* stream = *self) stream->close();
+  });
+}
+
+void IOStream::set_nodelay(bool value) {
+  if (closed_) return;
+  int on = value ? 1 : 0;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on non-TCP sockets
+}
+
+// ---- event dispatch -----------------------------------------------------------------------
+
+void IOStream::add_io_state(uint32_t events) {
+  if (closed_) return;
+  if (!registered_) {
+    loop_->add_handler(fd_, [this](int, uint32_t ready) { handle_events(ready); }, events);
+    registered_ = true;
+    io_state_ = events;
+  } else if ((io_state_ & events) != events) {
+    io_state_ |= events;
+    loop_->update_handler(fd_, io_state_);
+  }
+}
+
+void IOStream::set_io_state(uint32_t events) {
+  if (closed_) return;
+  if (!registered_) {
+    if (events != 0) add_io_state(events);
+    return;
+  }
+  if (events != io_state_) {
+    io_state_ = events;
+    loop_->update_handler(fd_, io_state_);
+  }
+}
+
+bool IOStream::listening_for_close() const {
+  return !closed_ && !read_eof_ && close_callback_ && !reading() && read_buffer_size() == 0;
+}
+
+void IOStream::maybe_add_error_listener() {
+  if (io_state_ == 0 && listening_for_close()) add_io_state(IOLoop::READ);
+}
+
+void IOStream::handle_events(uint32_t events) {
+  if (closed_) return;
+  try {
+    if (connecting_ && (events & (IOLoop::WRITE | IOLoop::ERROR))) {
+      handle_connect();
+      if (closed_) return;
+    }
+    bool keep_reading = false;
+    if (events & IOLoop::READ) {
+      keep_reading = handle_read();
+      if (closed_) return;
+    }
+    if (events & IOLoop::WRITE) {
+      handle_write();
+      if (closed_) return;
+    }
+    if (events & IOLoop::ERROR) {
+      // Close on the next iteration, as Tornado does, so that what this event completed is
+      // seen first; keep the bytes the peer sent before it went away.
+      int err = 0;
+      socklen_t length = sizeof err;
+      if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &length) == 0 && err != 0) error_ = errno_error(err, "socket");
+      drain_on_error();
+      set_io_state(0);
+      schedule_close();
+      return;
+    }
+    uint32_t want = 0;
+    // A read just completed: the next one usually follows at once, so keep listening
+    // rather than dropping and re-adding the interest (an event with no read pending
+    // drops it).
+    if (reading() || listening_for_close() || (keep_reading && !read_eof_)) want |= IOLoop::READ;
+    if (writing() || connecting_) want |= IOLoop::WRITE;
+    set_io_state(want);
+  } catch (const UnsatisfiableReadError& e) {
+    unsatisfiable(e);
+  }
+}
+
+void IOStream::handle_connect() {
+  int err = 0;
+  socklen_t length = sizeof err;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &length) < 0) err = errno == ENOPROTOOPT ? 0 : errno;
+  if (err != 0) {
+    close(errno_error(err, "connect"));
+    return;
+  }
+  connecting_ = false;
+  if (connect_future_) {
+    Future<void> future = std::move(*connect_future_);
+    connect_future_.reset();
+    future.set_result();
+  }
+}
+
+Future<void> IOStream::connect(const sockaddr* address, socklen_t length) {
+  if (closed_) throw StreamClosedError(error_);
+  if (connecting_) throw std::logic_error("Already connecting");
+  Future<void> future = future_on<void>(loop_);
+  connect_future_ = future;
+  connecting_ = true;
+  if (::connect(fd_, address, length) == 0) {
+    handle_connect();
+    if (!closed_) {
+      handle_write();
+      if (!closed_ && writing()) add_io_state(IOLoop::WRITE);
+      maybe_add_error_listener();
+    }
+    return future;
+  }
+  int err = errno;
+  if (err == EINPROGRESS || err == EINTR) {
+    add_io_state(IOLoop::WRITE);
+  } else {
+    close(errno_error(err, "connect"));
+  }
+  return future;
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+Future<std::string> IOStream::start_read(ReadKind kind) {
+  if (reading()) throw std::logic_error("Already reading");
+  read_kind_ = kind;
+  read_future_ = future_on<std::string>(loop_);
+  return *read_future_;
+}
+
+Future<std::string> IOStream::read_bytes(size_t num_bytes, bool partial) {
+  Future<std::string> future = start_read(ReadKind::bytes);
+  read_bytes_ = num_bytes;
+  read_partial_ = partial;
+  try_inline_read();
+  return future;
+}
+
+Future<std::string> IOStream::read_until(std::string delimiter, std::optional<size_t> max_bytes) {
+  Future<std::string> future = start_read(ReadKind::until);
+  read_delimiter_ = std::move(delimiter);
+  read_max_bytes_ = max_bytes;
+  delimiter_scan_from_ = 0;
+  try_inline_read();
+  return future;
+}
+
+Future<std::string> IOStream::read_until_regex(std::shared_ptr<const re2::RE2> pattern,
+                                               std::optional<size_t> max_bytes) {
+  if (!pattern) throw std::invalid_argument("read_until_regex: null pattern");
+  Future<std::string> future = start_read(ReadKind::regex);
+  read_regex_ = std::move(pattern);
+  read_max_bytes_ = max_bytes;
+  try_inline_read();
+  return future;
+}
+
+Future<std::string> IOStream::read_until_regex(std::string_view pattern, std::optional<size_t> max_bytes) {
+  return read_until_regex(cached_bytes_regex(pattern), max_bytes);
+}
+
+Future<std::string> IOStream::read_until_close() {
+  Future<std::string> future = start_read(ReadKind::until_close);
+  try_inline_read();
+  return future;
+}
+
+void IOStream::try_inline_read() {
+  try {
+    size_t pos = find_read_pos();
+    if (pos != npos) {
+      finish_read(pos);
+      maybe_add_error_listener();
+      return;
+    }
+    if (closed_ || read_eof_) {
+      if (read_kind_ == ReadKind::until_close) {
+        finish_read(read_buffer_size());
+        return;
+      }
+      // Nothing more will arrive: fail now, as Tornado's _check_closed does.
+      clear_read_state();
+      throw StreamClosedError(error_);
+    }
+    if (!connecting_) {
+      pos = read_to_buffer_loop();
+      if (pos != npos) {
+        finish_read(pos);
+        maybe_add_error_listener();
+        return;
+      }
+      if (!reading()) return;  // settled by close() (peer closed, error, buffer full)
+      if (read_eof_) {
+        finish_read_at_eof();
+        return;
+      }
+    }
+    add_io_state(IOLoop::READ);
+  } catch (const UnsatisfiableReadError& e) {
+    unsatisfiable(e);
+  }
+}
+
+bool IOStream::handle_read() {
+  if (!reading() && !listening_for_close()) return false;  // stale interest: dropped by the caller
+  size_t pos = read_to_buffer_loop();
+  if (pos != npos) {
+    finish_read(pos);
+    return true;
+  }
+  if (reading() && read_eof_) {
+    finish_read_at_eof();
+    return true;
+  }
+  return false;
+}
+
+size_t IOStream::read_to_buffer_loop() {
+  // Stop reading once the pending read is known to be satisfiable (or, with max_bytes,
+  // unsatisfiable); with no read pending (watching for close), read one chunk at most.
+  size_t target;
+  switch (read_kind_) {
+    case ReadKind::bytes:
+      target = read_bytes_;
+      break;
+    case ReadKind::until:
+    case ReadKind::regex:
+      target = read_max_bytes_ ? *read_max_bytes_ : npos;
+      break;
+    case ReadKind::until_close:
+      target = npos;
+      break;
+    default:
+      target = 0;
+  }
+  size_t next_find_pos = 0;
+  while (!closed_ && !read_eof_) {
+    if (read_to_buffer() == 0) break;
+    size_t size = read_buffer_size();
+    if (target != npos && size >= target) break;
+    // The delimiter search resumes where it stopped, so it is cheap after every chunk; a
+    // regex is searched again from the start, so only when the buffer has doubled.
+    if (read_kind_ == ReadKind::until || size >= next_find_pos) {
+      size_t pos = find_read_pos();
+      if (pos != npos) return pos;
+      next_find_pos = size * 2;
+    }
+  }
+  return find_read_pos();
+}
+
+size_t IOStream::read_to_buffer() {
+  if (closed_) return 0;
+  const size_t chunk = options_.read_chunk_size;
+  const size_t live = read_buffer_size();
+  if (live == 0) buf_head_ = buf_tail_ = 0;
+  // Data is piling up: read straight into the (growing) buffer. Otherwise use the room
+  // the buffer has and let the rest spill into the shared scratch buffer.
+  if (live >= chunk / 4) reserve_tail(chunk);
+  size_t room = std::min(storage_.size() - buf_tail_, chunk);
+  iovec iov[2];
+  int iovcnt = 0;
+  if (room > 0) iov[iovcnt++] = {storage_.data() + buf_tail_, room};
+  char* spill = nullptr;
+  if (room < chunk) {
+    spill = scratch_buffer(chunk);
+    iov[iovcnt++] = {spill, chunk - room};
+  }
+  ssize_t n;
+  do {
+    n = ::readv(fd_, iov, iovcnt);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    socket_error(errno, "read", false);
+    return 0;
+  }
+  if (n == 0) {
+    if (options_.allow_half_close) {
+      read_eof_ = true;
+    } else {
+      close();
+    }
+    return 0;
+  }
+  size_t got = static_cast<size_t>(n);
+  if (got <= room) {
+    buf_tail_ += got;
+  } else {
+    buf_tail_ += room;
+    size_t extra = got - room;
+    reserve_tail(extra);
+    std::memcpy(storage_.data() + buf_tail_, spill, extra);
+    buf_tail_ += extra;
+  }
+  if (read_buffer_size() > options_.max_buffer_size) {
+    buffer_full();
+    return 0;
+  }
+  return got;
+}
+
+void IOStream::drain_on_error() {
+  const size_t chunk = options_.read_chunk_size;
+  while (!closed_ && !read_eof_ && read_buffer_size() <= options_.max_buffer_size) {
+    reserve_tail(chunk);
+    ssize_t n = ::recv(fd_, storage_.data() + buf_tail_, chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && !error_) error_ = errno_error(errno, "read");
+    if (n <= 0) break;
+    buf_tail_ += static_cast<size_t>(n);
+  }
+}
+
+size_t IOStream::find_read_pos() {
+  const size_t size = read_buffer_size();
+  switch (read_kind_) {
+    case ReadKind::bytes:
+      if (size >= read_bytes_ || (read_partial_ && size > 0)) return std::min(read_bytes_, size);
+      return npos;
+    case ReadKind::until: {
+      if (size == 0) return npos;
+      std::string_view data = buffered();
+      size_t loc = data.find(read_delimiter_, std::min(delimiter_scan_from_, size));
+      if (loc != std::string_view::npos) {
+        size_t end = loc + read_delimiter_.size();
+        check_max_bytes(end);
+        return end;
+      }
+      // A later match cannot start before the last delimiter-length-minus-one bytes.
+      delimiter_scan_from_ = size >= read_delimiter_.size() ? size - read_delimiter_.size() + 1 : 0;
+      check_max_bytes(size);
+      return npos;
+    }
+    case ReadKind::regex: {
+      if (size == 0) return npos;
+      re2::StringPiece text(storage_.data() + buf_head_, size);
+      re2::StringPiece match;
+      if (read_regex_->Match(text, 0, size, re2::RE2::UNANCHORED, &match, 1)) {
+        size_t end = static_cast<size_t>(match.data() - text.data()) + match.size();
+        check_max_bytes(end);
+        return end;
+      }
+      check_max_bytes(size);
+      return npos;
+    }
+    default:
+      return npos;
+  }
+}
+
+void IOStream::check_max_bytes(size_t size) const {
+  if (!read_max_bytes_ || size <= *read_max_bytes_) return;
+  std::string what = read_kind_ == ReadKind::regex ? "re.compile(" + bytes_repr(read_regex_->pattern()) + ")"
+                                                   : bytes_repr(read_delimiter_);
+  throw UnsatisfiableReadError(fmt::format("delimiter {} not found within {} bytes", what, *read_max_bytes_));
+}
+
+void IOStream::finish_read(size_t size) {
+  std::string result = take_from_buffer(size);
+  Future<std::string> future = std::move(*read_future_);
+  clear_read_state();
+  future.set_result(std::move(result));
+}
+
+void IOStream::finish_read_at_eof() {
+  if (read_kind_ == ReadKind::until_close) {
+    finish_read(read_buffer_size());
+  } else {
+    fail_read(std::make_exception_ptr(StreamClosedError()));
+  }
+}
+
+void IOStream::fail_read(std::exception_ptr error) {
+  if (!read_future_) return;
+  Future<std::string> future = std::move(*read_future_);
+  clear_read_state();
+  future.set_exception(std::move(error));
+  future.mark_retrieved();  // the stream reports its own failures, as Tornado's _signal_closed
+}
+
+void IOStream::clear_read_state() {
+  read_kind_ = ReadKind::none;
+  read_future_.reset();
+  read_bytes_ = 0;
+  read_partial_ = false;
+  read_delimiter_.clear();
+  read_regex_.reset();
+  read_max_bytes_.reset();
+  delimiter_scan_from_ = 0;
+}
+
+void IOStream::unsatisfiable(const UnsatisfiableReadError& error) {
+  log(LogLevel::info, LogCategory::general, "Unsatisfiable read, closing connection: {}", error.what());
+  std::exception_ptr e = std::make_exception_ptr(error);
+  fail_read(e);
+  close(e);
+}
+
+void IOStream::buffer_full() {
+  log(LogLevel::error, LogCategory::general, "Reached maximum read buffer size");
+  std::exception_ptr e = std::make_exception_ptr(StreamBufferFullError("Reached maximum read buffer size"));
+  fail_read(e);
+  close(e);
+}
+
+void IOStream::socket_error(int err, const char* what, bool is_write) {
+  if (!is_connreset(err)) {
+    log(LogLevel::warning, LogCategory::general, "{} error on fd {}: {}", is_write ? "Write" : "Read", fd_,
+        std::strerror(err));
+  }
+  close(errno_error(err, what));
+}
+
+// ---- read buffer --------------------------------------------------------------------------
+
+void IOStream::reserve_tail(size_t n) {
+  if (storage_.size() - buf_tail_ >= n) return;
+  const size_t live = buf_tail_ - buf_head_;
+  if (buf_head_ > 0) {
+    // Moving the live bytes down costs no more than the bytes already consumed when the
+    // dead prefix is the larger part; otherwise the buffer grows (doubling) below anyway.
+    std::memmove(storage_.data(), storage_.data() + buf_head_, live);
+    buf_head_ = 0;
+    buf_tail_ = live;
+    if (storage_.size() - buf_tail_ >= n) return;
+  }
+  storage_.resize(std::max(storage_.size() * 2, live + n));
+}
+
+std::string IOStream::take_from_buffer(size_t n) {
+  if (n == 0) return {};
+  const size_t live = buf_tail_ - buf_head_;
+  if (n == live && buf_head_ == 0 && n >= options_.read_chunk_size && n * 2 >= storage_.size()) {
+    // A large read of the whole buffer: hand the storage over instead of copying it.
+    storage_.resize(n);
+    std::string result = std::move(storage_);
+    storage_ = std::string();
+    buf_head_ = buf_tail_ = 0;
+    return result;
+  }
+  std::string result(storage_.data() + buf_head_, n);
+  buf_head_ += n;
+  if (buf_head_ == buf_tail_) {
+    buf_head_ = buf_tail_ = 0;
+    // Do not keep a big buffer around for an idle connection.
+    if (storage_.size() > 4 * options_.read_chunk_size) storage_ = std::string();
+  }
+  return result;
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+Future<void> IOStream::write(std::string_view data) { return write(std::string(data)); }
+
+Future<void> IOStream::write(std::string data) {
+  if (closed_) throw StreamClosedError(error_);
+  // If data was already waiting for the socket to drain, sending more now would only
+  // hit EAGAIN: leave it to the WRITE event.
+  const bool socket_full = writing() && (io_state_ & IOLoop::WRITE);
+  if (!data.empty()) {
+    if (options_.max_write_buffer_size != 0 && write_buffered_ + data.size() > options_.max_write_buffer_size) {
+      throw StreamBufferFullError("Reached maximum write buffer size");
+    }
+    write_buffered_ += data.size();
+    total_write_index_ += data.size();
+    write_queue_.push_back(std::move(data));
+  }
+  Future<void> future = future_on<void>(loop_);
+  future.mark_retrieved();  // as Tornado: a failed write is reported by the stream closing
+  write_futures_.emplace_back(total_write_index_, future);
+  if (!connecting_ && !socket_full) {
+    handle_write();
+    if (!closed_) {
+      if (writing()) add_io_state(IOLoop::WRITE);
+      maybe_add_error_listener();
+    }
+  }
+  return future;
+}
+
+void IOStream::handle_write() {
+  while (!write_queue_.empty()) {
+    iovec iov[kMaxIov];
+    size_t count = 0;
+    for (auto it = write_queue_.begin(); it != write_queue_.end() && count < kMaxIov; ++it, ++count) {
+      size_t skip = count == 0 ? write_front_offset_ : 0;
+      iov[count] = {it->data() + skip, it->size() - skip};
+    }
+    msghdr message{};
+    message.msg_iov = iov;
+    message.msg_iovlen = count;
+    ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      socket_error(errno, "write", true);
+      return;
+    }
+    if (n == 0) break;
+    size_t sent = static_cast<size_t>(n);
+    write_buffered_ -= sent;
+    total_write_done_index_ += sent;
+    while (sent > 0) {
+      size_t remaining = write_queue_.front().size() - write_front_offset_;
+      if (sent >= remaining) {
+        sent -= remaining;
+        write_queue_.pop_front();
+        write_front_offset_ = 0;
+      } else {
+        write_front_offset_ += sent;
+        sent = 0;
+      }
+    }
+  }
+  while (!write_futures_.empty() && write_futures_.front().first <= total_write_done_index_) {
+    Future<void> future = std::move(write_futures_.front().second);
+    write_futures_.pop_front();
+    future.set_result();
+  }
+}
+
+}  // namespace squall

@@ -1,0 +1,973 @@
+// Behaviours of IOStream over real sockets (AF_UNIX socketpairs and TCP loopback): the
+// four kinds of reads and their fragmentation, limits and errors; writes, flushing and
+// broken peers; closing; connect; half-close; teardown with reads pending.
+#include "squall/iostream.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <re2/re2.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "squall/log.h"
+#include "squall/task.h"
+
+using namespace squall;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kTimeout = 10s;
+
+struct Pair {
+  int ours;
+  int peer;
+};
+
+Pair socket_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw std::system_error(errno, std::system_category());
+  return {fds[0], fds[1]};
+}
+
+// A listening TCP socket on 127.0.0.1 with an ephemeral port.
+struct Listener {
+  int fd = -1;
+  sockaddr_in address{};
+  Listener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) throw std::system_error(errno, std::system_category());
+    socklen_t length = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    ::listen(fd, 16);
+  }
+  ~Listener() { ::close(fd); }
+  const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&address); }
+};
+
+int tcp_socket() { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::system_error(errno, std::system_category(), "write_all");
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string read_exact(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, out.data() + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+// Writes each piece after a short pause, so that each one reaches the stream in its
+// own read event; then optionally closes (or half-closes) the peer.
+enum class Then { nothing, close, shutdown_write };
+Task<void> trickle(int fd, std::vector<std::string> pieces, Then then = Then::nothing) {
+  for (const std::string& piece : pieces) {
+    co_await sleep(2ms);
+    write_all(fd, piece);
+  }
+  if (then == Then::close) ::close(fd);
+  if (then == Then::shutdown_write) ::shutdown(fd, SHUT_WR);
+}
+
+std::vector<std::string> one_byte_each(std::string_view data) {
+  std::vector<std::string> out;
+  for (char c : data) out.emplace_back(1, c);
+  return out;
+}
+
+std::string pattern_bytes(size_t n, uint32_t seed = 1) {
+  std::string out(n, '\0');
+  uint32_t x = seed;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    out[i] = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+uint64_t fnv1a(std::string_view data, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+template <typename E, typename F>
+E expect_throws(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "unexpected exception type: " << e.what();
+    throw;
+  }
+  ADD_FAILURE() << "no exception";
+  throw std::runtime_error("no exception");
+}
+
+int system_error_code(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    return e.code().value();
+  } catch (...) {
+  }
+  return -1;
+}
+
+}  // namespace
+
+// ---- read_bytes -------------------------------------------------------------------------
+
+TEST(IOStream, ReadBytesReturnsExactlyTheRequestedCount) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "hello world");
+  auto [first, second] = loop.run_sync([&]() -> Task<std::pair<std::string, std::string>> {
+    std::string a = co_await stream.read_bytes(5);
+    std::string b = co_await stream.read_bytes(6);
+    co_return std::pair{a, b};
+  }, kTimeout);
+  EXPECT_EQ(first, "hello");
+  EXPECT_EQ(second, " world");
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadBytesWaitsUntilAllBytesHaveArrived) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  auto [data, rest] = loop.run_sync([&]() -> Task<std::pair<std::string, std::string>> {
+    Task<void> writer = trickle(p.peer, {"ab", "cd", "efghij", "klm"});
+    std::string got = co_await stream.read_bytes(10);
+    co_await writer;
+    co_return std::pair{got, co_await stream.read_bytes(3)};
+  }, kTimeout);
+  EXPECT_EQ(data, "abcdefghij");
+  EXPECT_EQ(rest, "klm") << "the surplus is kept for the next read";
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadBytesPartialReturnsAsSoonAsAnyBytesArriveAndAtMostN) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  auto results = loop.run_sync([&]() -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    Task<void> writer = trickle(p.peer, {"abc"});
+    out.push_back(co_await stream.read_bytes(100, true));  // waits for the first bytes
+    co_await writer;
+    write_all(p.peer, "defghij");
+    co_await sleep(5ms);
+    out.push_back(co_await stream.read_bytes(4, true));  // at most 4
+    out.push_back(co_await stream.read_bytes(100, true));
+    co_return out;
+  }, kTimeout);
+  EXPECT_EQ(results, (std::vector<std::string>{"abc", "defg", "hij"}));
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadBytesZeroCompletesImmediatelyWithEmptyString) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  Future<std::string> f = stream.read_bytes(0);
+  ASSERT_TRUE(f.done());
+  EXPECT_EQ(f.result(), "");
+  EXPECT_FALSE(stream.reading());
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadSatisfiableFromBufferCompletesSynchronously) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "one\ntwo\n");
+  Future<std::string> first = stream.read_until("\n");  // reads the socket inline
+  ASSERT_TRUE(first.done());
+  EXPECT_EQ(first.result(), "one\n");
+  Future<std::string> second = stream.read_until("\n");  // from the buffer
+  ASSERT_TRUE(second.done());
+  EXPECT_EQ(second.result(), "two\n");
+  ::close(p.peer);
+}
+
+// ---- read_until ---------------------------------------------------------------------------
+
+TEST(IOStream, ReadUntilFindsDelimiterSplitAcrossWrites) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  auto [head, rest] = loop.run_sync([&]() -> Task<std::pair<std::string, std::string>> {
+    Task<void> writer = trickle(p.peer, {"GET / HTTP/1.1\r", "\n\r", "\nrest"});
+    std::string a = co_await stream.read_until("\r\n\r\n");
+    std::string b = co_await stream.read_bytes(4);
+    co_await writer;
+    co_return std::pair{a, b};
+  }, kTimeout);
+  EXPECT_EQ(head, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(rest, "rest");
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilWithDataDeliveredOneByteAtATime) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  const std::string message = "first line--END--second";
+  std::string got = loop.run_sync([&]() -> Task<std::string> {
+    Task<void> writer = trickle(p.peer, one_byte_each(message));
+    std::string a = co_await stream.read_until("--END--");
+    co_await writer;
+    co_return a + "|" + co_await stream.read_bytes(6);
+  }, kTimeout);
+  EXPECT_EQ(got, "first line--END--|second");
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilKeepsSurplusDataForTheNextRead) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "line1\nline2\r\nline3\nbytes");
+  auto lines = loop.run_sync([&]() -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    out.push_back(co_await stream.read_until("\n"));
+    out.push_back(co_await stream.read_until("\r\n"));
+    out.push_back(co_await stream.read_until("\n"));
+    out.push_back(co_await stream.read_bytes(5));
+    co_return out;
+  }, kTimeout);
+  EXPECT_EQ(lines, (std::vector<std::string>{"line1\n", "line2\r\n", "line3\n", "bytes"}));
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilWithoutDelimiterWithinMaxBytesIsUnsatisfiableAndCloses) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  bool closed_callback = false;
+  stream.set_close_callback([&] { closed_callback = true; });
+  auto error = expect_throws<UnsatisfiableReadError>([&] {
+    loop.run_sync([&]() -> Task<std::string> {
+      Task<void> writer = trickle(p.peer, {"123", "456"});  // arrives after the read starts
+      std::string s = co_await stream.read_until("def", 5);
+      co_await writer;
+      co_return s;
+    }, kTimeout);
+  });
+  EXPECT_STREQ(error.what(), "delimiter b'def' not found within 5 bytes");
+  EXPECT_TRUE(stream.closed());
+  EXPECT_TRUE(stream.error() != nullptr);
+  loop.run_sync([] { return sleep(1ms); });
+  EXPECT_TRUE(closed_callback);
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilUnsatisfiableFromBufferFailsAtOnce) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "0123456789");
+  Future<std::string> f = stream.read_until("\n", 4);
+  ASSERT_TRUE(f.done());
+  EXPECT_THROW(f.result(), UnsatisfiableReadError);
+  EXPECT_TRUE(stream.closed());
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilDelimiterFoundBeyondMaxBytesIsUnsatisfiable) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "abcdef\n");  // 7 bytes through the delimiter
+  Future<std::string> f = stream.read_until("\n", 6);
+  ASSERT_TRUE(f.done());
+  EXPECT_THROW(f.result(), UnsatisfiableReadError);
+  EXPECT_TRUE(stream.closed());
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilDelimiterEndingExactlyAtMaxBytesSucceeds) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "abcdef\nmore");
+  std::string line = loop.run_sync([&] { return stream.read_until("\n", 7); }, kTimeout);
+  EXPECT_EQ(line, "abcdef\n");
+  EXPECT_FALSE(stream.closed());
+  ::close(p.peer);
+}
+
+TEST(IOStream, UnsatisfiableReadIsLoggedAtInfo) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "xxxxxxxx");
+  testing::internal::CaptureStderr();
+  Future<std::string> f = stream.read_until("\n", 4);
+  std::string logged = testing::internal::GetCapturedStderr();
+  EXPECT_NE(logged.find("[I "), std::string::npos) << logged;
+  EXPECT_NE(logged.find("Unsatisfiable read, closing connection: delimiter b'\\n' not found within 4 bytes"),
+            std::string::npos)
+      << logged;
+  EXPECT_TRUE(f.done());
+  ::close(p.peer);
+}
+
+// ---- read_until_regex -------------------------------------------------------------------
+
+TEST(IOStream, ReadUntilRegexMatchesAcrossFragments) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  auto pattern = compile_bytes_regex("\r?\n\r?\n");
+  auto [first, second, rest] = loop.run_sync([&]() -> Task<std::tuple<std::string, std::string, std::string>> {
+    Task<void> writer = trickle(p.peer, {"HTTP/1.1 200 OK\r\nA: b\r", "\n", "\r", "\nX: y\n", "\nbody"});
+    std::string a = co_await stream.read_until_regex(pattern);
+    std::string b = co_await stream.read_until_regex(pattern);
+    std::string c = co_await stream.read_bytes(4);
+    co_await writer;
+    co_return std::tuple{a, b, c};
+  }, kTimeout);
+  EXPECT_EQ(first, "HTTP/1.1 200 OK\r\nA: b\r\n\r\n");
+  EXPECT_EQ(second, "X: y\n\n");
+  EXPECT_EQ(rest, "body");
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilRegexMatchesBytesAbove0x7FAsLatin1) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, std::string("abc\xe9\xff\x80") + "xyz\xff|tail");
+  auto [escaped, raw] = loop.run_sync([&]() -> Task<std::pair<std::string, std::string>> {
+    std::string a = co_await stream.read_until_regex("[\\x80-\\xff]+");  // escapes: one char per byte
+    std::string b = co_await stream.read_until_regex(std::string_view("\xff\\|", 3));  // a raw 0xFF byte
+    co_return std::pair{a, b};
+  }, kTimeout);
+  EXPECT_EQ(escaped, std::string("abc\xe9\xff\x80", 6));
+  EXPECT_EQ(raw, std::string("xyz\xff|", 5));
+  EXPECT_EQ(stream.read_buffer_size(), 4u);
+  ::close(p.peer);
+}
+
+TEST(IOStream, ReadUntilRegexMatchEndingBeyondMaxBytesIsUnsatisfiable) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "aaaaaaaaaa\n\n");
+  Future<std::string> f = stream.read_until_regex("\n\n", 8);
+  ASSERT_TRUE(f.done());
+  try {
+    f.result();
+    ADD_FAILURE() << "no exception";
+  } catch (const UnsatisfiableReadError& e) {
+    EXPECT_STREQ(e.what(), "delimiter re.compile(b'\\n\\n') not found within 8 bytes");
+  }
+  EXPECT_TRUE(stream.closed());
+  ::close(p.peer);
+}
+
+TEST(IOStream, CompileBytesRegexRejectsABadPattern) {
+  EXPECT_THROW(compile_bytes_regex("(unclosed"), std::invalid_argument);
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  EXPECT_THROW(stream.read_until_regex(std::string_view("[z-a]")), std::invalid_argument);
+  EXPECT_FALSE(stream.reading()) << "a rejected pattern starts no read";
+  ::close(p.peer);
+}
+
+// ---- read_until_close ---------------------------------------------------------------------
+
+TEST(IOStream, ReadUntilCloseCollectsMebibytesUntilThePeerCloses) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream reader(p.ours);
+  IOStream writer(p.peer);
+  const std::string payload = pattern_bytes(6 * 1024 * 1024 + 123);
+  std::string got = loop.run_sync([&]() -> Task<std::string> {
+    auto send = [&]() -> Task<void> {
+      for (size_t off = 0; off < payload.size(); off += 1024 * 1024) {
+        co_await writer.write(std::string_view(payload).substr(off, 1024 * 1024));
+      }
+      writer.close();
+    };
+    Task<void> sending = send();
+    std::string all = co_await reader.read_until_close();
+    co_await sending;
+    co_return all;
+  }, kTimeout);
+  EXPECT_EQ(got.size(), payload.size());
+  EXPECT_EQ(fnv1a(got), fnv1a(payload));
+  EXPECT_TRUE(reader.closed());
+  EXPECT_EQ(reader.error(), nullptr) << "an orderly close records no error";
+}
+
+TEST(IOStream, ReadUntilCloseOnAClosedStreamReturnsTheBuffer) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "abcdef");
+  EXPECT_EQ(stream.read_bytes(2).result(), "ab");
+  stream.close();
+  Future<std::string> rest = stream.read_until_close();
+  ASSERT_TRUE(rest.done());
+  EXPECT_EQ(rest.result(), "cdef");
+  ::close(p.peer);
+}
+
+// ---- limits -------------------------------------------------------------------------------
+
+TEST(IOStream, ReadBufferOverMaxBufferSizeFailsWithStreamBufferFullError) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStreamOptions options;
+  options.max_buffer_size = 1024;
+  options.read_chunk_size = 512;
+  IOStream stream(p.ours, options);
+  testing::internal::CaptureStderr();
+  EXPECT_THROW(loop.run_sync([&]() -> Task<std::string> {
+    Task<void> writer = trickle(p.peer, {std::string(600, 'x'), std::string(600, 'y')});
+    std::string s = co_await stream.read_until("\n");
+    co_await writer;
+    co_return s;
+  }, kTimeout),
+               StreamBufferFullError);
+  std::string logged = testing::internal::GetCapturedStderr();
+  EXPECT_NE(logged.find("Reached maximum read buffer size"), std::string::npos) << logged;
+  EXPECT_TRUE(stream.closed());
+  ::close(p.peer);
+}
+
+TEST(IOStream, WriteBeyondMaxWriteBufferSizeThrows) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStreamOptions options;
+  options.max_write_buffer_size = 1024 * 1024;
+  IOStream stream(p.ours, options);
+  // Fill the socket, then the write buffer.
+  size_t total = 0;
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 1000; ++i) {
+          stream.write(std::string(64 * 1024, 'z'));
+          total += 64 * 1024;
+        }
+      },
+      StreamBufferFullError);
+  EXPECT_LE(stream.write_buffer_size(), options.max_write_buffer_size);
+  EXPECT_FALSE(stream.closed()) << "a refused write leaves the stream usable";
+  EXPECT_GT(total, 0u);
+  ::close(p.peer);
+}
+
+// ---- peer close -----------------------------------------------------------------------------
+
+TEST(IOStream, BytesSentBeforeThePeerClosedAreDeliveredBeforeStreamClosedError) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  auto results = loop.run_sync([&]() -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    Task<void> writer = trickle(p.peer, {"hello", "world"}, Then::close);
+    out.push_back(co_await stream.read_bytes(3));         // pending before anything arrived
+    co_await writer;
+    co_await sleep(5ms);                                   // the close has been seen by now
+    out.push_back(co_await stream.read_until("d"));       // buffered before the close
+    try {
+      co_await stream.read_bytes(1);
+      out.push_back("no error");
+    } catch (const StreamClosedError& e) {
+      out.push_back(e.what());
+    }
+    co_return out;
+  }, kTimeout);
+  EXPECT_EQ(results, (std::vector<std::string>{"hel", "loworld", "Stream is closed"}));
+  EXPECT_TRUE(stream.closed());
+}
+
+TEST(IOStream, PendingReadSatisfiedByBytesArrivingWithTheClose) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  std::string got = loop.run_sync([&]() -> Task<std::string> {
+    Future<std::string> read = stream.read_until("\n");
+    co_await sleep(2ms);
+    write_all(p.peer, "last line\n");
+    ::close(p.peer);
+    co_return co_await read;
+  }, kTimeout);
+  EXPECT_EQ(got, "last line\n");
+}
+
+TEST(IOStream, PeerCloseFailsAPendingReadItCannotSatisfy) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  EXPECT_THROW(loop.run_sync([&]() -> Task<std::string> {
+    Task<void> writer = trickle(p.peer, {"partial"}, Then::close);
+    std::string s = co_await stream.read_until("\n");
+    co_await writer;
+    co_return s;
+  }, kTimeout),
+               StreamClosedError);
+  EXPECT_TRUE(stream.closed());
+  EXPECT_EQ(stream.read_buffer_size(), 7u) << "the bytes stay readable";
+  EXPECT_EQ(stream.read_bytes(7).result(), "partial");
+}
+
+TEST(IOStream, BytesSentToAnIdleStreamSurviveThePeerHangingUp) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  std::string late = loop.run_sync([&]() -> Task<std::string> {
+    Future<std::string> first = stream.read_bytes(1);  // pending: registers the stream with the loop
+    write_all(p.peer, "1");
+    co_await first;
+    // No read pending: the hang-up arrives as an error event, not as a read.
+    write_all(p.peer, "xyz");
+    ::close(p.peer);
+    for (int i = 0; i < 500 && !stream.closed(); ++i) co_await sleep(1ms);
+    co_return co_await stream.read_bytes(3);
+  }, kTimeout);
+  EXPECT_TRUE(stream.closed());
+  EXPECT_EQ(late, "xyz");
+}
+
+TEST(IOStream, PeerCloseOfAnIdleStreamIsNoticedWithACloseCallback) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  bool called = false;
+  stream.set_close_callback([&] { called = true; });
+  loop.run_sync([&]() -> Task<void> {
+    co_await sleep(2ms);
+    ::close(p.peer);
+    for (int i = 0; i < 500 && !called; ++i) co_await sleep(1ms);
+  }, kTimeout);
+  EXPECT_TRUE(called);
+  EXPECT_TRUE(stream.closed());
+}
+
+// ---- one read at a time ---------------------------------------------------------------------
+
+TEST(IOStream, StartingASecondReadWhileOneIsPendingThrows) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  Future<std::string> first = stream.read_bytes(5);
+  EXPECT_FALSE(first.done());
+  EXPECT_TRUE(stream.reading());
+  try {
+    stream.read_until("\n");
+    ADD_FAILURE() << "no exception";
+  } catch (const std::logic_error& e) {
+    EXPECT_STREQ(e.what(), "Already reading");
+  }
+  write_all(p.peer, "12345");
+  EXPECT_EQ(loop.run_sync([&] { return first; }, kTimeout), "12345") << "the first read is unaffected";
+  ::close(p.peer);
+}
+
+// ---- writes ---------------------------------------------------------------------------------
+
+TEST(IOStream, LargeWritesToASlowReaderArriveInOrderAndCompleteInOrder) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  constexpr size_t kPiece = 1024 * 1024;
+  constexpr int kPieces = 8;
+  std::string all;
+  for (int i = 0; i < kPieces; ++i) all += pattern_bytes(kPiece, static_cast<uint32_t>(i + 7));
+  uint64_t received_hash = 0;
+  size_t received = 0;
+  std::thread slow_reader([&] {
+    uint64_t h = 1469598103934665603ull;
+    char buf[16 * 1024];
+    for (int i = 0;; ++i) {
+      ssize_t n = ::read(p.peer, buf, sizeof buf);
+      if (n <= 0) break;
+      h = fnv1a(std::string_view(buf, static_cast<size_t>(n)), h);
+      received += static_cast<size_t>(n);
+      if (i % 64 == 0) std::this_thread::sleep_for(1ms);
+    }
+    received_hash = h;
+  });
+  std::vector<int> completion_order;
+  loop.run_sync([&]() -> Task<void> {
+    std::vector<Future<void>> writes;
+    for (int i = 0; i < kPieces; ++i) {
+      writes.push_back(stream.write(std::string_view(all).substr(i * kPiece, kPiece)));
+      writes.back().add_done_callback([&completion_order, i] { completion_order.push_back(i); });
+    }
+    EXPECT_FALSE(writes.back().done());
+    co_await when_all(writes);
+  }, kTimeout);
+  EXPECT_FALSE(stream.writing());
+  stream.close();
+  slow_reader.join();
+  ::close(p.peer);
+  EXPECT_EQ(received, all.size());
+  EXPECT_EQ(received_hash, fnv1a(all));
+  EXPECT_EQ(completion_order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+TEST(IOStream, WriteFutureCompletesOnlyAfterEverythingIsFlushed) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  const std::string big = pattern_bytes(4 * 1024 * 1024);
+  Future<void> first = stream.write(big);
+  Future<void> second = stream.write(std::string("tail"));
+  EXPECT_FALSE(first.done()) << "4 MiB cannot fit in the socket buffers";
+  EXPECT_TRUE(stream.writing());
+  EXPECT_GT(stream.write_buffer_size(), 0u);
+  std::string received;
+  loop.run_sync([&]() -> Task<void> {
+    // Drain the peer in steps; the futures stay pending while the stream still holds data.
+    char buf[64 * 1024];
+    while (received.size() < big.size() + 4) {
+      co_await sleep(1ms);
+      if (stream.write_buffer_size() > 4) {
+        EXPECT_FALSE(first.done());
+      }
+      if (stream.write_buffer_size() > 0) {
+        EXPECT_FALSE(second.done());
+      }
+      for (;;) {
+        ssize_t n = ::recv(p.peer, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) break;
+        received.append(buf, static_cast<size_t>(n));
+      }
+    }
+    co_await second;
+  }, kTimeout);
+  EXPECT_TRUE(first.done());
+  EXPECT_EQ(stream.write_buffer_size(), 0u);
+  EXPECT_EQ(received, big + "tail");
+  ::close(p.peer);
+}
+
+TEST(IOStream, EmptyWriteCompletesAfterPriorDataIsFlushed) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  Future<void> idle = stream.write(std::string());
+  EXPECT_TRUE(idle.done()) << "nothing queued: done at once";
+  Future<void> big = stream.write(pattern_bytes(4 * 1024 * 1024));
+  Future<void> empty = stream.write(std::string_view());
+  EXPECT_FALSE(empty.done());
+  std::thread drain([&] { read_exact(p.peer, 4 * 1024 * 1024); });
+  loop.run_sync([&] { return empty; }, kTimeout);
+  EXPECT_TRUE(big.done());
+  drain.join();
+  ::close(p.peer);
+}
+
+TEST(IOStream, WriteToAClosedPeerClosesTheStreamWithEPIPEAndNoSignal) {
+  // SIGPIPE is deliberately left at its default action: if it were raised, the test
+  // process would die.
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  bool close_callback = false;
+  stream.set_close_callback([&] { close_callback = true; });
+  ::close(p.peer);
+  Future<void> f = stream.write(std::string("into the void"));
+  ASSERT_TRUE(f.done());
+  EXPECT_TRUE(stream.closed());
+  EXPECT_EQ(system_error_code(stream.error()), EPIPE);
+  try {
+    f.result();
+    ADD_FAILURE() << "no exception";
+  } catch (const StreamClosedError& e) {
+    EXPECT_EQ(system_error_code(e.real_error()), EPIPE);
+    EXPECT_NE(std::string(e.what()).find("Stream is closed: "), std::string::npos) << e.what();
+  }
+  loop.run_sync([] { return sleep(1ms); });
+  EXPECT_TRUE(close_callback);
+}
+
+TEST(IOStream, WriteToAResetTcpPeerClosesTheStreamWithTheErrorRecorded) {
+  IOLoop loop;
+  Listener listener;
+  int client = tcp_socket();
+  ASSERT_EQ(::connect(client, listener.addr(), sizeof listener.address), 0);
+  int server = ::accept(listener.fd, nullptr, nullptr);
+  ASSERT_GE(server, 0);
+  IOStream stream(client);
+  // An abortive close: the peer answers further segments with RST.
+  linger abort_now{1, 0};
+  ::setsockopt(server, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+  ::close(server);
+  testing::internal::CaptureStderr();
+  loop.run_sync([&]() -> Task<void> {
+    for (int i = 0; i < 200 && !stream.closed(); ++i) {
+      stream.write(std::string(1024, 'r'));
+      co_await sleep(1ms);
+    }
+  }, kTimeout);
+  std::string logged = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(stream.closed());
+  int code = system_error_code(stream.error());
+  EXPECT_TRUE(code == ECONNRESET || code == EPIPE) << "errno " << code;
+  EXPECT_EQ(logged.find("error on fd"), std::string::npos) << "a reset is not logged: " << logged;
+}
+
+TEST(IOStream, WriteOnAClosedStreamThrowsStreamClosedError) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  stream.close();
+  EXPECT_THROW(stream.write(std::string("x")), StreamClosedError);
+  EXPECT_EQ(stream.fd(), -1);
+  ::close(p.peer);
+}
+
+// ---- close ----------------------------------------------------------------------------------
+
+TEST(IOStream, CloseCallbackRunsOnceOnTheLoop) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  int calls = 0;
+  stream.set_close_callback([&] { ++calls; });
+  stream.close();
+  EXPECT_EQ(calls, 0) << "runs on the loop, not inside close()";
+  stream.close();
+  loop.run_sync([] { return sleep(2ms); });
+  EXPECT_EQ(calls, 1);
+  ::close(p.peer);
+}
+
+TEST(IOStream, ClosingMidReadFailsTheReadWithStreamClosedError) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  auto error = std::make_exception_ptr(std::runtime_error("shutting down"));
+  try {
+    loop.run_sync([&]() -> Task<std::string> {
+      loop.call_later(2ms, [&] { stream.close(error); });
+      co_return co_await stream.read_bytes(10);
+    }, kTimeout);
+    ADD_FAILURE() << "no exception";
+  } catch (const StreamClosedError& e) {
+    EXPECT_STREQ(e.what(), "Stream is closed: shutting down");
+    EXPECT_EQ(e.real_error(), error);
+  }
+  EXPECT_FALSE(stream.reading());
+  ::close(p.peer);
+}
+
+TEST(IOStream, ClosingMidWriteFailsTheWriteFuture) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  Future<void> f = stream.write(pattern_bytes(4 * 1024 * 1024));
+  ASSERT_FALSE(f.done());
+  stream.close();
+  ASSERT_TRUE(f.done());
+  EXPECT_THROW(f.result(), StreamClosedError);
+  EXPECT_FALSE(stream.writing());
+  ::close(p.peer);
+}
+
+TEST(IOStream, CloseCompletesAPendingReadTheBufferCanSatisfy) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "abcdef");
+  Future<std::string> all = stream.read_until_close();
+  EXPECT_FALSE(all.done());
+  stream.close();
+  ASSERT_TRUE(all.done());
+  EXPECT_EQ(all.result(), "abcdef");
+  ::close(p.peer);
+}
+
+TEST(IOStream, DestroyingAStreamWithAPendingReadFailsTheRead) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  auto stream = std::make_unique<IOStream>(p.ours);
+  Future<std::string> f = stream->read_bytes(10);
+  ASSERT_FALSE(f.done());
+  stream.reset();
+  ASSERT_TRUE(f.done());
+  EXPECT_THROW(f.result(), StreamClosedError);
+  EXPECT_EQ(read_exact(p.peer, 1), "") << "the fd was closed";
+  ::close(p.peer);
+}
+
+TEST(IOStream, ClosingTheLoopWhileACoroutineAwaitsAReadIsLeakFree) {
+  Pair p = socket_pair();
+  auto loop = std::make_unique<IOLoop>();
+  bool resumed = false;
+  auto reader = [&resumed](int fd) -> Task<void> {
+    IOStream stream(fd, {});  // owned by the coroutine frame
+    co_await stream.read_until("\n");
+    resumed = true;
+  };
+  Task<void> task = reader(p.ours);
+  EXPECT_THROW(loop->run_sync([] { return sleep(1h); }, 5ms), TimeoutError);
+  EXPECT_GE(loop->live_frames(), 1u);
+  loop.reset();  // destroys the suspended frame, its stream, and everything queued
+  EXPECT_FALSE(resumed);
+  EXPECT_EQ(read_exact(p.peer, 1), "") << "the frame's stream closed its fd";
+  ::close(p.peer);
+}
+
+TEST(IOStream, ClosingTheLoopBeforeDestroyingAStreamWithAnAwaitedReadIsSafe) {
+  Pair p = socket_pair();
+  auto loop = std::make_unique<IOLoop>();
+  auto stream = std::make_unique<IOStream>(p.ours, IOStreamOptions{}, loop.get());
+  bool resumed = false;
+  auto reader = [&]() -> Task<void> {
+    co_await stream->read_until("\n");
+    resumed = true;
+  };
+  Task<void> task = reader();
+  EXPECT_THROW(loop->run_sync([] { return sleep(1h); }, 5ms), TimeoutError);
+  loop->close();    // destroys the suspended frame; the stream still holds its read
+  stream.reset();   // fails the read on a closed loop: nothing runs, nothing leaks
+  loop.reset();
+  EXPECT_FALSE(resumed);
+  EXPECT_EQ(read_exact(p.peer, 1), "");
+  ::close(p.peer);
+}
+
+// ---- connect --------------------------------------------------------------------------------
+
+TEST(IOStream, ConnectToALoopbackListenerThenExchangeData) {
+  IOLoop loop;
+  Listener listener;
+  IOStream stream(tcp_socket());
+  stream.set_nodelay(true);
+  std::string echoed = loop.run_sync([&]() -> Task<std::string> {
+    Future<void> connected = stream.connect(listener.addr(), sizeof listener.address);
+    stream.write(std::string("queued while connecting\n"));  // flushed once connected
+    co_await connected;
+    stream.set_nodelay(true);
+    int server = ::accept(listener.fd, nullptr, nullptr);
+    std::string line = read_exact(server, 24);
+    write_all(server, "reply:" + line);
+    ::close(server);
+    co_return co_await stream.read_until_close();
+  }, kTimeout);
+  EXPECT_EQ(echoed, "reply:queued while connecting\n");
+}
+
+TEST(IOStream, ConnectToAClosedPortFailsWithStreamClosedErrorCarryingTheErrno) {
+  IOLoop loop;
+  sockaddr_in address{};
+  {
+    Listener unused;  // learn a free port, then close it
+    address = unused.address;
+  }
+  IOStream stream(tcp_socket());
+  try {
+    loop.run_sync([&] { return stream.connect(reinterpret_cast<sockaddr*>(&address), sizeof address); }, kTimeout);
+    ADD_FAILURE() << "connected to a closed port";
+  } catch (const StreamClosedError& e) {
+    EXPECT_EQ(system_error_code(e.real_error()), ECONNREFUSED) << e.what();
+  }
+  EXPECT_TRUE(stream.closed());
+  EXPECT_EQ(system_error_code(stream.error()), ECONNREFUSED);
+}
+
+// ---- half close -----------------------------------------------------------------------------
+
+TEST(IOStream, WithAllowHalfCloseWritesStillWorkAfterThePeerShutsDownWriting) {
+  IOLoop loop;
+  Listener listener;
+  int client = tcp_socket();
+  ASSERT_EQ(::connect(client, listener.addr(), sizeof listener.address), 0);
+  int server = ::accept(listener.fd, nullptr, nullptr);
+  IOStreamOptions options;
+  options.allow_half_close = true;
+  IOStream stream(server, options);
+  std::string body = loop.run_sync([&]() -> Task<std::string> {
+    Task<void> peer = trickle(client, {"some ", "data"}, Then::shutdown_write);
+    std::string all = co_await stream.read_until_close();
+    co_await peer;
+    co_await stream.write(std::string("ok ") + std::to_string(all.size()) + "\n");
+    co_return all;
+  }, kTimeout);
+  EXPECT_EQ(body, "some data");
+  EXPECT_FALSE(stream.closed());
+  EXPECT_EQ(read_exact(client, 5), "ok 9\n");
+  EXPECT_THROW(stream.read_bytes(1), StreamClosedError) << "nothing more can arrive";
+  EXPECT_FALSE(stream.closed());
+  ::close(client);
+}
+
+TEST(IOStream, WithAllowHalfCloseEofFailsAPendingReadItCannotSatisfy) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStreamOptions options;
+  options.allow_half_close = true;
+  IOStream stream(p.ours, options);
+  EXPECT_THROW(loop.run_sync([&]() -> Task<std::string> {
+    Task<void> peer = trickle(p.peer, {"no newline"}, Then::shutdown_write);
+    std::string s = co_await stream.read_until("\n");
+    co_await peer;
+    co_return s;
+  }, kTimeout),
+               StreamClosedError);
+  EXPECT_FALSE(stream.closed());
+  EXPECT_EQ(stream.read_bytes(10).result(), "no newline") << "the bytes stay readable";
+  loop.run_sync([&] { return stream.write(std::string("still open")); }, kTimeout);
+  EXPECT_EQ(read_exact(p.peer, 10), "still open");
+  ::close(p.peer);
+}
+
+TEST(IOStream, WithoutAllowHalfClosePeerShutdownClosesTheStream) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  std::string all = loop.run_sync([&]() -> Task<std::string> {
+    Task<void> peer = trickle(p.peer, {"data"}, Then::shutdown_write);
+    std::string s = co_await stream.read_until_close();
+    co_await peer;
+    co_return s;
+  }, kTimeout);
+  EXPECT_EQ(all, "data");
+  EXPECT_TRUE(stream.closed());
+  EXPECT_THROW(stream.write(std::string("late")), StreamClosedError);
+  ::close(p.peer);
+}
+
+// ---- errors ---------------------------------------------------------------------------------
+
+TEST(IOStream, StreamClosedErrorDescribesItsRealError) {
+  EXPECT_STREQ(StreamClosedError().what(), "Stream is closed");
+  auto real = std::make_exception_ptr(std::system_error(ECONNRESET, std::system_category(), "read"));
+  StreamClosedError e(real);
+  EXPECT_EQ(e.real_error(), real);
+  EXPECT_EQ(std::string(e.what()), "Stream is closed: read: " + std::system_category().message(ECONNRESET));
+}
