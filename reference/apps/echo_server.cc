@@ -1,0 +1,125 @@
+// squall-echo-server: a line echo server on TCPServer + IOStream::read_until.
+//
+//   squall-echo-server --port N [--address 127.0.0.1] [--processes 1] [--max-line 65536]
+//                      [--log-level info]
+//
+// Echoes every "\n"-terminated line back to the client. Logs "listening on ADDRESS:PORT"
+// (info) for each listening socket; with --port 0 the kernel picks the port and
+// "port=NNNNN" is printed on stdout for scripts. SIGTERM or SIGINT stops it cleanly
+// (exit status 0): the signal is taken through a signalfd registered on the loop. With
+// --processes N != 1 the sockets are shared by N pre-forked workers (0: one per CPU); the
+// supervisor forwards SIGTERM/SIGINT to them and exits 0 once they are gone.
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "squall/ioloop.h"
+#include "squall/iostream.h"
+#include "squall/log.h"
+#include "squall/netutil.h"
+#include "squall/process.h"
+#include "squall/task.h"
+#include "squall/tcpserver.h"
+
+namespace {
+
+using squall::LogCategory;
+using squall::LogLevel;
+
+class EchoServer : public squall::TCPServer {
+ public:
+  explicit EchoServer(size_t max_line) : max_line_(max_line) {}
+
+  squall::Task<void> handle_stream(std::unique_ptr<squall::IOStream> stream, squall::SocketAddress address) override {
+    size_t max_line = max_line_;  // not `this`: the server may be gone before the client
+    squall::log(LogLevel::debug, LogCategory::general, "connection from {}", address.to_string());
+    try {
+      for (;;) {
+        std::string line = co_await stream->read_until("\n", max_line);
+        co_await stream->write(std::move(line));
+      }
+    } catch (const squall::StreamClosedError&) {
+      // The client went away (or sent a line longer than --max-line).
+    } catch (const squall::UnsatisfiableReadError&) {
+    }
+    squall::log(LogLevel::debug, LogCategory::general, "connection from {} closed", address.to_string());
+  }
+
+ private:
+  size_t max_line_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Squall TCP line echo server"};
+  int port = -1;
+  std::string address = "127.0.0.1";
+  int processes = 1;
+  size_t max_line = 64 * 1024;
+  std::string log_level = "info";
+  app.add_option("--port", port, "TCP port (0: let the kernel choose, printed as port=N)")
+      ->required()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--address", address, "address to listen on (\"\": all interfaces)")->capture_default_str();
+  app.add_option("--processes", processes, "worker processes (1: no fork, 0: one per CPU)")->capture_default_str();
+  app.add_option("--max-line", max_line, "longest line accepted, in bytes")->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warning, error or none")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    squall::set_log_level(squall::parse_log_level(log_level));
+
+    // Block the stop signals from the start: they are read from a signalfd in the loop
+    // (the pre-fork supervisor takes them with sigtimedwait and workers inherit the mask).
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    std::vector<int> sockets = squall::bind_sockets(static_cast<uint16_t>(port), address);
+    for (int fd : sockets) {
+      squall::log(LogLevel::info, LogCategory::general, "listening on {}", squall::socket_address(fd).to_string());
+    }
+    if (port == 0) {
+      std::printf("port=%u\n", static_cast<unsigned>(squall::socket_port(sockets[0])));
+      std::fflush(stdout);
+    }
+    if (processes != 1) squall::fork_processes(processes);  // returns in the workers only
+
+    squall::IOLoop loop;
+    EchoServer server(max_line);  // after the loop: destroyed before it
+    server.add_sockets(std::move(sockets));
+
+    int signal_fd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
+    loop.add_handler(
+        signal_fd,
+        [&](int fd, uint32_t) {
+          signalfd_siginfo info{};
+          if (::read(fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
+          squall::log(LogLevel::info, LogCategory::general, "received {}, shutting down",
+                      strsignal(static_cast<int>(info.ssi_signo)));
+          server.stop();
+          loop.stop();
+        },
+        squall::IOLoop::READ);
+    loop.start();
+    loop.remove_handler(signal_fd);
+    ::close(signal_fd);
+    return 0;
+  } catch (...) {
+    squall::log(LogLevel::error, LogCategory::general, "echo server failed: {}",
+                squall::describe_current_exception());
+    return 1;
+  }
+}
