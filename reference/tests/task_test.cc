@@ -285,3 +285,75 @@ TEST(Task, FinishedCoroutinesFreeTheirFrames) {
   for (int i = 0; i < 100; ++i) loop.run_sync([] { return add_later(1, 2); });
   EXPECT_EQ(loop.live_frames(), 0u);
 }
+
+// ---- results that are expensive or impossible to copy ---------------------------------
+
+namespace {
+
+struct CopyCounter {
+  int* copies;
+  explicit CopyCounter(int* c) : copies(c) {}
+  CopyCounter(const CopyCounter& other) : copies(other.copies) { ++*copies; }
+  CopyCounter(CopyCounter&&) noexcept = default;
+  CopyCounter& operator=(const CopyCounter&) = default;
+  CopyCounter& operator=(CopyCounter&&) noexcept = default;
+};
+
+Task<std::unique_ptr<int>> make_owned_later(int v) {
+  co_await sleep(1ms);
+  co_return std::make_unique<int>(v);
+}
+
+}  // namespace
+
+TEST(Task, MoveOnlyResultsPassThroughCoAwaitRunSyncAndWithTimeout) {
+  IOLoop loop;
+  auto body = []() -> Task<std::unique_ptr<int>> {
+    std::unique_ptr<int> a = co_await make_owned_later(1);
+    std::unique_ptr<int> b = co_await with_timeout(5s, make_owned_later(2));
+    co_return std::make_unique<int>(*a + *b);
+  };
+  std::unique_ptr<int> sum = loop.run_sync(body, 5s);
+  ASSERT_NE(sum, nullptr);
+  EXPECT_EQ(*sum, 3);
+}
+
+TEST(Task, AwaitedResultIsMovedNotCopiedWhenNobodyElseHoldsTheFuture) {
+  IOLoop loop;
+  int copies = 0;
+  auto body = [&]() -> Task<void> {
+    Future<CopyCounter> pending;
+    loop.add_callback([pending, &copies]() mutable { pending.set_result(CopyCounter(&copies)); });
+    CopyCounter suspended = co_await std::move(pending);  // resumed through the loop
+    CopyCounter ready = co_await make_ready_future(CopyCounter(&copies));  // no suspension
+    (void)suspended;
+    (void)ready;
+  };
+  loop.run_sync(body, 5s);
+  EXPECT_EQ(copies, 0);
+}
+
+TEST(Task, AwaitedResultIsCopiedWhileAnotherHandleCanStillReadIt) {
+  IOLoop loop;
+  int copies = 0;
+  Future<CopyCounter> shared;
+  auto body = [&]() -> Task<void> {
+    CopyCounter value = co_await shared;
+    (void)value;
+  };
+  loop.add_callback([&] { shared.set_result(CopyCounter(&copies)); });
+  loop.run_sync(body, 5s);
+  EXPECT_EQ(copies, 1);
+  EXPECT_NE(shared.result().copies, nullptr) << "the other handle still sees the value";
+}
+
+TEST(WithTimeout, QuietExceptionTypesAreNotLoggedAfterTheTimeout) {
+  IOLoop loop;
+  Future<int> inner;
+  EXPECT_THROW(loop.run_sync([&] { return with_timeout<std::logic_error>(5ms, inner); }, 5s), TimeoutError);
+  testing::internal::CaptureStderr();
+  inner.set_exception(std::logic_error("expected after cancelling"));
+  loop.run_sync([] { return sleep(5ms); });
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err.find("expected after cancelling"), std::string::npos) << err;
+}

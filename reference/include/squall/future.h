@@ -55,26 +55,41 @@ struct FutureState {
   std::exception_ptr error;
   bool done = false;
   bool error_retrieved = false;
+  // References held only for delivering the result to the last done-callback; a
+  // consumer that finds use_count() == 1 + delivery_refs may move the value out.
+  long delivery_refs = 0;
   std::vector<DoneCallback> callbacks;
 
   explicit FutureState(IOLoop* l) : loop(l) {}
+
+  // The result for a consumer that will not look again: moved out when nobody else can
+  // read it (or when it cannot be copied: a move-only result is taken once), else copied.
+  Stored<T> take_value(long own_refs) {
+    if constexpr (std::is_copy_constructible_v<Stored<T>>) {
+      if (own_refs != 1 + delivery_refs) return *value;
+    }
+    return std::move(*value);
+  }
   ~FutureState() {
     if (error && !error_retrieved) log_unretrieved_exception(error);
   }
 };
 
 // Runs callbacks in order on the loop; one that throws is logged and the rest still run.
+// The last callback may take the value by move if it holds the only other reference.
 template <typename T>
-void run_done_callbacks(const std::shared_ptr<FutureState<T>>& state,
+void run_done_callbacks(std::shared_ptr<FutureState<T>> state,
                         std::vector<typename FutureState<T>::DoneCallback>& callbacks) {
-  Future<T> future(state);
-  for (auto& cb : callbacks) {
+  Future<T> future(std::move(state));
+  for (size_t i = 0; i < callbacks.size(); ++i) {
+    if (i + 1 == callbacks.size()) future.state()->delivery_refs = 1;
     try {
-      cb(future);
+      callbacks[i](future);
     } catch (...) {
       log_callback_exception();
     }
   }
+  future.state()->delivery_refs = 0;
 }
 
 }  // namespace detail
@@ -146,12 +161,24 @@ class Future {
   // for futures nobody may wait on, such as a stream's write futures).
   void mark_retrieved() const { state_->error_retrieved = true; }
 
+  // Moves the result out (copies it if other handles exist and it can be copied);
+  // rethrows the failure. For a final consumer such as run_sync.
+  detail::Stored<T> take_result() {
+    check_done();
+    if (state_->error) {
+      state_->error_retrieved = true;
+      std::rethrow_exception(state_->error);
+    }
+    return state_->take_value(state_.use_count());
+  }
+
   // Uniform access for code that takes either a Future or a Task.
   const Future<T>& future() const { return *this; }
 
   // ---- for awaiters (task.h) ----------------------------------------------------------
   explicit Future(std::shared_ptr<detail::FutureState<T>> state) : state_(std::move(state)) {}
   const std::shared_ptr<detail::FutureState<T>>& state() const { return state_; }
+  std::shared_ptr<detail::FutureState<T>> release_state() && { return std::move(state_); }
 
  private:
   void add_callback(typename detail::FutureState<T>::DoneCallback cb) const {
@@ -179,7 +206,7 @@ class Future {
     if (state_->callbacks.empty()) return;
     // One loop callback runs them all, in registration order.
     state_->loop->add_callback([state = state_, callbacks = std::move(state_->callbacks)]() mutable {
-      detail::run_done_callbacks(state, callbacks);
+      detail::run_done_callbacks(std::move(state), callbacks);
     });
     state_->callbacks.clear();
   }

@@ -242,7 +242,11 @@ auto IOLoop::run_sync(Func&& func, std::optional<Duration> timeout) {
                        std::to_string(std::chrono::duration<double>(timeout.value_or(Duration{})).count()) +
                        " seconds");
   }
-  return future->result();
+  if constexpr (std::is_void_v<typename FutureT::value_type>) {
+    future->take_result();  // rethrows a failure
+  } else {
+    return future->take_result();
+  }
 }
 
 }  // namespace squall

@@ -51,10 +51,9 @@ struct FutureAwaiter {
       state->error_retrieved = true;
       std::rethrow_exception(state->error);
     }
-    // Sole owner (the common case: a stream resolved the read and let go): move the
-    // value out instead of copying a possibly large body.
-    if (state.use_count() == 1) return std::move(*state->value);
-    return *state->value;
+    // When this awaiter is the only reader left (the common case: a stream resolved the
+    // read and let go), the value is moved out instead of copying a possibly large body.
+    return state->take_value(state.use_count());
   }
   T await_resume() {
     if constexpr (std::is_void_v<T>) {
@@ -102,6 +101,7 @@ class Task {
   explicit Task(Future<T> future) : future_(std::move(future)) {}
 
   const Future<T>& future() const { return future_; }
+  Future<T> release_future() && { return std::move(future_); }
   bool done() const { return future_.done(); }
   decltype(auto) result() const { return future_.result(); }
 
@@ -131,9 +131,19 @@ template <typename T>
 detail::FutureAwaiter<T> operator co_await(const Future<T>& future) {
   return detail::FutureAwaiter<T>{future.state()};
 }
+// A temporary future (`co_await stream.read_bytes(n)`) hands its reference over, so the
+// awaiter can be the sole owner and move the result out.
+template <typename T>
+detail::FutureAwaiter<T> operator co_await(Future<T>&& future) {
+  return detail::FutureAwaiter<T>{std::move(future).release_state()};
+}
 template <typename T>
 detail::FutureAwaiter<T> operator co_await(const Task<T>& task) {
   return detail::FutureAwaiter<T>{task.future().state()};
+}
+template <typename T>
+detail::FutureAwaiter<T> operator co_await(Task<T>&& task) {
+  return detail::FutureAwaiter<T>{std::move(task).release_future().release_state()};
 }
 
 // ---- gen helpers ------------------------------------------------------------------------
@@ -169,12 +179,32 @@ void spawn(const Task<T>& task) {
 namespace detail {
 void log_exception_after_timeout(const std::exception_ptr& error);
 void log_extra_exception_in_when_all(const std::exception_ptr& error);
+
+// True if error is of one of the types Quiet...
+template <typename... Quiet>
+bool is_one_of(const std::exception_ptr& error) {
+  if constexpr (sizeof...(Quiet) == 0) {
+    return false;
+  } else {
+    return ([&error]<typename Q>() {
+      try {
+        std::rethrow_exception(error);
+      } catch (const Q&) {
+        return true;
+      } catch (...) {
+        return false;
+      }
+    }.template operator()<Quiet>() || ...);
+  }
+}
 }  // namespace detail
 
 // Completes like `inner`, or fails with TimeoutError at `deadline`, whichever is first
 // (gen.with_timeout). The inner operation is left to finish on its own; if it fails
-// after the timeout, its exception is logged rather than lost.
-template <typename Awaitable>
+// after the timeout, its exception is logged rather than lost — unless it is one of the
+// Quiet... types (Tornado's quiet_exceptions), e.g. the StreamClosedError of a stream
+// the caller closes because of the timeout: with_timeout<StreamClosedError>(d, read).
+template <typename... Quiet, typename Awaitable>
 auto with_timeout(TimePoint deadline, const Awaitable& inner) {
   using T = typename std::decay_t<decltype(inner.future())>::value_type;
   Future<T> inner_future = inner.future();
@@ -186,7 +216,8 @@ auto with_timeout(TimePoint deadline, const Awaitable& inner) {
   inner_future.add_done_callback([result, timer, &loop](Future<T>& f) mutable {
     loop.remove_timeout(timer);
     if (result.done()) {
-      if (auto error = f.exception()) detail::log_exception_after_timeout(error);
+      auto error = f.exception();
+      if (error && !detail::is_one_of<Quiet...>(error)) detail::log_exception_after_timeout(error);
       return;
     }
     if (auto error = f.exception()) {
@@ -194,14 +225,14 @@ auto with_timeout(TimePoint deadline, const Awaitable& inner) {
     } else if constexpr (std::is_void_v<T>) {
       result.set_result();
     } else {
-      result.set_result(f.result());
+      result.set_result(f.take_result());
     }
   });
   return result;
 }
-template <typename Awaitable>
+template <typename... Quiet, typename Awaitable>
 auto with_timeout(Duration timeout, const Awaitable& inner) {
-  return with_timeout(IOLoop::current().time() + timeout, inner);
+  return with_timeout<Quiet...>(IOLoop::current().time() + timeout, inner);
 }
 
 // Waits for all futures (gen.multi): the results in input order. The first exception

@@ -48,30 +48,4 @@ class TCPClient {
   std::shared_ptr<Resolver> resolver_;
 };
 
-namespace detail {
-
-// co_await support for Future<std::unique_ptr<IOStream>>. task.h's FutureAwaiter copies
-// the result when it cannot prove it holds the only handle, which does not compile for a
-// move-only value; this awaiter moves it out instead. Remove once task.h handles
-// move-only results itself.
-template <>
-struct FutureAwaiter<std::unique_ptr<IOStream>> {
-  std::shared_ptr<FutureState<std::unique_ptr<IOStream>>> state;
-
-  bool await_ready() const noexcept { return state->done; }
-  void await_suspend(std::coroutine_handle<> frame) {
-    // As the primary template: non-owning; dropped unrun if the frame dies first.
-    state->callbacks.push_back([frame](Future<std::unique_ptr<IOStream>>&) { frame.resume(); });
-  }
-  std::unique_ptr<IOStream> await_resume() {
-    if (state->error) {
-      state->error_retrieved = true;
-      std::rethrow_exception(state->error);
-    }
-    return std::move(*state->value);
-  }
-};
-
-}  // namespace detail
-
 }  // namespace squall
