@@ -171,6 +171,64 @@ bool target_valid(std::string_view target, bool allow_obs_text) noexcept {
   return true;
 }
 
+// RFC 3986 unreserved / sub-delims (the bytes of a reg-name besides pct-encoded).
+bool is_reg_name_char(char c) noexcept {
+  const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  return alnum || std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+bool is_reg_name(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (is_reg_name_char(s[i])) continue;
+    if (s[i] == '%' && i + 2 < s.size() && has_class(s[i + 1], kHexDigit) && has_class(s[i + 2], kHexDigit)) {
+      i += 2;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+// The inside of an IP-literal's brackets: IPv6address (hex digits, ':' and '.' for a
+// trailing IPv4 part, at most 8 groups) or IPvFuture ("v" 1*HEXDIG "." 1*(...)).
+bool is_ip_literal_body(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  if (s.front() == 'v' || s.front() == 'V') {
+    std::size_t i = 1;
+    while (i < s.size() && has_class(s[i], kHexDigit)) ++i;
+    if (i == 1 || i >= s.size() || s[i] != '.' || i + 1 == s.size()) return false;
+    for (++i; i < s.size(); ++i) {
+      if (!is_reg_name_char(s[i]) && s[i] != ':') return false;
+    }
+    return true;
+  }
+  std::size_t colons = 0;
+  for (char c : s) {
+    if (c == ':') {
+      ++colons;
+    } else if (!has_class(c, kHexDigit) && c != '.') {
+      return false;
+    }
+  }
+  return colons >= 2 && colons <= 7 && s.find(":::") == std::string_view::npos;
+}
+
+// Whether a request-target has one of the forms of RFC 9112 §3.2 for this method.
+bool target_form_valid(std::string_view method, std::string_view target) noexcept {
+  if (method == "CONNECT") return is_valid_authority(target, true);  // authority-form only
+  if (target.front() == '/') return true;                            // origin-form
+  if (target == "*") return method == "OPTIONS";                     // asterisk-form
+  // absolute-form: scheme "://" ... (scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ))
+  const std::size_t colon = target.find(':');
+  if (colon == 0 || colon == std::string_view::npos || target.substr(colon, 3) != "://") return false;
+  for (std::size_t i = 0; i < colon; ++i) {
+    const char c = target[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alpha && (i == 0 || (!is_digit(c) && c != '+' && c != '-' && c != '.'))) return false;
+  }
+  return true;
+}
+
 ParseError field_name_error(std::string_view name) noexcept {
   if (name.empty()) return {400, "empty header name"};
   if (is_ows(name.back())) return {400, "whitespace before colon in header"};
@@ -224,6 +282,35 @@ bool is_valid_field_value(std::string_view value) noexcept {
   return field_bytes_valid(value.data(), value.size());
 }
 
+bool is_valid_authority(std::string_view value, bool require_port) noexcept {
+  std::string_view host = value;
+  std::string_view port;
+  bool has_port = false;
+  if (!value.empty() && value.front() == '[') {
+    const std::size_t close = value.find(']');
+    if (close == std::string_view::npos || !is_ip_literal_body(value.substr(1, close - 1))) return false;
+    host = value.substr(0, close + 1);
+    const std::string_view rest = value.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      has_port = true;
+      port = rest.substr(1);
+    }
+  } else {
+    const std::size_t colon = value.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = value.substr(0, colon);
+      port = value.substr(colon + 1);
+      has_port = true;
+    }
+    if (!is_reg_name(host)) return false;
+  }
+  for (char c : port) {
+    if (!is_digit(c)) return false;
+  }
+  return !require_port || (has_port && !port.empty() && !host.empty());
+}
+
 // ---- start lines ----------------------------------------------------------------------
 
 ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLimits& limits) {
@@ -242,6 +329,7 @@ ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLim
   if (!target_valid(out.target, limits.allow_obs_text_in_target)) {
     return ParseError{400, "invalid character in request target"};
   }
+  if (!target_form_valid(out.method, out.target)) return ParseError{400, "invalid request target form"};
   const auto version = parse_http_version(out.version);
   if (!version) return ParseError{400, "malformed HTTP version"};
   if (version->first != 1) return ParseError{505, "HTTP version not supported"};

@@ -39,11 +39,46 @@ TEST(RequestLine, ParsesMethodTargetAndVersion) {
 }
 
 TEST(RequestLine, AcceptsHttp10AndExtensionMethods) {
-  auto r = parse_request_line("M-SEARCH * HTTP/1.0");
+  auto r = parse_request_line("M-SEARCH /ssdp HTTP/1.0");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->method, "M-SEARCH");
-  EXPECT_EQ(r->target, "*");
+  EXPECT_EQ(r->target, "/ssdp");
   EXPECT_EQ(r->minor, 0);
+}
+
+TEST(RequestLine, AcceptsAbsoluteFormTarget) {
+  auto r = parse_request_line("GET http://127.0.0.1/plaintext?x=1 HTTP/1.1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target, "http://127.0.0.1/plaintext?x=1");
+  EXPECT_TRUE(parse_request_line("GET https://example.com HTTP/1.1").ok());
+  EXPECT_TRUE(parse_request_line("GET svn+ssh.1-x://h/ HTTP/1.1").ok());
+}
+
+TEST(RequestLine, AcceptsAsteriskFormOnlyForOptions) {
+  auto r = parse_request_line("OPTIONS * HTTP/1.1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target, "*");
+  EXPECT_EQ(status_of(parse_request_line("GET * HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("M-SEARCH * HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("OPTIONS ** HTTP/1.1")), 400);
+}
+
+TEST(RequestLine, AcceptsAuthorityFormOnlyForConnect) {
+  EXPECT_TRUE(parse_request_line("CONNECT example.com:443 HTTP/1.1").ok());
+  EXPECT_TRUE(parse_request_line("CONNECT [::1]:443 HTTP/1.1").ok());
+  EXPECT_EQ(status_of(parse_request_line("CONNECT example.com HTTP/1.1")), 400);  // port required
+  EXPECT_EQ(status_of(parse_request_line("CONNECT / HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("CONNECT http://example.com/ HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET 127.0.0.1:80 HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET localhost:80 HTTP/1.1")), 400);
+}
+
+TEST(RequestLine, RejectsTargetOfNoKnownFormWith400) {
+  EXPECT_EQ(status_of(parse_request_line("GET foo HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET ?x=1 HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET 1http://h/ HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET ://h/ HTTP/1.1")), 400);
+  EXPECT_EQ(status_of(parse_request_line("GET http:/h HTTP/1.1")), 400);
 }
 
 TEST(RequestLine, AcceptsHigherMinorVersion) {
@@ -108,6 +143,28 @@ TEST(RequestLine, RejectsMalformedVersionWith400) {
                              "HTTPS/1.1", "HTTP/1.1\r", "HTTP/2", "HTTP 1.1"}) {
     EXPECT_EQ(status_of(parse_request_line("GET / " + std::string(v))), 400) << v;
   }
+}
+
+TEST(Authority, AcceptsHostAndOptionalPort) {
+  for (std::string_view host : {"example.com", "127.0.0.1", "127.0.0.1:8080", "Example.COM:80", "[::1]", "[::1]:8080",
+                                "[2001:db8::192.0.2.1]", "[v1.fe80::a+en1]", "a%2Db", "", "host:", "x_y~z!$&'()*+;="}) {
+    EXPECT_TRUE(is_valid_authority(host)) << host;
+  }
+}
+
+TEST(Authority, RejectsWhatIsNotUriHostAndPort) {
+  for (std::string_view host : {"exa mple.com", "a.example, b.example", "user@127.0.0.1", "127.0.0.1:http",
+                                "127.0.0.1/evil", "h?q", "h#f", "a:1:2", "[::1", "[zz::1]", "[::1]x", "::1", "a%4", "a%zz",
+                                "h\t", "\xC3\xA9"}) {
+    EXPECT_FALSE(is_valid_authority(host)) << host;
+  }
+}
+
+TEST(Authority, RequirePortNeedsHostAndDigits) {
+  EXPECT_TRUE(is_valid_authority("example.com:443", true));
+  EXPECT_FALSE(is_valid_authority("example.com", true));
+  EXPECT_FALSE(is_valid_authority("example.com:", true));
+  EXPECT_FALSE(is_valid_authority(":443", true));
 }
 
 TEST(RequestLine, RejectsOverlongLineWith414) {
@@ -278,7 +335,7 @@ TEST(HeaderBlock, RejectsDataAfterEmptyLineWith400) {
 
 TEST(HeaderBlock, RejectsTooManyFieldsWith431) {
   std::string block;
-  for (int i = 0; i < 100; ++i) block += "X-" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 256; ++i) block += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(block_status(block + "\r\n"), 0);
   EXPECT_EQ(block_status(block + "X-Last: v\r\n\r\n"), 431);
 }

@@ -79,10 +79,15 @@ bool is_token(std::string_view s) noexcept;
 // RFC 9110 §5.5 field-value bytes: no CTL except HTAB, no DEL; obs-text allowed.
 // Use it before sending a header value (response splitting).
 bool is_valid_field_value(std::string_view value) noexcept;
+// RFC 9110 §7.2 / RFC 3986 §3.2.2: `uri-host [ ":" port ]`, where uri-host is a reg-name
+// (unreserved, pct-encoded, sub-delims; an IPv4 address is one), or an IP-literal in
+// brackets; port is digits. The form of a Host field value (which may be empty) and, with
+// `require_port`, of CONNECT's authority-form target. No userinfo, path, spaces or lists.
+bool is_valid_authority(std::string_view value, bool require_port = false) noexcept;
 
 // Bounds and policies for parsing a message head.
 struct HeadLimits {
-  std::size_t max_fields = 100;           // more field lines -> 431
+  std::size_t max_fields = 256;           // more field lines -> 431
   std::size_t max_field_line = 65536;     // one longer field line -> 431
   std::size_t max_start_line = 65536;     // longer request line -> 414 (status line: 400)
   bool allow_obs_text_in_target = false;  // bytes >= 0x80 in the request-target
@@ -116,7 +121,10 @@ struct ResponseHead {
 };
 
 // "GET /path HTTP/1.1" (no line terminator). 400 for bad syntax, 414 when longer than
-// limits.max_start_line, 505 for a well-formed version other than HTTP/1.x.
+// limits.max_start_line, 505 for a well-formed version other than HTTP/1.x. The target
+// must be in one of the forms of RFC 9112 §3.2: origin-form ("/..."), absolute-form
+// ("scheme://..."), authority-form ("host:port") for CONNECT only, or asterisk-form ("*")
+// for OPTIONS only; anything else is a 400.
 ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLimits& limits = {});
 
 // "HTTP/1.1 200 OK" (no line terminator); "HTTP/1.1 204" without the SP is tolerated.

@@ -1,0 +1,230 @@
+// HTTP1Connection: one HTTP/1.x message exchange over an IOStream, for a server or a
+// client — Tornado's http1connection (HTTP1Connection, HTTP1ServerConnection).
+//
+// Reading: the head is read through the first blank line (bounded by max_header_size,
+// under header_timeout), parsed by the strict parsers of http_parse.h, and the body is
+// framed per RFC 9112 §6 (chunked, Content-Length, or — responses only — until close).
+// Every read is bounded. On a server, malformed input is answered with the status the
+// parser chose ("HTTP/1.1 400 Bad Request", 413, 431, 501, 505) plus `Connection: close`
+// and `Content-Length: 0`, logged at info ("Malformed HTTP message from <addr>: <why>"),
+// and the connection is closed. Framing choices that differ from Tornado 6.2 follow the
+// RFC: both Content-Length and Transfer-Encoding -> 400 (anti-smuggling); a transfer
+// coding other than a final chunked -> 501; a head larger than max_header_size -> 431
+// (Tornado closes without an answer); a chunked body whose data is not followed by CRLF
+// -> 400.
+//
+// The connection reads the stream through its own small buffer (so that a head that is
+// too large can still be answered: IOStream closes on an unsatisfiable read). Bytes read
+// past the current message stay in that buffer for the next one, which is why a stream
+// carries one HTTP1Connection for its whole life (HTTPServerConnection reuses one per
+// socket; a keep-alive client must do the same).
+//
+// Writing (HTTPConnection): on a server the connection picks the framing as Tornado does —
+// chunked for HTTP/1.1 when the response has neither Content-Length nor Transfer-Encoding
+// and may have a body; no body for HEAD, 1xx, 204 and 304; `Connection: close` when the
+// connection will close; HTTP/1.0 keep-alive only if the request asked for it and the
+// response length is known — and adds `Date` and `Server: Squall` when absent.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "squall/future.h"
+#include "squall/http_delegate.h"
+#include "squall/http_headers.h"
+#include "squall/http_parse.h"
+#include "squall/ioloop.h"
+#include "squall/iostream.h"
+#include "squall/netutil.h"
+#include "squall/task.h"
+
+namespace squall {
+
+// Malformed input from the peer (Tornado's HTTPInputError). status() is what a server
+// answers (400, 413, 431, 501, 505).
+class HTTPInputError : public std::runtime_error {
+ public:
+  explicit HTTPInputError(const std::string& what, int status = 400) : std::runtime_error(what), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+// Misuse of the output side: writing more or fewer bytes than Content-Length
+// (Tornado's HTTPOutputError).
+class HTTPOutputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct HTTP1ConnectionParameters {
+  bool no_keep_alive = false;
+  size_t chunk_size = 65536;          // largest piece handed to data_received
+  size_t max_header_size = 65536;     // a bigger head -> 431
+  std::optional<Duration> header_timeout;  // from the first byte of a head to its end
+  size_t max_body_size = 100 * 1024 * 1024;  // a bigger body -> 413 (decompressed size counts)
+  std::optional<Duration> body_timeout;
+  bool decompress = false;            // gunzip bodies with Content-Encoding: gzip
+  HeadLimits head_limits;
+  size_t max_trailer_fields = 100;    // trailers of a chunked body (read, then dropped)
+};
+
+// Who is on the other end of a server connection (Tornado's _HTTPRequestContext).
+struct HTTPRequestContext {
+  SocketAddress address;       // the peer
+  std::string remote_ip;       // the peer's ip, or what X-Real-Ip / X-Forwarded-For say
+  std::string protocol;        // "http" / "https", or what X-Scheme / X-Forwarded-Proto say
+  std::vector<std::string> trusted_downstream;
+
+  HTTPRequestContext() = default;
+  HTTPRequestContext(SocketAddress peer, std::string protocol_name, std::vector<std::string> trusted = {});
+  // Tornado's _apply_xheaders / _unapply_xheaders.
+  void apply_xheaders(const HTTPHeaders& headers);
+  void unapply_xheaders();
+  // "1.2.3.4:5678" for the logs ("" when there is no address).
+  std::string to_string() const;
+
+ private:
+  std::string orig_remote_ip_;
+  std::string orig_protocol_;
+};
+
+class HTTP1Connection : public HTTPConnection {
+ public:
+  // context (server side, may be null) must outlive the connection; with xheaders set,
+  // the X-* headers of each request are applied to it while that request is handled.
+  HTTP1Connection(IOStream& stream, bool is_client, HTTP1ConnectionParameters params = {},
+                  HTTPRequestContext* context = nullptr, bool xheaders = false);
+  ~HTTP1Connection() override;
+  HTTP1Connection(const HTTP1Connection&) = delete;
+  HTTP1Connection& operator=(const HTTP1Connection&) = delete;
+
+  // Reads one message into delegate (a response on a client, a request on a server).
+  // Returns true when the exchange completed and the connection may be reused, false
+  // when it is closed (the delegate then got on_connection_close unless it got finish).
+  // On a server it also waits until the response was finished (so pipelined requests
+  // are answered in order). With idle_timeout, the wait for the first byte of the head
+  // is bounded by it (the server's idle_connection_timeout). On a client, a malformed
+  // or truncated response (a body shorter than its Content-Length, a bad chunk) throws
+  // HTTPInputError after the delegate got on_connection_close.
+  Task<bool> read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout = std::nullopt);
+  Task<bool> read_response(HTTPMessageDelegate& delegate) { return read_message(delegate); }
+
+  // HTTPConnection.
+  Future<void> write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
+                             std::string_view chunk = {}) override;
+  Future<void> write_headers(const RequestStartLine& start_line, HTTPHeaders& headers,
+                             std::string_view chunk = {}) override;
+  Future<void> write(std::string_view chunk) override;
+  void finish() override;
+
+  // Runs (once) when the stream closes while a message is being handled — what
+  // Tornado's RequestHandler.on_connection_close hangs on.
+  void set_close_callback(Callback callback) { close_callback_ = std::move(callback); }
+  // Closes the stream.
+  void close();
+  IOStream& stream() { return stream_; }
+  const HTTP1ConnectionParameters& params() const { return params_; }
+
+ private:
+  struct Gunzip;
+
+  void reset_message_state();
+  Future<void> write_head(std::string& head_bytes, std::string_view chunk);
+  void format_chunk(std::string& out, std::string_view chunk);
+  void finish_request();
+  void on_stream_close();
+  bool can_keep_alive(std::string_view version, const HTTPHeaders& headers, bool is_request,
+                      std::string_view method) const;
+  void add_common_response_headers(HTTPHeaders& headers);
+
+  // Buffered reads over the stream (throw StreamClosedError, TimeoutError at a deadline
+  // — the stream is closed then — or HTTPInputError).
+  Task<std::string> read_some(size_t max_bytes, std::optional<TimePoint> deadline);
+  Task<void> fill(std::optional<TimePoint> deadline);
+  Task<size_t> read_head(std::optional<Duration> idle_timeout);
+  Task<std::string> read_line(size_t max_bytes, int too_long_status, std::optional<TimePoint> deadline);
+  Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<TimePoint> deadline);
+  Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<TimePoint> deadline);
+  Task<void> read_body_until_close(HTTPMessageDelegate& delegate);
+  Task<void> deliver(HTTPMessageDelegate& delegate, std::string data);
+  Task<void> write_error_and_close(int status);
+
+  IOStream& stream_;
+  bool is_client_;
+  HTTP1ConnectionParameters params_;
+  HTTPRequestContext* context_;
+  bool xheaders_;
+
+  // Our read buffer: live bytes are rbuf_[rpos_, end).
+  std::string rbuf_;
+  size_t rpos_ = 0;
+
+  // Per-message state.
+  bool read_finished_ = false;
+  bool write_finished_ = false;
+  bool headers_written_ = false;
+  bool disconnect_on_finish_ = false;
+  bool chunking_output_ = false;
+  bool xheaders_applied_ = false;
+  std::optional<uint64_t> expected_content_remaining_;
+  std::string request_method_;   // server: the request's; client: ours
+  std::string request_version_;  // server: the request's version
+  bool request_keep_alive_header_ = false;  // HTTP/1.0 request said Connection: keep-alive
+  uint64_t body_bytes_ = 0;      // body bytes delivered (decompressed) for max_body_size
+  std::optional<Future<void>> finish_future_;
+  std::optional<Future<void>> pending_write_;
+  std::unique_ptr<Gunzip> gunzip_;
+  Callback close_callback_;
+  std::string out_;  // reused output buffer for heads
+  bool timed_out_ = false;
+  // Lets callbacks queued on the loop notice that the connection is gone.
+  std::shared_ptr<HTTP1Connection*> alive_;
+};
+
+// Options of an HTTPServer and of each of its connections.
+struct HTTPServerOptions {
+  HTTP1ConnectionParameters params;
+  bool xheaders = false;
+  std::vector<std::string> trusted_downstream;
+  Duration idle_connection_timeout = std::chrono::seconds(3600);
+  std::string protocol;  // "" = "http"
+};
+
+// One server-side connection: reads requests while keep-alive holds, handing each to a
+// message delegate from HTTPServerConnectionDelegate::start_request — Tornado's
+// HTTP1ServerConnection. Pipelined requests are answered in order: the next request is
+// not read before the previous response was finished.
+class HTTPServerConnection {
+ public:
+  HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address, const HTTPServerOptions& options);
+  ~HTTPServerConnection();
+  HTTPServerConnection(const HTTPServerConnection&) = delete;
+  HTTPServerConnection& operator=(const HTTPServerConnection&) = delete;
+
+  // The request loop; completes when the connection is closed (delegate.on_close is
+  // called then). Call once.
+  Task<void> serve(HTTPServerConnectionDelegate& delegate);
+  // Closes the stream; the future completes once the request loop has ended.
+  Future<void> close();
+
+  // The peer, after xheaders were applied for the current request.
+  const HTTPRequestContext& context() const { return context_; }
+  IOStream& stream() { return *stream_; }
+  HTTP1Connection& connection() { return *conn_; }
+
+ private:
+  std::unique_ptr<IOStream> stream_;
+  HTTPRequestContext context_;
+  Duration idle_timeout_;
+  std::unique_ptr<HTTP1Connection> conn_;
+  std::optional<Future<void>> serving_;
+};
+
+}  // namespace squall

@@ -1,0 +1,865 @@
+// HTTP1Connection and HTTPServerConnection (see squall/http1connection.h).
+#include "squall/http1connection.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "squall/httputil.h"
+#include "squall/log.h"
+
+namespace squall {
+
+namespace {
+
+constexpr size_t kReadPiece = 64 * 1024;
+constexpr size_t kMaxChunkLine = 64 + 256 + 2;  // size + extensions (ChunkLimits) + CRLF
+
+bool iequals(std::string_view a, std::string_view b) { return header_name_equals(a, b); }
+
+// Whether the Connection field lines hold `token` (RFC 9110 §7.6.1: a comma-separated
+// list of case-insensitive options, possibly over several lines).
+bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
+  for (std::string_view value : headers.get_list("Connection")) {
+    size_t pos = 0;
+    while (pos <= value.size()) {
+      size_t comma = value.find(',', pos);
+      if (comma == std::string_view::npos) comma = value.size();
+      std::string_view option = value.substr(pos, comma - pos);
+      while (!option.empty() && (option.front() == ' ' || option.front() == '\t')) option.remove_prefix(1);
+      while (!option.empty() && (option.back() == ' ' || option.back() == '\t')) option.remove_suffix(1);
+      if (iequals(option, token)) return true;
+      pos = comma + 1;
+    }
+  }
+  return false;
+}
+
+// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and any Host is a valid
+// `uri-host [ ":" port ]`; HTTP/1.0 requests may omit it.
+void check_host(const HTTPHeaders& headers, int minor_version) {
+  std::vector<std::string_view> hosts = headers.get_list("Host");
+  if (hosts.empty()) {
+    if (minor_version >= 1) throw HTTPInputError("Missing Host header", 400);
+    return;
+  }
+  if (hosts.size() > 1) throw HTTPInputError("Multiple Host headers", 400);
+  if (!is_valid_authority(hosts.front())) throw HTTPInputError("Invalid Host header", 400);
+}
+
+// Why a head that outgrew max_header_size is refused: 414 when its request line is what
+// is too long (no line end within max_header_size, or a line longer than max_start_line),
+// else 431.
+int oversized_head_status(std::string_view buffered, size_t start, size_t max_header_size, size_t max_start_line) {
+  if (start == std::string_view::npos) start = 0;
+  std::string_view rest = buffered.substr(std::min(start, buffered.size()), max_header_size);
+  size_t line_end = rest.find('\n');
+  if (line_end == std::string_view::npos) return 414;
+  if (line_end > 0 && rest[line_end - 1] == '\r') --line_end;
+  return line_end > max_start_line ? 414 : 431;
+}
+
+// The Date header value, formatted at most once per second.
+const std::string& cached_http_date() {
+  thread_local std::time_t cached_second = 0;
+  thread_local std::string cached;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second || cached.empty()) {
+    cached_second = now;
+    cached = format_http_date(now);
+  }
+  return cached;
+}
+
+void append_header_line(std::string& out, std::string_view name, std::string_view value) {
+  if (!is_token(name)) throw std::invalid_argument(fmt::format("Invalid header name: {:?}", name));
+  if (!is_valid_field_value(value)) {
+    throw std::invalid_argument(fmt::format("Invalid character in header value: {:?}", name));
+  }
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+// ---- HTTPRequestContext ----------------------------------------------------------------
+
+HTTPRequestContext::HTTPRequestContext(SocketAddress peer, std::string protocol_name,
+                                       std::vector<std::string> trusted)
+    : address(std::move(peer)), trusted_downstream(std::move(trusted)) {
+  int family = address.family();
+  remote_ip = (family == AF_INET || family == AF_INET6) ? address.ip() : "0.0.0.0";
+  protocol = protocol_name.empty() ? "http" : std::move(protocol_name);
+  orig_remote_ip_ = remote_ip;
+  orig_protocol_ = protocol;
+}
+
+void HTTPRequestContext::apply_xheaders(const HTTPHeaders& headers) {
+  // The last X-Forwarded-For entry that is not a trusted downstream proxy.
+  std::string ip = headers.get("X-Forwarded-For", remote_ip);
+  std::string candidate;
+  std::string_view rest = ip;
+  while (true) {
+    size_t comma = rest.rfind(',');
+    std::string_view part = comma == std::string_view::npos ? rest : rest.substr(comma + 1);
+    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
+    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
+    candidate.assign(part);
+    bool trusted = std::find(trusted_downstream.begin(), trusted_downstream.end(), candidate) !=
+                   trusted_downstream.end();
+    if (!trusted || comma == std::string_view::npos) break;
+    rest = rest.substr(0, comma);
+  }
+  std::string real = headers.get("X-Real-Ip", candidate);
+  if (is_valid_ip(real)) remote_ip = real;
+
+  std::optional<std::string> proto = headers.get("X-Scheme");
+  if (!proto) proto = headers.get("X-Forwarded-Proto");
+  if (proto) {
+    std::string_view p = *proto;
+    size_t comma = p.rfind(',');
+    if (comma != std::string_view::npos) p = p.substr(comma + 1);
+    while (!p.empty() && (p.front() == ' ' || p.front() == '\t')) p.remove_prefix(1);
+    while (!p.empty() && (p.back() == ' ' || p.back() == '\t')) p.remove_suffix(1);
+    if (p == "http" || p == "https") protocol = std::string(p);
+  }
+}
+
+void HTTPRequestContext::unapply_xheaders() {
+  remote_ip = orig_remote_ip_;
+  protocol = orig_protocol_;
+}
+
+std::string HTTPRequestContext::to_string() const { return address.empty() ? remote_ip : address.to_string(); }
+
+// ---- gzip ------------------------------------------------------------------------------
+
+struct HTTP1Connection::Gunzip {
+  z_stream zs{};
+  bool ended = false;
+  Gunzip() {
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw std::runtime_error("inflateInit2 failed");
+  }
+  ~Gunzip() { inflateEnd(&zs); }
+};
+
+// ---- HTTP1Connection -------------------------------------------------------------------
+
+HTTP1Connection::HTTP1Connection(IOStream& stream, bool is_client, HTTP1ConnectionParameters params,
+                                 HTTPRequestContext* context, bool xheaders)
+    : stream_(stream),
+      is_client_(is_client),
+      params_(std::move(params)),
+      context_(context),
+      xheaders_(xheaders),
+      alive_(std::make_shared<HTTP1Connection*>(this)) {
+  if (params_.chunk_size == 0) params_.chunk_size = 1;
+}
+
+HTTP1Connection::~HTTP1Connection() { *alive_ = nullptr; }
+
+void HTTP1Connection::reset_message_state() {
+  read_finished_ = false;
+  write_finished_ = false;
+  headers_written_ = false;
+  disconnect_on_finish_ = false;
+  chunking_output_ = false;
+  expected_content_remaining_.reset();
+  if (!is_client_) {
+    request_method_.clear();
+    request_version_.clear();
+  }
+  request_keep_alive_header_ = false;
+  body_bytes_ = 0;
+  finish_future_.reset();
+  pending_write_.reset();
+  gunzip_.reset();
+  timed_out_ = false;
+}
+
+bool HTTP1Connection::can_keep_alive(std::string_view version, const HTTPHeaders& headers, bool is_request,
+                                     std::string_view method) const {
+  if (params_.no_keep_alive) return false;
+  if (has_connection_option(headers, "close")) return false;
+  if (version == "HTTP/1.1") return true;
+  std::optional<std::string_view> te = headers.get_first("Transfer-Encoding");
+  if (headers.contains("Content-Length") || (te && iequals(*te, "chunked")) ||
+      (is_request && (method == "HEAD" || method == "GET"))) {
+    return has_connection_option(headers, "keep-alive");
+  }
+  return false;
+}
+
+// ---- reading -----------------------------------------------------------------------------
+
+Task<std::string> HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline) {
+  Future<std::string> read = stream_.read_bytes(max_bytes, true);
+  if (read.done() || !deadline) co_return co_await read;
+  IOLoop& loop = stream_.io_loop();
+  std::weak_ptr<HTTP1Connection*> weak = alive_;
+  TimeoutHandle timer = loop.call_at(*deadline, [weak] {
+    if (auto alive = weak.lock(); alive && *alive) {
+      (*alive)->timed_out_ = true;
+      (*alive)->stream_.close();
+    }
+  });
+  bool failed_by_timeout = false;
+  std::string data;
+  try {
+    data = co_await read;
+  } catch (const StreamClosedError&) {
+    if (!timed_out_) {
+      loop.remove_timeout(timer);
+      throw;
+    }
+    failed_by_timeout = true;
+  }
+  loop.remove_timeout(timer);
+  if (failed_by_timeout) throw TimeoutError("Timeout reading from stream");
+  co_return data;
+}
+
+Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline) {
+  if (rpos_ == rbuf_.size()) {
+    rbuf_.clear();
+    rpos_ = 0;
+  } else if (rpos_ > 0) {
+    rbuf_.erase(0, rpos_);
+    rpos_ = 0;
+  }
+  std::string data = co_await read_some(kReadPiece, deadline);
+  if (rbuf_.empty() && data.capacity() >= rbuf_.capacity()) {
+    rbuf_.swap(data);
+  } else {
+    rbuf_.append(data);
+  }
+}
+
+// Finds the end of the head (just past "\r?\n\r?\n") in the buffered bytes; returns the
+// head length, or 0 with `scan` advanced so the next search resumes there.
+static size_t find_head_end(std::string_view b, size_t& start, size_t& scan) {
+  size_t n = b.size();
+  if (start == std::string_view::npos) {
+    size_t i = 0;
+    while (i < n && (b[i] == '\r' || b[i] == '\n')) ++i;  // empty lines before the start line
+    if (i == n) return 0;
+    start = i;
+    scan = i;
+  }
+  while (scan < n) {
+    const void* hit = std::memchr(b.data() + scan, '\n', n - scan);
+    if (!hit) {
+      scan = n;
+      return 0;
+    }
+    size_t i = static_cast<const char*>(hit) - b.data();
+    if (i + 1 >= n) {
+      scan = i;
+      return 0;
+    }
+    if (b[i + 1] == '\n') return i + 2;
+    if (b[i + 1] == '\r') {
+      if (i + 2 >= n) {
+        scan = i;
+        return 0;
+      }
+      if (b[i + 2] == '\n') return i + 3;
+    }
+    scan = i + 1;
+  }
+  return 0;
+}
+
+Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
+  size_t start = std::string_view::npos;
+  size_t scan = 0;
+  std::optional<TimePoint> head_deadline;
+  std::optional<Duration> head_timeout = params_.header_timeout ? params_.header_timeout : idle_timeout;
+  IOLoop& loop = stream_.io_loop();
+  for (;;) {
+    std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+    size_t end = find_head_end(buffered, start, scan);
+    bool too_large = end != 0 ? end > params_.max_header_size : buffered.size() >= params_.max_header_size;
+    if (too_large) {
+      int status = is_client_ ? 431
+                              : oversized_head_status(buffered, start, params_.max_header_size,
+                                                      params_.head_limits.max_start_line);
+      throw HTTPInputError(status == 414 ? "Request line too long" : "Header too large", status);
+    }
+    if (end != 0) co_return end;
+    std::optional<TimePoint> deadline;
+    if (buffered.empty()) {
+      if (idle_timeout) deadline = loop.time() + *idle_timeout;
+    } else {
+      if (!head_deadline && head_timeout) head_deadline = loop.time() + *head_timeout;
+      deadline = head_deadline;
+    }
+    co_await fill(deadline);
+  }
+}
+
+Task<std::string> HTTP1Connection::read_line(size_t max_bytes, int too_long_status,
+                                             std::optional<TimePoint> deadline) {
+  size_t scan = 0;
+  for (;;) {
+    std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+    size_t pos = buffered.find("\r\n", scan);
+    if (pos != std::string_view::npos && pos + 2 <= max_bytes) {
+      std::string line(buffered.substr(0, pos + 2));
+      rpos_ += pos + 2;
+      co_return line;
+    }
+    if (pos != std::string_view::npos || buffered.size() >= max_bytes) {
+      throw HTTPInputError("Line too long in chunked framing", too_long_status);
+    }
+    scan = buffered.empty() ? 0 : buffered.size() - 1;
+    co_await fill(deadline);
+  }
+}
+
+Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string data) {
+  if (!gunzip_) {
+    body_bytes_ += data.size();
+    if (body_bytes_ > params_.max_body_size) throw HTTPInputError("Body too large", 413);
+    FlowControl flow = delegate.data_received(std::move(data));
+    if (flow) co_await *flow;
+    co_return;
+  }
+  Gunzip& gz = *gunzip_;
+  if (gz.ended) co_return;  // bytes after the end of the gzip member are ignored
+  gz.zs.next_in = reinterpret_cast<Bytef*>(data.data());
+  gz.zs.avail_in = static_cast<uInt>(data.size());
+  while (gz.zs.avail_in > 0 && !gz.ended) {
+    std::string out(params_.chunk_size, '\0');
+    gz.zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    gz.zs.avail_out = static_cast<uInt>(out.size());
+    int rc = inflate(&gz.zs, Z_NO_FLUSH);
+    if (rc == Z_STREAM_END) {
+      gz.ended = true;
+    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      throw HTTPInputError("Invalid gzip body", 400);
+    }
+    size_t produced = out.size() - gz.zs.avail_out;
+    if (produced == 0 && rc == Z_BUF_ERROR) break;
+    out.resize(produced);
+    body_bytes_ += produced;
+    if (body_bytes_ > params_.max_body_size) throw HTTPInputError("Body too large", 413);
+    if (produced > 0) {
+      // data stays alive in this frame while the delegate runs.
+      FlowControl flow = delegate.data_received(std::move(out));
+      if (flow) co_await *flow;
+    }
+  }
+}
+
+Task<void> HTTP1Connection::read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length,
+                                            std::optional<TimePoint> deadline) {
+  uint64_t remaining = length;
+  while (remaining > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(remaining, params_.chunk_size));
+    size_t avail = rbuf_.size() - rpos_;
+    std::string piece;
+    if (avail > 0) {
+      size_t take = std::min(avail, want);
+      piece.assign(rbuf_, rpos_, take);
+      rpos_ += take;
+    } else {
+      piece = co_await read_some(want, deadline);
+    }
+    remaining -= piece.size();
+    co_await deliver(delegate, std::move(piece));
+  }
+}
+
+Task<void> HTTP1Connection::read_chunked_body(HTTPMessageDelegate& delegate, std::optional<TimePoint> deadline) {
+  uint64_t total = 0;
+  ChunkLimits limits;
+  limits.max_size = params_.max_body_size;
+  for (;;) {
+    std::string line = co_await read_line(kMaxChunkLine, 400, deadline);
+    ParseResult<uint64_t> size = parse_chunk_size_line(line, limits);
+    if (!size) throw HTTPInputError(std::string(size.error().reason), size.error().status);
+    if (*size == 0) break;
+    total += *size;
+    if (total > params_.max_body_size) throw HTTPInputError("Chunked body too large", 413);
+    co_await read_fixed_body(delegate, *size, deadline);
+    while (rbuf_.size() - rpos_ < 2) co_await fill(deadline);
+    if (rbuf_.compare(rpos_, 2, "\r\n") != 0) throw HTTPInputError("Chunk data not followed by CRLF", 400);
+    rpos_ += 2;
+  }
+  // Trailer section: bounded, validated, dropped.
+  size_t count = 0;
+  size_t bytes = 0;
+  std::vector<HeaderField> fields;
+  for (;;) {
+    size_t room = params_.max_header_size > bytes ? params_.max_header_size - bytes : 0;
+    std::string line = co_await read_line(std::max<size_t>(room, 2), 431, deadline);
+    if (line == "\r\n") break;
+    bytes += line.size();
+    if (++count > params_.max_trailer_fields) throw HTTPInputError("Too many trailer fields", 431);
+    fields.clear();
+    ParseResult<void> parsed = parse_header_block(line, fields, params_.head_limits);
+    if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+  }
+}
+
+Task<void> HTTP1Connection::read_body_until_close(HTTPMessageDelegate& delegate) {
+  if (rpos_ < rbuf_.size()) {
+    std::string piece(rbuf_, rpos_);
+    rpos_ = rbuf_.size();
+    co_await deliver(delegate, std::move(piece));
+  }
+  for (;;) {
+    std::string piece;
+    try {
+      piece = co_await read_some(params_.chunk_size, std::nullopt);
+    } catch (const StreamClosedError&) {
+      break;
+    }
+    co_await deliver(delegate, std::move(piece));
+  }
+}
+
+Task<void> HTTP1Connection::write_error_and_close(int status) {
+  std::string message = fmt::format("HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
+                                    reason_phrase(status));
+  try {
+    if (!stream_.closed()) {
+      Future<void> written = stream_.write(std::move(message));
+      co_await written;
+    }
+  } catch (const std::exception&) {
+  }
+  close();
+}
+
+namespace {
+
+enum class Framing { none, fixed, chunked, until_close };
+
+}  // namespace
+
+Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout) {
+  reset_message_state();
+  if (!is_client_) finish_future_.emplace();
+  bool need_delegate_close = false;
+  bool head_done = false;
+  bool body_timed_out = false;
+  std::optional<HTTPInputError> input_error;
+  std::exception_ptr other_error;
+  std::weak_ptr<HTTP1Connection*> weak = alive_;
+  try {
+    IOLoop& loop = stream_.io_loop();
+    Framing framing = Framing::none;
+    uint64_t length = 0;
+    for (;;) {
+      size_t head_length = co_await read_head(idle_timeout);
+      std::string_view head(rbuf_.data() + rpos_, head_length);
+      HTTPHeaders headers;
+      bool expect_continue = false;
+      if (is_client_) {
+        ParseResult<ResponseHead> parsed = parse_response_head(head, params_.head_limits);
+        if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+        ResponseStartLine line{std::string(parsed->start_line.version), parsed->start_line.code,
+                               std::string(parsed->start_line.reason)};
+        headers = std::move(parsed->headers);
+        rpos_ += head_length;
+        int code = line.code;
+        if (code >= 100 && code < 200 && code != 101) {
+          if (headers.contains("Content-Length") || headers.contains("Transfer-Encoding")) {
+            throw HTTPInputError(fmt::format("Response code {} cannot have body", code));
+          }
+          continue;  // interim response: read the final one
+        }
+        head_done = true;
+        disconnect_on_finish_ = !can_keep_alive(line.version, headers, false, {});
+        bool skip_body = request_method_ == "HEAD" || code == 304 || code == 101;
+        std::optional<std::string_view> te_value = headers.get_first("Transfer-Encoding");
+        std::optional<std::string> cl_value = headers.get("Content-Length");
+        if (!skip_body) {
+          if (te_value && cl_value) {
+            throw HTTPInputError("Response with both Transfer-Encoding and Content-Length");
+          }
+          if (cl_value) {
+            ParseResult<uint64_t> cl = parse_content_length(*cl_value);
+            if (!cl) throw HTTPInputError(std::string(cl.error().reason), cl.error().status);
+            length = *cl;
+            if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
+            framing = Framing::fixed;
+          } else if (te_value) {
+            ParseResult<TransferEncoding> te = parse_transfer_encoding(*headers.get("Transfer-Encoding"));
+            if (!te) throw HTTPInputError(std::string(te.error().reason), te.error().status);
+            framing = te->chunked ? Framing::chunked : Framing::until_close;
+          } else {
+            framing = Framing::until_close;
+          }
+          if (code == 204) {
+            if (framing == Framing::chunked || (framing == Framing::fixed && length != 0)) {
+              throw HTTPInputError("Response with code 204 should not have body");
+            }
+            framing = Framing::none;
+          }
+          if (framing == Framing::until_close) disconnect_on_finish_ = true;
+        }
+        if (params_.decompress && framing != Framing::none) {
+          std::optional<std::string> ce = headers.get("Content-Encoding");
+          if (ce && iequals(*ce, "gzip")) {
+            gunzip_ = std::make_unique<Gunzip>();
+            headers.add("X-Consumed-Content-Encoding", *ce);
+            headers.remove("Content-Encoding");
+          }
+        }
+        need_delegate_close = true;
+        FlowControl flow = delegate.headers_received(line, headers);
+        if (flow) co_await *flow;
+      } else {
+        ParseResult<RequestHead> parsed = parse_request_head(head, params_.head_limits);
+        if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+        RequestStartLine line{std::string(parsed->start_line.method), std::string(parsed->start_line.target),
+                              std::string(parsed->start_line.version)};
+        headers = HTTPHeaders::from_fields(parsed->headers);
+        rpos_ += head_length;  // views into the head are not used past this point
+        head_done = true;
+        check_host(headers, parsed->start_line.minor);
+        request_method_ = line.method;
+        request_version_ = line.version;
+        disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);
+        if (line.version != "HTTP/1.1") request_keep_alive_header_ = has_connection_option(headers, "keep-alive");
+        // Framing (RFC 9112 §6.3), checked before the application sees the request.
+        std::optional<std::string> te_value = headers.get("Transfer-Encoding");
+        std::optional<std::string> cl_value = headers.get("Content-Length");
+        if (te_value) {
+          if (cl_value) throw HTTPInputError("Request with both Transfer-Encoding and Content-Length");
+          ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value);
+          if (!te) throw HTTPInputError(std::string(te.error().reason), te.error().status);
+          if (te->other_codings > 0) throw HTTPInputError("Unsupported transfer coding", 501);
+          framing = Framing::chunked;
+          if (line.version != "HTTP/1.1") disconnect_on_finish_ = true;
+        } else if (cl_value) {
+          ParseResult<uint64_t> cl = parse_content_length(*cl_value);
+          if (!cl) throw HTTPInputError(std::string(cl.error().reason), cl.error().status);
+          length = *cl;
+          if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
+          framing = length > 0 ? Framing::fixed : Framing::none;
+        }
+        if (framing != Framing::none) {
+          std::optional<std::string_view> expect = headers.get_first("Expect");
+          expect_continue = line.version == "HTTP/1.1" && expect && iequals(*expect, "100-continue");
+          if (params_.decompress) {
+            std::optional<std::string> ce = headers.get("Content-Encoding");
+            if (ce && iequals(*ce, "gzip")) {
+              gunzip_ = std::make_unique<Gunzip>();
+              headers.add("X-Consumed-Content-Encoding", *ce);
+              headers.remove("Content-Encoding");
+            }
+          }
+        }
+        if (xheaders_ && context_) {
+          context_->apply_xheaders(headers);
+          xheaders_applied_ = true;
+        }
+        need_delegate_close = true;
+        FlowControl flow = delegate.headers_received(line, headers);
+        if (flow) co_await *flow;
+        if (expect_continue && !write_finished_ && !headers_written_ && !stream_.closed()) {
+          stream_.write(std::string_view("HTTP/1.1 100 (Continue)\r\n\r\n")).mark_retrieved();
+        }
+      }
+      break;
+    }
+
+    std::optional<TimePoint> body_deadline;
+    if (params_.body_timeout) body_deadline = loop.time() + *params_.body_timeout;
+    try {
+      switch (framing) {
+        case Framing::none:
+          break;
+        case Framing::fixed:
+          co_await read_fixed_body(delegate, length, body_deadline);
+          break;
+        case Framing::chunked:
+          co_await read_chunked_body(delegate, body_deadline);
+          break;
+        case Framing::until_close:
+          co_await read_body_until_close(delegate);
+          break;
+      }
+    } catch (const TimeoutError&) {
+      body_timed_out = true;
+    }
+    if (body_timed_out) {
+      log(LogLevel::info, LogCategory::general, "Timeout reading body from {}",
+          context_ ? context_->to_string() : std::string());
+      close();
+    } else {
+      read_finished_ = true;
+      if (!write_finished_ || is_client_) {
+        need_delegate_close = false;
+        delegate.finish();
+      }
+      if (!is_client_ && finish_future_ && !finish_future_->done() && !stream_.closed()) {
+        stream_.set_close_callback([weak] {
+          if (auto alive = weak.lock(); alive && *alive) (*alive)->on_stream_close();
+        });
+        Future<void> finished = *finish_future_;
+        co_await finished;
+        if (!weak.lock() || !*weak.lock()) co_return false;
+        if (stream_.closed() && !write_finished_) need_delegate_close = true;  // peer left before the answer
+      }
+      if (is_client_ && disconnect_on_finish_) close();
+    }
+  } catch (const HTTPInputError& e) {
+    input_error.emplace(e);
+  } catch (const StreamClosedError&) {
+    if (is_client_ && head_done && !read_finished_) {
+      input_error.emplace("Connection closed before the full response was received", 400);
+    }
+  } catch (const TimeoutError&) {
+    // Header (or idle) timeout: close quietly.
+  } catch (...) {
+    other_error = std::current_exception();
+  }
+  if (input_error) {
+    if (!is_client_) {
+      log(LogLevel::info, LogCategory::general, "Malformed HTTP message from {}: {}",
+          context_ ? context_->to_string() : std::string(), input_error->what());
+      if (!headers_written_ && !stream_.closed()) {
+        co_await write_error_and_close(input_error->status());
+      }
+    }
+    close();
+  } else if (other_error || (!read_finished_ && !stream_.closed())) {
+    close();
+  }
+  if (need_delegate_close) delegate.on_connection_close();
+  if (xheaders_applied_ && context_) {
+    context_->unapply_xheaders();
+    xheaders_applied_ = false;
+  }
+  if (!stream_.closed()) stream_.set_close_callback({});
+  if (other_error) std::rethrow_exception(other_error);
+  if (input_error && is_client_) throw *input_error;
+  co_return read_finished_ && !stream_.closed();
+}
+
+// ---- writing -----------------------------------------------------------------------------
+
+void HTTP1Connection::format_chunk(std::string& out, std::string_view chunk) {
+  if (chunking_output_ && !chunk.empty()) {
+    fmt::format_to(std::back_inserter(out), "{:x}\r\n", chunk.size());
+    out.append(chunk);
+    out.append("\r\n");
+  } else {
+    out.append(chunk);
+  }
+}
+
+static Future<void> closed_future() {
+  Future<void> f;
+  f.set_exception(StreamClosedError());
+  f.mark_retrieved();
+  return f;
+}
+
+void HTTP1Connection::add_common_response_headers(HTTPHeaders& headers) {
+  if (!headers.contains("Date")) headers.add("Date", cached_http_date());
+  if (!headers.contains("Server")) headers.add("Server", "Squall");
+}
+
+Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
+                                            std::string_view chunk) {
+  if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
+  if (!is_valid_field_value(start_line.reason)) throw std::invalid_argument("Invalid reason phrase");
+  for (HeaderField field : headers) {
+    if (!is_token(field.name) || !is_valid_field_value(field.value)) {
+      throw std::invalid_argument(fmt::format("Invalid header: {:?}", field.name));
+    }
+  }
+  int code = start_line.code;
+  bool head = request_method_ == "HEAD";
+  bool bodyless = head || code == 204 || code == 304 || (code >= 100 && code < 200);
+  chunking_output_ = request_version_ == "HTTP/1.1" && !bodyless && !headers.contains("Content-Length") &&
+                     !headers.contains("Transfer-Encoding");
+  if (bodyless) {
+    expected_content_remaining_ = 0;
+  } else if (std::optional<std::string> cl = headers.get("Content-Length")) {
+    ParseResult<uint64_t> parsed = parse_content_length(*cl);
+    if (!parsed) throw std::invalid_argument("Invalid Content-Length");
+    expected_content_remaining_ = *parsed;
+  } else {
+    expected_content_remaining_.reset();
+  }
+  if (request_version_ != "HTTP/1.1") {
+    bool length_known = expected_content_remaining_.has_value();
+    if (request_keep_alive_header_ && !disconnect_on_finish_ && length_known) {
+      headers.set("Connection", "Keep-Alive");
+    } else {
+      disconnect_on_finish_ = true;
+    }
+  } else if (!chunking_output_ && !expected_content_remaining_ && !headers.contains("Transfer-Encoding")) {
+    disconnect_on_finish_ = true;  // close-delimited body
+  }
+  if (disconnect_on_finish_) headers.set("Connection", "close");
+  if (chunking_output_) headers.set("Transfer-Encoding", "chunked");
+  add_common_response_headers(headers);
+
+  out_.clear();
+  fmt::format_to(std::back_inserter(out_), "HTTP/1.1 {} {}\r\n", code, start_line.reason);
+  for (HeaderField field : headers) append_header_line(out_, field.name, field.value);
+  out_.append("\r\n");
+  headers_written_ = true;
+  return write_head(out_, chunk);
+}
+
+Future<void> HTTP1Connection::write_headers(const RequestStartLine& start_line, HTTPHeaders& headers,
+                                            std::string_view chunk) {
+  if (!is_client_) throw std::logic_error("write_headers(RequestStartLine) on a server connection");
+  if (!is_token(start_line.method)) throw std::invalid_argument("Invalid method");
+  for (char c : start_line.target) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) throw std::invalid_argument("Invalid request target");
+  }
+  request_method_ = start_line.method;
+  chunking_output_ = (start_line.method == "POST" || start_line.method == "PUT" || start_line.method == "PATCH") &&
+                     !headers.contains("Content-Length") &&
+                     (!headers.contains("Transfer-Encoding") || headers.get("Transfer-Encoding") == "chunked");
+  if (chunking_output_) headers.set("Transfer-Encoding", "chunked");
+  if (std::optional<std::string> cl = headers.get("Content-Length")) {
+    ParseResult<uint64_t> parsed = parse_content_length(*cl);
+    if (!parsed) throw std::invalid_argument("Invalid Content-Length");
+    expected_content_remaining_ = *parsed;
+  } else {
+    expected_content_remaining_.reset();
+  }
+  out_.clear();
+  fmt::format_to(std::back_inserter(out_), "{} {} HTTP/1.1\r\n", start_line.method, start_line.target);
+  for (HeaderField field : headers) append_header_line(out_, field.name, field.value);
+  out_.append("\r\n");
+  headers_written_ = true;
+  return write_head(out_, chunk);
+}
+
+Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_view chunk) {
+  if (!chunk.empty()) {
+    if (expected_content_remaining_) {
+      if (chunk.size() > *expected_content_remaining_) {
+        stream_.close();
+        throw HTTPOutputError("Tried to write more data than Content-Length");
+      }
+      *expected_content_remaining_ -= chunk.size();
+    }
+    format_chunk(head_bytes, chunk);
+  }
+  if (stream_.closed()) return closed_future();
+  pending_write_ = stream_.write(std::string_view(head_bytes));
+  return *pending_write_;
+}
+
+Future<void> HTTP1Connection::write(std::string_view chunk) {
+  if (expected_content_remaining_) {
+    if (chunk.size() > *expected_content_remaining_) {
+      stream_.close();
+      throw HTTPOutputError("Tried to write more data than Content-Length");
+    }
+    *expected_content_remaining_ -= chunk.size();
+  }
+  if (stream_.closed()) return closed_future();
+  if (chunking_output_ && !chunk.empty()) {
+    std::string data;
+    data.reserve(chunk.size() + 20);
+    format_chunk(data, chunk);
+    pending_write_ = stream_.write(std::move(data));
+  } else {
+    pending_write_ = stream_.write(chunk);
+  }
+  return *pending_write_;
+}
+
+void HTTP1Connection::finish() {
+  if (expected_content_remaining_ && *expected_content_remaining_ != 0 && !stream_.closed()) {
+    uint64_t missing = *expected_content_remaining_;
+    stream_.close();
+    if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+    throw HTTPOutputError(fmt::format("Tried to write {} bytes less than Content-Length", missing));
+  }
+  if (chunking_output_ && !stream_.closed()) pending_write_ = stream_.write(std::string_view("0\r\n\r\n"));
+  write_finished_ = true;
+  if (!read_finished_) disconnect_on_finish_ = true;
+  stream_.set_nodelay(true);
+  if (!pending_write_) {
+    finish_request();
+  } else {
+    std::weak_ptr<HTTP1Connection*> weak = alive_;
+    pending_write_->add_done_callback([weak](Future<void>& f) {
+      f.mark_retrieved();
+      if (auto alive = weak.lock(); alive && *alive) (*alive)->finish_request();
+    });
+  }
+}
+
+void HTTP1Connection::finish_request() {
+  close_callback_ = nullptr;
+  if (!is_client_ && disconnect_on_finish_) {
+    close();
+    return;
+  }
+  if (!stream_.closed()) {
+    stream_.set_close_callback({});
+    stream_.set_nodelay(false);
+  }
+  if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+}
+
+void HTTP1Connection::on_stream_close() {
+  Callback callback = std::move(close_callback_);
+  close_callback_ = nullptr;
+  if (callback) callback();
+  if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+}
+
+void HTTP1Connection::close() {
+  stream_.close();
+  if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+}
+
+// ---- HTTPServerConnection ------------------------------------------------------------------
+
+HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address,
+                                           const HTTPServerOptions& options)
+    : stream_(std::move(stream)),
+      context_(std::move(address), options.protocol, options.trusted_downstream),
+      idle_timeout_(options.idle_connection_timeout),
+      conn_(std::make_unique<HTTP1Connection>(*stream_, false, options.params, &context_, options.xheaders)) {}
+
+HTTPServerConnection::~HTTPServerConnection() = default;
+
+Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
+  Future<void> done;
+  serving_ = done;
+  try {
+    for (;;) {
+      std::unique_ptr<HTTPMessageDelegate> message = delegate.start_request(*this, *conn_);
+      bool keep_going = co_await conn_->read_message(*message, idle_timeout_);
+      if (!keep_going) break;
+    }
+  } catch (...) {
+    log(LogLevel::error, LogCategory::application, "Uncaught exception in HTTP connection from {}: {}",
+        context_.to_string(), describe_current_exception());
+  }
+  stream_->close();
+  delegate.on_close(*this);
+  done.set_result();
+}
+
+Future<void> HTTPServerConnection::close() {
+  conn_->close();
+  if (serving_) return *serving_;
+  return make_ready_future();
+}
+
+}  // namespace squall

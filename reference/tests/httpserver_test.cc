@@ -1,0 +1,514 @@
+// Tests for squall/httpserver.h and the server side of squall/http1connection.h: raw bytes
+// in over a loopback socket, exact status lines and framing out.
+#include "squall/httpserver.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "squall/future.h"
+#include "squall/http1connection.h"
+#include "squall/httputil.h"
+#include "squall/ioloop.h"
+#include "squall/iostream.h"
+#include "squall/task.h"
+
+namespace squall {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Drops the Date line (its value changes every second) so responses compare exactly.
+std::string strip_date(std::string s) {
+  for (;;) {
+    size_t pos = s.find("\r\nDate: ");
+    if (pos == std::string::npos) return s;
+    size_t end = s.find("\r\n", pos + 2);
+    s.erase(pos, end - pos);
+  }
+}
+
+struct TestApp;
+
+// Echoes "METHOD target body" with Content-Length, or answers the special targets below.
+struct TestMessage : HTTPMessageDelegate {
+  TestApp& app;
+  HTTPServerConnection& server_conn;
+  HTTPConnection& conn;
+  RequestStartLine line;
+  std::string body;
+  std::string remote_ip;
+  std::string protocol;
+
+  TestMessage(TestApp& a, HTTPServerConnection& s, HTTPConnection& c) : app(a), server_conn(s), conn(c) {}
+  FlowControl headers_received(const RequestStartLine& start, HTTPHeaders&) override;
+  FlowControl data_received(std::string chunk) override {
+    body += chunk;
+    return std::nullopt;
+  }
+  void finish() override;
+  void on_connection_close() override;
+};
+
+struct TestApp : HTTPServerConnectionDelegate {
+  std::vector<std::string> seen;  // "METHOD target" of each request whose head was received
+  int finished = 0;
+  int connection_closes = 0;  // on_connection_close of message delegates
+  int closes = 0;             // on_close of server connections
+  std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
+                                                     HTTPConnection& request_conn) override {
+    return std::make_unique<TestMessage>(*this, server_conn, request_conn);
+  }
+  void on_close(HTTPServerConnection&) override { ++closes; }
+};
+
+FlowControl TestMessage::headers_received(const RequestStartLine& start, HTTPHeaders&) {
+  line = start;
+  remote_ip = server_conn.context().remote_ip;
+  protocol = server_conn.context().protocol;
+  app.seen.push_back(start.method + " " + start.target);
+  return std::nullopt;
+}
+
+void TestMessage::on_connection_close() { ++app.connection_closes; }
+
+void TestMessage::finish() {
+  ++app.finished;
+  const std::string& target = line.target;
+  if (target.rfind("/status/", 0) == 0) {
+    int code = std::stoi(target.substr(8));
+    HTTPHeaders headers;
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", code, std::string(reason_phrase(code))}, headers);
+    conn.finish();
+    return;
+  }
+  if (target == "/nolength") {
+    HTTPHeaders headers;
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers);
+    conn.write("hello");
+    conn.write("world!");
+    conn.finish();
+    return;
+  }
+  std::string out = target == "/context" ? remote_ip + " " + protocol : line.method + " " + target + " " + body;
+  HTTPHeaders headers;
+  headers.add("Content-Length", std::to_string(out.size()));
+  if (line.method == "HEAD") {
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers);
+  } else {
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers, out);
+  }
+  conn.finish();
+}
+
+// Connects, sends `request` (in pieces separated by `pause` when given several), reads
+// until the server closes.
+Task<std::string> send_and_read_all(uint16_t port, std::vector<std::string> pieces, Duration pause = 0ms) {
+  IOStream stream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+  co_await stream.connect(address.get(), address.length());
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (i > 0 && pause > 0ms) co_await sleep(pause);
+    co_await stream.write(std::move(pieces[i]));
+  }
+  std::string data = co_await stream.read_until_close();
+  co_return data;
+}
+
+class HTTPServerTest : public ::testing::Test {
+ protected:
+  void start(HTTPServerOptions options = {}) {
+    server = std::make_unique<HTTPServer>(app, std::move(options));
+    server->listen(0, "127.0.0.1");
+    port = server->ports().at(0);
+  }
+  std::string exchange(std::string request) { return exchange_pieces({std::move(request)}); }
+  std::string exchange_pieces(std::vector<std::string> pieces, Duration pause = 0ms) {
+    if (!server) start();
+    std::string response = loop.run_sync([&] { return send_and_read_all(port, pieces, pause); }, 5s);
+    settle();
+    return strip_date(response);
+  }
+  // Lets the server side finish reacting to what the client saw.
+  void settle() {
+    loop.run_sync([] { return sleep(20ms); });
+  }
+  void TearDown() override {
+    if (server) server->stop();
+  }
+
+  IOLoop loop;
+  TestApp app;
+  std::unique_ptr<HTTPServer> server;
+  uint16_t port = 0;
+};
+
+constexpr const char* kBadRequest = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+TEST_F(HTTPServerTest, SimpleGetAnswers200WithContentLength) {
+  EXPECT_EQ(exchange("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /a?b=1 ");
+}
+
+TEST_F(HTTPServerTest, ResponseCarriesDateHeader) {
+  start();
+  std::string raw = loop.run_sync(
+      [&] { return send_and_read_all(port, {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}); }, 5s);
+  EXPECT_NE(raw.find("\r\nDate: "), std::string::npos) << raw;
+  EXPECT_NE(raw.find(" GMT\r\n"), std::string::npos) << raw;
+}
+
+TEST_F(HTTPServerTest, HeadResponseHasNoBody) {
+  EXPECT_EQ(exchange("HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, Status204HasNoBodyAndNoChunking) {
+  EXPECT_EQ(exchange("GET /status/204 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\nServer: Squall\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, Status304HasNoBodyAndNoChunking) {
+  EXPECT_EQ(exchange("GET /status/304 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 304 Not Modified\r\nConnection: close\r\nServer: Squall\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, ResponseWithoutLengthIsChunkedOnHttp11) {
+  EXPECT_EQ(exchange("GET /nolength HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nServer: Squall\r\n\r\n"
+            "5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, ResponseWithoutLengthIsCloseDelimitedOnHttp10) {
+  EXPECT_EQ(exchange("GET /nolength HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nServer: Squall\r\n\r\nhelloworld!");
+}
+
+TEST_F(HTTPServerTest, PostWithContentLengthBodyIsReceived) {
+  EXPECT_EQ(exchange("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\nServer: Squall\r\n\r\nPOST /p hello");
+}
+
+TEST_F(HTTPServerTest, ChunkedRequestBodyIsDechunked) {
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                     "5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 22\r\nConnection: close\r\nServer: Squall\r\n\r\n"
+            "POST / hello0123456789");
+}
+
+TEST_F(HTTPServerTest, ChunkedBodyInOneBytePiecesIsDechunked) {
+  std::string request =
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  std::vector<std::string> pieces;
+  for (char c : request) pieces.emplace_back(1, c);
+  EXPECT_EQ(exchange_pieces(pieces, 1ms),
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\nServer: Squall\r\n\r\nPOST / abc");
+}
+
+TEST_F(HTTPServerTest, InvalidChunkSizeIs400) {
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"), kBadRequest);
+  EXPECT_EQ(app.finished, 0);
+  EXPECT_EQ(app.connection_closes, 1);
+}
+
+TEST_F(HTTPServerTest, ChunkSizeOverflowIsRejected) {
+  std::string response =
+      exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n");
+  EXPECT_TRUE(response == kBadRequest ||
+              response == "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+      << response;
+  EXPECT_EQ(app.finished, 0);
+}
+
+TEST_F(HTTPServerTest, MissingCrlfAfterChunkDataIs400) {
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"), kBadRequest);
+  EXPECT_EQ(app.finished, 0);
+}
+
+TEST_F(HTTPServerTest, ContentLengthWithTransferEncodingIs400AndSmuggledRequestIsIgnored) {
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
+            kBadRequest);
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, DifferingContentLengthsAre400) {
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"), kBadRequest);
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, SignedOrSpacedContentLengthIs400) {
+  for (const char* value : {"+5", "-1", "5 5"}) {
+    EXPECT_EQ(exchange(std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ") + value + "\r\n\r\nhello"), kBadRequest)
+        << value;
+  }
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, UnknownTransferCodingIs501) {
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxx"),
+            "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, HeaderLargerThanMaxHeaderSizeIs431) {
+  HTTPServerOptions options;
+  options.params.max_header_size = 1024;
+  start(options);
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n"),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, OverlongRequestLineIs414NotA431) {
+  HTTPServerOptions options;
+  options.params.max_header_size = 1024;
+  start(options);
+  // No line end within max_header_size: the request line is what is too long.
+  EXPECT_EQ(exchange("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "HTTP/1.1 414 Request-URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, RequestLineOverMaxStartLineIs414) {
+  HTTPServerOptions options;
+  options.params.max_header_size = 1024;
+  options.params.head_limits.max_start_line = 100;
+  start(options);
+  EXPECT_EQ(exchange("GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'b') +
+                     "\r\n\r\n"),
+            "HTTP/1.1 414 Request-URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, HeadOf50KBInAHundredFieldsIsAccepted) {
+  std::string head = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 100; ++i) head += "X-F" + std::to_string(i) + ": " + std::string(490, 'v') + "\r\n";
+  EXPECT_EQ(exchange(head + "Connection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\nServer: Squall\r\n\r\nGET / ");
+}
+
+TEST_F(HTTPServerTest, Http11WithoutHostIs400) {
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"), kBadRequest);
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, Http10WithoutHostIsAnswered) {
+  EXPECT_EQ(exchange("GET / HTTP/1.0\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\nServer: Squall\r\n\r\nGET / ");
+}
+
+TEST_F(HTTPServerTest, TwoHostFieldsAre400) {
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"),
+            kBadRequest);
+  EXPECT_EQ(exchange("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), kBadRequest);
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, InvalidHostIs400) {
+  for (const char* host : {"exa mple.com", "a.example, b.example", "user@127.0.0.1", "127.0.0.1:http", "127.0.0.1/evil",
+                           "[::1"}) {
+    EXPECT_EQ(exchange(std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\nConnection: close\r\n\r\n"),
+              kBadRequest)
+        << host;
+  }
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, HostWithPortOrIpLiteralIsAccepted) {
+  for (const char* host : {"127.0.0.1:8080", "[::1]:80", "Example.COM"}) {
+    EXPECT_EQ(exchange(std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\nConnection: close\r\n\r\n"),
+              "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\nServer: Squall\r\n\r\nGET / ")
+        << host;
+  }
+}
+
+TEST_F(HTTPServerTest, ObsFoldIs400) {
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n"), kBadRequest);
+}
+
+TEST_F(HTTPServerTest, SpaceBeforeColonIs400) { EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), kBadRequest); }
+
+TEST_F(HTTPServerTest, Http2VersionIs505) {
+  EXPECT_EQ(exchange("GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+            "HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, GarbageStartLineIs400) { EXPECT_EQ(exchange("\x01\x02 garbage\r\n\r\n"), kBadRequest); }
+
+TEST_F(HTTPServerTest, BodyOverMaxBodySizeIs413AndCloses) {
+  HTTPServerOptions options;
+  options.params.max_body_size = 10;
+  start(options);
+  // The connection is closed after the 413 although the declared body never came.
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"),
+            "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, ChunkedBodyOverMaxBodySizeIs413) {
+  HTTPServerOptions options;
+  options.params.max_body_size = 10;
+  start(options);
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n01234567\r\n"),
+            "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(app.finished, 0);
+}
+
+TEST_F(HTTPServerTest, ExpectContinueGets100BeforeTheBodyThen200) {
+  start();
+  std::string response = strip_date(loop.run_sync(
+      [&]() -> Task<std::string> {
+        IOStream stream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+        co_await stream.connect(address.get(), address.length());
+        co_await stream.write(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n");
+        std::string interim = co_await stream.read_until("\r\n\r\n", 1000);
+        co_await stream.write("hi");
+        std::string rest = co_await stream.read_until_close();
+        co_return interim + rest;
+      },
+      5s));
+  EXPECT_EQ(response,
+            "HTTP/1.1 100 (Continue)\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\nServer: Squall\r\n\r\nPOST / hi");
+}
+
+TEST_F(HTTPServerTest, ExpectContinueWithoutBodyGetsNo100) {
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\nServer: Squall\r\n\r\nGET / ");
+}
+
+TEST_F(HTTPServerTest, KeepAliveIsTheDefaultOnHttp11) {
+  // The second request on the same connection is answered: the first did not close it.
+  EXPECT_EQ(exchange_pieces({"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}, 50ms),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /1 "
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /2 ");
+}
+
+TEST_F(HTTPServerTest, ConnectionCloseClosesAfterTheResponse) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /1 ");
+  EXPECT_EQ(app.seen, std::vector<std::string>{"GET /1"});
+}
+
+TEST_F(HTTPServerTest, CloseAmongConnectionOptionsCloses) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /1 ");
+  EXPECT_EQ(app.seen, std::vector<std::string>{"GET /1"});
+  EXPECT_EQ(exchange("GET /3 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nConnection: CLOSE\r\n\r\n"
+                     "GET /4 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /3 ");
+}
+
+TEST_F(HTTPServerTest, Http10KeepAliveAmongConnectionOptionsIsHonoured) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.0\r\nConnection: foo, Keep-Alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: Keep-Alive\r\nServer: Squall\r\n\r\nGET /1 "
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /2 ");
+}
+
+TEST_F(HTTPServerTest, Http10ClosesUnlessKeepAliveRequested) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /1 ");
+}
+
+TEST_F(HTTPServerTest, Http10KeepAliveIsHonouredWhenLengthIsKnown) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: Keep-Alive\r\nServer: Squall\r\n\r\nGET /1 "
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /2 ");
+}
+
+TEST_F(HTTPServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"
+                     "GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /1 "
+            "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nServer: Squall\r\n\r\nPOST /2 x"
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /3 ");
+}
+
+TEST_F(HTTPServerTest, EmptyLinesBeforeARequestAreIgnored) {
+  EXPECT_EQ(exchange("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\nServer: Squall\r\n\r\nGET / ");
+}
+
+TEST_F(HTTPServerTest, HeaderTimeoutClosesASlowClient) {
+  HTTPServerOptions options;
+  options.params.header_timeout = 100ms;
+  start(options);
+  auto begin = Clock::now();
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: x\r\n"), "");
+  EXPECT_LT(Clock::now() - begin, 3s);
+  EXPECT_TRUE(app.seen.empty());
+}
+
+TEST_F(HTTPServerTest, BodyTimeoutCloses) {
+  HTTPServerOptions options;
+  options.params.body_timeout = 100ms;
+  start(options);
+  auto begin = Clock::now();
+  EXPECT_EQ(exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"), "");
+  EXPECT_LT(Clock::now() - begin, 3s);
+  EXPECT_EQ(app.finished, 0);
+  EXPECT_EQ(app.connection_closes, 1);
+}
+
+TEST_F(HTTPServerTest, IdleTimeoutClosesBetweenRequests) {
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 100ms;
+  start(options);
+  auto begin = Clock::now();
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nServer: Squall\r\n\r\nGET / ");
+  EXPECT_LT(Clock::now() - begin, 3s);
+  EXPECT_EQ(app.closes, 1);
+}
+
+TEST_F(HTTPServerTest, XHeadersSetRemoteIpAndProtocol) {
+  HTTPServerOptions options;
+  options.xheaders = true;
+  options.trusted_downstream = {"10.0.0.9"};
+  start(options);
+  EXPECT_EQ(exchange("GET /context HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8, 10.0.0.9\r\n"
+                     "X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\nServer: Squall\r\n\r\n5.6.7.8 https");
+}
+
+TEST_F(HTTPServerTest, XHeadersIgnoreInvalidValues) {
+  HTTPServerOptions options;
+  options.xheaders = true;
+  start(options);
+  EXPECT_EQ(exchange("GET /context HTTP/1.1\r\nHost: x\r\nX-Real-Ip: not-an-ip\r\nX-Scheme: ftp\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\nServer: Squall\r\n\r\n127.0.0.1 http");
+}
+
+TEST_F(HTTPServerTest, WithoutXHeadersTheProxyHeadersAreIgnored) {
+  EXPECT_EQ(exchange("GET /context HTTP/1.1\r\nHost: x\r\nX-Real-Ip: 1.2.3.4\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\nServer: Squall\r\n\r\n127.0.0.1 http");
+}
+
+TEST_F(HTTPServerTest, CloseAllConnectionsEndsIdleConnections) {
+  start();
+  bool done = loop.run_sync(
+      [&]() -> Task<bool> {
+        IOStream stream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+        co_await stream.connect(address.get(), address.length());
+        co_await stream.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        co_await stream.read_until("GET / ");
+        EXPECT_EQ(server->connection_count(), 1u);
+        server->stop();
+        co_await server->close_all_connections();
+        std::string rest = co_await stream.read_until_close();
+        co_return rest.empty() && server->connection_count() == 0;
+      },
+      5s);
+  settle();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(app.closes, 1);
+}
+
+}  // namespace
+}  // namespace squall
