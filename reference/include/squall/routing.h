@@ -1,0 +1,124 @@
+// Routing: which target answers a request (Tornado's `routing` module).
+//
+// What it is for: an Application is a list of rules; each Rule pairs a Matcher (does
+// this request concern me, and with which path arguments?) with a target (for an
+// Application, a handler factory; or a nested RuleRouter). The first rule whose matcher
+// matches wins. PathMatches is the usual matcher: an RE2 regex over the request path,
+// anchored at both ends, whose groups become the handler's path arguments —
+// percent-decoded, positional when the groups are unnamed, by name when they are all
+// named (mixing both kinds is refused when the rule is made). Rules with a name can be
+// turned back into a URL (reverse_url) when their pattern is simple enough.
+#pragma once
+
+#include <any>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "squall/http_request.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace squall {
+
+// What a matcher extracted from a request. A group that did not take part in the match
+// gives an empty string.
+struct MatchResult {
+  std::vector<std::string> path_args;                              // unnamed groups
+  std::vector<std::pair<std::string, std::string>> path_kwargs;  // named groups, in order
+};
+
+class Matcher {
+ public:
+  virtual ~Matcher() = default;
+  // The extracted arguments if the request matches, else nullopt.
+  virtual std::optional<MatchResult> match(const HTTPServerRequest& request) const = 0;
+  // A URL for these arguments, or nullopt if this matcher cannot be reversed.
+  virtual std::optional<std::string> reverse(const std::vector<std::string>& args) const;
+};
+
+// Matches every request.
+class AnyMatches : public Matcher {
+ public:
+  std::optional<MatchResult> match(const HTTPServerRequest&) const override { return MatchResult{}; }
+};
+
+// Matches the request's host_name against a regex (anchored at both ends).
+class HostMatches : public Matcher {
+ public:
+  explicit HostMatches(std::string_view host_pattern);  // throws std::invalid_argument
+  ~HostMatches() override;
+  std::optional<MatchResult> match(const HTTPServerRequest& request) const override;
+
+ private:
+  std::unique_ptr<re2::RE2> regex_;
+};
+
+// Matches the request path against a regex; '$' is appended when missing and the match
+// must start at the beginning of the path, so "/a" does not match "/ab".
+class PathMatches : public Matcher {
+ public:
+  // Throws std::invalid_argument for an invalid regex or a mix of named and unnamed
+  // capturing groups.
+  explicit PathMatches(std::string_view pattern);
+  ~PathMatches() override;
+
+  std::optional<MatchResult> match(const HTTPServerRequest& request) const override;
+  std::optional<MatchResult> match_path(std::string_view path) const;
+  // Fills the groups with the (percent-encoded) arguments; nullopt if the pattern is not
+  // reversible (nested or non-capturing groups, character classes outside groups, ...)
+  // or the argument count differs from the group count.
+  std::optional<std::string> reverse(const std::vector<std::string>& args) const override;
+  const std::string& pattern() const { return pattern_; }
+
+ private:
+  std::string pattern_;
+  std::unique_ptr<re2::RE2> regex_;
+  int groups_ = 0;
+  std::vector<std::string> group_names_;  // by group index - 1 (empty when unnamed)
+  bool named_ = false;
+  std::optional<std::vector<std::string>> reverse_parts_;  // literal pieces between groups
+};
+
+class RuleRouter;
+
+// A matcher, what it routes to, and an optional name for reverse_url.
+struct Rule {
+  std::shared_ptr<Matcher> matcher;
+  // The target: whatever the router's owner understands (an Application stores its
+  // handler specs here), or a std::shared_ptr<RuleRouter> to delegate to.
+  std::any target;
+  std::string name;
+};
+
+// The result of routing a request: the rule that matched and its arguments (those of an
+// enclosing router's rules are merged in front).
+struct RouteMatch {
+  const Rule* rule = nullptr;
+  MatchResult params;
+};
+
+// An ordered list of rules; the first that matches wins.
+class RuleRouter {
+ public:
+  virtual ~RuleRouter() = default;
+  void add_rule(Rule rule);
+  const std::vector<Rule>& rules() const { return rules_; }
+  std::optional<RouteMatch> find(const HTTPServerRequest& request) const;
+  // The URL of the rule named `name` (searched in nested routers too).
+  std::optional<std::string> reverse_url(std::string_view name, const std::vector<std::string>& args = {}) const;
+
+ private:
+  std::vector<Rule> rules_;
+};
+
+// Percent-encodes like Python's urllib.parse.quote: letters, digits, "_.-~" and (when
+// keep_slash) '/' are kept.
+std::string url_escape(std::string_view s, bool keep_slash = true);
+
+}  // namespace squall

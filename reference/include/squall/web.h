@@ -1,0 +1,362 @@
+// web: Application and RequestHandler (Tornado's `web` module).
+//
+// What it is for: an Application is the HTTPServerConnectionDelegate an HTTPServer
+// hands each request to. It routes the request (routing.h) to a RequestHandler made
+// fresh for that request by the rule's factory, and runs the handler's lifecycle as
+// Tornado's RequestHandler._execute does: method check (405), prepare(), the body
+// (delivered whole, or piece by piece to data_received() for handlers that stream), the
+// HTTP method, then finish() unless the handler already did. Errors become responses:
+// HTTPError(status) answers that status; any other exception answers a plain 500 with no
+// detail and is logged (application, error). Every finished request gets one access log
+// line ("200 GET /uri (ip) 1.23ms" at info; 4xx at warning; 5xx at error).
+//
+// Output is buffered until flush() or finish(): finish() adds Content-Length, an ETag
+// (SHA-1 of the body, as Tornado) for 200 GET/HEAD answers and turns a matching
+// If-None-Match into 304; with `compress_response` the body is gzipped when the client
+// accepts it, the type is compressible and the body is at least 1024 bytes. flush()
+// sends what is buffered (chunked on HTTP/1.1 when no length is known).
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "squall/future.h"
+#include "squall/http_delegate.h"
+#include "squall/http_request.h"
+#include "squall/routing.h"
+#include "squall/task.h"
+
+namespace squall {
+
+// An exception that becomes an HTTP error response (Tornado's web.HTTPError). The
+// log_message is logged (warning, general), never sent; `reason` replaces the standard
+// reason phrase.
+class HTTPError : public std::runtime_error {
+ public:
+  explicit HTTPError(int status_code = 500, std::string log_message = {}, std::string reason = {});
+  int status_code() const { return status_code_; }
+  const std::string& log_message() const { return log_message_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  int status_code_;
+  std::string log_message_;
+  std::string reason_;
+};
+
+// A required argument was not sent: 400 (Tornado's MissingArgumentError).
+class MissingArgumentError : public HTTPError {
+ public:
+  explicit MissingArgumentError(std::string arg_name);
+  const std::string& arg_name() const { return arg_name_; }
+
+ private:
+  std::string arg_name_;
+};
+
+// A JSON value, enough to answer with: null, bool, integer, number, string (bytes,
+// escaped as Python's json.dumps does with ensure_ascii: non-ASCII UTF-8 becomes \uXXXX,
+// invalid UTF-8 bytes become \ufffd), array, object (members in insertion order).
+class Json {
+ public:
+  using Array = std::vector<Json>;
+  using Object = std::vector<std::pair<std::string, Json>>;
+
+  Json() = default;
+  Json(std::nullptr_t) {}
+  Json(bool b) : value_(b) {}
+  template <class I>
+    requires(std::is_integral_v<I> && !std::is_same_v<I, bool>)
+  Json(I i) : value_(static_cast<int64_t>(i)) {}
+  Json(double d) : value_(d) {}
+  Json(const char* s) : value_(std::string(s)) {}
+  Json(std::string s) : value_(std::move(s)) {}
+  Json(std::string_view s) : value_(std::string(s)) {}
+  Json(Array a) : value_(std::move(a)) {}
+  Json(Object o) : value_(std::move(o)) {}
+
+  static Json array(std::initializer_list<Json> items = {}) { return Json(Array(items)); }
+  static Json object(std::initializer_list<std::pair<std::string, Json>> members = {}) {
+    return Json(Object(members.begin(), members.end()));
+  }
+  bool is_object() const { return std::holds_alternative<Object>(value_); }
+  // For arrays and objects; throws std::logic_error otherwise.
+  void push_back(Json item);
+  void set(std::string key, Json item);  // replaces an existing member
+
+  // Compact serialisation ("</" is written "<\/" so it can sit inside a <script>).
+  std::string dump() const;
+  void dump_to(std::string& out) const;
+
+ private:
+  std::variant<std::nullptr_t, bool, int64_t, double, std::string, Array, Object> value_{nullptr};
+};
+
+// Escapes a byte string as a JSON string literal (with the quotes).
+std::string json_quote(std::string_view s);
+
+class Application;
+namespace detail {
+class HandlerDelegate;
+struct HandlerAccess;
+struct GzipState;
+}  // namespace detail
+
+// Attributes of a Set-Cookie header (RequestHandler::set_cookie).
+struct CookieOptions {
+  std::string domain;
+  std::optional<std::time_t> expires;  // absolute time
+  std::optional<double> expires_days;  // from now; ignored when expires is set
+  std::string path = "/";
+  std::optional<int64_t> max_age;
+  bool secure = false;
+  bool httponly = false;
+  std::string samesite;  // "Strict", "Lax", "None" or empty
+};
+
+// Answers one request. Subclass it and override the HTTP methods you support; the
+// others answer 405. Path arguments of the matching rule are in path_args() (unnamed
+// groups) or path_kwargs() (named groups).
+class RequestHandler {
+ public:
+  RequestHandler();
+  virtual ~RequestHandler();
+  RequestHandler(const RequestHandler&) = delete;
+  RequestHandler& operator=(const RequestHandler&) = delete;
+
+  // ---- what subclasses override ---------------------------------------------------
+  // Called before the HTTP method (and, for streaming handlers, before any body).
+  virtual Task<void> prepare();
+  virtual Task<void> get();
+  virtual Task<void> head();
+  virtual Task<void> post();
+  virtual Task<void> delete_();
+  virtual Task<void> patch();
+  virtual Task<void> put();
+  virtual Task<void> options();
+  // After the response was finished (for cleanup and logging).
+  virtual void on_finish() {}
+  // The client went away before the response was finished.
+  virtual void on_connection_close() {}
+  // True to receive the body piece by piece through data_received instead of whole in
+  // request().body (Tornado's @stream_request_body).
+  virtual bool stream_request_body() const { return false; }
+  virtual Task<void> data_received(std::string chunk);
+  // Adds headers to every response of this handler (also after clear()).
+  virtual void set_default_headers() {}
+  // Writes the body of an error response; `error` is the exception, if any.
+  virtual void write_error(int status_code, std::exception_ptr error);
+  // The ETag for the buffered body (nullopt = none); Tornado's is the quoted SHA-1.
+  virtual std::optional<std::string> compute_etag() const;
+  // Methods this handler answers at all (others -> 405 before prepare()).
+  virtual bool supports_method(std::string_view method) const;
+  // The methods a 405 answer lists in its Allow header (RFC 9110 §15.5.6). By default the
+  // methods of supports_method() that the handler overrides — known for handlers made by
+  // handler<H>(); for other factories, every supported method but the refused one.
+  virtual std::vector<std::string> allowed_methods() const;
+
+  // ---- context --------------------------------------------------------------------
+  Application& application() const { return *application_; }
+  HTTPServerRequest& request() { return request_; }
+  const HTTPServerRequest& request() const { return request_; }
+  const std::vector<std::string>& path_args() const { return path_args_; }
+  const std::vector<std::pair<std::string, std::string>>& path_kwargs() const { return path_kwargs_; }
+  // The named path argument (empty if absent).
+  std::string path_kwarg(std::string_view name) const;
+
+  // ---- input ----------------------------------------------------------------------
+  // The last value of the argument (query or body); throws MissingArgumentError (400).
+  // Values have control characters replaced by spaces and surrounding whitespace
+  // removed (as Tornado; the plural forms take `strip = false` to keep it).
+  std::string get_argument(std::string_view name) const;
+  std::string get_argument(std::string_view name, std::string_view default_value) const;
+  std::vector<std::string> get_arguments(std::string_view name, bool strip = true) const;
+  std::string get_query_argument(std::string_view name) const;
+  std::string get_query_argument(std::string_view name, std::string_view default_value) const;
+  std::vector<std::string> get_query_arguments(std::string_view name, bool strip = true) const;
+  std::string get_body_argument(std::string_view name) const;
+  std::string get_body_argument(std::string_view name, std::string_view default_value) const;
+  std::vector<std::string> get_body_arguments(std::string_view name, bool strip = true) const;
+  std::optional<std::string> get_cookie(std::string_view name) const;
+  std::string get_cookie(std::string_view name, std::string_view default_value) const;
+
+  // ---- output ---------------------------------------------------------------------
+  // Reason defaults to the standard phrase ("Unknown" for unknown codes).
+  void set_status(int status_code, std::string_view reason = {});
+  int get_status() const { return status_code_; }
+  const std::string& reason() const { return reason_; }
+  // Header values with control characters (CR, LF, NUL, ...) and names that are not
+  // tokens are refused with std::invalid_argument — they are never sent.
+  void set_header(std::string_view name, std::string_view value);
+  void set_header(std::string_view name, int64_t value) { set_header(name, std::to_string(value)); }
+  void add_header(std::string_view name, std::string_view value);
+  void clear_header(std::string_view name);
+  const HTTPHeaders& response_headers() const { return headers_; }
+  // Resets status, headers and the buffered body.
+  void clear();
+
+  // Buffers output. Throws std::logic_error after finish().
+  void write(std::string_view chunk);
+  void write(const std::string& chunk) { write(std::string_view(chunk)); }
+  void write(const char* chunk) { write(std::string_view(chunk)); }
+  // Writes the JSON text and sets Content-Type: application/json; charset=UTF-8.
+  void write(const Json& value);
+  void write_json(std::string_view serialized);
+  // Sends the buffered output (the head first, if not sent yet).
+  Future<void> flush();
+  // Ends the response (writes chunk first). Throws std::logic_error if called twice.
+  Future<void> finish(std::string_view chunk = {});
+  bool finished() const { return finished_; }
+  bool headers_written() const { return headers_written_; }
+
+  // 301 if permanent, else 302, or `status` (300..399); sets Location and finishes.
+  void redirect(std::string_view url, bool permanent = false, std::optional<int> status = std::nullopt);
+  // Answers an error: clears the output, sets the status, calls write_error, finishes.
+  // After the headers were sent it can only log and end the response.
+  void send_error(int status_code = 500, std::exception_ptr error = nullptr);
+
+  void set_cookie(std::string_view name, std::string_view value, const CookieOptions& options = {});
+  void clear_cookie(std::string_view name, std::string_view path = "/", std::string_view domain = {});
+
+  void set_etag_header();
+  // Whether If-None-Match matches the response's ETag (weak comparison; "*" matches).
+  bool check_etag_header() const;
+
+  // "GET /uri (1.2.3.4)".
+  std::string request_summary() const;
+
+ private:
+  friend class Application;
+  friend class detail::HandlerDelegate;
+  friend struct detail::HandlerAccess;
+
+  void attach(Application& application, HTTPServerRequest request, MatchResult params);
+  Task<void> execute();
+  Task<void> dispatch_method();
+  void handle_request_exception(std::exception_ptr error);
+  void log_exception(std::exception_ptr error) const;
+  void connection_lost();
+  std::vector<std::string> clean_arguments(const std::vector<std::string>* values, bool strip) const;
+
+  Application* application_ = nullptr;
+  HTTPServerRequest request_;
+  std::vector<std::string> path_args_;
+  std::vector<std::pair<std::string, std::string>> path_kwargs_;
+
+  int status_code_ = 200;
+  std::string reason_ = "OK";
+  HTTPHeaders headers_;
+  std::string write_buffer_;
+  std::vector<std::pair<std::string, std::string>> new_cookies_;  // name -> Set-Cookie value
+  bool headers_written_ = false;
+  bool finished_ = false;
+  bool connection_gone_ = false;
+  // Bit i set: the i-th of GET, HEAD, POST, DELETE, PATCH, PUT, OPTIONS is overridden
+  // (set by handler<H>(); unknown for other factories).
+  std::optional<unsigned> overridden_methods_;
+  std::unique_ptr<detail::GzipState> gzip_;
+
+  // Streaming handlers: the connection reads the body only after prepare() (flow
+  // control), and the method runs once the whole body was received.
+  std::optional<Future<void>> prepared_future_;
+  std::optional<Future<void>> body_future_;
+};
+
+// Makes the handler for one request.
+using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
+
+namespace detail {
+
+template <class P>
+constexpr bool is_base_method = std::is_same_v<P, Task<void> (RequestHandler::*)()>;
+
+// Which HTTP methods H overrides (bits in RequestHandler::overridden_methods_ order): a
+// method H does not redeclare is still RequestHandler's, so &H::m has its type.
+template <class H>
+constexpr unsigned overridden_methods() {
+  unsigned bits = 0;
+  if constexpr (!requires { requires is_base_method<decltype(&H::get)>; }) bits |= 1u << 0;
+  if constexpr (!requires { requires is_base_method<decltype(&H::head)>; }) bits |= 1u << 1;
+  if constexpr (!requires { requires is_base_method<decltype(&H::post)>; }) bits |= 1u << 2;
+  if constexpr (!requires { requires is_base_method<decltype(&H::delete_)>; }) bits |= 1u << 3;
+  if constexpr (!requires { requires is_base_method<decltype(&H::patch)>; }) bits |= 1u << 4;
+  if constexpr (!requires { requires is_base_method<decltype(&H::put)>; }) bits |= 1u << 5;
+  if constexpr (!requires { requires is_base_method<decltype(&H::options)>; }) bits |= 1u << 6;
+  return bits;
+}
+
+struct HandlerAccess {
+  static void set_overridden_methods(RequestHandler& h, unsigned bits) { h.overridden_methods_ = bits; }
+};
+
+}  // namespace detail
+
+// A factory constructing H from copies of args (Tornado's initialize(**kwargs)).
+template <class H, class... A>
+HandlerFactory handler(A... args) {
+  return [args...]() -> std::unique_ptr<RequestHandler> {
+    std::unique_ptr<RequestHandler> h = std::make_unique<H>(args...);
+    detail::HandlerAccess::set_overridden_methods(*h, detail::overridden_methods<H>());
+    return h;
+  };
+}
+
+// One route: a path regex, the handler factory and an optional name for reverse_url.
+struct URLSpec {
+  std::string pattern;
+  HandlerFactory factory;
+  std::string name = {};
+};
+
+struct ApplicationSettings {
+  bool compress_response = false;   // gzip output transform
+  HandlerFactory default_handler;   // for requests no rule matches (else 404)
+  std::string server_header = "Squall";
+  // Added to every response before the handler's own (Tornado's clear()).
+  std::vector<std::pair<std::string, std::string>> default_headers;
+  bool log_requests = true;
+};
+
+class Application : public HTTPServerConnectionDelegate {
+ public:
+  explicit Application(std::vector<URLSpec> handlers = {}, ApplicationSettings settings = {});
+  ~Application() override;
+
+  // Appends rules (patterns are compiled now: throws std::invalid_argument).
+  void add_handlers(std::vector<URLSpec> handlers);
+  void add_rule(Rule rule);  // target: a HandlerFactory or a std::shared_ptr<RuleRouter>
+  const ApplicationSettings& settings() const { return settings_; }
+  ApplicationSettings& settings() { return settings_; }
+  // The URL of the named rule with these (unencoded) arguments; throws std::out_of_range
+  // when there is no such name or the pattern cannot be reversed.
+  std::string reverse_url(std::string_view name, const std::vector<std::string>& args = {}) const;
+
+  // HTTPServerConnectionDelegate.
+  std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
+                                                     HTTPConnection& request_conn) override;
+  // The same without a server connection (tests, other transports).
+  std::unique_ptr<HTTPMessageDelegate> start_request(const RequestContext& context,
+                                                     HTTPConnection& request_conn);
+
+  // The handler for a request (the default handler or a 404 handler when no rule matches).
+  std::unique_ptr<RequestHandler> find_handler(HTTPServerRequest& request, MatchResult& params) const;
+  // Writes the access log line for a finished request.
+  virtual void log_request(const RequestHandler& handler) const;
+
+ private:
+  RuleRouter router_;
+  ApplicationSettings settings_;
+};
+
+}  // namespace squall

@@ -1,0 +1,100 @@
+#include "squall/http_request.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "squall/log.h"
+
+namespace squall {
+
+HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders hdrs,
+                                     const RequestContext& context, HTTPConnection* conn)
+    : method(start_line.method),
+      uri(start_line.target),
+      version(start_line.version),
+      headers(std::move(hdrs)),
+      remote_ip(context.remote_ip),
+      protocol(context.protocol),
+      connection(conn) {
+  std::optional<std::string_view> host_header = headers.get_first("Host");
+  host = host_header && !host_header->empty() ? std::string(*host_header) : "127.0.0.1";
+  // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host (§7.2) and the
+  // request is routed by the target's path and query.
+  if (!uri.empty() && uri.front() != '/') {
+    size_t scheme_end = uri.find("://");
+    if (scheme_end != std::string::npos && scheme_end > 0 && uri.find_first_of("/?#") > scheme_end) {
+      size_t authority_begin = scheme_end + 3;
+      size_t authority_end = std::min(uri.find_first_of("/?#", authority_begin), uri.size());
+      std::string_view authority = std::string_view(uri).substr(authority_begin, authority_end - authority_begin);
+      if (size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+      if (!authority.empty()) host = std::string(authority);
+      std::string origin_form = uri.substr(authority_end);
+      if (origin_form.empty() || origin_form.front() != '/') origin_form.insert(0, "/");
+      uri = std::move(origin_form);
+    }
+  }
+  std::string lowered = host;
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  host_name = std::string(split_host_and_port(lowered).first);
+  size_t q = uri.find('?');
+  path = uri.substr(0, q);
+  query = q == std::string::npos ? std::string() : uri.substr(q + 1);
+  parse_query_into(query, query_arguments, true);
+  for (const auto& entry : query_arguments) {
+    for (const auto& v : entry.values) arguments.add(entry.name, v);
+  }
+}
+
+const std::vector<std::pair<std::string, std::string>>& HTTPServerRequest::cookies() const {
+  if (!cookies_) {
+    cookies_.emplace();
+    for (std::string_view header : headers.get_list("Cookie")) {
+      for (auto& [name, value] : parse_cookie(header)) {
+        if (!is_legal_cookie_name(name)) continue;
+        const std::string& key = name;  // clang 14 cannot capture a structured binding
+        auto it = std::find_if(cookies_->begin(), cookies_->end(),
+                               [&key](const auto& p) { return p.first == key; });
+        if (it != cookies_->end()) {
+          it->second = std::move(value);
+        } else {
+          cookies_->emplace_back(std::move(name), std::move(value));
+        }
+      }
+    }
+  }
+  return *cookies_;
+}
+
+std::optional<std::string> HTTPServerRequest::cookie(std::string_view name) const {
+  for (const auto& [n, v] : cookies()) {
+    if (n == name) return v;
+  }
+  return std::nullopt;
+}
+
+void HTTPServerRequest::parse_body() {
+  std::string content_type = headers.get("Content-Type", "");
+  Arguments args;
+  Files parsed_files;
+  ParseResult<void> result = parse_body_arguments(content_type, body, args, parsed_files, &headers);
+  if (!result) {
+    log(LogLevel::warning, LogCategory::general, "Invalid request body ({}): {}",
+        result.error().status, result.error().reason);
+    return;
+  }
+  for (const auto& entry : args) {
+    for (const auto& v : entry.values) {
+      arguments.add(entry.name, v);
+      body_arguments.add(entry.name, v);
+    }
+  }
+  files.merge(std::move(parsed_files));
+}
+
+double HTTPServerRequest::request_time() const {
+  auto end = finish_time_.value_or(std::chrono::steady_clock::now());
+  return std::chrono::duration<double>(end - start_).count();
+}
+
+}  // namespace squall

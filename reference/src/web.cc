@@ -1,0 +1,995 @@
+#include "squall/web.h"
+
+#include <openssl/evp.h>
+#include <re2/re2.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+
+#include "squall/http1connection.h"
+#include "squall/log.h"
+
+namespace squall {
+
+// ---- errors -----------------------------------------------------------------------------
+
+HTTPError::HTTPError(int status_code, std::string log_message, std::string reason)
+    : std::runtime_error("HTTP " + std::to_string(status_code) + ": " +
+                         (reason.empty() ? std::string(reason_phrase(status_code)) : reason) +
+                         (log_message.empty() ? "" : " (" + log_message + ")")),
+      status_code_(status_code),
+      log_message_(std::move(log_message)),
+      reason_(std::move(reason)) {}
+
+MissingArgumentError::MissingArgumentError(std::string arg_name)
+    : HTTPError(400, "Missing argument " + arg_name), arg_name_(std::move(arg_name)) {}
+
+namespace {
+
+// The client went away; unwinds a handler waiting for its body without an error log.
+struct ConnectionGone : std::runtime_error {
+  ConnectionGone() : std::runtime_error("connection closed") {}
+};
+
+}  // namespace
+
+// ---- Json -------------------------------------------------------------------------------
+
+void Json::push_back(Json item) {
+  auto* a = std::get_if<Array>(&value_);
+  if (!a) throw std::logic_error("Json::push_back on a non-array");
+  a->push_back(std::move(item));
+}
+
+void Json::set(std::string key, Json item) {
+  auto* o = std::get_if<Object>(&value_);
+  if (!o) throw std::logic_error("Json::set on a non-object");
+  for (auto& member : *o) {
+    if (member.first == key) {
+      member.second = std::move(item);
+      return;
+    }
+  }
+  o->emplace_back(std::move(key), std::move(item));
+}
+
+namespace {
+
+void append_u_escape(std::string& out, uint32_t unit) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\u";
+  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kHex[(unit >> shift) & 15]);
+}
+
+// Decodes one UTF-8 sequence at s[i]; returns the code point and advances i, or
+// returns nullopt (and advances by one byte) for an invalid sequence.
+std::optional<uint32_t> decode_utf8(std::string_view s, size_t& i) {
+  auto b0 = static_cast<unsigned char>(s[i]);
+  int len = b0 >= 0xF0 && b0 <= 0xF4 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC2 && b0 <= 0xDF ? 2 : 0;
+  if (len == 0 || b0 > 0xF4 || i + static_cast<size_t>(len) > s.size()) {
+    ++i;
+    return std::nullopt;
+  }
+  uint32_t cp = b0 & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+  for (int k = 1; k < len; ++k) {
+    auto b = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+    if ((b & 0xC0) != 0x80) {
+      ++i;
+      return std::nullopt;
+    }
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  // Overlong forms, surrogates and out-of-range values are invalid.
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    ++i;
+    return std::nullopt;
+  }
+  i += static_cast<size_t>(len);
+  return cp;
+}
+
+void quote_into(std::string& out, std::string_view s) {
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      std::optional<uint32_t> cp = decode_utf8(s, i);
+      uint32_t v = cp.value_or(0xFFFD);
+      if (v >= 0x10000) {
+        v -= 0x10000;
+        append_u_escape(out, 0xD800 + (v >> 10));
+        append_u_escape(out, 0xDC00 + (v & 0x3FF));
+      } else {
+        append_u_escape(out, v);
+      }
+      continue;
+    }
+    ++i;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '/':
+        // "</" -> "<\/" (Tornado's json_encode), so JSON can be embedded in HTML.
+        if (i >= 2 && s[i - 2] == '<') {
+          out += "\\/";
+        } else {
+          out.push_back('/');
+        }
+        break;
+      default:
+        if (c < 0x20) {
+          append_u_escape(out, c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+std::string json_quote(std::string_view s) {
+  std::string out;
+  quote_into(out, s);
+  return out;
+}
+
+void Json::dump_to(std::string& out) const {
+  std::visit(
+      [&out](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::nullptr_t>) {
+          out += "null";
+        } else if constexpr (std::is_same_v<V, bool>) {
+          out += v ? "true" : "false";
+        } else if constexpr (std::is_same_v<V, int64_t>) {
+          out += std::to_string(v);
+        } else if constexpr (std::is_same_v<V, double>) {
+          if (!std::isfinite(v)) {
+            out += "null";  // JSON has no NaN or Infinity
+          } else {
+            std::string text = fmt::format("{}", v);
+            if (text.find_first_of(".eE") == std::string::npos) text += ".0";
+            out += text;
+          }
+        } else if constexpr (std::is_same_v<V, std::string>) {
+          quote_into(out, v);
+        } else if constexpr (std::is_same_v<V, Array>) {
+          out.push_back('[');
+          for (size_t i = 0; i < v.size(); ++i) {
+            if (i) out.push_back(',');
+            v[i].dump_to(out);
+          }
+          out.push_back(']');
+        } else {
+          out.push_back('{');
+          for (size_t i = 0; i < v.size(); ++i) {
+            if (i) out.push_back(',');
+            quote_into(out, v[i].first);
+            out.push_back(':');
+            v[i].second.dump_to(out);
+          }
+          out.push_back('}');
+        }
+      },
+      value_);
+}
+
+std::string Json::dump() const {
+  std::string out;
+  dump_to(out);
+  return out;
+}
+
+// ---- gzip output transform (Tornado's GZipContentEncoding) --------------------------------
+
+namespace detail {
+
+struct GzipState {
+  static constexpr size_t kMinLength = 1024;
+  z_stream zs{};
+  bool gzipping = false;  // the client accepts gzip (then: this response is compressed)
+  bool initialized = false;
+
+  ~GzipState() {
+    if (initialized) deflateEnd(&zs);
+  }
+
+  // Whether an Accept-Encoding value (RFC 9110 §12.5.3) admits gzip: a "gzip" (or
+  // "x-gzip") element with a q-value above 0, or else a "*" with one; "gzip;q=0" refuses.
+  static bool accepts_gzip(std::string_view accept_encoding) {
+    auto trim = [](std::string_view v) {
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      return v;
+    };
+    auto lower_equals = [](std::string_view a, std::string_view b) {
+      return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == y;
+             });
+    };
+    std::optional<bool> gzip;
+    std::optional<bool> any;
+    size_t pos = 0;
+    while (pos <= accept_encoding.size()) {
+      size_t comma = std::min(accept_encoding.find(',', pos), accept_encoding.size());
+      std::string_view element = accept_encoding.substr(pos, comma - pos);
+      pos = comma + 1;
+      size_t semi = element.find(';');
+      std::string_view coding = trim(element.substr(0, semi));
+      bool positive = true;  // q defaults to 1
+      while (semi != std::string_view::npos) {
+        size_t next = element.find(';', semi + 1);
+        std::string_view param = trim(element.substr(semi + 1, next == std::string_view::npos ? next : next - semi - 1));
+        semi = next;
+        size_t eq = param.find('=');
+        if (eq == std::string_view::npos || !lower_equals(trim(param.substr(0, eq)), "q")) continue;
+        std::string_view q = trim(param.substr(eq + 1));
+        positive = std::any_of(q.begin(), q.end(), [](char c) { return c >= '1' && c <= '9'; });
+      }
+      if (lower_equals(coding, "gzip") || lower_equals(coding, "x-gzip")) {
+        gzip = gzip.value_or(false) || positive;
+      } else if (coding == "*") {
+        any = any.value_or(false) || positive;
+      }
+    }
+    return gzip ? *gzip : any.value_or(false);
+  }
+
+  static bool compressible(std::string_view ctype) {
+    static constexpr std::string_view kTypes[] = {
+        "application/javascript", "application/x-javascript", "application/xml",
+        "application/atom+xml",   "application/json",         "application/xhtml+xml",
+        "image/svg+xml"};
+    if (ctype.starts_with("text/")) return true;
+    return std::find(std::begin(kTypes), std::end(kTypes), ctype) != std::end(kTypes);
+  }
+
+  std::string transform_chunk(std::string_view chunk, bool finishing) {
+    if (!gzipping) return std::string(chunk);
+    std::string out;
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(chunk.data()));
+    zs.avail_in = static_cast<uInt>(chunk.size());
+    int flush = finishing ? Z_FINISH : Z_SYNC_FLUSH;
+    char buffer[16384];
+    while (true) {
+      zs.next_out = reinterpret_cast<Bytef*>(buffer);
+      zs.avail_out = sizeof(buffer);
+      int rc = deflate(&zs, flush);
+      out.append(buffer, sizeof(buffer) - zs.avail_out);
+      if (rc == Z_STREAM_END) break;
+      if (rc != Z_OK && rc != Z_BUF_ERROR) throw std::runtime_error("deflate failed");
+      if (zs.avail_out != 0 && zs.avail_in == 0) break;  // all input consumed and flushed
+    }
+    return out;
+  }
+
+  // Decides on the first chunk; adjusts the headers.
+  std::string transform_first_chunk(HTTPHeaders& headers, std::string_view chunk, bool finishing) {
+    if (auto vary = headers.get("Vary")) {
+      headers.set("Vary", *vary + ", Accept-Encoding");
+    } else {
+      headers.set("Vary", "Accept-Encoding");
+    }
+    if (gzipping) {
+      std::string ctype = headers.get("Content-Type", "");
+      std::string_view base = std::string_view(ctype).substr(0, ctype.find(';'));
+      gzipping = compressible(base) && (!finishing || chunk.size() >= kMinLength) &&
+                 !headers.contains("Content-Encoding");
+    }
+    if (!gzipping) return std::string(chunk);
+    headers.set("Content-Encoding", "gzip");
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      throw std::runtime_error("deflateInit2 failed");
+    }
+    initialized = true;
+    std::string out = transform_chunk(chunk, finishing);
+    if (headers.contains("Content-Length")) {
+      if (finishing) {
+        headers.set("Content-Length", std::to_string(out.size()));
+      } else {
+        headers.remove("Content-Length");
+      }
+    }
+    return out;
+  }
+};
+
+}  // namespace detail
+
+// ---- RequestHandler -------------------------------------------------------------------------
+
+RequestHandler::RequestHandler() = default;
+RequestHandler::~RequestHandler() = default;
+
+Task<void> RequestHandler::prepare() { co_return; }
+Task<void> RequestHandler::get() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::head() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::post() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::delete_() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::patch() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::put() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::options() { throw HTTPError(405); co_return; }
+Task<void> RequestHandler::data_received(std::string) { co_return; }
+
+bool RequestHandler::supports_method(std::string_view method) const {
+  static constexpr std::string_view kMethods[] = {"GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS"};
+  return std::find(std::begin(kMethods), std::end(kMethods), method) != std::end(kMethods);
+}
+
+std::vector<std::string> RequestHandler::allowed_methods() const {
+  static constexpr std::string_view kMethods[] = {"GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS"};
+  std::vector<std::string> out;
+  for (unsigned i = 0; i < std::size(kMethods); ++i) {
+    bool implemented = overridden_methods_ ? ((*overridden_methods_ >> i) & 1u) != 0 : kMethods[i] != request_.method;
+    if (implemented && supports_method(kMethods[i])) out.emplace_back(kMethods[i]);
+  }
+  return out;
+}
+
+void RequestHandler::attach(Application& application, HTTPServerRequest request, MatchResult params) {
+  application_ = &application;
+  request_ = std::move(request);
+  path_args_ = std::move(params.path_args);
+  path_kwargs_ = std::move(params.path_kwargs);
+  if (application.settings().compress_response) {
+    gzip_ = std::make_unique<detail::GzipState>();
+    gzip_->gzipping = detail::GzipState::accepts_gzip(request_.headers.get("Accept-Encoding", ""));
+  }
+  clear();
+}
+
+std::string RequestHandler::path_kwarg(std::string_view name) const {
+  for (const auto& [k, v] : path_kwargs_) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+void RequestHandler::clear() {
+  headers_.clear();
+  if (application_) headers_.add("Server", application_->settings().server_header);
+  headers_.add("Content-Type", "text/html; charset=UTF-8");
+  headers_.add("Date", format_http_date(std::time(nullptr)));
+  if (application_) {
+    for (const auto& [name, value] : application_->settings().default_headers) set_header(name, value);
+  }
+  set_default_headers();
+  write_buffer_.clear();
+  status_code_ = 200;
+  reason_ = "OK";
+}
+
+// ---- arguments
+
+std::vector<std::string> RequestHandler::clean_arguments(const std::vector<std::string>* values, bool strip) const {
+  std::vector<std::string> out;
+  if (!values) return out;
+  out.reserve(values->size());
+  for (const std::string& raw : *values) {
+    std::string s = raw;
+    for (char& c : s) {
+      auto u = static_cast<unsigned char>(c);
+      if (u <= 0x08 || (u >= 0x0e && u <= 0x1f)) c = ' ';
+    }
+    if (strip) {
+      constexpr std::string_view kSpace = " \t\n\v\f\r";
+      size_t b = s.find_first_not_of(kSpace);
+      if (b == std::string::npos) {
+        s.clear();
+      } else {
+        s = s.substr(b, s.find_last_not_of(kSpace) - b + 1);
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+namespace {
+std::string last_or_throw(std::vector<std::string> values, std::string_view name) {
+  if (values.empty()) throw MissingArgumentError(std::string(name));
+  return std::move(values.back());
+}
+std::string last_or(std::vector<std::string> values, std::string_view default_value) {
+  if (values.empty()) return std::string(default_value);
+  return std::move(values.back());
+}
+}  // namespace
+
+std::vector<std::string> RequestHandler::get_arguments(std::string_view name, bool strip) const {
+  return clean_arguments(request_.arguments.find(name), strip);
+}
+std::string RequestHandler::get_argument(std::string_view name) const {
+  return last_or_throw(get_arguments(name, true), name);
+}
+std::string RequestHandler::get_argument(std::string_view name, std::string_view default_value) const {
+  return last_or(get_arguments(name, true), default_value);
+}
+std::vector<std::string> RequestHandler::get_query_arguments(std::string_view name, bool strip) const {
+  return clean_arguments(request_.query_arguments.find(name), strip);
+}
+std::string RequestHandler::get_query_argument(std::string_view name) const {
+  return last_or_throw(get_query_arguments(name, true), name);
+}
+std::string RequestHandler::get_query_argument(std::string_view name, std::string_view default_value) const {
+  return last_or(get_query_arguments(name, true), default_value);
+}
+std::vector<std::string> RequestHandler::get_body_arguments(std::string_view name, bool strip) const {
+  return clean_arguments(request_.body_arguments.find(name), strip);
+}
+std::string RequestHandler::get_body_argument(std::string_view name) const {
+  return last_or_throw(get_body_arguments(name, true), name);
+}
+std::string RequestHandler::get_body_argument(std::string_view name, std::string_view default_value) const {
+  return last_or(get_body_arguments(name, true), default_value);
+}
+
+std::optional<std::string> RequestHandler::get_cookie(std::string_view name) const { return request_.cookie(name); }
+std::string RequestHandler::get_cookie(std::string_view name, std::string_view default_value) const {
+  return request_.cookie(name).value_or(std::string(default_value));
+}
+
+// ---- output
+
+namespace {
+
+bool has_control_chars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+void check_header(std::string_view name, std::string_view value) {
+  if (!is_token(name)) throw std::invalid_argument("Invalid header name");
+  if (has_control_chars(value)) throw std::invalid_argument("Unsafe header value");
+}
+
+}  // namespace
+
+void RequestHandler::set_status(int status_code, std::string_view reason) {
+  if (status_code < 100 || status_code > 999) throw std::invalid_argument("Invalid status code");
+  if (has_control_chars(reason)) throw std::invalid_argument("Unsafe reason phrase");
+  status_code_ = status_code;
+  reason_ = reason.empty() ? std::string(reason_phrase(status_code)) : std::string(reason);
+}
+
+void RequestHandler::set_header(std::string_view name, std::string_view value) {
+  check_header(name, value);
+  headers_.set(name, value);
+}
+
+void RequestHandler::add_header(std::string_view name, std::string_view value) {
+  check_header(name, value);
+  headers_.add(name, value);
+}
+
+void RequestHandler::clear_header(std::string_view name) { headers_.remove(name); }
+
+void RequestHandler::write(std::string_view chunk) {
+  if (finished_) throw std::logic_error("Cannot write() after finish()");
+  write_buffer_.append(chunk);
+}
+
+void RequestHandler::write(const Json& value) {
+  if (finished_) throw std::logic_error("Cannot write() after finish()");
+  set_header("Content-Type", "application/json; charset=UTF-8");
+  value.dump_to(write_buffer_);
+}
+
+void RequestHandler::write_json(std::string_view serialized) {
+  if (finished_) throw std::logic_error("Cannot write() after finish()");
+  set_header("Content-Type", "application/json; charset=UTF-8");
+  write_buffer_.append(serialized);
+}
+
+Future<void> RequestHandler::flush() {
+  std::string chunk = std::move(write_buffer_);
+  write_buffer_.clear();
+  HTTPConnection* conn = request_.connection;
+  const bool finishing = finished_;
+  if (!headers_written_) {
+    headers_written_ = true;
+    if (gzip_) chunk = gzip_->transform_first_chunk(headers_, chunk, finishing);
+    if (request_.method == "HEAD") chunk.clear();
+    for (const auto& cookie : new_cookies_) headers_.add("Set-Cookie", cookie.second);
+    if (!conn) return make_ready_future();
+    Future<void> f = conn->write_headers(ResponseStartLine{"HTTP/1.1", status_code_, reason_}, headers_, chunk);
+    f.mark_retrieved();
+    return f;
+  }
+  if (gzip_) chunk = gzip_->transform_chunk(chunk, finishing);
+  if (chunk.empty() || request_.method == "HEAD" || !conn) return make_ready_future();
+  Future<void> f = conn->write(chunk);
+  f.mark_retrieved();
+  return f;
+}
+
+Future<void> RequestHandler::finish(std::string_view chunk) {
+  if (finished_) throw std::logic_error("finish() called twice");
+  if (!chunk.empty()) write(chunk);
+  if (!headers_written_) {
+    if (status_code_ == 200 && (request_.method == "GET" || request_.method == "HEAD") && !headers_.contains("Etag")) {
+      set_etag_header();
+      if (check_etag_header()) {
+        write_buffer_.clear();
+        set_status(304);
+      }
+    }
+    if (status_code_ == 204 || status_code_ == 304 || (status_code_ >= 100 && status_code_ < 200)) {
+      if (!write_buffer_.empty()) throw std::logic_error("Cannot send body with " + std::to_string(status_code_));
+      for (std::string_view h : {"Content-Encoding", "Content-Language", "Content-Type"}) headers_.remove(h);
+    } else if (!headers_.contains("Content-Length")) {
+      headers_.set("Content-Length", std::to_string(write_buffer_.size()));
+    }
+  }
+  // finish() must not be re-entered from here on: mark it before writing the tail
+  // (flush() reads finished_ to end the gzip stream).
+  finished_ = true;
+  Future<void> f = flush();
+  if (HTTPConnection* conn = request_.connection) {
+    try {
+      conn->finish();
+    } catch (...) {
+      log(LogLevel::error, LogCategory::general, "Failed to finish response to {}: {}", request_summary(),
+          describe_current_exception());
+    }
+  }
+  request_.finish_timing();
+  if (application_) application_->log_request(*this);
+  on_finish();
+  return f;
+}
+
+void RequestHandler::redirect(std::string_view url, bool permanent, std::optional<int> status) {
+  if (headers_written_) throw std::logic_error("Cannot redirect after headers have been written");
+  int code = status.value_or(permanent ? 301 : 302);
+  if (code < 300 || code > 399) throw std::invalid_argument("redirect status must be 3xx");
+  set_status(code);
+  set_header("Location", url);
+  finish();
+}
+
+void RequestHandler::write_error(int status_code, std::exception_ptr) {
+  write(fmt::format("<html><title>{0}: {1}</title><body>{0}: {1}</body></html>", status_code, reason_));
+}
+
+void RequestHandler::send_error(int status_code, std::exception_ptr error) {
+  if (headers_written_) {
+    log(LogLevel::error, LogCategory::general, "Cannot send error response after headers written");
+    if (!finished_) {
+      try {
+        finish();
+      } catch (...) {
+        log(LogLevel::error, LogCategory::general, "Failed to flush partial response: {}",
+            describe_current_exception());
+      }
+    }
+    return;
+  }
+  clear();
+  std::string reason;
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const HTTPError& e) {
+      reason = e.reason();
+    } catch (...) {
+    }
+  }
+  try {
+    set_status(status_code, reason);
+  } catch (...) {
+    set_status(500);
+  }
+  if (status_code_ == 405 && !headers_.contains("Allow")) {
+    try {
+      std::string allow;
+      for (const std::string& method : allowed_methods()) {
+        if (!allow.empty()) allow += ", ";
+        allow += method;
+      }
+      set_header("Allow", allow);
+    } catch (...) {
+      log(LogLevel::error, LogCategory::application, "Uncaught exception in allowed_methods: {}",
+          describe_current_exception());
+    }
+  }
+  try {
+    write_error(status_code_, error);
+  } catch (...) {
+    log(LogLevel::error, LogCategory::application, "Uncaught exception in write_error: {}",
+        describe_current_exception());
+  }
+  if (!finished_) {
+    try {
+      finish();
+    } catch (...) {
+      log(LogLevel::error, LogCategory::application, "Failed to finish error response: {}",
+          describe_current_exception());
+    }
+  }
+}
+
+// ---- cookies
+
+namespace {
+
+bool cookie_legal_char(unsigned char c) {
+  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~:").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+// Python's http.cookies._quote: a value of legal characters is sent as is; anything
+// else is double-quoted with '"' and '\' backslash-escaped and bytes outside
+// printable ASCII (and ',' ';') as \ooo octal.
+std::string cookie_quote(std::string_view value) {
+  if (std::all_of(value.begin(), value.end(), [](char c) { return cookie_legal_char(static_cast<unsigned char>(c)); })) {
+    return std::string(value);
+  }
+  std::string out = "\"";
+  for (char ch : value) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (cookie_legal_char(c) || std::string_view(" ()/<=>?@[]{}").find(ch) != std::string_view::npos) {
+      out.push_back(ch);
+    } else {
+      out += fmt::format("\\{:03o}", c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace
+
+void RequestHandler::set_cookie(std::string_view name, std::string_view value, const CookieOptions& options) {
+  auto bad = [](std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
+  };
+  if (name.empty() || bad(name) || bad(value) || !is_legal_cookie_name(name)) {
+    throw std::invalid_argument("Invalid cookie name or value");
+  }
+  if (has_control_chars(options.domain) || has_control_chars(options.path) || has_control_chars(options.samesite) ||
+      options.domain.find(';') != std::string::npos || options.path.find(';') != std::string::npos ||
+      options.samesite.find(';') != std::string::npos) {
+    throw std::invalid_argument("Invalid cookie attribute");
+  }
+  // Attributes in the order Python's Morsel prints them (sorted by key).
+  std::string header = std::string(name) + "=" + cookie_quote(value);
+  if (!options.domain.empty()) header += "; Domain=" + options.domain;
+  std::optional<std::time_t> expires = options.expires;
+  if (!expires && options.expires_days) {
+    expires = std::time(nullptr) + static_cast<std::time_t>(*options.expires_days * 86400);
+  }
+  if (expires) header += "; expires=" + format_http_date(*expires);
+  if (options.httponly) header += "; HttpOnly";
+  if (options.max_age) header += "; Max-Age=" + std::to_string(*options.max_age);
+  if (!options.path.empty()) header += "; Path=" + options.path;
+  if (!options.samesite.empty()) header += "; SameSite=" + options.samesite;
+  if (options.secure) header += "; Secure";
+  for (auto& cookie : new_cookies_) {
+    if (cookie.first == name) {
+      cookie.second = std::move(header);
+      return;
+    }
+  }
+  new_cookies_.emplace_back(std::string(name), std::move(header));
+}
+
+void RequestHandler::clear_cookie(std::string_view name, std::string_view path, std::string_view domain) {
+  CookieOptions options;
+  options.path = std::string(path);
+  options.domain = std::string(domain);
+  options.expires = std::time(nullptr) - 365 * 86400;
+  set_cookie(name, "", options);
+}
+
+// ---- ETag
+
+std::optional<std::string> RequestHandler::compute_etag() const {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(write_buffer_.data(), write_buffer_.size(), digest, &length, EVP_sha1(), nullptr) != 1) {
+    return std::nullopt;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string etag = "\"";
+  for (unsigned int i = 0; i < length; ++i) {
+    etag.push_back(kHex[digest[i] >> 4]);
+    etag.push_back(kHex[digest[i] & 15]);
+  }
+  etag.push_back('"');
+  return etag;
+}
+
+void RequestHandler::set_etag_header() {
+  if (auto etag = compute_etag()) set_header("Etag", *etag);
+}
+
+bool RequestHandler::check_etag_header() const {
+  std::optional<std::string_view> computed = headers_.get_first("Etag");
+  std::string if_none_match = request_.headers.get("If-None-Match", "");
+  if (!computed || computed->empty() || if_none_match.empty()) return false;
+  static const re2::RE2 kTag(R"((\*|(?:W/)?"[^"]*"))");
+  re2::StringPiece input(if_none_match);
+  std::vector<std::string> etags;
+  std::string tag;
+  while (re2::RE2::FindAndConsume(&input, kTag, &tag)) etags.push_back(tag);
+  if (etags.empty()) return false;
+  if (etags[0] == "*") return true;
+  auto val = [](std::string_view x) { return x.starts_with("W/") ? x.substr(2) : x; };
+  for (const std::string& etag : etags) {
+    if (val(etag) == val(*computed)) return true;
+  }
+  return false;
+}
+
+// ---- lifecycle
+
+std::string RequestHandler::request_summary() const {
+  return request_.method + " " + request_.uri + " (" + request_.remote_ip + ")";
+}
+
+Task<void> RequestHandler::dispatch_method() {
+  const std::string& m = request_.method;
+  if (m == "GET") return get();
+  if (m == "HEAD") return head();
+  if (m == "POST") return post();
+  if (m == "DELETE") return delete_();
+  if (m == "PATCH") return patch();
+  if (m == "PUT") return put();
+  if (m == "OPTIONS") return options();
+  throw HTTPError(405);
+}
+
+Task<void> RequestHandler::execute() {
+  std::exception_ptr error;
+  try {
+    if (!supports_method(request_.method)) throw HTTPError(405);
+    co_await prepare();
+    if (!finished_) {
+      if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
+      if (body_future_) co_await *body_future_;
+      if (!finished_) {
+        co_await dispatch_method();
+        if (!finished_) finish();
+      }
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  // Let the connection read on (and discard) the body even after an error.
+  if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
+  if (error) handle_request_exception(error);
+}
+
+void RequestHandler::handle_request_exception(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ConnectionGone&) {
+    return;  // nobody to answer
+  } catch (...) {
+  }
+  log_exception(error);
+  if (finished_) return;
+  int status = 500;
+  try {
+    std::rethrow_exception(error);
+  } catch (const HTTPError& e) {
+    status = e.status_code();
+  } catch (...) {
+  }
+  send_error(status, error);
+}
+
+void RequestHandler::log_exception(std::exception_ptr error) const {
+  try {
+    std::rethrow_exception(error);
+  } catch (const HTTPError& e) {
+    if (!e.log_message().empty()) {
+      log(LogLevel::warning, LogCategory::general, "{} {}: {}", e.status_code(), request_summary(), e.log_message());
+    }
+  } catch (...) {
+    log(LogLevel::error, LogCategory::application, "Uncaught exception {}: {}", request_summary(),
+        describe_current_exception());
+  }
+}
+
+void RequestHandler::connection_lost() {
+  if (connection_gone_) return;
+  connection_gone_ = true;
+  request_.connection = nullptr;
+  if (body_future_ && !body_future_->done()) {
+    body_future_->set_exception(ConnectionGone());
+    body_future_->mark_retrieved();
+  }
+  if (!finished_) {
+    try {
+      on_connection_close();
+    } catch (...) {
+      log(LogLevel::error, LogCategory::application, "Exception in on_connection_close: {}",
+          describe_current_exception());
+    }
+  }
+}
+
+// ---- the per-request message delegate (Tornado's _RoutingDelegate + _HandlerDelegate) ----
+
+namespace detail {
+
+namespace {
+
+Task<void> run_handler(std::shared_ptr<RequestHandler> handler, Task<void> (RequestHandler::*step)()) {
+  co_await ((*handler).*step)();
+}
+
+}  // namespace
+
+class HandlerDelegate : public HTTPMessageDelegate {
+ public:
+  HandlerDelegate(Application& app, RequestContext context, const HTTPRequestContext* live_context,
+                  HTTPConnection& conn, HTTP1Connection* http1)
+      : app_(app), context_(std::move(context)), live_context_(live_context), conn_(&conn), http1_(http1) {}
+
+  ~HandlerDelegate() override {
+    if (handler_ && !handler_->finished()) handler_->connection_lost();
+  }
+
+  FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders& headers) override {
+    if (live_context_) {
+      context_.remote_ip = live_context_->remote_ip;
+      context_.protocol = live_context_->protocol.empty() ? "http" : live_context_->protocol;
+    }
+    HTTPServerRequest request(start_line, headers, context_, conn_);
+    MatchResult params;
+    std::unique_ptr<RequestHandler> made = app_.find_handler(request, params);
+    handler_ = std::shared_ptr<RequestHandler>(std::move(made));
+    handler_->attach(app_, std::move(request), std::move(params));
+    stream_ = handler_->stream_request_body();
+    if (http1_) {
+      http1_->set_close_callback([weak = std::weak_ptr<RequestHandler>(handler_)] {
+        if (auto h = weak.lock()) h->connection_lost();
+      });
+    }
+    if (!stream_) return std::nullopt;
+    handler_->prepared_future_.emplace();
+    handler_->body_future_.emplace();
+    Future<void> prepared = *handler_->prepared_future_;
+    spawn(run_handler(handler_, &RequestHandler::execute));
+    if (prepared.done()) return std::nullopt;
+    return prepared;
+  }
+
+  FlowControl data_received(std::string chunk) override {
+    if (!handler_) return std::nullopt;
+    if (!stream_) {
+      body_.append(chunk);
+      return std::nullopt;
+    }
+    if (handler_->finished() || handler_->connection_gone_) return std::nullopt;
+    Task<void> fed = feed(handler_, std::move(chunk));
+    if (fed.done()) return std::nullopt;
+    return fed.future();
+  }
+
+  void finish() override {
+    if (!handler_) return;
+    if (stream_) {
+      if (handler_->body_future_ && !handler_->body_future_->done()) handler_->body_future_->set_result();
+      return;
+    }
+    handler_->request_.body = std::move(body_);
+    handler_->request_.parse_body();
+    spawn(run_handler(handler_, &RequestHandler::execute));
+  }
+
+  void on_connection_close() override {
+    if (handler_) handler_->connection_lost();
+    conn_ = nullptr;
+  }
+
+ private:
+  static Task<void> feed(std::shared_ptr<RequestHandler> handler, std::string chunk) {
+    try {
+      co_await handler->data_received(std::move(chunk));
+    } catch (...) {
+      handler->handle_request_exception(std::current_exception());
+    }
+  }
+
+  Application& app_;
+  RequestContext context_;
+  const HTTPRequestContext* live_context_;
+  HTTPConnection* conn_;
+  HTTP1Connection* http1_;
+  std::shared_ptr<RequestHandler> handler_;
+  bool stream_ = false;
+  std::string body_;
+};
+
+}  // namespace detail
+
+// ---- Application --------------------------------------------------------------------------
+
+namespace {
+
+// Answers every request with an HTTPError (Tornado's ErrorHandler).
+class ErrorHandler : public RequestHandler {
+ public:
+  explicit ErrorHandler(int status) : status_(status) {}
+  Task<void> prepare() override { throw HTTPError(status_); co_return; }
+
+ private:
+  int status_;
+};
+
+}  // namespace
+
+Application::Application(std::vector<URLSpec> handlers, ApplicationSettings settings) : settings_(std::move(settings)) {
+  add_handlers(std::move(handlers));
+}
+
+Application::~Application() = default;
+
+void Application::add_handlers(std::vector<URLSpec> handlers) {
+  for (URLSpec& spec : handlers) {
+    if (!spec.factory) throw std::invalid_argument("URLSpec without a handler factory: " + spec.pattern);
+    router_.add_rule(Rule{std::make_shared<PathMatches>(spec.pattern), std::move(spec.factory), std::move(spec.name)});
+  }
+}
+
+void Application::add_rule(Rule rule) { router_.add_rule(std::move(rule)); }
+
+std::string Application::reverse_url(std::string_view name, const std::vector<std::string>& args) const {
+  if (auto url = router_.reverse_url(name, args)) return *url;
+  throw std::out_of_range(std::string(name) + " not found in named urls (or not reversible)");
+}
+
+std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& request, MatchResult& params) const {
+  if (std::optional<RouteMatch> match = router_.find(request)) {
+    if (const auto* factory = std::any_cast<HandlerFactory>(&match->rule->target); factory && *factory) {
+      params = std::move(match->params);
+      return (*factory)();
+    }
+  }
+  params = {};
+  if (settings_.default_handler) return settings_.default_handler();
+  return std::make_unique<ErrorHandler>(404);
+}
+
+std::unique_ptr<HTTPMessageDelegate> Application::start_request(HTTPServerConnection& server_conn,
+                                                                HTTPConnection& request_conn) {
+  const HTTPRequestContext& ctx = server_conn.context();
+  RequestContext context{ctx.remote_ip, ctx.protocol.empty() ? "http" : ctx.protocol};
+  return std::make_unique<detail::HandlerDelegate>(*this, std::move(context), &ctx, request_conn,
+                                                   &server_conn.connection());
+}
+
+std::unique_ptr<HTTPMessageDelegate> Application::start_request(const RequestContext& context,
+                                                                HTTPConnection& request_conn) {
+  return std::make_unique<detail::HandlerDelegate>(*this, context, nullptr, request_conn, nullptr);
+}
+
+void Application::log_request(const RequestHandler& handler) const {
+  if (!settings_.log_requests) return;
+  int status = handler.get_status();
+  LogLevel level = status < 400 ? LogLevel::info : status < 500 ? LogLevel::warning : LogLevel::error;
+  log(level, LogCategory::access, "{} {} {:.2f}ms", status, handler.request_summary(),
+      1000.0 * handler.request().request_time());
+}
+
+}  // namespace squall

@@ -1,0 +1,153 @@
+// Routing: matchers, rule order, path arguments and reverse URLs.
+#include "squall/routing.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace squall {
+namespace {
+
+HTTPServerRequest request_for(std::string target, std::string host = "example.com") {
+  HTTPHeaders headers;
+  headers.add("Host", host);
+  return HTTPServerRequest(RequestStartLine{"GET", std::move(target), "HTTP/1.1"}, std::move(headers),
+                           RequestContext{"127.0.0.1", "http"});
+}
+
+TEST(PathMatches, IsAnchoredAtBothEnds) {
+  PathMatches m("/a");
+  EXPECT_TRUE(m.match_path("/a"));
+  EXPECT_FALSE(m.match_path("/ab"));
+  EXPECT_FALSE(m.match_path("/x/a"));
+  EXPECT_EQ(m.pattern(), "/a$");
+}
+
+TEST(PathMatches, ExistingDollarIsNotDoubled) {
+  PathMatches m("/a$");
+  EXPECT_EQ(m.pattern(), "/a$");
+  EXPECT_TRUE(m.match_path("/a"));
+}
+
+TEST(PathMatches, MatchesOnPathWithoutQuery) {
+  PathMatches m("/a");
+  EXPECT_TRUE(m.match(request_for("/a?x=1")));
+}
+
+TEST(PathMatches, UnnamedGroupsArePositionalArgs) {
+  PathMatches m("/path/([^/]+)/([0-9]+)");
+  auto r = m.match_path("/path/abc/42");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->path_args, (std::vector<std::string>{"abc", "42"}));
+  EXPECT_TRUE(r->path_kwargs.empty());
+}
+
+TEST(PathMatches, NamedGroupsAreKeywordArgs) {
+  PathMatches m("/named/(?P<first>[^/]+)/(?P<second>[^/]+)");
+  auto r = m.match_path("/named/x/y");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->path_args.empty());
+  ASSERT_EQ(r->path_kwargs.size(), 2u);
+  EXPECT_EQ(r->path_kwargs[0], (std::pair<std::string, std::string>{"first", "x"}));
+  EXPECT_EQ(r->path_kwargs[1], (std::pair<std::string, std::string>{"second", "y"}));
+}
+
+TEST(PathMatches, MixingNamedAndUnnamedGroupsIsRefused) {
+  EXPECT_THROW(PathMatches("/(?P<a>x)/(y)"), std::invalid_argument);
+}
+
+TEST(PathMatches, NonCapturingGroupsDoNotCount) {
+  PathMatches m("/(?:a|b)/([0-9]+)");
+  auto r = m.match_path("/b/7");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->path_args, std::vector<std::string>{"7"});
+}
+
+TEST(PathMatches, InvalidRegexIsRefused) { EXPECT_THROW(PathMatches("/(unclosed"), std::invalid_argument); }
+
+TEST(PathMatches, ArgsArePercentDecodedButPlusIsKept) {
+  PathMatches m("/p/([^/]+)");
+  auto r = m.match_path("/p/a%20b%2Fc+d");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->path_args, std::vector<std::string>{"a b/c+d"});
+}
+
+TEST(PathMatches, GroupThatDidNotParticipateIsEmpty) {
+  PathMatches m("/opt(/[a-z]+)?");
+  auto r = m.match_path("/opt");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->path_args, std::vector<std::string>{""});
+}
+
+TEST(PathMatches, ReverseFillsGroupsWithEscapedArgs) {
+  PathMatches m("/path/([^/]+)/([0-9]+)");
+  EXPECT_EQ(m.reverse({"a b", "3"}), std::optional<std::string>("/path/a%20b/3"));
+  EXPECT_EQ(m.reverse({"only-one"}), std::nullopt);
+}
+
+TEST(PathMatches, ReverseUnescapesLiteralParts) {
+  PathMatches m(R"(/file\.txt/(\d+))");
+  EXPECT_EQ(m.reverse({"5"}), std::optional<std::string>("/file.txt/5"));
+}
+
+TEST(PathMatches, NestedGroupsAreNotReversible) {
+  PathMatches m("/((a)b)");
+  EXPECT_EQ(m.reverse({"x", "y"}), std::nullopt);
+  PathMatches star("/a.*");
+  EXPECT_EQ(star.reverse({}), std::nullopt);
+}
+
+TEST(HostMatches, MatchesHostNameWithoutPortCaseInsensitively) {
+  HostMatches m(R"(www\.example\.com)");
+  EXPECT_TRUE(m.match(request_for("/", "WWW.example.com:8080")));
+  EXPECT_FALSE(m.match(request_for("/", "www.example.com.evil")));
+  EXPECT_FALSE(m.match(request_for("/", "example.com")));
+}
+
+TEST(AnyMatches, MatchesEverything) { EXPECT_TRUE(AnyMatches().match(request_for("/whatever"))); }
+
+TEST(RuleRouter, FirstMatchingRuleWins) {
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a/.*"), std::string("first"), ""});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a/b"), std::string("second"), ""});
+  auto match = router.find(request_for("/a/b"));
+  ASSERT_TRUE(match);
+  EXPECT_EQ(std::any_cast<std::string>(match->rule->target), "first");
+}
+
+TEST(RuleRouter, NoMatchGivesNothing) {
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a"), std::string("a"), ""});
+  EXPECT_FALSE(router.find(request_for("/b")));
+}
+
+TEST(RuleRouter, NestedRouterIsSearchedAfterItsMatcher) {
+  auto inner = std::make_shared<RuleRouter>();
+  inner->add_rule(Rule{std::make_shared<PathMatches>("/x/([0-9]+)"), std::string("inner"), "item"});
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<HostMatches>("api\\.example\\.com"), inner, ""});
+  router.add_rule(Rule{std::make_shared<AnyMatches>(), std::string("fallback"), ""});
+  auto on_api = router.find(request_for("/x/5", "api.example.com"));
+  ASSERT_TRUE(on_api);
+  EXPECT_EQ(std::any_cast<std::string>(on_api->rule->target), "inner");
+  EXPECT_EQ(on_api->params.path_args, std::vector<std::string>{"5"});
+  auto elsewhere = router.find(request_for("/x/5", "www.example.com"));
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(std::any_cast<std::string>(elsewhere->rule->target), "fallback");
+  EXPECT_EQ(router.reverse_url("item", {"9"}), std::optional<std::string>("/x/9"));
+}
+
+TEST(RuleRouter, ReverseUrlByName) {
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<PathMatches>("/u/([a-z]+)"), std::string("u"), "user"});
+  EXPECT_EQ(router.reverse_url("user", {"bob"}), std::optional<std::string>("/u/bob"));
+  EXPECT_EQ(router.reverse_url("nobody", {}), std::nullopt);
+}
+
+TEST(UrlEscape, QuotesLikePython) {
+  EXPECT_EQ(url_escape("a b/c?d=é"), "a%20b/c%3Fd%3D%C3%A9");
+  EXPECT_EQ(url_escape("a/b", false), "a%2Fb");
+}
+
+}  // namespace
+}  // namespace squall

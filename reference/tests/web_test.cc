@@ -1,0 +1,846 @@
+// The web layer without a network: Application::start_request is driven with a fake
+// HTTPConnection that records what the handler answers.
+#include "squall/web.h"
+
+#include <gtest/gtest.h>
+#include <re2/re2.h>
+#include <zlib.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "squall/httpserver.h"
+#include "squall/log.h"
+
+namespace squall {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Records the response written through the HTTPConnection interface.
+class FakeConnection : public HTTPConnection {
+ public:
+  ResponseStartLine start_line;
+  HTTPHeaders headers;
+  std::string body;
+  std::vector<std::string> pieces;  // first chunk (with the head), then each write()
+  int head_count = 0;
+  bool finished = false;
+
+  Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& h, std::string_view chunk) override {
+    ++head_count;
+    start_line = line;
+    headers = h;
+    body.append(chunk);
+    pieces.emplace_back(chunk);
+    return make_ready_future();
+  }
+  Future<void> write_headers(const RequestStartLine&, HTTPHeaders&, std::string_view) override {
+    ADD_FAILURE() << "server wrote a request head";
+    return make_ready_future();
+  }
+  Future<void> write(std::string_view chunk) override {
+    EXPECT_EQ(head_count, 1) << "body written before the head";
+    EXPECT_FALSE(finished);
+    body.append(chunk);
+    pieces.emplace_back(chunk);
+    return make_ready_future();
+  }
+  void finish() override {
+    EXPECT_FALSE(finished) << "finished twice";
+    finished = true;
+  }
+};
+
+struct Response {
+  int code = 0;
+  std::string reason;
+  HTTPHeaders headers;
+  std::string body;
+  std::vector<std::string> pieces;
+  bool finished = false;
+  std::string header(std::string_view name) const { return headers.get(name, ""); }
+};
+
+// Sends one request through the application and runs the loop until it is answered.
+Response fetch(Application& app, std::string method, std::string target, HTTPHeaders headers = {},
+               std::vector<std::string> body_chunks = {}) {
+  FakeConnection conn;
+  std::unique_ptr<HTTPMessageDelegate> delegate = app.start_request(RequestContext{"10.0.0.7", "http"}, conn);
+  IOLoop::current().run_sync(
+      [&]() -> Task<void> {
+        FlowControl wait = delegate->headers_received(RequestStartLine{method, target, "HTTP/1.1"}, headers);
+        if (wait) co_await *wait;
+        for (std::string& chunk : body_chunks) {
+          FlowControl w = delegate->data_received(std::move(chunk));
+          if (w) co_await *w;
+        }
+        delegate->finish();
+        while (!conn.finished) co_await sleep(1ms);
+      },
+      5s);
+  delegate.reset();
+  return Response{conn.start_line.code, conn.start_line.reason, conn.headers, conn.body, conn.pieces, conn.finished};
+}
+
+Response fetch_body(Application& app, std::string method, std::string target, std::string content_type,
+                    std::string body) {
+  HTTPHeaders headers;
+  headers.add("Content-Type", content_type);
+  headers.add("Content-Length", std::to_string(body.size()));
+  return fetch(app, std::move(method), std::move(target), std::move(headers), {std::move(body)});
+}
+
+// A handler whose GET answers with a fixed text.
+class TextHandler : public RequestHandler {
+ public:
+  explicit TextHandler(std::string text) : text_(std::move(text)) {}
+  Task<void> get() override {
+    write(text_);
+    co_return;
+  }
+
+ private:
+  std::string text_;
+};
+
+class ArgsHandler : public RequestHandler {
+ public:
+  Task<void> get() override { return post(); }
+  Task<void> post() override {
+    Json out = Json::object();
+    for (const auto& e : request().arguments) {
+      Json values = Json::array();
+      for (const auto& v : e.values) values.push_back(v);
+      out.set(e.name, values);
+    }
+    write(out);
+    co_return;
+  }
+};
+
+TEST(Web, GetAnswersBodyWithLengthAndDefaultType) {
+  Application app({{"/", handler<TextHandler>(std::string("hello"))}});
+  Response r = fetch(app, "GET", "/");
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.reason, "OK");
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_EQ(r.header("Content-Length"), "5");
+  EXPECT_EQ(r.header("Content-Type"), "text/html; charset=UTF-8");
+  EXPECT_FALSE(r.header("Date").empty());
+}
+
+TEST(Web, FirstMatchingRuleWins) {
+  Application app({{"/a/.*", handler<TextHandler>(std::string("first"))},
+                   {"/a/b", handler<TextHandler>(std::string("second"))}});
+  EXPECT_EQ(fetch(app, "GET", "/a/b").body, "first");
+}
+
+TEST(Web, PatternsAreAnchored) {
+  Application app({{"/a", handler<TextHandler>(std::string("a"))}});
+  EXPECT_EQ(fetch(app, "GET", "/a").code, 200);
+  EXPECT_EQ(fetch(app, "GET", "/ab").code, 404);
+}
+
+class PathArgsHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    Json out = Json::array();
+    for (const auto& a : path_args()) out.push_back(a);
+    for (const auto& [k, v] : path_kwargs()) out.push_back(Json::array({k, v}));
+    write(out);
+    co_return;
+  }
+};
+
+TEST(Web, PositionalPathArgsAreDecoded) {
+  Application app({{"/path/([^/]+)/([0-9]+)", handler<PathArgsHandler>()}});
+  EXPECT_EQ(fetch(app, "GET", "/path/a%20b/12").body, R"(["a b","12"])");
+}
+
+TEST(Web, NamedPathArgs) {
+  Application app({{"/named/(?P<first>[^/]+)/(?P<second>[^/]+)", handler<PathArgsHandler>()}});
+  EXPECT_EQ(fetch(app, "GET", "/named/x%2Fy/z").body, R"([["first","x/y"],["second","z"]])");
+}
+
+TEST(Web, NoMatchingRuleIs404) {
+  Application app({{"/", handler<TextHandler>(std::string("root"))}});
+  Response r = fetch(app, "GET", "/nothing");
+  EXPECT_EQ(r.code, 404);
+  EXPECT_EQ(r.reason, "Not Found");
+  EXPECT_NE(r.body.find("404: Not Found"), std::string::npos);
+}
+
+TEST(Web, DefaultHandlerServesUnmatchedPaths) {
+  ApplicationSettings settings;
+  settings.default_handler = handler<TextHandler>(std::string("fallback"));
+  Application app({{"/", handler<TextHandler>(std::string("root"))}}, settings);
+  Response r = fetch(app, "GET", "/nothing");
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, "fallback");
+}
+
+TEST(Web, MethodNotImplementedIs405) {
+  Application app({{"/", handler<TextHandler>(std::string("root"))}});
+  EXPECT_EQ(fetch(app, "POST", "/").code, 405);
+  EXPECT_EQ(fetch(app, "DELETE", "/").code, 405);
+}
+
+class GetPostHandler : public TextHandler {
+ public:
+  GetPostHandler() : TextHandler("gp") {}
+  Task<void> post() override { return get(); }
+};
+
+TEST(Web, MethodNotAllowedListsTheOverriddenMethodsInAllow) {
+  Application app({{"/", handler<TextHandler>(std::string("root"))},
+                   {"/gp", handler<GetPostHandler>()},
+                   {"/args", handler<ArgsHandler>()}});
+  Response r = fetch(app, "DELETE", "/");
+  EXPECT_EQ(r.code, 405);
+  EXPECT_EQ(r.header("Allow"), "GET");
+  EXPECT_EQ(fetch(app, "BREW", "/").header("Allow"), "GET");
+  EXPECT_EQ(fetch(app, "PUT", "/gp").header("Allow"), "GET, POST");  // GET inherited from TextHandler
+  EXPECT_EQ(fetch(app, "HEAD", "/args").header("Allow"), "GET, POST");
+  EXPECT_FALSE(fetch(app, "GET", "/").headers.contains("Allow"));
+}
+
+TEST(Web, MethodNotAllowedFromAnotherFactoryStillCarriesAllow) {
+  Application app({{"/", [] { return std::unique_ptr<RequestHandler>(std::make_unique<TextHandler>("x")); }}});
+  Response r = fetch(app, "DELETE", "/");
+  EXPECT_EQ(r.code, 405);
+  EXPECT_EQ(r.header("Allow"), "GET, HEAD, POST, PATCH, PUT, OPTIONS");  // not the refused one
+}
+
+TEST(Web, UnknownMethodIs405) {
+  Application app({{"/", handler<TextHandler>(std::string("root"))}});
+  Response r = fetch(app, "BREW", "/");
+  EXPECT_EQ(r.code, 405);
+  EXPECT_EQ(r.reason, "Method Not Allowed");
+}
+
+TEST(Web, QueryArguments) {
+  Application app({{"/args", handler<ArgsHandler>()}});
+  EXPECT_EQ(fetch(app, "GET", "/args?a=1&b=x+y&a=%32&empty=").body,
+            R"({"a":["1","2"],"b":["x y"],"empty":[""]})");
+}
+
+TEST(Web, UrlencodedBodyArgumentsFollowQueryArguments) {
+  Application app({{"/args", handler<ArgsHandler>()}});
+  Response r = fetch_body(app, "POST", "/args?a=q", "application/x-www-form-urlencoded", "a=b1&c=%41");
+  EXPECT_EQ(r.body, R"({"a":["q","b1"],"c":["A"]})");
+}
+
+class FormHandler : public RequestHandler {
+ public:
+  Task<void> post() override {
+    Json files = Json::object();
+    for (const auto& e : request().files) {
+      Json list = Json::array();
+      for (const HTTPFile& f : e.values) {
+        list.push_back(Json::object({{"filename", f.filename},
+                                     {"content_type", f.content_type},
+                                     {"size", static_cast<int64_t>(f.body.size())}}));
+      }
+      files.set(e.name, list);
+    }
+    write(Json::object({{"field", get_body_argument("field")},
+                        {"query", get_query_argument("field", "none")},
+                        {"files", files}}));
+    co_return;
+  }
+};
+
+TEST(Web, MultipartBodyGivesFieldsAndFiles) {
+  Application app({{"/form", handler<FormHandler>()}});
+  std::string body =
+      "--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"field\"\r\n\r\n"
+      "value\r\n"
+      "--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"up\"; filename=\"a.txt\"\r\n"
+      "Content-Type: text/plain\r\n\r\n"
+      "12345\r\n"
+      "--XyZ--\r\n";
+  Response r = fetch_body(app, "POST", "/form", "multipart/form-data; boundary=XyZ", body);
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body,
+            R"({"field":"value","query":"none","files":{"up":[{"filename":"a.txt","content_type":"text/plain","size":5}]}})");
+}
+
+class RequiredArgHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    write(get_argument("needed"));
+    co_return;
+  }
+};
+
+TEST(Web, MissingArgumentIs400) {
+  Application app({{"/", handler<RequiredArgHandler>()}});
+  EXPECT_EQ(fetch(app, "GET", "/").code, 400);
+  Response ok = fetch(app, "GET", "/?needed=%20%20yes%01%20");
+  EXPECT_EQ(ok.code, 200);
+  EXPECT_EQ(ok.body, "yes");  // control characters become spaces, then stripped
+}
+
+class JsonHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    write(Json::object({{"message", "Hello, World!"},
+                        {"tricky", "q\"b\\n\n</script>\x01\xc3\xa9\xf0\x9f\x98\x80\xff"},
+                        {"n", 3},
+                        {"x", 1.5},
+                        {"t", true},
+                        {"z", nullptr}}));
+    co_return;
+  }
+};
+
+TEST(Web, WriteJsonSetsContentTypeAndEscapes) {
+  Application app({{"/json", handler<JsonHandler>()}});
+  Response r = fetch(app, "GET", "/json");
+  EXPECT_EQ(r.header("Content-Type"), "application/json; charset=UTF-8");
+  EXPECT_EQ(r.body,
+            R"({"message":"Hello, World!","tricky":"q\"b\\n\n<\/script>\u0001\u00e9\ud83d\ude00\ufffd","n":3,"x":1.5,"t":true,"z":null})");
+}
+
+TEST(Json, DumpsScalarsAndNesting) {
+  EXPECT_EQ(Json().dump(), "null");
+  EXPECT_EQ(Json(2.0).dump(), "2.0");
+  EXPECT_EQ(Json(-7).dump(), "-7");
+  EXPECT_EQ(Json::array({Json::array(), Json::object()}).dump(), "[[],{}]");
+  EXPECT_EQ(json_quote("tab\there"), R"("tab\there")");
+}
+
+class HeaderInjectionHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    bool refused = false;
+    try {
+      set_header("X-Evil", "a\r\nSet-Cookie: owned=1");
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    try {
+      add_header("X-Evil", "a\nb");
+    } catch (const std::invalid_argument&) {
+      refused = refused && true;
+    }
+    write(refused ? "refused" : "accepted");
+    co_return;
+  }
+};
+
+TEST(Web, SetHeaderRefusesCrLf) {
+  Application app({{"/", handler<HeaderInjectionHandler>()}});
+  Response r = fetch(app, "GET", "/");
+  EXPECT_EQ(r.body, "refused");
+  EXPECT_FALSE(r.headers.contains("X-Evil"));
+  EXPECT_FALSE(r.headers.contains("Set-Cookie"));
+}
+
+class UncaughtInjectionHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    set_header("Location", "/x\r\n\r\nsmuggled");
+    co_return;
+  }
+};
+
+TEST(Web, UncaughtHeaderInjectionBecomes500) {
+  Application app({{"/", handler<UncaughtInjectionHandler>()}});
+  testing::internal::CaptureStderr();
+  Response r = fetch(app, "GET", "/");
+  testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.code, 500);
+  EXPECT_FALSE(r.headers.contains("Location"));
+  EXPECT_EQ(r.body.find("smuggled"), std::string::npos);
+}
+
+class RedirectHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    std::string kind = get_argument("kind", "temp");
+    if (kind == "perm") {
+      redirect("/target", true);
+    } else if (kind == "303") {
+      redirect("/other", false, 303);
+    } else {
+      redirect("/target?x=1");
+    }
+    co_return;
+  }
+};
+
+TEST(Web, RedirectSetsStatusAndLocation) {
+  Application app({{"/r", handler<RedirectHandler>()}});
+  Response temp = fetch(app, "GET", "/r");
+  EXPECT_EQ(temp.code, 302);
+  EXPECT_EQ(temp.header("Location"), "/target?x=1");
+  EXPECT_EQ(temp.header("Content-Length"), "0");
+  Response perm = fetch(app, "GET", "/r?kind=perm");
+  EXPECT_EQ(perm.code, 301);
+  EXPECT_EQ(perm.header("Location"), "/target");
+  EXPECT_EQ(fetch(app, "GET", "/r?kind=303").code, 303);
+}
+
+class HTTPErrorHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    set_header("X-Dropped", "yes");
+    write("partial output that must not be sent");
+    if (!path_args().empty() && path_args()[0] == "418") throw HTTPError(418, "log only", "Teapot Time");
+    throw HTTPError(std::stoi(path_args()[0]));
+    co_return;
+  }
+};
+
+TEST(Web, HTTPErrorSetsStatusAndReason) {
+  Application app({{"/e/([0-9]+)", handler<HTTPErrorHandler>()}});
+  testing::internal::CaptureStderr();
+  Response teapot = fetch(app, "GET", "/e/418");
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(teapot.code, 418);
+  EXPECT_EQ(teapot.reason, "Teapot Time");
+  EXPECT_EQ(teapot.body, "<html><title>418: Teapot Time</title><body>418: Teapot Time</body></html>");
+  EXPECT_FALSE(teapot.headers.contains("X-Dropped"));
+  EXPECT_NE(log.find("418 GET /e/418 (10.0.0.7): log only"), std::string::npos) << log;
+  EXPECT_EQ(teapot.body.find("log only"), std::string::npos);
+  Response forbidden = fetch(app, "GET", "/e/403");
+  EXPECT_EQ(forbidden.code, 403);
+  EXPECT_EQ(forbidden.reason, "Forbidden");
+}
+
+class ThrowingHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    co_await sleep(1ms);
+    throw std::runtime_error("secret internal detail");
+  }
+};
+
+TEST(Web, UncaughtExceptionIs500WithoutDetailAndIsLogged) {
+  Application app({{"/error", handler<ThrowingHandler>()}});
+  testing::internal::CaptureStderr();
+  Response r = fetch(app, "GET", "/error");
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.code, 500);
+  EXPECT_EQ(r.reason, "Internal Server Error");
+  EXPECT_EQ(r.body.find("secret"), std::string::npos);
+  EXPECT_NE(log.find("application] Uncaught exception GET /error (10.0.0.7)"), std::string::npos) << log;
+  EXPECT_NE(log.find("secret internal detail"), std::string::npos) << log;
+}
+
+TEST(Web, EtagAndIfNoneMatchGive304) {
+  Application app({{"/", handler<TextHandler>(std::string("cached body"))}});
+  Response first = fetch(app, "GET", "/");
+  std::string etag = first.header("Etag");
+  ASSERT_EQ(etag.size(), 42u);  // quoted SHA-1 hex
+  EXPECT_EQ(etag.front(), '"');
+
+  HTTPHeaders same{{"If-None-Match", etag}};
+  Response again = fetch(app, "GET", "/", same);
+  EXPECT_EQ(again.code, 304);
+  EXPECT_EQ(again.body, "");
+  EXPECT_FALSE(again.headers.contains("Content-Type"));
+  EXPECT_FALSE(again.headers.contains("Content-Length"));
+
+  HTTPHeaders weak{{"If-None-Match", "\"other\", W/" + etag}};
+  EXPECT_EQ(fetch(app, "GET", "/", weak).code, 304);
+  HTTPHeaders star{{"If-None-Match", "*"}};
+  EXPECT_EQ(fetch(app, "GET", "/", star).code, 304);
+  HTTPHeaders different{{"If-None-Match", "\"nope\""}};
+  Response changed = fetch(app, "GET", "/", different);
+  EXPECT_EQ(changed.code, 200);
+  EXPECT_EQ(changed.body, "cached body");
+}
+
+class BigTextHandler : public RequestHandler {
+ public:
+  explicit BigTextHandler(size_t size) : size_(size) {}
+  Task<void> get() override {
+    set_header("Content-Type", "text/plain");
+    std::string body;
+    while (body.size() < size_) body += "squall squall squall ";
+    body.resize(size_);
+    write(body);
+    co_return;
+  }
+
+ private:
+  size_t size_;
+};
+
+std::string gunzip(const std::string& data) {
+  z_stream zs{};
+  EXPECT_EQ(inflateInit2(&zs, 16 + MAX_WBITS), Z_OK);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  std::string out;
+  char buffer[4096];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buffer);
+    zs.avail_out = sizeof(buffer);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buffer, sizeof(buffer) - zs.avail_out);
+  }
+  EXPECT_EQ(rc, Z_STREAM_END);
+  inflateEnd(&zs);
+  return out;
+}
+
+TEST(Web, GzipWhenEnabledAndAccepted) {
+  ApplicationSettings settings;
+  settings.compress_response = true;
+  Application app({{"/gzip", handler<BigTextHandler>(size_t{5000})}}, settings);
+  HTTPHeaders accept{{"Accept-Encoding", "gzip, deflate"}};
+  Response r = fetch(app, "GET", "/gzip", accept);
+  EXPECT_EQ(r.header("Content-Encoding"), "gzip");
+  EXPECT_EQ(r.header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(r.header("Content-Length"), std::to_string(r.body.size()));
+  EXPECT_LT(r.body.size(), 5000u);
+  std::string plain = gunzip(r.body);
+  EXPECT_EQ(plain.size(), 5000u);
+  EXPECT_EQ(plain.substr(0, 7), "squall ");
+}
+
+TEST(Web, GzipFollowsAcceptEncodingQValues) {
+  ApplicationSettings settings;
+  settings.compress_response = true;
+  Application app({{"/gzip", handler<BigTextHandler>(size_t{5000})}}, settings);
+  auto gzipped = [&](const char* accept) {
+    HTTPHeaders headers{{"Accept-Encoding", accept}};
+    return fetch(app, "GET", "/gzip", headers).header("Content-Encoding") == "gzip";
+  };
+  EXPECT_FALSE(gzipped("gzip;q=0"));
+  EXPECT_FALSE(gzipped("gzip; q=0.000, deflate"));
+  EXPECT_FALSE(gzipped("gzip;q=0, *"));  // an explicit refusal beats the wildcard
+  EXPECT_FALSE(gzipped("*;q=0"));
+  EXPECT_FALSE(gzipped("deflate, br"));
+  EXPECT_FALSE(gzipped("gzipx"));
+  EXPECT_TRUE(gzipped("gzip;q=0.5"));
+  EXPECT_TRUE(gzipped("deflate;q=1, GZIP ; Q=0.001"));
+  EXPECT_TRUE(gzipped("*"));
+  EXPECT_TRUE(gzipped("identity, x-gzip"));
+}
+
+TEST(Web, NoGzipWithoutAcceptEncodingOrWhenSmallOrDisabled) {
+  ApplicationSettings settings;
+  settings.compress_response = true;
+  Application app({{"/big", handler<BigTextHandler>(size_t{5000})}, {"/small", handler<BigTextHandler>(size_t{100})}},
+                  settings);
+  Response plain = fetch(app, "GET", "/big");
+  EXPECT_FALSE(plain.headers.contains("Content-Encoding"));
+  EXPECT_EQ(plain.body.size(), 5000u);
+  HTTPHeaders accept{{"Accept-Encoding", "gzip"}};
+  EXPECT_FALSE(fetch(app, "GET", "/small", accept).headers.contains("Content-Encoding"));
+
+  Application off({{"/big", handler<BigTextHandler>(size_t{5000})}});
+  Response r = fetch(off, "GET", "/big", accept);
+  EXPECT_FALSE(r.headers.contains("Content-Encoding"));
+  EXPECT_FALSE(r.headers.contains("Vary"));
+}
+
+class CookieHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    std::string out;
+    for (const auto& [name, value] : request().cookies()) out += name + "=" + value + "\n";
+    out += "a?" + get_cookie("a", "-") + "\n";
+    write(out);
+    CookieOptions opts;
+    opts.domain = "example.com";
+    opts.max_age = 60;
+    opts.httponly = true;
+    opts.secure = true;
+    opts.samesite = "Lax";
+    set_cookie("session", "abc", opts);
+    set_cookie("spaced", "x;y");
+    clear_cookie("old");
+    EXPECT_THROW(set_cookie("bad", "a\r\nb"), std::invalid_argument);
+    co_return;
+  }
+};
+
+TEST(Web, CookiesAreParsedAndSet) {
+  Application app({{"/cookie", handler<CookieHandler>()}});
+  HTTPHeaders headers{{"Cookie", "a=1; b=\"quoted value\"; bad name=x; a=2"}};
+  Response r = fetch(app, "GET", "/cookie", headers);
+  EXPECT_EQ(r.body, "a=2\nb=quoted value\na?2\n");
+  std::vector<std::string_view> set = r.headers.get_list("Set-Cookie");
+  ASSERT_EQ(set.size(), 3u);
+  EXPECT_EQ(set[0], "session=abc; Domain=example.com; HttpOnly; Max-Age=60; Path=/; SameSite=Lax; Secure");
+  EXPECT_EQ(set[1], "spaced=\"x\\073y\"; Path=/");
+  EXPECT_TRUE(set[2].starts_with("old=; expires=")) << set[2];
+  EXPECT_TRUE(set[2].ends_with(" GMT; Path=/")) << set[2];
+}
+
+class StatusHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    set_status(std::stoi(path_args()[0]));
+    co_return;
+  }
+};
+
+TEST(Web, NoBodyAndNoLengthFor204And304) {
+  Application app({{"/status/([0-9]{3})", handler<StatusHandler>()}});
+  Response r = fetch(app, "GET", "/status/204");
+  EXPECT_EQ(r.code, 204);
+  EXPECT_EQ(r.body, "");
+  EXPECT_FALSE(r.headers.contains("Content-Length"));
+  EXPECT_FALSE(r.headers.contains("Content-Type"));
+  Response custom = fetch(app, "GET", "/status/299");
+  EXPECT_EQ(custom.code, 299);
+  EXPECT_EQ(custom.reason, "Unknown");
+}
+
+TEST(Web, HeadSendsHeadersOnly) {
+  class Both : public TextHandler {
+   public:
+    Both() : TextHandler("OK") {}
+    Task<void> head() override { return get(); }
+  };
+  Application app({{"/", handler<Both>()}});
+  Response r = fetch(app, "HEAD", "/");
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.header("Content-Length"), "2");
+}
+
+class StreamingHandler : public RequestHandler {
+ public:
+  bool stream_request_body() const override { return true; }
+  Task<void> prepare() override {
+    prepared_ = true;
+    co_return;
+  }
+  Task<void> data_received(std::string chunk) override {
+    EXPECT_TRUE(prepared_);
+    co_await sleep(1ms);  // a slow consumer: the connection waits (flow control)
+    pieces_.push_back(std::move(chunk));
+  }
+  Task<void> put() override {
+    std::string out = "body=" + request().body + ";";
+    for (const auto& p : pieces_) out += "[" + p + "]";
+    write(out);
+    co_return;
+  }
+
+ private:
+  bool prepared_ = false;
+  std::vector<std::string> pieces_;
+};
+
+TEST(Web, StreamingHandlerGetsBodyPieceByPiece) {
+  Application app({{"/upload", handler<StreamingHandler>()}});
+  Response r = fetch(app, "PUT", "/upload", {}, {"abc", "de", "f"});
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, "body=;[abc][de][f]");
+}
+
+class FlushingHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    for (int i = 0; i < 3; ++i) {
+      write("chunk" + std::to_string(i));
+      co_await flush();
+    }
+  }
+};
+
+TEST(Web, FlushStreamsPiecesWithoutContentLength) {
+  Application app({{"/stream", handler<FlushingHandler>()}});
+  Response r = fetch(app, "GET", "/stream");
+  EXPECT_EQ(r.code, 200);
+  EXPECT_FALSE(r.headers.contains("Content-Length"));
+  EXPECT_EQ(r.pieces, (std::vector<std::string>{"chunk0", "chunk1", "chunk2"}));
+  EXPECT_TRUE(r.finished);
+}
+
+class SlowHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    co_await sleep(5ms);
+    write("late");
+  }
+};
+
+TEST(Web, AsyncHandlerFinishesAutomatically) {
+  Application app({{"/slow", handler<SlowHandler>()}});
+  Response r = fetch(app, "GET", "/slow");
+  EXPECT_EQ(r.body, "late");
+  EXPECT_TRUE(r.finished);
+}
+
+TEST(Web, AccessLogLevelsFollowStatus) {
+  Application app({{"/ok", handler<TextHandler>(std::string("x"))},
+                   {"/error", handler<ThrowingHandler>()}});
+  LogLevel before = log_level();
+  set_log_level(LogLevel::info);
+  testing::internal::CaptureStderr();
+  fetch(app, "GET", "/ok?q=1");
+  fetch(app, "GET", "/missing");
+  fetch(app, "GET", "/error");
+  std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(before);
+  EXPECT_TRUE(RE2::PartialMatch(log, R"(\[I [^\]]* access\] 200 GET /ok\?q=1 \(10\.0\.0\.7\) \d+\.\d\dms)")) << log;
+  EXPECT_TRUE(RE2::PartialMatch(log, R"(\[W [^\]]* access\] 404 GET /missing \(10\.0\.0\.7\) \d+\.\d\dms)")) << log;
+  EXPECT_TRUE(RE2::PartialMatch(log, R"(\[E [^\]]* access\] 500 GET /error \(10\.0\.0\.7\) \d+\.\d\dms)")) << log;
+}
+
+class CloseAwareHandler : public RequestHandler {
+ public:
+  explicit CloseAwareHandler(std::shared_ptr<int> closes) : closes_(std::move(closes)) {}
+  bool stream_request_body() const override { return true; }
+  void on_connection_close() override { ++*closes_; }
+  Task<void> put() override { co_return; }
+
+ private:
+  std::shared_ptr<int> closes_;
+};
+
+TEST(Web, ConnectionCloseMidBodyReachesStreamingHandler) {
+  auto closes = std::make_shared<int>(0);
+  Application app({{"/upload", handler<CloseAwareHandler>(closes)}});
+  FakeConnection conn;
+  auto delegate = app.start_request(RequestContext{"10.0.0.7", "http"}, conn);
+  HTTPHeaders headers;
+  IOLoop::current().run_sync(
+      [&]() -> Task<void> {
+        FlowControl wait = delegate->headers_received(RequestStartLine{"PUT", "/upload", "HTTP/1.1"}, headers);
+        if (wait) co_await *wait;
+        delegate->data_received("part");
+        delegate->on_connection_close();
+        co_await sleep(2ms);
+      },
+      5s);
+  delegate.reset();
+  EXPECT_EQ(*closes, 1);
+  EXPECT_FALSE(conn.finished);
+  EXPECT_EQ(conn.head_count, 0);
+}
+
+TEST(Web, ReverseUrl) {
+  Application app({{"/path/([^/]+)/([0-9]+)", handler<PathArgsHandler>(), "path"}});
+  EXPECT_EQ(app.reverse_url("path", {"a b", "1"}), "/path/a%20b/1");
+  EXPECT_THROW(app.reverse_url("nope"), std::out_of_range);
+}
+
+TEST(Web, AbsoluteFormTargetIsRoutedByItsPath) {
+  Application app({{"/plaintext", handler<TextHandler>(std::string("Hello"))}});
+  HTTPHeaders other_host{{"Host", "other.example"}};
+  Response r = fetch(app, "GET", "http://127.0.0.1/plaintext", other_host);
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, "Hello");
+  EXPECT_EQ(fetch(app, "GET", "http://127.0.0.1/nothing").code, 404);
+}
+
+TEST(Web, AbsoluteFormTargetGivesPathQueryAndHost) {
+  HTTPHeaders headers{{"Host", "other.example"}};
+  HTTPServerRequest request(RequestStartLine{"GET", "http://user@Example.COM:8080/p/q?x=1", "HTTP/1.1"}, headers,
+                            RequestContext{"1.2.3.4", "http"});
+  EXPECT_EQ(request.uri, "/p/q?x=1");
+  EXPECT_EQ(request.path, "/p/q");
+  EXPECT_EQ(request.query, "x=1");
+  EXPECT_EQ(request.host, "Example.COM:8080");
+  EXPECT_EQ(request.host_name, "example.com");
+  EXPECT_EQ(request.full_url(), "http://Example.COM:8080/p/q?x=1");
+
+  HTTPServerRequest bare(RequestStartLine{"GET", "https://h.example?y", "HTTP/1.1"}, headers, RequestContext{});
+  EXPECT_EQ(bare.path, "/");
+  EXPECT_EQ(bare.query, "y");
+  EXPECT_EQ(bare.host, "h.example");
+}
+
+TEST(Web, RequestFieldsFromStartLineAndHeaders) {
+  HTTPHeaders headers{{"Host", "Example.COM:8080"}};
+  HTTPServerRequest request(RequestStartLine{"GET", "/p/q?x=1&y", "HTTP/1.1"}, headers, RequestContext{"1.2.3.4", "https"});
+  EXPECT_EQ(request.path, "/p/q");
+  EXPECT_EQ(request.query, "x=1&y");
+  EXPECT_EQ(request.host, "Example.COM:8080");
+  EXPECT_EQ(request.host_name, "example.com");
+  EXPECT_EQ(request.full_url(), "https://Example.COM:8080/p/q?x=1&y");
+  EXPECT_EQ(request.query_arguments.get_list("y"), std::vector<std::string>{""});
+  EXPECT_GE(request.request_time(), 0.0);
+}
+
+// ---- through a real HTTPServer on 127.0.0.1 ------------------------------------------------
+
+// Sends `request` on a blocking socket and reads until the server closes.
+std::string raw_request(uint16_t port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string reply;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) reply.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  return reply;
+}
+
+std::string run_command(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return out;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  ::pclose(pipe);
+  return out;
+}
+
+TEST(WebIntegration, ServesRawSocketAndCurlOverHTTPServer) {
+  Application app({{"/", handler<TextHandler>(std::string("OK"))},
+                   {"/json", handler<JsonHandler>()},
+                   {"/slow", handler<SlowHandler>()},
+                   {"/stream", handler<FlushingHandler>()}});
+  IOLoop& loop = IOLoop::current();
+  HTTPServer server(app);
+  server.listen(0, "127.0.0.1");
+  uint16_t port = server.ports().at(0);
+  std::string root, stream, missing, curl_json;
+  std::thread client([&] {
+    root = raw_request(port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    stream = raw_request(port, "GET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    missing = raw_request(port, "GET /missing HTTP/1.0\r\n\r\n");
+    if (::access("/usr/bin/curl", X_OK) == 0) {
+      curl_json = run_command("/usr/bin/curl -s -i --max-time 5 http://127.0.0.1:" + std::to_string(port) + "/json");
+    }
+    loop.add_callback([&loop] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  server.stop();
+  EXPECT_TRUE(root.starts_with("HTTP/1.1 200 OK\r\n")) << root;
+  EXPECT_TRUE(root.ends_with("\r\n\r\nOK")) << root;
+  EXPECT_NE(stream.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << stream;
+  EXPECT_TRUE(stream.ends_with("6\r\nchunk0\r\n6\r\nchunk1\r\n6\r\nchunk2\r\n0\r\n\r\n")) << stream;
+  EXPECT_TRUE(missing.starts_with("HTTP/1.1 404 Not Found\r\n")) << missing;
+  if (::access("/usr/bin/curl", X_OK) == 0) {
+    EXPECT_NE(curl_json.find("Content-Type: application/json; charset=UTF-8"), std::string::npos) << curl_json;
+    EXPECT_NE(curl_json.find(R"("message":"Hello, World!")"), std::string::npos) << curl_json;
+  }
+}
+
+}  // namespace
+}  // namespace squall
