@@ -1,0 +1,1 @@
+"""Squall's conformance suite for the HTTP server layer (contract §1)."""

@@ -1,0 +1,116 @@
+"""Limits: header block, field size, URI length, body size (refused without reading it all)."""
+from ._helpers import FAIL, WARN, case, fail, judge_reject, judge_status, ok, req, warn
+
+A = "limits"
+
+
+def big_head_case(id, title, lines, ok_codes=(431,), weak=(400,), target=b"/"):
+    @case(id, A, title, "RFC 9110 §5.4", "MUST", needs=("root-get",))
+    def run(ctx):
+        data = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(l + b"\r\n" for l in lines) + \
+            b"Connection: close\r\n\r\n"
+        ex = ctx.send(data, timeout=5.0)
+        return judge_reject(ex, ok_codes, weak, close_only=FAIL, what="the oversized head")
+    return run
+
+
+big_head_case("LIM-001", "128 KiB header block (many fields): 431", [b"X-F%d: %s" % (i, b"v" * 100) for i in range(1300)])
+big_head_case("LIM-002", "one 128 KiB field value: 431", [b"X-Big: " + b"v" * 131072])
+big_head_case("LIM-003", "20000 tiny header fields: 431", [b"A: b"] * 20000)
+big_head_case("LIM-004", "1 MiB header block: 431", [b"X-F%d: %s" % (i, b"v" * 1000) for i in range(1024)])
+
+
+@case("LIM-005", A, "100 KiB request-target: 414", "RFC 9110 §15.5.15", "MUST", catch_all=True)
+def _(ctx):
+    ex = ctx.send(req("GET", "/" + "a" * 102400, "Connection: close"), timeout=5.0)
+    return judge_reject(ex, (414,), (400, 431), close_only=FAIL, what="the oversized target")
+
+
+@case("LIM-006", A, "8000-octet request-line is supported", "RFC 9112 §3", "SHOULD", catch_all=True)
+def _(ctx):
+    ex = ctx.send(req("GET", "/?" + "a" * 7980, "Connection: close"))
+    r = ex.first
+    if r is None:
+        return fail(ex.describe())
+    return ok(r.summary()) if r.status == 200 else fail(f"{r.summary()} for an 8000-octet request-line")
+
+
+@case("LIM-007", A, "Content-Length of 1 GiB is refused (413) before the body is sent", "RFC 9110 §15.5.14", "SHOULD",
+      needs=("root-get",))
+def _(ctx):
+    ex = ctx.send(req("POST", "/", "Content-Length: 1073741824", cl=False) + b"x" * 1024, methods=("POST",), timeout=3.0)
+    r = ex.first
+    if r is None:
+        return warn("closed without a response") if ex.closed else fail("no answer while the body was pending")
+    if r.status == 413:
+        return ok("413" + (", closed" if ex.closed else ""))
+    if r.status == 400:
+        return warn("400 (413 is the precise answer)")
+    return fail(f"{r.summary()} for a 1 GiB body that was never sent")
+
+
+@case("LIM-008", A, "chunked body declaring a 2 GiB chunk is refused early", "RFC 9110 §15.5.14", "SHOULD", needs=("root-get",))
+def _(ctx):
+    ex = ctx.send(req("POST", "/", "Transfer-Encoding: chunked") + b"80000000\r\n" + b"x" * 1024, methods=("POST",), timeout=3.0)
+    r = ex.first
+    if r is None:
+        return warn("closed without a response") if ex.closed else fail("no answer while the body was pending")
+    if r.status == 413:
+        return ok("413")
+    if r.status == 400:
+        return warn("400 (413 is the precise answer)")
+    return fail(r.summary())
+
+
+@case("LIM-009", A, "10 MiB body under the limit is accepted", "RFC 9110 §15.5.14", "MUST", needs=("echo",))
+def _(ctx):
+    blob = bytes(range(256)) * 40960
+    ex = ctx.send(req("POST", "/", "Connection: close", body=blob), methods=("POST",), timeout=15.0)
+    r = ex.first
+    if r is None or r.status != 200:
+        return fail(ex.describe())
+    return ok("10 MiB echoed") if r.body == blob else fail(f"echoed {len(r.body)} bytes")
+
+
+@case("LIM-010", A, "huge chunk extension (100 KiB) is refused", "RFC 9112 §7.1.1", "SHOULD", needs=("root-get",))
+def _(ctx):
+    ex = ctx.send(req("POST", "/", "Transfer-Encoding: chunked", "Connection: close") + b"3;" + b"e" * 102400 + b"\r\nabc\r\n0\r\n\r\n",
+                  methods=("POST",), timeout=5.0)
+    r = ex.first
+    if r is not None and r.status < 400:
+        return warn(f"{r.summary()}: accepted a 100 KiB chunk extension")
+    return judge_reject(ex, (400, 413, 431))
+
+
+@case("LIM-011", A, "huge trailer section (200 KiB) is refused", "RFC 9112 §7.1.2", "SHOULD", needs=("root-get",))
+def _(ctx):
+    trailers = b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 1000) for i in range(200))
+    ex = ctx.send(req("POST", "/", "Transfer-Encoding: chunked", "Connection: close") + b"3\r\nabc\r\n0\r\n" + trailers + b"\r\n",
+                  methods=("POST",), timeout=5.0)
+    r = ex.first
+    if r is not None and r.status < 400:
+        return warn(f"{r.summary()}: accepted a 200 KiB trailer section")
+    return judge_reject(ex, (431, 400, 413))
+
+
+@case("LIM-012", A, "head just under 64 KiB is accepted", "RFC 9110 §5.4", "MAY", needs=("root-get",))
+def _(ctx):
+    lines = b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 490) for i in range(100))  # ~50 KB
+    ex = ctx.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + lines + b"Connection: close\r\n\r\n")
+    r = ex.first
+    if r is not None and r.status in (400, 431):
+        return warn(f"{r.summary()} for a 50 KB head")
+    return judge_status(ex, 200, "OK")
+
+
+@case("LIM-013", A, "1000 pipelined requests in one write are all answered or cut cleanly", "RFC 9112 §9.3.2", "SHOULD",
+      needs=("root-get",))
+def _(ctx):
+    data = req("GET", "/") * 999 + req("GET", "/", "Connection: close")
+    ex = ctx.send(data, methods=("GET",) * 1000, expect=1000, timeout=10.0)
+    f = ex.finals
+    if any(r.body != b"OK" for r in f):
+        return fail("a response out of step")
+    if len(f) == 1000:
+        return ok("1000 answered")
+    return warn(f"{len(f)} answered, then {'closed' if ex.closed else 'stopped'}")
