@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Load smoke test: every scenario for 1 s against the reference and Tornado (the memory
+# scenario with 200 idle connections), then checks that the outputs are well-formed
+# (JSON with the expected fields, Markdown table, PNG plots) and error-free. Exits
+# non-zero on any failed run or malformed output. Takes about a minute.
+#
+#   ci/load-smoke.sh                   # expects build/release/reference/squall-contract-app
+#   SQUALL_LOAD_SMOKE_IMPLS=tornado ci/load-smoke.sh   # another set of implementations
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=/usr/bin/python3
+impls=${SQUALL_LOAD_SMOKE_IMPLS:-reference,tornado}
+out=$(mktemp -d /tmp/squall-load-smoke.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+if [[ ",$impls," == *,reference,* && ! -x build/release/reference/squall-contract-app \
+      && -z "${SQUALL_REFERENCE_BIN:-}" ]]; then
+  echo "load-smoke: build/release/reference/squall-contract-app is missing (ci/build.sh release)" >&2
+  exit 1
+fi
+
+echo "== load smoke: $impls, 1 s per scenario -> $out"
+status=0
+timeout 180 "$PY" load/run.py --impl "$impls" --duration 1 --warmup 1 --repeat 1 \
+  --idle-connections 200 --out "$out" >"$out/stdout.md" || status=$?
+
+"$PY" - "$out" "$impls" "$status" <<'PYEOF'
+import json, os, sys
+out, impls, status = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
+sys.path.insert(0, "load")
+from scenarios import SCENARIOS
+problems = []
+try:
+    data = json.load(open(os.path.join(out, "results.json")))
+except Exception as e:
+    print(f"load-smoke: results.json unreadable: {e}", file=sys.stderr); sys.exit(1)
+meta = data.get("meta", {})
+for key in ("date", "cpu_model", "impls", "baseline", "duration_s"):
+    if key not in meta:
+        problems.append(f"meta lacks {key}")
+rows = {(r["impl"], r["scenario"]): r for r in data.get("results", [])}
+for impl in impls:
+    for sc in SCENARIOS:
+        r = rows.get((impl, sc.name))
+        if r is None:
+            problems.append(f"{impl}/{sc.name}: no result"); continue
+        if r["status"] != "ok":
+            problems.append(f"{impl}/{sc.name}: {r['status']}: {r.get('reason')}"); continue
+        if sc.name == "memory":
+            if r["opened"] != r["connections"] or not isinstance(r["rss_per_connection_kb"], (int, float)):
+                problems.append(f"{impl}/memory: malformed {r}")
+            continue
+        for key in ("rps", "transfer_bytes_per_s", "errors", "server_cpu_s", "peak_rss_kb",
+                    "rps_per_server_cpu_s", "client_cpu_util", "client_bound"):
+            if r.get(key) is None:
+                problems.append(f"{impl}/{sc.name}: lacks {key}")
+        if not r.get("requests"):
+            problems.append(f"{impl}/{sc.name}: no requests")
+        if any(r["errors"].values()):
+            problems.append(f"{impl}/{sc.name}: errors {r['errors']}")
+        lat = r.get("latency_us")
+        if sc.latency_meaningful and (not lat or not all(k in lat for k in ("p50", "p90", "p99", "p99.9"))):
+            problems.append(f"{impl}/{sc.name}: latency percentiles missing")
+md = open(os.path.join(out, "results.md")).read() if os.path.exists(os.path.join(out, "results.md")) else ""
+if "| scenario |" not in md:
+    problems.append("results.md has no table")
+for png in ("throughput.png", "latency.png"):
+    p = os.path.join(out, png)
+    if not os.path.exists(p) or open(p, "rb").read(8) != b"\x89PNG\r\n\x1a\n":
+        problems.append(f"{png} missing or not a PNG")
+if status != 0:
+    problems.append(f"load/run.py exited {status}")
+if problems:
+    print("load-smoke: FAILED", file=sys.stderr)
+    for p in problems:
+        print("  - " + p, file=sys.stderr)
+    sys.exit(1)
+print(f"load-smoke: ok ({len(rows)} results, outputs well-formed, no errors)")
+PYEOF

@@ -1,0 +1,151 @@
+"""Process-tree statistics from /proc for the load runner: CPU time, RSS, peak RSS, pinning.
+
+A server under test may be one process (Tornado, the reference with one worker) or a tree
+(nginx master + workers, pre-forked reference workers), so every figure here is summed
+over the process and all its descendants, found by walking parent PIDs in /proc.
+"""
+from __future__ import annotations
+
+import os
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may contain spaces: split after the last ')'.
+    return data[data.rindex(")") + 2:].split()
+
+
+def tree(root: int) -> list[int]:
+    """root and all its live descendants."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if os.path.exists(f"/proc/{pid}"):
+            out.append(pid)
+            todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(root: int) -> float:
+    """utime + stime of the tree, in seconds (processes that already exited are lost)."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / CLK_TCK
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(root: int) -> int:
+    """Current resident set (VmRSS) summed over the tree, in KiB."""
+    return sum(_status_kb(pid, "VmRSS") for pid in tree(root))
+
+
+def peak_rss_kb(root: int) -> int:
+    """Peak resident set (VmHWM) summed over the tree, in KiB."""
+    return sum(_status_kb(pid, "VmHWM") for pid in tree(root))
+
+
+def reset_peak_rss(root: int) -> None:
+    """Resets VmHWM to the current RSS (writing 5 to clear_refs) so that the next
+    peak_rss_kb() is the peak of one scenario, not of the process's life."""
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def pin(root: int, cpus: set[int]) -> None:
+    """Sets the CPU affinity of every thread of every process in the tree (what
+    `taskset -a -p -c` does); processes forked later inherit it."""
+    for pid in tree(root):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """"0", "0,2", "0-3" -> a set of CPU numbers."""
+    cpus: set[int] = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = part.split("-")
+            cpus.update(range(int(lo), int(hi) + 1))
+        elif part:
+            cpus.add(int(part))
+    return cpus
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raises this process's RLIMIT_NOFILE soft limit towards `wanted` (up to the hard
+    limit); children started afterwards (servers, wrk) inherit it. Returns the new limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def cpu_busy_seconds(cpus: set[int]) -> float:
+    """Busy time (everything but idle and iowait) of the given CPUs since boot, from
+    /proc/stat. The runner subtracts the server's and wrk's own CPU time from the change
+    over a run to see how much *other* work shared their cores (a noisy machine)."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                fields = line.split()
+                if int(fields[0][3:]) in cpus:
+                    v = [int(x) for x in fields[1:]]
+                    # user nice system idle iowait irq softirq steal (guest is in user)
+                    total += v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return total / CLK_TCK
