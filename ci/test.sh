@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Sets up the machine, then builds and runs every test: the unit tests twice, in the
-# Release build and in the sanitizer build (ASan + UBSan + LeakSanitizer).
+# Sets up the machine, then runs every test, each stage with a heading:
+#   1. unit tests (GoogleTest, plus replay of every fuzz seed and regression), Release
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
+#   3. conformance, HTTP server layer: reference and the Tornado peer (required cases)
+#   4. conformance, loop and stream layers: reference and Tornado probes
+#   5. load smoke run: reference and Tornado, 1 s per scenario, outputs checked
+#   6. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan
+# Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ci/setup.sh
 jobs=$(nproc)
+started=$SECONDS
+stage() { echo; echo "=== $1 ($((SECONDS - started)) s elapsed)"; }
 
+stage "1/6 unit tests, release build"
 ci/build.sh release
-echo "== unit tests (release)"
 ctest --test-dir build/release --output-on-failure -j "$jobs" --timeout 120
 
+stage "2/6 unit tests, sanitizer build"
 ci/build.sh asan
-echo "== unit tests (asan + ubsan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build/asan --output-on-failure -j "$jobs" --timeout 300
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+stage "3/6 conformance: HTTP server layer"
+ci/conformance.sh
+
+stage "4/6 conformance: loop and stream layers"
+ci/conformance-layers.sh
+
+stage "5/6 load smoke"
+ci/load-smoke.sh
+
+stage "6/6 fuzzing"
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} ci/fuzz.sh
+
+stage "all stages passed"
