@@ -1,0 +1,36 @@
+// The seeds' first example, in Squall: an Application with one rule, ("/", IndexHandler),
+// served by an HTTPServer. GET /?greeting=Hi answers "Hi, friendly user!".
+//
+//   squall-hello-server --port 8000
+//   curl 'http://127.0.0.1:8000/?greeting=Salut'
+#include <CLI/CLI.hpp>
+
+#include "squall/httpserver.h"
+#include "squall/ioloop.h"
+#include "squall/web.h"
+
+namespace {
+
+class IndexHandler : public squall::RequestHandler {
+ public:
+  squall::Task<void> get() override {
+    std::string greeting = get_argument("greeting", "Hello");
+    write(greeting + ", friendly user!");
+    co_return;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"The seeds' hello server"};
+  int port = 8000;
+  cli.add_option("--port", port, "TCP port on 127.0.0.1")->capture_default_str()->check(CLI::Range(0, 65535));
+  CLI11_PARSE(cli, argc, argv);
+
+  squall::Application app({{"/", squall::handler<IndexHandler>()}});
+  squall::IOLoop loop;
+  squall::HTTPServer server(app);
+  server.listen(static_cast<uint16_t>(port), "127.0.0.1");
+  loop.start();
+}
