@@ -15,5 +15,5 @@ for probe in squall-loop-probe squall-stream-probe; do
     exit 2
   fi
 done
-exec timeout -k 10 120 /usr/bin/python3 -m conformance.layers --impl reference,tornado \
+exec timeout -k 10 300 /usr/bin/python3 -m conformance.layers --impl reference,tornado \
   --reference-dir "$BUILD/reference" --json "$BUILD/conformance-layers.json" "$@"

@@ -3,7 +3,8 @@
 #   1. the example echo server answering a request (the smallest end-to-end check);
 #   2. conformance of the HTTP server layer, five ways: reference, Tornado, aiohttp,
 #      nginx, h2o (each started on 127.0.0.1 with a free port, stopped by PID);
-#   3. conformance of the loop and stream layers: reference and Tornado probes;
+#   3. conformance of the loop, stream and client layers: reference and Tornado (and the
+#      aiohttp and curl clients);
 #   4. a short load comparison (2 s per scenario, four scenarios, five implementations).
 # Tables are printed as it goes; the reports (HTML, JSON, JUnit, Markdown, PNG) land in
 # build/report/.
@@ -52,8 +53,8 @@ echo; echo "=== 2/4 conformance, HTTP server layer: reference, tornado, aiohttp,
 $PY conformance/run.py --impl reference,tornado,aiohttp,nginx,h2o --quiet \
   --html "$report/conformance.html" --json "$report/conformance.json" --junit "$report/conformance.xml"
 
-echo; echo "=== 3/4 conformance, loop and stream layers: reference, tornado"
-$PY -m conformance.layers --impl reference,tornado --quiet --json "$report/conformance-layers.json"
+echo; echo "=== 3/4 conformance, loop, stream and client layers: reference, tornado, aiohttp, curl"
+$PY -m conformance.layers --impl reference,tornado,aiohttp,curl --quiet --json "$report/conformance-layers.json"
 
 echo; echo "=== 4/4 load comparison (2 s per scenario)"
 $PY load/run.py --impl reference,tornado,aiohttp,nginx,h2o --scenario plaintext,pipeline,json,connection_close \

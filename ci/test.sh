@@ -3,7 +3,7 @@
 #   1. unit tests (GoogleTest, plus replay of every fuzz seed and regression), Release
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
 #   3. conformance, HTTP server layer: reference and the Tornado peer (required cases)
-#   4. conformance, loop and stream layers: reference and Tornado probes
+#   4. conformance, loop, stream and client layers: reference and Tornado
 #   5. load smoke run: reference and Tornado, 1 s per scenario, outputs checked
 #   6. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan
 # Any failure stops the run with a non-zero status.
@@ -29,7 +29,7 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 stage "3/6 conformance: HTTP server layer"
 ci/conformance.sh
 
-stage "4/6 conformance: loop and stream layers"
+stage "4/6 conformance: loop, stream and client layers"
 ci/conformance-layers.sh
 
 stage "5/6 load smoke"

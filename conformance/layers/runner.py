@@ -1,6 +1,6 @@
-"""Runs the loop and stream cases against implementations and reports the results.
+"""Runs the loop, stream and client cases against implementations and reports the results.
 
-    /usr/bin/python3 -m conformance.layers --impl reference,tornado [--area loop|stream]
+    /usr/bin/python3 -m conformance.layers --impl reference,tornado[,aiohttp,curl] [--area loop|stream|client]
         [--reference-dir build/release/reference] [--case ID[,ID]] [--json out.json] [--quiet]
 
 Prints progress on stderr, then a console table (one row per case, one column per
@@ -17,11 +17,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import ERROR, FAIL, NA, PASS, VERDICTS, WARN, loop_cases, stream_cases
+from . import ERROR, FAIL, NA, PASS, VERDICTS, WARN, client_cases, loop_cases, stream_cases
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PROBES = os.path.join(ROOT, "conformance", "probes")
+ADAPTERS = os.path.join(ROOT, "conformance", "adapters")
 PYTHON = "/usr/bin/python3"  # Debian's, with python3-tornado
 
 
@@ -33,8 +34,9 @@ def log(msg):
 class Target:
     """An implementation: its loop probe command and its stream probe (started on demand)."""
 
-    def __init__(self, name, loop_cmd, stream_cmd):
+    def __init__(self, name, loop_cmd, stream_cmd, fetch_cmd=None):
         self.name = name
+        self.fetch_cmd = fetch_cmd  # client adapter (contracts.md §4)
         self.loop_cmd = loop_cmd
         self.stream_cmd = stream_cmd
         self.proc = None
@@ -76,11 +78,15 @@ class Target:
 def make_target(name, reference_dir):
     if name == "reference":
         return Target(name, [os.path.join(reference_dir, "squall-loop-probe")],
-                      [os.path.join(reference_dir, "squall-stream-probe")])
+                      [os.path.join(reference_dir, "squall-stream-probe")],
+                      [os.path.join(reference_dir, "squall-fetch")])
     if name == "tornado":
         return Target(name, [PYTHON, os.path.join(PROBES, "tornado_loop_probe.py")],
-                      [PYTHON, os.path.join(PROBES, "tornado_stream_probe.py")])
-    raise SystemExit(f"unknown implementation {name!r} (known: reference, tornado)")
+                      [PYTHON, os.path.join(PROBES, "tornado_stream_probe.py")],
+                      [PYTHON, os.path.join(ADAPTERS, "tornado_fetch.py")])
+    if name in ("aiohttp", "curl"):  # client adapters only: loop and stream cases are n/a
+        return Target(name, None, None, [PYTHON, os.path.join(ADAPTERS, f"{name}_fetch.py")])
+    raise SystemExit(f"unknown implementation {name!r} (known: reference, tornado, aiohttp, curl)")
 
 
 def all_cases(area=None, ids=None):
@@ -89,6 +95,8 @@ def all_cases(area=None, ids=None):
         cs += loop_cases.cases()
     if area in (None, "stream"):
         cs += stream_cases.cases()
+    if area in (None, "client"):
+        cs += client_cases.cases()
     if ids:
         unknown = set(ids) - {c.id for c in cs}
         if unknown:
@@ -118,7 +126,7 @@ def console(cases, names, results, out):
     w = max(len(c.id) for c in cases)
     out.write(f"{'case':<{w}}  {'level':<6} " + " ".join(f"{n:<10}" for n in names) + "\n")
     notes = []
-    for area in ("loop", "stream"):
+    for area in ("loop", "stream", "client"):
         rows = [c for c in cases if c.area == area]
         if not rows:
             continue
@@ -151,9 +159,9 @@ def to_json(cases, names, results, meta):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python3 -m conformance.layers", description="loop and stream conformance")
-    p.add_argument("--impl", default="reference,tornado", help="comma list: reference, tornado")
-    p.add_argument("--area", choices=("loop", "stream"))
+    p = argparse.ArgumentParser(prog="python3 -m conformance.layers", description="loop, stream and client conformance")
+    p.add_argument("--impl", default="reference,tornado", help="comma list: reference, tornado, aiohttp, curl")
+    p.add_argument("--area", choices=("loop", "stream", "client"))
     p.add_argument("--case", default="", help="comma list of case ids")
     p.add_argument("--reference-dir", default=os.path.join(ROOT, "build", "release", "reference"))
     p.add_argument("--json", help="write the results as JSON to this file")

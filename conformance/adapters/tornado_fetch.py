@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""Client adapter (contracts.md §4) for Tornado's simple client (tornado.simple_httpclient).
+
+    python3 tornado_fetch.py fetch URL [--method M] [--header 'K: V']... [--body-file F]
+        [--connect-timeout S] [--request-timeout S] [--max-redirects N | --no-follow]
+        [--decompress | --no-decompress] [--max-body-size B]
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _args  # noqa: E402
+
+from tornado import httputil, ioloop  # noqa: E402
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest  # noqa: E402
+
+
+async def fetch(a):
+    kw = {}
+    if a.max_body_size is not None:
+        kw["max_body_size"] = a.max_body_size
+    AsyncHTTPClient.configure("tornado.simple_httpclient.SimpleAsyncHTTPClient", **kw)
+    client = AsyncHTTPClient(force_instance=True)
+    headers = httputil.HTTPHeaders()
+    for k, v in a.headers:
+        headers.add(k, v)
+    body = a.body
+    if body is None and a.method in ("POST", "PUT", "PATCH"):
+        body = b""
+    req = HTTPRequest(a.url, method=a.method, headers=headers, body=body,
+                      connect_timeout=a.connect_timeout, request_timeout=a.request_timeout,
+                      follow_redirects=not a.no_follow, max_redirects=a.max_redirects,
+                      decompress_response=a.decompress, allow_nonstandard_methods=True)
+    try:
+        r = await client.fetch(req, raise_error=False)
+    except Exception as e:  # noqa: BLE001 - errors raised before a response exists
+        _args.emit(599, "Unknown", [], b"", a.url, _args.short(e))
+        return
+    finally:
+        client.close()
+    err = _args.short(r.error) if r.code == 599 and r.error else None
+    _args.emit(r.code, r.reason, list(r.headers.get_all()), r.body if r.code != 599 else b"",
+               r.effective_url, err)
+
+
+def main():
+    a = _args.parse()
+    ioloop.IOLoop.current().run_sync(lambda: fetch(a))
+
+
+if __name__ == "__main__":
+    main()
