@@ -16,7 +16,6 @@
 //   /stream/N N chunks "chunk <i>\n", each flushed
 #include <openssl/evp.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -29,6 +28,7 @@
 #include <system_error>
 #include <vector>
 
+#include "squall/stop_signals.h"
 #include "squall/httpserver.h"
 #include "squall/ioloop.h"
 #include "squall/log.h"
@@ -366,11 +366,7 @@ int main(int argc, char** argv) {
   try {
     squall::set_log_level(squall::parse_log_level(log_level));
 
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    squall::block_stop_signals();  // before fork_processes: workers inherit the mask
 
     squall::ApplicationSettings settings;
     settings.compress_response = true;
@@ -394,22 +390,11 @@ int main(int argc, char** argv) {
     squall::HTTPServer server(app, options);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
-    int signal_fd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (signal_fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-    loop.add_handler(
-        signal_fd,
-        [&](int fd, uint32_t) {
-          signalfd_siginfo info{};
-          if (::read(fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
-          squall::log(LogLevel::info, LogCategory::general, "received {}, shutting down",
-                      strsignal(static_cast<int>(info.ssi_signo)));
-          server.stop();
-          loop.stop();
-        },
-        squall::IOLoop::READ);
+    squall::StopSignalWatcher stop_signals(loop, [&] {
+      server.stop();
+      loop.stop();
+    });
     loop.start();
-    loop.remove_handler(signal_fd);
-    ::close(signal_fd);
     return 0;
   } catch (...) {
     squall::log(LogLevel::error, LogCategory::general, "contract app failed: {}", squall::describe_current_exception());

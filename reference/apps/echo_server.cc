@@ -10,7 +10,6 @@
 // --processes N != 1 the sockets are shared by N pre-forked workers (0: one per CPU); the
 // supervisor forwards SIGTERM/SIGINT to them and exits 0 once they are gone.
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "squall/stop_signals.h"
 #include "squall/ioloop.h"
 #include "squall/iostream.h"
 #include "squall/log.h"
@@ -78,13 +78,7 @@ int main(int argc, char** argv) {
   try {
     squall::set_log_level(squall::parse_log_level(log_level));
 
-    // Block the stop signals from the start: they are read from a signalfd in the loop
-    // (the pre-fork supervisor takes them with sigtimedwait and workers inherit the mask).
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    squall::block_stop_signals();  // before fork_processes: workers inherit the mask
 
     std::vector<int> sockets = squall::bind_sockets(static_cast<uint16_t>(port), address);
     for (int fd : sockets) {
@@ -100,22 +94,11 @@ int main(int argc, char** argv) {
     EchoServer server(max_line);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
-    int signal_fd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (signal_fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-    loop.add_handler(
-        signal_fd,
-        [&](int fd, uint32_t) {
-          signalfd_siginfo info{};
-          if (::read(fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
-          squall::log(LogLevel::info, LogCategory::general, "received {}, shutting down",
-                      strsignal(static_cast<int>(info.ssi_signo)));
-          server.stop();
-          loop.stop();
-        },
-        squall::IOLoop::READ);
+    squall::StopSignalWatcher stop_signals(loop, [&] {
+      server.stop();
+      loop.stop();
+    });
     loop.start();
-    loop.remove_handler(signal_fd);
-    ::close(signal_fd);
     return 0;
   } catch (...) {
     squall::log(LogLevel::error, LogCategory::general, "echo server failed: {}",

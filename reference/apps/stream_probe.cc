@@ -21,7 +21,6 @@
 // goes through a dup() of the socket taken when the connection arrived.
 // SIGTERM / SIGINT stop it cleanly (exit status 0).
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -36,6 +35,7 @@
 #include <system_error>
 #include <vector>
 
+#include "squall/stop_signals.h"
 #include "squall/ioloop.h"
 #include "squall/iostream.h"
 #include "squall/log.h"
@@ -177,11 +177,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     squall::set_log_level(squall::parse_log_level(log_level));
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    squall::block_stop_signals();
 
     squall::IOLoop loop;
     squall::IOStreamOptions options;
@@ -192,20 +188,11 @@ int main(int argc, char** argv) {
     std::printf("port=%u\n", static_cast<unsigned>(server.ports().at(0)));
     std::fflush(stdout);
 
-    int signal_fd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (signal_fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-    loop.add_handler(
-        signal_fd,
-        [&](int fd, uint32_t) {
-          signalfd_siginfo info{};
-          if (::read(fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
-          server.stop();
-          loop.stop();
-        },
-        squall::IOLoop::READ);
+    squall::StopSignalWatcher stop_signals(loop, [&] {
+      server.stop();
+      loop.stop();
+    });
     loop.start();
-    loop.remove_handler(signal_fd);
-    ::close(signal_fd);
     return 0;
   } catch (...) {
     squall::log(LogLevel::error, LogCategory::general, "stream probe failed: {}", squall::describe_current_exception());
