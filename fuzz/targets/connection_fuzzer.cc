@@ -1,6 +1,6 @@
 // connection: a whole server connection (HTTPServerConnection + HTTP1Connection) fed
 // fuzzer bytes in fuzzer-chosen pieces, then EOF; every request is answered by a small
-// delegate ("200 OK", body "ok", optionally chunked). Invariants: serve() completes
+// delegate ("200 OK", body "ok", optionally chunked; HEAD answers carry no body). Invariants: serve() completes
 // (neither a crash nor a hang: no timers fire, so a hang is a libFuzzer timeout); the
 // stream is closed at the end; whatever the server wrote is a sequence of HTTP/1.1
 // responses (each head parses with parse_response_head); no more final responses than
@@ -9,6 +9,7 @@
 // Input layout: [flags][n_sizes][sizes...] then the request bytes.
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fuzz_input.h"
 #include "squall/future.h"
@@ -26,18 +27,23 @@ struct Counts {
   size_t finished = 0;
   size_t closed = 0;
   size_t body_bytes = 0;
+  std::vector<std::string> answered;  // the method of each request answered 200, in order
 };
 
 class Answer : public HTTPMessageDelegate {
  public:
   Answer(HTTPConnection& conn, Counts& counts, bool chunked) : conn_(conn), counts_(counts), chunked_(chunked) {}
-  FlowControl headers_received(const RequestStartLine&, HTTPHeaders&) override { return std::nullopt; }
+  FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders&) override {
+    method_ = start_line.method;
+    return std::nullopt;
+  }
   FlowControl data_received(std::string chunk) override {
     counts_.body_bytes += chunk.size();
     return std::nullopt;
   }
   void finish() override {
     ++counts_.finished;
+    counts_.answered.push_back(method_);
     HTTPHeaders headers;
     if (!chunked_) headers.add("Content-Length", "2");
     conn_.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers).mark_retrieved();
@@ -50,6 +56,7 @@ class Answer : public HTTPMessageDelegate {
   HTTPConnection& conn_;
   Counts& counts_;
   bool chunked_;
+  std::string method_;
 };
 
 class Server : public HTTPServerConnectionDelegate {
@@ -109,6 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // What came back is a sequence of responses: check every head.
   std::string_view rest(received);
   size_t finals = 0;
+  size_t oks = 0;
   while (!rest.empty()) {
     size_t end = rest.find("\r\n\r\n");
     FUZZ_CHECK(end != std::string_view::npos);
@@ -118,6 +126,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     int code = head->start_line.code;
     if (code >= 200) ++finals;
     if (code != 200) continue;  // errors and 100-continue carry no body
+    FUZZ_CHECK(oks < counts.answered.size());
+    if (counts.answered[oks++] == "HEAD") continue;  // headers only, whatever they announce
     if (head->headers.contains("Content-Length")) {
       FUZZ_CHECK(rest.substr(0, 2) == "ok");
       rest.remove_prefix(2);
