@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Conformance suite (HTTP server layer) against the reference and the Tornado peer.
-# Fails when the reference fails a MUST case or a "Tornado semantics" case, or when the
-# Tornado peer fails a "Tornado semantics" case. Reports: build/conformance/{json,xml,html}.
-#   ci/conformance.sh [extra run.py args, e.g. --area smuggling]
-# The five-way comparison: /usr/bin/python3 conformance/run.py --impl reference,tornado,aiohttp,nginx,h2o --html build/conformance/all.html
+# The conformance suite, all four layers (contracts.md §1-§4: server, loop, stream, client),
+# against the reference and the Tornado peers: one command, one report.
+# First the driver's unit tests (conformance/tests). Fails when the reference or the Tornado
+# peer fails (or errors on) a case required for it: for the reference every MUST case; for
+# the Tornado peer the MUST cases of Tornado semantics and of the contracts (its RFC failures
+# are reported, not gated).
+# Reports: build/conformance/conformance.{json,xml,html} (one section / JUnit testsuite per layer).
+#   ci/conformance.sh [extra run.py args, e.g. --layers stream or --area smuggling]
+# Every peer: /usr/bin/python3 conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o --html build/conformance/all.html
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=build/release/reference/squall-contract-app
-if [[ ! -x "$bin" ]]; then
-  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C build/release squall-contract-app
+build=build/release
+report=${SQUALL_CONFORMANCE_REPORT:-build/conformance/conformance}
+missing=()
+for bin in squall-contract-app squall-loop-probe squall-stream-probe squall-fetch; do
+  [[ -x "$build/reference/$bin" ]] || missing+=("$bin")
+done
+if (( ${#missing[@]} )); then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$build" "${missing[@]}"
 fi
-mkdir -p build/conformance
-exec timeout 240 /usr/bin/python3 conformance/run.py \
-  --impl reference,tornado --reference-bin "$bin" --required-for reference,tornado --quiet \
-  --json build/conformance/conformance.json --junit build/conformance/conformance.xml \
-  --html build/conformance/conformance.html "$@"
+mkdir -p "$(dirname "$report")"
+/usr/bin/python3 -m unittest discover -s conformance/tests -q
+exec timeout -k 10 240 /usr/bin/python3 conformance/run.py \
+  --impl reference,tornado --layers server,loop,stream,client \
+  --reference-bin "$build/reference/squall-contract-app" --reference-dir "$build/reference" \
+  --required-for reference,tornado --quiet \
+  --json "$report.json" --junit "$report.xml" --html "$report.html" "$@"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job: set up, build, then compare the reference with the peers —
 #   1. the example echo server answering a request (the smallest end-to-end check);
-#   2. conformance of the HTTP server layer, five ways: reference, Tornado, aiohttp,
-#      nginx, h2o (each started on 127.0.0.1 with a free port, stopped by PID);
-#   3. conformance of the loop, stream and client layers: reference and Tornado (and the
-#      aiohttp and curl clients);
-#   4. a short load comparison (2 s per scenario, four scenarios, five implementations).
+#   2. conformance, all four layers in one run and one report: the HTTP server layer
+#      against the reference, Tornado, aiohttp, nginx and h2o; the loop and stream layers
+#      against the reference and Tornado; the client layer against the reference, Tornado,
+#      aiohttp and curl (each started on 127.0.0.1 with a free port, stopped by PID;
+#      a peer without a layer is n/a there);
+#   3. a short load comparison (2 s per scenario, four scenarios, five implementations).
 # Tables are printed as it goes; the reports (HTML, JSON, JUnit, Markdown, PNG) land in
 # build/report/.
 set -euo pipefail
@@ -17,7 +18,7 @@ report=build/report
 mkdir -p "$report"
 PY=/usr/bin/python3
 
-echo; echo "=== 1/4 echo example"
+echo; echo "=== 1/3 echo example"
 server=build/release/reference/squall-echo-server
 log=$(mktemp)
 "$server" --port 0 --address 127.0.0.1 >"$log" 2>&1 &
@@ -49,17 +50,15 @@ trap 'rm -f "$log"' EXIT
 echo "echo server on 127.0.0.1:$port: sent 'hello, squall', received '$reply', exit status $status"
 [ "$reply" = "hello, squall" ] && [ "$status" -eq 0 ]
 
-echo; echo "=== 2/4 conformance, HTTP server layer: reference, tornado, aiohttp, nginx, h2o"
-$PY conformance/run.py --impl reference,tornado,aiohttp,nginx,h2o --quiet \
+echo; echo "=== 2/3 conformance, server/loop/stream/client layers: reference, tornado, aiohttp, curl, nginx, h2o"
+$PY conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o --layers server,loop,stream,client \
+  --required-for reference,tornado --quiet \
   --html "$report/conformance.html" --json "$report/conformance.json" --junit "$report/conformance.xml"
 
-echo; echo "=== 3/4 conformance, loop, stream and client layers: reference, tornado, aiohttp, curl"
-$PY -m conformance.layers --impl reference,tornado,aiohttp,curl --quiet --json "$report/conformance-layers.json"
-
-echo; echo "=== 4/4 load comparison (2 s per scenario)"
+echo; echo "=== 3/3 load comparison (2 s per scenario)"
 $PY load/run.py --impl reference,tornado,aiohttp,nginx,h2o --scenario plaintext,pipeline,json,connection_close \
   --duration 2 --warmup 1 --out "$report/load"
 
 echo
-echo "Reports: $report/conformance.html (server layer, request/response bytes per cell),"
-echo "         $report/conformance-layers.json, $report/load/results.md and $report/load/*.png"
+echo "Reports: $report/conformance.html (one section per layer; the bytes or transcript behind every cell),"
+echo "         $report/conformance.{json,xml}, $report/load/results.md and $report/load/*.png"

@@ -1,1 +1,1 @@
-"""Squall's conformance suite for the HTTP server layer (contract §1)."""
+"""Squall's conformance suite: the server, loop, stream and client layers (contracts §1-§4)."""

@@ -1,4 +1,9 @@
-"""Cases, verdicts and the per-case context: the vocabulary the case modules use."""
+"""Cases, verdicts and the per-case context: the vocabulary the case modules of every layer use.
+
+Four layers, one per contract of /work/shared/contracts.md: `server` (§1, raw HTTP bytes),
+`stream` (§2, a stream probe), `loop` (§3, a loop probe's traces) and `client` (§4, a client
+adapter against scripted raw servers). A case belongs to one area and every area to one layer.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +16,12 @@ LEVELS = ("MUST", "SHOULD", "MAY")
 TORNADO = "Tornado semantics"
 # Cases tagged Tornado semantics are required for these implementations.
 TORNADO_REQUIRED = ("reference", "tornado")
+
+LAYERS = ("server", "loop", "stream", "client")
+SERVER_AREAS = ("syntax", "headers", "framing", "smuggling", "connection", "limits", "web")
+# area -> layer; the loop, stream and client layers have one area each, named after the layer.
+LAYER_OF = {**{a: "server" for a in SERVER_AREAS}, "loop": "loop", "stream": "stream", "client": "client"}
+AREAS = tuple(LAYER_OF)
 
 
 @dataclass
@@ -39,6 +50,12 @@ def error(reason):
     return Verdict(ERROR, reason)
 
 
+def mismatch(level, reason):
+    """An implementation that does not produce the expected outcome: a failure on a MUST
+    case, a warning on a SHOULD or MAY case."""
+    return Verdict(FAIL if level == "MUST" else WARN, reason)
+
+
 @dataclass
 class Case:
     id: str
@@ -51,14 +68,23 @@ class Case:
     tornado: bool = False
     catch_all: bool = False
     slow: bool = False
+    note: str = ""      # why the level is below MUST, or how implementations differ
+    order: int = 0      # registration order (the report's order within an area and level)
+
+    @property
+    def layer(self) -> str:
+        return LAYER_OF[self.area]
 
     def required_for(self, impl: str) -> bool:
-        """Tornado-semantics cases are required for reference and tornado; MUST cases for
-        every implementation except the Tornado peer (which is the yardstick of Tornado
-        semantics, not of the RFCs: its RFC failures are reported, not required)."""
+        """Only MUST cases are required. Those tagged Tornado semantics are required for
+        reference and tornado; the others for every implementation, except that the Tornado
+        peer is not held to the RFCs (it is the yardstick of Tornado semantics and of the
+        contracts, not of the RFCs: its RFC failures are reported, not required)."""
+        if self.level != "MUST":
+            return False
         if self.tornado:
             return impl in TORNADO_REQUIRED
-        return self.level == "MUST" and impl != "tornado"
+        return impl != "tornado" or not self.source.startswith("RFC")
 
     @property
     def tags(self):
@@ -66,28 +92,36 @@ class Case:
 
 
 REGISTRY: list[Case] = []
-AREAS = ("syntax", "headers", "framing", "smuggling", "connection", "limits", "web")
 
 
-def case(id, area, title, source, level, needs=(), catch_all=False, slow=False):
-    """Register a case. `source` is an RFC section or TORNADO ("Tornado semantics")."""
+def case(id, area, title, source, level, needs=(), catch_all=False, slow=False, note=""):
+    """Register a case. `source` is an RFC section, a contract section or TORNADO
+    ("Tornado semantics"). Server-layer cases get a Ctx with the server; the other layers'
+    cases a Ctx with the target (its probes and adapter)."""
     assert area in AREAS, area
     assert level in LEVELS, level
     feats = frozenset(needs) | ({"catch-all"} if catch_all else frozenset())
 
     def deco(fn):
         assert all(c.id != id for c in REGISTRY), f"duplicate case id {id}"
-        REGISTRY.append(Case(id, area, title, source, level, feats, fn, source == TORNADO, catch_all, slow))
+        REGISTRY.append(Case(id, area, title, source, level, feats, fn, source == TORNADO, catch_all, slow,
+                             note, len(REGISTRY)))
         return fn
     return deco
 
 
 class Ctx:
-    """What a case sees: the server under test and a recorder of exchanges."""
+    """What a case sees: the server under test (server layer) or the target (the other
+    layers), and recorders of what happened: wire exchanges and transcript lines."""
 
-    def __init__(self, server):
+    def __init__(self, server=None, target=None):
         self.server = server
+        self.target = target
         self.exchanges: list[wire.Exchange] = []
+        self.transcript: list[str] = []
+
+    def log(self, text):
+        self.transcript.append(text)
 
     @property
     def timeouts(self):

@@ -1,12 +1,13 @@
-"""Console table, JSON, JUnit XML and the self-contained HTML report."""
+"""Console table, JSON, JUnit XML and the self-contained HTML report: one section per
+layer (server, loop, stream, client), one column per implementation. An implementation
+without a layer has n/a in each of its cells there. Every cell carries its verdict's reason;
+cases where implementations differ are listed with each reason and the case's note."""
 from __future__ import annotations
 
 import html
-import json
-import time
 from xml.sax.saxutils import escape as xml_escape
 
-from .core import AREAS, ERROR, FAIL, LEVELS, NA, PASS, VERDICTS, WARN
+from .core import AREAS, ERROR, FAIL, LAYERS, LEVELS, NA, PASS, VERDICTS, WARN
 
 SHORT = {PASS: "pass", WARN: "warn", FAIL: "FAIL", NA: "n/a", ERROR: "ERROR"}
 BYTES_SHOWN = 4096
@@ -40,75 +41,129 @@ def result_exchanges(exchanges):
             for e in exchanges]
 
 
-def summary(results, impls):
-    s = {i: {v: 0 for v in VERDICTS} for i in impls}
-    for (cid, impl), r in results.items():
-        s[impl][r["verdict"]] += 1
-    return s
+LAYER_TITLE = {"server": "HTTP server layer (contract §1: raw request bytes, exact responses)",
+               "loop": "loop layer (contract §3: traces of callbacks, timers, futures, coroutines)",
+               "stream": "stream layer (contract §2: stream probe reads under hostile fragmentation and buffer limits)",
+               "client": "client layer (contract §4: one fetch against a scripted raw server)"}
 
 
 def ordered(cases):
-    return sorted(cases, key=lambda c: (AREAS.index(c.area), LEVELS.index(c.level), c.id))
+    return sorted(cases, key=lambda c: (AREAS.index(c.area), LEVELS.index(c.level), c.order))
+
+
+def by_layer(cases):
+    """[(layer, its cases in report order)] for the layers that have selected cases."""
+    return [(layer, cs) for layer in LAYERS if (cs := [c for c in ordered(cases) if c.layer == layer])]
+
+
+def summary(cases, impls, results):
+    s = {i: {v: 0 for v in VERDICTS} for i in impls}
+    for c in cases:
+        for i in impls:
+            s[i][results[(c.id, i)]["verdict"]] += 1
+    return s
+
+
+def present(c, impls, results):
+    """The implementations that have the case's layer."""
+    return [i for i in impls if not results[(c.id, i)].get("absent")]
+
+
+def differs(c, impls, results):
+    """Whether implementations that could run the case reached different verdicts."""
+    return len({results[(c.id, i)]["verdict"] for i in present(c, impls, results)} - {NA}) > 1
+
+
+def noteworthy(c, impls, results):
+    """Cases the reports explain: implementations differ, or one did not pass."""
+    return differs(c, impls, results) or any(results[(c.id, i)]["verdict"] not in (PASS, NA)
+                                             for i in present(c, impls, results))
+
+
+def mark(r):
+    return SHORT[r["verdict"]] + ("*" if r["verdict"] in (FAIL, ERROR) and r["required"] else "")
+
+
+def counts(cs, i, results, s):
+    """One implementation's verdict counts in a layer, or why the whole layer is n/a."""
+    if all(results[(c.id, i)].get("absent") for c in cs):
+        return f"n/a: {results[(cs[0].id, i)]['reason']}"
+    return "  ".join(f"{v}={s[i][v]}" for v in VERDICTS)
 
 
 def console(cases, impls, results, out):
-    w_id = max(len(c.id) for c in cases)
     w_i = max(7, *(len(i) for i in impls))
-    hdr = f"{'case':<{w_id}}  {'level':<6} " + " ".join(f"{i:<{w_i}}" for i in impls) + "  title"
-    out.write(hdr + "\n" + "-" * len(hdr) + "\n")
-    area = None
-    for c in ordered(cases):
-        if c.area != area:
+    sections = by_layer(cases)
+    for layer, cs in sections:
+        w_id = max(len(c.id) for c in cs)
+        hdr = f"{'case':<{w_id}}  {'level':<8} " + " ".join(f"{i:<{w_i}}" for i in impls) + "  title"
+        out.write(f"\n=== {LAYER_TITLE[layer]}: {len(cs)} cases\n{hdr}\n" + "-" * len(hdr) + "\n")
+        area = None
+        for c in cs:
+            if c.area != area and layer == "server":
+                out.write(f"[{c.area}]\n")
             area = c.area
-            out.write(f"[{area}]\n")
-        cells = []
+            cells = " ".join(f"{mark(results[(c.id, i)]):<{w_i}}" for i in impls)
+            lvl = c.level + ("+T" if c.tornado else "")
+            out.write(f"{c.id:<{w_id}}  {lvl:<8} {cells}  {c.title[:60]}\n")
+        out.write("-" * len(hdr) + "\n")
+        s = summary(cs, impls, results)
         for i in impls:
-            r = results[(c.id, i)]
-            mark = SHORT[r["verdict"]] + ("*" if r["verdict"] in (FAIL, ERROR) and r["required"] else "")
-            cells.append(f"{mark:<{w_i}}")
-        lvl = c.level + ("+T" if c.tornado else "")
-        out.write(f"{c.id:<{w_id}}  {lvl:<6} " + " ".join(cells) + f"  {c.title[:60]}\n")
-    out.write("-" * len(hdr) + "\n")
-    s = summary(results, impls)
-    for i in impls:
-        out.write(f"{i:<{w_i}}  " + "  ".join(f"{v}={s[i][v]}" for v in VERDICTS) + "\n")
-    out.write("(+T: tagged Tornado semantics; *: required for that implementation)\n")
-    bad = [(c, i, results[(c.id, i)]) for c in ordered(cases) for i in impls
-           if results[(c.id, i)]["verdict"] in (FAIL, ERROR)]
-    if bad:
-        out.write("\nfailures and errors:\n")
-        for c, i, r in bad:
-            out.write(f"  {i:<{w_i}} {c.id:<{w_id}} {r['verdict']}{' (required)' if r['required'] else ''}: {r['reason']}\n")
+            out.write(f"{i:<{w_i}}  {counts(cs, i, results, s)}\n")
+        notes = [c for c in cs if noteworthy(c, impls, results)]
+        if notes:
+            out.write(f"\n{layer}: differences and verdicts other than pass, with their reasons:\n")
+        for c in notes:
+            out.write(f"  {c.id} ({c.level}, {c.source}){' — implementations differ' if differs(c, impls, results) else ''}\n")
+            for i in present(c, impls, results):
+                r = results[(c.id, i)]
+                req = " (required)" if r["required"] and r["verdict"] in (FAIL, ERROR) else ""
+                out.write(f"      {i:<{w_i}} {r['verdict']}{req}: {r['reason']}\n")
+            if c.note:
+                out.write(f"      note: {c.note}\n")
+    out.write("\n(+T: tagged Tornado semantics; *: a failure on a case required for that implementation)\n")
+    if len(sections) > 1:
+        out.write("\nsummary per layer:\n")
+        for layer, cs in sections:
+            s = summary(cs, impls, results)
+            for i in impls:
+                out.write(f"  {layer:<7} {i:<{w_i}}  {counts(cs, i, results, s)}\n")
 
 
 def to_json(cases, impls, results, meta):
     return {
         "meta": meta,
         "implementations": impls,
-        "summary": summary(results, impls),
+        "layers": [layer for layer, _ in by_layer(cases)],
+        "summary": summary(cases, impls, results),
+        "layer_summary": {layer: summary(lcs, impls, results) for layer, lcs in by_layer(cases)},
         "cases": [{
-            "id": c.id, "area": c.area, "title": c.title, "source": c.source, "level": c.level,
-            "tags": c.tags, "needs": sorted(c.needs),
+            "id": c.id, "layer": c.layer, "area": c.area, "title": c.title, "source": c.source, "level": c.level,
+            "tags": c.tags, "needs": sorted(c.needs), "note": c.note, "differs": differs(c, impls, results),
             "results": {i: results[(c.id, i)] for i in impls},
-        } for c in ordered(cases)],
+        } for _, cs in by_layer(cases) for c in cs],
     }
+
+
+def details_text(r):
+    """A result's evidence as text: the exchanged bytes (server) or the transcript."""
+    return "\n".join(f"--> {e['sent']}\n<-- {e['received']}" for e in r.get("exchanges", [])) + r.get("transcript", "")
 
 
 def junit(cases, impls, results):
     parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<testsuites>"]
-    for i in impls:
-        rs = [(c, results[(c.id, i)]) for c in ordered(cases)]
-        nf = sum(1 for _, r in rs if r["verdict"] == FAIL)
-        ne = sum(1 for _, r in rs if r["verdict"] == ERROR)
-        ns = sum(1 for _, r in rs if r["verdict"] == NA)
-        t = sum(r["seconds"] for _, r in rs)
-        parts.append(f'  <testsuite name="conformance.{xml_escape(i)}" tests="{len(rs)}" failures="{nf}" '
-                     f'errors="{ne}" skipped="{ns}" time="{t:.3f}">')
-        for c, r in rs:
-            attrs = f'classname="{xml_escape(i)}.{c.area}" name="{xml_escape(c.id + " " + c.title, {chr(34): "&quot;"})}" time="{r["seconds"]:.3f}"'
+    for layer, cs in by_layer(cases):
+        rs = [(c, i, results[(c.id, i)]) for c in cs for i in impls]
+        n = {v: sum(1 for _, _, r in rs if r["verdict"] == v) for v in VERDICTS}
+        t = sum(r["seconds"] for _, _, r in rs)
+        parts.append(f'  <testsuite name="conformance.{layer}" tests="{len(rs)}" failures="{n[FAIL]}" '
+                     f'errors="{n[ERROR]}" skipped="{n[NA]}" time="{t:.3f}">')
+        for c, i, r in rs:
+            attrs = (f'classname="{xml_escape(i)}.{c.area}" name="{xml_escape(c.id + " " + c.title, {chr(34): "&quot;"})}" '
+                     f'time="{r["seconds"]:.3f}"')
             reason = xml_escape(r["reason"], {'"': "&quot;"})
-            detail = xml_escape(f"{c.level} {c.source}; required={r['required']}\n" + "\n".join(
-                f"--> {e['sent']}\n<-- {e['received']}" for e in r["exchanges"])[:20000])
+            detail = xml_escape((f"{c.level} {c.source}; required={r['required']}\n"
+                                 + (f"note: {c.note}\n" if c.note else "") + details_text(r))[:20000])
             if r["verdict"] == FAIL:
                 parts.append(f'    <testcase {attrs}><failure message="{reason}">{detail}</failure></testcase>')
             elif r["verdict"] == ERROR:
@@ -133,50 +188,76 @@ tr.group th{background:#dde;text-align:left;position:static}
 td.pass{background:#d9f2d9}td.warn{background:#fff2c2}td.fail{background:#f8c9c9}
 td.na{background:#eee;color:#777}td.error{background:#e8d0f0}
 td.req.fail,td.req.error{outline:2px solid #b00;outline-offset:-2px}
-.v{font-weight:bold}.why{font-size:12px}
+.v{font-weight:bold}.why{font-size:12px}.note{font-size:12px;color:#555;font-style:italic}
 details summary{cursor:pointer;font-size:12px;color:#336}
 pre{white-space:pre-wrap;word-break:break-all;font-size:11px;background:#fafafa;border:1px solid #ddd;
 max-height:300px;overflow:auto;margin:2px 0}
 .tag{font-size:11px;background:#ccd;border-radius:3px;padding:0 3px}
+.diff{font-size:11px;background:#fdb;border-radius:3px;padding:0 3px}
 .sum td{text-align:center}
+body.only-diff tr.same{display:none}
 """
+
+
+def html_cell(r):
+    e = html.escape
+    cls = r["verdict"].replace("/", "") + (" req" if r["required"] else "")
+    det = ""
+    if r.get("exchanges"):
+        det = "<details><summary>bytes</summary>" + "".join(
+            f"<div>request ({x['sent_len']} B):</div><pre>{e(x['sent'])}</pre>"
+            f"<div>response ({x['received_len']} B; {e(x['outcome'])}; {x['elapsed']} s):</div><pre>{e(x['received'])}</pre>"
+            for x in r["exchanges"]) + "</details>"
+    elif r.get("transcript"):
+        det = f"<details><summary>transcript</summary><pre>{e(r['transcript'])}</pre></details>"
+    return (f"<td class='{cls}' title='{e(r['reason'])}'><span class='v'>{e(r['verdict'])}</span>"
+            f"<div class='why'>{e(r['reason'])}</div>{det}</td>")
+
+
+def html_summary_rows(cs, impls, results):
+    s = summary(cs, impls, results)
+    return "".join(f"<tr><th>{html.escape(i)}</th>" + "".join(
+        f"<td class='{v.replace('/', '')}'>{s[i][v]}</td>" for v in VERDICTS) + "</tr>" for i in impls)
 
 
 def html_report(cases, impls, results, meta):
     e = html.escape
-    s = summary(results, impls)
+    sections = by_layer(cases)
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Squall conformance report</title>",
            f"<style>{CSS}</style></head><body>",
-           "<h1>Squall conformance: HTTP server layer</h1>",
-           f"<p>{e(meta['started'])} · {len(cases)} cases · implementations: {e(', '.join(impls))} · "
-           f"driver {e(meta['command'])}</p>",
-           "<p>Verdicts: <b>pass</b>; <b>warn</b> (allowed by a SHOULD/MAY, but a stricter answer exists); "
-           "<b>fail</b>; <b>n/a</b> (the implementation lacks the endpoint or feature); <b>error</b> (the driver "
-           "could not judge). A red outline marks a failure on a case required for that implementation (MUST, or "
-           "tagged Tornado semantics for reference and tornado). Open a cell to see the bytes.</p>",
-           "<table class='sum'><tr><th>implementation</th>" + "".join(f"<th>{v}</th>" for v in VERDICTS) + "</tr>"]
-    for i in impls:
-        out.append(f"<tr><th>{e(i)}</th>" + "".join(f"<td class='{v.replace('/', '')}'>{s[i][v]}</td>" for v in VERDICTS) + "</tr>")
-    out.append("</table><h2>Cases</h2><table><tr><th>case</th><th>level / source</th>"
-               + "".join(f"<th>{e(i)}</th>" for i in impls) + "</tr>")
-    group = None
-    for c in ordered(cases):
-        if (c.area, c.level) != group:
-            group = (c.area, c.level)
-            out.append(f"<tr class='group'><th colspan='{2 + len(impls)}'>{e(c.area)} — {e(c.level)}</th></tr>")
-        tag = f" <span class='tag'>Tornado semantics</span>" if c.tornado else ""
-        out.append(f"<tr id='{e(c.id)}'><td><b>{e(c.id)}</b><br>{e(c.title)}</td><td>{e(c.level)}<br>{e(c.source)}{tag}</td>")
-        for i in impls:
-            r = results[(c.id, i)]
-            cls = r["verdict"].replace("/", "") + (" req" if r["required"] else "")
-            det = ""
-            if r["exchanges"]:
-                det = "<details><summary>bytes</summary>" + "".join(
-                    f"<div>request ({x['sent_len']} B):</div><pre>{e(x['sent'])}</pre>"
-                    f"<div>response ({x['received_len']} B; {e(x['outcome'])}; {x['elapsed']} s):</div><pre>{e(x['received'])}</pre>"
-                    for x in r["exchanges"]) + "</details>"
-            out.append(f"<td class='{cls}' title='{e(r['reason'])}'><span class='v'>{e(r['verdict'])}</span>"
-                       f"<div class='why'>{e(r['reason'])}</div>{det}</td>")
-        out.append("</tr>")
-    out.append("</table></body></html>")
+           "<h1>Squall conformance: " + e(", ".join(layer for layer, _ in sections)) + "</h1>",
+           f"<p>{e(meta['started'])} · {len(cases)} cases in {meta['seconds']} s · implementations: "
+           f"{e(', '.join(impls))} · driver {e(meta['command'])}</p>",
+           "<p>Verdicts: <b>pass</b>; <b>warn</b> (allowed by a SHOULD/MAY, but a stricter answer exists, or a "
+           "documented difference on a SHOULD/MAY case); <b>fail</b>; <b>n/a</b> (the implementation lacks the layer, "
+           "endpoint or feature); <b>error</b> (the driver could not judge). A red outline marks a failure on a case "
+           "required for that implementation (MUST, or tagged Tornado semantics for reference and tornado). "
+           "<span class='diff'>differs</span> marks cases where implementations reached different verdicts; the "
+           "note under a case says why. Open a cell to see the bytes or the transcript.</p>",
+           "<p><label><input type='checkbox' onchange=\"document.body.classList.toggle('only-diff', this.checked)\">"
+           " show only the cases where implementations differ</label></p>",
+           "<h2>Summary</h2><table class='sum'><tr><th>layer</th><th>implementation</th>"
+           + "".join(f"<th>{v}</th>" for v in VERDICTS) + "</tr>"]
+    for layer, cs in sections:
+        out.append(html_summary_rows(cs, impls, results).replace(
+            "<tr>", f"<tr><th><a href='#layer-{layer}'>{layer}</a> ({len(cs)})</th>"))
+    out.append("</table>")
+    for layer, cs in sections:
+        out.append(f"<h2 id='layer-{layer}'>{e(LAYER_TITLE[layer])}: {len(cs)} cases</h2>")
+        out.append("<table><tr><th>case</th><th>level / source</th>" + "".join(f"<th>{e(i)}</th>" for i in impls) + "</tr>")
+        group = None
+        for c in cs:
+            if (c.area, c.level) != group:
+                group = (c.area, c.level)
+                out.append(f"<tr class='group'><th colspan='{2 + len(impls)}'>{e(c.area)} — {e(c.level)}</th></tr>")
+            tag = " <span class='tag'>Tornado semantics</span>" if c.tornado else ""
+            d = differs(c, impls, results)
+            note = f"<div class='note'>{e(c.note)}</div>" if c.note else ""
+            out.append(f"<tr id='{e(c.id)}' class='{'diff' if d else 'same'}'><td><b>{e(c.id)}</b>"
+                       f"{' <span class=diff>differs</span>' if d else ''}<br>{e(c.title)}{note}</td>"
+                       f"<td>{e(c.level)}<br>{e(c.source)}{tag}</td>")
+            out.extend(html_cell(results[(c.id, i)]) for i in impls)
+            out.append("</tr>")
+        out.append("</table>")
+    out.append("</body></html>")
     return "\n".join(out)

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 
-from . import ERROR, NA, PASS, TORNADO, Case, mismatch
+from ..core import TORNADO, case, mismatch, na, ok
 
 FETCH_TIMEOUT = 15.0   # the adapter process
 HOLD = 1.5             # a server keeping a connection open after a bodiless response
@@ -277,8 +277,8 @@ def all_of(*checks):
     def check(r, srv):
         reasons = []
         for c in checks:
-            ok, why = c(r, srv)
-            if not ok:
+            good, why = c(r, srv)
+            if not good:
                 return False, why
             reasons.append(why)
         return True, "; ".join(reasons)
@@ -298,8 +298,8 @@ def requested(pred, what):
     def check(r, srv):
         if not srv.requests:
             return False, "the server received no request"
-        ok = pred(srv.requests)
-        return (True, what) if ok else (False, f"not {what}: " + "; ".join(str(q) for q in srv.requests))
+        good = pred(srv.requests)
+        return (True, what) if good else (False, f"not {what}: " + "; ".join(str(q) for q in srv.requests))
     return check
 
 
@@ -528,8 +528,8 @@ SPECS = [
 ]
 
 
-def run_fetch(target, url, args):
-    cmd = list(target.fetch_cmd) + ["fetch", url, "--json"] + args
+def run_fetch(cmd, url, args):
+    cmd = cmd + ["fetch", url, "--json"] + args
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, timeout=FETCH_TIMEOUT)
@@ -546,12 +546,12 @@ def run_fetch(target, url, args):
     return r, err, cmd
 
 
-def _make(cid, handler, args, check, level):
-    def fn(target):
-        if not getattr(target, "fetch_cmd", None):
-            return NA, f"{target.name} has no client adapter", ""
+def client_case(cid, title, source, level, handler, args, check, note=""):
+    @case(f"client-{cid}", "client", title, source, level, note=note)
+    def run(ctx):
         if "@n/a" in args:
-            return NA, "one fetch per adapter process (contract §4); no multi-request mode", ""
+            return na("one fetch per adapter process (contract §4); no multi-request mode")
+        fetch_cmd = ctx.target.command("client")
         args_ = [a for a in args if not a.startswith("@")]
         path = next((a[6:] for a in args if a.startswith("@path=")), "/" + cid)
         srv, extra, tmp = None, [], None
@@ -573,7 +573,7 @@ def _make(cid, handler, args, check, level):
                 tmp.write(b"payload")
                 tmp.close()
                 args_ = ["--body-file", tmp.name] + args_
-            r, err, cmd = run_fetch(target, url, args_)
+            r, err, cmd = run_fetch(fetch_cmd, url, args_)
         finally:
             if srv:
                 srv.stop()
@@ -583,19 +583,15 @@ def _make(cid, handler, args, check, level):
                 os.unlink(tmp.name)
         seen = "\n".join(f"server: {q}" for q in (srv.requests if srv else []))
         if r is None:
-            return mismatch(level), err, f"$ {' '.join(cmd)}\n{seen}"
+            ctx.log(f"$ {' '.join(cmd)}\n{seen}")
+            return mismatch(level, err)
         shown = {k: v for k, v in r.items() if k not in ("body", "body_b64")}
-        transcript = (f"$ {' '.join(cmd)}\n{seen}\n{json.dumps(shown)[:1500]}\nbody {short(r['body'], 200)}"
-                      + (f"\n--- stderr ---\n{err[-800:]}" if err.strip() else ""))
-        ok, why = check(r, srv)
-        return (PASS if ok else mismatch(level)), why, transcript
-    return fn
+        ctx.log(f"$ {' '.join(cmd)}\n{seen}\n{json.dumps(shown)[:1500]}\nbody {short(r['body'], 200)}"
+                + (f"\n--- stderr ---\n{err[-800:]}" if err.strip() else ""))
+        good, why = check(r, srv)
+        return ok(why) if good else mismatch(level, why)
+    return run
 
 
-def cases():
-    out = []
-    for spec in SPECS:
-        cid, title, source, level, handler, args, check = spec[:7]
-        note = spec[7] if len(spec) > 7 else ""
-        out.append(Case(f"client-{cid}", "client", title, source, level, _make(cid, handler, args, check, level), note))
-    return out
+for _spec in SPECS:
+    client_case(*_spec)

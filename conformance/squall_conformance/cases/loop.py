@@ -3,11 +3,11 @@
 The expected traces are those of Tornado 6.2's loop (asyncio-based IOLoop, gen.coroutine,
 asyncio futures), as printed by conformance/probes/tornado_loop_probe.py; the reference
 prints its own with squall-loop-probe. A case whose expectation the reference does not meet
-for a documented reason is SHOULD, with the reason in its note (see DIFFERENCES).
+for a documented reason is SHOULD, with the reason in its note.
 """
 import subprocess
 
-from . import FAIL, ERROR, PASS, TORNADO, WARN, Case, mismatch
+from ..core import TORNADO, case, error, fail, mismatch, na, ok
 
 SOURCE = TORNADO
 TIMEOUT = 20.0
@@ -114,11 +114,10 @@ EXTRA = {
         "order; the reference breaks ties by insertion order"),
 }
 
-DIFFERENCES = {k: v[4] for k, v in SCENARIOS.items() if len(v) > 4}
 
 
-def run_scenario(target, scenario):
-    cmd = list(target.loop_cmd) + [scenario]
+def run_scenario(cmd, scenario):
+    cmd = cmd + [scenario]
     try:
         p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -126,35 +125,28 @@ def run_scenario(target, scenario):
     return p.returncode, p.stdout.decode("utf-8", "replace").splitlines(), p.stderr.decode("utf-8", "replace")
 
 
-def _make(case_id, scenario, level, expected, compare):
-    def fn(target):
-        if not target.loop_cmd:
-            return "n/a", f"{target.name} has no loop probe", ""
-        rc, lines, err = run_scenario(target, scenario)
+def loop_case(case_id, scenario, title, source, level, expected, compare="exact", note=""):
+    @case(f"loop-{case_id}", "loop", title, source, level, note=note)
+    def run(ctx):
+        cmd = ctx.target.command("loop")
+        rc, lines, err = run_scenario(cmd, scenario)
         if rc is None:
-            return ERROR, err, ""
-        transcript = (f"$ {' '.join(target.loop_cmd)} {scenario}\n(exit {rc})\n" + "\n".join(lines) +
-                      "\n--- expected ---\n" + "\n".join(expected) +
-                      ("\n--- stderr ---\n" + err[-1500:] if err.strip() else ""))
+            return error(err)
+        ctx.log(f"$ {' '.join(cmd)} {scenario}\n(exit {rc})\n" + "\n".join(lines) +
+                "\n--- expected ---\n" + "\n".join(expected) +
+                ("\n--- stderr ---\n" + err[-1500:] if err.strip() else ""))
         if rc == 2:
-            return "n/a", f"{target.name}'s probe does not know scenario {scenario}", transcript
+            return na(f"{ctx.target.name}'s probe does not know scenario {scenario}")
         if rc != 0:
-            return FAIL, f"probe exited with status {rc}: {err.strip()[-200:]}", transcript
+            return fail(f"probe exited with status {rc}: {err.strip()[-200:]}")
         got, want = (sorted(lines), sorted(expected)) if compare == "unordered" else (lines, expected)
         if got == want:
-            return PASS, "trace as expected" + (" (order not compared)" if compare == "unordered" else ""), transcript
-        return mismatch(level), f"trace {' | '.join(lines)!s:.200} != expected {' | '.join(expected)!s:.200}", transcript
-    return fn
+            return ok("trace as expected" + (" (order not compared)" if compare == "unordered" else ""))
+        return mismatch(level, f"trace {' | '.join(lines)!s:.200} != expected {' | '.join(expected)!s:.200}")
+    return run
 
 
-def cases():
-    out = []
-    for sid, spec in SCENARIOS.items():
-        title, level, expected = spec[:3]
-        compare = spec[3] if len(spec) > 3 else "exact"
-        note = spec[4] if len(spec) > 4 else ""
-        out.append(Case(f"loop-{sid}", "loop", title, SOURCE, level, _make(sid, sid, level, expected, compare), note))
-    for cid, (sid, title, level, expected, compare, note) in EXTRA.items():
-        out.append(Case(f"loop-{cid}", "loop", title, "contracts.md §3", level,
-                        _make(cid, sid, level, expected, compare), note))
-    return out
+for _sid, _spec in SCENARIOS.items():
+    loop_case(_sid, _sid, _spec[0], SOURCE, _spec[1], _spec[2], *_spec[3:])
+for _cid, (_sid, _title, _level, _expected, _compare, _note) in EXTRA.items():
+    loop_case(_cid, _sid, _title, "contracts.md §3", _level, _expected, _compare, _note)

@@ -5,14 +5,17 @@ A case is a script of steps run on one connection:
   ("expect", bytes)   the next reply bytes, exactly
   ("eof",)            the probe closes the connection (nothing more arrives)
   ("closed_no_ok",)   the probe closes, without an "ok" reply (any "err ..." line is fine)
-Expectations follow Tornado's IOStream (Tornado semantics) and the contract's replies.
+  ("fails", line)     the probe answers exactly `line` (e.g. b"err buffer-full\n") and closes
+  ("ok_prefix", data, most)  an "ok <len>" reply with 0 < len <= most, the first len bytes of data
+  ("reconnect",)      close this connection and continue on a new one
+Expectations follow Tornado's IOStream (Tornado semantics) and the contract's replies. The
+buffer cases run against a second probe started with --max-buffer-size BUFFER.
 """
-import os
 import random
 import socket
 import time
 
-from . import ERROR, FAIL, PASS, TORNADO, Case, mismatch
+from ..core import TORNADO, case, error, mismatch, na, ok as passed
 
 CONTRACT = "contracts.md §2"
 STEP_TIMEOUT = 5.0
@@ -179,6 +182,84 @@ SPECS = [
 ]
 
 
+# ---- buffer limits: a second probe started with --max-buffer-size BUFFER ----
+# Tornado 6.2's IOStream (the yardstick) reads the socket in read_chunk_size pieces, capped
+# at max_buffer_size // 2, stops reading once the pending read can be satisfied, and fails
+# when the buffered bytes exceed max_buffer_size (StreamBufferFullError; the stream closes).
+BUFFER = 1024
+BUFFER_OPTIONS = ("--max-buffer-size", str(BUFFER))
+FULL = ("closed_no_ok",)  # the "err" line's wording is buffer-full-error-named's concern
+AFTER = 0.05  # the command is read before the payload arrives
+TORNADO_ERR_CLOSED = (
+    "Tornado 6.2 answers err closed: when the buffer overflows while a read is pending, "
+    "_read_to_buffer closes the stream before raising StreamBufferFullError, so the read fails "
+    "with a StreamClosedError that carries no real_error; the reference's read fails with "
+    "StreamBufferFullError (err buffer-full)")
+
+def payload(n, fill=b"a"):
+    return fill * n
+
+
+BUFFER_SPECS = [
+    ("buffer-bytes-at-limit", "bytes N of exactly max_buffer_size", TORNADO, "MUST",
+     [("send", b"bytes %d\n" % BUFFER), ("sleep", AFTER), ("send", payload(BUFFER)), ok(payload(BUFFER))] + end()),
+    ("buffer-bytes-over-limit", "bytes N beyond max_buffer_size fails: buffer full, the probe closes", TORNADO,
+     "MUST", [("send", b"bytes %d\n" % (4 * BUFFER)), ("sleep", AFTER), ("send", payload(4 * BUFFER)), FULL]),
+    ("buffer-bytes-over-limit-pieces", "bytes N beyond max_buffer_size arriving in 100-byte writes fails",
+     TORNADO, "MUST", [("send", b"bytes %d\n" % (2 * BUFFER)), ("sleep", AFTER)] +
+     pieces(*[payload(100)] * (BUFFER // 100 + 1), delay=0.005) + [FULL]),
+    ("buffer-until-at-limit", "until: the delimiter ending exactly at max_buffer_size is found", TORNADO, "MUST",
+     [("send", b"until 0a -\n"), ("sleep", AFTER), ("send", payload(BUFFER - 1) + b"\n"),
+      ok(payload(BUFFER - 1) + b"\n")] + end()),
+    ("buffer-until-no-max", "until without max: no delimiter within max_buffer_size fails (buffer full)",
+     TORNADO, "MUST", [("send", b"until 0a -\n"), ("sleep", AFTER), ("send", payload(2 * BUFFER)), FULL]),
+    ("buffer-until-max-above-limit", "until with max above max_buffer_size: the buffer limit comes first",
+     TORNADO, "MUST", [("send", b"until 0a %d\n" % (4 * BUFFER)), ("sleep", AFTER), ("send", payload(2 * BUFFER)),
+                       FULL]),
+    ("buffer-until-delim-past-limit", "until: a delimiter arriving past max_buffer_size is too late (buffer full)",
+     TORNADO, "MUST", [("send", b"until 0a -\n"), ("sleep", AFTER), ("send", payload(2 * BUFFER - 1) + b"\n"),
+                       FULL]),
+    ("buffer-regex-at-limit", "regex: a match ending exactly at max_buffer_size is found", TORNADO, "MUST",
+     [("send", b"regex %s -\n" % h(rb"[0-9]").encode()), ("sleep", AFTER), ("send", payload(BUFFER - 1) + b"7"),
+      ok(payload(BUFFER - 1) + b"7")] + end()),
+    ("buffer-regex-no-max", "regex without max: no match within max_buffer_size fails (buffer full)", TORNADO,
+     "MUST", [("send", b"regex %s -\n" % h(rb"[0-9]").encode()), ("sleep", AFTER), ("send", payload(2 * BUFFER)),
+              FULL]),
+    ("buffer-regex-max-above-limit", "regex with max above max_buffer_size: the buffer limit comes first",
+     TORNADO, "MUST", [("send", b"regex %s %d\n" % (h(rb"[0-9]").encode(), 4 * BUFFER)), ("sleep", AFTER),
+                       ("send", payload(2 * BUFFER)), FULL]),
+    ("buffer-close-at-limit", "close: exactly max_buffer_size bytes before the half-close", TORNADO, "MUST",
+     [("send", b"close\n"), ("sleep", AFTER), ("send", payload(BUFFER)), ("shut",), ok(payload(BUFFER)), ("eof",)]),
+    ("buffer-close-over-limit", "close: more than max_buffer_size before the half-close fails, never truncated",
+     CONTRACT, "SHOULD",
+     [("send", b"close\n"), ("sleep", AFTER), ("send", payload(2 * BUFFER)), ("shut",), FULL],
+     "Tornado 6.2 answers ok with the first 1536 bytes, as if the peer had closed there: on overflow "
+     "_read_to_buffer calls close(), and close() completes a pending read_until_close with whatever is "
+     "buffered; the reference fails the read with StreamBufferFullError rather than return truncated data"),
+    ("buffer-full-error-named", "a read beyond max_buffer_size is reported as err buffer-full", CONTRACT, "SHOULD",
+     [("send", b"bytes %d\n" % (4 * BUFFER)), ("sleep", AFTER), ("send", payload(4 * BUFFER)),
+      ("fails", b"err buffer-full\n")], TORNADO_ERR_CLOSED),
+    ("buffer-full-then-new-connection", "after one connection overflowed, a new connection is served", CONTRACT,
+     "MUST", [("send", b"close\n" + payload(2 * BUFFER)), ("shut",), ("closed",), ("reconnect",),
+              ("send", b"bytes 5\nhello"), ok(b"hello")] + end()),
+    # The peer sends more than max_buffer_size at once, but the pending read can be satisfied.
+    ("buffer-surplus-bytes", "bytes N with max_buffer_size bytes more already sent: the read completes",
+     TORNADO, "MUST", [("send", b"bytes 100\n"), ("sleep", AFTER), ("send", payload(2 * BUFFER)),
+                       ok(payload(100))]),
+    ("buffer-surplus-until", "until: a line followed by more than max_buffer_size in one write completes",
+     TORNADO, "MUST", [("send", b"until 0a -\n"), ("sleep", AFTER), ("send", b"line\n" + payload(2 * BUFFER)),
+                       ok(b"line\n")]),
+    ("buffer-command-and-payload", "the command and a max_buffer_size payload in one write", TORNADO, "MUST",
+     [("send", b"bytes %d\n" % BUFFER + payload(BUFFER, b"b")), ok(payload(BUFFER, b"b"))] + end()),
+    ("buffer-partial-over-limit", "partial N above max_buffer_size with more arriving returns some bytes",
+     TORNADO, "MUST", [("send", b"partial %d\n" % (4 * BUFFER)), ("sleep", AFTER), ("send", payload(2 * BUFFER)),
+                       ("ok_prefix", payload(2 * BUFFER), BUFFER)]),
+    ("buffer-until-max-below-limit", "until with max below max_buffer_size and more arriving: unsatisfiable",
+     TORNADO, "MUST", [("send", b"until 0a 100\n"), ("sleep", AFTER), ("send", payload(2 * BUFFER))] +
+     err_unsat()),
+]
+
+
 class Script:
     def __init__(self, host, port):
         self.sock = socket.create_connection((host, port), timeout=STEP_TIMEOUT)
@@ -186,112 +267,132 @@ class Script:
         self.buf = b""
         self.eof = False
 
-    def recv_some(self, deadline):
-        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-        d = self.sock.recv(1 << 20)
-        if not d:
-            self.eof = True
-        self.buf += d
-        return d
-
-    def fill(self, n, deadline):
-        while len(self.buf) < n and not self.eof and time.monotonic() < deadline:
+    def fill(self, deadline, n=None):
+        """Receive until n bytes are buffered (n None: until the probe closes), EOF or the deadline."""
+        while (n is None or len(self.buf) < n) and not self.eof and time.monotonic() < deadline:
             try:
-                self.recv_some(deadline)
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                d = self.sock.recv(1 << 20)
             except socket.timeout:
                 break
             except ConnectionResetError:
-                self.eof = True
+                d = b""
+            self.eof = not d
+            self.buf += d
 
-    def to_eof(self, deadline):
-        while not self.eof and time.monotonic() < deadline:
-            try:
-                self.recv_some(deadline)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                self.eof = True
+    def take(self, n):
+        got, self.buf = self.buf[:n], self.buf[n:]
+        return got
 
 
 def short(b, n=60):
     return repr(b[:n]) + (f"...(+{len(b) - n} bytes)" if len(b) > n else "")
 
 
+def read_reply_line(s, deadline):
+    """The reply line (without the newline) once it arrived, else None."""
+    while b"\n" not in s.buf and not s.eof and time.monotonic() < deadline:
+        s.fill(deadline, len(s.buf) + 1)
+    if b"\n" not in s.buf:
+        return None
+    line, _, _ = s.buf.partition(b"\n")
+    return line
+
+
 def run_script(host, port, steps, level, log):
-    """Runs the steps on a new connection, appending the exchange to log; (verdict, reason)."""
+    """Runs the steps on a new connection, appending the exchange to log; a Verdict."""
     s = Script(host, port)
     try:
         for step in steps:
             kind = step[0]
             deadline = time.monotonic() + STEP_TIMEOUT
             if kind == "send":
-                log.append(f"> {short(step[1])}")
+                log(f"> {short(step[1])}")
                 try:
                     s.sock.sendall(step[1])
                 except OSError as e:
-                    log.append(f"! send failed: {e}")
-                    return mismatch(level), f"send failed: {e}"
+                    log(f"! send failed: {e}")
+                    return mismatch(level, f"send failed: {e}")
             elif kind == "sleep":
                 time.sleep(step[1])
             elif kind == "shut":
-                log.append("> [half-close]")
-                s.sock.shutdown(socket.SHUT_WR)
+                log("> [half-close]")
+                try:
+                    s.sock.shutdown(socket.SHUT_WR)
+                except OSError as e:  # the probe may have closed (and reset) the connection already
+                    log(f"! half-close failed: {e}")
+            elif kind == "reconnect":
+                log("> [close; new connection]")
+                s.sock.close()
+                s = Script(host, port)
             elif kind == "expect":
                 want = step[1]
-                s.fill(len(want), deadline)
-                got, s.buf = s.buf[:len(want)], s.buf[len(want):]
-                log.append(f"< {short(got)}")
+                s.fill(deadline, len(want))
+                got = s.take(len(want))
+                log(f"< {short(got)}")
                 if got != want:
                     if len(got) < len(want) and want.startswith(got):
                         why = "connection closed" if s.eof else f"timed out after {STEP_TIMEOUT:.0f} s"
-                        return mismatch(level), f"{why} after {len(got)} of {len(want)} expected bytes"
+                        return mismatch(level, f"{why} after {len(got)} of {len(want)} expected bytes")
                     i = next((k for k in range(min(len(got), len(want))) if got[k] != want[k]), 0)
-                    return mismatch(level), f"expected {short(want[i:], 30)} at byte {i}, got {short(got[i:], 30)}"
-            elif kind == "eof":
-                s.to_eof(deadline)
-                if s.buf:
-                    log.append(f"< {short(s.buf)}")
-                    return mismatch(level), f"unexpected bytes before close: {short(s.buf, 40)}"
+                    return mismatch(level, f"expected {short(want[i:], 30)} at byte {i}, got {short(got[i:], 30)}")
+            elif kind == "ok_prefix":
+                data, most = step[1], step[2]
+                line = read_reply_line(s, deadline)
+                words = (line or b"").split()
+                if len(words) != 2 or words[0] != b"ok" or not words[1].isdigit():
+                    s.fill(deadline, len(s.buf) + 1)
+                    log(f"< {short(s.buf)}")
+                    return mismatch(level, f"expected ok with 1 to {most} bytes, got {short(s.buf, 30)}")
+                n = int(words[1])
+                s.fill(deadline, len(line) + 1 + n)
+                got = s.take(len(line) + 1 + n)[len(line) + 1:]
+                log(f"< ok {n}\n{short(got)}")
+                if not 0 < n <= most or got != data[:n]:
+                    return mismatch(level, f"ok {n}: expected 1 to {most} bytes, the first of those sent")
+            elif kind in ("eof", "closed"):
+                s.fill(deadline)
+                if s.buf and kind == "eof":
+                    log(f"< {short(s.buf)}")
+                    return mismatch(level, f"unexpected bytes before close: {short(s.buf, 40)}")
                 if not s.eof:
-                    return mismatch(level), f"connection not closed within {STEP_TIMEOUT:.0f} s"
-                log.append("< [closed]")
-            elif kind == "closed_no_ok":
-                s.to_eof(deadline)
-                log.append(f"< {short(s.buf)}" + (" [closed]" if s.eof else ""))
+                    return mismatch(level, f"connection not closed within {STEP_TIMEOUT:.0f} s")
+                log(f"< {short(s.take(len(s.buf)))} [closed]")
+            elif kind in ("closed_no_ok", "fails"):
+                s.fill(deadline)
+                log(f"< {short(s.buf)}" + (" [closed]" if s.eof else ""))
                 if s.buf.startswith(b"ok"):
-                    return mismatch(level), f"answered {short(s.buf, 30)} although the read could not complete"
+                    return mismatch(level, f"answered {short(s.buf, 30)} although the read could not complete")
                 if not s.eof:
-                    return mismatch(level), f"connection not closed within {STEP_TIMEOUT:.0f} s"
+                    return mismatch(level, f"connection not closed within {STEP_TIMEOUT:.0f} s")
                 reply = s.buf.split(b"\n")[0].decode("latin-1")
-                return PASS, f"closed without ok ({reply or 'no reply'})"
+                if kind == "fails" and s.buf != step[1]:
+                    return mismatch(level, f"answered {reply or 'nothing'!r} and closed, expected {step[1].strip()!r}")
+                return passed(f"closed without ok ({reply or 'no reply'})")
             else:
                 raise ValueError(kind)
-        return PASS, "replies as expected"
+        return passed("replies as expected")
     finally:
         s.sock.close()
 
 
-def _make(steps, level):
-    def fn(target):
-        addr = target.stream_address()
-        if addr is None:
-            return "n/a", f"{target.name} has no stream probe", ""
-        log = []
+def stream_case(cid, title, source, level, steps, note="", options=()):
+    @case(f"stream-{cid}", "stream", title, source, level, note=note,
+          slow=any(st[0] == "send" and len(st[1]) > (1 << 20) for st in steps))
+    def run(ctx):
+        if options and not ctx.target.supports("stream", options[0]):
+            return na(f"{ctx.target.name}'s stream probe has no {options[0]} option")
+        host, port = ctx.target.stream_address(*options)
         try:
-            verdict, reason = run_script(addr[0], addr[1], steps, level, log)
+            return run_script(host, port, steps, level, ctx.log)
         except ConnectionRefusedError as e:
-            return ERROR, f"cannot connect to the probe: {e}", ""
+            return error(f"cannot connect to the probe: {e}")
         except OSError as e:
-            return mismatch(level), f"socket error: {e}", "\n".join(log)
-        return verdict, reason, "\n".join(log)
-    return fn
+            return mismatch(level, f"socket error: {e}")
+    return run
 
 
-def cases():
-    out = []
-    for spec in SPECS:
-        cid, title, source, level, steps = spec[:5]
-        note = spec[5] if len(spec) > 5 else ""
-        slow = any(st[0] == "send" and len(st[1]) > (1 << 20) for st in steps)
-        out.append(Case(f"stream-{cid}", "stream", title, source, level, _make(steps, level), note, slow))
-    return out
+for _spec in SPECS:
+    stream_case(*_spec)
+for _spec in BUFFER_SPECS:
+    stream_case(*_spec[:5], note=_spec[5] if len(_spec) > 5 else "", options=BUFFER_OPTIONS)
