@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "squall/chunked_decoder.h"
 #include "squall/httputil.h"
 #include "squall/log.h"
 
@@ -17,7 +18,6 @@ namespace squall {
 namespace {
 
 constexpr size_t kReadPiece = 64 * 1024;
-constexpr size_t kMaxChunkLine = 64 + 256 + 2;  // size + extensions (ChunkLimits) + CRLF
 
 bool iequals(std::string_view a, std::string_view b) { return header_name_equals(a, b); }
 
@@ -63,16 +63,12 @@ int oversized_head_status(std::string_view buffered, size_t start, size_t max_he
   return line_end > max_start_line ? 414 : 431;
 }
 
-// The Date header value, formatted at most once per second.
-const std::string& cached_http_date() {
-  thread_local std::time_t cached_second = 0;
-  thread_local std::string cached;
-  std::time_t now = std::time(nullptr);
-  if (now != cached_second || cached.empty()) {
-    cached_second = now;
-    cached = format_http_date(now);
-  }
-  return cached;
+// For fields already validated (or set by the connection itself).
+void append_valid_header_line(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
 }
 
 void append_header_line(std::string& out, std::string_view name, std::string_view value) {
@@ -304,25 +300,6 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
   }
 }
 
-Task<std::string> HTTP1Connection::read_line(size_t max_bytes, int too_long_status,
-                                             std::optional<TimePoint> deadline) {
-  size_t scan = 0;
-  for (;;) {
-    std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
-    size_t pos = buffered.find("\r\n", scan);
-    if (pos != std::string_view::npos && pos + 2 <= max_bytes) {
-      std::string line(buffered.substr(0, pos + 2));
-      rpos_ += pos + 2;
-      co_return line;
-    }
-    if (pos != std::string_view::npos || buffered.size() >= max_bytes) {
-      throw HTTPInputError("Line too long in chunked framing", too_long_status);
-    }
-    scan = buffered.empty() ? 0 : buffered.size() - 1;
-    co_await fill(deadline);
-  }
-}
-
 Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string data) {
   if (!gunzip_) {
     body_bytes_ += data.size();
@@ -378,34 +355,28 @@ Task<void> HTTP1Connection::read_fixed_body(HTTPMessageDelegate& delegate, uint6
 }
 
 Task<void> HTTP1Connection::read_chunked_body(HTTPMessageDelegate& delegate, std::optional<TimePoint> deadline) {
-  uint64_t total = 0;
-  ChunkLimits limits;
-  limits.max_size = params_.max_body_size;
+  ChunkedDecoderLimits limits;
+  limits.max_body = params_.max_body_size;
+  limits.max_trailer_bytes = params_.max_header_size;
+  limits.max_trailer_fields = params_.max_trailer_fields;
+  limits.trailer_limits = params_.head_limits;
+  ChunkedDecoder decoder(limits);
   for (;;) {
-    std::string line = co_await read_line(kMaxChunkLine, 400, deadline);
-    ParseResult<uint64_t> size = parse_chunk_size_line(line, limits);
-    if (!size) throw HTTPInputError(std::string(size.error().reason), size.error().status);
-    if (*size == 0) break;
-    total += *size;
-    if (total > params_.max_body_size) throw HTTPInputError("Chunked body too large", 413);
-    co_await read_fixed_body(delegate, *size, deadline);
-    while (rbuf_.size() - rpos_ < 2) co_await fill(deadline);
-    if (rbuf_.compare(rpos_, 2, "\r\n") != 0) throw HTTPInputError("Chunk data not followed by CRLF", 400);
-    rpos_ += 2;
-  }
-  // Trailer section: bounded, validated, dropped.
-  size_t count = 0;
-  size_t bytes = 0;
-  std::vector<HeaderField> fields;
-  for (;;) {
-    size_t room = params_.max_header_size > bytes ? params_.max_header_size - bytes : 0;
-    std::string line = co_await read_line(std::max<size_t>(room, 2), 431, deadline);
-    if (line == "\r\n") break;
-    bytes += line.size();
-    if (++count > params_.max_trailer_fields) throw HTTPInputError("Too many trailer fields", 431);
-    fields.clear();
-    ParseResult<void> parsed = parse_header_block(line, fields, params_.head_limits);
-    if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+    std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+    ParseResult<ChunkedStep> step = decoder.step(buffered, params_.chunk_size);
+    if (!step) throw HTTPInputError(std::string(step.error().reason), step.error().status);
+    rpos_ += step->consumed;
+    switch (step->kind) {
+      case ChunkedStep::Kind::done:
+        co_return;
+      case ChunkedStep::Kind::need_more:
+        co_await fill(deadline);
+        break;
+      case ChunkedStep::Kind::data:
+        // Copied before the next fill() moves the buffer.
+        co_await deliver(delegate, std::string(step->data));
+        break;
+    }
   }
 }
 
@@ -668,7 +639,7 @@ static Future<void> closed_future() {
 }
 
 void HTTP1Connection::add_common_response_headers(HTTPHeaders& headers) {
-  if (!headers.contains("Date")) headers.add("Date", cached_http_date());
+  if (!headers.contains("Date")) headers.add("Date", current_http_date());
   if (!headers.contains("Server")) headers.add("Server", "Squall");
 }
 
@@ -711,7 +682,8 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
 
   out_.clear();
   fmt::format_to(std::back_inserter(out_), "HTTP/1.1 {} {}\r\n", code, start_line.reason);
-  for (HeaderField field : headers) append_header_line(out_, field.name, field.value);
+  // Validated at the top; what was added since is the connection's own.
+  for (HeaderField field : headers) append_valid_header_line(out_, field.name, field.value);
   out_.append("\r\n");
   headers_written_ = true;
   return write_head(out_, chunk);

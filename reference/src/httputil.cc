@@ -694,6 +694,17 @@ std::string format_http_date(std::time_t t) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+const std::string& current_http_date() {
+  thread_local std::time_t cached_second = 0;
+  thread_local std::string cached;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second || cached.empty()) {
+    cached_second = now;
+    cached = format_http_date(now);
+  }
+  return cached;
+}
+
 std::optional<std::time_t> parse_http_date(std::string_view s, std::time_t now) {
   std::optional<DateFields> fields;
   if (s.size() > 3 && s[3] == ',') {

@@ -149,7 +149,6 @@ class HTTP1Connection : public HTTPConnection {
   Task<std::string> read_some(size_t max_bytes, std::optional<TimePoint> deadline);
   Task<void> fill(std::optional<TimePoint> deadline);
   Task<size_t> read_head(std::optional<Duration> idle_timeout);
-  Task<std::string> read_line(size_t max_bytes, int too_long_status, std::optional<TimePoint> deadline);
   Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<TimePoint> deadline);
   Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<TimePoint> deadline);
   Task<void> read_body_until_close(HTTPMessageDelegate& delegate);

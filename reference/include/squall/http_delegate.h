@@ -42,7 +42,8 @@ class HTTPMessageDelegate {
  public:
   virtual ~HTTPMessageDelegate() = default;
   // The start line is a RequestStartLine on a server, a ResponseStartLine on a client;
-  // each side's connection calls the matching overload.
+  // each side's connection calls the matching overload. The connection does not look at
+  // the headers after this call, so a delegate may move them out.
   virtual FlowControl headers_received(const RequestStartLine&, HTTPHeaders&) { return std::nullopt; }
   virtual FlowControl headers_received(const ResponseStartLine&, HTTPHeaders&) { return std::nullopt; }
   // A piece of the body, de-chunked (and decompressed when the connection is asked to).

@@ -180,6 +180,9 @@ bool is_legal_cookie_name(std::string_view name);
 
 // IMF-fixdate (RFC 9110 §5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string format_http_date(std::time_t t);
+// format_http_date(now), formatted at most once per second per thread (the Date header
+// of every response: formatting it per request showed in profiles).
+const std::string& current_http_date();
 
 // Any of the three HTTP-date forms a recipient must accept (RFC 9110 §5.6.7):
 // IMF-fixdate, obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT"; two-digit years
