@@ -120,6 +120,11 @@ PathMatches::PathMatches(std::string_view pattern) : pattern_(anchored(pattern))
     pos = i + 1;
   }
   if (parts.size() != static_cast<size_t>(groups_) + 1) return;
+  // Every match starts with the literal before the first group; a pattern without groups
+  // is that literal exactly. Checked before RE2, which is most of a request's routing
+  // cost when most rules do not match.
+  prefix_ = parts[0];
+  literal_ = groups_ == 0;
   reverse_parts_ = std::move(parts);
 }
 
@@ -130,6 +135,8 @@ std::optional<MatchResult> PathMatches::match(const HTTPServerRequest& request) 
 }
 
 std::optional<MatchResult> PathMatches::match_path(std::string_view path) const {
+  if (literal_) return path == prefix_ ? std::optional<MatchResult>(MatchResult{}) : std::nullopt;
+  if (!path.starts_with(prefix_)) return std::nullopt;
   std::vector<re2::StringPiece> groups(static_cast<size_t>(groups_) + 1);
   re2::StringPiece input(path.data(), path.size());
   if (!regex_->Match(input, 0, input.size(), re2::RE2::ANCHOR_START, groups.data(), static_cast<int>(groups.size()))) {

@@ -29,6 +29,25 @@ TEST(PathMatches, ExistingDollarIsNotDoubled) {
   EXPECT_TRUE(m.match_path("/a"));
 }
 
+// Literal patterns and literal prefixes are matched without RE2: the same answers.
+TEST(PathMatches, LiteralPatternsMatchExactlyAsTheRegexWould) {
+  PathMatches dotted("/a\\.b");
+  EXPECT_TRUE(dotted.match_path("/a.b"));
+  EXPECT_FALSE(dotted.match_path("/axb"));
+  EXPECT_FALSE(dotted.match_path("/a.b\n"));
+  EXPECT_FALSE(dotted.match_path("/a.b/"));
+  PathMatches alternatives("/(?:x|y)");
+  EXPECT_TRUE(alternatives.match_path("/y"));
+  PathMatches with_group("/bytes/(\\d+)");
+  EXPECT_FALSE(with_group.match_path("/byte/12"));
+  EXPECT_FALSE(with_group.match_path("/bytes/"));
+  ASSERT_TRUE(with_group.match_path("/bytes/12"));
+  EXPECT_EQ(with_group.match_path("/bytes/12")->path_args, (std::vector<std::string>{"12"}));
+  PathMatches class_first("/[ab]c");
+  EXPECT_TRUE(class_first.match_path("/bc"));
+  EXPECT_FALSE(class_first.match_path("/cc"));
+}
+
 TEST(PathMatches, MatchesOnPathWithoutQuery) {
   PathMatches m("/a");
   EXPECT_TRUE(m.match(request_for("/a?x=1")));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "squall/ioloop.h"
+#include "squall/small_pool.h"
 
 namespace squall {
 
@@ -100,7 +101,9 @@ class Future {
   using value_type = T;
 
   // A new pending future on the current loop.
-  Future() : state_(std::make_shared<detail::FutureState<T>>(&IOLoop::current())) {}
+  Future()
+      : state_(std::allocate_shared<detail::FutureState<T>>(detail::PoolAllocator<detail::FutureState<T>>{},
+                                                            &IOLoop::current())) {}
 
   bool done() const { return state_->done; }
 

@@ -83,6 +83,8 @@ class PathMatches : public Matcher {
   std::vector<std::string> group_names_;  // by group index - 1 (empty when unnamed)
   bool named_ = false;
   std::optional<std::vector<std::string>> reverse_parts_;  // literal pieces between groups
+  std::string prefix_;    // every match starts with this (the literal before any group)
+  bool literal_ = false;  // the pattern is prefix_ exactly
 };
 
 class RuleRouter;

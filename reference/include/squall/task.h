@@ -25,6 +25,7 @@
 #include "squall/future.h"
 #include "squall/ioloop.h"
 #include "squall/log.h"
+#include "squall/small_pool.h"
 
 namespace squall {
 
@@ -68,6 +69,10 @@ template <typename T>
 struct TaskPromiseBase {
   Future<T> future;
   IOLoop::FrameLink link;
+
+  // Frames come from the per-thread pool (small_pool.h): one per call of a coroutine.
+  static void* operator new(std::size_t size) { return pool_allocate(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept { pool_deallocate(frame, size); }
 
   std::suspend_never initial_suspend() noexcept { return {}; }
   std::suspend_never final_suspend() noexcept { return {}; }

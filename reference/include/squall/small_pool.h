@@ -1,0 +1,36 @@
+// Per-thread recycling of small blocks for the objects every await creates and destroys:
+// coroutine frames (Task's promise) and future states (Future). A request passes through
+// a dozen of them; taking them from the general allocator showed as about a quarter of a
+// request's instructions in profiles (issue 10, load/performance.md).
+//
+// Blocks are grouped in 64-byte size classes up to 2 KiB; each thread keeps at most 256
+// freed blocks per class (so at most ~8 MiB per thread across all classes, and far less
+// in practice) and returns the rest to the general allocator. A block may be freed on a
+// different thread than the one that allocated it: it simply joins that thread's lists.
+// Sanitizer builds bypass the pool, so that use-after-free of a frame is still reported.
+#pragma once
+
+#include <cstddef>
+#include <new>
+
+namespace squall::detail {
+
+void* pool_allocate(std::size_t size);
+void pool_deallocate(void* block, std::size_t size) noexcept;
+
+// An allocator over the pool, for std::allocate_shared.
+template <typename T>
+struct PoolAllocator {
+  using value_type = T;
+  PoolAllocator() noexcept = default;
+  template <typename U>
+  PoolAllocator(const PoolAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(pool_allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { pool_deallocate(p, n * sizeof(T)); }
+  template <typename U>
+  friend bool operator==(const PoolAllocator&, const PoolAllocator<U>&) noexcept {
+    return true;
+  }
+};
+
+}  // namespace squall::detail
