@@ -74,6 +74,7 @@ std::optional<std::string> HTTPServerRequest::cookie(std::string_view name) cons
 }
 
 void HTTPServerRequest::parse_body() {
+  if (body.empty() && !headers.contains("Content-Type")) return;  // nothing to parse (most requests)
   std::string content_type = headers.get("Content-Type", "");
   Arguments args;
   Files parsed_files;
