@@ -289,6 +289,7 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
       throw HTTPInputError(status == 414 ? "Request line too long" : "Header too large", status);
     }
     if (end != 0) co_return end;
+    flush_corked();  // about to wait for the peer: what is corked must not wait with us
     std::optional<TimePoint> deadline;
     if (buffered.empty()) {
       if (idle_timeout) deadline = loop.time() + *idle_timeout;
@@ -402,7 +403,8 @@ Task<void> HTTP1Connection::write_error_and_close(int status) {
                                     reason_phrase(status));
   try {
     if (!stream_.closed()) {
-      Future<void> written = stream_.write(std::move(message));
+      corking_ = false;  // after the responses already corked, in order
+      Future<void> written = send(message);
       co_await written;
     }
   } catch (const std::exception&) {
@@ -679,6 +681,10 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   if (disconnect_on_finish_) headers.set("Connection", "close");
   if (chunking_output_) headers.set("Transfer-Encoding", "chunked");
   add_common_response_headers(headers);
+  // Another request is already buffered behind this one: hold this response back so the
+  // responses of a pipelined batch leave in one write (not when the connection is about
+  // to close: those bytes must be written before it does).
+  corking_ = rpos_ < rbuf_.size() && !disconnect_on_finish_;
 
   out_.clear();
   fmt::format_to(std::back_inserter(out_), "HTTP/1.1 {} {}\r\n", code, start_line.reason);
@@ -728,8 +734,38 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
     format_chunk(head_bytes, chunk);
   }
   if (stream_.closed()) return closed_future();
-  pending_write_ = stream_.write(std::string_view(head_bytes));
+  return send(head_bytes);
+}
+
+Future<void> HTTP1Connection::send(std::string_view bytes) {
+  if (corking_) {
+    corked_.append(bytes);
+    pending_write_.reset();
+    if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      stream_.io_loop().add_callback([weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
+        if (auto alive = weak.lock(); alive && *alive) {
+          (*alive)->flush_scheduled_ = false;
+          (*alive)->flush_corked();
+        }
+      });
+    }
+    return make_ready_future();
+  }
+  if (!corked_.empty()) {
+    corked_.append(bytes);
+    flush_corked();
+    return *pending_write_;
+  }
+  pending_write_ = stream_.write(bytes);
   return *pending_write_;
+}
+
+void HTTP1Connection::flush_corked() {
+  if (corked_.empty() || stream_.closed()) return;
+  pending_write_ = stream_.write(std::move(corked_));
+  pending_write_->mark_retrieved();  // a failed write closes the stream; that is the report
+  corked_.clear();
 }
 
 Future<void> HTTP1Connection::write(std::string_view chunk) {
@@ -745,11 +781,9 @@ Future<void> HTTP1Connection::write(std::string_view chunk) {
     std::string data;
     data.reserve(chunk.size() + 20);
     format_chunk(data, chunk);
-    pending_write_ = stream_.write(std::move(data));
-  } else {
-    pending_write_ = stream_.write(chunk);
+    return send(data);
   }
-  return *pending_write_;
+  return send(chunk);
 }
 
 void HTTP1Connection::finish() {
@@ -759,7 +793,7 @@ void HTTP1Connection::finish() {
     if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
     throw HTTPOutputError(fmt::format("Tried to write {} bytes less than Content-Length", missing));
   }
-  if (chunking_output_ && !stream_.closed()) pending_write_ = stream_.write(std::string_view("0\r\n\r\n"));
+  if (chunking_output_ && !stream_.closed()) send("0\r\n\r\n");
   write_finished_ = true;
   if (!read_finished_) disconnect_on_finish_ = true;
   stream_.set_nodelay(true);
@@ -780,10 +814,9 @@ void HTTP1Connection::finish_request() {
     close();
     return;
   }
-  if (!stream_.closed()) {
-    stream_.set_close_callback({});
-    stream_.set_nodelay(false);
-  }
+  // TCP_NODELAY, set for the end of the response, stays on (as nginx's tcp_nodelay):
+  // turning it off again cost a syscall per request and buys nothing for one writev.
+  if (!stream_.closed()) stream_.set_close_callback({});
   if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
 }
 
@@ -795,6 +828,7 @@ void HTTP1Connection::on_stream_close() {
 }
 
 void HTTP1Connection::close() {
+  flush_corked();  // best effort: answers already made go out before the close
   stream_.close();
   if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
 }

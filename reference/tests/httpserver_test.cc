@@ -53,6 +53,7 @@ struct TestMessage : HTTPMessageDelegate {
     return std::nullopt;
   }
   void finish() override;
+  void respond();
   void on_connection_close() override;
 };
 
@@ -61,6 +62,7 @@ struct TestApp : HTTPServerConnectionDelegate {
   int finished = 0;
   int connection_closes = 0;  // on_connection_close of message delegates
   int closes = 0;             // on_close of server connections
+  std::optional<Future<void>> release;  // "/wait" is answered once this completes
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
                                                      HTTPConnection& request_conn) override {
     return std::make_unique<TestMessage>(*this, server_conn, request_conn);
@@ -80,6 +82,14 @@ void TestMessage::on_connection_close() { ++app.connection_closes; }
 
 void TestMessage::finish() {
   ++app.finished;
+  if (line.target == "/wait" && app.release) {
+    app.release->add_done_callback([this](Future<void>&) { respond(); });
+    return;
+  }
+  respond();
+}
+
+void TestMessage::respond() {
   const std::string& target = line.target;
   if (target.rfind("/status/", 0) == 0) {
     int code = std::stoi(target.substr(8));
@@ -428,6 +438,38 @@ TEST_F(HTTPServerTest, PipelinedRequestsAreAnsweredInOrder) {
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /1 "
             "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nServer: Squall\r\n\r\nPOST /2 x"
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /3 ");
+}
+
+// Responses of a pipelined batch are coalesced into one write; the order never changes,
+// and a malformed request's 400 comes after the answers to the requests before it.
+TEST_F(HTTPServerTest, PipelinedAnswersPrecedeTheErrorOfALaterMalformedRequest) {
+  EXPECT_EQ(exchange("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /3 HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\nx"),
+            std::string("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /1 "
+                        "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /2 ") +
+                kBadRequest);
+}
+
+// A pipelined request whose answer takes time does not hold back the answers before it.
+TEST_F(HTTPServerTest, SlowPipelinedAnswerDoesNotHoldBackEarlierOnes) {
+  start();
+  app.release.emplace();
+  std::string first, rest;
+  loop.run_sync(
+      [&]() -> Task<void> {
+        IOStream stream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+        co_await stream.connect(address.get(), address.length());
+        co_await stream.write(std::string("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "GET /wait HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        first = co_await stream.read_until("GET /1 ");  // would time out if held back
+        app.release->set_result();
+        rest = co_await stream.read_until_close();
+      },
+      5s);
+  EXPECT_EQ(strip_date(first), "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /1 ");
+  EXPECT_EQ(strip_date(rest),
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /wait ");
 }
 
 TEST_F(HTTPServerTest, EmptyLinesBeforeARequestAreIgnored) {

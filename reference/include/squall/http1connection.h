@@ -154,6 +154,9 @@ class HTTP1Connection : public HTTPConnection {
   Task<void> read_body_until_close(HTTPMessageDelegate& delegate);
   Task<void> deliver(HTTPMessageDelegate& delegate, std::string data);
   Task<void> write_error_and_close(int status);
+  // Every response byte goes through send(): corked or written (after what is corked).
+  Future<void> send(std::string_view bytes);
+  void flush_corked();
 
   IOStream& stream_;
   bool is_client_;
@@ -182,6 +185,13 @@ class HTTP1Connection : public HTTPConnection {
   std::unique_ptr<Gunzip> gunzip_;
   Callback close_callback_;
   std::string out_;  // reused output buffer for heads
+  // Pipelining (server): while the read buffer already holds the next request, response
+  // bytes collect here and go out in one write — when a response is written with no
+  // request buffered behind it, before waiting for more input, or on the next loop
+  // iteration (so a slow handler does not hold earlier responses back).
+  std::string corked_;
+  bool corking_ = false;
+  bool flush_scheduled_ = false;
   bool timed_out_ = false;
   // Lets callbacks queued on the loop notice that the connection is gone.
   std::shared_ptr<HTTP1Connection*> alive_;
