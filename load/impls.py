@@ -14,13 +14,21 @@ count. This module starts the same peers through peers.start() and only adjusts 
   ignored for them (Server.workers says what was actually used).
 
 CPU pinning is done by the runner on the started process tree (procstat.pin).
+
+start_tls() starts a TLS instance for the TLS scenarios (reference and nginx): the same
+peers.start(), with the reference given --certfile/--keyfile and nginx's rendered config
+turned to `listen ... ssl` with the certificate; peers' readiness probe (plain HTTP) is
+swapped for one over TLS that validates the certificate against the generated CA.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import socket
+import ssl
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "conformance", "peers"))
@@ -43,10 +51,22 @@ class LoadServer:
 
 
 @contextlib.contextmanager
+def _patched(name: str, make):
+    """While active, peers.<name> is make(the current peers.<name>)."""
+    original = getattr(peers, name)
+    setattr(peers, name, make(original))
+    try:
+        yield
+    finally:
+        setattr(peers, name, original)
+
+
 def _load_configs(workers: int):
     """While active, peers' rendered nginx/h2o configs get load-sized limits."""
-    original = peers._render
+    return _patched("_render", lambda original: _load_render(original, workers))
 
+
+def _load_render(original, workers: int):
     def render(template_name, **values):
         conf = original(template_name, **values)
         if template_name.startswith("nginx"):
@@ -59,11 +79,74 @@ def _load_configs(workers: int):
             conf = re.sub(r"(?m)^num-threads:.*$", f"num-threads: {workers}", conf)
         return conf
 
-    peers._render = render
-    try:
-        yield
-    finally:
-        peers._render = original
+    return render
+
+
+class NoTLS(Exception):
+    """The implementation has no TLS set-up here (its TLS scenarios are n/a)."""
+
+
+TLS_IMPLS = ("reference", "nginx")
+
+
+def _tls_probe(ca: str):
+    """While active, peers' readiness probe speaks HTTPS and validates against ca."""
+    context = ssl.create_default_context(cafile=ca)
+
+    def wait_https(host, port, timeout=10.0, proc=None):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise peers.PeerError(f"process exited with status {proc.returncode} before answering")
+            try:
+                with socket.create_connection((host, port), timeout=1.0) as raw:
+                    with context.wrap_socket(raw, server_hostname=host) as s:
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                        if s.recv(64).startswith(b"HTTP/1."):
+                            return
+            except (OSError, ssl.SSLError) as e:
+                last = e
+            time.sleep(0.05)
+        raise peers.PeerError(f"{host}:{port} did not answer over TLS within {timeout}s ({last})")
+
+    return _patched("wait_http", lambda original: wait_https)
+
+
+def _nginx_tls(cert: str, key: str):
+    """While active, the rendered nginx config listens with TLS (1.2 and 1.3, as the
+    reference) on the peer's port, presenting cert."""
+    return _patched("_render", lambda original: _tls_render(original, cert, key))
+
+
+def _tls_render(original, cert: str, key: str):
+    def render(template_name, **values):
+        conf = original(template_name, **values)
+        if template_name.startswith("nginx"):
+            conf, n = re.subn(r"listen\s+(127\.0\.0\.1:\d+);",
+                              lambda m: (f"listen {m.group(1)} ssl;\n        ssl_certificate {cert};\n"
+                                         f"        ssl_certificate_key {key};\n"
+                                         "        ssl_protocols TLSv1.2 TLSv1.3;"), conf)
+            if n != 1:
+                raise peers.PeerError("nginx template: no single listen directive to turn to TLS")
+        return conf
+
+    return render
+
+
+def start_tls(impl: str, certs: str, workers: int = 1) -> LoadServer:
+    """A TLS instance of impl presenting certs/server.pem (see make_certs.sh)."""
+    if impl not in TLS_IMPLS:
+        raise NoTLS(f"no TLS set-up for {impl} in the load harness (only {', '.join(TLS_IMPLS)})")
+    cert, key, ca = (os.path.join(certs, f) for f in ("server.pem", "server.key", "ca.pem"))
+    with _tls_probe(ca):
+        if impl == "reference":
+            srv = peers.start(impl, short_timeouts=False,
+                              extra_args=["--workers", str(workers), "--certfile", cert, "--keyfile", key])
+        else:
+            with _load_configs(workers), _nginx_tls(cert, key):
+                srv = peers.start(impl, short_timeouts=False)
+    return LoadServer(srv, workers)
 
 
 def start(impl: str, workers: int = 1) -> LoadServer:

@@ -7,6 +7,7 @@ PNG plots into load/results/<date>/.
     /usr/bin/python3 load/run.py --url http://127.0.0.1:8888 --server-pid 1234
     /usr/bin/python3 load/run.py --impl reference,tornado --scenario plaintext,json \
         --duration 5 --repeat 3 --baseline tornado
+    /usr/bin/python3 load/run.py --impl reference,nginx --scenario tls --duration 3
 
 See load/README.md. Every figure is read from wrk's done() hook (one JSON line) and
 from /proc; nothing is scraped from wrk's text output.
@@ -14,12 +15,15 @@ from /proc; nothing is scraped from wrk's text output.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import http.client
 import json
 import os
 import platform
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,10 +34,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import procstat  # noqa: E402
 import report  # noqa: E402
-from scenarios import BY_NAME, SCENARIOS, Scenario  # noqa: E402
+from scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS, Scenario  # noqa: E402
 
 WRK = "/usr/bin/wrk"
 ALL_IMPLS = ["reference", "tornado", "aiohttp", "nginx", "h2o"]
+MAKE_CERTS = os.path.join(os.path.dirname(HERE), "reference", "tests", "tls", "make_certs.sh")
+_certs_dir = None
 
 
 def log(msg: str) -> None:
@@ -42,11 +48,31 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- pre-flight
 
-def preflight(host: str, port: int, sc: Scenario) -> str | None:
+def certs_dir() -> str:
+    """The TLS scenarios' certificates (a CA, and a server certificate for 127.0.0.1 and
+    localhost), generated with openssl on first use by make_certs.sh; removed at exit."""
+    global _certs_dir
+    if _certs_dir is None:
+        path = tempfile.mkdtemp(prefix="squall-load-certs-")
+        atexit.register(shutil.rmtree, path, True)
+        subprocess.run(["/bin/sh", MAKE_CERTS, path], check=True, stdout=subprocess.DEVNULL)
+        # nginx's master reads them before dropping privileges; be readable anyway.
+        os.chmod(path, 0o755)
+        for name in os.listdir(path):
+            os.chmod(os.path.join(path, name), 0o644)
+        _certs_dir = path
+    return _certs_dir
+
+
+def preflight(host: str, port: int, sc: Scenario, tls: ssl.SSLContext | None = None) -> str | None:
     """One request the scenario's way; None if it is served as the contract says, else
-    why not (the scenario is then reported "n/a" for this implementation)."""
+    why not (the scenario is then reported "n/a" for this implementation). With tls, over
+    HTTPS, validating the server's certificate."""
     try:
-        conn = http.client.HTTPConnection(host, port, timeout=5)
+        if tls is not None:
+            conn = http.client.HTTPSConnection(host, port, timeout=5, context=tls)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=5)
         headers = {"Content-Type": "application/octet-stream"} if sc.body is not None else {}
         conn.request(sc.method, sc.path, body=sc.body, headers=headers)
         resp = conn.getresponse()
@@ -151,9 +177,47 @@ def run_memory(host: str, port: int, server_pid: int | None, connections: int,
 # --------------------------------------------------------------------------- one scenario
 
 def measure(target: dict, sc: Scenario, args, repeat: int) -> dict:
+    if sc.tls:
+        return measure_tls(target, sc, args, repeat)
+    return measure_on(target, sc, args, repeat)
+
+
+def measure_tls(target: dict, sc: Scenario, args, repeat: int) -> dict:
+    """A TLS scenario: against a TLS instance of the implementation, started for it."""
+    name = target["name"]
+    row = {"impl": name, "scenario": sc.name, "description": sc.description}
+    if args.url:
+        row.update(status="n/a", reason="TLS scenarios need a server the harness starts (not --url)")
+        return row
+    import impls  # noqa: E402
+    try:
+        server = impls.start_tls(name, certs_dir(), workers=args.workers)
+    except impls.NoTLS as e:
+        row.update(status="n/a", reason=str(e))
+        return row
+    try:
+        tls_target = {"name": name, "host": server.host, "port": server.port, "pid": server.pid,
+                      "scheme": "https", "ca": os.path.join(certs_dir(), "ca.pem")}
+        log(f"  {name:<10} {sc.name:<17} TLS instance on {server.host}:{server.port}, pid {server.pid}")
+        if server.pid:
+            procstat.pin(server.pid, args.server_cpus)
+        if args.warmup > 0:
+            try:
+                run_wrk(f"https://{server.host}:{server.port}", BY_NAME["tls_plaintext"], args.warmup,
+                        args.connections, args.threads, args.client_cpus, args.timeout)
+            except Exception as e:  # the measurement will say what is wrong
+                log(f"  {name:<10} {sc.name:<17} warm-up failed: {e}")
+        return measure_on(tls_target, sc, args, repeat)
+    finally:
+        server.stop()
+
+
+def measure_on(target: dict, sc: Scenario, args, repeat: int) -> dict:
     host, port, pid = target["host"], target["port"], target.get("pid")
+    scheme = target.get("scheme", "http")
     row = {"impl": target["name"], "scenario": sc.name, "description": sc.description}
-    why = preflight(host, port, sc)
+    tls = ssl.create_default_context(cafile=target["ca"]) if scheme == "https" else None
+    why = preflight(host, port, sc, tls)
     if why:
         row.update(status="n/a", reason=why)
         return row
@@ -183,7 +247,7 @@ def measure(target: dict, sc: Scenario, args, repeat: int) -> dict:
             procstat.reset_peak_rss(pid)
             cpu0 = procstat.cpu_seconds(pid)
         busy0 = procstat.cpu_busy_seconds(args.server_cpus | args.client_cpus)
-        r = run_wrk(f"http://{host}:{port}", sc, args.duration, connections, args.threads,
+        r = run_wrk(f"{scheme}://{host}:{port}", sc, args.duration, connections, args.threads,
                     args.client_cpus, args.timeout)
         busy = procstat.cpu_busy_seconds(args.server_cpus | args.client_cpus) - busy0
         if pid:
@@ -241,7 +305,8 @@ def parse_args(argv=None):
     ap.add_argument("--server-pid", type=int, help="with --url: its PID, for CPU/RSS and pinning")
     ap.add_argument("--name", default="url", help="with --url: the name in the report")
     ap.add_argument("--scenario", default="all",
-                    help="comma-separated, from " + ",".join(s.name for s in SCENARIOS))
+                    help="comma-separated, from " + ",".join(s.name for s in SCENARIOS + TLS_SCENARIOS)
+                    + "; 'all' = every non-TLS scenario, 'tls' = the TLS ones")
     ap.add_argument("--duration", type=int, default=5.0, help="seconds per run (default 5)")
     ap.add_argument("--connections", type=int, default=64,
                     help="wrk connections for scenarios without a fixed count (default 64)")
@@ -264,13 +329,16 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     args.server_cpus = procstat.parse_cpu_list(args.server_cpu)
     args.client_cpus = procstat.parse_cpu_list(args.client_cpu)
-    if args.scenario == "all":
-        args.scenarios = list(SCENARIOS)
-    else:
-        unknown = [s for s in args.scenario.split(",") if s not in BY_NAME]
-        if unknown:
-            ap.error(f"unknown scenario(s) {unknown}")
-        args.scenarios = [BY_NAME[s] for s in args.scenario.split(",")]
+    groups = {"all": SCENARIOS, "tls": TLS_SCENARIOS}
+    names = [s.strip() for s in args.scenario.split(",") if s.strip()]
+    unknown = [s for s in names if s not in BY_NAME and s not in groups]
+    if unknown:
+        ap.error(f"unknown scenario(s) {unknown}")
+    args.scenarios = []
+    for n in names:
+        for sc in groups.get(n, [BY_NAME.get(n)]):
+            if sc not in args.scenarios:
+                args.scenarios.append(sc)
     for sc in args.scenarios:
         if sc.name == "many_connections":
             sc.connections = args.many_connections
@@ -323,6 +391,9 @@ def main(argv=None) -> int:
                 u = urllib.parse.urlsplit(args.url)
                 target = {"name": name, "host": u.hostname, "port": u.port or 80,
                           "pid": args.server_pid}
+            elif all(sc.tls for sc in args.scenarios):
+                # TLS scenarios start their own TLS instance: no plain one needed.
+                target = {"name": name, "host": None, "port": None, "pid": None}
             else:
                 import impls  # noqa: E402  (imports conformance/peers lazily)
                 log(f"{name}: starting ({args.workers} worker(s))")
@@ -332,7 +403,7 @@ def main(argv=None) -> int:
                 log(f"{name}: listening on {server.host}:{server.port}, pid {server.pid}")
             if target["pid"]:
                 procstat.pin(target["pid"], args.server_cpus)
-            if args.warmup > 0:
+            if args.warmup > 0 and target["port"]:
                 log(f"{name}: warm-up {args.warmup:g}s")
                 try:
                     run_wrk(f"http://{target['host']}:{target['port']}", BY_NAME["plaintext"],

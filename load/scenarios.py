@@ -5,6 +5,10 @@ done() hook as one JSON line (see scenarios/common.lua). `check` is a pre-flight
 the runner sends before measuring: an implementation that does not serve the endpoint
 the contract's way (a static server has no /slow, no echo) is reported "n/a" rather
 than measured on 404s.
+
+The TLS scenarios (TLS_SCENARIOS, selected by name or as the group "tls"; not part of
+"all") run the same scripts over HTTPS against a second instance of each implementation
+started with a certificate the harness generates at run time (see run.py).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ class Scenario:
     expect_chunked: bool = False       # pre-flight: Transfer-Encoding: chunked
     min_body: int = 0                  # pre-flight: at least this many body bytes
     latency_meaningful: bool = True
+    tls: bool = False                  # over HTTPS, against a TLS instance of the impl
 
 
 SCENARIOS = [
@@ -56,4 +61,11 @@ SCENARIOS = [
              connections=10000, expect_body=b"Hello, World!"),
 ]
 
-BY_NAME = {s.name: s for s in SCENARIOS}
+TLS_SCENARIOS = [
+    Scenario("tls_plaintext", "GET /plaintext over HTTPS (TLS 1.3, ECDSA P-256), keep-alive",
+             "plaintext.lua", expect_body=b"Hello, World!", tls=True),
+    Scenario("tls_connection_close", "GET /plaintext over HTTPS, Connection: close (a handshake per request)",
+             "connection_close.lua", expect_body=b"Hello, World!", tls=True),
+]
+
+BY_NAME = {s.name: s for s in SCENARIOS + TLS_SCENARIOS}

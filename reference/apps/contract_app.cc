@@ -3,11 +3,14 @@
 //
 //   squall-contract-app --port N [--workers 1] [--catch-all] [--log-level info]
 //                       [--idle-timeout S] [--header-timeout S] [--body-timeout S]
+//                       [--certfile PEM --keyfile PEM]
 //
 // Binds 127.0.0.1 only and prints "port=NNNNN" on stdout once listening (--port 0 lets
 // the kernel choose). SIGTERM or SIGINT stops it with exit status 0 (a signalfd on the
 // loop; with --workers N != 1 the pre-fork supervisor forwards the signal to the
 // workers). With --catch-all, paths that match no rule are served by the "/" handler.
+// With --certfile (and --keyfile, unless the key is in the certificate file) it serves
+// HTTPS only (TLS 1.2+, ALPN http/1.1); the files are checked before it listens.
 //
 // Response formats where the contract leaves a choice:
 //   /form    {"fields": {name: [values]}, "files": [{"name", "filename", "content_type", "size"}]}
@@ -34,6 +37,7 @@
 #include "squall/log.h"
 #include "squall/netutil.h"
 #include "squall/process.h"
+#include "squall/ssl_context.h"
 #include "squall/task.h"
 #include "squall/web.h"
 
@@ -204,12 +208,20 @@ class BytesHandler : public RequestHandler {
  public:
   Task<void> get() override {
     size_t n = parse_count(path_args()[0], kMaxBytes);
-    static constexpr char kPattern[] = "0123456789abcdef";
-    std::string body(n, '\0');
-    for (size_t i = 0; i < n; ++i) body[i] = kPattern[i % 16];
     set_header("Content-Type", "application/octet-stream");
-    write(body);
+    write(pattern(n));
     co_return;
+  }
+
+ private:
+  // The first n bytes of the pattern, kept between requests (grown on demand): the body is
+  // static content (nginx and h2o serve it from a file in the load comparison), so making
+  // it is not the server's work per request.
+  static std::string_view pattern(size_t n) {
+    static constexpr char kPattern[] = "0123456789abcdef";
+    thread_local std::string bytes;
+    for (size_t i = bytes.size(); i < n; ++i) bytes.push_back(kPattern[i % 16]);
+    return std::string_view(bytes).substr(0, n);
   }
 };
 
@@ -348,6 +360,7 @@ int main(int argc, char** argv) {
   double idle_timeout = 0;    // seconds; 0 = the server's default (3600 s)
   double header_timeout = 0;  // 0 = none (the idle timeout bounds a head)
   double body_timeout = 0;    // 0 = none
+  std::string certfile, keyfile;
   cli.add_option("--port", port, "TCP port on 127.0.0.1 (0: let the kernel choose)")
       ->required()
       ->check(CLI::Range(0, 65535));
@@ -361,6 +374,11 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   cli.add_option("--body-timeout", body_timeout, "seconds to receive a request body (0: none)")
       ->check(CLI::NonNegativeNumber);
+  auto* cert_option = cli.add_option("--certfile", certfile, "PEM certificate (then its chain): serve HTTPS")
+                          ->check(CLI::ExistingFile);
+  cli.add_option("--keyfile", keyfile, "PEM private key (default: in --certfile)")
+      ->check(CLI::ExistingFile)
+      ->needs(cert_option);
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -372,9 +390,17 @@ int main(int argc, char** argv) {
     settings.compress_response = true;
     if (catch_all) settings.default_handler = squall::handler<RootHandler>();
     squall::Application app(contract_routes(), settings);  // before the loop: outlives it
+    std::shared_ptr<const squall::SSLContext> tls;
+    if (!certfile.empty()) {
+      squall::SSLOptions tls_options;
+      tls_options.certfile = certfile;
+      tls_options.keyfile = keyfile;
+      tls = squall::SSLContext::server(std::move(tls_options));  // bad files fail here, before listening
+    }
 
     std::vector<int> sockets = squall::bind_sockets(static_cast<uint16_t>(port), "127.0.0.1");
-    squall::log(LogLevel::info, LogCategory::general, "listening on {}", squall::socket_address(sockets[0]).to_string());
+    squall::log(LogLevel::info, LogCategory::general, "listening on {}{}", squall::socket_address(sockets[0]).to_string(),
+                tls ? " (HTTPS)" : "");
     std::printf("port=%u\n", static_cast<unsigned>(squall::socket_port(sockets[0])));
     std::fflush(stdout);
     if (workers != 1) squall::fork_processes(workers);  // returns in the workers only
@@ -387,7 +413,7 @@ int main(int argc, char** argv) {
     if (idle_timeout > 0) options.idle_connection_timeout = seconds(idle_timeout);
     if (header_timeout > 0) options.params.header_timeout = seconds(header_timeout);
     if (body_timeout > 0) options.params.body_timeout = seconds(body_timeout);
-    squall::HTTPServer server(app, options);  // after the loop: destroyed before it
+    squall::HTTPServer server(app, options, {}, tls);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
     squall::StopSignalWatcher stop_signals(loop, [&] {

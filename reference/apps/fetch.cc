@@ -4,6 +4,11 @@
 //   squall-fetch [fetch] URL [--method M] [--header 'K: V']... [--body-file F]
 //                [--connect-timeout S] [--request-timeout S] [--max-redirects N | --no-follow]
 //                [--decompress | --no-decompress] [--max-body-size B] [--json]
+//                [--ca-certs PEM] [--client-cert PEM [--client-key PEM]] [--insecure]
+//
+// https URLs are validated against the system store (ca-certificates) or --ca-certs,
+// host name or IP included; --insecure (-k) accepts any certificate. A certificate
+// that does not validate is a transport error: code 599 with the reason.
 //
 // Without --json the body goes to stdout like curl without -f: exit 0 whenever a
 // response was received (whatever its status), 1 on a transport error (the message on
@@ -86,7 +91,9 @@ int main(int argc, char** argv) {
   bool decompress = true;
   std::optional<size_t> max_body_size;
   bool json = false;
-  app.add_option("url", url, "http:// URL to fetch")->required();
+  std::string ca_certs, client_cert, client_key;
+  bool insecure = false;
+  app.add_option("url", url, "http:// or https:// URL to fetch")->required();
   app.add_option("--method,-X", method, "request method (default GET, or POST with --body-file)");
   app.add_option("--header,-H", headers, "request header 'Name: value' (repeatable)")
       ->allow_extra_args(false);
@@ -99,6 +106,14 @@ int main(int argc, char** argv) {
   app.add_flag("--decompress,!--no-decompress", decompress, "ask for and decode gzip (default on)");
   app.add_option("--max-body-size", max_body_size, "largest response body accepted, bytes");
   app.add_flag("--json", json, "print the contract's JSON object instead of the body");
+  app.add_option("--ca-certs", ca_certs, "PEM file of CAs to trust for https (default: the system store)")
+      ->check(CLI::ExistingFile);
+  auto* cert_option = app.add_option("--client-cert", client_cert, "PEM client certificate for https")
+                          ->check(CLI::ExistingFile);
+  app.add_option("--client-key", client_key, "PEM key of --client-cert (default: in that file)")
+      ->check(CLI::ExistingFile)
+      ->needs(cert_option);
+  app.add_flag("--insecure,-k", insecure, "https: accept any certificate (no validation)");
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
@@ -131,6 +146,10 @@ int main(int argc, char** argv) {
   if (max_redirects) request.max_redirects = *max_redirects;
   request.decompress_response = decompress;
   if (max_body_size) request.max_body_size = *max_body_size;
+  request.validate_cert = !insecure;
+  request.ca_certs = ca_certs;
+  request.client_cert = client_cert;
+  request.client_key = client_key;
 
   squall::HTTPResponse response;
   std::optional<std::string> error;
@@ -146,7 +165,7 @@ int main(int argc, char** argv) {
       response.code = e.code();
       status = 1;
     } catch (const std::exception& e) {
-      // A request the client refuses (bad URL, https): no response at all.
+      // A request the client refuses (bad URL): no response at all.
       error = e.what();
       response.code = 599;
       status = 1;

@@ -18,6 +18,7 @@
 #include "squall/httputil.h"
 #include "squall/iostream.h"
 #include "squall/log.h"
+#include "squall/ssl_context.h"
 #include "squall/tcpclient.h"
 
 namespace squall {
@@ -169,8 +170,7 @@ ParsedURL parse_http_url(std::string_view url) {
   if (!p.scheme) throw std::invalid_argument(fmt::format("Invalid URL (no scheme): {:?}", url));
   ParsedURL out;
   out.scheme = lower_ascii(*p.scheme);
-  if (out.scheme == "https") throw std::invalid_argument("https not supported yet");
-  if (out.scheme != "http") throw std::invalid_argument(fmt::format("Unsupported URL scheme: {:?}", out.scheme));
+  if (out.scheme != "http" && out.scheme != "https") throw std::invalid_argument(fmt::format("Unsupported URL scheme: {:?}", out.scheme));
   if (!p.authority || p.authority->empty()) throw std::invalid_argument(fmt::format("Invalid URL (no host): {:?}", url));
   std::string_view authority = *p.authority;
   size_t at = authority.rfind('@');
@@ -179,6 +179,7 @@ ParsedURL parse_http_url(std::string_view url) {
     authority.remove_prefix(at + 1);
   }
   out.netloc = std::string(authority);
+  out.port = out.scheme == "https" ? 443 : 80;
   std::string_view port_text;
   if (authority.starts_with("[")) {
     size_t close = authority.find(']');
@@ -268,6 +269,18 @@ std::string describe_connect_error(std::exception_ptr error) {
   }
 }
 
+// "Stream closed: <reason>" when a TLS error closed the stream.
+std::optional<std::string> tls_close_reason(const std::exception_ptr& error) {
+  if (!error) return std::nullopt;
+  try {
+    std::rethrow_exception(error);
+  } catch (const SSLError& e) {
+    return fmt::format("Stream closed: {}", e.what());
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
 struct Connection {
   std::unique_ptr<IOStream> stream;
   std::unique_ptr<HTTP1Connection> conn;  // declared after the stream: destroyed first
@@ -353,7 +366,33 @@ struct AsyncHTTPClient::Impl : std::enable_shared_from_this<AsyncHTTPClient::Imp
   size_t opened = 0;
   bool closed = false;
 
+  // Client TLS contexts by settings: building one loads the trust store (milliseconds),
+  // so it is done once per combination, not per connection.
+  std::map<std::string, std::shared_ptr<const SSLContext>> ssl_contexts;
+
   explicit Impl(ClientOptions o) : options(std::move(o)), loop(&IOLoop::current()), tcp(options.resolver) {}
+
+  // The context for an https request (throws SSLError if its files cannot be loaded).
+  std::shared_ptr<const SSLContext> ssl_context(const HTTPRequest& request) {
+    if (request.ssl_context) return request.ssl_context;
+    std::string key = fmt::format("{}|{}|{}|{}", request.validate_cert ? 1 : 0, request.ca_certs, request.client_cert,
+                                  request.client_key);
+    std::shared_ptr<const SSLContext>& context = ssl_contexts[key];
+    if (!context) {
+      SSLOptions tls;
+      tls.validate_cert = request.validate_cert;
+      tls.ca_certs = request.ca_certs;
+      tls.certfile = request.client_cert;
+      tls.keyfile = request.client_key;
+      try {
+        context = SSLContext::client(std::move(tls));
+      } catch (...) {
+        ssl_contexts.erase(key);
+        throw;
+      }
+    }
+    return context;
+  }
 
   size_t idle_count() const {
     size_t n = 0;
@@ -470,9 +509,18 @@ void fail(const std::shared_ptr<FetchState>& state, const TransportError& error,
   state->result.set_exception(e);
 }
 
+// Connections are reused only for requests that would have made the same one: same
+// scheme (an http connection never carries an https request, nor the reverse), origin,
+// limits and, for https, the same TLS settings (a connection validated against one CA is
+// not lent to a request that trusts another).
 std::string pool_key(const ParsedURL& url, const HTTPRequest& request) {
-  return fmt::format("{}|{}|{}|{}|{}|{}", url.scheme, url.host, url.port, request.decompress_response ? 1 : 0,
-                     request.max_header_size, request.max_body_size);
+  std::string key = fmt::format("{}|{}|{}|{}|{}|{}", url.scheme, url.host, url.port, request.decompress_response ? 1 : 0,
+                                request.max_header_size, request.max_body_size);
+  if (url.scheme == "https") {
+    key += fmt::format("|{}|{}|{}|{}|{}", request.validate_cert ? 1 : 0, request.ca_certs, request.client_cert,
+                       request.client_key, static_cast<const void*>(request.ssl_context.get()));
+  }
+  return key;
 }
 
 void check_body_rules(const HTTPRequest& request) {
@@ -555,7 +603,10 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
       std::exception_ptr connect_error;
       bool connect_timed_out = false;
       try {
-        Future<std::unique_ptr<IOStream>> connecting = impl->tcp.connect(url.host, url.port, timeout);
+        std::shared_ptr<const SSLContext> tls;
+        if (url.scheme == "https") tls = impl->ssl_context(request);
+        Future<std::unique_ptr<IOStream>> connecting =
+            impl->tcp.connect(url.host, url.port, timeout, IOStreamOptions{}, AF_UNSPEC, std::move(tls));
         stream = co_await connecting;
       } catch (const TimeoutError&) {
         connect_timed_out = true;
@@ -658,6 +709,9 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
     if (error_message && !closed_error) {
       out.error = TransportError{TransportError::other, *error_message};
     } else {
+      // A TLS alert closed it (TLS 1.3 reports a refused client certificate only after
+      // the handshake): say so rather than just "Stream closed".
+      if (!error_message) error_message = tls_close_reason(c->stream->error());
       out.error = TransportError{TransportError::closed, error_message.value_or("Stream closed")};
     }
     co_return out;
@@ -693,7 +747,7 @@ Task<void> run_fetch(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared_pt
       try {
         ParsedURL from = parse_http_url(request.url);
         ParsedURL to = parse_http_url(next.url);
-        if (from.host != to.host || from.port != to.port) {
+        if (from.scheme != to.scheme || from.host != to.host || from.port != to.port) {
           next.headers.remove("Authorization");
           next.auth_username.clear();
           next.auth_password.clear();

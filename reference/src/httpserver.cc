@@ -6,11 +6,13 @@
 namespace squall {
 
 HTTPServer::HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions options,
-                       IOStreamOptions stream_options)
-    : TCPServer(stream_options),
+                       IOStreamOptions stream_options, std::shared_ptr<const SSLContext> ssl_context)
+    : TCPServer(stream_options, std::move(ssl_context)),
       delegate_(delegate),
       options_(std::move(options)),
-      registry_(std::make_shared<Registry>()) {}
+      registry_(std::make_shared<Registry>()) {
+  if (this->ssl_context() && options_.protocol.empty()) options_.protocol = "https";
+}
 
 HTTPServer::~HTTPServer() = default;
 

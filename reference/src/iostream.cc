@@ -128,6 +128,9 @@ std::shared_ptr<const re2::RE2> compile_bytes_regex(std::string_view pattern) {
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
     : fd_(fd), loop_(loop ? loop : &IOLoop::current()), options_(options), self_(std::make_shared<IOStream*>(this)) {
+  // As Tornado: a read never takes in more than half the buffer limit at once, so a peer
+  // sending ahead cannot overflow the buffer while the pending read could still complete.
+  options_.read_chunk_size = std::min(options_.read_chunk_size, options_.max_buffer_size / 2);
   if (options_.read_chunk_size == 0) options_.read_chunk_size = 1;
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -168,7 +171,7 @@ void IOStream::close(std::exception_ptr error) {
       registered_ = false;
       io_state_ = 0;
     }
-    ::close(fd_);
+    close_fd();
     fd_ = -1;
     closed_ = true;
   }
@@ -204,15 +207,37 @@ void IOStream::signal_closed() {
   write_buffered_ = 0;
 }
 
+std::pair<int, Callback> IOStream::release_socket() {
+  if (closed_ || connecting_ || reading() || writing() || !write_futures_.empty() || read_buffer_size() != 0) {
+    throw std::logic_error("IOStream is not idle; cannot hand over its socket");
+  }
+  if (registered_) {
+    loop_->remove_handler(fd_);
+    registered_ = false;
+    io_state_ = 0;
+  }
+  std::pair<int, Callback> released{fd_, std::move(close_callback_)};
+  close_callback_ = nullptr;
+  fd_ = -1;
+  closed_ = true;
+  return released;
+}
+
 void IOStream::schedule_close() {
   loop_->add_callback([self = self_] {
     if (IOStream* stream = *self) stream->close();
   });
 }
 
+void IOStream::shutdown_write() {
+  if (!closed_) ::shutdown(fd_, SHUT_WR);
+}
+
 void IOStream::set_nodelay(bool value) {
   if (closed_) return;
   int on = value ? 1 : 0;
+  if (on == nodelay_) return;
+  nodelay_ = on;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on non-TCP sockets
 }
 
@@ -411,8 +436,13 @@ void IOStream::try_inline_read() {
   }
 }
 
+// True when the READ interest should stay: a read completed, or bytes arrived while only
+// watching for close (a keep-alive peer's next request, usually read at once: dropping
+// and re-adding the interest would cost two epoll_ctl per request). An event that finds
+// no read pending and bytes already buffered reads nothing, and the interest is dropped.
 bool IOStream::handle_read() {
   if (!reading() && !listening_for_close()) return false;  // stale interest: dropped by the caller
+  const bool watching = !reading();
   size_t pos = read_to_buffer_loop();
   if (pos != npos) {
     finish_read(pos);
@@ -422,7 +452,7 @@ bool IOStream::handle_read() {
     finish_read_at_eof();
     return true;
   }
-  return false;
+  return watching && read_buffer_size() > 0;
 }
 
 size_t IOStream::read_to_buffer_loop() {
@@ -476,12 +506,9 @@ size_t IOStream::read_to_buffer() {
     spill = scratch_buffer(chunk);
     iov[iovcnt++] = {spill, chunk - room};
   }
-  ssize_t n;
-  do {
-    n = ::readv(fd_, iov, iovcnt);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = read_from_fd(iov, iovcnt);
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (closed_ || errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     socket_error(errno, "read", false);
     return 0;
   }
@@ -514,8 +541,9 @@ void IOStream::drain_on_error() {
   const size_t chunk = options_.read_chunk_size;
   while (!closed_ && !read_eof_ && read_buffer_size() <= options_.max_buffer_size) {
     reserve_tail(chunk);
-    ssize_t n = ::recv(fd_, storage_.data() + buf_tail_, chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
+    iovec iov{storage_.data() + buf_tail_, chunk};
+    ssize_t n = read_from_fd(&iov, 1);
+    if (closed_) break;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && !error_) error_ = errno_error(errno, "read");
     if (n <= 0) break;
     buf_tail_ += static_cast<size_t>(n);
@@ -622,6 +650,29 @@ void IOStream::socket_error(int err, const char* what, bool is_write) {
   close(errno_error(err, what));
 }
 
+// ---- the transport: plain socket I/O ----------------------------------------------------
+
+ssize_t IOStream::read_from_fd(iovec* iov, int iovcnt) {
+  ssize_t n;
+  do {
+    n = ::readv(fd_, iov, iovcnt);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+ssize_t IOStream::write_to_fd(const iovec* iov, int iovcnt) {
+  msghdr message{};
+  message.msg_iov = const_cast<iovec*>(iov);
+  message.msg_iovlen = static_cast<size_t>(iovcnt);
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+void IOStream::close_fd() { ::close(fd_); }
+
 // ---- read buffer --------------------------------------------------------------------------
 
 void IOStream::reserve_tail(size_t n) {
@@ -697,12 +748,9 @@ void IOStream::handle_write() {
       size_t skip = count == 0 ? write_front_offset_ : 0;
       iov[count] = {it->data() + skip, it->size() - skip};
     }
-    msghdr message{};
-    message.msg_iov = iov;
-    message.msg_iovlen = count;
-    ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+    ssize_t n = write_to_fd(iov, static_cast<int>(count));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (closed_) return;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       socket_error(errno, "write", true);
       return;

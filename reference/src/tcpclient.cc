@@ -7,6 +7,8 @@
 #include <system_error>
 #include <vector>
 
+#include "squall/ssl_iostream.h"
+
 namespace squall {
 
 namespace {
@@ -39,7 +41,7 @@ Future<T> until_deadline(Future<T> inner, std::optional<TimePoint> deadline) {
 
 Task<std::unique_ptr<IOStream>> connect_task(std::shared_ptr<Resolver> resolver, std::string host, uint16_t port,
                                              std::optional<TimePoint> deadline, IOStreamOptions options,
-                                             int family) {
+                                             int family, std::shared_ptr<const SSLContext> ssl_context) {
   std::vector<SocketAddress> addresses = co_await until_deadline(resolver->resolve(host, port, family), deadline);
   if (addresses.empty()) throw ResolveError(EAI_NONAME, "cannot resolve '" + host + "': no addresses");
 
@@ -55,13 +57,25 @@ Task<std::unique_ptr<IOStream>> connect_task(std::shared_ptr<Resolver> resolver,
     auto stream = std::make_unique<IOStream>(fd, options);
     try {
       co_await until_deadline(stream->connect(address.get(), address.length()), deadline);
-      co_return std::move(stream);
     } catch (const TimeoutError&) {
       stream->close();  // the attempt in flight: its socket goes now, not with the frame
       throw;
     } catch (...) {
       if (!first_error) first_error = std::current_exception();
+      continue;
     }
+    if (!ssl_context) co_return std::move(stream);
+    // A failed handshake is the answer (another address would present the same
+    // certificate); the deadline bounds it as it bounds the connect.
+    std::unique_ptr<SSLIOStream> tls = wrap_tls(std::move(stream), ssl_context, host);
+    Future<void> handshake = until_deadline(tls->wait_for_handshake(), deadline);
+    try {
+      co_await handshake;
+    } catch (const TimeoutError&) {
+      tls->close();
+      throw;
+    }
+    co_return std::move(tls);
   }
   std::rethrow_exception(first_error);
 }
@@ -77,10 +91,11 @@ TCPClient::TCPClient(Resolver* resolver) {
 }
 
 Future<std::unique_ptr<IOStream>> TCPClient::connect(std::string host, uint16_t port, std::optional<Duration> timeout,
-                                                     IOStreamOptions options, int family) {
+                                                     IOStreamOptions options, int family,
+                                                     std::shared_ptr<const SSLContext> ssl_context) {
   std::optional<TimePoint> deadline;
   if (timeout) deadline = IOLoop::current().time() + *timeout;
-  return connect_task(resolver_, std::move(host), port, deadline, options, family).future();
+  return connect_task(resolver_, std::move(host), port, deadline, options, family, std::move(ssl_context)).future();
 }
 
 }  // namespace squall

@@ -7,10 +7,14 @@
 
 #include "squall/log.h"
 #include "squall/process.h"
+#include "squall/ssl_iostream.h"
 
 namespace squall {
 
-TCPServer::TCPServer(IOStreamOptions stream_options) : stream_options_(stream_options) {}
+TCPServer::TCPServer(IOStreamOptions stream_options, std::shared_ptr<const SSLContext> ssl_context)
+    : stream_options_(stream_options), ssl_context_(std::move(ssl_context)) {
+  if (ssl_context_ && !ssl_context_->server_side()) throw std::invalid_argument("TCPServer: needs a server SSLContext");
+}
 
 TCPServer::~TCPServer() { stop(); }
 
@@ -74,7 +78,11 @@ std::vector<uint16_t> TCPServer::ports() const {
 void TCPServer::handle_connection(int fd, SocketAddress address) {
   std::unique_ptr<IOStream> stream;
   try {
-    stream = std::make_unique<IOStream>(fd, stream_options_);
+    if (ssl_context_) {
+      stream = std::make_unique<SSLIOStream>(fd, ssl_context_, std::string(), stream_options_);
+    } else {
+      stream = std::make_unique<IOStream>(fd, stream_options_);
+    }
   } catch (const std::bad_alloc&) {
     ::close(fd);  // IOStream never took the descriptor
     throw;

@@ -3,7 +3,10 @@
 //    one-connection server on 127.0.0.1;
 //  - NginxTest: Debian's nginx (started here on 127.0.0.1 with a temp prefix, `daemon
 //    off;`, stopped by PID) serving a 5 MiB file, a gzip'd chunked response and a
-//    redirect; squall-fetch and curl must get the same bytes.
+//    redirect; squall-fetch and curl must get the same bytes;
+//  - NginxTLSTest: the same nginx also on TLS (certificates from tests/tls/make_certs.sh);
+//    squall-fetch validates its certificate with --ca-certs (by IP and by name), refuses
+//    it without, and gets what curl gets.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,6 +26,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tls/test_certs.h"
 
 namespace {
 
@@ -213,8 +218,17 @@ class NginxTest : public ::testing::Test {
     for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
       int probe = listen_loopback();
       port_ = bound_port(probe);
+      int tls_probe = listen_loopback();
+      tls_port_ = bound_port(tls_probe);
       ::close(probe);
+      ::close(tls_probe);
       std::string p = root.string();
+      std::string tls_listen;
+      if (tls_) {
+        const auto& certs = squall::testing::TestCerts::get();
+        tls_listen = "    listen 127.0.0.1:" + std::to_string(tls_port_) + " ssl;\n    ssl_certificate " +
+                     certs.file("server.pem") + ";\n    ssl_certificate_key " + certs.file("server.key") + ";\n";
+      }
       std::ofstream(root / "nginx.conf")
           << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << p << "/nginx.pid;\n"
           << "error_log " << p << "/error.log;\nevents { worker_connections 64; }\n"
@@ -223,7 +237,7 @@ class NginxTest : public ::testing::Test {
           << "  fastcgi_temp_path " << p << "/fastcgi;\n  uwsgi_temp_path " << p << "/uwsgi;\n"
           << "  scgi_temp_path " << p << "/scgi;\n"
           << "  types { text/plain txt; text/html html; application/octet-stream bin; }\n"
-          << "  server {\n    listen 127.0.0.1:" << port_ << ";\n    root " << p << "/html;\n"
+          << "  server {\n    listen 127.0.0.1:" << port_ << ";\n" << tls_listen << "    root " << p << "/html;\n"
           << "    location /gz/ { gzip on; gzip_min_length 1; gzip_types text/plain; chunked_transfer_encoding on; }\n"
           << "  }\n}\n";
       std::string conf = p + "/nginx.conf", error_log = p + "/error.log";
@@ -293,6 +307,8 @@ class NginxTest : public ::testing::Test {
   TempDir tmp_;
   pid_t pid_ = 0;
   uint16_t port_ = 0;
+  bool tls_ = false;  // also listen on tls_port_ with TLS (set before SetUp)
+  uint16_t tls_port_ = 0;
 };
 
 TEST_F(NginxTest, LargeFileMatchesCurlByteForByte) {
@@ -329,6 +345,55 @@ TEST_F(NginxTest, DirectoryRedirectFollowedLikeCurl) {
   auto [squall, curl] = both({url("/sub")}, {"-L", url("/sub")});
   EXPECT_EQ(squall, "<p>index of sub</p>\n");
   EXPECT_EQ(squall, curl);
+}
+
+// ---- nginx over TLS --------------------------------------------------------------------------
+
+class NginxTLSTest : public NginxTest {
+ protected:
+  NginxTLSTest() { tls_ = true; }
+  std::string https(const std::string& path, const std::string& host = "127.0.0.1") const {
+    return "https://" + host + ":" + std::to_string(tls_port_) + path;
+  }
+  static std::string ca() { return squall::testing::TestCerts::get().file("ca.pem"); }
+};
+
+TEST_F(NginxTLSTest, FetchValidatesTheCertificateWithCaCertsAndMatchesCurl) {
+  auto [squall, curl] = both({https("/big.bin"), "--no-decompress", "--ca-certs", ca()},
+                             {"--cacert", ca(), https("/big.bin")});
+  std::string original = read_file(tmp_.path() / "html" / "big.bin");
+  EXPECT_EQ(squall.size(), original.size());
+  EXPECT_TRUE(squall == original);
+  EXPECT_TRUE(squall == curl);
+}
+
+TEST_F(NginxTLSTest, FetchValidatesByHostName) {
+  auto [squall, curl] = both({https("/gz/text.txt", "localhost"), "--ca-certs", ca()},
+                             {"--compressed", "--cacert", ca(), https("/gz/text.txt", "localhost")});
+  EXPECT_EQ(squall, read_file(tmp_.path() / "html" / "gz" / "text.txt"));
+  EXPECT_TRUE(squall == curl);
+}
+
+TEST_F(NginxTLSTest, FetchFollowsRedirectsOverTLS) {
+  auto [squall, curl] = both({https("/sub"), "--ca-certs", ca()}, {"-L", "--cacert", ca(), https("/sub")});
+  EXPECT_EQ(squall, "<p>index of sub</p>\n");
+  EXPECT_EQ(squall, curl);
+}
+
+TEST_F(NginxTLSTest, WithoutTheCAItIs599WithTheReason) {
+  fs::path out = tmp_.path() / "json.out";
+  ASSERT_EQ(run({fetch_binary(), https("/big.bin"), "--json"}, out), 0);
+  std::string json = read_file(out);
+  EXPECT_TRUE(json.starts_with("{\"code\": 599,")) << json;
+  EXPECT_NE(json.find("\"error\": \"certificate verify failed: unable to get local issuer certificate\"}"),
+            std::string::npos)
+      << json;
+  fs::path plain = tmp_.path() / "plain.out";
+  EXPECT_EQ(run({fetch_binary(), https("/big.bin")}, plain), 1);
+  EXPECT_NE(read_file(plain.string() + ".err").find("certificate verify failed"), std::string::npos);
+  fs::path insecure = tmp_.path() / "insecure.out";
+  EXPECT_EQ(run({fetch_binary(), https("/sub/"), "--insecure"}, insecure), 0);
+  EXPECT_EQ(read_file(insecure), "<p>index of sub</p>\n");
 }
 
 }  // namespace

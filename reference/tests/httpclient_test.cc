@@ -276,12 +276,19 @@ TEST(HTTPClientURLTest, ParsesHostPortTargetAndDefaults) {
   EXPECT_EQ(v6.userinfo, "user:pw");
 }
 
-TEST(HTTPClientURLTest, RejectsHttpsAndBadURLs) {
+TEST(HTTPClientURLTest, HttpsDefaultsToPort443) {
+  ParsedURL u = parse_http_url("HTTPS://127.0.0.1/x");
+  EXPECT_EQ(u.scheme, "https");
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(parse_http_url("https://h:8443/").port, 8443);
+}
+
+TEST(HTTPClientURLTest, RejectsBadURLs) {
   try {
-    (void)parse_http_url("https://127.0.0.1/");
+    (void)parse_http_url("ftp://127.0.0.1/");
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "https not supported yet");
+    EXPECT_STREQ(e.what(), "Unsupported URL scheme: \"ftp\"");
   }
   EXPECT_THROW((void)parse_http_url("ftp://h/"), std::invalid_argument);
   EXPECT_THROW((void)parse_http_url("/relative"), std::invalid_argument);
@@ -414,7 +421,7 @@ TEST_F(HTTPClientTest, BodyRulesPerMethod) {
   HTTPRequest get_with_body("http://127.0.0.1:1/");
   get_with_body.body = "x";
   EXPECT_THROW(fetch(get_with_body), std::invalid_argument);
-  EXPECT_THROW(fetch(HTTPRequest("https://127.0.0.1:1/")), std::invalid_argument);
+  EXPECT_THROW(fetch(HTTPRequest("ftp://127.0.0.1:1/")), std::invalid_argument);
 
   ScriptedServer server([](const RawRequest& req) { return ok(req.method + ":" + req.body); });
   HTTPRequest nonstandard(server.url("/"));
@@ -842,13 +849,13 @@ TEST_F(HTTPClientTest, RedirectLoopStopsAtMaxRedirects) {
   EXPECT_EQ(server.requests().size(), 9u);
 }
 
-TEST_F(HTTPClientTest, RedirectToHttpsIsAClearError) {
+TEST_F(HTTPClientTest, RedirectToAnUnsupportedSchemeIsAClearError) {
   ScriptedServer server([](const RawRequest&) {
-    return Reply{"HTTP/1.1 301 Moved\r\nLocation: https://127.0.0.1/\r\nContent-Length: 0\r\n\r\n"};
+    return Reply{"HTTP/1.1 301 Moved\r\nLocation: ftp://127.0.0.1/\r\nContent-Length: 0\r\n\r\n"};
   });
   HTTPClientError e = fetch_error(server.url("/"));
   EXPECT_EQ(e.code(), 599);
-  EXPECT_EQ(e.message(), "https not supported yet");
+  EXPECT_EQ(e.message(), "Unsupported URL scheme: \"ftp\"");
 }
 
 // ---- against the reference server in-process -------------------------------------------------

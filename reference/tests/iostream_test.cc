@@ -465,6 +465,26 @@ TEST(IOStream, ReadBufferOverMaxBufferSizeFailsWithStreamBufferFullError) {
   ::close(p.peer);
 }
 
+// A peer sending far ahead must not overflow a small buffer while the pending read can
+// complete: reads take at most max_buffer_size / 2 at a time (as Tornado's).
+TEST(IOStream, SurplusBeyondMaxBufferSizeDoesNotFailASatisfiableRead) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStreamOptions options;
+  options.max_buffer_size = 1024;  // read_chunk_size stays at its 64 KiB default
+  IOStream stream(p.ours, options);
+  EXPECT_EQ(stream.options().read_chunk_size, 512u);
+  write_all(p.peer, "line\n" + std::string(4000, 'x'));
+  std::string line = loop.run_sync([&]() -> Task<std::string> { co_return co_await stream.read_until("\n"); },
+                                   kTimeout);
+  EXPECT_EQ(line, "line\n");
+  std::string next = loop.run_sync([&]() -> Task<std::string> { co_return co_await stream.read_bytes(1000); },
+                                   kTimeout);
+  EXPECT_EQ(next, std::string(1000, 'x'));
+  EXPECT_FALSE(stream.closed());
+  ::close(p.peer);
+}
+
 TEST(IOStream, WriteBeyondMaxWriteBufferSizeThrows) {
   IOLoop loop;
   Pair p = socket_pair();

@@ -18,7 +18,10 @@
 #include <gtest/gtest.h>
 
 #include "squall/netutil.h"
+#include "squall/ssl_iostream.h"
 #include "squall/task.h"
+#include "squall/tcpserver.h"
+#include "tls/test_certs.h"
 
 namespace squall {
 namespace {
@@ -107,6 +110,16 @@ Task<std::string> connect_and_read_line(TCPClient& client, std::string host, uin
   co_return co_await stream->read_until("\n");
 }
 
+// Runs the loop until the connect has an outcome (which the test then inspects).
+void settle(IOLoop& loop, Future<std::unique_ptr<IOStream>>& result, Duration timeout) {
+  loop.run_sync([&]() -> Task<void> {
+    try {
+      co_await result;
+    } catch (...) {
+    }
+  }, timeout);
+}
+
 // The system_error a failed connect carries.
 std::error_code connect_error(const std::exception_ptr& error) {
   try {
@@ -173,12 +186,7 @@ TEST(tcpclient, RefusedConnectionFailsWithStreamClosedErrorCarryingEconnrefused)
   TCPClient client;
   int before = open_fd_count();
   Future<std::unique_ptr<IOStream>> result = client.connect("127.0.0.1", refusing.port(), 5s);
-  loop.run_sync([&]() -> Task<void> {
-    try {
-      co_await result;
-    } catch (...) {
-    }
-  }, 10s);
+  settle(loop, result, 10s);
   ASSERT_TRUE(result.done());
   std::exception_ptr error = result.exception();
   ASSERT_TRUE(error);
@@ -205,12 +213,7 @@ std::error_code failure_for(IOLoop& loop, std::vector<SocketAddress> addresses) 
   FixedResolver resolver(std::move(addresses));
   TCPClient client(&resolver);
   Future<std::unique_ptr<IOStream>> result = client.connect("anything", 1, 5s);
-  loop.run_sync([&]() -> Task<void> {
-    try {
-      co_await result;
-    } catch (...) {
-    }
-  }, 10s);
+  settle(loop, result, 10s);
   std::exception_ptr error = result.exception();
   EXPECT_TRUE(error);
   return connect_error(error);
@@ -236,12 +239,7 @@ TEST(tcpclient, TimesOutWhenTheResolverNeverAnswers) {
   TCPClient client(&resolver);
   auto started = std::chrono::steady_clock::now();
   Future<std::unique_ptr<IOStream>> result = client.connect("nowhere.example", 80, 100ms);
-  loop.run_sync([&]() -> Task<void> {
-    try {
-      co_await result;
-    } catch (...) {
-    }
-  }, 5s);
+  settle(loop, result, 5s);
   auto elapsed = std::chrono::steady_clock::now() - started;
   EXPECT_THROW(result.result(), TimeoutError);
   EXPECT_GE(elapsed, 90ms);
@@ -267,12 +265,7 @@ TEST(tcpclient, TimeoutWhileConnectingClosesTheAttemptInFlight) {
   int before = open_fd_count();
   auto started = std::chrono::steady_clock::now();
   Future<std::unique_ptr<IOStream>> result = client.connect("127.0.0.1", target.port(), 300ms);
-  loop.run_sync([&]() -> Task<void> {
-    try {
-      co_await result;
-    } catch (...) {
-    }
-  }, 5s);
+  settle(loop, result, 5s);
   auto elapsed = std::chrono::steady_clock::now() - started;
   EXPECT_THROW(result.result(), TimeoutError);
   EXPECT_GE(elapsed, 250ms);
@@ -285,12 +278,7 @@ TEST(tcpclient, ResolutionFailureFailsTheConnect) {
   IOLoop loop;
   TCPClient client;
   Future<std::unique_ptr<IOStream>> result = client.connect("127.0.0.1", 80, 5s, {}, AF_INET6);
-  loop.run_sync([&]() -> Task<void> {
-    try {
-      co_await result;
-    } catch (...) {
-    }
-  }, 5s);
+  settle(loop, result, 5s);
   EXPECT_THROW(result.result(), ResolveError);
 }
 
@@ -307,6 +295,89 @@ TEST(tcpclient, ConnectOutlivesTheClientObject) {
     co_return co_await stream->read_until("\n");
   }, 10s);
   EXPECT_EQ(line, "still\n");
+}
+
+// ---- TLS ------------------------------------------------------------------------------------
+
+std::string cert(std::string_view name) { return testing::TestCerts::get().file(name); }
+
+// Answers every line with itself, over TLS.
+class TLSEchoServer : public TCPServer {
+ public:
+  explicit TLSEchoServer(const std::string& name)
+      : TCPServer({}, SSLContext::server([&] {
+          SSLOptions options;
+          options.certfile = cert(name + ".pem");
+          options.keyfile = cert(name + ".key");
+          return options;
+        }())) {}
+  Task<void> handle_stream(std::unique_ptr<IOStream> stream, SocketAddress) override {
+    try {
+      for (;;) {
+        std::string line = co_await stream->read_until("\n");
+        co_await stream->write(std::move(line));
+      }
+    } catch (const StreamClosedError&) {
+    }
+  }
+};
+
+std::shared_ptr<const SSLContext> trusting_client() {
+  SSLOptions options;
+  options.ca_certs = cert("ca.pem");
+  return SSLContext::client(options);
+}
+
+TEST(tcpclient, TLSConnectHandsOverAStreamWhoseHandshakeIsDone) {
+  IOLoop loop;
+  TLSEchoServer server("server");
+  server.listen(0, "127.0.0.1");
+  TCPClient client;
+  std::string echoed = loop.run_sync([&]() -> Task<std::string> {
+    Future<std::unique_ptr<IOStream>> connecting =
+        client.connect("localhost", server.ports().at(0), 5s, IOStreamOptions{}, AF_UNSPEC, trusting_client());
+    std::unique_ptr<IOStream> stream = co_await connecting;
+    auto* tls = dynamic_cast<SSLIOStream*>(stream.get());
+    EXPECT_NE(tls, nullptr);
+    EXPECT_TRUE(tls != nullptr && tls->handshake_done());
+    co_await stream->write("over tls\n");
+    co_return co_await stream->read_until("\n");
+  }, 10s);
+  EXPECT_EQ(echoed, "over tls\n");
+}
+
+TEST(tcpclient, TLSConnectFailsWhenTheCertificateDoesNotVerify) {
+  IOLoop loop;
+  TLSEchoServer server("wronghost");
+  server.listen(0, "127.0.0.1");
+  TCPClient client;
+  Future<std::unique_ptr<IOStream>> result =
+      client.connect("127.0.0.1", server.ports().at(0), 5s, IOStreamOptions{}, AF_UNSPEC, trusting_client());
+  settle(loop, result, 10s);
+  try {
+    result.result();
+    ADD_FAILURE() << "connected";
+  } catch (const StreamClosedError& e) {
+    try {
+      std::rethrow_exception(e.real_error());
+    } catch (const SSLError& ssl) {
+      EXPECT_STREQ(ssl.what(), "certificate verify failed: IP address mismatch, certificate is not valid for '127.0.0.1'");
+    } catch (...) {
+      ADD_FAILURE() << "not an SSLError";
+    }
+  }
+}
+
+TEST(tcpclient, TLSHandshakeCountsAgainstTheTimeoutAndItsSocketIsClosed) {
+  IOLoop loop;
+  GreetingListener listener("");  // accepts, never answers the client hello
+  TCPClient client;
+  int before = open_fd_count();
+  Future<std::unique_ptr<IOStream>> result =
+      client.connect("127.0.0.1", listener.port(), 300ms, IOStreamOptions{}, AF_UNSPEC, trusting_client());
+  settle(loop, result, 5s);
+  EXPECT_THROW(result.result(), TimeoutError);
+  EXPECT_EQ(open_fd_count(), before + 1);  // only the listener's accepted socket is left
 }
 
 }  // namespace

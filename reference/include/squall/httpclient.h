@@ -21,8 +21,16 @@
 // other method, unless allow_nonstandard_methods) or has an unsupported URL fails with
 // std::invalid_argument.
 //
+// HTTPS as Tornado's: the server's certificate is validated by default — against
+// request.ca_certs, or the system store (Debian's ca-certificates) — including its host
+// name or IP address (SAN), with SNI; request.client_cert / client_key present a client
+// certificate; validate_cert = false accepts any certificate (for tests); ssl_context
+// overrides all of these. A certificate that does not validate fails the fetch with 599
+// and OpenSSL's reason ("certificate verify failed: certificate has expired", "...:
+// hostname mismatch, certificate is not valid for 'example.org'").
+//
 // Beyond Tornado's simple client, connections are kept alive and reused: one pool per
-// (scheme, host, port, connection limits); at most ClientOptions::max_idle_per_host idle
+// (scheme, host, port, connection limits, TLS settings); at most ClientOptions::max_idle_per_host idle
 // connections per key, each closed after idle_timeout or when the server closes it. A
 // request sent on a pooled connection that dies before any response byte arrives is
 // retried once on a fresh connection, for idempotent methods only (GET, HEAD, OPTIONS,
@@ -31,8 +39,8 @@
 // At most max_clients requests are in flight; the others wait in a FIFO queue, and the
 // time spent there counts against request_timeout.
 //
-// Only "http" URLs for now ("https not supported yet"); IPv6 literals in brackets; the
-// default port is 80; userinfo in the URL becomes basic auth unless auth_username is set.
+// "http" and "https" URLs; IPv6 literals in brackets; the default port is 80 (443 for
+// https); userinfo in the URL becomes basic auth unless auth_username is set.
 #pragma once
 
 #include <chrono>
@@ -49,6 +57,7 @@
 #include "squall/http_headers.h"
 #include "squall/ioloop.h"
 #include "squall/netutil.h"
+#include "squall/ssl_context.h"
 #include "squall/task.h"
 
 namespace squall {
@@ -86,6 +95,12 @@ struct HTTPRequest {
   bool expect_100_continue = false;
   bool allow_nonstandard_methods = false;
   bool raise_error = true;
+  // https only (Tornado's names).
+  bool validate_cert = true;  // verify the chain and the host name
+  std::string ca_certs;       // PEM file of trusted CAs; "" = the system store
+  std::string client_cert;    // PEM client certificate (and key, unless client_key)
+  std::string client_key;
+  std::shared_ptr<const SSLContext> ssl_context;  // a client context to use instead of the above
 };
 
 struct HTTPResponse {
@@ -141,17 +156,16 @@ struct ClientOptions {
   std::string default_user_agent = "Squall/1.0";
 };
 
-// A parsed http URL (what the client needs of it).
+// A parsed http(s) URL (what the client needs of it).
 struct ParsedURL {
   std::string scheme;    // lower-cased
   std::string userinfo;  // before '@', still percent-encoded
   std::string host;      // without brackets for IPv6
-  uint16_t port = 80;
+  uint16_t port = 80;    // 443 for https unless given
   std::string netloc;  // host[:port] as written, without userinfo (the Host header)
   std::string target;  // path (at least "/") and "?query"; the fragment is dropped
 };
-// Throws std::invalid_argument ("https not supported yet", "Unsupported URL scheme",
-// "Invalid URL ...").
+// Throws std::invalid_argument ("Unsupported URL scheme", "Invalid URL ...").
 ParsedURL parse_http_url(std::string_view url);
 // RFC 3986 §5.2 reference resolution (what a browser does with a relative Location).
 std::string resolve_url(std::string_view base, std::string_view reference);

@@ -6,6 +6,9 @@
 // options carry the connection parameters (limits, timeouts, decompression), xheaders
 // (trust X-Real-Ip / X-Forwarded-For / X-Scheme / X-Forwarded-Proto from a proxy, skipping
 // trusted_downstream addresses), the idle timeout between requests and the protocol name.
+// With an ssl_context (SSLContext::server) it serves HTTPS: TCPServer wraps each
+// connection in an SSLIOStream and requests report protocol "https" (unless
+// options.protocol says otherwise), as Tornado's HTTPServer(ssl_options=...).
 #pragma once
 
 #include <memory>
@@ -21,7 +24,7 @@ namespace squall {
 class HTTPServer : public TCPServer {
  public:
   explicit HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions options = {},
-                      IOStreamOptions stream_options = {});
+                      IOStreamOptions stream_options = {}, std::shared_ptr<const SSLContext> ssl_context = nullptr);
   ~HTTPServer() override;
 
   // Creates the HTTPServerConnection for a new socket and runs its request loop.

@@ -21,10 +21,16 @@
 // the buffer cannot satisfy fail with StreamClosedError, read_until_close completes, and
 // writes keep working until close() or a write error.
 //
+// The raw I/O of the socket is a protected virtual seam (read_from_fd, write_to_fd,
+// close_fd, handle_events), as in Tornado's BaseIOStream: SSLIOStream (ssl_iostream.h)
+// puts TLS there and reuses the buffering and read machinery unchanged.
+//
 // A stream belongs to one loop and is used on its thread; destroy it before its loop.
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <deque>
@@ -77,7 +83,7 @@ class StreamBufferFullError : public StreamError {
 
 struct IOStreamOptions {
   size_t max_buffer_size = 100 * 1024 * 1024;
-  size_t read_chunk_size = 64 * 1024;
+  size_t read_chunk_size = 64 * 1024;  // capped at max_buffer_size / 2, as in Tornado
   size_t max_write_buffer_size = 0;  // 0 = unlimited; exceeding it makes write() throw StreamBufferFullError
   bool allow_half_close = false;     // peer EOF ends only the read side (see above)
 };
@@ -92,7 +98,7 @@ class IOStream {
   // non-blocking (and close-on-exec). loop = IOLoop::current() if null.
   explicit IOStream(int fd, IOStreamOptions options = {}, IOLoop* loop = nullptr);
   // close()s: pending futures fail with StreamClosedError, fd closed, handler removed.
-  ~IOStream();
+  virtual ~IOStream();
   IOStream(const IOStream&) = delete;
   IOStream& operator=(const IOStream&) = delete;
 
@@ -144,17 +150,47 @@ class IOStream {
   void close(std::exception_ptr error = nullptr);
 
   bool closed() const { return closed_; }
+  bool connecting() const { return connecting_; }
   bool reading() const { return read_kind_ != ReadKind::none; }
   bool writing() const { return !write_queue_.empty(); }
   // What closed the stream (null for an orderly close or while open).
   std::exception_ptr error() const { return error_; }
   // TCP_NODELAY; errors (non-TCP sockets, closed stream) are ignored.
   void set_nodelay(bool value);
+  // Half-close: no more bytes will be written (FIN; over TLS close_notify first). Call it
+  // once what was written has gone out (its future completed); reads keep working, so a
+  // server can drain what the peer still sends before it closes (RFC 9112 §9.6).
+  virtual void shutdown_write();
   // Bytes received but not yet consumed by a read.
   size_t read_buffer_size() const { return buf_tail_ - buf_head_; }
   // Bytes queued but not yet sent.
   size_t write_buffer_size() const { return write_buffered_; }
   const IOStreamOptions& options() const { return options_; }
+
+  // Hands the socket over for a transport upgrade (start_tls, ssl_iostream.h): returns
+  // the fd and the close callback, and leaves this stream closed without closing the fd
+  // or running the callback. Throws std::logic_error unless the stream is idle — open,
+  // not connecting, no read pending, nothing buffered or queued — because bytes already
+  // read or queued here would be lost to the new transport.
+  std::pair<int, Callback> release_socket();
+
+ protected:
+  // ---- the transport seam (Tornado's read_from_fd / write_to_fd / close_fd) -------------
+  // Reads into iov: > 0 bytes read, 0 at end of stream, -1 with errno set (EAGAIN: nothing
+  // now). An override may instead close() the stream with the error it hit and return -1.
+  virtual ssize_t read_from_fd(iovec* iov, int iovcnt);
+  // Writes from iov: > 0 bytes written, or -1 with errno set (EAGAIN: try on the next
+  // WRITE event); may close() the stream instead, as above.
+  virtual ssize_t write_to_fd(const iovec* iov, int iovcnt);
+  // Closes the descriptor; called once, from close(), after the loop stopped watching it
+  // and before the pending futures fail.
+  virtual void close_fd();
+  // The loop's ready events for the socket (IOLoop::READ / WRITE / ERROR bits).
+  virtual void handle_events(uint32_t events);
+  // The READ / WRITE interest registered with the loop.
+  uint32_t io_state() const { return io_state_; }
+  void add_io_state(uint32_t events);
+  void set_io_state(uint32_t events);
 
  private:
   enum class ReadKind : uint8_t { none, bytes, until, regex, until_close };
@@ -162,7 +198,6 @@ class IOStream {
 
   Future<std::string> start_read(ReadKind kind);
   void try_inline_read();
-  void handle_events(uint32_t events);
   bool handle_read();  // true if it completed a read
   void handle_write();
   void handle_connect();
@@ -181,8 +216,6 @@ class IOStream {
   void signal_closed();
   bool listening_for_close() const;
   void maybe_add_error_listener();
-  void add_io_state(uint32_t events);
-  void set_io_state(uint32_t events);
   void schedule_close();
 
   // Read buffer: live bytes are storage_[buf_head_, buf_tail_).
@@ -198,6 +231,7 @@ class IOStream {
   bool connecting_ = false;
   bool registered_ = false;   // the handler is on the loop
   uint32_t io_state_ = 0;     // READ/WRITE interest registered with the loop
+  int nodelay_ = -1;          // TCP_NODELAY as last set (-1: never set): no repeated syscalls
   std::exception_ptr error_;
   Callback close_callback_;
   // Guards callbacks this stream queues on the loop against its destruction.

@@ -9,6 +9,11 @@
 // std::system_error such as ECONNREFUSED). Tornado's _Connector races the second address
 // family after 300 ms; Squall tries strictly in turn (a simplification: resolve order
 // already puts the preferred family first).
+//
+// With an SSLContext (SSLContext::client) the connected stream is upgraded to TLS
+// (wrap_tls, ssl_iostream.h) with the host as server name — SNI, and the name or IP the
+// certificate must match — and handed over once the handshake is done, as Tornado's
+// connect(ssl_options=...). The timeout covers the handshake too.
 #pragma once
 
 #include <sys/socket.h>
@@ -22,6 +27,7 @@
 #include "squall/ioloop.h"
 #include "squall/iostream.h"
 #include "squall/netutil.h"
+#include "squall/ssl_context.h"
 #include "squall/task.h"
 
 namespace squall {
@@ -36,13 +42,16 @@ class TCPClient {
   // stream — owned by whoever takes it — or fails with ResolveError, StreamClosedError
   // (connect failed), or TimeoutError if timeout elapses first; the timeout covers the
   // name lookup and all connection attempts, and the attempt in flight when it expires is
-  // closed. family restricts resolution (AF_INET / AF_INET6). The connect carries on if
-  // the client is destroyed meanwhile; it uses the current loop.
+  // closed. family restricts resolution (AF_INET / AF_INET6). With ssl_context the stream
+  // is an SSLIOStream whose handshake has completed; a failed handshake fails the future
+  // with StreamClosedError (real_error(): SSLError, e.g. "certificate verify failed: …").
+  // The connect carries on if the client is destroyed meanwhile; it uses the current loop.
   //
   // Await it with co_await (the awaited stream is moved out: await a given future once).
   Future<std::unique_ptr<IOStream>> connect(std::string host, uint16_t port,
                                             std::optional<Duration> timeout = std::nullopt,
-                                            IOStreamOptions options = {}, int family = AF_UNSPEC);
+                                            IOStreamOptions options = {}, int family = AF_UNSPEC,
+                                            std::shared_ptr<const SSLContext> ssl_context = nullptr);
 
  private:
   std::shared_ptr<Resolver> resolver_;

@@ -18,6 +18,12 @@
 //      each adds the inherited sockets to its own loop. No IOLoop may exist before start().
 // Then run the loop (IOLoop::current().start()).
 //
+// TLS: given an SSLContext (SSLContext::server, ssl_context.h), every accepted socket is
+// wrapped in a server-side SSLIOStream before handle_stream gets it, as Tornado does with
+// ssl_options. The handshake runs as the stream is first read or written (or awaited with
+// SSLIOStream::wait_for_handshake, to see the client certificate or ALPN first); one
+// that fails closes that connection only.
+//
 // Ownership: the server owns its listening sockets and closes them in stop() and in its
 // destructor. Each connection's stream is owned by its handle_stream coroutine (it is
 // moved into the coroutine frame): the stream closes when the coroutine finishes — or,
@@ -36,6 +42,7 @@
 
 #include "squall/iostream.h"
 #include "squall/netutil.h"
+#include "squall/ssl_context.h"
 #include "squall/task.h"
 
 namespace squall {
@@ -43,8 +50,8 @@ namespace squall {
 class TCPServer {
  public:
   // stream_options apply to every accepted connection's IOStream (max_buffer_size,
-  // read_chunk_size, ...).
-  explicit TCPServer(IOStreamOptions stream_options = {});
+  // read_chunk_size, ...); with ssl_context (a server context) connections speak TLS.
+  explicit TCPServer(IOStreamOptions stream_options = {}, std::shared_ptr<const SSLContext> ssl_context = nullptr);
   // Calls stop().
   virtual ~TCPServer();
   TCPServer(const TCPServer&) = delete;
@@ -87,6 +94,7 @@ class TCPServer {
 
  protected:
   const IOStreamOptions& stream_options() const { return stream_options_; }
+  const std::shared_ptr<const SSLContext>& ssl_context() const { return ssl_context_; }
 
  private:
   struct Listener {
@@ -97,6 +105,7 @@ class TCPServer {
   void handle_connection(int fd, SocketAddress address);
 
   IOStreamOptions stream_options_;
+  std::shared_ptr<const SSLContext> ssl_context_;
   std::vector<Listener> listeners_;   // accepting
   std::vector<int> pending_sockets_;  // bound, waiting for start()
   bool started_ = false;

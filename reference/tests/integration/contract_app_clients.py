@@ -29,8 +29,8 @@ def check(name, condition, detail=""):
         failures.append(name)
 
 
-def start_server(binary):
-    proc = subprocess.Popen([binary, "--port", "0", "--log-level", "warning"],
+def start_server(binary, extra_args=()):
+    proc = subprocess.Popen([binary, "--port", "0", "--log-level", "warning", *extra_args],
                             stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -127,19 +127,35 @@ def http_client_checks(port):
     conn.close()
 
 
-def wrk_checks(port, seconds):
+def wrk_checks(port, seconds, scheme="http", connections=32):
     if shutil.which("wrk") is None:
         check("wrk is installed (ci/setup.sh installs it)", False)
         return
-    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}/plaintext"],
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"{scheme}://127.0.0.1:{port}/plaintext"],
                          capture_output=True, text=True, timeout=seconds + 30).stdout
     total = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    check(f"wrk {seconds} s: requests served", total is not None and int(total.group(1)) > 0, out)
-    check(f"wrk {seconds} s: zero socket errors and non-2xx", errors is None and non2xx is None, out)
+    check(f"wrk {scheme} {seconds} s: requests served", total is not None and int(total.group(1)) > 0, out)
+    check(f"wrk {scheme} {seconds} s: zero socket errors and non-2xx", errors is None and non2xx is None, out)
     if total:
-        print(f"     wrk: {int(total.group(1)) / seconds:,.0f} requests/s over {seconds} s, 32 connections")
+        print(f"     wrk: {int(total.group(1)) / seconds:,.0f} requests/s over {seconds} s, {connections} connections")
+
+
+def exit_with_summary():
+    print(f"{len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+def stop_server(proc):
+    """SIGTERM by PID; checks that the server exits 0."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        status = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        status = None
+    check("SIGTERM stops the server with status 0", status == 0, f"status {status}")
 
 
 def main():
@@ -153,15 +169,8 @@ def main():
         http_client_checks(port)
         wrk_checks(port, opts.wrk_seconds)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            status = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            status = None
-    check("SIGTERM stops the server with status 0", status == 0, f"status {status}")
-    print(f"{len(failures)} failed")
-    sys.exit(1 if failures else 0)
+        stop_server(proc)
+    exit_with_summary()
 
 
 if __name__ == "__main__":
