@@ -404,12 +404,36 @@ Task<void> HTTP1Connection::write_error_and_close(int status) {
   try {
     if (!stream_.closed()) {
       corking_ = false;  // after the responses already corked, in order
+      stream_.set_nodelay(true);
       Future<void> written = send(message);
       co_await written;
+      co_await linger();
     }
   } catch (const std::exception&) {
   }
   close();
+}
+
+// RFC 9112 §9.6: closing while the client's bytes are still unread makes the kernel send
+// a reset, which can destroy the answer before the client has read it (seen over TLS,
+// where the answer is one small record). So: half-close, then read and drop what the
+// client still sends until it closes — bounded in time and bytes, as nginx's lingering
+// close.
+Task<void> HTTP1Connection::linger() {
+  constexpr Duration kLingerTime = std::chrono::seconds(2);
+  constexpr size_t kLingerBytes = 1 << 20;
+  stream_.shutdown_write();
+  rpos_ = rbuf_.size();
+  std::optional<TimePoint> deadline = stream_.io_loop().time() + kLingerTime;
+  size_t dropped = 0;
+  try {
+    while (dropped < kLingerBytes) {
+      std::string piece = co_await read_some(kReadPiece, deadline);
+      dropped += piece.size();
+    }
+  } catch (const std::exception&) {
+    // end of stream, reset, or the deadline: done either way
+  }
 }
 
 namespace {

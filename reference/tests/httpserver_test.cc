@@ -266,6 +266,40 @@ TEST_F(HTTPServerTest, UnknownTransferCodingIs501) {
             "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
 }
 
+// After an error answer the server half-closes and keeps reading (and dropping) what the
+// client still sends, instead of closing with unread input — which would reset the
+// connection and could destroy the answer before the client reads it (RFC 9112 §9.6).
+TEST_F(HTTPServerTest, ErrorAnswerIsFollowedByALingeringClose) {
+  HTTPServerOptions options;
+  options.params.max_header_size = 1024;
+  start(options);
+  std::string response;
+  bool later_writes_ok = false;
+  loop.run_sync(
+      [&]() -> Task<void> {
+        IOStreamOptions half_close;
+        half_close.allow_half_close = true;
+        IOStream stream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), half_close);
+        SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+        co_await stream.connect(address.get(), address.length());
+        co_await stream.write("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'a'));
+        response = co_await stream.read_until_close();  // the server half-closed
+        // The server still reads: more bytes from us are taken, not answered with a reset.
+        for (int i = 0; i < 3; ++i) {
+          co_await sleep(30ms);
+          co_await stream.write(std::string(1000, 'b'));
+        }
+        co_await sleep(30ms);
+        later_writes_ok = !stream.closed();
+      },
+      5s);
+  EXPECT_EQ(strip_date(response), "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+                                  "Content-Length: 0\r\n\r\n");
+  EXPECT_TRUE(later_writes_ok);
+  settle();
+  EXPECT_EQ(app.closes, 1);  // and the connection is gone once we closed ours
+}
+
 TEST_F(HTTPServerTest, HeaderLargerThanMaxHeaderSizeIs431) {
   HTTPServerOptions options;
   options.params.max_header_size = 1024;

@@ -154,6 +154,7 @@ class HTTP1Connection : public HTTPConnection {
   Task<void> read_body_until_close(HTTPMessageDelegate& delegate);
   Task<void> deliver(HTTPMessageDelegate& delegate, std::string data);
   Task<void> write_error_and_close(int status);
+  Task<void> linger();
   // Every response byte goes through send(): corked or written (after what is corked).
   Future<void> send(std::string_view bytes);
   void flush_corked();
