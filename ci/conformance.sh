@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The conformance suite, all four layers (contracts.md §1-§4: server, loop, stream, client),
-# against the reference and the Tornado peers: one command, one report.
-# First the driver's unit tests (conformance/tests). Fails when the reference or the Tornado
-# peer fails (or errors on) a case required for it: for the reference every MUST case; for
-# the Tornado peer the MUST cases of Tornado semantics and of the contracts (its RFC failures
-# are reported, not gated).
-# Reports: build/conformance/conformance.{json,xml,html} (one section / JUnit testsuite per layer).
+# against the reference and the Tornado peers: one command, two runs.
+# First the driver's unit tests (conformance/tests). Then
+#   1. all four layers over plain TCP (the client layer includes its TLS certificate cases);
+#   2. the server layer again over TLS (run.py --tls: both serve HTTPS with a test
+#      certificate made with openssl; the driver speaks TLS 1.2+ and validates it).
+# Each fails when the reference or the Tornado peer fails (or errors on) a case required for
+# it: for the reference every MUST case; for the Tornado peer the MUST cases of Tornado
+# semantics and of the contracts (its RFC failures are reported, not gated). Both runs always
+# run; the exit status is non-zero if either failed.
+# Reports: build/conformance/conformance.{json,xml,html} (one section / JUnit testsuite per
+# layer) and build/conformance/conformance-tls.{json,xml,html} (testsuite conformance.tls.server).
 #   ci/conformance.sh [extra run.py args, e.g. --layers stream or --area smuggling]
+# Extra arguments go to both runs; the TLS run is skipped when they select no server-layer
+# case, or with SQUALL_CONFORMANCE_TLS=0.
 # Every peer: /usr/bin/python3 conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o --html build/conformance/all.html
+#             /usr/bin/python3 conformance/run.py --tls --impl reference,tornado,aiohttp,nginx,h2o
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +31,24 @@ if (( ${#missing[@]} )); then
 fi
 mkdir -p "$(dirname "$report")"
 /usr/bin/python3 -m unittest discover -s conformance/tests -q
-exec timeout -k 10 240 /usr/bin/python3 conformance/run.py \
-  --impl reference,tornado --layers server,loop,stream,client \
-  --reference-bin "$build/reference/squall-contract-app" --reference-dir "$build/reference" \
-  --required-for reference,tornado --quiet \
-  --json "$report.json" --junit "$report.xml" --html "$report.html" "$@"
+
+run() {  # report path, then run.py arguments
+  local out=$1
+  shift
+  timeout -k 10 240 /usr/bin/python3 conformance/run.py \
+    --impl reference,tornado \
+    --reference-bin "$build/reference/squall-contract-app" --reference-dir "$build/reference" \
+    --required-for reference,tornado --quiet \
+    --json "$out.json" --junit "$out.xml" --html "$out.html" "$@"
+}
+
+status=0
+echo "=== conformance: server, loop, stream and client layers, plain TCP"
+run "$report" --layers server,loop,stream,client "$@" || status=$?
+
+tls_cases=$(/usr/bin/python3 conformance/run.py --list --tls "$@" 2>/dev/null | tail -n 1 | cut -d' ' -f1) || tls_cases=0
+if [[ ${SQUALL_CONFORMANCE_TLS:-1} != 0 && ${tls_cases:-0} -gt 0 ]]; then
+  echo; echo "=== conformance: server layer over TLS"
+  run "$report-tls" --tls --layers server "$@" || status=$?
+fi
+exit "$status"

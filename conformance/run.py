@@ -3,7 +3,7 @@
 
     /usr/bin/python3 conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o \\
         [--layers server,loop,stream,client] [--url http://127.0.0.1:PORT] [--area A] [--case ID] \\
-        [--json out.json] [--junit out.xml] [--html out.html] [--required-for reference,tornado]
+        [--json out.json] [--junit out.xml] [--html out.html] [--required-for reference,tornado] [--tls]
 
 See conformance/README.md.
 """
@@ -21,14 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from squall_conformance import core, report, targets, wire  # noqa: E402
+from squall_conformance import core, report, targets  # noqa: E402
 from squall_conformance import cases  # noqa: E402,F401  (registers the cases)
 from squall_conformance.targets import Target, log  # noqa: E402
 
 
 def answers(srv, timeout=3.0):
     """Health check after each server case: does the server still answer a plain request?"""
-    ex = wire.exchange(srv.host, srv.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    ex = core.exchange(srv, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                        timeout=timeout, linger=0.0)
     return ex.first is not None and ex.first.status > 0
 
@@ -124,7 +124,11 @@ def main(argv=None):
     p.add_argument("--layers", help="comma list of: " + ", ".join(core.LAYERS) +
                    " (default: every layer one of the implementations has)")
     p.add_argument("--url", action="append", default=[],
-                   help="a server you started: http://127.0.0.1:PORT or NAME=http://... (repeatable; server layer)")
+                   help="a server you started: http://127.0.0.1:PORT or NAME=http://... (repeatable; server layer; "
+                   "https://... with --tls)")
+    p.add_argument("--tls", action="store_true",
+                   help="the server layer over TLS: implementations serve HTTPS with a test certificate made "
+                   "with openssl; only server-layer cases run (the other layers have no transport to change)")
     p.add_argument("--catch-all-url", action="append", default=[],
                    help="the same server in --catch-all mode (NAME=URL or URL for the first --url)")
     p.add_argument("--reference-bin", help=f"squall-contract-app path (default {targets.peers.DEFAULT_REFERENCE_BIN})")
@@ -146,6 +150,10 @@ def main(argv=None):
     for area in split(a.area):
         if area not in core.AREAS:
             p.error(f"unknown area {area!r} (one of {', '.join(core.AREAS)})")
+    if a.tls:  # only the server layer has a transport to change
+        layers = [layer for layer in layers or ["server"] if layer == "server"]
+        if not layers:
+            p.error("--tls runs server-layer cases only (give --layers server, or no --layers)")
     if a.list:
         cases = select_cases(layers, split(a.area), split(a.case))
         for c in report.ordered(cases):
@@ -153,12 +161,17 @@ def main(argv=None):
         print(f"{len(cases)} cases")
         return 0
 
+    want = "https" if a.tls else "http"
+    for v in a.url + a.catch_all_url:
+        if not (v.split("=", 1)[1] if "=" in v and not v.startswith("http") else v).startswith(want + "://"):
+            p.error(f"{v}: give {want}:// URLs {'with' if a.tls else 'without'} --tls")
     reference_dir = a.reference_dir or (os.path.dirname(os.path.abspath(a.reference_bin)) if a.reference_bin else None)
     targets_ = []
     for impl in split(a.impl):
         if impl not in targets.IMPLEMENTATIONS:
             p.error(f"unknown implementation {impl!r} (one of {', '.join(targets.IMPLEMENTATIONS)})")
-        targets_.append(Target(impl, impl=impl, reference_bin=a.reference_bin, reference_dir=reference_dir))
+        targets_.append(Target(impl, impl=impl, reference_bin=a.reference_bin, reference_dir=reference_dir,
+                               tls=a.tls))
     ca_urls = {}
     for v in a.catch_all_url:
         name, _, u = v.rpartition("=") if "=" in v and not v.startswith("http") else ("", "", v)
@@ -203,10 +216,10 @@ def main(argv=None):
 
     meta = {"started": started, "seconds": round(time.monotonic() - t0, 1),
             "command": " ".join(["conformance/run.py"] + (argv if argv is not None else sys.argv[1:])),
-            "required_for": required_for}
-    report.console(cases, names, results, sys.stdout)
+            "required_for": required_for, "transport": "tls" if a.tls else "tcp"}
+    report.console(cases, names, results, sys.stdout, meta["transport"])
     for path, text in ((a.json, lambda: json.dumps(report.to_json(cases, names, results, meta), indent=1)),
-                       (a.junit, lambda: report.junit(cases, names, results)),
+                       (a.junit, lambda: report.junit(cases, names, results, meta["transport"])),
                        (a.html, lambda: report.html_report(cases, names, results, meta))):
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -1,4 +1,6 @@
-"""The client adapter command line of contracts.md §4, shared by the Python adapters."""
+"""The client adapter command line of contracts.md §4, shared by the Python adapters, plus
+the optional TLS flags the suite's tls-* cases use (as squall-fetch's): --ca-certs FILE (the
+CAs to trust for https instead of the system store) and -k/--insecure (no validation)."""
 import argparse
 import base64
 import json
@@ -22,6 +24,8 @@ def parse(argv=None):
     d.add_argument("--decompress", dest="decompress", action="store_true", default=True)
     d.add_argument("--no-decompress", dest="decompress", action="store_false")
     p.add_argument("--max-body-size", type=int, default=None)
+    p.add_argument("--ca-certs", help="PEM file of CAs to trust for https (default: the system store)")
+    p.add_argument("--insecure", "-k", action="store_true", help="https: accept any certificate (no validation)")
     a = p.parse_args(argv)
     a.body = None
     if a.body_file:

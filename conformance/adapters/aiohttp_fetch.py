@@ -2,10 +2,12 @@
 """Client adapter (contracts.md §4) for aiohttp's ClientSession.
 
 Same command line as squall-fetch: fetch URL [--method M] [--header 'K: V']... ...
+[--ca-certs FILE] [--insecure] (ssl=False, or an SSLContext trusting that file).
 Connection errors, timeouts and protocol errors are reported as 599 with a short error.
 """
 import asyncio
 import os
+import ssl
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,13 +20,14 @@ async def fetch(a):
     timeout = aiohttp.ClientTimeout(total=a.request_timeout, sock_connect=a.connect_timeout,
                                     connect=a.connect_timeout)
     headers = [(k, v) for k, v in a.headers]
+    tls = False if a.insecure else (ssl.create_default_context(cafile=a.ca_certs) if a.ca_certs else None)
     try:
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=a.decompress) as s:
             async with s.request(a.method, a.url, headers=headers, data=a.body,
                                  allow_redirects=not a.no_follow and a.max_redirects > 0,
                                  # aiohttp raises on the max_redirects-th redirect; the contract's
                                  # N is the number of redirects followed
-                                 max_redirects=max(a.max_redirects, 0) + 1) as r:
+                                 max_redirects=max(a.max_redirects, 0) + 1, ssl=tls) as r:
                 body = bytearray()
                 async for chunk in r.content.iter_any():
                     body += chunk

@@ -54,6 +54,10 @@ def main():
             cmd += ["--compressed"]
         if a.max_body_size is not None:
             cmd += ["--max-filesize", str(a.max_body_size)]
+        if a.ca_certs:
+            cmd += ["--cacert", a.ca_certs]
+        if a.insecure:
+            cmd += ["--insecure"]
         cmd += ["--", a.url]
         p = subprocess.run(cmd, capture_output=True)
         raw = open(hfile, "rb").read() if os.path.exists(hfile) else b""
@@ -61,7 +65,8 @@ def main():
     out = p.stdout.decode("latin-1")
     code_s, _, eff = out.partition(" ")
     err = p.stderr.decode("latin-1").strip().splitlines()
-    err = err[-1][:200] if err else f"curl exit {p.returncode}"
+    # curl's own "curl: (N) ..." line, not the advice that follows some (certificate errors)
+    err = next((e for e in err if e.startswith("curl: (")), err[-1] if err else f"curl exit {p.returncode}")[:200]
     blocks = [b for b in parse_blocks(raw) if not b[0].split(b" ")[1:2] or not b[0].split(b" ")[1].startswith(b"1")]
     status, headers = (blocks[-1] if blocks else (b"", []))
     parts = status.split(b" ", 2)

@@ -3,7 +3,7 @@
 
     python3 tornado_fetch.py fetch URL [--method M] [--header 'K: V']... [--body-file F]
         [--connect-timeout S] [--request-timeout S] [--max-redirects N | --no-follow]
-        [--decompress | --no-decompress] [--max-body-size B]
+        [--decompress | --no-decompress] [--max-body-size B] [--ca-certs FILE] [--insecure]
 """
 import os
 import sys
@@ -30,7 +30,8 @@ async def fetch(a):
     req = HTTPRequest(a.url, method=a.method, headers=headers, body=body,
                       connect_timeout=a.connect_timeout, request_timeout=a.request_timeout,
                       follow_redirects=not a.no_follow, max_redirects=a.max_redirects,
-                      decompress_response=a.decompress, allow_nonstandard_methods=True)
+                      decompress_response=a.decompress, allow_nonstandard_methods=True,
+                      ca_certs=a.ca_certs, validate_cert=not a.insecure)
     try:
         r = await client.fetch(req, raise_error=False)
     except Exception as e:  # noqa: BLE001 - errors raised before a response exists

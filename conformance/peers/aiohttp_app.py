@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """aiohttp contract app (contracts.md §1): every endpoint of the server contract.
 
-    /usr/bin/python3 aiohttp_app.py --port N [--catch-all]
+    /usr/bin/python3 aiohttp_app.py --port N [--catch-all] [--idle-timeout S] [--certfile F --keyfile F]
 
 Binds 127.0.0.1 only, prints ``port=NNNNN`` once listening and exits 0 on SIGTERM.
+With --certfile it serves HTTPS (TLS 1.2+, TCPSite's ssl_context).
 Response formats follow the reference app (see tornado_app.py).
 """
 import argparse
@@ -13,6 +14,8 @@ import hashlib
 import json
 import signal
 import sys
+
+import peers  # peers.py next to this script (sys.path[0])
 
 from aiohttp import web
 
@@ -184,15 +187,18 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--catch-all", action="store_true")
     p.add_argument("--idle-timeout", type=float, default=75.0, help="keep-alive idle timeout, seconds")
+    p.add_argument("--certfile", help="PEM certificate: serve HTTPS")
+    p.add_argument("--keyfile", help="PEM key of --certfile (default: in that file)")
     p.add_argument("--log-level", default="warning")
     a = p.parse_args()
+    ssl_context = peers.server_context(a.certfile, a.keyfile) if a.certfile else None
     import logging
     logging.basicConfig(level=getattr(logging, a.log_level.upper(), logging.WARNING), stream=sys.stderr)
 
     async def run():
         runner = web.AppRunner(make_app(a.catch_all), access_log=None, keepalive_timeout=a.idle_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", a.port)
+        site = web.TCPSite(runner, "127.0.0.1", a.port, ssl_context=ssl_context)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         print(f"port={port}", flush=True)

@@ -2,9 +2,10 @@
 """Tornado 6.2 contract app (contracts.md §1): every endpoint of the server contract.
 
     /usr/bin/python3 tornado_app.py --port N [--catch-all] [--idle-timeout S]
-        [--body-timeout S] [--max-header-size B] [--max-body-size B]
+        [--body-timeout S] [--max-header-size B] [--max-body-size B] [--certfile F --keyfile F]
 
 Binds 127.0.0.1 only, prints ``port=NNNNN`` once listening and exits 0 on SIGTERM.
+With --certfile it serves HTTPS (TLS 1.2+, HTTPServer's ssl_options).
 Response formats where the contract leaves a choice follow the reference app:
 /form -> {"fields": {...}, "files": [...]}, /upload -> {"bytes", "sha256"},
 /bytes/N -> "0123456789abcdef" repeated, /stream/N -> N chunks "chunk <i>\\n".
@@ -15,6 +16,8 @@ import hashlib
 import json
 import signal
 import sys
+
+import peers  # peers.py next to this script (sys.path[0])
 
 import tornado.httpserver
 import tornado.ioloop
@@ -231,8 +234,11 @@ def main():
     p.add_argument("--body-timeout", type=float, default=None)
     p.add_argument("--max-header-size", type=int, default=None)
     p.add_argument("--max-body-size", type=int, default=None)
+    p.add_argument("--certfile", help="PEM certificate: serve HTTPS")
+    p.add_argument("--keyfile", help="PEM key of --certfile (default: in that file)")
     p.add_argument("--log-level", default="warning")
     a = p.parse_args()
+    ssl_options = peers.server_context(a.certfile, a.keyfile) if a.certfile else None
 
     import logging
     logging.basicConfig(level=getattr(logging, a.log_level.upper(), logging.WARNING), stream=sys.stderr)
@@ -244,6 +250,7 @@ def main():
             body_timeout=a.body_timeout,
             max_header_size=a.max_header_size,
             max_body_size=a.max_body_size,
+            ssl_options=ssl_options,
         )
         sockets = tornado.netutil.bind_sockets(a.port, "127.0.0.1")
         server.add_sockets(sockets)

@@ -128,7 +128,7 @@ class Ctx:
         return self.server.timeouts
 
     def send(self, data, **kw) -> wire.Exchange:
-        ex = wire.exchange(self.server.host, self.server.port, data, **kw)
+        ex = exchange(self.server, data, **kw)
         self.exchanges.append(ex)
         if ex.error:
             raise DriverError(ex.error)
@@ -144,6 +144,14 @@ class Ctx:
 
 class DriverError(Exception):
     pass
+
+
+def exchange(server, data, **kw) -> wire.Exchange:
+    """wire.exchange with a server under test (a peers.Server): over TLS, validated against
+    its CA, when it serves HTTPS."""
+    if server.tls is not None:
+        kw.setdefault("tls", server.tls.client_context())
+    return wire.exchange(server.host, server.port, data, **kw)
 
 
 def req(method="GET", target="/", *headers, body=b"", version="HTTP/1.1", host=True, cl=None, eol=b"\r\n"):

@@ -47,6 +47,16 @@ LAYER_TITLE = {"server": "HTTP server layer (contract §1: raw request bytes, ex
                "client": "client layer (contract §4: one fetch against a scripted raw server)"}
 
 
+TRANSPORT = {"tcp": "plain TCP",
+             "tls": "TLS 1.2+: the servers the driver starts serve HTTPS with a certificate of a test CA, "
+                    "which it validates (not for --url servers); the same bytes go inside TLS records"}
+
+
+def layer_title(layer, transport="tcp"):
+    """A layer's section title; the server layer's says when it ran over TLS."""
+    return LAYER_TITLE[layer] + (" over TLS" if transport == "tls" and layer == "server" else "")
+
+
 def ordered(cases):
     return sorted(cases, key=lambda c: (AREAS.index(c.area), LEVELS.index(c.level), c.order))
 
@@ -91,13 +101,14 @@ def counts(cs, i, results, s):
     return "  ".join(f"{v}={s[i][v]}" for v in VERDICTS)
 
 
-def console(cases, impls, results, out):
+def console(cases, impls, results, out, transport="tcp"):
     w_i = max(7, *(len(i) for i in impls))
     sections = by_layer(cases)
+    out.write(f"transport: {transport} ({TRANSPORT[transport]})\n")
     for layer, cs in sections:
         w_id = max(len(c.id) for c in cs)
         hdr = f"{'case':<{w_id}}  {'level':<8} " + " ".join(f"{i:<{w_i}}" for i in impls) + "  title"
-        out.write(f"\n=== {LAYER_TITLE[layer]}: {len(cs)} cases\n{hdr}\n" + "-" * len(hdr) + "\n")
+        out.write(f"\n=== {layer_title(layer, transport)}: {len(cs)} cases\n{hdr}\n" + "-" * len(hdr) + "\n")
         area = None
         for c in cs:
             if c.area != area and layer == "server":
@@ -150,13 +161,15 @@ def details_text(r):
     return "\n".join(f"--> {e['sent']}\n<-- {e['received']}" for e in r.get("exchanges", [])) + r.get("transcript", "")
 
 
-def junit(cases, impls, results):
+def junit(cases, impls, results, transport="tcp"):
+    """One testsuite per layer: conformance.LAYER (conformance.tls.LAYER over TLS)."""
     parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<testsuites>"]
+    prefix = "conformance.tls" if transport == "tls" else "conformance"
     for layer, cs in by_layer(cases):
         rs = [(c, i, results[(c.id, i)]) for c in cs for i in impls]
         n = {v: sum(1 for _, _, r in rs if r["verdict"] == v) for v in VERDICTS}
         t = sum(r["seconds"] for _, _, r in rs)
-        parts.append(f'  <testsuite name="conformance.{layer}" tests="{len(rs)}" failures="{n[FAIL]}" '
+        parts.append(f'  <testsuite name="{prefix}.{layer}" tests="{len(rs)}" failures="{n[FAIL]}" '
                      f'errors="{n[ERROR]}" skipped="{n[NA]}" time="{t:.3f}">')
         for c, i, r in rs:
             attrs = (f'classname="{xml_escape(i)}.{c.area}" name="{xml_escape(c.id + " " + c.title, {chr(34): "&quot;"})}" '
@@ -223,11 +236,14 @@ def html_summary_rows(cs, impls, results):
 def html_report(cases, impls, results, meta):
     e = html.escape
     sections = by_layer(cases)
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Squall conformance report</title>",
+    transport = meta.get("transport", "tcp")
+    over = " over TLS" if transport == "tls" else ""
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Squall conformance report" + over + "</title>",
            f"<style>{CSS}</style></head><body>",
-           "<h1>Squall conformance: " + e(", ".join(layer for layer, _ in sections)) + "</h1>",
+           "<h1>Squall conformance" + over + ": " + e(", ".join(layer for layer, _ in sections)) + "</h1>",
            f"<p>{e(meta['started'])} · {len(cases)} cases in {meta['seconds']} s · implementations: "
            f"{e(', '.join(impls))} · driver {e(meta['command'])}</p>",
+           f"<p>transport: <b>{e(transport)}</b> ({e(TRANSPORT[transport])})</p>",
            "<p>Verdicts: <b>pass</b>; <b>warn</b> (allowed by a SHOULD/MAY, but a stricter answer exists, or a "
            "documented difference on a SHOULD/MAY case); <b>fail</b>; <b>n/a</b> (the implementation lacks the layer, "
            "endpoint or feature); <b>error</b> (the driver could not judge). A red outline marks a failure on a case "
@@ -243,7 +259,7 @@ def html_report(cases, impls, results, meta):
             "<tr>", f"<tr><th><a href='#layer-{layer}'>{layer}</a> ({len(cs)})</th>"))
     out.append("</table>")
     for layer, cs in sections:
-        out.append(f"<h2 id='layer-{layer}'>{e(LAYER_TITLE[layer])}: {len(cs)} cases</h2>")
+        out.append(f"<h2 id='layer-{layer}'>{e(layer_title(layer, transport))}: {len(cs)} cases</h2>")
         out.append("<table><tr><th>case</th><th>level / source</th>" + "".join(f"<th>{e(i)}</th>" for i in impls) + "</tr>")
         group = None
         for c in cs:

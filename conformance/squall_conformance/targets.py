@@ -4,6 +4,7 @@ A Target is one implementation: its server (contract §1, started through peers.
 with --url), its loop probe command (§3), its stream probes (§2, started on first use, one
 per set of extra options such as --max-buffer-size) and its client adapter command (§4).
 An implementation without a layer gets "n/a" for every case of that layer.
+With tls=True the server is started serving HTTPS with the test certificate (tls.certs()).
 Everything binds 127.0.0.1 and is stopped by PID (peers.Server.stop).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import threading
 
-from . import core
+from . import core, tls as tls_
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFORMANCE = os.path.dirname(HERE)
@@ -85,8 +86,10 @@ class Target:
     """One implementation under test: a server (normal and, lazily, catch-all mode) and the
     probes and adapter of the other layers."""
 
-    def __init__(self, name, impl=None, url=None, catch_all_url=None, reference_bin=None, reference_dir=None):
+    def __init__(self, name, impl=None, url=None, catch_all_url=None, reference_bin=None, reference_dir=None,
+                 tls=False):
         self.name, self.impl, self.url, self.catch_all_url = name, impl, url, catch_all_url
+        self.tls = tls
         self.reference_bin = reference_bin
         self.layers = IMPL_LAYERS[impl] if impl else ("server",)
         self.commands = layer_commands(impl, reference_dir or DEFAULT_REFERENCE_DIR)
@@ -141,7 +144,9 @@ class Target:
                     return None
                 srv = peers.attach(u, impl=self.name, catch_all=catch_all)
             else:
-                srv = peers.start(self.impl, catch_all=catch_all, reference_bin=self.reference_bin)
+                certs = tls_.certs() if self.tls else None
+                srv = peers.start(self.impl, catch_all=catch_all, reference_bin=self.reference_bin,
+                                  tls=peers.TLS(*certs.pair("server"), cafile=certs.ca) if certs else None)
         except Exception as e:
             self.start_error[catch_all] = f"could not start {self.name}: {e}"
             raise core.DriverError(self.start_error[catch_all])

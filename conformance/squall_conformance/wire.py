@@ -1,4 +1,9 @@
-"""Raw HTTP/1.x over TCP: exact bytes out, exact bytes in, responses parsed leniently.
+"""Raw HTTP/1.x over TCP or TLS: exact bytes out, exact bytes in, responses parsed leniently.
+
+Over TLS (`exchange(..., tls=context)`) the same bytes go inside TLS records: each piece
+sent is written on its own (one record, or several for pieces above 16 KiB), so
+fragmentation shows up as record boundaries; a half-close is close_notify then FIN, and
+reading goes on after it.
 
 The parser here is the driver's *observer*: it must understand whatever a server sends
 (including broken framing) well enough to count and judge responses, so it never raises;
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -229,13 +235,150 @@ def _parse_head(r, head: bytes):
         r.headers.append((k.decode("latin-1"), v.strip().decode("latin-1")))
 
 
+class TLSSocket:
+    """The client end of a TLS connection over a connected TCP socket, driven through memory
+    BIOs: every sendall() is its own TLS write; recv() never blocks once select() said the
+    socket is readable, returns every whole record that arrived (None: only part of one) and
+    b"" at close_notify or FIN; shutdown(SHUT_WR) sends close_notify and FIN while reading
+    goes on (TLS 1.3 half-close)."""
+
+    def __init__(self, sock, context, server_hostname, timeout):
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname)
+        self.eof = False
+        self.error = None   # a TLS error that ended the reading (reported as a close)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    raise socket.timeout("TLS handshake timed out")
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionResetError("the server closed the connection during the TLS handshake")
+                self.incoming.write(data)
+        self._flush()
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def buffered(self):
+        """Something to report without waiting on the socket (the close, decrypted bytes)."""
+        return self.eof or self.tls.pending() > 0
+
+    def setblocking(self, flag):
+        self.sock.setblocking(flag)
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def _flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def sendall(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def _read(self):
+        """One record's bytes; None: no whole record left; b"": the stream ended."""
+        try:
+            return self.tls.read(65536)
+        except ssl.SSLWantReadError:
+            return None
+        except ssl.SSLZeroReturnError:     # close_notify
+            return b""
+        except ssl.SSLError as e:          # FIN without close_notify, an alert, a bad record
+            if not isinstance(e, ssl.SSLEOFError):
+                self.error = f"TLS: {e}"
+            return b""
+
+    def recv(self, n=65536):
+        if not self.eof:
+            try:
+                raw = self.sock.recv(65536)
+            except BlockingIOError:
+                raw = None
+            if raw:
+                self.incoming.write(raw)
+            elif raw == b"":
+                self.incoming.write_eof()
+        out = bytearray()
+        while not self.eof:
+            d = self._read()
+            if d is None:
+                break
+            if not d:
+                self.eof = True
+            out += d
+        try:
+            self._flush()                  # post-handshake messages may need an answer
+        except OSError:
+            pass
+        return bytes(out) if out or self.eof else None
+
+    def shutdown(self, how):
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR):
+            try:
+                self.tls.unwrap()          # queues close_notify; the peer's is not awaited
+            except ssl.SSLError:
+                pass
+            self._flush()
+        self.sock.shutdown(how)
+
+    def close(self):
+        self.sock.close()
+
+
+def connect(host, port, timeout, tls=None, server_hostname=None):
+    """A connected socket, or a TLSSocket after the handshake when `tls` (an SSLContext) is
+    given. Raises OSError (ssl.SSLError for a failed handshake)."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return TLSSocket(s, tls, server_hostname or host, timeout) if tls is not None else s
+    except BaseException:
+        s.close()
+        raise
+
+
+def _readable(s, wait):
+    if isinstance(s, TLSSocket) and s.buffered():
+        return True
+    return bool(select.select([s], [], [], max(0.0, wait))[0])
+
+
+def _recv(s, ex):
+    """Bytes read (b"" when nothing complete arrived); sets ex.closed/ex.reset at the end."""
+    try:
+        d = s.recv(65536)
+    except ConnectionResetError:
+        ex.reset = ex.closed = True
+        return b""
+    if d is None:
+        return b""
+    if not d:
+        ex.closed = True
+        if getattr(s, "error", None):
+            ex.note = s.error
+    return d
+
+
 def count_finals(responses):
     return sum(1 for r in responses if not r.interim)
 
 
 def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, linger=0.25,
-             pause=0.0, shut_write=False, wait_close=None, connect_timeout=3.0, on_response=None):
+             pause=0.0, shut_write=False, wait_close=None, connect_timeout=3.0, on_response=None,
+             tls=None, server_hostname=None):
     """Send `pieces` (bytes or list of bytes, `pause` seconds apart) and read responses.
+    With `tls` (an ssl.SSLContext), over TLS to `server_hostname` (default `host`).
 
     Stops when `expect` final responses are complete and nothing more arrived for
     `linger` seconds, when the server closes, or after `timeout` seconds. With
@@ -247,11 +390,13 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
     ex = Exchange()
     t0 = time.monotonic()
     try:
-        s = socket.create_connection((host, port), timeout=connect_timeout)
+        s = connect(host, port, connect_timeout, tls, server_hostname)
+    except ssl.SSLError as e:
+        ex.error = f"TLS handshake failed: {e}"
+        return ex
     except OSError as e:
         ex.error = f"connect failed: {e}"
         return ex
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.setblocking(False)
     buf = b""
     last_send = t0
@@ -262,17 +407,8 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
                 # Read while pausing so early answers/closes are seen.
                 end = time.monotonic() + pause
                 while time.monotonic() < end and not ex.closed:
-                    r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
-                    if r:
-                        try:
-                            d = s.recv(65536)
-                        except ConnectionResetError:
-                            ex.reset = ex.closed = True
-                            break
-                        if not d:
-                            ex.closed = True
-                            break
-                        buf += d
+                    if _readable(s, end - time.monotonic()):
+                        buf += _recv(s, ex)
                 if ex.closed:
                     break
             try:
@@ -314,19 +450,12 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
                 wait = min(deadline, quiet_since + linger) - now
             else:
                 wait = deadline - now
-            r, _, _ = select.select([s], [], [], max(0.0, wait))
-            if not r:
+            if not _readable(s, wait):
                 continue
-            try:
-                d = s.recv(65536)
-            except ConnectionResetError:
-                ex.reset = ex.closed = True
-                break
-            if not d:
-                ex.closed = True
-                break
-            quiet_since = None
-            buf += d
+            d = _recv(s, ex)
+            if d:
+                quiet_since = None
+                buf += d
         if ex.closed:
             ex.close_after = time.monotonic() - last_send
     finally:

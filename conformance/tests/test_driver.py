@@ -1,9 +1,14 @@
-"""Unit tests of the driver's case registry, required rule, n/a handling and reports
-(no process is started). Run: /usr/bin/python3 -m unittest discover -s conformance/tests"""
+"""Unit tests of the driver's case registry, required rule, n/a handling, reports and TLS
+transport (no implementation is started; the TLS tests run `openssl` once for the test
+certificates and serve from a thread). Run: /usr/bin/python3 -m unittest discover -s conformance/tests"""
+import contextlib
 import io
 import json
 import os
+import shutil
+import socket
 import sys
+import threading
 import unittest
 import xml.dom.minidom
 
@@ -11,8 +16,8 @@ CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, CONFORMANCE)
 
 import run  # noqa: E402
-from squall_conformance import core, report  # noqa: E402
-from squall_conformance.targets import Target  # noqa: E402
+from squall_conformance import core, report, tls, wire  # noqa: E402
+from squall_conformance.targets import Target, peers  # noqa: E402
 
 BY_ID = {c.id: c for c in core.REGISTRY}
 
@@ -28,7 +33,7 @@ class Registry(unittest.TestCase):
         rfc_must = BY_ID["SYN-005"]           # RFC MUST: everyone but the Tornado peer
         tornado = BY_ID["loop-callback_fifo"]  # Tornado semantics: reference and tornado
         contract = BY_ID["stream-bytes-one-write"]  # contract MUST: everyone
-        should = BY_ID["stream-buffer-surplus-bytes"]
+        should = BY_ID["stream-buffer-close-over-limit"]
         self.assertEqual([rfc_must.required_for(i) for i in ("reference", "tornado", "aiohttp")], [True, False, True])
         self.assertEqual([tornado.required_for(i) for i in ("reference", "tornado", "curl")], [True, True, False])
         self.assertTrue(contract.required_for("tornado"))
@@ -37,7 +42,7 @@ class Registry(unittest.TestCase):
 
 class Reports(unittest.TestCase):
     def setUp(self):
-        self.cases = [BY_ID[i] for i in ("SYN-005", "loop-callback_fifo", "stream-buffer-surplus-bytes")]
+        self.cases = [BY_ID[i] for i in ("SYN-005", "loop-callback_fifo", "stream-buffer-close-over-limit")]
         self.impls = ["reference", "tornado", "nginx"]
         nginx = Target("nginx", impl="nginx")
         self.results = {}
@@ -62,8 +67,8 @@ class Reports(unittest.TestCase):
         text = out.getvalue()
         self.assertEqual(text.count("\n=== "), 3)
         self.assertRegex(text, r"\nnginx +n/a: nginx has no stream probe \(contract §2\)\n")
-        self.assertIn("stream-buffer-surplus-bytes (SHOULD, Tornado semantics) — implementations differ", text)
-        self.assertIn("note: the reference reads the socket", text)
+        self.assertIn("stream-buffer-close-over-limit (SHOULD, contracts.md §2) — implementations differ", text)
+        self.assertIn("note: Tornado 6.2 answers ok with the first 1536 bytes", text)
         suites = xml.dom.minidom.parseString(report.junit(self.cases, self.impls, self.results))
         self.assertEqual([s.getAttribute("name") for s in suites.getElementsByTagName("testsuite")],
                          ["conformance.server", "conformance.loop", "conformance.stream"])
@@ -73,6 +78,84 @@ class Reports(unittest.TestCase):
         self.assertEqual(doc["layer_summary"]["stream"]["reference"]["warn"], 1)
         page = report.html_report(self.cases, self.impls, self.results, meta)
         self.assertEqual(page.count("<h2 id='layer-"), 3)
+
+
+class Transport(unittest.TestCase):
+    def test_tls_report(self):
+        c = [BY_ID["SYN-005"]]
+        results = {("SYN-005", "reference"): {"verdict": core.PASS, "reason": "ok", "absent": False, "required": True,
+                                              "seconds": 0.0, "exchanges": [], "transcript": ""}}
+        out = io.StringIO()
+        report.console(c, ["reference"], results, out, "tls")
+        self.assertTrue(out.getvalue().startswith("transport: tls ("))
+        self.assertIn("=== HTTP server layer (contract §1: raw request bytes, exact responses) over TLS: 1 cases",
+                      out.getvalue())
+        suites = xml.dom.minidom.parseString(report.junit(c, ["reference"], results, "tls"))
+        self.assertEqual(suites.getElementsByTagName("testsuite")[0].getAttribute("name"), "conformance.tls.server")
+        page = report.html_report(c, ["reference"], results, {"started": "now", "seconds": 0, "command": "t",
+                                                              "transport": "tls"})
+        self.assertIn("<h1>Squall conformance over TLS: server</h1>", page)
+
+    def test_url_scheme_must_match_tls(self):
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            for argv in (["--tls", "--url", "http://127.0.0.1:1"], ["--url", "https://127.0.0.1:1"]):
+                with self.assertRaises(SystemExit):
+                    run.main(argv)
+        self.assertIn("give https:// URLs with --tls", err.getvalue())
+
+    def test_https_url_target(self):
+        srv = peers.attach("https://127.0.0.1:8443")
+        self.assertEqual((srv.url, srv.tls.cafile), ("https://127.0.0.1:8443", None))
+        self.assertEqual(peers.attach("http://127.0.0.1:8080").tls, None)
+
+
+@unittest.skipUnless(shutil.which("openssl"), "openssl is not installed")
+class TLSWire(unittest.TestCase):
+    """wire.exchange over TLS against a Python ssl server in a thread, on 127.0.0.1."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tls.certs()
+
+    def serve(self, cert, respond):
+        """One connection: records what each recv() got until close_notify/FIN (or a whole
+        head), then sends `respond`. Returns (port, pieces received, thread)."""
+        ls = socket.create_server(("127.0.0.1", 0))
+        ctx = peers.server_context(*self.certs.pair(cert))
+        got = []
+
+        def run_():
+            with ls:
+                c, _ = ls.accept()
+                try:
+                    with ctx.wrap_socket(c, server_side=True) as s:
+                        while not b"".join(got).endswith(b"\r\n\r\n") or respond is None:
+                            d = s.recv(65536)
+                            if not d:
+                                break
+                            got.append(d)
+                        s.sendall(respond or b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                except OSError:
+                    pass
+        t = threading.Thread(target=run_, daemon=True)
+        t.start()
+        return ls.getsockname()[1], got, t
+
+    def test_pieces_are_records_and_half_close_reads_on(self):
+        port, got, t = self.serve("server", None)
+        ex = wire.exchange("127.0.0.1", port, [b"GET / HT", b"TP/1.1\r\nHost: x\r\n\r\n"], pause=0.1,
+                           shut_write=True, tls=peers.client_context(self.certs.ca))
+        t.join(5)
+        self.assertIsNone(ex.error)
+        self.assertEqual(got, [b"GET / HT", b"TP/1.1\r\nHost: x\r\n\r\n"])  # one record per piece
+        self.assertEqual((ex.first.status, ex.first.body, ex.closed), (200, b"ok", True))
+
+    def test_certificate_is_validated(self):
+        port, got, t = self.serve("wronghost", b"")
+        ex = wire.exchange("127.0.0.1", port, b"GET / HTTP/1.1\r\n\r\n", tls=peers.client_context(self.certs.ca))
+        t.join(5)
+        self.assertRegex(ex.error, r"^TLS handshake failed: .*certificate verify failed")
+        self.assertEqual(got, [])
 
 
 if __name__ == "__main__":

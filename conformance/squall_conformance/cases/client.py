@@ -7,6 +7,8 @@ per connection) that answers with exact bytes, runs the implementation's client 
 Errors (timeouts, connection and protocol errors) are expected as code 599 with an error
 string, as Tornado reports them. Expectations are RFC 9110/9112 or Tornado 6.2's
 simple_httpclient (Tornado semantics); where Tornado is the yardstick it passes them.
+The `tls-*` cases wrap the scripted server in TLS (Python's ssl, the test certificates of
+tls.certs()) and use the adapters' optional `--ca-certs FILE` and `--insecure` flags.
 Nothing here ever connects to a non-loopback address.
 """
 import base64
@@ -15,12 +17,15 @@ import json
 import os
 import select
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 
+from .. import tls
 from ..core import TORNADO, case, mismatch, na, ok
+from ..targets import peers
 
 FETCH_TIMEOUT = 15.0   # the adapter process
 HOLD = 1.5             # a server keeping a connection open after a bodiless response
@@ -47,10 +52,13 @@ class Req:
 class RawServer:
     """Answers each request with handler(req, server) -> list of actions: bytes are sent,
     a number sleeps that many seconds, "hang" waits until the server stops, "keep" keeps the
-    connection for another request (otherwise it is closed after the actions)."""
+    connection for another request (otherwise it is closed after the actions). With `tls` (a
+    server SSLContext) it speaks HTTPS; failed handshakes are kept in `handshake_errors`."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, tls=None):
         self.handler = handler
+        self.tls = tls
+        self.handshake_errors = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -64,7 +72,7 @@ class RawServer:
         self.thread.start()
 
     def url(self, path="/"):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def _serve(self):
         while not self.stopping.is_set():
@@ -81,7 +89,7 @@ class RawServer:
 
     def _recv_request(self, c, buf, cid):
         while b"\r\n\r\n" not in buf:
-            r, _, _ = select.select([c], [], [], 0.1)
+            r = (self.tls and c.pending()) or select.select([c], [], [], 0.1)[0]
             if self.stopping.is_set():
                 return None, buf
             if r:
@@ -106,8 +114,25 @@ class RawServer:
             self.requests.append(req)
         return req, buf
 
+    def _handshake(self, c, cid):
+        """The server side of the TLS handshake: the wrapped socket, or None if it failed."""
+        c = self.tls.wrap_socket(c, server_side=True, do_handshake_on_connect=False)
+        c.settimeout(5.0)
+        try:
+            c.do_handshake()
+        except (ssl.SSLError, OSError) as e:
+            self.handshake_errors.append(f"conn{cid}: {e}")
+            c.close()
+            return None
+        c.settimeout(None)
+        return c
+
     def _conn(self, c, cid):
         buf = b""
+        if self.tls:
+            c = self._handshake(c, cid)
+            if c is None:
+                return
         try:
             while True:
                 req, buf = self._recv_request(c, buf, cid)
@@ -303,6 +328,19 @@ def requested(pred, what):
     return check
 
 
+def refused_tls():
+    """The fetch failed and the request never reached the server: the client refused the
+    certificate during the handshake."""
+    def check(r, srv):
+        good, why = expect_error()(r, srv)
+        if not good:
+            return False, why + " (the certificate must be refused)"
+        if srv.requests:
+            return False, f"599, but only after sending the request over the unverified connection: {srv.requests[0]}"
+        return True, why + "; no request sent"
+    return check
+
+
 def header_is(name, value):
     def check(r, srv):
         got = [v for k, v in r["headers"] if k.lower() == name.lower()]
@@ -316,7 +354,8 @@ def short(b, n=40):
 
 # ---------------------------------------------------------------- cases
 # (id, title, source, level, handler, fetch args, check[, note]); a handler of None with
-# args ["@backlog"] / ["@refused"] means a special target.
+# args ["@backlog"] / ["@refused"] means a special target; "@tls=NAME" serves HTTPS with the
+# test certificate NAME (tls.Certs) and "@ca" adds --ca-certs with the test CA.
 
 SPECS = [
     # ---- Content-Length ----
@@ -525,6 +564,23 @@ SPECS = [
      None, ["@n/a"], None,
      "beyond Tornado, and not testable: contract §4 has one fetch per adapter process and squall-fetch "
      "has no multi-request mode, so this is n/a for every implementation"),
+    # ---- TLS: certificate validation (RFC 9110 §4.3.4), and --insecure ----
+    ("tls-valid", "https: a certificate for 127.0.0.1 signed by the --ca-certs CA is accepted", f"{R9110} §4.3.4",
+     "MUST", static(cl(HELLO)), ["@tls=server", "@ca"], all_of(expect_body(HELLO), effective("/tls-valid"))),
+    ("tls-expired", "an expired certificate is refused before the request is sent", f"{R9110} §4.3.4", "MUST",
+     static(cl(HELLO)), ["@tls=expired", "@ca"], refused_tls()),
+    ("tls-wrong-host", "a certificate for another host (wrong.example) is refused", f"{R9110} §4.3.4", "MUST",
+     static(cl(HELLO)), ["@tls=wronghost", "@ca"], refused_tls()),
+    ("tls-self-signed", "a self-signed certificate (unknown issuer) is refused", f"{R9110} §4.3.4", "MUST",
+     static(cl(HELLO)), ["@tls=selfsigned", "@ca"], refused_tls()),
+    ("tls-ca-not-given", "without --ca-certs the test CA is not trusted (system store): refused",
+     f"{R9110} §4.3.4", "MUST", static(cl(HELLO)), ["@tls=server"], refused_tls()),
+    ("tls-expired-insecure", "--insecure: an expired certificate is accepted", TORNADO, "MUST",
+     static(cl(HELLO)), ["@tls=expired", "--insecure"], expect_body(HELLO)),
+    ("tls-wrong-host-insecure", "--insecure: a certificate for another host is accepted", TORNADO, "MUST",
+     static(cl(HELLO)), ["@tls=wronghost", "--insecure"], expect_body(HELLO)),
+    ("tls-self-signed-insecure", "--insecure: a self-signed certificate is accepted", TORNADO, "MUST",
+     static(cl(HELLO)), ["@tls=selfsigned", "--insecure"], expect_body(HELLO)),
 ]
 
 
@@ -554,6 +610,16 @@ def client_case(cid, title, source, level, handler, args, check, note=""):
         fetch_cmd = ctx.target.command("client")
         args_ = [a for a in args if not a.startswith("@")]
         path = next((a[6:] for a in args if a.startswith("@path=")), "/" + cid)
+        cert = next((a[5:] for a in args if a.startswith("@tls=")), None)
+        server_tls = None
+        if cert:
+            missing = [f for f in ("--ca-certs", "--insecure") if not ctx.target.supports("client", f)]
+            if missing:
+                return na(f"the adapter has no {' or '.join(missing)} (the optional TLS flags of contract §4)")
+            certs = tls.certs()
+            server_tls = peers.server_context(*certs.pair(cert))
+            if "@ca" in args:
+                args_ += ["--ca-certs", certs.ca]
         srv, extra, tmp = None, [], None
         try:
             if "@backlog" in args:
@@ -566,7 +632,7 @@ def client_case(cid, title, source, level, handler, args, check, note=""):
                 url = f"http://127.0.0.1:{s.getsockname()[1]}{path}"
                 s.close()
             else:
-                srv = RawServer(handler)
+                srv = RawServer(handler, server_tls)
                 url = srv.url(path)
             if "@body" in args:
                 tmp = tempfile.NamedTemporaryFile(prefix="squall-body-", delete=False)
@@ -581,7 +647,8 @@ def client_case(cid, title, source, level, handler, args, check, note=""):
                 s.close()
             if tmp:
                 os.unlink(tmp.name)
-        seen = "\n".join(f"server: {q}" for q in (srv.requests if srv else []))
+        seen = "\n".join([f"server: {q}" for q in (srv.requests if srv else [])] +
+                         [f"server: TLS handshake failed: {e}" for e in (srv.handshake_errors if srv else [])])
         if r is None:
             ctx.log(f"$ {' '.join(cmd)}\n{seen}")
             return mismatch(level, err)
