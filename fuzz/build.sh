@@ -25,6 +25,7 @@ LIB_FUZZING_ENGINE=${LIB_FUZZING_ENGINE:--fsanitize=fuzzer}
 OUT=${OUT:-$src/build/fuzz/out}
 WORK=${WORK:-$src/build/fuzz/work}
 mkdir -p "$OUT" "$WORK"
+OUT=$(cd "$OUT" && pwd)  # absolute: the seed zips are written from inside the corpus dirs
 
 cmake -S "$src" -B "$WORK" -G Ninja \
   -DCMAKE_BUILD_TYPE=None \

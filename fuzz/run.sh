@@ -4,6 +4,8 @@
 # ft = features, from libFuzzer's final stats line), corpus size (inputs), findings.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]      OUT=build/fuzz/out by default
+#   RUNS=10000000 fuzz/run.sh 1800         stop each target at RUNS executions or SECONDS,
+#                                          whichever comes first (long runs)
 #
 # Each target starts from a scratch copy of fuzz/corpus/<t>/ and fuzz/regressions/<t>/
 # (the repository is never modified), with fuzz/http.dict and the flags of
@@ -52,8 +54,10 @@ for t in "${targets[@]}"; do
   rm -f "$corpus"/.keep
   log="fuzz/findings/logs/$t.log"
   mapfile -t extra < <(options_flags "fuzz/options/$t.options")
-  echo "== $t: ${seconds}s" >&2
-  "$bin" "$corpus" -max_total_time="$seconds" -dict=fuzz/http.dict -artifact_prefix="$artifacts/" \
+  runs_flag=()
+  [ -n "${RUNS:-}" ] && runs_flag=(-runs="$RUNS")
+  echo "== $t: ${seconds}s${RUNS:+ or $RUNS executions}" >&2
+  "$bin" "$corpus" -max_total_time="$seconds" "${runs_flag[@]}" -dict=fuzz/http.dict -artifact_prefix="$artifacts/" \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -1,32 +1,75 @@
-// chunk: the chunked-body decoder (HTTP1Connection::read_chunked_body, reached through
-// the client's response reader: "HTTP/1.1 200 OK / Transfer-Encoding: chunked" followed
-// by the fuzzer's bytes), fed once in one piece and once in fuzzer-chosen pieces with a
-// fuzzer-chosen read_chunk_size, max_body_size and chunk_size. Invariants:
-//   - the decoded body never exceeds the chunked input, nor max_body_size;
-//   - every data_received piece is at most chunk_size bytes;
-//   - the outcome (finished / error status and reason) and, when finished, the body are
-//     identical however the input was split;
+// chunk: the chunked-body decoder (squall::ChunkedDecoder, which HTTP1Connection uses for
+// requests and responses), fed the fuzzer's bytes once whole and once in fuzzer-chosen
+// pieces, the way the connection feeds it (a buffer of unconsumed bytes, more appended
+// on need_more), with fuzzer-chosen limits and data piece size. Invariants:
+//   - every data piece is a non-empty view inside the buffer it was decoded from and at
+//     most max_data bytes; `consumed` never passes the end of the buffer;
+//   - the decoded body never exceeds the input, nor max_body;
+//   - the outcome (done / error status and reason / incomplete), the body and the bytes
+//     left after the message are identical however the input was split;
 //   - a finished body equals what a minimal independent decoder (parse_chunk_size_line
-//     + CRLF checks) makes of the same bytes;
-//   - a finished message got exactly one finish() and no on_connection_close().
-// There is no pure chunk decoder in the reference, so this goes through the connection.
+//     + CRLF checks) makes of the same bytes; an input it rejects is not finished.
+// The connection around the decoder is fuzzed by `connection` (server) and `response`.
 //
-// Input layout: [max_body: 2 bytes][chunk_size][read_chunk_size][n_sizes][sizes...]
+// Input layout: [max_body: 2 bytes][max_data][max_trailer_fields][n_sizes][sizes...]
 // then the chunked body (chunk lines, data, trailers).
+#include <optional>
 #include <string>
 #include <string_view>
 
-#include "client_reader.h"
 #include "fuzz_input.h"
+#include "squall/chunked_decoder.h"
 #include "squall/http_parse.h"
 
 namespace {
 
 using namespace squall;
-using squall_fuzz::ClientRead;
 using squall_fuzz::FuzzInput;
 
-constexpr std::string_view kHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+struct Decoded {
+  enum class Outcome { done, error, incomplete } outcome = Outcome::incomplete;
+  ParseError error;
+  std::string body;
+  size_t left_over = 0;
+};
+
+Decoded decode(const std::vector<std::string_view>& pieces, size_t max_data, const ChunkedDecoderLimits& limits) {
+  Decoded out;
+  ChunkedDecoder decoder(limits);
+  std::string buffer;
+  size_t next = 0;
+  for (;;) {
+    ParseResult<ChunkedStep> step = decoder.step(buffer, max_data);
+    if (!step) {
+      out.outcome = Decoded::Outcome::error;
+      out.error = step.error();
+      return out;
+    }
+    FUZZ_CHECK(step->consumed <= buffer.size());
+    if (step->kind == ChunkedStep::Kind::data) {
+      FUZZ_CHECK(!step->data.empty());
+      FUZZ_CHECK(step->data.size() <= max_data);
+      FUZZ_CHECK(step->data.data() >= buffer.data());
+      FUZZ_CHECK(step->data.data() + step->data.size() <= buffer.data() + step->consumed);
+      out.body.append(step->data);
+    } else {
+      FUZZ_CHECK(step->data.empty());
+    }
+    FUZZ_CHECK(decoder.body_bytes() <= limits.max_body);
+    buffer.erase(0, step->consumed);
+    if (step->kind == ChunkedStep::Kind::done) {
+      FUZZ_CHECK(decoder.done());
+      out.outcome = Decoded::Outcome::done;
+      out.left_over = buffer.size();
+      for (size_t i = next; i < pieces.size(); ++i) out.left_over += pieces[i].size();  // not fed yet
+      return out;
+    }
+    if (step->kind == ChunkedStep::Kind::need_more) {
+      if (next == pieces.size()) return out;  // incomplete
+      buffer.append(pieces[next++]);
+    }
+  }
+}
 
 // Minimal decoder: the body, or nullopt if the framing is bad or incomplete.
 std::optional<std::string> reference_decode(std::string_view in, uint64_t max_body) {
@@ -53,6 +96,7 @@ std::optional<std::string> reference_decode(std::string_view in, uint64_t max_bo
     in.remove_prefix(eol + 2);
     if (eol == 0) break;
   }
+  if (body.size() > max_body) return std::nullopt;
   return body;
 }
 
@@ -61,46 +105,39 @@ std::optional<std::string> reference_decode(std::string_view in, uint64_t max_bo
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 16384) return 0;
   FuzzInput in(data, size);
-  HTTP1ConnectionParameters params;
+  ChunkedDecoderLimits limits;
   size_t max_body = in.range(0, 65535);
-  params.max_body_size = max_body == 0 ? 100 * 1024 * 1024 : max_body % 8192;
-  params.chunk_size = in.range(1, 64) * (in.flag() ? 1 : 64);
-  IOStreamOptions fragmented;
-  fragmented.read_chunk_size = in.range(1, 256);
+  limits.max_body = max_body == 0 ? 100 * 1024 * 1024 : max_body % 8192;
+  size_t max_data = in.range(1, 64) * (in.flag() ? 1 : 64);
+  limits.max_trailer_fields = in.range(0, 8);
+  limits.max_trailer_bytes = in.flag() ? 64 : 65536;
   size_t n_sizes = in.range(0, 16);
   std::string sizes;
   for (size_t i = 0; i < n_sizes; ++i) sizes.push_back(static_cast<char>(in.byte()));
   std::string_view body = in.rest();
 
-  std::string message(kHead);
-  message.append(body);
-  std::string_view whole(message);
+  Decoded once = decode({body}, max_data, limits);
+  Decoded split = decode(squall_fuzz::split_pieces(body, sizes), max_data, limits);
 
-  ClientRead once = squall_fuzz::read_response_pieces({whole}, params, IOStreamOptions{});
-  std::vector<std::string_view> pieces = squall_fuzz::split_pieces(whole, sizes);
-  ClientRead split = squall_fuzz::read_response_pieces(pieces, params, fragmented);
-
-  for (const ClientRead* r : {&once, &split}) {
-    FUZZ_CHECK(r->body.size() <= body.size());
-    FUZZ_CHECK(r->body.size() <= params.max_body_size);
-    FUZZ_CHECK(r->data_calls <= r->body.size());  // no empty pieces
-    FUZZ_CHECK(r->outcome != ClientRead::Outcome::other);
-    if (r->outcome == ClientRead::Outcome::finished) {
-      FUZZ_CHECK(r->finish_calls == 1);
-      FUZZ_CHECK(r->close_calls == 0);
-      FUZZ_CHECK(r->code == 200);
-    } else {
-      FUZZ_CHECK(r->finish_calls == 0);
+  for (const Decoded* d : {&once, &split}) {
+    FUZZ_CHECK(d->body.size() <= body.size());
+    FUZZ_CHECK(d->body.size() <= limits.max_body);
+    if (d->outcome == Decoded::Outcome::error) {
+      int s = d->error.status;
+      FUZZ_CHECK(s == 400 || s == 413 || s == 431);
     }
   }
-  if (once.outcome != split.outcome || once.status != split.status || once.error != split.error) {
-    std::fprintf(stderr, "one piece: %d %d '%s'; split: %d %d '%s'\n", static_cast<int>(once.outcome), once.status,
-                 once.error.c_str(), static_cast<int>(split.outcome), split.status, split.error.c_str());
+  if (once.outcome != split.outcome || !(once.error == split.error)) {
+    std::fprintf(stderr, "one piece: %d %d '%.*s'; split: %d %d '%.*s'\n", static_cast<int>(once.outcome),
+                 once.error.status, static_cast<int>(once.error.reason.size()), once.error.reason.data(),
+                 static_cast<int>(split.outcome), split.error.status, static_cast<int>(split.error.reason.size()),
+                 split.error.reason.data());
     FUZZ_CHECK(!"outcome depends on how the input was split");
   }
-  if (once.outcome == ClientRead::Outcome::finished) {
-    FUZZ_CHECK(once.body == split.body);
-    std::optional<std::string> decoded = reference_decode(body, params.max_body_size);
+  FUZZ_CHECK(once.body == split.body);
+  if (once.outcome == Decoded::Outcome::done) {
+    FUZZ_CHECK(once.left_over == split.left_over);
+    std::optional<std::string> decoded = reference_decode(body.substr(0, body.size() - once.left_over), limits.max_body);
     FUZZ_CHECK(decoded.has_value());
     FUZZ_CHECK(*decoded == once.body);
   }

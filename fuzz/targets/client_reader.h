@@ -1,6 +1,5 @@
 // read_response_pieces: the client's response reader (HTTP1Connection::read_response)
-// fed a response in given pieces through StreamHarness. Shared by the `response` and
-// `chunk` targets.
+// fed a response in given pieces through StreamHarness (the `response` target).
 #pragma once
 
 #include <optional>

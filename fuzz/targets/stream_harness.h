@@ -1,20 +1,25 @@
-// StreamHarness: a fresh IOLoop and a local AF_UNIX socketpair per fuzz input, with a
-// scripted peer that writes the input to the stream in fuzzer-chosen pieces (one piece
-// per loop iteration, so each piece is a separate recv()), then shuts its write side
-// down (EOF), and drains whatever the stream side writes back.
+// StreamHarness: a fresh IOLoop per fuzz input and an IOStream whose transport is memory.
+// The stream reads the input in fuzzer-chosen pieces, ONE piece per loop iteration (then
+// "would block" until the loop reports the stream ready again), and then end of stream;
+// what the stream writes is collected. So the reads, coroutine resumptions and callbacks
+// interleave as they do over a socket that receives one segment per poll, without a
+// socket: no network, no clock, and about one syscall (epoll_wait) per piece.
 //
-// Why a socketpair: IOStream reads with recv() on an fd and there is no in-memory
-// transport seam. A socketpair is local, needs no network and no clock, and with one
-// piece per iteration the sequence of reads is deterministic. No timers are used, so a
-// hang shows up as a libFuzzer timeout (or a CTest timeout in replay).
+// How: IOStream's transport is a virtual seam (read_from_fd / write_to_fd / close_fd, as
+// in Tornado's BaseIOStream). MemoryStream overrides it. The loop still needs a pollable
+// descriptor to report readiness: every MemoryStream registers the same eventfd, whose
+// counter is set once and never read, so it is always readable and writable; the
+// stream's own reads never touch it. No timers are used, so a hang shows up as a
+// libFuzzer timeout (or a CTest timeout in replay).
 #pragma once
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,105 +32,95 @@
 
 namespace squall_fuzz {
 
+// The bytes a MemoryStream reads and the bytes it wrote; owned by the harness so they
+// outlive the stream.
+struct MemoryPeer {
+  std::vector<std::string_view> pieces;
+  size_t next = 0;        // index of the piece being read
+  size_t offset = 0;      // bytes of pieces[next] already read
+  bool paused = false;    // a piece was just delivered: "would block" until the next event
+  std::string received;   // what the stream wrote (capped at 1 MiB)
+};
+
+class MemoryStream : public squall::IOStream {
+ public:
+  MemoryStream(int ready_fd, MemoryPeer& peer, squall::IOStreamOptions options, squall::IOLoop* loop)
+      : IOStream(ready_fd, options, loop), peer_(peer) {}
+  ~MemoryStream() override { close(); }  // while the overrides are still this class's
+
+ protected:
+  ssize_t read_from_fd(iovec* iov, int iovcnt) override {
+    if (peer_.paused) {
+      peer_.paused = false;
+      errno = EAGAIN;
+      return -1;
+    }
+    if (peer_.next >= peer_.pieces.size()) return 0;  // the peer shut its side down
+    std::string_view piece = peer_.pieces[peer_.next].substr(peer_.offset);
+    size_t n = 0;
+    for (int i = 0; i < iovcnt && n < piece.size(); ++i) {
+      size_t take = std::min(iov[i].iov_len, piece.size() - n);
+      std::memcpy(iov[i].iov_base, piece.data() + n, take);
+      n += take;
+    }
+    peer_.offset += n;
+    if (peer_.offset == peer_.pieces[peer_.next].size()) {
+      ++peer_.next;
+      peer_.offset = 0;
+      peer_.paused = true;
+    }
+    if (n == 0) {  // an empty piece: nothing this time
+      errno = EAGAIN;
+      return -1;
+    }
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write_to_fd(const iovec* iov, int iovcnt) override {
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; ++i) {
+      if (peer_.received.size() < (1u << 20)) {
+        peer_.received.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+      }
+      n += iov[i].iov_len;
+    }
+    return static_cast<ssize_t>(n);
+  }
+  void close_fd() override {}  // the ready fd is shared and stays open
+
+ private:
+  MemoryPeer& peer_;
+};
+
 class StreamHarness {
  public:
-  StreamHarness() {
-    squall::set_log_level(squall::LogLevel::none);
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) fail(__FILE__, __LINE__, "socketpair");
-    stream_fd_ = sv[0];
-    peer_fd_ = sv[1];
-    ::fcntl(peer_fd_, F_SETFL, ::fcntl(peer_fd_, F_GETFL) | O_NONBLOCK);
-  }
-  ~StreamHarness() {
-    stop_peer();
-    if (!stream_fd_taken_) ::close(stream_fd_);
-    ::close(peer_fd_);
-    loop_.close();
-  }
+  StreamHarness() { squall::set_log_level(squall::LogLevel::none); }
+  ~StreamHarness() { loop_.close(); }
   StreamHarness(const StreamHarness&) = delete;
   StreamHarness& operator=(const StreamHarness&) = delete;
 
   squall::IOLoop& loop() { return loop_; }
-  // The stream's fd; the caller hands it to an IOStream (which then owns it).
-  int take_stream_fd() {
-    stream_fd_taken_ = true;
-    return stream_fd_;
-  }
   std::unique_ptr<squall::IOStream> make_stream(squall::IOStreamOptions options = {}) {
-    return std::make_unique<squall::IOStream>(take_stream_fd(), options, &loop_);
+    return std::make_unique<MemoryStream>(ready_fd(), peer_, options, &loop_);
   }
-
-  // Starts the peer: pieces are written one per iteration, then EOF (if shutdown_at_end).
-  void feed(std::vector<std::string_view> pieces, bool shutdown_at_end = true) {
-    pieces_ = std::move(pieces);
-    shutdown_at_end_ = shutdown_at_end;
-    loop_.add_handler(
-        peer_fd_, [this](int, uint32_t) { drain(); }, squall::IOLoop::READ);
-    watching_ = true;
-    loop_.add_callback([this] { step(); });
-  }
-  // Bytes the stream side wrote to the peer so far.
-  const std::string& received() const { return received_; }
-  bool fed_everything() const { return next_ >= pieces_.size(); }
-  void stop_peer() {
-    if (watching_) loop_.remove_handler(peer_fd_);
-    watching_ = false;
-    stopped_ = true;
-  }
+  // The pieces the stream will read, one per loop iteration, then end of stream.
+  void feed(std::vector<std::string_view> pieces) { peer_.pieces = std::move(pieces); }
+  // Bytes the stream wrote so far.
+  const std::string& received() const { return peer_.received; }
 
  private:
-  void step() {
-    if (stopped_) return;
-    if (next_ < pieces_.size()) {
-      std::string_view piece = pieces_[next_].substr(offset_);
-      ssize_t n = ::send(peer_fd_, piece.data(), piece.size(), MSG_NOSIGNAL);
-      if (n >= 0) {
-        offset_ += static_cast<size_t>(n);
-        if (offset_ == pieces_[next_].size()) {
-          ++next_;
-          offset_ = 0;
-        }
-      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        next_ = pieces_.size();  // the stream side closed: nothing more to send
-      }
-      loop_.add_callback([this] { step(); });
-      return;
-    }
-    if (shutdown_at_end_ && !shut_) {
-      ::shutdown(peer_fd_, SHUT_WR);
-      shut_ = true;
-    }
-  }
-  void drain() {
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::recv(peer_fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        if (received_.size() < (1u << 20)) received_.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        // The stream side closed: stop watching (level-triggered EOF would spin).
-        if (watching_) loop_.remove_handler(peer_fd_);
-        watching_ = false;
-      }
-      return;
-    }
+  // Created once per process; a non-zero counter keeps it readable, and it is never
+  // written past that, so it stays writable.
+  static int ready_fd() {
+    static const int fd = [] {
+      int e = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (e < 0) fail(__FILE__, __LINE__, "eventfd");
+      return e;
+    }();
+    return fd;
   }
 
   squall::IOLoop loop_;
-  int stream_fd_ = -1;
-  int peer_fd_ = -1;
-  bool stream_fd_taken_ = false;
-  std::vector<std::string_view> pieces_;
-  size_t next_ = 0;
-  size_t offset_ = 0;
-  bool shutdown_at_end_ = true;
-  bool shut_ = false;
-  bool watching_ = false;
-  bool stopped_ = false;
-  std::string received_;
+  MemoryPeer peer_;
 };
 
 }  // namespace squall_fuzz

@@ -108,7 +108,7 @@ for i, m in enumerate(RESPONSES):
     write("response", "resp%02d-split" % i, b"\x12\x00\x00\x02\x00\x06" + m)
     write("response", "resp%02d-gzip" % i, b"\x02\x00\x00\x00" + m)
 
-# chunk: [max_body 2][chunk_size][flag][read_chunk_size][n_sizes][sizes...] + chunked body
+# chunk: [max_body 2][max_data][flag][max_trailer_fields][flag][n_sizes][sizes...] + chunked body
 CHUNKED = [
     CHUNK_BODY,
     b"0\r\n\r\n",
@@ -122,8 +122,8 @@ CHUNKED = [
     b"4 \r\nabcd\r\n0\r\n\r\n",
 ]
 for i, b in enumerate(CHUNKED):
-    write("chunk", "c%02d" % i, b"\x00\x00\x3f\x01\xff\x00" + b)
-    write("chunk", "c%02d-split" % i, b"\x00\x10\x04\x00\x02\x03\x00\x01\x05" + b)
+    write("chunk", "c%02d" % i, b"\x00\x00\x3f\x00\x08\x00\x00" + b)
+    write("chunk", "c%02d-split" % i, b"\x00\x00\x04\x01\x02\x01\x03\x01\x05\x02" + b)
 
 # regex: [mode][pattern][max_bytes 2][read_chunk_size][n_sizes][sizes...] + payload
 for i, m in enumerate([WRK_GET, BROWSER_GET, POST_CHUNKED, POST_MULTIPART, b"abc\r\n", b"12;34;\n"]):
