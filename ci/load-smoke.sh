@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load smoke test: every scenario for 1 s against the reference and Tornado (the memory
-# scenario with 200 idle connections), then checks that the outputs are well-formed
-# (JSON with the expected fields, Markdown table, PNG plots) and error-free. Exits
-# non-zero on any failed run or malformed output. Takes about a minute.
+# scenario with 200 idle connections), then the TLS scenarios (wrk over HTTPS) against the
+# reference and nginx; checks that the outputs are well-formed (JSON with the expected
+# fields, Markdown table, PNG plots) and error-free. Exits non-zero on any failed run or
+# malformed output. Takes about a minute and a half.
 #
 #   ci/load-smoke.sh                   # expects build/release/reference/squall-contract-app
 #   SQUALL_LOAD_SMOKE_IMPLS=tornado ci/load-smoke.sh   # another set of implementations
@@ -20,16 +21,23 @@ if [[ ",$impls," == *,reference,* && ! -x build/release/reference/squall-contrac
   exit 1
 fi
 
-echo "== load smoke: $impls, 1 s per scenario -> $out"
-status=0
-timeout 180 "$PY" load/run.py --impl "$impls" --duration 1 --warmup 1 --repeat 1 \
-  --idle-connections 200 --out "$out" >"$out/stdout.md" || status=$?
+# smoke IMPLS GROUP DIR: runs the scenario group ("all" or "tls") and checks the outputs.
+smoke() {
+  local impls=$1 group=$2 dir=$3 status=0
+  mkdir -p "$dir"
+  echo "== load smoke: $impls, $group scenarios, 1 s each -> $dir"
+  timeout 180 "$PY" load/run.py --impl "$impls" --scenario "$group" --duration 1 --warmup 1 --repeat 1 \
+    --idle-connections 200 --out "$dir" >"$dir/stdout.md" || status=$?
+  check "$dir" "$impls" "$status" "$group"
+}
 
-"$PY" - "$out" "$impls" "$status" <<'PYEOF'
+check() {
+"$PY" - "$@" <<'PYEOF'
 import json, os, sys
-out, impls, status = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
+out, impls, status, group = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, "load")
-from scenarios import SCENARIOS
+from scenarios import SCENARIOS, TLS_SCENARIOS
+SCENARIOS = TLS_SCENARIOS if group == "tls" else SCENARIOS
 problems = []
 try:
     data = json.load(open(os.path.join(out, "results.json")))
@@ -76,5 +84,11 @@ if problems:
     for p in problems:
         print("  - " + p, file=sys.stderr)
     sys.exit(1)
-print(f"load-smoke: ok ({len(rows)} results, outputs well-formed, no errors)")
+print(f"load-smoke: ok ({group}: {len(rows)} results, outputs well-formed, no errors)")
 PYEOF
+}
+
+smoke "$impls" all "$out/plain"
+if [[ -z "${SQUALL_LOAD_SMOKE_IMPLS:-}" ]]; then
+  smoke reference,nginx tls "$out/tls"
+fi

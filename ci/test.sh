@@ -4,7 +4,8 @@
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
 #   3. conformance, all four layers (server, loop, stream, client): reference and the
 #      Tornado peers, failing on any required case
-#   4. load smoke run: reference and Tornado, 1 s per scenario, outputs checked
+#   4. load smoke run: reference and Tornado, 1 s per scenario; TLS scenarios (wrk over
+#      HTTPS): reference and nginx; outputs checked
 #   5. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
