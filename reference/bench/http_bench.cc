@@ -55,14 +55,16 @@ const std::string kBrowserGet =
     "Cookie: session=3f2a9c1e7b; theme=dark\r\n"
     "\r\n";
 
+// As the server parses: into a field vector reused from request to request.
 void parse_head(benchmark::State& state, const std::string& head) {
+  std::vector<HeaderField> fields;
   for (auto _ : state) {
-    auto result = parse_request_head(head);
+    auto result = parse_request_head(head, fields);
     if (!result) {
       state.SkipWithError("parse failed");
       break;
     }
-    benchmark::DoNotOptimize(result->headers.data());
+    benchmark::DoNotOptimize(fields.data());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(head.size()));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));

@@ -516,14 +516,13 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         FlowControl flow = delegate.headers_received(line, headers);
         if (flow) co_await *flow;
       } else {
-        ParseResult<RequestHead> parsed = parse_request_head(head, params_.head_limits);
+        ParseResult<RequestLine> parsed = parse_request_head(head, head_fields_, params_.head_limits);
         if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
-        RequestStartLine line{std::string(parsed->start_line.method), std::string(parsed->start_line.target),
-                              std::string(parsed->start_line.version)};
-        headers = HTTPHeaders::from_fields(parsed->headers);
+        RequestStartLine line{std::string(parsed->method), std::string(parsed->target), std::string(parsed->version)};
+        headers = HTTPHeaders::from_fields(head_fields_);
         rpos_ += head_length;  // views into the head are not used past this point
         head_done = true;
-        check_host(headers, parsed->start_line.minor);
+        check_host(headers, parsed->minor);
         request_method_ = line.method;
         request_version_ = line.version;
         disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);

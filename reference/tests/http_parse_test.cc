@@ -669,5 +669,32 @@ TEST(FieldValues, RejectCrLfForResponseSplitting) {
   EXPECT_FALSE(is_valid_field_value("a\nb"));
 }
 
+// Every byte value at every position of values up to 40 bytes long (the 16-byte, 8-byte
+// and bytewise paths of the scan): exactly HTAB, 0x20-0x7e and obs-text are accepted.
+TEST(FieldValues, EveryByteAtEveryPositionMatchesTheGrammar) {
+  for (int b = 0; b < 256; ++b) {
+    const bool allowed = b == '\t' || (b >= 0x20 && b != 0x7f);
+    for (size_t length : {1u, 7u, 8u, 15u, 16u, 17u, 31u, 40u}) {
+      for (size_t at = 0; at < length; ++at) {
+        std::string value(length, 'v');
+        value[at] = static_cast<char>(b);
+        ASSERT_EQ(is_valid_field_value(value), allowed) << "byte " << b << " at " << at << " of " << length;
+      }
+    }
+  }
+}
+
+TEST(ParseRequestHead, IntoReusedFieldsClearsThemFirstAndOnError) {
+  std::vector<HeaderField> fields{{"Stale", "x"}};
+  auto line = parse_request_head("GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\n\r\n", fields);
+  ASSERT_TRUE(line);
+  EXPECT_EQ(line->target, "/a");
+  ASSERT_EQ(fields.size(), 2u);
+  EXPECT_EQ(fields[0].name, "Host");
+  auto bad = parse_request_head("GET /b HTTP/1.1\r\nHost: h\r\nBad Name: 1\r\n\r\n", fields);
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(fields.empty());
+}
+
 }  // namespace
 }  // namespace squall

@@ -186,6 +186,7 @@ class HTTP1Connection : public HTTPConnection {
   std::unique_ptr<Gunzip> gunzip_;
   Callback close_callback_;
   std::string out_;  // reused output buffer for heads
+  std::vector<HeaderField> head_fields_;  // reused by every request head parsed here
   // Pipelining (server): while the read buffer already holds the next request, response
   // bytes collect here and go out in one write — when a response is written with no
   // request buffered behind it, before waiting for more input, or on the next loop

@@ -146,6 +146,10 @@ std::string unfold_field_value(std::string_view value);
 // A whole request head as read through the blank line: empty lines before the request
 // line are skipped (RFC 9112 §2.2); a head of only empty lines is a 400 "no request line".
 ParseResult<RequestHead> parse_request_head(std::string_view head, const HeadLimits& limits = {});
+// The same with the fields put into caller-owned storage (cleared first): a connection
+// parsing request after request reuses one vector and the parse allocates nothing.
+ParseResult<RequestLine> parse_request_head(std::string_view head, std::vector<HeaderField>& fields,
+                                            const HeadLimits& limits = {});
 // A whole response head (for the client); obs-fold is unfolded.
 ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits limits = {});
 
