@@ -792,6 +792,10 @@ void HTTP1Connection::flush_corked() {
 }
 
 Future<void> HTTP1Connection::write(std::string_view chunk) {
+  // A body written in pieces (a streaming handler's flushes): let Nagle coalesce them
+  // until finish() turns TCP_NODELAY back on, as Tornado does. A response written whole
+  // never gets here, so it costs no setsockopt.
+  if (!is_client_) stream_.set_nodelay(false);
   if (expected_content_remaining_) {
     if (chunk.size() > *expected_content_remaining_) {
       stream_.close();
@@ -838,7 +842,8 @@ void HTTP1Connection::finish_request() {
     return;
   }
   // TCP_NODELAY, set for the end of the response, stays on (as nginx's tcp_nodelay):
-  // turning it off again cost a syscall per request and buys nothing for one writev.
+  // turning it off after every response cost a syscall per request; only a response
+  // written in pieces turns it off (write()).
   if (!stream_.closed()) stream_.set_close_callback({});
   if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
 }
