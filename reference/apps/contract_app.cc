@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 #include "squall/stop_signals.h"
@@ -210,10 +211,26 @@ class BytesHandler : public RequestHandler {
     size_t n = parse_count(path_args()[0], kMaxBytes);
     set_header("Content-Type", "application/octet-stream");
     write(pattern(n));
+    size_ = n;
     co_return;
   }
 
+  // The same ETag as the default (the SHA-1 of the body), computed once per size: the
+  // body is static content, and Tornado's StaticFileHandler caches its hashes likewise.
+  std::optional<std::string> compute_etag() const override {
+    if (!size_) return RequestHandler::compute_etag();
+    thread_local std::unordered_map<size_t, std::optional<std::string>> etags;
+    auto it = etags.find(*size_);
+    if (it != etags.end()) return it->second;
+    if (etags.size() >= 64) etags.clear();  // bounded: sizes are the client's choice
+    std::optional<std::string> etag = RequestHandler::compute_etag();
+    etags.emplace(*size_, etag);
+    return etag;
+  }
+
  private:
+  std::optional<size_t> size_;
+
   // The first n bytes of the pattern, kept between requests (grown on demand): the body is
   // static content (nginx and h2o serve it from a file in the load comparison), so making
   // it is not the server's work per request.

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 
@@ -18,6 +19,9 @@ namespace squall {
 namespace {
 
 constexpr size_t kReadPiece = 64 * 1024;
+// Response bodies at least this large are written after their head instead of being
+// copied into one buffer with it.
+constexpr size_t kSeparateBody = 16 * 1024;
 
 bool iequals(std::string_view a, std::string_view b) { return header_name_equals(a, b); }
 
@@ -42,13 +46,13 @@ bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
 // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and any Host is a valid
 // `uri-host [ ":" port ]`; HTTP/1.0 requests may omit it.
 void check_host(const HTTPHeaders& headers, int minor_version) {
-  std::vector<std::string_view> hosts = headers.get_list("Host");
-  if (hosts.empty()) {
+  std::optional<std::string_view> host = headers.get_first("Host");
+  if (!host) {
     if (minor_version >= 1) throw HTTPInputError("Missing Host header", 400);
     return;
   }
-  if (hosts.size() > 1) throw HTTPInputError("Multiple Host headers", 400);
-  if (!is_valid_authority(hosts.front())) throw HTTPInputError("Invalid Host header", 400);
+  if (headers.count("Host") > 1) throw HTTPInputError("Multiple Host headers", 400);
+  if (!is_valid_authority(*host)) throw HTTPInputError("Invalid Host header", 400);
 }
 
 // Why a head that outgrew max_header_size is refused: 414 when its request line is what
@@ -194,31 +198,42 @@ bool HTTP1Connection::can_keep_alive(std::string_view version, const HTTPHeaders
 
 // ---- reading -----------------------------------------------------------------------------
 
-Task<std::string> HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline) {
-  Future<std::string> read = stream_.read_bytes(max_bytes, true);
-  if (read.done() || !deadline) co_return co_await read;
-  IOLoop& loop = stream_.io_loop();
-  std::weak_ptr<HTTP1Connection*> weak = alive_;
-  TimeoutHandle timer = loop.call_at(*deadline, [weak] {
-    if (auto alive = weak.lock(); alive && *alive) {
-      (*alive)->timed_out_ = true;
-      (*alive)->stream_.close();
+// One read from the stream, bounded by a deadline and awaited in the caller's frame (a
+// coroutine of its own cost a frame and a future per read, and an idle connection held
+// them while it waited). At the deadline the stream is closed, so the read fails; the
+// failure is then reported as a TimeoutError.
+struct HTTP1Connection::BoundedRead {
+  HTTP1Connection& conn;
+  detail::FutureAwaiter<std::string> read;
+  std::optional<TimePoint> deadline;
+  std::optional<TimeoutHandle> timer;
+
+  bool await_ready() const noexcept { return read.await_ready(); }
+  void await_suspend(std::coroutine_handle<> frame) {
+    if (deadline) {
+      timer = conn.stream_.io_loop().call_at(*deadline, [weak = std::weak_ptr<HTTP1Connection*>(conn.alive_)] {
+        if (auto alive = weak.lock(); alive && *alive) {
+          (*alive)->timed_out_ = true;
+          (*alive)->stream_.close();
+        }
+      });
     }
-  });
-  bool failed_by_timeout = false;
-  std::string data;
-  try {
-    data = co_await read;
-  } catch (const StreamClosedError&) {
-    if (!timed_out_) {
-      loop.remove_timeout(timer);
+    read.await_suspend(frame);
+  }
+  std::string await_resume() {
+    if (timer) conn.stream_.io_loop().remove_timeout(*timer);
+    try {
+      return read.await_resume();
+    } catch (const StreamClosedError&) {
+      if (timer && conn.timed_out_) throw TimeoutError("Timeout reading from stream");
       throw;
     }
-    failed_by_timeout = true;
   }
-  loop.remove_timeout(timer);
-  if (failed_by_timeout) throw TimeoutError("Timeout reading from stream");
-  co_return data;
+};
+
+HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline) {
+  Future<std::string> read = stream_.read_bytes(max_bytes, true);
+  return BoundedRead{*this, detail::FutureAwaiter<std::string>{std::move(read).release_state()}, deadline, {}};
 }
 
 Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline) {
@@ -299,6 +314,22 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
     }
     co_await fill(deadline);
   }
+}
+
+Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
+  if (rpos_ < rbuf_.size()) co_return true;
+  flush_corked();  // about to wait for the peer: what is corked must not wait with us
+  std::optional<TimePoint> deadline;
+  if (idle_timeout) deadline = stream_.io_loop().time() + *idle_timeout;
+  bool arrived = false;
+  try {
+    co_await fill(deadline);
+    arrived = true;
+  } catch (const StreamClosedError&) {
+  } catch (const TimeoutError&) {
+  }
+  if (!arrived) close();  // the peer left, or stayed idle too long: close quietly
+  co_return arrived;
 }
 
 Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string data) {
@@ -663,29 +694,50 @@ static Future<void> closed_future() {
   return f;
 }
 
-void HTTP1Connection::add_common_response_headers(HTTPHeaders& headers) {
-  if (!headers.contains("Date")) headers.add("Date", current_http_date());
-  if (!headers.contains("Server")) headers.add("Server", "Squall");
-}
-
 Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
                                             std::string_view chunk) {
   if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
   if (!is_valid_field_value(start_line.reason)) throw std::invalid_argument("Invalid reason phrase");
+  // One pass validates every field and notes the few the framing depends on (this runs
+  // for every response: repeated lookups by name showed in profiles).
+  std::optional<std::string_view> content_length;
+  size_t content_lengths = 0;
+  bool has_transfer_encoding = false, has_date = false, has_server = false;
   for (HeaderField field : headers) {
     if (!is_token(field.name) || !is_valid_field_value(field.value)) {
       throw std::invalid_argument(fmt::format("Invalid header: {:?}", field.name));
+    }
+    switch (field.name.size()) {
+      case 4:
+        has_date = has_date || iequals(field.name, "Date");
+        break;
+      case 6:
+        has_server = has_server || iequals(field.name, "Server");
+        break;
+      case 14:
+        if (iequals(field.name, "Content-Length")) {
+          content_length = field.value;
+          ++content_lengths;
+        }
+        break;
+      case 17:
+        has_transfer_encoding = has_transfer_encoding || iequals(field.name, "Transfer-Encoding");
+        break;
+      default:
+        break;
     }
   }
   int code = start_line.code;
   bool head = request_method_ == "HEAD";
   bool bodyless = head || code == 204 || code == 304 || (code >= 100 && code < 200);
-  chunking_output_ = request_version_ == "HTTP/1.1" && !bodyless && !headers.contains("Content-Length") &&
-                     !headers.contains("Transfer-Encoding");
+  chunking_output_ = request_version_ == "HTTP/1.1" && !bodyless && !content_length && !has_transfer_encoding;
   if (bodyless) {
     expected_content_remaining_ = 0;
-  } else if (std::optional<std::string> cl = headers.get("Content-Length")) {
-    ParseResult<uint64_t> parsed = parse_content_length(*cl);
+  } else if (content_length) {
+    // Several Content-Length lines are read joined by commas (Tornado's headers[name]).
+    std::optional<std::string> joined;
+    if (content_lengths > 1) joined = headers.get("Content-Length");
+    ParseResult<uint64_t> parsed = parse_content_length(joined ? std::string_view(*joined) : *content_length);
     if (!parsed) throw std::invalid_argument("Invalid Content-Length");
     expected_content_remaining_ = *parsed;
   } else {
@@ -698,20 +750,27 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
     } else {
       disconnect_on_finish_ = true;
     }
-  } else if (!chunking_output_ && !expected_content_remaining_ && !headers.contains("Transfer-Encoding")) {
+  } else if (!chunking_output_ && !expected_content_remaining_ && !has_transfer_encoding) {
     disconnect_on_finish_ = true;  // close-delimited body
   }
   if (disconnect_on_finish_) headers.set("Connection", "close");
   if (chunking_output_) headers.set("Transfer-Encoding", "chunked");
-  add_common_response_headers(headers);
+  if (!has_date) headers.add("Date", current_http_date());
+  if (!has_server) headers.add("Server", "Squall");
   // Another request is already buffered behind this one: hold this response back so the
   // responses of a pipelined batch leave in one write (not when the connection is about
   // to close: those bytes must be written before it does).
   corking_ = rpos_ < rbuf_.size() && !disconnect_on_finish_;
 
   out_.clear();
-  fmt::format_to(std::back_inserter(out_), "HTTP/1.1 {} {}\r\n", code, start_line.reason);
-  // Validated at the top; what was added since is the connection's own.
+  char code_digits[8];
+  char* code_end = std::to_chars(code_digits, code_digits + sizeof code_digits, code).ptr;
+  out_.append("HTTP/1.1 ");
+  out_.append(code_digits, code_end);
+  out_.push_back(' ');
+  out_.append(start_line.reason);
+  out_.append("\r\n");
+  // Validated above; what was added since is the connection's own.
   for (HeaderField field : headers) append_valid_header_line(out_, field.name, field.value);
   out_.append("\r\n");
   headers_written_ = true;
@@ -753,6 +812,11 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
         throw HTTPOutputError("Tried to write more data than Content-Length");
       }
       *expected_content_remaining_ -= chunk.size();
+    }
+    if (!chunking_output_ && chunk.size() >= kSeparateBody && !stream_.closed()) {
+      // A large body is not copied behind the head: two writes cost less than the copy.
+      send(head_bytes).mark_retrieved();
+      return send(chunk);
     }
     format_chunk(head_bytes, chunk);
   }
@@ -877,6 +941,10 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
   serving_ = done;
   try {
     for (;;) {
+      // Between requests only this small wait is suspended, not the request machinery
+      // (a delegate and read_message's frame): that is what an idle connection costs.
+      bool arrived = co_await conn_->wait_for_request(idle_timeout_);
+      if (!arrived) break;
       std::unique_ptr<HTTPMessageDelegate> message = delegate.start_request(*this, *conn_);
       bool keep_going = co_await conn_->read_message(*message, idle_timeout_);
       if (!keep_going) break;

@@ -1,7 +1,6 @@
 #include "squall/http_request.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "squall/log.h"
 
@@ -34,8 +33,9 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
     }
   }
   std::string lowered = host;
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : lowered) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII only, no locale
+  }
   host_name = std::string(split_host_and_port(lowered).first);
   size_t q = uri.find('?');
   path = uri.substr(0, q);

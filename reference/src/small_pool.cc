@@ -21,7 +21,10 @@ constexpr bool kPooling = true;
 constexpr std::size_t kGranule = 64;
 constexpr std::size_t kMaxPooled = 2048;
 constexpr std::size_t kClasses = kMaxPooled / kGranule;
-constexpr std::uint16_t kMaxPerClass = 256;
+// Blocks kept per class, bounded in bytes: a loop iteration that finishes requests on
+// hundreds of connections frees their frames in a burst, and a count of 256 sent most of
+// such a burst back to malloc only to be allocated again on the next one.
+constexpr std::size_t kMaxCachedBytesPerClass = 256 * 1024;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -31,8 +34,9 @@ struct FreeBlock {
 // destroyed at thread exit (their frees then go straight to the general allocator).
 struct Lists {
   FreeBlock* heads[kClasses];
-  std::uint16_t counts[kClasses];
+  std::uint32_t counts[kClasses];
   bool drained;
+  bool drain_armed;  // the Drainer below was touched (so it runs at thread exit)
 };
 thread_local Lists lists{};
 
@@ -76,11 +80,16 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
     return;
   }
   std::size_t c = class_of(size);
-  if (lists.counts[c] >= kMaxPerClass) {
+  if ((lists.counts[c] + 1) * (c + 1) * kGranule > kMaxCachedBytesPerClass) {
     ::operator delete(block);
     return;
   }
-  if (!drainer.armed) drainer.armed = true;  // registers the thread-exit drain
+  // Touching the Drainer registers its destructor for thread exit; a thread_local with a
+  // destructor costs a guard check per access, so it is touched once, not per free.
+  if (!lists.drain_armed) {
+    drainer.armed = true;
+    lists.drain_armed = true;
+  }
   auto* free_block = static_cast<FreeBlock*>(block);
   free_block->next = lists.heads[c];
   lists.heads[c] = free_block;

@@ -256,8 +256,9 @@ struct GzipState {
     return std::find(std::begin(kTypes), std::end(kTypes), ctype) != std::end(kTypes);
   }
 
-  std::string transform_chunk(std::string_view chunk, bool finishing) {
-    if (!gzipping) return std::string(chunk);
+  // Compresses `chunk` in place (left as it is when not gzipping: no copy of the body).
+  void transform_chunk(std::string& chunk, bool finishing) {
+    if (!gzipping) return;
     std::string out;
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(chunk.data()));
     zs.avail_in = static_cast<uInt>(chunk.size());
@@ -272,11 +273,11 @@ struct GzipState {
       if (rc != Z_OK && rc != Z_BUF_ERROR) throw std::runtime_error("deflate failed");
       if (zs.avail_out != 0 && zs.avail_in == 0) break;  // all input consumed and flushed
     }
-    return out;
+    chunk.swap(out);
   }
 
   // Decides on the first chunk; adjusts the headers.
-  std::string transform_first_chunk(HTTPHeaders& headers, std::string_view chunk, bool finishing) {
+  void transform_first_chunk(HTTPHeaders& headers, std::string& chunk, bool finishing) {
     if (auto vary = headers.get("Vary")) {
       headers.set("Vary", *vary + ", Accept-Encoding");
     } else {
@@ -288,21 +289,20 @@ struct GzipState {
       gzipping = compressible(base) && (!finishing || chunk.size() >= kMinLength) &&
                  !headers.contains("Content-Encoding");
     }
-    if (!gzipping) return std::string(chunk);
+    if (!gzipping) return;
     headers.set("Content-Encoding", "gzip");
     if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
       throw std::runtime_error("deflateInit2 failed");
     }
     initialized = true;
-    std::string out = transform_chunk(chunk, finishing);
+    transform_chunk(chunk, finishing);
     if (headers.contains("Content-Length")) {
       if (finishing) {
-        headers.set("Content-Length", std::to_string(out.size()));
+        headers.set("Content-Length", std::to_string(chunk.size()));
       } else {
         headers.remove("Content-Length");
       }
     }
-    return out;
   }
 };
 
@@ -505,7 +505,7 @@ Future<void> RequestHandler::flush() {
   const bool finishing = finished_;
   if (!headers_written_) {
     headers_written_ = true;
-    if (gzip_) chunk = gzip_->transform_first_chunk(headers_, chunk, finishing);
+    if (gzip_) gzip_->transform_first_chunk(headers_, chunk, finishing);
     if (request_.method == "HEAD") chunk.clear();
     for (const auto& cookie : new_cookies_) headers_.add("Set-Cookie", cookie.second);
     if (!conn) return make_ready_future();
@@ -513,7 +513,7 @@ Future<void> RequestHandler::flush() {
     f.mark_retrieved();
     return f;
   }
-  if (gzip_) chunk = gzip_->transform_chunk(chunk, finishing);
+  if (gzip_) gzip_->transform_chunk(chunk, finishing);
   if (chunk.empty() || request_.method == "HEAD" || !conn) return make_ready_future();
   Future<void> f = conn->write(chunk);
   f.mark_retrieved();
@@ -887,7 +887,7 @@ Task<void> run_handler(std::shared_ptr<RequestHandler> handler, Task<void> (Requ
 
 }  // namespace
 
-class HandlerDelegate : public HTTPMessageDelegate {
+class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
  public:
   HandlerDelegate(Application& app, RequestContext context, const HTTPRequestContext* live_context,
                   HTTPConnection& conn, HTTP1Connection* http1)
@@ -906,7 +906,9 @@ class HandlerDelegate : public HTTPMessageDelegate {
     HTTPServerRequest request(start_line, std::move(headers), context_, conn_);
     MatchResult params;
     std::unique_ptr<RequestHandler> made = app_.find_handler(request, params);
-    handler_ = std::shared_ptr<RequestHandler>(std::move(made));
+    // The shared owner's control block comes from the pool as well.
+    handler_ = std::shared_ptr<RequestHandler>(made.release(), std::default_delete<RequestHandler>(),
+                                               PoolAllocator<RequestHandler>());
     handler_->attach(app_, std::move(request), std::move(params));
     stream_ = handler_->stream_request_body();
     if (http1_) {

@@ -2,9 +2,11 @@
 // in over a loopback socket, exact status lines and framing out.
 #include "squall/httpserver.h"
 
+#include <algorithm>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -584,6 +586,24 @@ TEST_F(HTTPServerTest, CloseAllConnectionsEndsIdleConnections) {
   settle();
   EXPECT_TRUE(done);
   EXPECT_EQ(app.closes, 1);
+}
+
+// Bodies large enough to be written after their head (not copied behind it) arrive whole
+// and in order, also when pipelined responses are collected into one write.
+TEST_F(HTTPServerTest, LargeResponseBodiesArriveWholeAndInOrder) {
+  std::string big(300000, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  std::string post = "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n" + big;
+  std::string response = exchange(post + post + "GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string body = "POST /big " + big;
+  std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nServer: Squall\r\n\r\n" + body;
+  std::string expected =
+      answer + answer + "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /end ";
+  EXPECT_EQ(response.size(), expected.size());
+  EXPECT_TRUE(response == expected) << "first difference at byte "
+                                    << std::mismatch(response.begin(), response.end(), expected.begin(),
+                                                     expected.end()).first - response.begin();
 }
 
 }  // namespace

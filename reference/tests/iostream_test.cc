@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -990,4 +991,39 @@ TEST(IOStream, StreamClosedErrorDescribesItsRealError) {
   StreamClosedError e(real);
   EXPECT_EQ(e.real_error(), real);
   EXPECT_EQ(std::string(e.what()), "Stream is closed: read: " + std::system_category().message(ECONNRESET));
+}
+
+// write(string_view) hands what the socket takes straight from the caller's memory and
+// copies only the rest: once write() returned, the caller may reuse its buffer, whether
+// the kernel took everything (small) or only a part (larger than the socket buffer).
+TEST(IOStream, WriteOfAViewDoesNotDependOnTheCallersBufferAfterReturning) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  std::string small = pattern_bytes(100, 3);
+  std::string large = pattern_bytes(8 * 1024 * 1024, 4);
+  const std::string expected = small + large;
+  std::string received;
+  std::thread reader([&] {
+    char buf[64 * 1024];
+    while (received.size() < expected.size()) {
+      ssize_t n = ::read(p.peer, buf, sizeof buf);
+      if (n <= 0) break;
+      received.append(buf, static_cast<size_t>(n));
+    }
+  });
+  loop.run_sync([&]() -> Task<void> {
+    Future<void> first = stream.write(std::string_view(small));
+    EXPECT_TRUE(first.done());  // nothing queued and the socket had room: sent at once
+    std::fill(small.begin(), small.end(), '!');
+    Future<void> second = stream.write(std::string_view(large));
+    EXPECT_FALSE(second.done());  // more than the socket buffer: the rest was queued
+    std::fill(large.begin(), large.end(), '?');
+    co_await second;
+  }, kTimeout);
+  reader.join();
+  stream.close();
+  ::close(p.peer);
+  EXPECT_EQ(received.size(), expected.size());
+  EXPECT_TRUE(received == expected);
 }

@@ -115,6 +115,10 @@ class HTTP1Connection : public HTTPConnection {
   // HTTPInputError after the delegate got on_connection_close.
   Task<bool> read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout = std::nullopt);
   Task<bool> read_response(HTTPMessageDelegate& delegate) { return read_message(delegate); }
+  // Server, between requests: completes with true once bytes of the next request are
+  // buffered, false when the peer closed or stayed idle past idle_timeout (the
+  // connection is closed then). Holds no per-request state while it waits.
+  Task<bool> wait_for_request(std::optional<Duration> idle_timeout);
 
   // HTTPConnection.
   Future<void> write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
@@ -142,11 +146,11 @@ class HTTP1Connection : public HTTPConnection {
   void on_stream_close();
   bool can_keep_alive(std::string_view version, const HTTPHeaders& headers, bool is_request,
                       std::string_view method) const;
-  void add_common_response_headers(HTTPHeaders& headers);
 
   // Buffered reads over the stream (throw StreamClosedError, TimeoutError at a deadline
   // — the stream is closed then — or HTTPInputError).
-  Task<std::string> read_some(size_t max_bytes, std::optional<TimePoint> deadline);
+  struct BoundedRead;
+  BoundedRead read_some(size_t max_bytes, std::optional<TimePoint> deadline);
   Task<void> fill(std::optional<TimePoint> deadline);
   Task<size_t> read_head(std::optional<Duration> idle_timeout);
   Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<TimePoint> deadline);

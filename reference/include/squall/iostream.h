@@ -33,7 +33,6 @@
 #include <sys/uio.h>
 
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -42,6 +41,7 @@
 #include <string_view>
 #include <utility>
 
+#include "squall/fifo.h"
 #include "squall/future.h"
 #include "squall/ioloop.h"
 
@@ -133,7 +133,7 @@ class IOStream {
   // Throws StreamClosedError on a closed stream, StreamBufferFullError past
   // max_write_buffer_size. An empty write completes once prior data is flushed.
   Future<void> write(std::string data);
-  Future<void> write(std::string_view data);  // copies
+  Future<void> write(std::string_view data);  // copies what the socket does not take at once
   Future<void> write(const char* data) { return write(std::string_view(data)); }
 
   // Non-blocking connect of the (unconnected) socket. Writes issued meanwhile are queued
@@ -250,12 +250,12 @@ class IOStream {
   std::optional<size_t> read_max_bytes_;
   size_t delimiter_scan_from_ = 0;  // buffer offset before which the delimiter cannot start
 
-  std::deque<std::string> write_queue_;
+  Fifo<std::string> write_queue_;
   size_t write_front_offset_ = 0;  // bytes of write_queue_.front() already sent
   size_t write_buffered_ = 0;
   uint64_t total_write_index_ = 0;
   uint64_t total_write_done_index_ = 0;
-  std::deque<std::pair<uint64_t, Future<void>>> write_futures_;
+  Fifo<std::pair<uint64_t, Future<void>>> write_futures_;
   std::optional<Future<void>> connect_future_;
 };
 

@@ -3,8 +3,8 @@
 // a dozen of them; taking them from the general allocator showed as about a quarter of a
 // request's instructions in profiles (issue 10, load/performance.md).
 //
-// Blocks are grouped in 64-byte size classes up to 2 KiB; each thread keeps at most 256
-// freed blocks per class (so at most ~8 MiB per thread across all classes, and far less
+// Blocks are grouped in 64-byte size classes up to 2 KiB; each thread keeps at most 256 KiB
+// of freed blocks per class (so at most 8 MiB per thread across all classes, and far less
 // in practice) and returns the rest to the general allocator. A block may be freed on a
 // different thread than the one that allocated it: it simply joins that thread's lists.
 // Sanitizer builds bypass the pool, so that use-after-free of a frame is still reported.
@@ -31,6 +31,14 @@ struct PoolAllocator {
   friend bool operator==(const PoolAllocator&, const PoolAllocator<U>&) noexcept {
     return true;
   }
+};
+
+// A base for objects made and destroyed once per request (request handlers, message
+// delegates): their memory comes from the pool too. Through a virtual destructor the
+// sized operator delete receives the size of the most derived object.
+struct PoolAllocated {
+  static void* operator new(std::size_t size) { return pool_allocate(size); }
+  static void operator delete(void* block, std::size_t size) noexcept { pool_deallocate(block, size); }
 };
 
 }  // namespace squall::detail

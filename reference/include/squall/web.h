@@ -35,6 +35,7 @@
 #include "squall/http_delegate.h"
 #include "squall/http_request.h"
 #include "squall/routing.h"
+#include "squall/small_pool.h"
 #include "squall/task.h"
 
 namespace squall {
@@ -134,6 +135,10 @@ class RequestHandler {
   virtual ~RequestHandler();
   RequestHandler(const RequestHandler&) = delete;
   RequestHandler& operator=(const RequestHandler&) = delete;
+  // A handler is made and destroyed per request: its memory comes from the per-thread
+  // pool (small_pool.h), not the general allocator.
+  static void* operator new(std::size_t size) { return detail::pool_allocate(size); }
+  static void operator delete(void* block, std::size_t size) noexcept { detail::pool_deallocate(block, size); }
 
   // ---- what subclasses override ---------------------------------------------------
   // Called before the HTTP method (and, for streaming handlers, before any body).
