@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Load smoke test: every scenario for 1 s against the reference and Tornado (the memory
 # scenario with 200 idle connections), then the TLS scenarios (wrk over HTTPS) against the
-# reference and nginx; checks that the outputs are well-formed (JSON with the expected
-# fields, Markdown table, PNG plots) and error-free. Exits non-zero on any failed run or
-# malformed output. Takes about a minute and a half.
+# reference and nginx, then -- when build/release/reference/squall-bare-server (or
+# $SQUALL_BARE_BIN) exists -- the canned-reply floor `bare` on its scenarios; checks that
+# the outputs are well-formed (JSON with the expected fields, Markdown table, PNG plots)
+# and error-free. Exits non-zero on any failed run or malformed output. Takes about a
+# minute and a half.
 #
 #   ci/load-smoke.sh                   # expects build/release/reference/squall-contract-app
 #   SQUALL_LOAD_SMOKE_IMPLS=tornado ci/load-smoke.sh   # another set of implementations
@@ -37,6 +39,7 @@ import json, os, sys
 out, impls, status, group = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, "load")
 from scenarios import SCENARIOS, TLS_SCENARIOS
+from impls import unserved  # scenarios an impl declares n/a up front (bare's)
 SCENARIOS = TLS_SCENARIOS if group == "tls" else SCENARIOS
 problems = []
 try:
@@ -53,6 +56,10 @@ for impl in impls:
         r = rows.get((impl, sc.name))
         if r is None:
             problems.append(f"{impl}/{sc.name}: no result"); continue
+        if unserved(impl, sc.name):
+            if r["status"] != "n/a":
+                problems.append(f"{impl}/{sc.name}: {r['status']}, expected n/a")
+            continue
         if r["status"] != "ok":
             problems.append(f"{impl}/{sc.name}: {r['status']}: {r.get('reason')}"); continue
         if sc.name == "memory":
@@ -91,4 +98,7 @@ PYEOF
 smoke "$impls" all "$out/plain"
 if [[ -z "${SQUALL_LOAD_SMOKE_IMPLS:-}" ]]; then
   smoke reference,nginx tls "$out/tls"
+  if [[ -x "${SQUALL_BARE_BIN:-build/release/reference/squall-bare-server}" ]]; then
+    smoke bare all "$out/bare"   # measured on 4 scenarios, the others must be n/a
+  fi
 fi

@@ -15,6 +15,13 @@ count. This module starts the same peers through peers.start() and only adjusts 
 
 CPU pinning is done by the runner on the started process tree (procstat.pin).
 
+bare (`squall-bare-server`, reference/bench/bare_server.cc) is not a contract
+implementation but the floor of the comparison: a bare epoll loop writing a canned
+"Hello, World!" reply to every request, no parsing. It is started here (peers knows
+nothing of it) the way peers starts the reference (`--port 0`, a `port=N` line, then the
+readiness probe). It is measured only on BARE_SCENARIOS, where a canned plaintext reply is
+what the others send too; unserved() makes every other scenario n/a for it.
+
 start_tls() starts a TLS instance for the TLS scenarios (reference and nginx): the same
 peers.start(), with the reference given --certfile/--keyfile and nginx's rendered config
 turned to `listen ... ssl` with the certificate; peers' readiness probe (plain HTTP) is
@@ -25,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,6 +44,24 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "conformance", "peers"))
 import peers  # noqa: E402  conformance/peers/peers.py
 
 MAX_CONNECTIONS = 20000
+
+BARE_BIN_DEFAULT = os.path.join(peers.REPO, "build", "release", "reference", "squall-bare-server")
+# Scenarios whose request is a bodiless GET /plaintext answered with "Hello, World!": the
+# canned reply is a fair floor there. Not memory (its fixed 16 KiB buffer per connection
+# is not a floor for RSS per idle connection) and not TLS.
+BARE_SCENARIOS = frozenset({"plaintext", "pipeline", "connection_close", "many_connections"})
+
+
+def bare_bin() -> str:
+    return os.path.abspath(os.environ.get("SQUALL_BARE_BIN") or BARE_BIN_DEFAULT)
+
+
+def unserved(impl: str, scenario: str) -> str | None:
+    """Why impl is not measured on scenario (reported n/a), or None. Only bare declares
+    this up front; the others are n/a when the runner's pre-flight request fails."""
+    if impl == "bare" and scenario not in BARE_SCENARIOS:
+        return (f"bare (the canned-reply floor) is measured only on {', '.join(sorted(BARE_SCENARIOS))}")
+    return None
 
 
 class LoadServer:
@@ -149,7 +176,24 @@ def start_tls(impl: str, certs: str, workers: int = 1) -> LoadServer:
     return LoadServer(srv, workers)
 
 
+def _start_bare() -> "peers.Server":
+    binary = bare_bin()
+    if not os.access(binary, os.X_OK):
+        raise peers.PeerError(f"bare server not found: {binary} "
+                              "(build: ninja -C build/release squall-bare-server, or set SQUALL_BARE_BIN)")
+    workdir = tempfile.mkdtemp(prefix="squall-peer-bare-")
+    try:
+        proc, port, log = peers._spawn([binary, "--host", "127.0.0.1", "--port", "0"], workdir)
+    except Exception:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return peers.Server("bare", "127.0.0.1", port, frozenset({"plaintext", "catch-all"}), True, {},
+                        proc, workdir, log)
+
+
 def start(impl: str, workers: int = 1) -> LoadServer:
+    if impl == "bare":  # single-threaded by design: --workers does not apply
+        return LoadServer(_start_bare(), 1)
     if impl == "reference":
         srv = peers.start(impl, short_timeouts=False, extra_args=["--workers", str(workers)])
         return LoadServer(srv, workers)
