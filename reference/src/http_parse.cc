@@ -5,6 +5,7 @@
 #endif
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -72,6 +73,16 @@ std::size_t skip_token(std::string_view s, std::size_t pos) noexcept {
   return pos;
 }
 
+// ---- byte scans -------------------------------------------------------------------
+//
+// The head parser's inner loops. Each returns the first byte of [p, end) outside a class
+// (or end); the caller then looks at that one byte, so one pass over a line both finds
+// where a part ends and proves everything before it valid. Each has a portable version
+// (a class table, or 8 bytes at a time) and, where SSE2 is available (always on x86-64,
+// so no runtime dispatch is needed), a 16-bytes-at-a-time version used while 16 bytes
+// remain; the last few bytes go through the portable one, so no load ever reaches past
+// `end`. The tests compare the two on every byte value at every position.
+
 // True if any byte of the 8-byte word is below 0x20 or equal to 0x7f (exact as a
 // yes/no answer; the classic "hasless"/"haszero" bit tricks).
 inline bool word_may_hold_ctl(std::uint64_t w) noexcept {
@@ -83,34 +94,114 @@ inline bool word_may_hold_ctl(std::uint64_t w) noexcept {
   return (below_space | has_del) != 0;
 }
 
-bool field_bytes_valid(const char* p, std::size_t n) noexcept {
-  std::size_t i = 0;
-#if defined(__SSE2__)
-  // 16 bytes at a time (SSE2 is part of x86-64): a byte is bad if it is <= 0x1f and not
-  // HTAB, or is DEL. Unsigned "<= 0x1f" as min(v, 0x1f) == v; bytes >= 0x80 (obs-text) pass.
-  const __m128i max_ctl = _mm_set1_epi8(0x1f);
-  const __m128i htab = _mm_set1_epi8(0x09);
-  const __m128i del = _mm_set1_epi8(0x7f);
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, max_ctl), v);
-    const __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, htab), ctl), _mm_cmpeq_epi8(v, del));
-    if (_mm_movemask_epi8(bad) != 0) return false;
-  }
-#endif
-  for (; i + 8 <= n; i += 8) {
+// First byte that is not a field byte (RFC 9110 §5.5: HTAB, SP, VCHAR, obs-text), i.e.
+// a CTL other than HTAB, or DEL. In a field line that byte is normally the CR or LF
+// ending it.
+const char* field_end_portable(const char* p, const char* end) noexcept {
+  // A word without any byte < 0x20 or DEL is skipped whole; one where the test fires
+  // (a bad byte, or only an HTAB) is checked byte by byte.
+  while (end - p >= 8) {
     std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (!word_may_hold_ctl(w)) continue;
-    for (std::size_t j = i; j < i + 8; ++j) {
-      if (!has_class(p[j], kFieldChar)) return false;
+    std::memcpy(&w, p, 8);
+    if (!word_may_hold_ctl(w)) {
+      p += 8;
+      continue;
+    }
+    for (const char* const word_end = p + 8; p < word_end; ++p) {
+      if (!has_class(*p, kFieldChar)) return p;
     }
   }
-  for (; i < n; ++i) {
-    if (!has_class(p[i], kFieldChar)) return false;
-  }
-  return true;
+  while (p < end && has_class(*p, kFieldChar)) ++p;
+  return p;
 }
+
+// First byte that is not a tchar (RFC 9110 §5.6.2).
+const char* token_end_portable(const char* p, const char* end) noexcept {
+  while (p < end && has_class(*p, kTchar)) ++p;
+  return p;
+}
+
+// First byte that is not visible US-ASCII (0x21-0x7e): in a request line, the SP after
+// the target.
+const char* target_end_portable(const char* p, const char* end) noexcept {
+  while (p < end && has_class(*p, kTargetChar)) ++p;
+  return p;
+}
+
+#if defined(__SSE2__)
+
+inline __m128i load16(const char* p) noexcept { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// Bit i set for each byte i of `v` that is 0xff (a compare result).
+inline unsigned mask16(__m128i v) noexcept { return static_cast<unsigned>(_mm_movemask_epi8(v)); }
+
+const char* field_end_sse2(const char* p, const char* end) noexcept {
+  // Bad: unsigned <= 0x1f (as min(v, 0x1f) == v) and not HTAB, or DEL. obs-text passes.
+  const __m128i max_ctl = _mm_set1_epi8(0x1f);
+  const __m128i htab = _mm_set1_epi8('\t');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  for (; end - p >= 16; p += 16) {
+    const __m128i v = load16(p);
+    const __m128i ctl = _mm_andnot_si128(_mm_cmpeq_epi8(v, htab), _mm_cmpeq_epi8(_mm_min_epu8(v, max_ctl), v));
+    const unsigned bad = mask16(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
+    if (bad != 0) return p + std::countr_zero(bad);
+  }
+  return field_end_portable(p, end);
+}
+
+const char* token_end_sse2(const char* p, const char* end) noexcept {
+  // An exact tchar test needs about a dozen compares, so the block test accepts only the
+  // bytes real field names and methods are made of, ALPHA / DIGIT / "-", and the byte
+  // it stops at gets the exact table: a non-tchar ends the token; any other tchar ("_",
+  // ".", "!"...) is stepped over and the block scan resumes after it.
+  // Unsigned range tests with signed compares: x - lo + 0x80 < -0x80 + n.
+  const __m128i case_bit = _mm_set1_epi8(0x20);
+  const __m128i alpha_bias = _mm_set1_epi8(static_cast<char>(0x80 - 'a'));
+  const __m128i alpha_limit = _mm_set1_epi8(static_cast<char>(-0x80 + 26));
+  const __m128i digit_bias = _mm_set1_epi8(static_cast<char>(0x80 - '0'));
+  const __m128i digit_limit = _mm_set1_epi8(static_cast<char>(-0x80 + 10));
+  const __m128i dash = _mm_set1_epi8('-');
+  while (end - p >= 16) {
+    const __m128i v = load16(p);
+    const __m128i alpha = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, case_bit), alpha_bias), alpha_limit);
+    const __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, digit_bias), digit_limit);
+    const unsigned other = ~mask16(_mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(v, dash))) & 0xffffu;
+    if (other == 0) {
+      p += 16;
+      continue;
+    }
+    p += std::countr_zero(other);
+    if (!has_class(*p, kTchar)) return p;
+    ++p;
+  }
+  return token_end_portable(p, end);
+}
+
+const char* target_end_sse2(const char* p, const char* end) noexcept {
+  // Bad: below 0x21 or at least 0x80 (one signed compare: those bytes are negative), or DEL.
+  const __m128i first_visible = _mm_set1_epi8(0x21);
+  const __m128i del = _mm_set1_epi8(0x7f);
+  for (; end - p >= 16; p += 16) {
+    const __m128i v = load16(p);
+    const unsigned bad = mask16(_mm_or_si128(_mm_cmplt_epi8(v, first_visible), _mm_cmpeq_epi8(v, del)));
+    if (bad != 0) return p + std::countr_zero(bad);
+  }
+  return target_end_portable(p, end);
+}
+
+inline const char* field_end(const char* p, const char* end) noexcept { return field_end_sse2(p, end); }
+inline const char* token_end(const char* p, const char* end) noexcept { return token_end_sse2(p, end); }
+inline const char* target_end(const char* p, const char* end) noexcept { return target_end_sse2(p, end); }
+
+#else  // !defined(__SSE2__)
+
+inline const char* field_end(const char* p, const char* end) noexcept { return field_end_portable(p, end); }
+inline const char* token_end(const char* p, const char* end) noexcept { return token_end_portable(p, end); }
+inline const char* target_end(const char* p, const char* end) noexcept { return target_end_portable(p, end); }
+
+#endif
+
+bool field_bytes_valid(const char* p, std::size_t n) noexcept { return field_end(p, p + n) == p + n; }
 
 // Position just past a quoted-string starting at `pos` (which holds '"'), or npos.
 std::size_t skip_quoted_string(std::string_view s, std::size_t pos) noexcept {
@@ -181,10 +272,9 @@ std::optional<std::pair<int, int>> parse_http_version(std::string_view v) noexce
 }
 
 bool target_valid(std::string_view target, bool allow_obs_text) noexcept {
-  for (char c : target) {
-    if (has_class(c, kTargetChar)) continue;
-    if (allow_obs_text && static_cast<unsigned char>(c) >= 0x80) continue;
-    return false;
+  const char* const end = target.data() + target.size();
+  for (const char* p = target_end(target.data(), end); p != end; p = target_end(p + 1, end)) {
+    if (!allow_obs_text || static_cast<unsigned char>(*p) < 0x80) return false;
   }
   return true;
 }
@@ -247,6 +337,67 @@ bool target_form_valid(std::string_view method, std::string_view target) noexcep
   return true;
 }
 
+// ---- one-pass fast paths ----------------------------------------------------------------
+//
+// A well-formed line is accepted in one pass: a scan to the end of each part, then a look
+// at the byte it stopped at. Whatever they do not accept (an error, obs-fold, an overlong
+// line, an unterminated request line...) goes to the line-at-a-time code below them,
+// which is the definition of the grammar: it finds the line with memchr and applies the
+// checks in their documented order, so an error and its status are the same whichever
+// way a line went, and the fast paths only have to be right about what they accept.
+
+// Where the line continues after `stop`, the byte a scan stopped at: just past the CRLF
+// or LF there, or nullptr when `stop` is anything else (a bare CR, a CTL). A line that
+// runs to `end` has no terminator; the caller decides whether that is allowed.
+inline const char* after_line_end(const char* stop, const char* end) noexcept {
+  if (*stop == '\n') return stop + 1;
+  if (*stop == '\r' && end - stop >= 2 && stop[1] == '\n') return stop + 2;
+  return nullptr;
+}
+
+// `token ":" OWS field-value OWS` ending in CRLF, LF or at `end` (the last line of a block
+// may be unterminated), no longer than max_line before its terminator. Fills `field` and
+// returns where the next line starts, or returns nullptr.
+inline const char* accept_field_line(const char* p, const char* end, std::size_t max_line,
+                                     HeaderField& field) noexcept {
+  const char* const colon = token_end(p, end);
+  if (colon == p || colon == end || *colon != ':') return nullptr;
+  const char* value = colon + 1;
+  while (value < end && is_ows(*value)) ++value;
+  // One scan validates the value and finds the line's end: the first byte that is not a
+  // field byte must be the CR or LF of the terminator.
+  const char* const stop = field_end(value, end);
+  const char* const next = stop == end ? end : after_line_end(stop, end);
+  if (next == nullptr || static_cast<std::size_t>(stop - p) > max_line) return nullptr;
+  const char* value_end = stop;
+  while (value_end > value && is_ows(value_end[-1])) --value_end;
+  field = {std::string_view(p, static_cast<std::size_t>(colon - p)),
+           std::string_view(value, static_cast<std::size_t>(value_end - value))};
+  return next;
+}
+
+// `method SP target SP HTTP/1.x` ending in CRLF or LF, no longer than max_line, with an
+// origin-form target or one whose form suits the method. Fills `out` and returns where
+// the header block starts, or returns nullptr.
+inline const char* accept_request_line(const char* p, const char* end, std::size_t max_line,
+                                       RequestLine& out) noexcept {
+  const char* const method_end = token_end(p, end);
+  if (method_end == p || method_end == end || *method_end != ' ') return nullptr;
+  const char* const target = method_end + 1;
+  const char* const target_stop = target_end(target, end);  // obs-text also stops here
+  if (target_stop == target || target_stop == end || *target_stop != ' ') return nullptr;
+  const char* const version = target_stop + 1;
+  if (end - version < 9 || std::memcmp(version, "HTTP/1.", 7) != 0 || !is_digit(version[7])) return nullptr;
+  const char* const next = after_line_end(version + 8, end);
+  if (next == nullptr || static_cast<std::size_t>(version + 8 - p) > max_line) return nullptr;
+  out.method = std::string_view(p, static_cast<std::size_t>(method_end - p));
+  out.target = std::string_view(target, static_cast<std::size_t>(target_stop - target));
+  if (!target_form_valid(out.method, out.target)) return nullptr;
+  out.version = std::string_view(version, 8);
+  out.minor = version[7] - '0';
+  return next;
+}
+
 ParseError field_name_error(std::string_view name) noexcept {
   if (name.empty()) return {400, "empty header name"};
   if (is_ows(name.back())) return {400, "whitespace before colon in header"};
@@ -289,11 +440,7 @@ HTTPHeaders headers_from(const std::vector<HeaderField>& fields, bool unfold) {
 bool is_tchar(char c) noexcept { return has_class(c, kTchar); }
 
 bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!is_tchar(c)) return false;
-  }
-  return true;
+  return !s.empty() && token_end(s.data(), s.data() + s.size()) == s.data() + s.size();
 }
 
 bool is_valid_field_value(std::string_view value) noexcept {
@@ -382,14 +529,25 @@ ParseResult<ResponseLine> parse_response_line(std::string_view line) {
 ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderField>& out,
                                      const HeadLimits& limits) {
   const std::size_t first = out.size();
+  const char* const end = block.data() + block.size();
   std::size_t pos = 0;
   while (pos < block.size()) {
-    const Line line = next_line(block, pos);
-    const std::string_view text = line.content;
-    if (text.empty() && line.terminated) {  // the empty line ending the head
-      if (line.next != block.size()) return ParseError{400, "data after end of headers"};
+    const char* const p = block.data() + pos;
+    if (const char* blank_end = after_line_end(p, end)) {  // the empty line ending the head
+      if (blank_end != end) return ParseError{400, "data after end of headers"};
       break;
     }
+    HeaderField field;
+    if (const char* next = accept_field_line(p, end, limits.max_field_line, field)) {
+      if (out.size() - first >= limits.max_fields) return ParseError{431, "too many headers"};
+      out.push_back(field);
+      pos = static_cast<std::size_t>(next - block.data());
+      continue;
+    }
+    // Not a plain well-formed field line: the line-at-a-time definition (its content is
+    // not empty: the blank line was handled above).
+    const Line line = next_line(block, pos);
+    const std::string_view text = line.content;
     if (text.size() > limits.max_field_line) return ParseError{431, "header line too long"};
     pos = line.next;
     if (is_ows(text.front())) {
@@ -460,10 +618,19 @@ ParseResult<RequestLine> parse_request_head(std::string_view head, std::vector<H
   fields.clear();
   const std::size_t start = skip_blank_lines(head);
   if (start == head.size()) return ParseError{400, "no request line"};
-  const Line line = next_line(head, start);
-  auto start_line = parse_request_line(line.content, limits);
-  if (!start_line) return start_line.error();
-  auto status = parse_header_block(head.substr(line.next), fields, limits);
+  RequestLine start_line;
+  const char* const end = head.data() + head.size();
+  std::size_t block_start = 0;
+  if (const char* next = accept_request_line(head.data() + start, end, limits.max_start_line, start_line)) {
+    block_start = static_cast<std::size_t>(next - head.data());
+  } else {  // the definition finds the error, or accepts what the fast path leaves to it
+    const Line line = next_line(head, start);
+    auto parsed = parse_request_line(line.content, limits);
+    if (!parsed) return parsed.error();
+    start_line = *parsed;
+    block_start = line.next;
+  }
+  auto status = parse_header_block(head.substr(block_start), fields, limits);
   if (!status) {
     fields.clear();
     return status.error();
@@ -582,6 +749,18 @@ ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line, const Ch
     if (pos == std::string_view::npos) return ParseError{400, "malformed chunk extension"};
   }
   return size;
+}
+
+const char* detail::scan(ScanClass cls, const char* p, const char* end, bool portable) noexcept {
+  switch (cls) {
+    case ScanClass::token:
+      return portable ? token_end_portable(p, end) : token_end(p, end);
+    case ScanClass::field_value:
+      return portable ? field_end_portable(p, end) : field_end(p, end);
+    case ScanClass::target:
+      return portable ? target_end_portable(p, end) : target_end(p, end);
+  }
+  return p;
 }
 
 }  // namespace squall

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <random>
@@ -680,6 +682,300 @@ TEST(FieldValues, EveryByteAtEveryPositionMatchesTheGrammar) {
         value[at] = static_cast<char>(b);
         ASSERT_EQ(is_valid_field_value(value), allowed) << "byte " << b << " at " << at << " of " << length;
       }
+    }
+  }
+}
+
+// ---- the byte scans and the one-pass paths -----------------------------------------------
+//
+// The parser accepts well-formed lines in one pass (16 bytes at a time with SSE2) and
+// leaves everything else to the line-at-a-time code; these tests put each kind of byte at
+// every position within a 16-byte block and across block boundaries.
+
+bool in_class(detail::ScanClass cls, unsigned char b) {
+  switch (cls) {
+    case detail::ScanClass::token:
+      return std::isalnum(b) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(b)) != std::string_view::npos;
+    case detail::ScanClass::field_value:
+      return b == '\t' || (b >= 0x20 && b != 0x7f);
+    case detail::ScanClass::target:
+      return b > 0x20 && b < 0x7f;
+  }
+  return false;
+}
+
+// Every byte value at every position of runs of 0-48 bytes, after fillers that take the
+// fast and the slow lanes of each scan ("_" is a tchar the SSE2 token scan steps over one
+// at a time; HTAB and obs-text are field bytes outside the common range): both versions
+// stop exactly at the first byte outside the class, and at the first of two.
+TEST(Scan, BothVersionsStopAtTheFirstByteOutsideTheClass) {
+  struct Case {
+    detail::ScanClass cls;
+    std::string_view fillers;
+  };
+  const Case cases[] = {{detail::ScanClass::token, "a_Z9-~"},
+                        {detail::ScanClass::field_value, "v\t\x80 "},
+                        {detail::ScanClass::target, "/a%~"}};
+  for (const Case& c : cases) {
+    for (char filler : c.fillers) {
+      for (std::size_t length = 0; length <= 48; ++length) {
+        const std::string all(length, filler);
+        for (bool portable : {false, true}) {
+          ASSERT_EQ(detail::scan(c.cls, all.data(), all.data() + length, portable), all.data() + length);
+        }
+        for (std::size_t at = 0; at < length; ++at) {
+          for (int b = 0; b < 256; ++b) {
+            std::string s = all;
+            s[at] = static_cast<char>(b);
+            if (!in_class(c.cls, static_cast<unsigned char>(b)) && at + 1 < length) s[length - 1] = s[at];
+            const std::size_t expected = in_class(c.cls, static_cast<unsigned char>(b)) ? length : at;
+            for (bool portable : {false, true}) {
+              ASSERT_EQ(detail::scan(c.cls, s.data(), s.data() + length, portable) - s.data(),
+                        static_cast<std::ptrdiff_t>(expected))
+                  << "class " << static_cast<int>(c.cls) << " filler " << filler << " byte " << b << " at " << at
+                  << " of " << length << (portable ? " portable" : "");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// A field line with a name of `name_length` bytes and the given value and terminator.
+std::string field_line(std::size_t name_length, std::string_view value, std::string_view terminator = "\r\n") {
+  return std::string(name_length, 'N') + ": " + std::string(value) + std::string(terminator);
+}
+
+TEST(HeaderBlock, AcceptsLinesEndingAtEveryOffsetOfABlock) {
+  for (std::size_t name_length : {1u, 2u, 13u, 14u, 15u, 16u, 17u, 30u, 31u, 32u, 33u}) {
+    for (std::size_t value_length = 0; value_length <= 40; ++value_length) {
+      const std::string value(value_length, 'v');
+      for (std::string_view terminator : {"\r\n"sv, "\n"sv}) {
+        const std::string block = field_line(name_length, value, terminator) + "B: 2" + std::string(terminator) +
+                                  std::string(terminator);
+        auto r = parse_header_block(block);
+        ASSERT_TRUE(r.ok()) << name_length << " " << value_length;
+        ASSERT_EQ(r->size(), 2u);
+        EXPECT_EQ((*r)[0], (HeaderField{std::string(name_length, 'N'), value}));
+        EXPECT_EQ((*r)[1], (HeaderField{"B", "2"}));
+      }
+      // The last line unterminated, and with whitespace to trim before the terminator.
+      const std::string unterminated = field_line(name_length, value, "");
+      auto last = parse_header_block(unterminated);
+      ASSERT_TRUE(last.ok());
+      EXPECT_EQ((*last)[0].value, value);
+      const std::string trailing_ows = field_line(name_length, value + " \t ", "\r\n");
+      auto padded = parse_header_block(trailing_ows);
+      ASSERT_TRUE(padded.ok());
+      EXPECT_EQ((*padded)[0].value, value);
+    }
+  }
+}
+
+TEST(HeaderBlock, RejectsCtlAtEveryPositionWithinAndAcrossBlocks) {
+  // Every position of values up to 40 bytes (blocks of 16 counted from the value's first
+  // byte), after names of several lengths, in the first and in a later line.
+  for (char bad : {'\0', '\x01', '\x0b', '\r', '\n', '\x1f', '\x7f'}) {
+    for (std::size_t name_length : {1u, 15u, 16u, 17u}) {
+      for (std::size_t length = 1; length <= 40; ++length) {
+        for (std::size_t at = 0; at < length; ++at) {
+          std::string value(length, 'v');
+          value[at] = bad;
+          const std::string line = field_line(name_length, value);
+          ASSERT_EQ(block_status(line + "\r\n"), 400) << static_cast<int>(bad) << " " << length << " " << at;
+          ASSERT_EQ(block_status("A: 1\r\n" + line + "B: 2\r\n\r\n"), 400) << static_cast<int>(bad);
+          if (bad != '\n' || at + 1 < length) {  // (a final LF terminates the line)
+            ASSERT_EQ(block_status(field_line(name_length, value, "")), 400);  // unterminated
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(HeaderBlock, AcceptsTabAndObsTextAtEveryPosition) {
+  for (char ok : {'\t', '\x80', '\xff', ' '}) {
+    for (std::size_t length = 3; length <= 40; ++length) {
+      for (std::size_t at = 1; at + 1 < length; ++at) {
+        std::string value(length, 'v');
+        value[at] = ok;
+        const std::string block = field_line(3, value) + "\r\n";
+        auto r = parse_header_block(block);
+        ASSERT_TRUE(r.ok()) << static_cast<int>(ok) << " " << length << " " << at;
+        EXPECT_EQ((*r)[0].value, value);
+      }
+    }
+  }
+}
+
+TEST(HeaderBlock, RejectsBareCrWhereverItFalls) {
+  for (std::size_t length = 0; length <= 34; ++length) {
+    const std::string value(length, 'v');
+    EXPECT_EQ(block_status(field_line(2, value, "\r")), 400) << length;         // CR at the very end
+    EXPECT_EQ(block_status(field_line(2, value, "\r\r\n\r\n")), 400) << length;  // CR CR LF
+    EXPECT_EQ(block_status(field_line(2, value, "\rx\r\n\r\n")), 400) << length;
+  }
+}
+
+// Each byte value at each position of names up to 40 bytes: a tchar belongs to the name,
+// ":" ends it early (the rest joins the value), anything else is a 400.
+TEST(HeaderBlock, NameStopsExactlyAtTheFirstNonTchar) {
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string name(length, at % 2 ? 'n' : '_');
+        name[at] = static_cast<char>(b);
+        const std::string block = name + ": v\r\n\r\n";
+        auto r = parse_header_block(block);
+        const bool tchar = in_class(detail::ScanClass::token, static_cast<unsigned char>(b));
+        if (tchar || (b == ':' && at > 0)) {
+          ASSERT_TRUE(r.ok()) << b << " at " << at << " of " << length;
+          EXPECT_EQ((*r)[0].name, name.substr(0, tchar ? length : at));
+        } else {
+          ASSERT_FALSE(r.ok()) << b << " at " << at << " of " << length;
+          EXPECT_EQ(r.error().status, 400);
+        }
+      }
+    }
+  }
+}
+
+// The fast path leaves errors to the line-at-a-time code, which checks in a fixed order:
+// line length, leading whitespace, name, value, field count.
+TEST(HeaderBlock, ReportsTheFirstErrorInTheDocumentedOrder) {
+  HeadLimits limits;
+  limits.max_field_line = 20;
+  auto too_long = parse_header_block("A: \x01" + std::string(30, 'x') + "\r\n", limits);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.error(), (ParseError{431, "header line too long"}));
+  EXPECT_EQ(status_of(parse_header_block("Bad Name: " + std::string(30, 'x') + "\r\n", limits)), 431);
+  EXPECT_EQ(parse_header_block("A : \x01\r\n").error(), (ParseError{400, "whitespace before colon in header"}));
+  EXPECT_EQ(parse_header_block("A: 1\r\n  \x01\r\n").error(), (ParseError{400, "obsolete line folding"}));
+  EXPECT_EQ(parse_header_block("A\x01: x\r\n").error(), (ParseError{400, "invalid character in header name"}));
+  EXPECT_EQ(parse_header_block("A x\r\n").error(), (ParseError{400, "no colon in header line"}));
+  EXPECT_EQ(parse_header_block("A: a\rb\r\n").error(), (ParseError{400, "invalid character in header value"}));
+  limits = {};
+  limits.max_fields = 1;
+  EXPECT_EQ(parse_header_block("A: 1\r\nB: \x01\r\n", limits).error(),
+            (ParseError{400, "invalid character in header value"}));
+  EXPECT_EQ(parse_header_block("A: 1\r\nB: 2\r\n", limits).error(), (ParseError{431, "too many headers"}));
+  // The line-length limit is inclusive, whichever path takes the line.
+  limits = {};
+  limits.max_field_line = 20;
+  EXPECT_EQ(block_status("A: " + std::string(17, 'x') + " \r\n", limits), 431);
+  EXPECT_EQ(block_status("A:" + std::string(18, 'x') + "\n", limits), 0);
+  EXPECT_EQ(block_status("A:" + std::string(18, 'x'), limits), 0);
+}
+
+// Each byte value at each position of targets up to 40 bytes through the whole-head parser.
+TEST(RequestHead, TargetStopsExactlyAtTheFirstInvalidByte) {
+  HeadLimits lenient;
+  lenient.allow_obs_text_in_target = true;
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string target = "/" + std::string(length, 'p');
+        target[1 + at] = static_cast<char>(b);
+        const std::string head = "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n";
+        const bool visible = b > 0x20 && b < 0x7f;
+        auto strict = parse_request_head(head);
+        ASSERT_EQ(strict.ok(), visible) << b << " at " << at << " of " << length;
+        if (visible) {
+          EXPECT_EQ(strict->start_line.target, target);
+        }
+        auto r = parse_request_head(head, lenient);
+        ASSERT_EQ(r.ok(), visible || b >= 0x80) << b << " at " << at << " of " << length;
+        if (r.ok()) {
+          EXPECT_EQ(r->start_line.target, target);
+        }
+      }
+    }
+  }
+}
+
+TEST(RequestHead, MethodStopsExactlyAtTheFirstNonTchar) {
+  for (std::size_t length = 1; length <= 20; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string method(length, 'M');
+        method[at] = static_cast<char>(b);
+        if (b == '\n' && at == 0 && length > 1) continue;  // an empty line before the request line
+        const std::string head = method + " / HTTP/1.1\r\n\r\n";
+        auto r = parse_request_head(head);
+        ASSERT_EQ(r.ok(), in_class(detail::ScanClass::token, static_cast<unsigned char>(b))) << b << " at " << at;
+        if (r.ok()) {
+          EXPECT_EQ(r->start_line.method, method);
+        }
+      }
+    }
+  }
+}
+
+TEST(RequestHead, StartLineEndsOnlyAtCrLfOrLf) {
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\r\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\rX: y\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1 \r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("GET / HTTP/1.10\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\x01\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("GET / HTTP/2.0\n\n"), 505);
+  EXPECT_EQ(request_head_status("GET / HTTP/1.1\n"), 0);
+  auto bare = parse_request_head("GET / HTTP/1.1");  // no terminator at all: one line, no fields
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->start_line.version, "HTTP/1.1");
+  auto minor = parse_request_head("GET / HTTP/1.0\r\nA: b\r\n\r\n");
+  ASSERT_TRUE(minor.ok());
+  EXPECT_EQ(minor->start_line.minor, 0);
+  EXPECT_EQ(minor->headers, (std::vector<HeaderField>{{"A", "b"}}));
+}
+
+TEST(RequestHead, StartLineLimitIsInclusive) {
+  const std::string line = "GET /" + std::string(20, 'a') + " HTTP/1.1";
+  HeadLimits limits;
+  limits.max_start_line = line.size();
+  EXPECT_EQ(request_head_status(line + "\r\n\r\n", limits), 0);
+  limits.max_start_line = line.size() - 1;
+  EXPECT_EQ(request_head_status(line + "\r\n\r\n", limits), 414);
+  EXPECT_EQ(request_head_status(line + "\n\n", limits), 414);
+}
+
+TEST(RequestHead, TargetFormsThroughTheWholeHead) {
+  EXPECT_EQ(request_head_status("CONNECT example.com:443 HTTP/1.1\r\n\r\n"), 0);
+  EXPECT_EQ(request_head_status("CONNECT /x HTTP/1.1\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("OPTIONS * HTTP/1.1\r\n\r\n"), 0);
+  EXPECT_EQ(request_head_status("GET * HTTP/1.1\r\n\r\n"), 400);
+  EXPECT_EQ(request_head_status("GET http://a/b HTTP/1.1\r\n\r\n"), 0);
+  EXPECT_EQ(request_head_status("GET a/b HTTP/1.1\r\n\r\n"), 400);
+}
+
+// Whatever the start line, the whole-head parser agrees with parse_request_line on it
+// (value or error), on random mutations of a request line.
+TEST(RequestHead, AgreesWithParseRequestLineOnRandomLines) {
+  const std::string seed = "OPTIONS http://example.com/a?b=c HTTP/1.1";
+  std::mt19937 rng(99);
+  for (int round = 0; round < 50000; ++round) {
+    std::string line = seed.substr(0, rng() % (seed.size() + 1));
+    for (int k = 0; k < 2 && !line.empty(); ++k) {
+      static constexpr std::string_view kBytes("\0\t\r\n :/*%\x7f\x80 HTTP/1.2"sv);
+      line[rng() % line.size()] = rng() % 2 ? kBytes[rng() % kBytes.size()] : static_cast<char>(rng() % 256);
+    }
+    const std::size_t nl = line.find('\n');
+    if (nl != std::string::npos) line.resize(nl);
+    if (line.empty() || (line.size() >= 1 && line.back() == '\r')) continue;
+    HeadLimits limits;
+    limits.allow_obs_text_in_target = rng() % 2;
+    limits.max_start_line = rng() % 2 ? 65536 : rng() % 48;
+    auto alone = parse_request_line(line, limits);
+    const std::string whole = line + "\r\nHost: h\r\n\r\n";
+    auto head = parse_request_head(whole, limits);
+    ASSERT_EQ(alone.ok(), head.ok()) << line;
+    if (alone.ok()) {
+      EXPECT_EQ(head->start_line.method, alone->method);
+      EXPECT_EQ(head->start_line.target, alone->target);
+      EXPECT_EQ(head->start_line.version, alone->version);
+      EXPECT_EQ(head->start_line.minor, alone->minor);
+    } else {
+      EXPECT_EQ(head.error(), alone.error()) << line;
     }
   }
 }

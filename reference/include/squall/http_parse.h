@@ -12,8 +12,8 @@
 // allows them), bounded (limits below) and total: it returns either a value or a
 // ParseError carrying the status the server should answer with (400, 413, 414, 431,
 // 505) and a short static reason for the log. Results are views into the caller's bytes
-// (zero-copy); a head is parsed in one pass with memchr and word-at-a-time checks, and
-// the only allocation is the output vector.
+// (zero-copy); a well-formed line is parsed in one pass that both validates it and finds
+// its end (16 bytes at a time with SSE2), and the only allocation is the output vector.
 #pragma once
 
 #include <cstddef>
@@ -175,5 +175,20 @@ struct ChunkLimits {
 // "1A;name=value\r\n" (the CRLF is optional): RFC 9112 §7.1 chunk-size [ chunk-ext ].
 ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line,
                                                  const ChunkLimits& limits = {});
+
+namespace detail {
+
+// The byte scans under the head parser, exposed for the tests: the first byte of
+// [p, end) outside the class (or end). `portable` picks the plain C++ version; otherwise
+// the one the parser uses (SSE2 on x86-64, else the same portable one). The tests check
+// that both agree with the grammar on every byte value at every position.
+enum class ScanClass {
+  token,        // RFC 9110 tchar
+  field_value,  // HTAB, SP, VCHAR, obs-text (stops at CR, LF, other CTLs, DEL)
+  target,       // 0x21-0x7e (stops at SP, CTLs, DEL, obs-text)
+};
+const char* scan(ScanClass cls, const char* p, const char* end, bool portable) noexcept;
+
+}  // namespace detail
 
 }  // namespace squall
