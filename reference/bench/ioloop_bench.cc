@@ -1,6 +1,9 @@
 // Loop microbenchmarks: callbacks per second, timer schedule/cancel, future round trips.
 #include <benchmark/benchmark.h>
 
+#include <array>
+#include <memory>
+
 #include "squall/future.h"
 #include "squall/ioloop.h"
 #include "squall/task.h"
@@ -21,6 +24,36 @@ static void BM_CallbacksPerIteration(benchmark::State& state) {
   state.SetItemsProcessed(ran);
 }
 BENCHMARK(BM_CallbacksPerIteration)->Arg(1000);
+
+// The same with a capture that owns something (a shared_ptr, as a Future is): still
+// stored inside the Callback, but moved and destroyed through its type's functions.
+static void BM_CallbacksCapturingSharedPtr(benchmark::State& state) {
+  IOLoop loop;
+  const int64_t batch = state.range(0);
+  auto counter = std::make_shared<int64_t>(0);
+  for (auto _ : state) {
+    for (int64_t i = 0; i < batch; ++i) loop.add_callback([counter] { ++*counter; });
+    loop.add_callback([&loop] { loop.stop(); });
+    loop.start();
+  }
+  state.SetItemsProcessed(*counter);
+}
+BENCHMARK(BM_CallbacksCapturingSharedPtr)->Arg(1000);
+
+// Captures too big for the inline buffer: the heap path (one allocation per callback).
+static void BM_CallbacksWithHeapCapture(benchmark::State& state) {
+  IOLoop loop;
+  const int64_t batch = state.range(0);
+  int64_t ran = 0;
+  std::array<char, Callback::kInlineSize> padding{};
+  for (auto _ : state) {
+    for (int64_t i = 0; i < batch; ++i) loop.add_callback([&ran, padding] { ran += 1 + padding[0]; });
+    loop.add_callback([&loop] { loop.stop(); });
+    loop.start();
+  }
+  state.SetItemsProcessed(ran);
+}
+BENCHMARK(BM_CallbacksWithHeapCapture)->Arg(1000);
 
 // call_later + remove_timeout: scheduling and cancelling timers that never fire.
 static void BM_TimerScheduleCancel(benchmark::State& state) {

@@ -43,7 +43,7 @@ void LoopPoster::detach() {
   loop_ = nullptr;
 }
 
-IOLoop::IOLoop() : thread_id_(std::this_thread::get_id()), poster_(std::make_shared<LoopPoster>(this)) {
+IOLoop::IOLoop() : loop_thread_(&detail::thread_tag), poster_(std::make_shared<LoopPoster>(this)) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw_errno("epoll_create1");
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -77,10 +77,8 @@ IOLoop* IOLoop::current_or_null() { return current_loop; }
 
 void IOLoop::make_current() {
   current_loop = this;
-  thread_id_.store(std::this_thread::get_id());
+  set_loop_thread();
 }
-
-bool IOLoop::on_loop_thread() const { return thread_id_.load(std::memory_order_relaxed) == std::this_thread::get_id(); }
 
 // ---- file descriptors -----------------------------------------------------------------
 
@@ -130,12 +128,10 @@ void IOLoop::remove_handler(int fd) {
 
 // ---- callbacks ------------------------------------------------------------------------
 
-void IOLoop::add_callback(Callback callback) {
+// The inline add_callback() handles the loop's own thread; this is the rest: a closed
+// loop, or another thread.
+void IOLoop::add_callback_slow(Callback callback) {
   if (closed_) return;  // destroyed without running
-  if (on_loop_thread()) {
-    callbacks_.push_back(std::move(callback));
-    return;
-  }
   bool first;
   {
     std::lock_guard lock(remote_mutex_);
@@ -170,18 +166,19 @@ void IOLoop::run_callback(Callback& callback) noexcept {
 
 // ---- timers ---------------------------------------------------------------------------
 
-TimeoutHandle IOLoop::call_at(TimePoint deadline, Callback callback) {
-  if (closed_) return {};
-  uint32_t slot;
+// call_at (ioloop.h) takes a slot, builds the callback in it, then schedules it.
+uint32_t IOLoop::acquire_timer_slot() {
   if (!free_timer_slots_.empty()) {
-    slot = free_timer_slots_.back();
+    uint32_t slot = free_timer_slots_.back();
     free_timer_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(timer_slots_.size());
-    timer_slots_.emplace_back();
+    return slot;
   }
+  timer_slots_.emplace_back();
+  return static_cast<uint32_t>(timer_slots_.size() - 1);
+}
+
+TimeoutHandle IOLoop::schedule_timer(TimePoint deadline, uint32_t slot) {
   TimerSlot& s = timer_slots_[slot];
-  s.callback = std::move(callback);
   s.active = true;
   timer_heap_.push_back(TimerEntry{deadline, timer_sequence_++, slot, s.generation});
   std::push_heap(timer_heap_.begin(), timer_heap_.end(), TimerLater{});
@@ -231,10 +228,12 @@ void IOLoop::collect_due_timers(TimePoint now, std::vector<TimerEntry>& due) {
   }
 }
 
-int IOLoop::poll_timeout_ms(TimePoint now) const {
+// Reads the clock only when a timer decides the timeout: a busy loop (callbacks pending)
+// polls without waiting and skips the clock_gettime.
+int IOLoop::poll_timeout_ms() const {
   if (!callbacks_.empty() || remote_pending_.load(std::memory_order_acquire)) return 0;
   if (timer_heap_.empty()) return kMaxPollTimeoutMs;
-  auto wait = timer_heap_.front().deadline - now;
+  auto wait = timer_heap_.front().deadline - time();
   if (wait <= Duration::zero()) return 0;
   // Round up: waking a little late is fine, waking early would spin until the deadline.
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
@@ -248,7 +247,7 @@ void IOLoop::start() {
   if (running_) throw std::logic_error("IOLoop is already running");
   IOLoop* previous = current_loop;
   current_loop = this;
-  thread_id_.store(std::this_thread::get_id());
+  set_loop_thread();
   running_ = true;
   stopping_ = false;
   while (!stopping_) run_iteration();
@@ -278,7 +277,7 @@ void IOLoop::run_iteration() {
   due_timers_.clear();
 
   if (stopping_) return;
-  poll(poll_timeout_ms(time()));
+  poll(poll_timeout_ms());
 }
 
 void IOLoop::poll(int timeout_ms) {

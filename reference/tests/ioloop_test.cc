@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +65,80 @@ TEST(IOLoop, CallbacksRunInFifoOrder) {
   loop.add_callback([&] { loop.stop(); });
   loop.start();
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST(IOLoop, InlineAndHeapStoredCallbacksKeepFifoOrderAcrossQueueGrowth) {
+  IOLoop loop;
+  std::vector<int> order;
+  // Every third callback carries a capture too big for Callback's inline buffer; 300
+  // callbacks make the queue reallocate (and so move both kinds) several times.
+  std::array<char, Callback::kInlineSize> padding{};
+  for (int i = 0; i < 300; ++i) {
+    if (i % 3 == 0) {
+      loop.add_callback([&order, i, padding] { order.push_back(i + padding[0]); });
+    } else {
+      loop.add_callback([&order, i] { order.push_back(i); });
+    }
+  }
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  ASSERT_EQ(order.size(), 300u);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(IOLoop, MoveOnlyCapturesCanBeQueuedAndScheduled) {
+  IOLoop loop;
+  int sum = 0;
+  loop.add_callback([p = std::make_unique<int>(1), &sum] { sum += *p; });
+  loop.call_later(0ms, [p = std::make_unique<int>(10), &sum, &loop] {
+    sum += *p;
+    loop.stop();
+  });
+  loop.start();
+  EXPECT_EQ(sum, 11);
+}
+
+TEST(IOLoop, MoveOnlyCaptureQueuedFromAnotherThreadRuns) {
+  IOLoop loop;
+  Watchdog watchdog(loop, 10s);
+  int seen = 0;
+  std::thread other([&] {
+    loop.add_callback([p = std::make_unique<int>(7), &seen, &loop] {
+      seen = *p;
+      loop.stop();
+    });
+  });
+  loop.start();
+  other.join();
+  EXPECT_EQ(seen, 7);
+  EXPECT_FALSE(watchdog.fired);
+}
+
+TEST(IOLoop, CapturesOfCallbacksAndTimersAreDestroyedOnceAfterRunning) {
+  IOLoop loop;
+  auto owner = std::make_shared<int>(0);
+  int runs = 0;
+  loop.add_callback([owner, &runs] { ++runs; });
+  std::array<char, Callback::kInlineSize> padding{};
+  loop.add_callback([owner, &runs, padding] { runs += 1 + padding[0]; });  // heap-stored
+  loop.call_later(0ms, [owner, &runs, &loop] {
+    ++runs;
+    loop.stop();
+  });
+  EXPECT_EQ(owner.use_count(), 4);
+  loop.start();
+  EXPECT_EQ(runs, 3);
+  // The loop holds no copy of a capture once its callback has run.
+  EXPECT_EQ(owner.use_count(), 1);
+}
+
+TEST(IOLoop, RemovingATimeoutDestroysItsCaptureAtOnce) {
+  IOLoop loop;
+  auto owner = std::make_shared<int>(0);
+  TimeoutHandle h = loop.call_later(1h, [owner] {});
+  EXPECT_EQ(owner.use_count(), 2);
+  loop.remove_timeout(h);
+  EXPECT_EQ(owner.use_count(), 1);
 }
 
 TEST(IOLoop, CallbackQueuedByCallbackWaitsForNextIteration) {

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <coroutine>
 #include <cstdint>
 #include <functional>
@@ -28,12 +29,14 @@
 #include <utility>
 #include <vector>
 
+#include "squall/callback.h"
+
 namespace squall {
 
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 using Duration = Clock::duration;
-using Callback = std::function<void()>;
+// Callback (squall/callback.h): move-only, captures up to 48 bytes stored inline.
 // An I/O handler gets the file descriptor and the ready events (READ/WRITE/ERROR bits).
 using Handler = std::function<void(int fd, uint32_t events)>;
 
@@ -52,6 +55,13 @@ class TimeoutError : public std::runtime_error {
 };
 
 class IOLoop;
+
+namespace detail {
+// Each live thread has its own copy, so its address names the thread. Comparing it is
+// what add_callback does to tell the loop's thread from others: cheaper than
+// std::this_thread::get_id(), which is a call into libc.
+inline thread_local char thread_tag;
+}  // namespace detail
 
 // A handle other threads keep to queue callbacks on a loop that may be closed before
 // they finish: once the loop is closed, post() drops the callback and returns false.
@@ -102,15 +112,47 @@ class IOLoop {
   // Runs callback on the next iteration, after the callbacks queued before it. Safe to
   // call from any thread; from another thread it wakes the loop. On a closed loop the
   // callback is destroyed without running.
-  void add_callback(Callback callback);
+  //
+  // A template so that a lambda is built straight into the queue: from the loop's own
+  // thread (inline here) queuing a callback is one in-place construction, with no
+  // Callback temporary to move.
+  template <typename F>
+    requires std::constructible_from<Callback, F>
+  void add_callback(F&& callback) {
+    if (on_loop_thread() && !closed_) {
+      callbacks_.emplace_back(std::forward<F>(callback));
+      return;
+    }
+    add_callback_slow(Callback(std::forward<F>(callback)));
+  }
 
   // The loop's poster, for threads that may outlive it (executor workers).
   const std::shared_ptr<LoopPoster>& poster() const { return poster_; }
 
   // ---- timers -----------------------------------------------------------------------
   TimePoint time() const { return Clock::now(); }
-  TimeoutHandle call_at(TimePoint deadline, Callback callback);
-  TimeoutHandle call_later(Duration delay, Callback callback) { return call_at(time() + delay, std::move(callback)); }
+  // Runs callback at (or soon after) deadline; timers due at the same time run in the
+  // order they were scheduled. On a closed loop the callback is dropped and the handle
+  // names no timer. Templates for the same reason as add_callback: the callback is built
+  // in its timer slot, not moved there.
+  template <typename F>
+    requires std::constructible_from<Callback, F>
+  TimeoutHandle call_at(TimePoint deadline, F&& callback) {
+    if (closed_) return {};
+    uint32_t slot = acquire_timer_slot();
+    try {
+      timer_slots_[slot].callback = std::forward<F>(callback);
+    } catch (...) {
+      free_timer_slots_.push_back(slot);
+      throw;
+    }
+    return schedule_timer(deadline, slot);
+  }
+  template <typename F>
+    requires std::constructible_from<Callback, F>
+  TimeoutHandle call_later(Duration delay, F&& callback) {
+    return call_at(time() + delay, std::forward<F>(callback));
+  }
   void remove_timeout(TimeoutHandle handle);
   // Live timers (not cancelled); for tests and diagnostics.
   size_t pending_timers() const;
@@ -182,11 +224,15 @@ class IOLoop {
   void run_callback(Callback& callback) noexcept;
   void poll(int timeout_ms);
   void drain_remote_callbacks();
+  uint32_t acquire_timer_slot();
+  TimeoutHandle schedule_timer(TimePoint deadline, uint32_t slot);
   bool timer_live(const TimerEntry& entry) const;
   void release_timer_slot(uint32_t slot);
   void collect_due_timers(TimePoint now, std::vector<TimerEntry>& due);
-  int poll_timeout_ms(TimePoint now) const;
-  bool on_loop_thread() const;
+  int poll_timeout_ms() const;
+  void add_callback_slow(Callback callback);
+  bool on_loop_thread() const noexcept { return loop_thread_.load(std::memory_order_relaxed) == &detail::thread_tag; }
+  void set_loop_thread() noexcept { loop_thread_.store(&detail::thread_tag); }
   void wake();
 
   int epoll_fd_ = -1;
@@ -194,7 +240,7 @@ class IOLoop {
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
-  std::atomic<std::thread::id> thread_id_;
+  std::atomic<const char*> loop_thread_;  // &detail::thread_tag of the loop's thread
 
   std::vector<HandlerEntry> handlers_;  // indexed by fd
   std::vector<std::unique_ptr<Handler>> retired_handlers_;  // removed during dispatch
