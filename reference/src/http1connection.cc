@@ -888,7 +888,10 @@ void HTTP1Connection::finish() {
   write_finished_ = true;
   if (!read_finished_) disconnect_on_finish_ = true;
   stream_.set_nodelay(true);
-  if (!pending_write_) {
+  if (!pending_write_ || pending_write_->done()) {
+    // Everything was written already (the usual case: the socket took the response at
+    // once), so there is nothing to wait for.
+    if (pending_write_) pending_write_->mark_retrieved();
     finish_request();
   } else {
     std::weak_ptr<HTTP1Connection*> weak = alive_;

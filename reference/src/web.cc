@@ -276,13 +276,18 @@ struct GzipState {
     chunk.swap(out);
   }
 
+  // Every response of an application that compresses varies by Accept-Encoding.
+  static void add_vary(HTTPHeaders& headers) {
+    if (!headers.contains("Vary")) {
+      headers.add("Vary", "Accept-Encoding");  // the usual case: no rescan, no join
+    } else {
+      headers.set("Vary", *headers.get("Vary") + ", Accept-Encoding");
+    }
+  }
+
   // Decides on the first chunk; adjusts the headers.
   void transform_first_chunk(HTTPHeaders& headers, std::string& chunk, bool finishing) {
-    if (auto vary = headers.get("Vary")) {
-      headers.set("Vary", *vary + ", Accept-Encoding");
-    } else {
-      headers.set("Vary", "Accept-Encoding");
-    }
+    add_vary(headers);
     if (gzipping) {
       std::string ctype = headers.get("Content-Type", "");
       std::string_view base = std::string_view(ctype).substr(0, ctype.find(';'));
@@ -344,8 +349,15 @@ void RequestHandler::attach(Application& application, HTTPServerRequest request,
   path_args_ = std::move(params.path_args);
   path_kwargs_ = std::move(params.path_kwargs);
   if (application.settings().compress_response) {
-    gzip_ = std::make_unique<detail::GzipState>();
-    gzip_->gzipping = detail::GzipState::accepts_gzip(request_.headers.get("Accept-Encoding", ""));
+    // The deflate state is made only for a client that accepts gzip; the others' answers
+    // just get the Vary header.
+    std::optional<std::string> accept_encoding = request_.headers.get("Accept-Encoding");
+    if (accept_encoding && detail::GzipState::accepts_gzip(*accept_encoding)) {
+      gzip_ = std::make_unique<detail::GzipState>();
+      gzip_->gzipping = true;
+    } else {
+      vary_accept_encoding_ = true;
+    }
   }
   clear();
 }
@@ -505,7 +517,11 @@ Future<void> RequestHandler::flush() {
   const bool finishing = finished_;
   if (!headers_written_) {
     headers_written_ = true;
-    if (gzip_) gzip_->transform_first_chunk(headers_, chunk, finishing);
+    if (gzip_) {
+      gzip_->transform_first_chunk(headers_, chunk, finishing);
+    } else if (vary_accept_encoding_) {
+      detail::GzipState::add_vary(headers_);
+    }
     if (request_.method == "HEAD") chunk.clear();
     for (const auto& cookie : new_cookies_) headers_.add("Set-Cookie", cookie.second);
     if (!conn) return make_ready_future();

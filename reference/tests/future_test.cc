@@ -23,6 +23,27 @@ TEST(Future, DoneCallbacksRunOnTheLoopInRegistrationOrder) {
   EXPECT_EQ(order, (std::vector<int>{7, -1}));
 }
 
+// The first done-callback is stored inline, the others after it: one, three and a
+// callback added while the others run all keep registration order.
+TEST(Future, OneOrManyDoneCallbacksRunOnceEachInOrder) {
+  IOLoop loop;
+  Future<int> one;
+  Future<int> three;
+  std::vector<std::string> order;
+  one.add_done_callback([&](Future<int>& f) { order.push_back("one:" + std::to_string(f.result())); });
+  for (int i = 0; i < 3; ++i) {
+    three.add_done_callback([&, i] {
+      order.push_back("three:" + std::to_string(i));
+      if (i == 0) three.add_done_callback([&] { order.push_back("late"); });
+    });
+  }
+  three.set_result(3);
+  one.set_result(1);
+  loop.add_callback([&] { loop.add_callback([&] { loop.stop(); }); });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<std::string>{"three:0", "three:1", "three:2", "one:1", "late"}));
+}
+
 TEST(Future, CallbackAddedToADoneFutureRunsOnALaterIteration) {
   IOLoop loop;
   Future<std::string> f;

@@ -186,6 +186,19 @@ TEST(Spawn, UncaughtErrorIsLogged) {
   EXPECT_NE(err.find("spawned failure"), std::string::npos) << err;
 }
 
+// A spawned task that failed before its first suspension is reported at once (no loop
+// iteration is needed for it).
+TEST(Spawn, ErrorOfATaskThatAlreadyEndedIsLoggedAtOnce) {
+  IOLoop loop;
+  testing::internal::CaptureStderr();
+  spawn([]() -> Task<void> {
+    throw std::runtime_error("failed before suspending");
+    co_return;
+  }());
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("failed before suspending"), std::string::npos) << err;
+}
+
 TEST(Executor, ResultIsDeliveredOnTheLoopThread) {
   IOLoop loop;
   ThreadPoolExecutor executor(2);

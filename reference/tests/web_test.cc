@@ -556,6 +556,7 @@ TEST(Web, NoGzipWithoutAcceptEncodingOrWhenSmallOrDisabled) {
   Response plain = fetch(app, "GET", "/big");
   EXPECT_FALSE(plain.headers.contains("Content-Encoding"));
   EXPECT_EQ(plain.body.size(), 5000u);
+  EXPECT_EQ(plain.header("Vary"), "Accept-Encoding");  // also when this client gets no gzip
   HTTPHeaders accept{{"Accept-Encoding", "gzip"}};
   EXPECT_FALSE(fetch(app, "GET", "/small", accept).headers.contains("Content-Encoding"));
 

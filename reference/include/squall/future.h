@@ -12,6 +12,7 @@
 // logged when the last handle goes away, as Python does.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -45,6 +46,32 @@ void log_unretrieved_exception(const std::exception_ptr& error);
 
 void log_callback_exception();
 
+// The done-callbacks of one future, in order. Nearly every future has exactly one (the
+// coroutine awaiting it), kept inline: a vector cost an allocation per await.
+template <typename F>
+class CallbackList {
+ public:
+  bool empty() const noexcept { return !first_; }
+  std::size_t size() const noexcept { return first_ ? 1 + rest_.size() : 0; }
+  void push_back(F callback) {
+    if (!first_) {
+      first_ = std::move(callback);
+    } else {
+      rest_.push_back(std::move(callback));
+    }
+  }
+  F& operator[](std::size_t i) { return i == 0 ? first_ : rest_[i - 1]; }
+  F take_first() { return std::move(first_); }
+  void clear() noexcept {
+    first_ = nullptr;
+    rest_.clear();
+  }
+
+ private:
+  F first_;  // empty when there is none
+  std::vector<F> rest_;
+};
+
 // Shared by every handle of one future. Callbacks get the future as an argument instead
 // of capturing it, so a future that never completes holds no reference to itself.
 template <typename T>
@@ -59,7 +86,7 @@ struct FutureState {
   // References held only for delivering the result to the last done-callback; a
   // consumer that finds use_count() == 1 + delivery_refs may move the value out.
   long delivery_refs = 0;
-  std::vector<DoneCallback> callbacks;
+  CallbackList<DoneCallback> callbacks;
 
   explicit FutureState(IOLoop* l) : loop(l) {}
 
@@ -79,8 +106,7 @@ struct FutureState {
 // Runs callbacks in order on the loop; one that throws is logged and the rest still run.
 // The last callback may take the value by move if it holds the only other reference.
 template <typename T>
-void run_done_callbacks(std::shared_ptr<FutureState<T>> state,
-                        std::vector<typename FutureState<T>::DoneCallback>& callbacks) {
+void run_done_callbacks(std::shared_ptr<FutureState<T>> state, CallbackList<typename FutureState<T>::DoneCallback>& callbacks) {
   Future<T> future(std::move(state));
   for (size_t i = 0; i < callbacks.size(); ++i) {
     if (i + 1 == callbacks.size()) future.state()->delivery_refs = 1;
@@ -206,12 +232,27 @@ class Future {
   }
   void finish() {
     state_->done = true;
-    if (state_->callbacks.empty()) return;
-    // One loop callback runs them all, in registration order.
-    state_->loop->add_callback([state = state_, callbacks = std::move(state_->callbacks)]() mutable {
-      detail::run_done_callbacks(std::move(state), callbacks);
-    });
-    state_->callbacks.clear();
+    auto& callbacks = state_->callbacks;
+    if (callbacks.empty()) return;
+    // One loop callback runs them all, in registration order. The usual single callback
+    // travels alone, which keeps the loop callback within its inline storage.
+    if (callbacks.size() == 1) {
+      state_->loop->add_callback([state = state_, callback = callbacks.take_first()]() mutable {
+        Future<T> future(std::move(state));
+        future.state_->delivery_refs = 1;
+        try {
+          callback(future);
+        } catch (...) {
+          detail::log_callback_exception();
+        }
+        future.state_->delivery_refs = 0;
+      });
+    } else {
+      state_->loop->add_callback([state = state_, all = std::move(callbacks)]() mutable {
+        detail::run_done_callbacks(std::move(state), all);
+      });
+    }
+    callbacks.clear();
   }
 
   std::shared_ptr<detail::FutureState<T>> state_;

@@ -169,7 +169,7 @@ Future<void> sleep(Duration delay);
 // Logs the task's exception if it fails; nothing waits for it (IOLoop.spawn_callback).
 template <typename T>
 void spawn(const Task<T>& task) {
-  task.future().add_done_callback([](Future<T>& f) {
+  auto log_failure = [](const Future<T>& f) {
     if (auto error = f.exception()) {
       try {
         std::rethrow_exception(error);
@@ -178,7 +178,14 @@ void spawn(const Task<T>& task) {
             describe_current_exception());
       }
     }
-  });
+  };
+  // A task that already ran to completion (most request handlers do) is checked now:
+  // a done-callback would cost a loop round trip for nothing.
+  if (task.done()) {
+    log_failure(task.future());
+    return;
+  }
+  task.future().add_done_callback([log_failure](Future<T>& f) { log_failure(f); });
 }
 
 namespace detail {

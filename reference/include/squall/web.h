@@ -270,7 +270,8 @@ class RequestHandler {
   // Bit i set: the i-th of GET, HEAD, POST, DELETE, PATCH, PUT, OPTIONS is overridden
   // (set by handler<H>(); unknown for other factories).
   std::optional<unsigned> overridden_methods_;
-  std::unique_ptr<detail::GzipState> gzip_;
+  std::unique_ptr<detail::GzipState> gzip_;  // compress_response and the client accepts gzip
+  bool vary_accept_encoding_ = false;         // compress_response, the client does not
 
   // Streaming handlers: the connection reads the body only after prepare() (flow
   // control), and the method runs once the whole body was received.
