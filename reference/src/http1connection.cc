@@ -67,14 +67,6 @@ int oversized_head_status(std::string_view buffered, size_t start, size_t max_he
   return line_end > max_start_line ? 414 : 431;
 }
 
-// For fields already validated (or set by the connection itself).
-void append_valid_header_line(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
-
 void append_header_line(std::string& out, std::string_view name, std::string_view value) {
   if (!is_token(name)) throw std::invalid_argument(fmt::format("Invalid header name: {:?}", name));
   if (!is_valid_field_value(value)) {
@@ -762,17 +754,33 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   // to close: those bytes must be written before it does).
   corking_ = rpos_ < rbuf_.size() && !disconnect_on_finish_;
 
-  out_.clear();
+  // The head is sized first, then filled with plain copies: no capacity check per piece
+  // (this runs for every response). Fields were validated above; what was added since is
+  // the connection's own.
   char code_digits[8];
-  char* code_end = std::to_chars(code_digits, code_digits + sizeof code_digits, code).ptr;
-  out_.append("HTTP/1.1 ");
-  out_.append(code_digits, code_end);
-  out_.push_back(' ');
-  out_.append(start_line.reason);
-  out_.append("\r\n");
-  // Validated above; what was added since is the connection's own.
-  for (HeaderField field : headers) append_valid_header_line(out_, field.name, field.value);
-  out_.append("\r\n");
+  const std::string_view code_text(code_digits,
+                                   std::to_chars(code_digits, code_digits + sizeof code_digits, code).ptr);
+  size_t size = 9 + code_text.size() + 1 + start_line.reason.size() + 2 + 2;
+  for (HeaderField field : headers) size += field.name.size() + 2 + field.value.size() + 2;
+  out_.reserve(size + chunk.size());
+  out_.resize(size);
+  char* p = out_.data();
+  auto put = [&p](std::string_view piece) {
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+  };
+  put("HTTP/1.1 ");
+  put(code_text);
+  put(" ");
+  put(start_line.reason);
+  put("\r\n");
+  for (HeaderField field : headers) {
+    put(field.name);
+    put(": ");
+    put(field.value);
+    put("\r\n");
+  }
+  put("\r\n");
   headers_written_ = true;
   return write_head(out_, chunk);
 }
