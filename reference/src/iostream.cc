@@ -724,7 +724,15 @@ Future<void> IOStream::write(std::string_view data) {
   iovec iov{const_cast<char*>(data.data()), data.size()};
   ssize_t n = write_to_fd(&iov, 1);
   if (n < 0) {
-    if (closed_ || (errno != EAGAIN && errno != EWOULDBLOCK)) return write(std::string(data));  // reports it
+    if (closed_) {
+      // The transport closed the stream (a failed TLS handshake): a failed future, as
+      // the queued path reports it.
+      Future<void> failed = future_on<void>(loop_);
+      failed.set_exception(StreamClosedError(error_));
+      failed.mark_retrieved();
+      return failed;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return write(std::string(data));  // reports the error
     n = 0;
   }
   const size_t sent = static_cast<size_t>(n);

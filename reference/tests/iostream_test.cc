@@ -1027,3 +1027,28 @@ TEST(IOStream, WriteOfAViewDoesNotDependOnTheCallersBufferAfterReturning) {
   EXPECT_EQ(received.size(), expected.size());
   EXPECT_TRUE(received == expected);
 }
+
+// A transport that closes the stream while writing (as a TLS handshake failing inside a
+// write does): write() reports it through the future, as when the data was queued.
+class ClosingOnWriteStream : public IOStream {
+ public:
+  using IOStream::IOStream;
+
+ protected:
+  ssize_t write_to_fd(const iovec*, int) override {
+    close();
+    errno = ECONNRESET;
+    return -1;
+  }
+};
+
+TEST(IOStream, WriteThatClosesTheStreamFailsItsFutureInsteadOfThrowing) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  ClosingOnWriteStream stream(p.ours);
+  Future<void> written = stream.write(std::string_view("hello"));
+  ASSERT_TRUE(written.done());
+  EXPECT_THROW(written.result(), StreamClosedError);
+  EXPECT_TRUE(stream.closed());
+  ::close(p.peer);
+}
