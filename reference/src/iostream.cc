@@ -132,14 +132,16 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
   // sending ahead cannot overflow the buffer while the pending read could still complete.
   options_.read_chunk_size = std::min(options_.read_chunk_size, options_.max_buffer_size / 2);
   if (options_.read_chunk_size == 0) options_.read_chunk_size = 1;
+  // Flags are only set when missing: accepted sockets come with both (accept4), and the
+  // two F_SET calls were two of the nine syscalls of a connection-per-request exchange.
   int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+  if (flags < 0 || ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
     int err = errno;
     if (fd >= 0) ::close(fd);
     throw std::system_error(err, std::system_category(), "IOStream: fcntl(O_NONBLOCK)");
   }
   int fd_flags = ::fcntl(fd, F_GETFD);
-  if (fd_flags >= 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
+  if (fd_flags >= 0 && (fd_flags & FD_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
 }
 
 IOStream::~IOStream() {

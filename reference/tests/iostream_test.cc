@@ -4,6 +4,7 @@
 #include "squall/iostream.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <re2/re2.h>
@@ -1051,4 +1052,20 @@ TEST(IOStream, WriteThatClosesTheStreamFailsItsFutureInsteadOfThrowing) {
   EXPECT_THROW(written.result(), StreamClosedError);
   EXPECT_TRUE(stream.closed());
   ::close(p.peer);
+}
+
+// The stream makes its descriptor non-blocking and close-on-exec when it is not already
+// (an accepted socket already is: then nothing is changed).
+TEST(IOStream, MakesABlockingDescriptorNonBlockingAndCloseOnExec) {
+  IOLoop loop;
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  ASSERT_EQ(::fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
+  ASSERT_EQ(::fcntl(fds[0], F_GETFD) & FD_CLOEXEC, 0);
+  {
+    IOStream stream(fds[0]);
+    EXPECT_NE(::fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_NE(::fcntl(fds[0], F_GETFD) & FD_CLOEXEC, 0);
+  }
+  ::close(fds[1]);
 }
