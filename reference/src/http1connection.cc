@@ -895,7 +895,10 @@ void HTTP1Connection::finish() {
   if (chunking_output_ && !stream_.closed()) send("0\r\n\r\n");
   write_finished_ = true;
   if (!read_finished_) disconnect_on_finish_ = true;
-  stream_.set_nodelay(true);
+  // The end of the response goes out at once. Not needed on a server connection about to
+  // close (closing pushes what is queued, Nagle or not): as nginx's tcp_nodelay, which
+  // only applies to keep-alive connections, this saves a syscall per such connection.
+  if (is_client_ || !disconnect_on_finish_) stream_.set_nodelay(true);
   if (!pending_write_ || pending_write_->done()) {
     // Everything was written already (the usual case: the socket took the response at
     // once), so there is nothing to wait for.
