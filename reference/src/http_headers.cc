@@ -22,7 +22,7 @@ constexpr std::size_t kMaxArena = std::numeric_limits<std::uint32_t>::max();
 // Compact once dead bytes exceed both this floor and the live bytes.
 constexpr std::size_t kCompactFloor = 4096;
 
-bool points_into(const std::string& buffer, std::string_view view) noexcept {
+bool points_into(std::string_view buffer, std::string_view view) noexcept {
   const std::less<const char*> before;
   const char* begin = buffer.data();
   const char* end = begin + buffer.size();
@@ -137,7 +137,7 @@ void HTTPHeaders::clear() noexcept {
 void HTTPHeaders::compact_if_wasteful() {
   const std::size_t live = arena_.size() - garbage_;
   if (garbage_ < kCompactFloor || garbage_ < live) return;
-  std::string fresh;
+  Arena fresh;
   fresh.reserve(live);
   for (Slot& slot : slots_) {
     HeaderField f = field(slot);

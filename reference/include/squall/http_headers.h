@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "squall/small_pool.h"
+
 namespace squall {
 
 // One field line: a name and a value, both views into someone else's bytes.
@@ -92,8 +94,11 @@ class HTTPHeaders {
   void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
   void compact_if_wasteful();
 
-  std::string arena_;        // names and values, back to back
-  std::vector<Slot> slots_;  // one per field line, in order
+  // Both come from the per-thread pool (small_pool.h): a request and its response each
+  // carry a set of headers, made and dropped per request.
+  using Arena = std::basic_string<char, std::char_traits<char>, detail::PoolAllocator<char>>;
+  Arena arena_;                                             // names and values, back to back
+  std::vector<Slot, detail::PoolAllocator<Slot>> slots_;  // one per field line, in order
   std::size_t garbage_ = 0;  // arena bytes no slot refers to any more
 };
 
