@@ -1,0 +1,605 @@
+#!/usr/bin/env node
+// Squall contract §1 (server app), written in plain Node.js from the contract text alone.
+// Standard library only; runs on Node 18 and 20.
+//
+//   node server.js --port N [--catch-all] [--idle-timeout S] [--header-timeout S]
+//                  [--body-timeout S] [--certfile F --keyfile F]
+'use strict';
+
+const http = require('http');
+const https = require('https');
+const fs = require('fs');
+const zlib = require('zlib');
+const crypto = require('crypto');
+
+const USAGE = `usage: node server.js --port N [options]
+
+  --port N             port to listen on (127.0.0.1); 0: the kernel picks one
+                       (the chosen port is printed as "port=N" once listening)
+  --catch-all          paths that match no rule are served by the "/" handler
+  --idle-timeout S     close connections idle (no request in flight) for S seconds
+  --header-timeout S   a request's header block must arrive within S seconds
+  --body-timeout S     a request body may pause for at most S seconds between reads
+  --certfile F         serve HTTPS with this certificate (PEM) ...
+  --keyfile F          ... and this private key (PEM)
+  --help               this text
+`;
+
+function usage(msg) {
+  if (msg) process.stderr.write(`server.js: ${msg}\n`);
+  process.stderr.write(USAGE);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { port: null, catchAll: false, idle: null, header: null, body: null,
+              certfile: null, keyfile: null };
+  const seconds = (name, v) => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n <= 0) usage(`${name} needs a positive number of seconds`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => { i += 1; return argv[i]; };
+    switch (a) {
+      case '--help': case '-h': process.stdout.write(USAGE); process.exit(0); break;
+      case '--port': {
+        const v = next();
+        if (v === undefined || !/^[0-9]+$/.test(v) || Number(v) > 65535) usage('--port needs 0..65535');
+        o.port = Number(v); break;
+      }
+      case '--catch-all': o.catchAll = true; break;
+      case '--idle-timeout': o.idle = seconds(a, next()); break;
+      case '--header-timeout': o.header = seconds(a, next()); break;
+      case '--body-timeout': o.body = seconds(a, next()); break;
+      case '--certfile': o.certfile = next(); if (!o.certfile) usage('--certfile needs a file'); break;
+      case '--keyfile': o.keyfile = next(); if (!o.keyfile) usage('--keyfile needs a file'); break;
+      default: usage(`unknown argument ${a}`);
+    }
+  }
+  if (o.port === null) usage('--port is required');
+  if ((o.certfile === null) !== (o.keyfile === null)) usage('--certfile and --keyfile go together');
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+const MAX_BODY = 64 * 1024 * 1024;     // bodies held in memory (echo, args, form) are bounded
+const TEXT = 'text/plain; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+class HttpError extends Error {
+  constructor(status, message) { super(message || http.STATUS_CODES[status] || 'Error'); this.status = status; }
+}
+
+function bodyless(status) { return (status >= 100 && status < 200) || status === 204 || status === 304; }
+
+// Sends a complete response with an exact Content-Length (no body for HEAD/1xx/204/304).
+function send(req, res, status, body, type, extra) {
+  if (res.headersSent) { res.destroy(); return; }
+  const headers = Object.assign({}, extra || {});
+  if (bodyless(status)) {
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
+  const buf = Buffer.isBuffer(body) ? body : Buffer.from(body === undefined ? '' : String(body), 'utf8');
+  if (type) headers['Content-Type'] = type;
+  headers['Content-Length'] = String(buf.length);
+  res.writeHead(status, headers);
+  if (req.method === 'HEAD') res.end(); else res.end(buf);
+}
+
+function sendJson(req, res, value, status) {
+  send(req, res, status || 200, JSON.stringify(value), JSON_TYPE);
+}
+
+function sendError(req, res, status, extra) {
+  const reason = http.STATUS_CODES[status] || 'Error';
+  send(req, res, status, `${status} ${reason}\n`, TEXT, extra);
+}
+
+// Reads the whole body (bounded) into one Buffer.
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    const parts = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) { failed = true; reject(new HttpError(413)); return; }
+      parts.push(chunk);
+    });
+    req.on('end', () => { if (!failed) resolve(Buffer.concat(parts, size)); });
+    req.on('aborted', () => { if (!failed) { failed = true; reject(new HttpError(400, 'aborted')); } });
+    req.on('error', (e) => { if (!failed) { failed = true; reject(e); } });
+  });
+}
+
+// Percent-decoding to bytes, then UTF-8 (strict: undecodable bytes are a 400).
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+function percentDecode(s, plusIsSpace) {
+  if (plusIsSpace) s = s.replace(/\+/g, ' ');
+  if (!s.includes('%')) return s;
+  const bytes = [];
+  const raw = Buffer.from(s, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c === 0x25 && i + 2 < raw.length && isHex(raw[i + 1]) && isHex(raw[i + 2])) {
+      bytes.push(parseInt(String.fromCharCode(raw[i + 1], raw[i + 2]), 16));
+      i += 2;
+    } else {
+      bytes.push(c);
+    }
+  }
+  try { return utf8.decode(Buffer.from(bytes)); } catch (e) { throw new HttpError(400, 'undecodable argument'); }
+}
+function isHex(c) { return c !== undefined && ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)); }
+
+// application/x-www-form-urlencoded (and query strings): blank values kept.
+function parseUrlencoded(text, into) {
+  if (!text) return into;
+  for (const piece of text.split('&')) {
+    if (piece === '') continue;
+    const eq = piece.indexOf('=');
+    const name = percentDecode(eq < 0 ? piece : piece.slice(0, eq), true);
+    const value = percentDecode(eq < 0 ? '' : piece.slice(eq + 1), true);
+    addArg(into, name, value);
+  }
+  return into;
+}
+function addArg(map, name, value) {
+  if (!Object.prototype.hasOwnProperty.call(map, name)) map[name] = [];
+  map[name].push(value);
+}
+
+// Media type and its parameters: "type/sub; a=b; c=\"d\"".
+function parseMediaType(value) {
+  if (!value) return { type: '', params: {} };
+  const semi = value.indexOf(';');
+  const type = (semi < 0 ? value : value.slice(0, semi)).trim().toLowerCase();
+  const params = semi < 0 ? {} : parseParams(value.slice(semi + 1));
+  return { type, params };
+}
+function parseParams(s) {
+  const params = {};
+  let i = 0;
+  while (i < s.length) {
+    while (i < s.length && (s[i] === ';' || s[i] === ' ' || s[i] === '\t')) i++;
+    let name = '';
+    while (i < s.length && s[i] !== '=' && s[i] !== ';') name += s[i++];
+    name = name.trim().toLowerCase();
+    let value = '';
+    if (s[i] === '=') {
+      i++;
+      while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
+      if (s[i] === '"') {
+        i++;
+        while (i < s.length && s[i] !== '"') {
+          if (s[i] === '\\' && i + 1 < s.length) i++;
+          value += s[i++];
+        }
+        i++;  // closing quote
+        while (i < s.length && s[i] !== ';') i++;
+      } else {
+        while (i < s.length && s[i] !== ';') value += s[i++];
+        value = value.trim();
+      }
+    }
+    if (name) params[name] = value;
+  }
+  return params;
+}
+
+// multipart/form-data: returns {fields: {name: [values]}, files: [{name, filename, content_type, size}]}.
+function parseMultipart(body, boundary) {
+  if (!boundary || boundary.length > 200) throw new HttpError(400, 'bad multipart boundary');
+  const dash = Buffer.from('--' + boundary, 'latin1');
+  const delim = Buffer.from('\r\n--' + boundary, 'latin1');
+  const fields = {};
+  const files = [];
+  let pos;
+  if (body.slice(0, dash.length).equals(dash)) pos = dash.length;
+  else {
+    const first = body.indexOf(delim);
+    if (first < 0) throw new HttpError(400, 'no multipart boundary');
+    pos = first + delim.length;
+  }
+  for (;;) {
+    if (body[pos] === 0x2d && body[pos + 1] === 0x2d) break;    // "--": the close delimiter
+    while (body[pos] === 0x20 || body[pos] === 0x09) pos++;      // transport padding
+    if (body[pos] !== 0x0d || body[pos + 1] !== 0x0a) throw new HttpError(400, 'bad multipart delimiter');
+    pos += 2;
+    const next = body.indexOf(delim, pos);
+    if (next < 0) throw new HttpError(400, 'unterminated multipart body');
+    const part = body.slice(pos, next);
+    pos = next + delim.length;
+    const sep = part.indexOf('\r\n\r\n');
+    let head, content;
+    if (sep < 0) {
+      if (part.length >= 2 && part[0] === 0x0d && part[1] === 0x0a) { head = ''; content = part.slice(2); }
+      else throw new HttpError(400, 'multipart part without header end');
+    } else if (part.slice(0, 2).toString('latin1') === '\r\n') {
+      head = ''; content = part.slice(2);
+    } else {
+      head = part.slice(0, sep).toString('utf8');
+      content = part.slice(sep + 4);
+    }
+    const headers = {};
+    for (const line of head.split('\r\n')) {
+      if (!line) continue;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new HttpError(400, 'bad multipart header');
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const disp = headers['content-disposition'];
+    if (!disp) continue;
+    const d = parseMediaType(disp);
+    if (d.type !== 'form-data' || d.params.name === undefined) continue;
+    if (d.params.filename !== undefined) {
+      files.push({
+        name: d.params.name,
+        filename: d.params.filename,
+        content_type: headers['content-type'] || 'application/octet-stream',
+        size: content.length,
+      });
+    } else {
+      let text;
+      try { text = utf8.decode(content); } catch (e) { throw new HttpError(400, 'undecodable form field'); }
+      addArg(fields, d.params.name, text);
+    }
+  }
+  return { fields, files };
+}
+
+// Arguments of a form body by its Content-Type: urlencoded or multipart.
+function parseFormBody(req, body) {
+  const mt = parseMediaType(req.headers['content-type']);
+  if (mt.type === 'application/x-www-form-urlencoded') {
+    let text;
+    try { text = utf8.decode(body); } catch (e) { throw new HttpError(400, 'undecodable form body'); }
+    return { fields: parseUrlencoded(text, {}), files: [] };
+  }
+  if (mt.type === 'multipart/form-data') return parseMultipart(body, mt.params.boundary);
+  return { fields: {}, files: [] };
+}
+
+// Accept-Encoding allows gzip? (q=0 refuses; "*" counts when gzip is not named.)
+function acceptsGzip(value) {
+  if (!value) return false;
+  let gzipQ = null, starQ = null;
+  for (const item of value.split(',')) {
+    const parts = item.split(';');
+    const coding = parts[0].trim().toLowerCase();
+    let q = 1;
+    for (const p of parts.slice(1)) {
+      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p);
+      if (m) q = Number(m[1]);
+    }
+    if (!Number.isFinite(q)) q = 0;
+    if (coding === 'gzip' || coding === 'x-gzip') gzipQ = Math.max(gzipQ === null ? 0 : gzipQ, q);
+    else if (coding === '*') starQ = q;
+  }
+  if (gzipQ !== null) return gzipQ > 0;
+  return starQ !== null && starQ > 0;
+}
+
+const GZIP_TEXT = Buffer.from(Array.from({ length: 200 }, (_, i) =>
+  `line ${String(i).padStart(3, '0')}: the quick brown fox jumps over the lazy dog\n`).join(''), 'utf8');
+const GZIP_BODY = zlib.gzipSync(GZIP_TEXT);
+
+const PATTERN = Buffer.from('0123456789abcdef'.repeat(4096), 'latin1');   // 64 KiB, whole periods
+
+// Writes n bytes of the pattern as the client reads them (never the whole body at once).
+function streamPattern(req, res, n) {
+  let sent = 0;
+  let done = false;
+  const finish = () => { done = true; };
+  res.on('close', finish);
+  const pump = () => {
+    while (!done && sent < n) {
+      const len = Math.min(PATTERN.length, n - sent);
+      // offsets stay aligned on the 16-byte period because PATTERN is a whole number of periods
+      const chunk = PATTERN.subarray(0, len);
+      sent += len;
+      if (!res.write(chunk)) { res.once('drain', pump); return; }
+    }
+    if (!done && sent >= n) { done = true; res.end(); }
+  };
+  pump();
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes: [regex on the raw path, allowed methods (null: any), handler(req, res, groups)]
+
+const GET = ['GET', 'HEAD'];
+
+function decodeGroups(m) {
+  return m.slice(1).map((g) => percentDecode(g, false));
+}
+
+const routes = [
+  { re: /^\/$/, methods: ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH'], handler: rootHandler },
+  { re: /^\/echo$/, methods: null, handler: async (req, res) => {
+      await drain(req);
+      const lines = [];
+      const raw = req.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) lines.push(`${raw[i]}: ${raw[i + 1]}\n`);
+      send(req, res, 200, Buffer.from(lines.join(''), 'latin1'), TEXT);
+    } },
+  { re: /^\/cookie$/, methods: null, handler: async (req, res) => {
+      await drain(req);
+      const cookies = new Map();
+      const raw = req.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        if (raw[i].toLowerCase() !== 'cookie') continue;
+        for (const piece of raw[i + 1].split(';')) {
+          const eq = piece.indexOf('=');
+          if (eq < 0) continue;
+          const name = piece.slice(0, eq).trim();
+          let value = piece.slice(eq + 1).trim();
+          if (!name) continue;
+          if (value.length >= 2 && value[0] === '"' && value[value.length - 1] === '"') value = value.slice(1, -1);
+          cookies.set(name, value);
+        }
+      }
+      let out = '';
+      for (const [k, v] of cookies) out += `${k}=${v}\n`;
+      send(req, res, 200, Buffer.from(out, 'latin1'), TEXT);
+    } },
+  { re: /^\/plaintext$/, methods: GET, handler: (req, res) => send(req, res, 200, 'Hello, World!', TEXT) },
+  { re: /^\/json$/, methods: GET, handler: (req, res) => sendJson(req, res, { message: 'Hello, World!' }) },
+  { re: /^\/args$/, methods: ['GET', 'HEAD', 'POST'], handler: async (req, res) => {
+      const args = {};
+      parseUrlencoded(queryOf(req), args);
+      const body = await readBody(req, MAX_BODY);
+      if (body.length) {
+        const form = parseFormBody(req, body);
+        for (const [k, vs] of Object.entries(form.fields)) for (const v of vs) addArg(args, k, v);
+      }
+      sendJson(req, res, args);
+    } },
+  { re: /^\/form$/, methods: ['POST'], handler: async (req, res) => {
+      const body = await readBody(req, MAX_BODY);
+      sendJson(req, res, parseFormBody(req, body));
+    } },
+  { re: /^\/path\/([^/]+)\/([0-9]+)$/, methods: GET, handler: (req, res, m) => sendJson(req, res, decodeGroups(m)) },
+  { re: /^\/named\/([^/]+)\/([^/]+)$/, methods: GET, handler: (req, res, m) => {
+      const [first, second] = decodeGroups(m);
+      sendJson(req, res, { first, second });
+    } },
+  { re: /^\/status\/([0-9]{3})$/, methods: GET, handler: (req, res, m) => {
+      const status = Number(m[1]);
+      if (status < 100 || status > 599) throw new HttpError(400, 'status out of range');
+      const reason = http.STATUS_CODES[status] || 'Unknown';
+      send(req, res, status, `${status} ${reason}\n`, TEXT);
+    } },
+  { re: /^\/bytes\/([0-9]+)$/, methods: GET, handler: (req, res, m) => {
+      const n = Number(m[1]);
+      if (!Number.isSafeInteger(n)) throw new HttpError(400, 'size out of range');
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(n) });
+      if (req.method === 'HEAD' || n === 0) { res.end(); return; }
+      streamPattern(req, res, n);
+    } },
+  { re: /^\/stream\/([0-9]+)$/, methods: GET, handler: (req, res, m) => {
+      const n = Number(m[1]);
+      if (!Number.isSafeInteger(n) || n > 1000000) throw new HttpError(400, 'count out of range');
+      res.writeHead(200, { 'Content-Type': TEXT });
+      if (req.method === 'HEAD') { res.end(); return; }
+      let i = 0;
+      let gone = false;
+      res.on('close', () => { gone = true; });
+      const step = () => {
+        if (gone) return;
+        if (i >= n) { res.end(); return; }
+        const ok = res.write(`chunk ${i}\n`);
+        i += 1;
+        if (ok) setImmediate(step); else res.once('drain', step);
+      };
+      step();
+    } },
+  { re: /^\/gzip$/, methods: GET, handler: (req, res) => {
+      if (acceptsGzip(req.headers['accept-encoding'])) {
+        send(req, res, 200, GZIP_BODY, TEXT, { 'Content-Encoding': 'gzip', 'Vary': 'Accept-Encoding' });
+      } else {
+        send(req, res, 200, GZIP_TEXT, TEXT, { 'Vary': 'Accept-Encoding' });
+      }
+    } },
+  { re: /^\/redirect\/([0-9]+)$/, methods: GET, handler: (req, res, m) => {
+      const n = BigInt(m[1]);
+      if (n === 0n) { send(req, res, 200, 'redirects done\n', TEXT); return; }
+      send(req, res, 302, '', TEXT, { 'Location': `/redirect/${n - 1n}` });
+    } },
+  { re: /^\/slow\/([0-9]+)$/, methods: GET, handler: (req, res, m) => {
+      const ms = Math.min(Number(m[1]), 2147483647);
+      const timer = setTimeout(() => send(req, res, 200, 'OK', TEXT), ms);
+      res.on('close', () => clearTimeout(timer));
+    } },
+  { re: /^\/error$/, methods: GET, handler: () => {
+      throw new Error('deliberate failure in the /error handler');
+    } },
+  { re: /^\/httperror\/([0-9]{3})$/, methods: GET, handler: (req, res, m) => {
+      const status = Number(m[1]);
+      if (status < 100 || status > 599) throw new Error('unusable status');
+      throw new HttpError(status);
+    } },
+  { re: /^\/upload$/, methods: ['PUT'], handler: (req, res) => new Promise((resolve, reject) => {
+      const hash = crypto.createHash('sha256');
+      let size = 0;
+      req.on('data', (chunk) => { size += chunk.length; hash.update(chunk); });
+      req.on('end', () => { sendJson(req, res, { size, sha256: hash.digest('hex') }); resolve(); });
+      req.on('aborted', () => reject(new HttpError(400, 'aborted')));
+      req.on('error', reject);
+    }) },
+];
+
+async function rootHandler(req, res) {
+  const m = req.method;
+  if (m === 'POST' || m === 'PUT' || m === 'PATCH') {
+    const body = await readBody(req, MAX_BODY);
+    send(req, res, 200, body, 'application/octet-stream');
+    return;
+  }
+  await drain(req);
+  send(req, res, 200, 'OK', TEXT);
+}
+
+// Reads and discards a body the handler does not use.
+function drain(req) {
+  return new Promise((resolve) => {
+    if (req.complete) { resolve(); return; }
+    req.on('data', () => {});
+    req.on('end', resolve);
+    req.on('close', resolve);
+    req.on('error', resolve);
+  });
+}
+
+// The path (raw, still percent-encoded) and query of the request-target.
+function targetOf(req) {
+  let t = req.url || '';
+  const abs = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*(.*)$/.exec(t);
+  if (abs) { t = abs[1]; if (!t.startsWith('/')) t = '/' + t; }
+  const q = t.indexOf('?');
+  return { path: q < 0 ? t : t.slice(0, q), query: q < 0 ? '' : t.slice(q + 1) };
+}
+function queryOf(req) { return targetOf(req).query; }
+
+const ALL_ROOT = routes[0];
+
+async function dispatch(req, res) {
+  if (req.url === '*') {
+    if (req.method === 'OPTIONS') {
+      send(req, res, 200, '', null, { 'Allow': 'GET, HEAD, OPTIONS, POST, PUT, PATCH' });
+    } else {
+      sendError(req, res, 405, { 'Allow': 'OPTIONS' });
+    }
+    return;
+  }
+  const { path } = targetOf(req);
+  let route = null, m = null;
+  for (const r of routes) {
+    m = r.re.exec(path);
+    if (m) { route = r; break; }
+  }
+  if (!route) {
+    if (!opts.catchAll) { sendError(req, res, 404); return; }
+    route = ALL_ROOT; m = [path];
+  }
+  if (route.methods && !route.methods.includes(req.method)) {
+    sendError(req, res, 405, { 'Allow': route.methods.join(', ') });
+    return;
+  }
+  await route.handler(req, res, m);
+}
+
+function onRequest(req, res) {
+  armBodyTimeout(req, res);
+  let p;
+  try { p = Promise.resolve(dispatch(req, res)); } catch (e) { p = Promise.reject(e); }
+  p.catch((e) => {
+    const status = e instanceof HttpError ? e.status : 500;
+    if (!(e instanceof HttpError)) process.stderr.write(`server.js: handler error on ${req.method} ${req.url}: ${e && e.stack || e}\n`);
+    if (res.headersSent) { res.destroy(); return; }
+    const extra = status === 413 || status === 400 ? { 'Connection': 'close' } : undefined;
+    sendError(req, res, status, extra);
+  });
+}
+
+// Body timeout: the body may pause for at most S seconds between two reads.
+function armBodyTimeout(req, res) {
+  if (!opts.body) return;
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  if (!te && (!cl || cl === '0')) return;
+  const ms = Math.round(opts.body * 1000);
+  let timer = null;
+  const expire = () => {
+    if (req.complete) return;
+    if (!res.headersSent) {
+      res.writeHead(408, { 'Content-Type': TEXT, 'Content-Length': '16', 'Connection': 'close' });
+      res.end('408 Timeout\n\n\n\n'.slice(0, 16));
+    }
+    setTimeout(() => req.socket && req.socket.destroy(), 50);
+  };
+  const rearm = () => { clearTimeout(timer); timer = setTimeout(expire, ms); };
+  rearm();
+  req.on('data', rearm);
+  const stop = () => clearTimeout(timer);
+  req.on('end', stop);
+  req.on('close', stop);
+  res.on('close', stop);
+}
+
+// ---------------------------------------------------------------------------------------
+// The server
+
+const serverOptions = {};
+const headerMs = opts.header ? Math.max(1, Math.round(opts.header * 1000)) : 60000;
+serverOptions.headersTimeout = headerMs;
+serverOptions.requestTimeout = Math.max(300000, headerMs);
+const smallest = Math.min(...[opts.idle, opts.header, opts.body].filter((x) => x).map((x) => x * 1000), 30000);
+serverOptions.connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.round(smallest / 4)));
+
+let server;
+if (opts.certfile) {
+  try {
+    serverOptions.cert = fs.readFileSync(opts.certfile);
+    serverOptions.key = fs.readFileSync(opts.keyfile);
+  } catch (e) {
+    process.stderr.write(`server.js: cannot read certificate or key: ${e.message}\n`);
+    process.exit(2);
+  }
+  server = https.createServer(serverOptions, onRequest);
+} else {
+  server = http.createServer(serverOptions, onRequest);
+}
+
+// Idle timeout: between requests (keepAliveTimeout) and on connections that carry no
+// request in flight (socket inactivity). A connection with a request being answered is
+// never cut by it.
+if (opts.idle) {
+  const idleMs = Math.max(1, Math.round(opts.idle * 1000));
+  server.keepAliveTimeout = idleMs;
+  server.timeout = idleMs;
+  server.on('timeout', (socket) => {
+    if (!socket._squallInFlight) socket.destroy();
+  });
+}
+server.on('request', (req, res) => {
+  const s = req.socket;
+  s._squallInFlight = (s._squallInFlight || 0) + 1;
+  res.on('close', () => { s._squallInFlight -= 1; });
+});
+
+const sockets = new Set();
+server.on('connection', (s) => {
+  sockets.add(s);
+  s.on('close', () => sockets.delete(s));
+  s.on('error', () => {});
+});
+
+server.on('error', (e) => {
+  process.stderr.write(`server.js: ${e.message}\n`);
+  process.exit(1);
+});
+
+server.listen(opts.port, '127.0.0.1', () => {
+  process.stdout.write(`port=${server.address().port}\n`);
+});
+
+function shutdown() {
+  server.close();
+  for (const s of sockets) s.destroy();
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+process.on('uncaughtException', (e) => {
+  process.stderr.write(`server.js: uncaught: ${e && e.stack || e}\n`);
+});
