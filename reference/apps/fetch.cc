@@ -1,21 +1,24 @@
-// squall-fetch: the client adapter of the contracts (shared/contracts.md §4), and a
+// squall-fetch: the client adapter of the contracts (conformance/CONTRACTS.md §4), and a
 // small curl-like tool.
 //
 //   squall-fetch [fetch] URL [--method M] [--header 'K: V']... [--body-file F]
 //                [--connect-timeout S] [--request-timeout S] [--max-redirects N | --no-follow]
-//                [--decompress | --no-decompress] [--max-body-size B] [--json]
+//                [--decompress | --no-decompress] [--max-body-size B]
 //                [--ca-certs PEM] [--client-cert PEM [--client-key PEM]] [--insecure]
+//                [--body-only] [--json]
 //
 // https URLs are validated against the system store (ca-certificates) or --ca-certs,
 // host name or IP included; --insecure (-k) accepts any certificate. A certificate
 // that does not validate is a transport error: code 599 with the reason.
 //
-// Without --json the body goes to stdout like curl without -f: exit 0 whenever a
-// response was received (whatever its status), 1 on a transport error (the message on
-// stderr). With --json one JSON object is printed:
+// By default (the contract) one JSON object is printed on one line:
 //   {"code": 200, "reason": "OK", "headers": [["Name", "value"], ...], "body_b64": "...",
 //    "effective_url": "http://...", "error": null}
 // and the exit status is 0 (timeouts and connection errors are code 599 with "error" set).
+// --json is accepted and ignored (JSON is the default; older command lines pass it).
+// With --body-only (for people) the body goes to stdout like curl without -f: exit 0
+// whenever a response was received (whatever its status), 1 on a transport error (the
+// message on stderr).
 // Non-standard method/body combinations are allowed (the adapter sends what it is told);
 // POST, PUT and PATCH without --body-file send an empty body.
 #include <openssl/evp.h>
@@ -90,7 +93,8 @@ int main(int argc, char** argv) {
   bool no_follow = false;
   bool decompress = true;
   std::optional<size_t> max_body_size;
-  bool json = false;
+  bool body_only = false;
+  bool json_flag = false;  // accepted for compatibility: JSON is the default
   std::string ca_certs, client_cert, client_key;
   bool insecure = false;
   app.add_option("url", url, "http:// or https:// URL to fetch")->required();
@@ -105,7 +109,10 @@ int main(int argc, char** argv) {
   redirects->excludes(nofollow);
   app.add_flag("--decompress,!--no-decompress", decompress, "ask for and decode gzip (default on)");
   app.add_option("--max-body-size", max_body_size, "largest response body accepted, bytes");
-  app.add_flag("--json", json, "print the contract's JSON object instead of the body");
+  app.add_flag("--body-only", body_only,
+               "print the response body instead of the contract's JSON object (exit 1 on a transport error)");
+  app.add_flag("--json", json_flag, "accepted and ignored: the contract's JSON object is the default output")
+      ->excludes("--body-only");
   app.add_option("--ca-certs", ca_certs, "PEM file of CAs to trust for https (default: the system store)")
       ->check(CLI::ExistingFile);
   auto* cert_option = app.add_option("--client-cert", client_cert, "PEM client certificate for https")
@@ -172,7 +179,7 @@ int main(int argc, char** argv) {
     }
     client.close();
   }
-  if (json) {
+  if (!body_only) {
     std::string out = to_json(response, url, error ? &*error : nullptr);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fputc('\n', stdout);
