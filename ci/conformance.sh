@@ -38,7 +38,7 @@ run() {  # report path, then run.py arguments
   timeout -k 10 240 /usr/bin/python3 conformance/run.py \
     --impl reference,tornado \
     --reference-bin "$build/reference/squall-contract-app" --reference-dir "$build/reference" \
-    --required-for reference,tornado --quiet \
+    --gate reference,tornado --quiet \
     --json "$out.json" --junit "$out.xml" --html "$out.html" "$@"
 }
 

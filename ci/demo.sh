@@ -54,12 +54,12 @@ echo "echo server on 127.0.0.1:$port: sent 'hello, squall', received '$reply', e
 
 echo; echo "=== 2/4 conformance, server/loop/stream/client layers: reference, tornado, aiohttp, curl, nginx, h2o"
 $PY conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o --layers server,loop,stream,client \
-  --required-for reference,tornado --quiet \
+  --gate reference,tornado --quiet \
   --html "$report/conformance.html" --json "$report/conformance.json" --junit "$report/conformance.xml"
 
 echo; echo "=== 3/4 conformance, server layer over TLS: reference, tornado, aiohttp, nginx, h2o"
 $PY conformance/run.py --tls --impl reference,tornado,aiohttp,nginx,h2o --layers server \
-  --required-for reference,tornado --quiet \
+  --gate reference,tornado --quiet \
   --html "$report/conformance-tls.html" --json "$report/conformance-tls.json" --junit "$report/conformance-tls.xml"
 
 echo; echo "=== 4/4 load comparison (2 s per scenario)"

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Squall conformance driver: the server, loop, stream and client layers (contracts §1-§4).
 
-    /usr/bin/python3 conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o \\
-        [--layers server,loop,stream,client] [--url http://127.0.0.1:PORT] [--area A] [--case ID] \\
-        [--json out.json] [--junit out.xml] [--html out.html] [--required-for reference,tornado] [--tls]
+    /usr/bin/python3 conformance/run.py --impl reference,tornado,path/to/mine.toml \\
+        [--layers server,loop,stream,client] [--url NAME=http://127.0.0.1:PORT] [--area A] [--case ID] \\
+        [--json out.json] [--junit out.xml] [--html out.html] [--gate NAMES|all|none] [--tls] \\
+        [--expect FILE] [--write-expect FILE]
 
 See conformance/README.md.
 """
@@ -21,16 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from squall_conformance import core, report, targets  # noqa: E402
+from squall_conformance import core, expect, registry, report  # noqa: E402
 from squall_conformance import cases  # noqa: E402,F401  (registers the cases)
-from squall_conformance.targets import Target, log  # noqa: E402
-
-
-def answers(srv, timeout=3.0):
-    """Health check after each server case: does the server still answer a plain request?"""
-    ex = core.exchange(srv, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-                       timeout=timeout, linger=0.0)
-    return ex.first is not None and ex.first.status > 0
+from squall_conformance.targets import Target, answers, log  # noqa: E402
 
 
 def call(case, ctx):
@@ -58,7 +52,12 @@ def run_server_case(case, target):
     v = call(case, ctx)
     if srv.alive() and not answers(srv):
         v = core.fail(f"the server stopped answering after this case (hung or wedged); was: {v.verdict}: {v.reason}")
-        target.restart(case.catch_all)
+        if target.can_restart():
+            target.restart(case.catch_all)
+        else:  # a server given by URL: later cases cannot be judged
+            target.start_error[case.catch_all] = (f"{srv.url} stopped answering after {case.id} (given by URL: "
+                                                  "the driver cannot restart it; describe it in TOML to let it)")
+            target.servers.pop(case.catch_all, None)
     elif not srv.alive():
         rc = srv.proc.returncode if srv.proc else None
         v = core.fail(f"the server process died during the case (exit status {rc}); was: {v.verdict}: {v.reason}")
@@ -83,6 +82,9 @@ def run_case(case, target):
     try:
         if absent:
             v = core.na(target.lacks(case.layer))
+        elif not case.applies_to(target.profiles):
+            v = core.na(f"{case.source}: {target.name} does not claim this profile "
+                        f"(profiles: {', '.join(target.profiles)})")
         elif case.layer == "server":
             v, ctx = run_server_case(case, target)
         else:
@@ -91,8 +93,8 @@ def run_case(case, target):
         v = core.error(str(e))
     return {
         "verdict": v.verdict,
-        "reason": " ".join(str(v.reason).split())[:400],
-        "required": case.required_for(target.name),
+        "reason": str(v.reason)[:400],
+        "required": case.required_for(target.profiles),
         "absent": absent,
         "seconds": round(time.monotonic() - t0, 3),
         "exchanges": report.result_exchanges(ctx.exchanges) if ctx else [],
@@ -117,27 +119,102 @@ def split(values):
     return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
 
 
+def parse_named(value, option):
+    """NAME=URL or URL (name None). A name may start with "http" (httpd=http://...): only a
+    URL's scheme marks a value without a name."""
+    name, sep, rest = value.partition("=")
+    if sep and "://" not in name:
+        return name, rest
+    return None, value
+
+
+def build_targets(p, a):
+    """The Targets the command line names: --impl descriptions and --url servers."""
+    squall_bin = a.squall_bin or a.reference_dir or (
+        os.path.dirname(os.path.abspath(a.reference_bin)) if a.reference_bin else None)
+    targets_ = []
+    for spec in split(a.impl):
+        try:
+            targets_.append(Target(registry.load(spec), tls=a.tls, squall_bin=squall_bin))
+        except registry.DescriptionError as e:
+            p.error(str(e))
+    want = "https" if a.tls else "http"
+    urls = [parse_named(v, "--url") for v in a.url]
+    for n, (name, u) in enumerate(urls):
+        if not name:
+            urls[n] = (f"url{n + 1}" if len(urls) > 1 else "url", u)
+    catch_all = {}
+    for v in a.catch_all_url:
+        name, u = parse_named(v, "--catch-all-url")
+        if name is None:
+            if not urls:
+                p.error(f"--catch-all-url {v}: give the server itself with --url first")
+            name = urls[0][0]
+        if name not in {n for n, _ in urls}:
+            p.error(f"--catch-all-url {v}: no --url named {name!r} (names: {', '.join(n for n, _ in urls)})")
+        catch_all[name] = u
+    for name, u in urls + list(catch_all.items()):
+        if not u.startswith(want + "://"):
+            p.error(f"{name}={u}: give {want}:// URLs {'with' if a.tls else 'without'} --tls")
+    for name, u in urls:
+        try:
+            targets_.append(Target(registry.from_url(name, u, catch_all.get(name)), tls=a.tls))
+        except registry.DescriptionError as e:
+            p.error(str(e))
+    if not targets_:
+        p.error("give --impl (a description name or file) and/or --url")
+    names = [t.name for t in targets_]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        p.error(f"implementation names must be unique: {', '.join(dup)} given twice")
+    return targets_
+
+
+def gated(p, a, names):
+    """The implementations whose required failures make the exit status non-zero."""
+    spec = a.gate if a.gate is not None else (a.required_for or "all")
+    if spec == "all":
+        return list(names)
+    if spec == "none":
+        return []
+    chosen = split([spec])
+    unknown = [i for i in chosen if i not in names]
+    if unknown:
+        p.error(f"--gate {spec}: {', '.join(unknown)} not under test (names: {', '.join(names)})")
+    return chosen
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Squall conformance suite: server, loop, stream and client layers")
-    p.add_argument("--impl", action="append", help="comma list of: " + ", ".join(
-        f"{i} ({'/'.join(ls)})" for i, ls in targets.IMPL_LAYERS.items()))
+    p = argparse.ArgumentParser(description="Squall conformance suite: server, loop, stream and client layers. "
+                                "Implementations are descriptions (conformance/implementations/README.md).")
+    p.add_argument("--impl", action="append",
+                   help="comma list of descriptions: a built-in name (" + ", ".join(registry.builtin_names()) +
+                   ") or a path to a .toml file")
     p.add_argument("--layers", help="comma list of: " + ", ".join(core.LAYERS) +
                    " (default: every layer one of the implementations has)")
     p.add_argument("--url", action="append", default=[],
-                   help="a server you started: http://127.0.0.1:PORT or NAME=http://... (repeatable; server layer; "
-                   "https://... with --tls)")
+                   help="a server you started: NAME=http://127.0.0.1:PORT or the URL alone (repeatable; server layer "
+                   "only, endpoints found by a pre-flight; https://... with --tls)")
     p.add_argument("--tls", action="store_true",
                    help="the server layer over TLS: implementations serve HTTPS with a test certificate made "
                    "with openssl; only server-layer cases run (the other layers have no transport to change)")
     p.add_argument("--catch-all-url", action="append", default=[],
-                   help="the same server in --catch-all mode (NAME=URL or URL for the first --url)")
-    p.add_argument("--reference-bin", help=f"squall-contract-app path (default {targets.peers.DEFAULT_REFERENCE_BIN})")
-    p.add_argument("--reference-dir", help="where squall-loop-probe, squall-stream-probe and squall-fetch are "
-                   "(default: the directory of --reference-bin, else " + targets.DEFAULT_REFERENCE_DIR + ")")
+                   help="the same server in --catch-all mode: NAME=URL (NAME of a --url) or URL for the first --url")
+    p.add_argument("--squall-bin", help="where Squall's programs are built ({squall_bin} in descriptions; default "
+                   + os.path.relpath(registry.DEFAULT_SQUALL_BIN, os.getcwd()) + ")")
+    p.add_argument("--reference-bin", help="squall-contract-app path: sets --squall-bin to its directory")
+    p.add_argument("--reference-dir", help="same as --squall-bin")
     p.add_argument("--area", action="append", help="comma list of: " + ", ".join(core.AREAS))
     p.add_argument("--case", action="append", help="case ids (comma list; a trailing * matches a prefix)")
-    p.add_argument("--json"), p.add_argument("--junit"), p.add_argument("--html")
-    p.add_argument("--required-for", default="", help="comma list of implementations whose required failures fail the run")
+    p.add_argument("--json", help="write the JSON report here")
+    p.add_argument("--junit", help="write JUnit XML here")
+    p.add_argument("--html", help="write the HTML report here")
+    p.add_argument("--gate", help="whose failures of required cases make the exit status 1: a comma list of "
+                   "names, 'all' or 'none' (default: all)")
+    p.add_argument("--required-for", help="the old name of --gate")
+    p.add_argument("--expect", help="expectations file (from --write-expect): exit 1 only for a case that got "
+                   "worse than recorded or vanished; implementations not in it are gated as usual")
+    p.add_argument("--write-expect", help="record this run's verdicts as the expectations file")
     p.add_argument("--jobs", type=int, default=0, help="implementations tested in parallel (default: all)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--quiet", action="store_true", help="no per-case progress")
@@ -161,30 +238,15 @@ def main(argv=None):
         print(f"{len(cases)} cases")
         return 0
 
-    want = "https" if a.tls else "http"
-    for v in a.url + a.catch_all_url:
-        if not (v.split("=", 1)[1] if "=" in v and not v.startswith("http") else v).startswith(want + "://"):
-            p.error(f"{v}: give {want}:// URLs {'with' if a.tls else 'without'} --tls")
-    reference_dir = a.reference_dir or (os.path.dirname(os.path.abspath(a.reference_bin)) if a.reference_bin else None)
-    targets_ = []
-    for impl in split(a.impl):
-        if impl not in targets.IMPLEMENTATIONS:
-            p.error(f"unknown implementation {impl!r} (one of {', '.join(targets.IMPLEMENTATIONS)})")
-        targets_.append(Target(impl, impl=impl, reference_bin=a.reference_bin, reference_dir=reference_dir,
-                               tls=a.tls))
-    ca_urls = {}
-    for v in a.catch_all_url:
-        name, _, u = v.rpartition("=") if "=" in v and not v.startswith("http") else ("", "", v)
-        ca_urls[name] = u
-    for n, v in enumerate(a.url):
-        name, u = (v.split("=", 1) if "=" in v and not v.startswith("http") else (f"url{n + 1}" if len(a.url) > 1 else "url", v))
-        targets_.append(Target(name, url=u, catch_all_url=ca_urls.get(name) or (ca_urls.get("") if n == 0 else None)))
-    if not targets_:
-        p.error("give --impl and/or --url")
+    targets_ = build_targets(p, a)
     names = [t.name for t in targets_]
-    if len(set(names)) != len(names):
-        p.error("implementation names must be unique")
-    required_for = split([a.required_for])
+    gate = gated(p, a, names)
+    expected = {}
+    if a.expect:
+        try:
+            expected = expect.read(a.expect)
+        except expect.ExpectError as e:
+            p.error(str(e))
     layers = layers or [layer for layer in core.LAYERS if any(t.has_layer(layer) for t in targets_)]
     cases = select_cases(layers, split(a.area), split(a.case))
     if not cases:
@@ -196,12 +258,13 @@ def main(argv=None):
 
     def run_target(t):
         n = len(cases)
+        t.read_version()
         try:
             for k, c in enumerate(cases, 1):
                 r = run_case(c, t)
                 results[(c.id, t.name)] = r
                 if not a.quiet:
-                    log(f"[{t.name} {k}/{n}] {c.id:<10} {r['verdict']:<5} {r['reason'][:100]}")
+                    log(f"[{t.name} {k}/{n}] {c.id:<10} {r['verdict']:<5} {r['reason'][:100]!r}")
         finally:
             t.stop()
 
@@ -216,24 +279,53 @@ def main(argv=None):
 
     meta = {"started": started, "seconds": round(time.monotonic() - t0, 1),
             "command": " ".join(["conformance/run.py"] + (argv if argv is not None else sys.argv[1:])),
-            "required_for": required_for, "transport": "tls" if a.tls else "tcp"}
-    report.console(cases, names, results, sys.stdout, meta["transport"])
+            "gate": gate, "transport": "tls" if a.tls else "tcp",
+            "implementations": [t.about() for t in targets_]}
+    report.console(cases, names, results, sys.stdout, meta)
     for path, text in ((a.json, lambda: json.dumps(report.to_json(cases, names, results, meta), indent=1)),
-                       (a.junit, lambda: report.junit(cases, names, results, meta["transport"])),
+                       (a.junit, lambda: report.junit(cases, names, results, meta)),
                        (a.html, lambda: report.html_report(cases, names, results, meta))):
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             with open(path, "w") as f:
                 f.write(text())
             print(f"wrote {path}")
-    broken = [(c.id, i) for c in cases for i in required_for if i in names
-              and results[(c.id, i)]["required"] and results[(c.id, i)]["verdict"] in (core.FAIL, core.ERROR)]
+    if a.write_expect:
+        expect.write(a.write_expect, cases, names, results)
+        print(f"wrote {a.write_expect} (expectations: {len(cases)} cases x {len(names)} implementations)")
     print(f"{len(cases)} cases ({', '.join(f'{layer} {len(cs)}' for layer, cs in report.by_layer(cases))}) "
           f"x {len(names)} implementations in {meta['seconds']} s")
+    return verdict_status(a, cases, names, results, targets_, gate, expected)
+
+
+def verdict_status(a, cases, names, results, targets_, gate, expected):
+    """The exit status: 2 when an implementation could not be reached at all; else 1 for a
+    gated required failure (or, for implementations in --expect, a regression)."""
+    status = 0
+    for t in targets_:
+        for mode, err in t.start_error.items():
+            print(f"ERROR: {err}")
+            status = 2
+    if a.expect:
+        known = {c.id for c in core.REGISTRY}
+        regressions, improvements, vanished = expect.compare(expected, cases, names, results, known)
+        for impl, cid, old, new in improvements:
+            print(f"improved: {impl} {cid}: {old} -> {new}")
+        for impl, cid, old, new in regressions:
+            print(f"REGRESSION: {impl} {cid}: {old} -> {new}: {results[(cid, impl)]['reason'][:160]!r}")
+        for impl, cid, old, _ in vanished:
+            print(f"VANISHED: {impl} {cid} (was {old}): the suite has no such case any more")
+        print(f"expectations {a.expect}: {len(regressions)} regression(s), {len(vanished)} vanished, "
+              f"{len(improvements)} improvement(s)")
+        if regressions or vanished:
+            status = status or 1
+        gate = [i for i in gate if i not in expected]
+    broken = [(c.id, i) for c in cases for i in gate
+              if results[(c.id, i)]["required"] and results[(c.id, i)]["verdict"] in (core.FAIL, core.ERROR)]
     if broken:
         print(f"REQUIRED FAILURES: {len(broken)}: " + ", ".join(f"{i}:{c}" for c, i in broken))
-        return 1
-    return 0
+        status = status or 1
+    return status
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ import json
 import signal
 import sys
 
-import peers  # peers.py next to this script (sys.path[0])
+import os
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # conformance/
+from squall_conformance.launch import server_context  # noqa: E402
 
 import tornado.httpserver
 import tornado.ioloop
@@ -238,7 +241,7 @@ def main():
     p.add_argument("--keyfile", help="PEM key of --certfile (default: in that file)")
     p.add_argument("--log-level", default="warning")
     a = p.parse_args()
-    ssl_options = peers.server_context(a.certfile, a.keyfile) if a.certfile else None
+    ssl_options = server_context(a.certfile, a.keyfile) if a.certfile else None
 
     import logging
     logging.basicConfig(level=getattr(logging, a.log_level.upper(), logging.WARNING), stream=sys.stderr)

@@ -14,8 +14,6 @@ PASS, WARN, FAIL, NA, ERROR = "pass", "warn", "fail", "n/a", "error"
 VERDICTS = (PASS, WARN, FAIL, NA, ERROR)
 LEVELS = ("MUST", "SHOULD", "MAY")
 TORNADO = "Tornado semantics"
-# Cases tagged Tornado semantics are required for these implementations.
-TORNADO_REQUIRED = ("reference", "tornado")
 
 LAYERS = ("server", "loop", "stream", "client")
 SERVER_AREAS = ("syntax", "headers", "framing", "smuggling", "connection", "limits", "web")
@@ -75,16 +73,26 @@ class Case:
     def layer(self) -> str:
         return LAYER_OF[self.area]
 
-    def required_for(self, impl: str) -> bool:
-        """Only MUST cases are required. Those tagged Tornado semantics are required for
-        reference and tornado; the others for every implementation, except that the Tornado
-        peer is not held to the RFCs (it is the yardstick of Tornado semantics and of the
-        contracts, not of the RFCs: its RFC failures are reported, not required)."""
+    @property
+    def family(self) -> str:
+        """The rule family the case's source belongs to: "rfc", "tornado" or "contract"."""
+        if self.tornado:
+            return "tornado"
+        return "rfc" if self.source.startswith("RFC") else "contract"
+
+    def applies_to(self, profiles) -> bool:
+        """Cases of Tornado semantics apply only to implementations claiming the "tornado"
+        profile; every other case applies to all."""
+        return self.family != "tornado" or "tornado" in profiles
+
+    def required_for(self, profiles) -> bool:
+        """Only MUST cases are required: contract cases of every implementation, RFC cases
+        of those claiming the "rfc" profile, Tornado-semantics cases of those claiming
+        "tornado". (The Tornado peer claims only "tornado": it is the yardstick of Tornado
+        semantics and of the contracts, and its RFC failures are reported, not required.)"""
         if self.level != "MUST":
             return False
-        if self.tornado:
-            return impl in TORNADO_REQUIRED
-        return impl != "tornado" or not self.source.startswith("RFC")
+        return self.family == "contract" or self.family in profiles
 
     @property
     def tags(self):

@@ -101,9 +101,22 @@ def counts(cs, i, results, s):
     return "  ".join(f"{v}={s[i][v]}" for v in VERDICTS)
 
 
-def console(cases, impls, results, out, transport="tcp"):
+def tested(meta):
+    """Who was tested: (name, version, description file, profiles) rows."""
+    return [(m["name"], m.get("version") or "-", m["description"], ",".join(m["profiles"]))
+            for m in meta.get("implementations", [])]
+
+
+def console(cases, impls, results, out, meta):
     w_i = max(7, *(len(i) for i in impls))
     sections = by_layer(cases)
+    transport = meta.get("transport", "tcp")
+    rows = [("implementation", "version", "description", "profiles")] + tested(meta)
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    for n, r in enumerate(rows):
+        out.write("  ".join(f"{x:<{w}}" for x, w in zip(r, widths)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
     out.write(f"transport: {transport} ({TRANSPORT[transport]})\n")
     for layer, cs in sections:
         w_id = max(len(c.id) for c in cs)
@@ -129,7 +142,7 @@ def console(cases, impls, results, out, transport="tcp"):
             for i in present(c, impls, results):
                 r = results[(c.id, i)]
                 req = " (required)" if r["required"] and r["verdict"] in (FAIL, ERROR) else ""
-                out.write(f"      {i:<{w_i}} {r['verdict']}{req}: {r['reason']}\n")
+                out.write(f"      {i:<{w_i}} {r['verdict']}{req}: {one_line(r['reason'])}\n")
             if c.note:
                 out.write(f"      note: {c.note}\n")
     out.write("\n(+T: tagged Tornado semantics; *: a failure on a case required for that implementation)\n")
@@ -139,6 +152,11 @@ def console(cases, impls, results, out, transport="tcp"):
             s = summary(cs, impls, results)
             for i in impls:
                 out.write(f"  {layer:<7} {i:<{w_i}}  {counts(cs, i, results, s)}\n")
+
+
+def one_line(text):
+    """A reason on one line: line breaks shown escaped, every other character kept."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def to_json(cases, impls, results, meta):
@@ -161,9 +179,14 @@ def details_text(r):
     return "\n".join(f"--> {e['sent']}\n<-- {e['received']}" for e in r.get("exchanges", [])) + r.get("transcript", "")
 
 
-def junit(cases, impls, results, transport="tcp"):
-    """One testsuite per layer: conformance.LAYER (conformance.tls.LAYER over TLS)."""
+def junit(cases, impls, results, meta):
+    """One testsuite per layer: conformance.LAYER (conformance.tls.LAYER over TLS); the
+    implementations tested are the properties of each."""
+    transport = meta.get("transport", "tcp")
     parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<testsuites>"]
+    props = "".join(f'      <property name="{xml_escape(n, {chr(34): "&quot;"})}" '
+                    f'value="{xml_escape(f"{v}; {d}; profiles {p}", {chr(34): "&quot;"})}"/>\n'
+                    for n, v, d, p in tested(meta))
     prefix = "conformance.tls" if transport == "tls" else "conformance"
     for layer, cs in by_layer(cases):
         rs = [(c, i, results[(c.id, i)]) for c in cs for i in impls]
@@ -171,6 +194,8 @@ def junit(cases, impls, results, transport="tcp"):
         t = sum(r["seconds"] for _, _, r in rs)
         parts.append(f'  <testsuite name="{prefix}.{layer}" tests="{len(rs)}" failures="{n[FAIL]}" '
                      f'errors="{n[ERROR]}" skipped="{n[NA]}" time="{t:.3f}">')
+        if props:
+            parts.append("    <properties>\n" + props + "    </properties>")
         for c, i, r in rs:
             attrs = (f'classname="{xml_escape(i)}.{c.area}" name="{xml_escape(c.id + " " + c.title, {chr(34): "&quot;"})}" '
                      f'time="{r["seconds"]:.3f}"')
@@ -192,6 +217,7 @@ def junit(cases, impls, results, transport="tcp"):
     return "\n".join(parts) + "\n"
 
 
+COMPACT_FROM = 4   # more implementations than this: compact cells
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;width:100%}
@@ -208,11 +234,14 @@ max-height:300px;overflow:auto;margin:2px 0}
 .tag{font-size:11px;background:#ccd;border-radius:3px;padding:0 3px}
 .diff{font-size:11px;background:#fdb;border-radius:3px;padding:0 3px}
 .sum td{text-align:center}
+table.who{width:auto}
 body.only-diff tr.same{display:none}
 """
 
 
-def html_cell(r):
+def html_cell(r, compact=False):
+    """A verdict cell; compact (many implementations side by side): the reason on hover and
+    in the details, not in the cell."""
     e = html.escape
     cls = r["verdict"].replace("/", "") + (" req" if r["required"] else "")
     det = ""
@@ -223,6 +252,12 @@ def html_cell(r):
             for x in r["exchanges"]) + "</details>"
     elif r.get("transcript"):
         det = f"<details><summary>transcript</summary><pre>{e(r['transcript'])}</pre></details>"
+    if compact:
+        if r["verdict"] == PASS and not det:
+            return f"<td class='{cls}' title='{e(r['reason'])}'>pass</td>"
+        return (f"<td class='{cls}' title='{e(r['reason'])}'><details><summary class='v'>{e(r['verdict'])}</summary>"
+                f"<div class='why'>{e(r['reason'])}</div>{det.replace('<details><summary>', '<details open><summary>')}"
+                "</details></td>")
     return (f"<td class='{cls}' title='{e(r['reason'])}'><span class='v'>{e(r['verdict'])}</span>"
             f"<div class='why'>{e(r['reason'])}</div>{det}</td>")
 
@@ -244,10 +279,13 @@ def html_report(cases, impls, results, meta):
            f"<p>{e(meta['started'])} · {len(cases)} cases in {meta['seconds']} s · implementations: "
            f"{e(', '.join(impls))} · driver {e(meta['command'])}</p>",
            f"<p>transport: <b>{e(transport)}</b> ({e(TRANSPORT[transport])})</p>",
+           "<h2>Implementations tested</h2><table class='who'><tr><th>implementation</th><th>version</th>"
+           "<th>description</th><th>profiles</th></tr>"
+           + "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in row) + "</tr>" for row in tested(meta)) + "</table>",
            "<p>Verdicts: <b>pass</b>; <b>warn</b> (allowed by a SHOULD/MAY, but a stricter answer exists, or a "
            "documented difference on a SHOULD/MAY case); <b>fail</b>; <b>n/a</b> (the implementation lacks the layer, "
            "endpoint or feature); <b>error</b> (the driver could not judge). A red outline marks a failure on a case "
-           "required for that implementation (MUST, or tagged Tornado semantics for reference and tornado). "
+           "required for that implementation (MUST, for the rule families its profiles claim). "
            "<span class='diff'>differs</span> marks cases where implementations reached different verdicts; the "
            "note under a case says why. Open a cell to see the bytes or the transcript.</p>",
            "<p><label><input type='checkbox' onchange=\"document.body.classList.toggle('only-diff', this.checked)\">"
@@ -258,6 +296,7 @@ def html_report(cases, impls, results, meta):
         out.append(html_summary_rows(cs, impls, results).replace(
             "<tr>", f"<tr><th><a href='#layer-{layer}'>{layer}</a> ({len(cs)})</th>"))
     out.append("</table>")
+    compact = len(impls) > COMPACT_FROM
     for layer, cs in sections:
         out.append(f"<h2 id='layer-{layer}'>{e(layer_title(layer, transport))}: {len(cs)} cases</h2>")
         out.append("<table><tr><th>case</th><th>level / source</th>" + "".join(f"<th>{e(i)}</th>" for i in impls) + "</tr>")
@@ -272,7 +311,7 @@ def html_report(cases, impls, results, meta):
             out.append(f"<tr id='{e(c.id)}' class='{'diff' if d else 'same'}'><td><b>{e(c.id)}</b>"
                        f"{' <span class=diff>differs</span>' if d else ''}<br>{e(c.title)}{note}</td>"
                        f"<td>{e(c.level)}<br>{e(c.source)}{tag}</td>")
-            out.extend(html_cell(results[(c.id, i)]) for i in impls)
+            out.extend(html_cell(results[(c.id, i)], compact) for i in impls)
             out.append("</tr>")
         out.append("</table>")
     out.append("</body></html>")

@@ -16,8 +16,8 @@ CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, CONFORMANCE)
 
 import run  # noqa: E402
-from squall_conformance import core, report, tls, wire  # noqa: E402
-from squall_conformance.targets import Target, peers  # noqa: E402
+from squall_conformance import core, launch, registry, report, tls, wire  # noqa: E402
+from squall_conformance.targets import Target  # noqa: E402
 
 BY_ID = {c.id: c for c in core.REGISTRY}
 
@@ -30,21 +30,25 @@ class Registry(unittest.TestCase):
         self.assertTrue(all(c.source for c in core.REGISTRY))
 
     def test_required_rule(self):
-        rfc_must = BY_ID["SYN-005"]           # RFC MUST: everyone but the Tornado peer
-        tornado = BY_ID["loop-callback_fifo"]  # Tornado semantics: reference and tornado
+        rfc_must = BY_ID["SYN-005"]           # RFC MUST: implementations claiming "rfc"
+        tornado = BY_ID["loop-callback_fifo"]  # Tornado semantics: those claiming "tornado"
         contract = BY_ID["stream-bytes-one-write"]  # contract MUST: everyone
         should = BY_ID["stream-buffer-close-over-limit"]
-        self.assertEqual([rfc_must.required_for(i) for i in ("reference", "tornado", "aiohttp")], [True, False, True])
-        self.assertEqual([tornado.required_for(i) for i in ("reference", "tornado", "curl")], [True, True, False])
-        self.assertTrue(contract.required_for("tornado"))
-        self.assertFalse(should.required_for("reference"))
+        both, rfc, tornado_only = ("rfc", "tornado"), ("rfc",), ("tornado",)
+        self.assertEqual([rfc_must.required_for(p) for p in (both, tornado_only, rfc)], [True, False, True])
+        self.assertEqual([tornado.required_for(p) for p in (both, tornado_only, rfc)], [True, True, False])
+        self.assertEqual([tornado.applies_to(p) for p in (both, tornado_only, rfc)], [True, True, False])
+        self.assertTrue(rfc_must.applies_to(tornado_only))
+        self.assertTrue(contract.required_for(tornado_only))
+        self.assertFalse(should.required_for(both))
 
 
 class Reports(unittest.TestCase):
     def setUp(self):
         self.cases = [BY_ID[i] for i in ("SYN-005", "loop-callback_fifo", "stream-buffer-close-over-limit")]
         self.impls = ["reference", "tornado", "nginx"]
-        nginx = Target("nginx", impl="nginx")
+        nginx = Target(registry.load("nginx"))
+        self.profiles = {i: registry.load(i).profiles for i in self.impls}
         self.results = {}
         for c in self.cases:
             for i in self.impls:
@@ -53,7 +57,7 @@ class Reports(unittest.TestCase):
                 else:
                     v = core.warn("differs on purpose") if (i, c.layer) == ("reference", "stream") else core.ok()
                     self.results[(c.id, i)] = {"verdict": v.verdict, "reason": v.reason, "absent": False,
-                                               "required": c.required_for(i), "seconds": 0.0, "exchanges": [],
+                                               "required": c.required_for(self.profiles[i]), "seconds": 0.0, "exchanges": [],
                                                "transcript": "trace"}
 
     def test_missing_layer_is_na(self):
@@ -63,21 +67,26 @@ class Reports(unittest.TestCase):
 
     def test_one_section_per_layer(self):
         out = io.StringIO()
-        report.console(self.cases, self.impls, self.results, out)
+        meta = {"started": "now", "seconds": 0, "command": "test", "transport": "tcp",
+                "implementations": [Target(registry.load(i)).about() for i in self.impls]}
+        report.console(self.cases, self.impls, self.results, out, meta)
         text = out.getvalue()
+        self.assertRegex(text, r"\nnginx +- +conformance/implementations/nginx.toml +rfc\n")
         self.assertEqual(text.count("\n=== "), 3)
-        self.assertRegex(text, r"\nnginx +n/a: nginx has no stream probe \(contract §2\)\n")
+        self.assertRegex(text, r"\nnginx +n/a: nginx has no stream probe \(contract §2\) \(conformance/implementations/nginx.toml\)\n")
         self.assertIn("stream-buffer-close-over-limit (SHOULD, contracts.md §2) — implementations differ", text)
         self.assertIn("note: Tornado 6.2 answers ok with the first 1536 bytes", text)
-        suites = xml.dom.minidom.parseString(report.junit(self.cases, self.impls, self.results))
+        suites = xml.dom.minidom.parseString(report.junit(self.cases, self.impls, self.results, meta))
         self.assertEqual([s.getAttribute("name") for s in suites.getElementsByTagName("testsuite")],
                          ["conformance.server", "conformance.loop", "conformance.stream"])
-        meta = {"started": "now", "seconds": 0, "command": "test"}
+        self.assertEqual([p.getAttribute("name") for p in suites.getElementsByTagName("testsuite")[0]
+                          .getElementsByTagName("property")], self.impls)
         doc = json.loads(json.dumps(report.to_json(self.cases, self.impls, self.results, meta)))
         self.assertEqual(doc["layers"], ["server", "loop", "stream"])
         self.assertEqual(doc["layer_summary"]["stream"]["reference"]["warn"], 1)
         page = report.html_report(self.cases, self.impls, self.results, meta)
         self.assertEqual(page.count("<h2 id='layer-"), 3)
+        self.assertIn("<td>conformance/implementations/nginx.toml</td>", page)
 
 
 class Transport(unittest.TestCase):
@@ -86,14 +95,14 @@ class Transport(unittest.TestCase):
         results = {("SYN-005", "reference"): {"verdict": core.PASS, "reason": "ok", "absent": False, "required": True,
                                               "seconds": 0.0, "exchanges": [], "transcript": ""}}
         out = io.StringIO()
-        report.console(c, ["reference"], results, out, "tls")
-        self.assertTrue(out.getvalue().startswith("transport: tls ("))
+        meta = {"started": "now", "seconds": 0, "command": "t", "transport": "tls"}
+        report.console(c, ["reference"], results, out, meta)
+        self.assertIn("\ntransport: tls (", out.getvalue())
         self.assertIn("=== HTTP server layer (contract §1: raw request bytes, exact responses) over TLS: 1 cases",
                       out.getvalue())
-        suites = xml.dom.minidom.parseString(report.junit(c, ["reference"], results, "tls"))
+        suites = xml.dom.minidom.parseString(report.junit(c, ["reference"], results, meta))
         self.assertEqual(suites.getElementsByTagName("testsuite")[0].getAttribute("name"), "conformance.tls.server")
-        page = report.html_report(c, ["reference"], results, {"started": "now", "seconds": 0, "command": "t",
-                                                              "transport": "tls"})
+        page = report.html_report(c, ["reference"], results, meta)
         self.assertIn("<h1>Squall conformance over TLS: server</h1>", page)
 
     def test_url_scheme_must_match_tls(self):
@@ -104,9 +113,9 @@ class Transport(unittest.TestCase):
         self.assertIn("give https:// URLs with --tls", err.getvalue())
 
     def test_https_url_target(self):
-        srv = peers.attach("https://127.0.0.1:8443")
+        srv = launch.attach("https://127.0.0.1:8443")
         self.assertEqual((srv.url, srv.tls.cafile), ("https://127.0.0.1:8443", None))
-        self.assertEqual(peers.attach("http://127.0.0.1:8080").tls, None)
+        self.assertEqual(launch.attach("http://127.0.0.1:8080").tls, None)
 
 
 @unittest.skipUnless(shutil.which("openssl"), "openssl is not installed")
@@ -121,7 +130,7 @@ class TLSWire(unittest.TestCase):
         """One connection: records what each recv() got until close_notify/FIN (or a whole
         head), then sends `respond`. Returns (port, pieces received, thread)."""
         ls = socket.create_server(("127.0.0.1", 0))
-        ctx = peers.server_context(*self.certs.pair(cert))
+        ctx = launch.server_context(*self.certs.pair(cert))
         got = []
 
         def run_():
@@ -144,7 +153,7 @@ class TLSWire(unittest.TestCase):
     def test_pieces_are_records_and_half_close_reads_on(self):
         port, got, t = self.serve("server", None)
         ex = wire.exchange("127.0.0.1", port, [b"GET / HT", b"TP/1.1\r\nHost: x\r\n\r\n"], pause=0.1,
-                           shut_write=True, tls=peers.client_context(self.certs.ca))
+                           shut_write=True, tls=launch.client_context(self.certs.ca))
         t.join(5)
         self.assertIsNone(ex.error)
         self.assertEqual(got, [b"GET / HT", b"TP/1.1\r\nHost: x\r\n\r\n"])  # one record per piece
@@ -152,7 +161,7 @@ class TLSWire(unittest.TestCase):
 
     def test_certificate_is_validated(self):
         port, got, t = self.serve("wronghost", b"")
-        ex = wire.exchange("127.0.0.1", port, b"GET / HTTP/1.1\r\n\r\n", tls=peers.client_context(self.certs.ca))
+        ex = wire.exchange("127.0.0.1", port, b"GET / HTTP/1.1\r\n\r\n", tls=launch.client_context(self.certs.ca))
         t.join(5)
         self.assertRegex(ex.error, r"^TLS handshake failed: .*certificate verify failed")
         self.assertEqual(got, [])

@@ -1,14 +1,17 @@
-"""Client layer (contracts.md §4): one fetch per case against a scripted raw server.
+"""Client layer (CONTRACTS.md §4): one fetch per case against a scripted raw server.
 
 Each case starts a server on 127.0.0.1 (a free port, one accept thread per server, one thread
 per connection) that answers with exact bytes, runs the implementation's client adapter once
-(`<fetch_cmd> fetch URL --json ...`, one process per fetch) and checks the printed JSON
-(code, reason, headers, body_b64, effective_url, error) and what the server received.
+(`<fetch_cmd> fetch URL [flags]`, one process per fetch, only the flags of CONTRACTS.md §4:
+REQUIRED_FLAGS, and OPTIONAL_FLAGS where the adapter's --help lists them) and checks the JSON
+object it prints (code, reason, headers, body_b64, effective_url, error) and what the server
+received.
 Errors (timeouts, connection and protocol errors) are expected as code 599 with an error
 string, as Tornado reports them. Expectations are RFC 9110/9112 or Tornado 6.2's
 simple_httpclient (Tornado semantics); where Tornado is the yardstick it passes them.
 The `tls-*` cases wrap the scripted server in TLS (Python's ssl, the test certificates of
-tls.certs()) and use the adapters' optional `--ca-certs FILE` and `--insecure` flags.
+tls.certs()) and use the adapters' optional `--ca-certs FILE` and `--insecure` flags (n/a for
+an adapter whose --help lacks either).
 Nothing here ever connects to a non-loopback address.
 """
 import base64
@@ -25,9 +28,18 @@ import time
 
 from .. import tls
 from ..core import TORNADO, case, mismatch, na, ok
-from ..targets import peers
+from .. import launch
 
 FETCH_TIMEOUT = 15.0   # the adapter process
+# The adapter flags this layer passes (CONTRACTS.md §4; tests/test_contract_usage.py checks
+# both lists against the document and every case's command line against both lists).
+REQUIRED_FLAGS = ("--method", "--header", "--body-file", "--connect-timeout", "--request-timeout",
+                  "--max-redirects", "--no-follow", "--decompress", "--no-decompress", "--max-body-size")
+OPTIONAL_FLAGS = ("--ca-certs", "--insecure")   # found in the adapter's --help; the tls-* cases need both
+# The members of the printed JSON object and their types (CONTRACTS.md §4).
+JSON_FIELDS = {"code": (int,), "reason": (str,), "headers": (list,), "body_b64": (str,),
+               "effective_url": (str,), "error": (str, type(None))}
+BODY = b"payload"      # the request body of the "@body" cases
 HOLD = 1.5             # a server keeping a connection open after a bodiless response
 R9110, R9112 = "RFC 9110", "RFC 9112"
 
@@ -355,7 +367,9 @@ def short(b, n=40):
 # ---------------------------------------------------------------- cases
 # (id, title, source, level, handler, fetch args, check[, note]); a handler of None with
 # args ["@backlog"] / ["@refused"] means a special target; "@tls=NAME" serves HTTPS with the
-# test certificate NAME (tls.Certs) and "@ca" adds --ca-certs with the test CA.
+# test certificate NAME (tls.Certs) and "@ca" adds --ca-certs with the test CA; "@body" adds
+# --body-file with BODY (the spec gives the method explicitly: --method POST or PUT);
+# "@path=/p" fetches /p instead of /<id>. adapter_args() turns them into the flags.
 
 SPECS = [
     # ---- Content-Length ----
@@ -452,17 +466,17 @@ SPECS = [
     ("redirect-301-get", "301 followed with GET", f"{R9110} §15.4.2", "MUST",
      redirect(b"301 Moved Permanently", lambda s: "/next"), [], all_of(expect_redirected("GET", b""), effective("/next"))),
     ("redirect-301-post", "301 after POST: followed with GET, no body", TORNADO, "MUST",
-     redirect(b"301 Moved Permanently", lambda s: "/next"), ["@body"], expect_redirected("GET", b"")),
+     redirect(b"301 Moved Permanently", lambda s: "/next"), ["@body", "--method", "POST"], expect_redirected("GET", b"")),
     ("redirect-302-post", "302 after POST: followed with GET, no body", TORNADO, "MUST",
-     redirect(b"302 Found", lambda s: "/next"), ["@body"], expect_redirected("GET", b"")),
+     redirect(b"302 Found", lambda s: "/next"), ["@body", "--method", "POST"], expect_redirected("GET", b"")),
     ("redirect-303-post", "303 after POST: followed with GET, no body", f"{R9110} §15.4.4", "MUST",
-     redirect(b"303 See Other", lambda s: "/next"), ["@body"], expect_redirected("GET", b"")),
+     redirect(b"303 See Other", lambda s: "/next"), ["@body", "--method", "POST"], expect_redirected("GET", b"")),
     ("redirect-303-put", "303 after PUT: followed with GET", f"{R9110} §15.4.4", "MUST",
      redirect(b"303 See Other", lambda s: "/next"), ["@body", "--method", "PUT"], expect_redirected("GET", b"")),
     ("redirect-307-post", "307 after POST: method and body kept", f"{R9110} §15.4.8", "MUST",
-     redirect(b"307 Temporary Redirect", lambda s: "/next"), ["@body"], expect_redirected("POST", b"payload")),
+     redirect(b"307 Temporary Redirect", lambda s: "/next"), ["@body", "--method", "POST"], expect_redirected("POST", b"payload")),
     ("redirect-308-post", "308 after POST: method and body kept", f"{R9110} §15.4.9", "MUST",
-     redirect(b"308 Permanent Redirect", lambda s: "/next"), ["@body"], expect_redirected("POST", b"payload")),
+     redirect(b"308 Permanent Redirect", lambda s: "/next"), ["@body", "--method", "POST"], expect_redirected("POST", b"payload")),
     ("redirect-302-put", "302 after PUT: method and body kept", TORNADO, "SHOULD",
      redirect(b"302 Found", lambda s: "/next"), ["@body", "--method", "PUT"], expect_redirected("PUT", b"payload"),
      "Tornado only rewrites POST to GET on 301/302"),
@@ -551,7 +565,7 @@ SPECS = [
      static(cl(b"ok")), [], all_of(expect_body(b"ok"), lambda r, s: (
          s.requests[0].header("Host") == f"127.0.0.1:{s.port}", f"Host {s.requests[0].header('Host')!r}"))),
     ("request-headers-and-body", "--header and --body-file arrive with Content-Length", f"{R9112} §6.2",
-     "MUST", static(cl(b"ok")), ["@body", "--header", "X-Squall: yes"],
+     "MUST", static(cl(b"ok")), ["@body", "--method", "POST", "--header", "X-Squall: yes"],
      all_of(expect_body(b"ok"), requested(
          lambda q: q[0].method == "POST" and q[0].body == b"payload" and q[0].header("X-Squall") == "yes"
          and q[0].header("Content-Length") == "7", "POST with X-Squall and a 7 B body"))),
@@ -584,8 +598,44 @@ SPECS = [
 ]
 
 
+def adapter_args(args, body_file="BODY_FILE", ca="CA_FILE"):
+    """The flags after `fetch URL` for a spec's args: its own flags, then --body-file for
+    "@body" and --ca-certs for "@ca"."""
+    out = [a for a in args if not a.startswith("@")]
+    if "@body" in args:
+        out = ["--body-file", body_file] + out
+    if "@ca" in args:
+        out += ["--ca-certs", ca]
+    return out
+
+
+def fetch_argv(cmd, url, args):
+    """The adapter's whole command line (CONTRACTS.md §4: `<cmd> fetch URL [flags]`)."""
+    return cmd + ["fetch", url] + args
+
+
+def check_json(r):
+    """None if r is the object of CONTRACTS.md §4, else what is wrong with it."""
+    if not isinstance(r, dict):
+        return f"printed {type(r).__name__}, not a JSON object"
+    missing = [k for k in JSON_FIELDS if k not in r]
+    if missing:
+        return f"the JSON object lacks {', '.join(missing)}"
+    wrong = [k for k, types in JSON_FIELDS.items()
+             if not isinstance(r[k], types) or (types == (int,) and isinstance(r[k], bool))]
+    if wrong:
+        return "wrong type for " + ", ".join(f"{k} ({type(r[k]).__name__})" for k in wrong)
+    if not all(isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in r["headers"]):
+        return "headers is not a list of [name, value] string pairs"
+    try:
+        base64.b64decode(r["body_b64"], validate=True)
+    except ValueError:
+        return "body_b64 is not base64"
+    return None
+
+
 def run_fetch(cmd, url, args):
-    cmd = cmd + ["fetch", url, "--json"] + args
+    cmd = fetch_argv(cmd, url, args)
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, timeout=FETCH_TIMEOUT)
@@ -597,29 +647,31 @@ def run_fetch(cmd, url, args):
         r = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None, f"adapter exited {p.returncode} without JSON: {err.strip()[-200:] or out[:200]}", cmd
-    r["body"] = base64.b64decode(r.get("body_b64") or "")
+    bad = check_json(r)
+    if bad:
+        return None, f"adapter exited {p.returncode}: {bad}: {out.strip()[-200:]}", cmd
+    r["body"] = base64.b64decode(r["body_b64"])
     r["seconds"] = secs
     return r, err, cmd
 
 
 def client_case(cid, title, source, level, handler, args, check, note=""):
+    assert "@body" not in args or "--method" in args, f"{cid}: --body-file is always sent with --method"
+
     @case(f"client-{cid}", "client", title, source, level, note=note)
     def run(ctx):
         if "@n/a" in args:
             return na("one fetch per adapter process (contract §4); no multi-request mode")
         fetch_cmd = ctx.target.command("client")
-        args_ = [a for a in args if not a.startswith("@")]
         path = next((a[6:] for a in args if a.startswith("@path=")), "/" + cid)
         cert = next((a[5:] for a in args if a.startswith("@tls=")), None)
         server_tls = None
         if cert:
-            missing = [f for f in ("--ca-certs", "--insecure") if not ctx.target.supports("client", f)]
+            missing = [f for f in OPTIONAL_FLAGS if not ctx.target.supports("client", f)]
             if missing:
                 return na(f"the adapter has no {' or '.join(missing)} (the optional TLS flags of contract §4)")
             certs = tls.certs()
-            server_tls = peers.server_context(*certs.pair(cert))
-            if "@ca" in args:
-                args_ += ["--ca-certs", certs.ca]
+            server_tls = launch.server_context(*certs.pair(cert))
         srv, extra, tmp = None, [], None
         try:
             if "@backlog" in args:
@@ -636,10 +688,10 @@ def client_case(cid, title, source, level, handler, args, check, note=""):
                 url = srv.url(path)
             if "@body" in args:
                 tmp = tempfile.NamedTemporaryFile(prefix="squall-body-", delete=False)
-                tmp.write(b"payload")
+                tmp.write(BODY)
                 tmp.close()
-                args_ = ["--body-file", tmp.name] + args_
-            r, err, cmd = run_fetch(fetch_cmd, url, args_)
+            r, err, cmd = run_fetch(fetch_cmd, url, adapter_args(args, tmp and tmp.name,
+                                                                 cert and tls.certs().ca))
         finally:
             if srv:
                 srv.stop()
