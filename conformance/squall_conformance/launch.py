@@ -27,6 +27,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from . import registry
+from .bounded import run_bounded  # noqa: F401  (re-exported for the cases)
 
 ALL = "all"
 # The static files {static_root} holds (contract §1's static parts), as the cases expect them.

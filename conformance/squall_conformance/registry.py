@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tomllib
 from dataclasses import dataclass, field
+
+from .bounded import run_bounded
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFORMANCE = os.path.dirname(HERE)
@@ -154,7 +155,9 @@ def parse(data: dict, path: str) -> Description:
 def _server(c, t) -> ServerSpec:
     c.table(t, "server")
     c.only(t, "server", {"command", "announce_port", "catch_all", "endpoints", "tls", "workers", "timeouts",
-                         "timeout_defaults", "files", "env"})
+                         "timeout_defaults", "files", "env", "url", "catch_all_url"})
+    if "url" in t:
+        return _running_server(c, t)
     command = tuple(c.string_list(t, "command", "server", required=True))
     endpoints = t.get("endpoints", "all")
     if isinstance(endpoints, str):
@@ -197,6 +200,25 @@ def _server(c, t) -> ServerSpec:
     if "{port}" not in text:
         c.fail("server.command", "{port} appears neither in the command nor in a rendered file")
     return spec
+
+
+def _running_server(c, t) -> ServerSpec:
+    """A server the user runs: `url` (and `catch_all_url`) instead of a command."""
+    extra = sorted(set(t) - {"url", "catch_all_url", "endpoints"})
+    if extra:
+        c.fail("server", f"{', '.join(extra)}: not for a server given by url (the driver does not start it)")
+    urls = {k: c.string(t, k) for k in ("url", "catch_all_url") if k in t}
+    for k, u in urls.items():
+        if not re.match(r"https?://[^/:]+(:\d+)?/?\Z", u):
+            c.fail(f"server.{k}", f"{u!r}: give http://HOST:PORT or https://HOST:PORT")
+    endpoints = t.get("endpoints", "probe")
+    if endpoints != "probe":
+        names = c.string_list(t, "endpoints", "server")
+        unknown = sorted(set(names) - ENDPOINTS)
+        if unknown:
+            c.fail("server.endpoints", f"unknown endpoint(s) {', '.join(unknown)}")
+        endpoints = frozenset(names)
+    return ServerSpec(endpoints=endpoints, url=urls["url"], catch_all_url=urls.get("catch_all_url"))
 
 
 def _program(c, t, layer, port=False) -> ProgramSpec:
@@ -321,10 +343,10 @@ def version(desc: Description, values: dict) -> str:
         return ""
     try:
         argv = program(desc, desc.version_command, values, "version")
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=VERSION_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return f"(version command timed out after {VERSION_TIMEOUT:g} s)"
-    except (OSError, DescriptionError) as e:
+    except DescriptionError as e:
         return f"(version command failed: {e})"
+    p = run_bounded(argv, VERSION_TIMEOUT, limit=1 << 16)
+    if p.problem:
+        return f"(version command: {p.problem})"
     out = (p.stdout or p.stderr)[:4096].decode("utf-8", "replace").strip()
     return out.splitlines()[0][:200] if out else "(version command printed nothing)"

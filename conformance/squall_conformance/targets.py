@@ -8,7 +8,6 @@ case of that layer. With tls=True the server serves HTTPS with the test certific
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 
@@ -87,9 +86,9 @@ class Target:
         """Whether the layer's command lists `option` in its --help (optional contract flags)."""
         if layer not in self.help:
             try:
-                p = subprocess.run(self.command(layer) + ["--help"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-                self.help[layer] = (p.stdout[:HELP_LIMIT] + p.stderr[:HELP_LIMIT]).decode("utf-8", "replace")
-            except (subprocess.TimeoutExpired, OSError, core.DriverError):
+                p = launch.run_bounded(self.command(layer) + ["--help"], 10.0, limit=HELP_LIMIT)
+                self.help[layer] = (p.stdout + p.stderr).decode("utf-8", "replace")
+            except core.DriverError:
                 self.help[layer] = ""
         return option in self.help[layer]
 

@@ -74,6 +74,17 @@ class Descriptions(unittest.TestCase):
                 self.assertIn(FIXTURES, str(cm.exception))
                 self.assertIn(message, str(cm.exception))
 
+    def test_running_server_by_url(self):
+        d = describe("name = 'mine'\n[server]\nurl = 'http://127.0.0.1:8080'\nendpoints = ['plaintext']")
+        self.assertEqual((d.server.url, d.server.endpoints, d.layers), ("http://127.0.0.1:8080",
+                                                                         frozenset({"plaintext"}), ("server",)))
+        for text, message in {"url = 'ftp://x'": "give http://HOST:PORT",
+                              "url = 'http://127.0.0.1:1'\ncatch_all = []": "catch_all: not for a server given by url"
+                              }.items():
+            with self.assertRaises(registry.DescriptionError) as cm:
+                describe("name = 'mine'\n[server]\n" + text)
+            self.assertIn(message, str(cm.exception))
+
     def test_unknown_description_lists_the_builtins(self):
         with self.assertRaises(registry.DescriptionError) as cm:
             registry.load("nginxx")
@@ -138,6 +149,17 @@ class Launcher(unittest.TestCase):
         with self.assertRaises(launch.LaunchError) as cm:
             launch.start_server(d)
         self.assertIn("could not run", str(cm.exception))
+
+
+    def test_runs_are_bounded_in_time_and_output(self):
+        endless = launch.run_bounded([registry.PYTHON, "-c", "import sys\nwhile 1: sys.stdout.write('x' * 65536)"],
+                                     20.0, limit=1 << 20)
+        self.assertEqual((endless.problem, endless.returncode), (f"printed more than {1 << 20} bytes", None))
+        self.assertLessEqual(len(endless.stdout), 1 << 20)
+        hung = launch.run_bounded(["sleep", "30"], 0.5)
+        self.assertEqual(hung.problem, "timed out after 0.5 s")
+        ok = launch.run_bounded(["echo", "hi"], 5.0)
+        self.assertEqual((ok.returncode, ok.stdout, ok.problem), (0, b"hi\n", None))
 
 
 class Expectations(unittest.TestCase):
