@@ -69,6 +69,15 @@ class ProgramSpec:
 
 
 @dataclass(frozen=True)
+class LoadSpec:
+    """[load]: what the load suite (load/run.py) measures it on. Scenario names are checked
+    by the load suite, which owns them."""
+    scenarios: tuple | None = None       # measured only on these (None: every scenario)
+    reason: str = ""                     # why the others are not measured
+    skip: dict = field(default_factory=dict)   # scenario -> why it is not measured
+
+
+@dataclass(frozen=True)
 class Description:
     name: str
     title: str
@@ -80,6 +89,7 @@ class Description:
     stream: ProgramSpec | None = None
     loop: ProgramSpec | None = None
     client: ProgramSpec | None = None
+    load: LoadSpec | None = None
 
     def has_layer(self, layer: str) -> bool:
         return getattr(self, layer) is not None
@@ -130,7 +140,7 @@ def load(spec: str) -> Description:
 def parse(data: dict, path: str) -> Description:
     """Check a decoded description; every problem names the file and the field."""
     c = _Checker(path)
-    c.only(data, "", {"name", "title", "profiles", "version", *LAYERS})
+    c.only(data, "", {"name", "title", "profiles", "version", "load", *LAYERS})
     name = c.string(data, "name", required=True)
     if not NAME_RE.match(name):
         c.fail("name", f"{name!r} is not a name (letters, digits, '.', '_', '-'; at most 64)")
@@ -146,10 +156,35 @@ def parse(data: dict, path: str) -> Description:
         stream=_program(c, data["stream"], "stream", port=True) if "stream" in data else None,
         loop=_program(c, data["loop"], "loop") if "loop" in data else None,
         client=_program(c, data["client"], "client") if "client" in data else None,
+        load=_load(c, data["load"]) if "load" in data else None,
     )
     if not d.layers:
         c.fail("", "describes no layer: give at least one of [server], [stream], [loop], [client]")
+    if d.load is not None and d.server is None:
+        c.fail("load", "needs a [server] table (the load suite measures the server app)")
     return d
+
+
+def _load(c, t) -> LoadSpec:
+    c.table(t, "load")
+    c.only(t, "load", {"scenarios", "reason", "skip"})
+    scenarios = tuple(c.string_list(t, "scenarios", "load", required=True)) if "scenarios" in t else None
+    for s in scenarios or ():
+        if not NAME_RE.match(s):
+            c.fail("load.scenarios", f"{s!r} is not a scenario name")
+    reason = t.get("reason", "")
+    if not isinstance(reason, str) or ("reason" in t and not reason.strip()):
+        c.fail("load.reason", "must be a non-empty string")
+    if reason and scenarios is None:
+        c.fail("load.reason", "says why scenarios are left out: give load.scenarios too")
+    skip = t.get("skip", {})
+    c.table(skip, "load.skip")
+    for k, v in skip.items():
+        if not NAME_RE.match(k):
+            c.fail(f"load.skip.{k}", "is not a scenario name")
+        if not isinstance(v, str) or not v.strip():
+            c.fail(f"load.skip.{k}", "give the reason it is not measured (a non-empty string)")
+    return LoadSpec(scenarios=scenarios, reason=reason, skip=dict(skip))
 
 
 def _server(c, t) -> ServerSpec:
