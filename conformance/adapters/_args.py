@@ -1,6 +1,8 @@
-"""The client adapter command line of contracts.md §4, shared by the Python adapters, plus
-the optional TLS flags the suite's tls-* cases use (as squall-fetch's): --ca-certs FILE (the
-CAs to trust for https instead of the system store) and -k/--insecure (no validation)."""
+"""The client adapter command line of CONTRACTS.md §4, shared by the Python adapters: the
+required flags, the optional TLS flags the suite's tls-* cases use (as squall-fetch's):
+--ca-certs FILE (the CAs to trust for https instead of the system store) and -k/--insecure
+(no validation), and the JSON object every adapter prints (always: --json is accepted and
+ignored, for older command lines)."""
 import argparse
 import base64
 import json
@@ -8,11 +10,11 @@ import sys
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description="contracts.md §4 client adapter")
+    p = argparse.ArgumentParser(description="client adapter (conformance/CONTRACTS.md §4): prints one JSON object")
     p.add_argument("command", choices=["fetch"])
     p.add_argument("url")
-    p.add_argument("--json", action="store_true", help="accepted for compatibility; output is always JSON")
-    p.add_argument("--method", "-X", default=None)
+    p.add_argument("--json", action="store_true", help="accepted and ignored: the output is always the JSON object")
+    p.add_argument("--method", "-X", default=None, help="request method (default GET, or POST with --body-file)")
     p.add_argument("--header", "-H", action="append", default=[])
     p.add_argument("--body-file")
     p.add_argument("--connect-timeout", type=float, default=20.0)

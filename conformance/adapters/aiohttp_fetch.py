@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Client adapter (contracts.md §4) for aiohttp's ClientSession.
+"""Client adapter (CONTRACTS.md §4) for aiohttp's ClientSession.
 
 Same command line as squall-fetch: fetch URL [--method M] [--header 'K: V']... ...
 [--ca-certs FILE] [--insecure] (ssl=False, or an SSLContext trusting that file).

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Client adapter (contracts.md §4) wrapping /usr/bin/curl.
+"""Client adapter (CONTRACTS.md §4) wrapping /usr/bin/curl.
 
 curl -sS writes the headers of every response (1xx, redirects, final) with -D; the last block
 is reported. -w gives the effective URL and code. A non-zero curl exit (timeouts, connection

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Client adapter (contracts.md §4) for Tornado's simple client (tornado.simple_httpclient).
+"""Client adapter (CONTRACTS.md §4) for Tornado's simple client (tornado.simple_httpclient).
 
     python3 tornado_fetch.py fetch URL [--method M] [--header 'K: V']... [--body-file F]
         [--connect-timeout S] [--request-timeout S] [--max-redirects N | --no-follow]

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tornado loop probe (contracts.md §3): the Tornado 6.2 peer of squall-loop-probe.
+"""Tornado loop probe (CONTRACTS.md §3): the Tornado 6.2 peer of squall-loop-probe.
 
     tornado_loop_probe.py <scenario>     runs one scenario on a fresh IOLoop, prints its trace
     tornado_loop_probe.py --list         prints the scenario names

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tornado stream probe (contracts.md §2): the Tornado 6.2 peer of squall-stream-probe.
+"""Tornado stream probe (CONTRACTS.md §2): the Tornado 6.2 peer of squall-stream-probe.
 
     tornado_stream_probe.py --port N [--max-buffer-size B]
 
@@ -7,8 +7,8 @@ Listens on 127.0.0.1 (prints "port=N"), and per connection reads one command lin
 exactly one tornado.iostream operation, writes the outcome, and reads the next command:
 `bytes N`, `partial N`, `until <hex-delim> <max>`, `regex <hex-pattern> <max>`, `close`
 (<max> may be "-" for no limit). Replies `ok <len>\\n` + bytes; `err unsatisfiable\\n`, and
-beyond the contract `err closed\\n`, `err buffer-full\\n`, `err command\\n`, each followed by
-a close. Exits 0 on SIGTERM.
+the optional precise replies of CONTRACTS.md §2 `err closed\\n`, `err buffer-full\\n`,
+`err command\\n`, each followed by a close. Exits 0 on SIGTERM.
 
 Why the spare socket: Tornado's IOStream has no half-close mode. On EOF from the peer it
 closes the stream, socket included (which is how read_until_close completes), and an
