@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from squall_conformance import core, expect, registry, report  # noqa: E402
+from squall_conformance import core, expect, lint, registry, report  # noqa: E402
 from squall_conformance import cases  # noqa: E402,F401  (registers the cases)
 from squall_conformance.targets import Target, answers, log  # noqa: E402
 
@@ -49,7 +49,7 @@ def run_server_case(case, target):
     if missing:
         return core.na(f"{target.name} lacks {', '.join(missing)}"), None
     ctx = core.Ctx(server=srv)
-    v = call(case, ctx)
+    v = linted(call(case, ctx), ctx)
     if srv.alive() and not answers(srv):
         v = core.fail(f"the server stopped answering after this case (hung or wedged); was: {v.verdict}: {v.reason}")
         if target.can_restart():
@@ -63,6 +63,25 @@ def run_server_case(case, target):
         v = core.fail(f"the server process died during the case (exit status {rc}); was: {v.verdict}: {v.reason}")
         target.restart(case.catch_all)
     return v, ctx
+
+
+def linted(v, ctx):
+    """The case's verdict with the response linter's findings applied: a MUST finding fails
+    a case that passed or warned, a SHOULD finding warns a case that passed."""
+    ctx.findings = [f for ex in ctx.exchanges for f in lint.lint(ex)]
+    findings = [f for f in ctx.findings if f.level != "NOTE"]
+    if not findings or v.verdict not in (core.PASS, core.WARN, core.FAIL):
+        return v
+    must = [f for f in findings if f.level == "MUST"]
+    worst = must[0] if must else findings[0]
+    text = f"response lint: {worst.text()}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
+    if v.verdict == core.FAIL:
+        return core.fail(f"{v.reason}; {text}")
+    if must:
+        return core.fail(f"{text}; the case itself: {v.verdict}: {v.reason}")
+    if v.verdict == core.PASS:
+        return core.warn(f"{text}; the case itself passed: {v.reason}")
+    return core.warn(f"{v.reason}; {text}")
 
 
 def run_layer_case(case, target):
@@ -98,6 +117,8 @@ def run_case(case, target):
         "absent": absent,
         "seconds": round(time.monotonic() - t0, 3),
         "exchanges": report.result_exchanges(ctx.exchanges) if ctx else [],
+        "lint": [{"level": f.level, "rule": f.rule, "what": f.what, "bytes": report.show_bytes(f.excerpt, 200)}
+                 for f in ctx.findings] if ctx else [],
         "transcript": "\n".join(ctx.transcript)[-4000:] if ctx else "",
     }
 

@@ -127,6 +127,7 @@ class Ctx:
         self.target = target
         self.exchanges: list[wire.Exchange] = []
         self.transcript: list[str] = []
+        self.findings: list = []      # the response linter's, for server cases (lint.py)
 
     def log(self, text):
         self.transcript.append(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from . import core
+from . import core, lint
 
 PATTERN16 = b"0123456789abcdef"
 
@@ -23,9 +23,11 @@ def _json(r):
         return None
 
 
-def _get(srv, target, *headers, method="GET", body=b"", version="HTTP/1.1"):
+def _get(srv, target, *headers, method="GET", body=b"", version="HTTP/1.1", problems=None):
     ex = core.exchange(srv, core.req(method, target, *headers, "Connection: close", body=body, version=version),
                        methods=(method,), timeout=3.0, linger=0.0)
+    if problems is not None:
+        problems += [f"{method} {target}: {f.text()}" for f in lint.lint(ex) if f.level == "MUST"]
     return ex.first
 
 
@@ -62,19 +64,22 @@ CHECKS = {
 AFTER = {"405": ("plaintext", ("/plaintext",), {"method": "DELETE"}, lambda r: r.status == 405)}
 
 
-def _check(srv, spec):
+def _check(srv, spec, problems):
     args, kw, test = (spec[0], spec[1], spec[2]) if len(spec) == 3 else (spec[0], {}, spec[1])
     try:
-        r = _get(srv, *args, **kw)
+        r = _get(srv, *args, problems=problems, **kw)
     except OSError:
         return False
     return r is not None and test(r)
 
 
-def endpoints(srv) -> frozenset:
-    """The endpoint names srv answers as the contract says."""
-    found = {name for name, spec in CHECKS.items() if _check(srv, spec)}
+def endpoints(srv):
+    """(the endpoint names srv answers as the contract says, the framing errors the response
+    linter found in its answers: an endpoint answered with broken framing is not found, and
+    the report says why)."""
+    problems = []
+    found = {name for name, spec in CHECKS.items() if _check(srv, spec, problems)}
     for name, (needs, *spec) in AFTER.items():
-        if needs in found and _check(srv, tuple(spec)):
+        if needs in found and _check(srv, tuple(spec), problems):
             found.add(name)
-    return frozenset(found)
+    return frozenset(found), problems

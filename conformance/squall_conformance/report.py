@@ -252,6 +252,10 @@ def html_cell(r, compact=False):
             for x in r["exchanges"]) + "</details>"
     elif r.get("transcript"):
         det = f"<details><summary>transcript</summary><pre>{e(r['transcript'])}</pre></details>"
+    if r.get("lint"):
+        det += "<details><summary>response lint</summary>" + "".join(
+            f"<div>{e(x['level'])} {e(x['rule'])}: {e(x['what'])}</div><pre>{e(x['bytes'])}</pre>"
+            for x in r["lint"]) + "</details>"
     if compact:
         if r["verdict"] == PASS and not det:
             return f"<td class='{cls}' title='{e(r['reason'])}'>pass</td>"

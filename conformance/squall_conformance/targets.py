@@ -115,9 +115,11 @@ class Target:
                                           squall_bin=self.squall_bin, features=self.features)
             if spec.endpoints == "probe":
                 if self.features is None:
-                    self.features = preflight.endpoints(srv)
+                    self.features, problems = preflight.endpoints(srv)
                     log(f"{self.name}: pre-flight found {len(self.features)} endpoint(s): "
                         f"{', '.join(sorted(self.features)) or 'none'}")
+                    for p in problems[:5]:
+                        log(f"{self.name}: pre-flight: {p}")
                 srv.features = self.features
         except (launch.LaunchError, registry.DescriptionError, OSError) as e:
             self.start_error[catch_all] = f"could not start {self.name}{' (catch-all mode)' if catch_all else ''}: {e}"

@@ -58,6 +58,7 @@ class Response:
 @dataclass
 class Exchange:
     sent: bytes = b""
+    methods: tuple = ("GET",)  # the method of each request sent, in order (HEAD has no body)
     received: bytes = b""
     responses: list = field(default_factory=list)   # final and interim, in order
     closed: bool = False       # the server closed (FIN) the connection
@@ -387,7 +388,7 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
     send a body after 100 Continue)."""
     if isinstance(pieces, (bytes, bytearray)):
         pieces = [bytes(pieces)]
-    ex = Exchange()
+    ex = Exchange(methods=tuple(methods))
     t0 = time.monotonic()
     try:
         s = connect(host, port, connect_timeout, tls, server_hostname)

@@ -292,3 +292,20 @@ def _(ctx):
     r = ctx.send(req("GET", "/redirect/1", version="HTTP/1.0")).first
     return ok("302 with Location") if r and r.status == 302 and r.header("location") else fail(
         f"got {r.summary() if r else 'nothing'}")
+
+
+@case("WEB-060", A, "responses carry a Date field (2xx and 4xx)", "RFC 9110 §6.6.1", "SHOULD", needs=("root-get",),
+      note="a MUST for an origin server with a clock, which the suite cannot know it has; every other case "
+      "records a missing Date in its lint notes without changing its verdict")
+def _(ctx):
+    missing = []
+    for what, data in (("200 to GET /", req("GET", "/", CLOSE)),
+                       ("the answer to a request with an invalid field line",
+                        req("GET", "/", b"Bad Header Line", CLOSE))):
+        ex = ctx.send(data)
+        r = ex.first
+        if r is not None and 200 <= r.status < 500 and r.header("date") is None:
+            missing.append(f"{r.summary()} ({what})")
+    if missing:
+        return warn("no Date field in: " + "; ".join(missing))
+    return ok("Date present")
