@@ -19,7 +19,7 @@ const USAGE = `usage: node server.js --port N [options]
   --catch-all          paths that match no rule are served by the "/" handler
   --idle-timeout S     close connections idle (no request in flight) for S seconds
   --header-timeout S   a request's header block must arrive within S seconds
-  --body-timeout S     a request body may pause for at most S seconds between reads
+  --body-timeout S     an announced request body must arrive within S seconds of the head
   --certfile F         serve HTTPS with this certificate (PEM) ...
   --keyfile F          ... and this private key (PEM)
   --help               this text
@@ -80,6 +80,7 @@ function bodyless(status) { return (status >= 100 && status < 200) || status ===
 
 // Sends a complete response with an exact Content-Length (no body for HEAD/1xx/204/304).
 function send(req, res, status, body, type, extra) {
+  if (res._squallAbandoned) return;
   if (res.headersSent) { res.destroy(); return; }
   const headers = Object.assign({}, extra || {});
   if (bodyless(status)) {
@@ -500,6 +501,10 @@ async function dispatch(req, res) {
   await route.handler(req, res, m);
 }
 
+// Node counts only names and values against maxHeaderSize and silently drops fields beyond
+// maxHeadersCount: a head with more fields than this is refused here (431).
+const MAX_FIELDS = 1000;
+
 // What Node's parser lets through but RFC 9110/9112 refuse: checked before any handler.
 // Returns [status, reason] or null.
 const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=%-]*)(?::[0-9]*)?$/;
@@ -514,6 +519,7 @@ function refuse(req) {
     if (name === 'host') { hosts += 1; host = raw[i + 1]; }
     else if (name === 'transfer-encoding') codings.push(...raw[i + 1].split(','));
   }
+  if (raw.length / 2 > MAX_FIELDS) return 431;
   if (hosts > 1) return 400;
   if (host !== null && !HOST_RE.test(host)) return 400;
   if (codings.length) {
@@ -528,8 +534,11 @@ function refuse(req) {
 }
 
 function onRequest(req, res) {
+  // a request pipelined behind one answered with "Connection: close" is not answered
+  if (req.socket && req.socket._squallClosing) { req.resume(); return; }
   const refused = refuse(req);
   if (refused) {
+    req.socket._squallClosing = true;
     sendError(req, res, refused, { 'Connection': 'close' });
     req.resume();
     return;
@@ -546,7 +555,7 @@ function onRequest(req, res) {
   });
 }
 
-// Body timeout: the body may pause for at most S seconds between two reads.
+// Body timeout: an announced body must have arrived S seconds after the request head.
 function armBodyTimeout(req, res) {
   if (!opts.body) return;
   const te = req.headers['transfer-encoding'];
@@ -557,14 +566,12 @@ function armBodyTimeout(req, res) {
   const expire = () => {
     if (req.complete) return;
     if (!res.headersSent) {
-      res.writeHead(408, { 'Content-Type': TEXT, 'Content-Length': '16', 'Connection': 'close' });
-      res.end('408 Timeout\n\n\n\n'.slice(0, 16));
+      if (req.socket) req.socket._squallClosing = true;
+      sendError(req, res, 408, { 'Connection': 'close' });
     }
     setTimeout(() => req.socket && req.socket.destroy(), 50);
   };
-  const rearm = () => { clearTimeout(timer); timer = setTimeout(expire, ms); };
-  rearm();
-  req.on('data', rearm);
+  timer = setTimeout(expire, ms);
   const stop = () => clearTimeout(timer);
   req.on('end', stop);
   req.on('close', stop);
@@ -574,10 +581,13 @@ function armBodyTimeout(req, res) {
 // ---------------------------------------------------------------------------------------
 // The server
 
-const serverOptions = {};
+// Heads up to 64 KiB are accepted (the suite's ~50 KB head); larger ones get 431.
+const serverOptions = { maxHeaderSize: 65536 };
 const headerMs = opts.header ? Math.max(1, Math.round(opts.header * 1000)) : 60000;
 serverOptions.headersTimeout = headerMs;
-serverOptions.requestTimeout = Math.max(300000, headerMs);
+// Node's requestTimeout bounds head and body together; with --body-timeout it is the header
+// timeout plus the body timeout (the body's own deadline is armBodyTimeout, from the head).
+serverOptions.requestTimeout = opts.body ? headerMs + Math.round(opts.body * 1000) : Math.max(300000, headerMs);
 const smallest = Math.min(...[opts.idle, opts.header, opts.body].filter((x) => x).map((x) => x * 1000), 30000);
 serverOptions.connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.round(smallest / 4)));
 
@@ -594,6 +604,7 @@ if (opts.certfile) {
 } else {
   server = http.createServer(serverOptions, onRequest);
 }
+server.maxHeadersCount = MAX_FIELDS + 1;
 
 // Idle timeout: between requests (keepAliveTimeout) and on connections that carry no
 // request in flight (socket inactivity). A connection with a request being answered is
@@ -610,6 +621,45 @@ server.on('request', (req, res) => {
   const s = req.socket;
   s._squallInFlight = (s._squallInFlight || 0) + 1;
   res.on('close', () => { s._squallInFlight -= 1; });
+});
+
+// Requests Node's parser refuses never reach a handler: answer them here, with a Date and a
+// Content-Length (Node's built-in answer has neither), and a more precise status where the
+// request line shows it: 501 for a well-formed but unknown method, 505 for HTTP/2+ versions,
+// 431 for a head above the limit.
+const TOKEN_METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32} /;
+server.on('clientError', (err, socket) => {
+  if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
+  const raw = err.rawPacket ? err.rawPacket.toString('latin1') : '';
+  let status = 400;
+  if (err.code === 'HPE_HEADER_OVERFLOW') status = 431;
+  else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') status = 413;
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = 408;
+  else if (err.code === 'HPE_INVALID_METHOD' && TOKEN_METHOD.test(raw)) status = 501;
+  else if (err.code === 'HPE_INVALID_VERSION' && /^\S+ \S+ HTTP\/[2-9]\.[0-9]\r?\n/.test(raw)) status = 505;
+  const reason = http.STATUS_CODES[status];
+  const body = `${status} ${reason}\n`;
+  const answer = () => {
+    if (!socket.writable) { socket.destroy(); return; }
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date().toUTCString()}\r\n` +
+               `Content-Type: ${TEXT}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  };
+  if (socket._squallClosing) { socket.destroy(); return; }   // already answered "close"
+  const current = socket._httpMessage;
+  if (current && !current.writableFinished) {
+    if (current.headersSent) { socket.destroy(); return; }
+    if (current.req && current.req.complete) {
+      // the response to an earlier, complete request goes first
+      current.once('finish', () => setImmediate(answer));
+      return;
+    }
+    // the request being answered is the broken one (its body failed to parse): its handler
+    // will never complete; this answer replaces it
+    socket._squallClosing = true;
+    current._squallAbandoned = true;
+  }
+  answer();
 });
 
 // CONNECT (authority-form): Node hands the raw socket over; an origin server refuses it.

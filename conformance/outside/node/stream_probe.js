@@ -28,7 +28,7 @@ commands (one per line, each followed by its payload):
                         syntax on bytes), at most max bytes ("-": no max)
   close                 read until the peer half-closes
 replies: "ok <len>\\n" + the bytes; "err unsatisfiable\\n", "err buffer-full\\n",
-"err closed\\n" or "err bad-command\\n", each followed by close.
+"err closed\\n" or "err command\\n", each followed by close.
 `;
 
 function usage(msg) {
@@ -269,7 +269,7 @@ function serve(sock) {
       case 'close':
         return null;      // completes at end of stream only
       default:
-        return 'err bad-command\n';
+        return 'err command\n';
     }
   }
 
@@ -286,11 +286,11 @@ function serve(sock) {
           const line = buf.take(nl + 1).toString('latin1').replace(/\r?\n$/, '');
           cmdScanned = 0;
           op = parseCommand(line);
-          if (op === null) { finish('err bad-command\n'); return; }
+          if (op === null) { finish('err command\n'); return; }
           continue;
         }
         cmdScanned = view.length;
-        if (view.length > MAX_COMMAND) { finish('err bad-command\n'); return; }
+        if (view.length > MAX_COMMAND) { finish('err command\n'); return; }
       } else {
         const out = attempt();
         if (typeof out === 'string') { finish(out); return; }
