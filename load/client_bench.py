@@ -7,9 +7,10 @@ client does it) on GET /plaintext.
         [--duration 5] [--repeat 3] [--concurrency 64] [--clients wrk,squall,tornado]
         [--server-cpu 0] [--client-cpu 1] [--out client_bench.json]
 
-The server is squall-contract-app (started through load/impls.py, as load/run.py does),
-pinned to --server-cpu. Each client runs in turn on --client-cpu (taskset) for --duration
-seconds, --repeat rounds; the run with the median requests/s stands for each client:
+The server is squall-contract-app (the reference's description, started through
+load/impls.py as load/run.py does), pinned to --server-cpu. Each client runs in turn on
+--client-cpu (taskset) for --duration seconds, --repeat rounds; the run with the median
+requests/s stands for each client:
 
 - wrk: `wrk -t1 -c C` with load/scenarios/plaintext.lua (keep-alive);
 - squall: squall-client-bench --concurrency C (C fetch loops on one AsyncHTTPClient with
@@ -36,6 +37,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import impls  # noqa: E402  (the registry's descriptions, started by its launcher)
 import procstat  # noqa: E402
 import run as load_run  # noqa: E402  (run_wrk, preflight, log)
 from scenarios import BY_NAME  # noqa: E402
@@ -165,10 +167,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ["SQUALL_REFERENCE_BIN"] = args.server_bin  # what peers.start runs
-    import impls  # noqa: E402  (imports conformance/peers)
     started = dt.datetime.now().isoformat(timespec="seconds")
-    server = impls.start("reference")
+    # The reference's description ({squall_bin}/squall-contract-app), from --build-dir.
+    server = impls.start(impls.resolve("reference"), squall_bin=os.path.abspath(args.build_dir))
     runs: dict[str, list[dict]] = {c: [] for c in args.clients}
     try:
         log(f"server: {args.server_bin} on {server.host}:{server.port}, pid {server.pid}, "

@@ -81,19 +81,109 @@ def reset_peak_rss(root: int) -> None:
             pass
 
 
-def pin(root: int, cpus: set[int]) -> None:
+def threads(pid: int) -> list[int]:
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+
+
+def pin(root: int, cpus: set[int]) -> dict:
     """Sets the CPU affinity of every thread of every process in the tree (what
-    `taskset -a -p -c` does); processes forked later inherit it."""
+    `taskset -a -p -c` does); processes forked later inherit it. Returns what was done,
+    checked by reading the affinity back: {"cpus", "pids" (every thread of these is on
+    cpus), "threads", "failed" (pid/tid -> why not)}."""
+    done, failed, n = [], {}, 0
     for pid in tree(root):
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue
-        for tid in tids:
+        ok = True
+        for tid in threads(pid):
             try:
                 os.sched_setaffinity(tid, cpus)
+                if os.sched_getaffinity(tid) != set(cpus):
+                    raise OSError(f"affinity reads back as {sorted(os.sched_getaffinity(tid))}")
+                n += 1
+            except ProcessLookupError:
+                continue  # the thread ended meanwhile
+            except OSError as e:
+                ok = False
+                failed[f"{pid}/{tid}"] = str(e)
+        if ok:
+            done.append(pid)
+    return {"cpus": sorted(cpus), "pids": sorted(done), "threads": n, "failed": failed}
+
+
+def affinity(root: int) -> dict[int, set[int]]:
+    """The CPU affinity of every thread in the tree (to put back with restore_affinity)."""
+    out = {}
+    for pid in tree(root):
+        for tid in threads(pid):
+            try:
+                out[tid] = os.sched_getaffinity(tid)
             except OSError:
                 pass
+    return out
+
+
+def restore_affinity(root: int, saved: dict[int, set[int]]) -> dict:
+    """Puts back the affinities `saved` by affinity(root); threads started since (forked
+    workers, new threads) get the root's saved affinity. Returns {"threads": n restored,
+    "failed": tid -> why}."""
+    default = saved.get(root)
+    n, failed = 0, {}
+    for pid in tree(root):
+        for tid in threads(pid):
+            cpus = saved.get(tid, saved.get(pid, default))
+            if cpus is None:
+                continue
+            try:
+                os.sched_setaffinity(tid, cpus)
+                n += 1
+            except ProcessLookupError:
+                continue
+            except OSError as e:
+                failed[tid] = str(e)
+    return {"threads": n, "failed": failed}
+
+
+def _socket_inodes(pid: int) -> set[int] | None:
+    """The inodes of the sockets pid holds (None: its fds cannot be read)."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    out = set()
+    for fd in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
+def listening_ports(root: int) -> set[int] | None:
+    """TCP ports the tree listens on (IPv4 and IPv6), or None if its fds cannot be read."""
+    inodes, readable = set(), False
+    for pid in tree(root):
+        got = _socket_inodes(pid)
+        if got is not None:
+            readable = True
+            inodes |= got
+    if not readable:
+        return None
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[3] == "0A" and int(fields[9]) in inodes:  # 0A: LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
 
 
 def parse_cpu_list(text: str) -> set[int]:

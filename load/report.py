@@ -9,29 +9,40 @@ import os
 import sys
 
 
+NA = "n/a"   # a figure that could not be measured: the reason is in "Not measured"
+
+
 def _fmt_num(v, digits=0):
     if v is None:
-        return "–"
+        return NA
     if digits == 0:
         return f"{v:,.0f}"
     return f"{v:,.{digits}f}"
 
 
 def _fmt_pct(v):
-    return "–" if v is None else f"{v:.0%}"
+    return NA if v is None else f"{v:.0%}"
 
 
 def _fmt_ms(us):
-    return "–" if us is None else f"{us / 1000:.2f}"
+    return NA if us is None else f"{us / 1000:.2f}"
+
+
+def _fmt_ratio(x):
+    return f"×{x:.2f}" if x >= 0.1 else f"×{x:.3f}" if x >= 0.001 else f"×{x:.1e}"
 
 
 def _fmt_bytes(b):
     if b is None:
-        return "–"
+        return NA
     for unit in ("B", "KiB", "MiB", "GiB"):
         if b < 1024 or unit == "GiB":
             return f"{b:.1f} {unit}" if unit != "B" else f"{b:.0f} B"
         b /= 1024
+
+
+FIGURES = {"server_cpu_s": "server CPU s", "rps_per_server_cpu_s": "req/CPU-s", "peak_rss_kb": "peak RSS",
+           "foreign_cpu_share": "other", "latency_us": "latency percentiles"}
 
 
 def _index(data):
@@ -52,26 +63,75 @@ def _ratio(r, base, key="value", lower_is_better=False):
     return b / a if lower_is_better else a / b
 
 
+def _cpus(cpus):
+    return ",".join(map(str, cpus)) if cpus else "?"
+
+
+def _pinned(info_or_row) -> str:
+    p = info_or_row.get("pinned")
+    if p is None:
+        why = info_or_row.get("not_pinned")
+        return f"not pinned ({why})" if why else "not pinned"
+    text = f"CPU {_cpus(p['cpus'])}: pid {', '.join(map(str, p['pids'])) or 'none'}"
+    if p.get("failed"):
+        text += f"; NOT pinned: {', '.join(p['failed'])}"
+    return text
+
+
+def implementations(meta) -> list[str]:
+    """The Implementations section: version, description, how it ran, what was pinned."""
+    infos = meta.get("implementations")
+    if not infos:
+        return []
+    out = ["## Implementations", "",
+           "| impl | version | description | server | workers | pinned (process tree) |",
+           "|---|---|---|---|---|---|"]
+    for name in meta["impls"]:
+        i = infos.get(name, {})
+        if i.get("kind") == "url":
+            server = f"--url {i.get('url')}" + (f", pid {i['pid']}" if i.get("pid") else ", no PID")
+            if i.get("affinity_restored") is not None:
+                server += (f"; affinity restored to CPU {_cpus(i.get('affinity_after'))}"
+                           if i["affinity_restored"] else "; affinity NOT fully restored")
+            if i.get("pid_note"):
+                server += f" ({i['pid_note']})"
+        else:
+            server = f"started, pid {i['pid']}" if i.get("pid") else "started per scenario (TLS instances)"
+        workers = i.get("workers")
+        workers = f"{workers} ({i.get('workers_note', '')})" if workers else f"{NA} ({i.get('workers_note', '')})"
+        pinned = _pinned(i) if "pinned" in i or "not_pinned" in i else "per scenario (Details)"
+        out.append(f"| {name} | {i.get('version', '?')} | `{i.get('description', '?')}` | {server} | "
+                   f"{workers} | {pinned} |")
+    engines = meta.get("engines") or {}
+    out += ["", "Figures and their engines: " + "; ".join(f"**{k}**: {v}" for k, v in engines.items()) + ".", ""]
+    return out
+
+
 def markdown(data) -> str:
     meta = data["meta"]
     rows, impls, scenarios = _index(data)
     base = meta["baseline"]
+    described = bool(meta.get("implementations"))
+    pinning = ("wrk pinned to CPU " + _cpus(meta["client_cpus"]) + " (taskset); each server's process tree "
+               "to CPU " + _cpus(meta["server_cpus"]) + " only where its PID is known (see Implementations)"
+               if described else
+               f"server pinned to CPU {_cpus(meta['server_cpus'])}, wrk to CPU {_cpus(meta['client_cpus'])}")
     out = [f"# Squall load run {meta['date']}", "",
-           f"CPU: {meta['cpu_model']} ({meta['cpus']} CPUs); server pinned to CPU "
-           f"{','.join(map(str, meta['server_cpus']))}, wrk to CPU "
-           f"{','.join(map(str, meta['client_cpus']))}; {meta['duration_s']:g} s per run, "
+           f"CPU: {meta['cpu_model']} ({meta['cpus']} CPUs); {pinning}; {meta['duration_s']:g} s per run, "
            f"median of {meta['repeat']}; {meta['connections']} connections unless stated; "
-           f"{meta['threads']} wrk thread(s); {meta['workers']} server worker(s); "
-           f"{meta['wrk']}.", "",
+           f"{meta['threads']} wrk thread(s); "
+           + ("" if described else f"{meta['workers']} server worker(s); ")
+           + f"{meta['wrk']}.", "",
            f"Ratios are to **{base}** (×1.00); for memory, lower KiB per connection is "
            f"better and the ratio is baseline/impl (so >1 is better everywhere). "
            f"**C** = client-bound (wrk's core ≥ 90% busy: the server may be faster than "
            f"shown; compare req per server-CPU-second). **FAILED** = socket errors or "
-           f"non-2xx responses.", "",
+           f"non-2xx responses. **n/a** = not measured, with the reason below the tables.", "",
            f"Load average at start / end: {(meta.get('loadavg_start') or [0])[0]:.1f} / "
            f"{(meta.get('loadavg_end') or [0])[0]:.1f} on {meta['cpus']} CPUs; \"other\" in Details is the "
            f"share of the server's and wrk's cores that other processes used "
            f"during the run (noise).", "",
+           *implementations(meta),
            "## Throughput (requests/s; memory: KiB per idle connection)", "",
            "| scenario | " + " | ".join(impls) + " |",
            "|---|" + "---:|" * len(impls)]
@@ -92,7 +152,7 @@ def markdown(data) -> str:
             ratio = _ratio(r, rows.get((sc, base)), lower_is_better=lower)
             txt = _fmt_num(r["value"], 1 if lower else 0)
             if ratio is not None:
-                txt += f" (×{ratio:.2f})"
+                txt += f" ({_fmt_ratio(ratio)})"
             if r.get("client_bound"):
                 txt += " C"
             if r["status"] == "FAILED":
@@ -109,11 +169,11 @@ def markdown(data) -> str:
         for impl in impls:
             r = rows.get((sc, impl))
             if not r or r["status"] == "n/a" or r.get("rps_per_server_cpu_s") is None:
-                cells.append("n/a" if r and r["status"] == "n/a" else "–")
+                cells.append(NA if r and (r["status"] == "n/a" or "requests" in r) else "–")
                 continue
             ratio = _ratio(r, rows.get((sc, base)), key="rps_per_server_cpu_s")
             cells.append(_fmt_num(r["rps_per_server_cpu_s"])
-                         + (f" (×{ratio:.2f})" if ratio is not None else ""))
+                         + (f" ({_fmt_ratio(ratio)})" if ratio is not None else ""))
         out.append(f"| {sc} | " + " | ".join(cells) + " |")
 
     out += ["", "## Details", "",
@@ -146,7 +206,7 @@ def markdown(data) -> str:
                 f"| {_fmt_ms(lat.get('p50'))} | {_fmt_ms(lat.get('p90'))} "
                 f"| {_fmt_ms(lat.get('p99'))} | {_fmt_ms(lat.get('p99.9'))} "
                 f"| {_fmt_num(r.get('server_cpu_s'), 2)} | {_fmt_num(r.get('rps_per_server_cpu_s'))} "
-                f"| {_fmt_bytes((r.get('peak_rss_kb') or 0) * 1024) if r.get('peak_rss_kb') else '–'} "
+                f"| {_fmt_bytes(r['peak_rss_kb'] * 1024) if r.get('peak_rss_kb') is not None else NA} "
                 f"| {r['client_cpu_util']:.0%}{' C' if r['client_bound'] else ''} "
                 f"| {_fmt_pct(r.get('foreign_cpu_share'))} "
                 f"| {e['connect']}/{e['read']}/{e['write']}/{e['timeout']} | {e['status']} |")
@@ -158,6 +218,19 @@ def markdown(data) -> str:
     if na:
         out += ["", "## Not applicable", ""]
         out += [f"- {r['impl']} / {r['scenario']}: {r.get('reason', '')}" for r in na]
+    unmeasured = {}   # (impl, reason) -> (figures, scenarios), in first-seen order
+    for r in data["results"]:
+        for fig, why in (r.get("unmeasured") or {}).items():
+            figs, scs = unmeasured.setdefault((r["impl"], why), ({}, {}))
+            figs[FIGURES.get(fig, fig)] = scs[r["scenario"]] = None
+    if unmeasured:
+        out += ["", "## Not measured (n/a figures)", ""]
+        for (impl, why), (figs, scs) in unmeasured.items():
+            out.append(f"- {impl}: {', '.join(figs)} ({', '.join(scs)}): {why}")
+    pins = [r for r in data["results"] if r.get("instance")]
+    if pins:
+        out += ["", "## Instances started per scenario", ""]
+        out += [f"- {r['impl']} / {r['scenario']}: {r['instance']}, {_pinned(r)}" for r in pins]
     out.append("")
     return "\n".join(out)
 

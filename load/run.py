@@ -1,27 +1,26 @@
 #!/usr/bin/python3
-"""Squall load runner: starts implementations of the server contract, runs the wrk
-scenarios against each, and writes JSON, a Markdown table (ratios to a baseline) and
-PNG plots into load/results/<date>/.
+"""Squall load runner: starts implementations of the server contract (descriptions read by
+the conformance registry) and measures servers the user started (--url), runs the wrk
+scenarios against each, and writes JSON, a Markdown table (ratios to a baseline) and PNG
+plots into load/results/<date>/.
 
     /usr/bin/python3 load/run.py --impl reference,tornado,aiohttp,nginx,h2o
-    /usr/bin/python3 load/run.py --url http://127.0.0.1:8888 --server-pid 1234
-    /usr/bin/python3 load/run.py --impl reference,tornado --scenario plaintext,json \
-        --duration 5 --repeat 3 --baseline tornado
+    /usr/bin/python3 load/run.py --impl reference,nginx,path/to/mine.toml --scenario plaintext
+    /usr/bin/python3 load/run.py --impl reference --url mine=http://127.0.0.1:8888 --server-pid mine=1234
     /usr/bin/python3 load/run.py --impl reference,nginx --scenario tls --duration 3
 
-See load/README.md. Every figure is read from wrk's done() hook (one JSON line) and
-from /proc; nothing is scraped from wrk's text output.
+See load/README.md. Every figure is read from wrk's done() hook (one JSON line) and from
+/proc; nothing is scraped from wrk's text output. A figure that could not be measured is
+None in the JSON and "n/a" in the tables, with the reason beside it ("unmeasured").
 """
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as dt
 import http.client
 import json
 import os
 import platform
-import shutil
 import signal
 import ssl
 import subprocess
@@ -29,17 +28,18 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import impls  # noqa: E402  (puts conformance/ on sys.path)
 import procstat  # noqa: E402
 import report  # noqa: E402
 from scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS, Scenario  # noqa: E402
+from squall_conformance import launch, registry  # noqa: E402
 
 WRK = "/usr/bin/wrk"
-ALL_IMPLS = ["reference", "tornado", "aiohttp", "nginx", "h2o", "bare"]
-MAKE_CERTS = os.path.join(os.path.dirname(HERE), "reference", "tests", "tls", "make_certs.sh")
-_certs_dir = None
+DEFAULT_IMPLS = "reference,tornado"
 
 
 def log(msg: str) -> None:
@@ -47,22 +47,6 @@ def log(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- pre-flight
-
-def certs_dir() -> str:
-    """The TLS scenarios' certificates (a CA, and a server certificate for 127.0.0.1 and
-    localhost), generated with openssl on first use by make_certs.sh; removed at exit."""
-    global _certs_dir
-    if _certs_dir is None:
-        path = tempfile.mkdtemp(prefix="squall-load-certs-")
-        atexit.register(shutil.rmtree, path, True)
-        subprocess.run(["/bin/sh", MAKE_CERTS, path], check=True, stdout=subprocess.DEVNULL)
-        # nginx's master reads them before dropping privileges; be readable anyway.
-        os.chmod(path, 0o755)
-        for name in os.listdir(path):
-            os.chmod(os.path.join(path, name), 0o644)
-        _certs_dir = path
-    return _certs_dir
-
 
 def preflight(host: str, port: int, sc: Scenario, tls: ssl.SSLContext | None = None) -> str | None:
     """One request the scenario's way; None if it is served as the contract says, else
@@ -174,157 +158,255 @@ def run_memory(host: str, port: int, server_pid: int | None, connections: int,
     }
 
 
+# --------------------------------------------------------------------------- targets
+
+@dataclass
+class Target:
+    """One server being measured: an instance the harness started from a description, or a
+    server the user started (--url)."""
+    name: str
+    desc: object                      # registry.Description
+    host: str | None
+    port: int | None
+    scheme: str = "http"
+    pid: int | None = None            # root of the process tree measured and pinned
+    ca: str | None = None             # validate its certificate against this (None: do not)
+    started: bool = False             # by the harness; False: --url
+    no_pid_reason: str = ""           # why there is no PID (then nothing is pinned or read from /proc)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def tls_context(self):
+        if self.scheme != "https":
+            return None
+        return ssl.create_default_context(cafile=self.ca) if self.ca else launch.client_context(None)
+
+
+def pin(target: Target, args) -> dict | None:
+    """Pin the target's process tree to the server CPUs; what was pinned (None: no PID)."""
+    if not target.pid:
+        return None
+    p = procstat.pin(target.pid, args.server_cpus)
+    if p["failed"]:
+        log(f"  {target.name}: could not pin {', '.join(f'{k} ({v})' for k, v in p['failed'].items())}")
+    return p
+
+
+def pin_text(p: dict | None, why: str) -> str:
+    if p is None:
+        return f"not pinned ({why})"
+    return (f"CPU {','.join(map(str, p['cpus']))}: pids {', '.join(map(str, p['pids'])) or 'none'}"
+            + (f"; NOT pinned: {', '.join(p['failed'])}" if p["failed"] else ""))
+
+
+def base_row(target: Target, sc: Scenario) -> dict:
+    return {"impl": target.name, "scenario": sc.name, "description": sc.description}
+
+
+def not_measured_row(target: Target, sc: Scenario, why: str) -> dict:
+    return {**base_row(target, sc), "status": "n/a", "reason": why}
+
+
 # --------------------------------------------------------------------------- one scenario
 
-def measure(target: dict, sc: Scenario, args, repeat: int) -> dict:
-    if not args.url:
-        import impls  # noqa: E402
-        why = impls.unserved(target["name"], sc.name)
-        if why:
-            return {"impl": target["name"], "scenario": sc.name, "description": sc.description,
-                    "status": "n/a", "reason": why}
+def measure(target: Target, sc: Scenario, args) -> dict:
+    why = impls.unserved(target.desc, sc)
+    if why:
+        return not_measured_row(target, sc, why)
+    if not target.started:
+        # A --url server is measured at its URL only: its scheme decides which group it is in.
+        if sc.tls and target.scheme != "https":
+            return not_measured_row(target, sc, "a --url server is measured at its URL only (http://): "
+                                    "give a description file with [server] tls for a TLS instance")
+        if not sc.tls and target.scheme == "https":
+            return not_measured_row(target, sc, "a --url server is measured at its URL only (https://): "
+                                    "plain-HTTP scenarios need an http:// URL")
+        return measure_on(target, sc, args)
     if sc.tls:
-        return measure_tls(target, sc, args, repeat)
-    return measure_on(target, sc, args, repeat)
+        return measure_tls(target, sc, args)
+    return measure_on(target, sc, args)
 
 
-def measure_tls(target: dict, sc: Scenario, args, repeat: int) -> dict:
-    """A TLS scenario: against a TLS instance of the implementation, started for it."""
-    name = target["name"]
-    row = {"impl": name, "scenario": sc.name, "description": sc.description}
-    if args.url:
-        row.update(status="n/a", reason="TLS scenarios need a server the harness starts (not --url)")
-        return row
-    import impls  # noqa: E402
+def measure_tls(target: Target, sc: Scenario, args) -> dict:
+    """A TLS scenario: against a TLS instance of the implementation, started for it with
+    conformance's test certificates (validated against their CA)."""
+    tls = impls.test_tls()
+    server = impls.start(target.desc, workers=args.workers, squall_bin=args.squall_bin, tls=tls)
     try:
-        server = impls.start_tls(name, certs_dir(), workers=args.workers)
-    except impls.NoTLS as e:
-        row.update(status="n/a", reason=str(e))
+        t = Target(target.name, target.desc, server.host, server.port, "https", server.pid, tls.cafile, True)
+        log(f"  {t.name:<10} {sc.name:<17} TLS instance on {server.host}:{server.port}, pid {server.pid}")
+        pin(t, args)
+        warm_up(t, BY_NAME["tls_plaintext"], args)
+        row = measure_on(t, sc, args)
+        row["instance"] = f"TLS instance, pid {server.pid}"
         return row
-    try:
-        tls_target = {"name": name, "host": server.host, "port": server.port, "pid": server.pid,
-                      "scheme": "https", "ca": os.path.join(certs_dir(), "ca.pem")}
-        log(f"  {name:<10} {sc.name:<17} TLS instance on {server.host}:{server.port}, pid {server.pid}")
-        if server.pid:
-            procstat.pin(server.pid, args.server_cpus)
-        if args.warmup > 0:
-            try:
-                run_wrk(f"https://{server.host}:{server.port}", BY_NAME["tls_plaintext"], args.warmup,
-                        args.connections, args.threads, args.client_cpus, args.timeout)
-            except Exception as e:  # the measurement will say what is wrong
-                log(f"  {name:<10} {sc.name:<17} warm-up failed: {e}")
-        return measure_on(tls_target, sc, args, repeat)
     finally:
         server.stop()
 
 
-def measure_on(target: dict, sc: Scenario, args, repeat: int) -> dict:
-    host, port, pid = target["host"], target["port"], target.get("pid")
-    scheme = target.get("scheme", "http")
-    row = {"impl": target["name"], "scenario": sc.name, "description": sc.description}
-    tls = ssl.create_default_context(cafile=target["ca"]) if scheme == "https" else None
-    why = preflight(host, port, sc, tls)
+def warm_up(target: Target, sc: Scenario, args) -> None:
+    if args.warmup <= 0:
+        return
+    why = impls.unserved(target.desc, sc) or preflight(target.host, target.port, sc, target.tls_context())
+    if why:
+        log(f"  {target.name:<10} warm-up skipped: {why}")
+        return
+    log(f"  {target.name:<10} warm-up {args.warmup:g}s ({sc.name})")
+    try:
+        run_wrk(target.url, sc, args.warmup, args.connections, args.threads, args.client_cpus, args.timeout)
+    except Exception as e:  # the scenarios will say what is wrong
+        log(f"  {target.name:<10} warm-up failed: {e}")
+
+
+def measure_on(target: Target, sc: Scenario, args) -> dict:
+    host, port, pid = target.host, target.port, target.pid
+    row = base_row(target, sc)
+    why = preflight(host, port, sc, target.tls_context())
     if why:
         row.update(status="n/a", reason=why)
         return row
+    no_pid = target.no_pid_reason or "no server PID"
     if sc.name == "memory":
+        if not pid:
+            row.update(status="n/a", reason=f"the memory scenario reads the server's RSS from /proc: {no_pid}")
+            return row
+        pinned = pin(target, args)
         n = args.idle_connections
-        if pid:
-            procstat.pin(pid, args.server_cpus)
         # Measured once, whatever --repeat says: allocators keep memory that was freed, so a
         # second run against the same server finds it already held and reports ~0 growth.
         # Only the first run measures what an idle connection costs (the server has served
         # the other scenarios before, at most 1,000 connections: below this one's 10,000).
         m = run_memory(host, port, pid, n, args.client_cpus, max(60.0, n / 100))
-        log(f"  {target['name']:<10} memory      run 1/1 (not repeated): {m['opened']}/{n} held, "
+        log(f"  {target.name:<10} memory      run 1/1 (not repeated): {m['opened']}/{n} held, "
             f"{m['rss_per_connection_kb']} KiB/connection")
-        row.update(m, status="ok" if m["failed"] == 0 else "FAILED",
-                   value=m["rss_per_connection_kb"], unit="KiB/conn",
-                   runs=[m["rss_per_connection_kb"]])
+        row.update(m, status="ok" if m["failed"] == 0 else "FAILED", engine="idle_connections.py + /proc",
+                   value=m["rss_per_connection_kb"], unit="KiB/conn", runs=[m["rss_per_connection_kb"]],
+                   pinned=pinned, server_pids=procstat.tree(pid))
         if m["failed"]:
             row["reason"] = f"{m['failed']} of {n} connections failed"
         return row
 
     connections = sc.connections or args.connections
-    runs = []
-    for i in range(repeat):
+    runs, pinned = [], None
+    cpus = args.server_cpus | args.client_cpus
+    for i in range(args.repeat):
         if pid:
-            procstat.pin(pid, args.server_cpus)  # again: catches workers started late
+            pinned = pin(target, args)  # again: catches workers started late
             procstat.reset_peak_rss(pid)
             cpu0 = procstat.cpu_seconds(pid)
-        busy0 = procstat.cpu_busy_seconds(args.server_cpus | args.client_cpus)
-        r = run_wrk(f"{scheme}://{host}:{port}", sc, args.duration, connections, args.threads,
-                    args.client_cpus, args.timeout)
+        busy0 = procstat.cpu_busy_seconds(cpus)
+        r = run_wrk(target.url, sc, args.duration, connections, args.threads, args.client_cpus, args.timeout)
         if r["requests"] == 0 and not any(r["errors"].values()):
             # Nothing completed and nothing failed: on a saturated machine a short window
             # (CI's 1 s runs, a TLS handshake per request) can pass before the first answer.
             # One longer run tells a starved client from a server that does not answer.
-            log(f"  {target['name']:<10} {sc.name:<17} run {i + 1}/{repeat}: no request completed in "
+            log(f"  {target.name:<10} {sc.name:<17} run {i + 1}/{args.repeat}: no request completed in "
                 f"{args.duration:g}s and no error: running it once more for {args.duration * 3:g}s")
             if pid:
                 cpu0 = procstat.cpu_seconds(pid)
-            busy0 = procstat.cpu_busy_seconds(args.server_cpus | args.client_cpus)
-            r = run_wrk(f"{scheme}://{host}:{port}", sc, args.duration * 3, connections, args.threads,
-                        args.client_cpus, args.timeout)
-        busy = procstat.cpu_busy_seconds(args.server_cpus | args.client_cpus) - busy0
+            busy0 = procstat.cpu_busy_seconds(cpus)
+            r = run_wrk(target.url, sc, args.duration * 3, connections, args.threads, args.client_cpus,
+                        args.timeout)
+        busy = procstat.cpu_busy_seconds(cpus) - busy0
         if pid:
             r["server_cpu_s"] = round(procstat.cpu_seconds(pid) - cpu0, 3)
             r["peak_rss_kb"] = procstat.peak_rss_kb(pid)
             # CPU time other processes took on the server's and wrk's cores during the
             # run, as a share of those cores' capacity: > ~0.1 means the machine was not quiet.
             r["foreign_cpu_share"] = round(max(0.0, busy - r["server_cpu_s"] - r["wrk_cpu_s"])
-                                           / r["wrk_wall_s"] / len(args.server_cpus | args.client_cpus), 3)
+                                           / r["wrk_wall_s"] / len(cpus), 3)
         secs = r["duration_us"] / 1e6
         r["rps"] = r["requests"] / secs if secs else 0.0
         r["transfer_bytes_per_s"] = r["bytes"] / secs if secs else 0.0
         r["socket_errors"] = sum(v for k, v in r["errors"].items() if k != "status")
         r["non_2xx"] = r["errors"]["status"]
         runs.append(r)
-        log(f"  {target['name']:<10} {sc.name:<17} run {i + 1}/{repeat}: {r['rps']:>10,.0f} req/s"
-            f"  server cpu {r.get('server_cpu_s', float('nan')):.2f}s"
-            f"  wrk cpu {r['client_cpu_util']:.0%}"
+        log(f"  {target.name:<10} {sc.name:<17} run {i + 1}/{args.repeat}: {r['rps']:>10,.0f} req/s"
+            + (f"  server cpu {r['server_cpu_s']:.2f}s" if "server_cpu_s" in r else f"  server cpu n/a ({no_pid})")
+            + f"  wrk cpu {r['client_cpu_util']:.0%}"
             + (f"  other load {r['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in r else "")
             + (f"  ERRORS {r['errors']}" if r["socket_errors"] or r["non_2xx"] else ""))
     # The median run (by requests/s) stands for the scenario; errors in any run fail it.
     med = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
     failed = [r for r in runs if r["socket_errors"] or r["non_2xx"] or r["requests"] == 0]
+    server_cpu = med.get("server_cpu_s")
+    unmeasured = {}
+    if not pid:
+        for k in ("server_cpu_s", "rps_per_server_cpu_s", "peak_rss_kb", "foreign_cpu_share"):
+            unmeasured[k] = f"{no_pid}: nothing read from /proc"
+    elif not server_cpu:
+        unmeasured["rps_per_server_cpu_s"] = "the server's CPU time was below /proc's resolution (0.01 s)"
+    if not sc.latency_meaningful:
+        unmeasured["latency_us"] = "wrk records one latency sample per pipelined batch: no percentiles"
     row.update(
         status="FAILED" if failed else "ok",
+        engine="wrk",
         connections=connections,
         requests=med["requests"], duration_s=round(med["duration_us"] / 1e6, 3),
         rps=round(med["rps"], 1), value=round(med["rps"], 1), unit="req/s",
         transfer_bytes_per_s=round(med["transfer_bytes_per_s"]),
         latency_us=med["latency_us"] if sc.latency_meaningful else None,
         errors=med["errors"], socket_errors=med["socket_errors"], non_2xx=med["non_2xx"],
-        server_cpu_s=med.get("server_cpu_s"), peak_rss_kb=med.get("peak_rss_kb"),
-        rps_per_server_cpu_s=(round(med["requests"] / med["server_cpu_s"], 1)
-                              if med.get("server_cpu_s") else None),
+        server_cpu_s=server_cpu, peak_rss_kb=med.get("peak_rss_kb"),
+        rps_per_server_cpu_s=round(med["requests"] / server_cpu, 1) if server_cpu else None,
         client_cpu_util=med["client_cpu_util"],
         client_bound=med["client_cpu_util"] >= args.client_bound_threshold,
         foreign_cpu_share=med.get("foreign_cpu_share"),
+        pinned=pinned, server_pids=procstat.tree(pid) if pid else None,
+        unmeasured=unmeasured,
         runs=[{"rps": round(r["rps"], 1), "errors": r["errors"],
                "server_cpu_s": r.get("server_cpu_s"), "client_cpu_util": r["client_cpu_util"],
                "foreign_cpu_share": r.get("foreign_cpu_share")}
               for r in runs],
     )
+    if not pid:
+        row["not_pinned"] = no_pid
     if failed:
         row["reason"] = "; ".join(f"run {runs.index(r) + 1}: errors {r['errors']}" for r in failed)
     return row
 
 
-# --------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------- arguments
+
+@dataclass
+class Spec:
+    """An implementation named on the command line: a description to start, or a URL."""
+    name: str
+    desc: object
+    url: str | None = None
+    pid: int | None = None
+    pid_note: str = ""
+
+
+def _named(text: str):
+    """"NAME=VALUE" -> (NAME, VALUE); "VALUE" -> (None, VALUE). A URL's own '=' (in a query)
+    is not taken for the separator."""
+    name, sep, value = text.partition("=")
+    if sep and name and not any(c in name for c in ":/?"):
+        return name, value
+    return None, text
+
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Squall load runner (see load/README.md)")
-    ap.add_argument("--impl", default="reference,tornado",
-                    help=f"comma-separated, from {','.join(ALL_IMPLS)} (default reference,tornado)")
-    ap.add_argument("--url", help="measure a server you started (http://127.0.0.1:PORT) instead")
-    ap.add_argument("--server-pid", type=int, help="with --url: its PID, for CPU/RSS and pinning")
-    ap.add_argument("--name", default="url", help="with --url: the name in the report")
+    ap.add_argument("--impl", help="comma-separated descriptions: built-in names ("
+                    + ", ".join(impls.builtin_names()) + ") or paths to description files "
+                    f"(default {DEFAULT_IMPLS}, unless --url is given)")
+    ap.add_argument("--url", action="append", default=[], metavar="[NAME=]URL",
+                    help="also measure a server you started (http://127.0.0.1:PORT); repeatable")
+    ap.add_argument("--server-pid", action="append", default=[], metavar="[NAME=]PID",
+                    help="the PID of a --url server, for CPU/RSS and pinning (NAME= may be left out "
+                    "with a single --url); its CPU affinity is restored after the run")
+    ap.add_argument("--name", default="url", help="the name of a --url given without NAME= (default url)")
+    ap.add_argument("--squall-bin", default=os.environ.get("SQUALL_BIN") or registry.DEFAULT_SQUALL_BIN,
+                    help="where Squall's programs are built ({squall_bin} in descriptions; default "
+                    "$SQUALL_BIN or build/release/reference)")
     ap.add_argument("--scenario", default="all",
                     help="comma-separated, from " + ",".join(s.name for s in SCENARIOS + TLS_SCENARIOS)
                     + "; 'all' = every non-TLS scenario, 'tls' = the TLS ones")
-    ap.add_argument("--duration", type=int, default=5.0, help="seconds per run (default 5)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
     ap.add_argument("--connections", type=int, default=64,
                     help="wrk connections for scenarios without a fixed count (default 64)")
     ap.add_argument("--many-connections", type=int, default=1000,
@@ -332,10 +414,11 @@ def parse_args(argv=None):
     ap.add_argument("--idle-connections", type=int, default=10000,
                     help="connections the memory scenario holds (default 10000)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    ap.add_argument("--workers", type=int, default=1, help="server processes/threads (default 1)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="server workers, for descriptions with [server] workers (default 1)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per scenario; the median is kept")
-    ap.add_argument("--warmup", type=int, default=2.0, help="seconds of warm-up per impl (0: none)")
-    ap.add_argument("--timeout", type=int, default=5.0, help="wrk's per-request timeout, seconds")
+    ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per impl (0: none)")
+    ap.add_argument("--timeout", type=int, default=5, help="wrk's per-request timeout, seconds")
     ap.add_argument("--baseline", help="impl the ratios are relative to (default: the first)")
     ap.add_argument("--server-cpu", default="0", help="CPUs for the server (default 0)")
     ap.add_argument("--client-cpu", default="1", help="CPUs for wrk (default 1)")
@@ -344,8 +427,15 @@ def parse_args(argv=None):
     ap.add_argument("--out", help="output directory (default load/results/<date>)")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
-    args.server_cpus = procstat.parse_cpu_list(args.server_cpu)
-    args.client_cpus = procstat.parse_cpu_list(args.client_cpu)
+    for opt in ("duration", "repeat", "threads", "workers", "connections", "timeout"):
+        if getattr(args, opt) < 1:
+            ap.error(f"--{opt} must be at least 1")
+    args.squall_bin = os.path.abspath(args.squall_bin)
+    try:
+        args.server_cpus = procstat.parse_cpu_list(args.server_cpu)
+        args.client_cpus = procstat.parse_cpu_list(args.client_cpu)
+    except ValueError as e:
+        ap.error(f"CPU list: {e}")
     groups = {"all": SCENARIOS, "tls": TLS_SCENARIOS}
     names = [s.strip() for s in args.scenario.split(",") if s.strip()]
     unknown = [s for s in names if s not in BY_NAME and s not in groups]
@@ -359,13 +449,62 @@ def parse_args(argv=None):
     for sc in args.scenarios:
         if sc.name == "many_connections":
             sc.connections = args.many_connections
-    if args.url:
-        args.impls = [args.name]
-    else:
-        args.impls = [i.strip() for i in args.impl.split(",") if i.strip()]
-        unknown = [i for i in args.impls if i not in ALL_IMPLS]
-        if unknown:
-            ap.error(f"unknown implementation(s) {unknown}")
+
+    specs: list[Spec] = []
+    impl_list = args.impl if args.impl is not None else ("" if args.url else DEFAULT_IMPLS)
+    for item in (i.strip() for i in impl_list.split(",")):
+        if item:
+            try:
+                desc = impls.resolve(item)
+            except registry.DescriptionError as e:
+                ap.error(str(e))
+            specs.append(Spec(desc.name, desc))
+    for text in args.url:
+        name, url = _named(text)
+        name = name or args.name
+        u = urllib.parse.urlsplit(url)
+        try:
+            port = u.port
+        except ValueError:
+            port = None
+        if u.scheme not in ("http", "https") or not u.hostname or not port or u.path not in ("", "/"):
+            ap.error(f"--url {text}: give the server's root URL, http://HOST:PORT or https://HOST:PORT")
+        try:
+            desc = registry.from_url(name, f"{u.scheme}://{u.hostname}:{port}")
+        except registry.DescriptionError as e:
+            ap.error(str(e))
+        specs.append(Spec(name, desc, url=f"{u.scheme}://{u.hostname}:{port}"))
+    if not specs:
+        ap.error("nothing to measure: give --impl and/or --url")
+    seen = set()
+    for s in specs:
+        if s.name in seen:
+            ap.error(f"two implementations are named {s.name!r}: the report needs distinct names "
+                     "(--url OTHERNAME=URL)")
+        seen.add(s.name)
+    urls = [s for s in specs if s.url]
+    for text in args.server_pid:
+        name, value = _named(text)
+        if name is None:
+            if len(urls) != 1:
+                ap.error(f"--server-pid {text}: say which --url it is (--server-pid NAME=PID)")
+            name = urls[0].name
+        spec = next((s for s in specs if s.name == name), None)
+        if spec is None or not spec.url:
+            ap.error(f"--server-pid {text}: {name!r} is not a --url server "
+                     "(the harness knows the PIDs of what it starts)")
+        if not value.isdigit() or int(value) <= 0 or not os.path.exists(f"/proc/{value}"):
+            ap.error(f"--server-pid {text}: no process {value!r}")
+        spec.pid = int(value)
+        port = urllib.parse.urlsplit(spec.url).port
+        ports = procstat.listening_ports(spec.pid)
+        if ports is None:
+            spec.pid_note = f"not checked that pid {spec.pid} listens on port {port} (its fds are unreadable)"
+        elif port not in ports:
+            ap.error(f"--server-pid {text}: process {spec.pid} and its children do not listen on port {port} "
+                     f"(they listen on {', '.join(map(str, sorted(ports))) or 'no TCP port'})")
+    args.specs = specs
+    args.impls = [s.name for s in specs]
     args.baseline = args.baseline or args.impls[0]
     if args.baseline not in args.impls:
         ap.error(f"--baseline {args.baseline} is not among {args.impls}")
@@ -377,88 +516,131 @@ def wrk_version() -> str:
     return (p.stdout + p.stderr).splitlines()[0].strip() if (p.stdout + p.stderr) else "?"
 
 
+# --------------------------------------------------------------------------- one implementation
+
+def implementation_info(spec: Spec, args) -> dict:
+    """What the reports say about an implementation before it is measured."""
+    d = spec.desc
+    info = {"name": spec.name, "title": d.title, "description": d.source,
+            "version": impls.version(d, args.squall_bin), "kind": "url" if spec.url else "started"}
+    if spec.url:
+        info.update(url=spec.url, pid=spec.pid, workers=None,
+                    workers_note="not started by the harness: its own setting")
+        if spec.pid_note:
+            info["pid_note"] = spec.pid_note
+    else:
+        used = impls.workers_used(d, args.workers)
+        info.update(workers=used, workers_note=(f"--workers {args.workers}" if d.server.workers is not None
+                                                else f"one process: no [server] workers in {d.source}"))
+    return info
+
+
+def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
+    """Start (or attach to) one implementation, measure every scenario, stop it; a --url
+    server's CPU affinity is put back as it was."""
+    name = spec.name
+    server, saved, target = None, None, None
+    try:
+        if spec.url:
+            u = urllib.parse.urlsplit(spec.url)
+            target = Target(name, spec.desc, u.hostname, u.port, u.scheme, spec.pid, None, False,
+                            "" if spec.pid else "a --url server without --server-pid")
+            if spec.pid:
+                saved = procstat.affinity(spec.pid)
+                info["affinity_before"] = sorted(saved.get(spec.pid, set()))
+        elif all(sc.tls for sc in args.scenarios):
+            # TLS scenarios start their own TLS instance: no plain one needed.
+            target = Target(name, spec.desc, None, None, started=True)
+        else:
+            log(f"{name}: starting ({info['workers']} worker(s): {info['workers_note']})")
+            server = impls.start(spec.desc, workers=args.workers, squall_bin=args.squall_bin)
+            target = Target(name, spec.desc, server.host, server.port, pid=server.pid, started=True)
+            info.update(url=server.url, pid=server.pid, argv=server.argv)
+            log(f"{name}: listening on {server.host}:{server.port}, pid {server.pid}")
+        if target.host:
+            p = pin(target, args)
+            info["pinned"] = p
+            if p is None:
+                info["not_pinned"] = target.no_pid_reason
+            info["server_pids"] = procstat.tree(target.pid) if target.pid else None
+            log(f"{name}: {pin_text(p, target.no_pid_reason)}")
+            warm_up(target, BY_NAME["plaintext"] if target.scheme == "http" else BY_NAME["tls_plaintext"], args)
+        for sc in args.scenarios:
+            try:
+                row = measure(target, sc, args)
+            except Exception as e:
+                row = {**base_row(target, sc), "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"}
+            if row["status"] == "n/a":
+                log(f"  {name:<10} {sc.name:<17} n/a: {row['reason']}")
+            elif row["status"] == "FAILED":
+                log(f"  {name:<10} {sc.name:<17} *** FAILED ***: {row.get('reason')}")
+            rows.append(row)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        log(f"{name}: *** FAILED to start or run ***: {e.__class__.__name__}: {e}")
+        for sc in args.scenarios:
+            if not any(r["impl"] == name and r["scenario"] == sc.name for r in rows):
+                rows.append({"impl": name, "scenario": sc.name, "description": sc.description,
+                             "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"})
+    finally:
+        if server is not None:
+            server.stop()
+        if saved is not None:
+            r = procstat.restore_affinity(spec.pid, saved)
+            info["affinity_restored"] = not r["failed"]
+            info["affinity_after"] = (sorted(os.sched_getaffinity(spec.pid))
+                                      if os.path.exists(f"/proc/{spec.pid}") else None)
+            log(f"{name}: CPU affinity of pid {spec.pid} restored to {info['affinity_after']}"
+                + (f" (failed for threads {sorted(r['failed'])})" if r["failed"] else ""))
+
+
+# --------------------------------------------------------------------------- main
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     nofile = procstat.raise_nofile(max(args.idle_connections, args.many_connections) * 2 + 256)
     out_dir = args.out or os.path.join(HERE, "results", dt.date.today().isoformat())
     os.makedirs(out_dir, exist_ok=True)
+    wrk = wrk_version()
     meta = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "cpu_model": procstat.cpu_model(), "cpus": os.cpu_count(),
-        "kernel": platform.release(), "wrk": wrk_version(), "python": platform.python_version(),
+        "kernel": platform.release(), "wrk": wrk, "python": platform.python_version(),
+        "engines": {"wrk": f"{wrk}: requests/s, transfer/s, latency, errors (scenarios/*.lua's done() line)",
+                    "/proc": "server CPU time, peak RSS (VmHWM) and RSS of the server's process tree",
+                    "idle_connections.py + /proc": "memory: idle connections held, server RSS growth per connection"},
         "server_cpus": sorted(args.server_cpus), "client_cpus": sorted(args.client_cpus),
         "duration_s": args.duration, "connections": args.connections,
         "many_connections": args.many_connections, "idle_connections": args.idle_connections,
         "threads": args.threads, "workers": args.workers, "repeat": args.repeat,
         "baseline": args.baseline, "impls": args.impls, "nofile_limit": nofile,
+        "squall_bin": os.path.relpath(args.squall_bin, registry.REPO)
+        if not os.path.relpath(args.squall_bin, registry.REPO).startswith("..") else args.squall_bin,
         "scenarios": {s.name: s.description for s in args.scenarios},
         "loadavg_start": os.getloadavg(),
-        "reference_bin": os.environ.get("SQUALL_REFERENCE_BIN") or "build/release/reference/squall-contract-app",
-        **({"bare_bin": os.environ.get("SQUALL_BARE_BIN") or "build/release/reference/squall-bare-server"}
-           if "bare" in args.impls else {}),
         "command": " ".join([os.path.relpath(sys.argv[0])] + (argv or sys.argv[1:])),
     }
-    log(f"cpu: {meta['cpu_model']} ({meta['cpus']} cpus); server on cpu {args.server_cpu}, "
-        f"wrk on cpu {args.client_cpu}; {len(args.impls)} impl(s) x {len(args.scenarios)} "
-        f"scenario(s) x {args.repeat} run(s) of {args.duration:g}s -> {out_dir}")
+    meta["implementations"] = {s.name: implementation_info(s, args) for s in args.specs}
+    log(f"cpu: {meta['cpu_model']} ({meta['cpus']} cpus); servers pinned to cpu {args.server_cpu} when "
+        f"their PID is known, wrk to cpu {args.client_cpu}; {len(args.impls)} impl(s) x "
+        f"{len(args.scenarios)} scenario(s) x {args.repeat} run(s) of {args.duration:g}s -> {out_dir}")
+    for s in args.specs:
+        i = meta["implementations"][s.name]
+        log(f"{s.name}: {i['version']} ({i['description']})")
     rows = []
     interrupted = False
-    for name in args.impls:
-        server = None
+    for spec in args.specs:
         try:
-            if args.url:
-                u = urllib.parse.urlsplit(args.url)
-                target = {"name": name, "host": u.hostname, "port": u.port or 80,
-                          "pid": args.server_pid}
-            elif all(sc.tls for sc in args.scenarios):
-                # TLS scenarios start their own TLS instance: no plain one needed.
-                target = {"name": name, "host": None, "port": None, "pid": None}
-            else:
-                import impls  # noqa: E402  (imports conformance/peers lazily)
-                log(f"{name}: starting ({args.workers} worker(s))")
-                server = impls.start(name, workers=args.workers)
-                target = {"name": name, "host": server.host, "port": server.port,
-                          "pid": server.pid}
-                log(f"{name}: listening on {server.host}:{server.port}, pid {server.pid}")
-            if target["pid"]:
-                procstat.pin(target["pid"], args.server_cpus)
-            if args.warmup > 0 and target["port"]:
-                log(f"{name}: warm-up {args.warmup:g}s")
-                try:
-                    run_wrk(f"http://{target['host']}:{target['port']}", BY_NAME["plaintext"],
-                            args.warmup, args.connections, args.threads, args.client_cpus,
-                            args.timeout)
-                except Exception as e:  # the scenarios will say what is wrong
-                    log(f"{name}: warm-up failed: {e}")
-            for sc in args.scenarios:
-                try:
-                    row = measure(target, sc, args, args.repeat)
-                except Exception as e:
-                    row = {"impl": name, "scenario": sc.name, "description": sc.description,
-                           "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"}
-                if row["status"] == "n/a":
-                    log(f"  {name:<10} {sc.name:<17} n/a: {row['reason']}")
-                elif row["status"] == "FAILED":
-                    log(f"  {name:<10} {sc.name:<17} *** FAILED ***: {row.get('reason')}")
-                rows.append(row)
+            run_implementation(spec, args, meta["implementations"][spec.name], rows)
         except KeyboardInterrupt:
             interrupted = True
-        except Exception as e:
-            log(f"{name}: *** FAILED to start or run ***: {e.__class__.__name__}: {e}")
-            for sc in args.scenarios:
-                if not any(r["impl"] == name and r["scenario"] == sc.name for r in rows):
-                    rows.append({"impl": name, "scenario": sc.name, "description": sc.description,
-                                 "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"})
-        finally:
-            if server is not None:
-                server.stop()
-        if interrupted:
             break
 
     meta["loadavg_end"] = os.getloadavg()
     data = {"meta": meta, "results": rows}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(data, f, indent=1)
+        json.dump(data, f, indent=1, allow_nan=False)
     md = report.markdown(data)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(md)
