@@ -1,5 +1,8 @@
-"""Start the server app of an implementation by name (kept for load/, which moves to the
-registry next): a thin layer over squall_conformance.registry and .launch.
+"""Start the server app of an implementation by name: a thin compatibility layer over
+squall_conformance.registry and .launch. load/run.py, load/impls.py and load/client_bench.py
+no longer use it; its one remaining importer is load/reliability/harness.py. New code calls
+launch.start_server(registry.load(NAME_OR_PATH), ...) directly; remove this file when
+nothing imports it.
 
     import peers
     with peers.start("tornado") as srv:     # any description name or path
