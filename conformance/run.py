@@ -51,7 +51,7 @@ def run_server_case(case, target):
     ctx = core.Ctx(server=srv)
     v = linted(call(case, ctx), ctx)
     if srv.alive() and not answers(srv):
-        v = core.fail(f"the server stopped answering after this case (hung or wedged); was: {v.verdict}: {v.reason}")
+        v = core.consequence(f"the server stopped answering after this case (hung or wedged); was: {v.verdict}: {v.reason}")
         if target.can_restart():
             target.restart(case.catch_all)
         else:  # a server given by URL: later cases cannot be judged
@@ -60,7 +60,7 @@ def run_server_case(case, target):
             target.servers.pop(case.catch_all, None)
     elif not srv.alive():
         rc = srv.proc.returncode if srv.proc else None
-        v = core.fail(f"the server process died during the case (exit status {rc}); was: {v.verdict}: {v.reason}")
+        v = core.consequence(f"the server process died during the case (exit status {rc}); was: {v.verdict}: {v.reason}")
         target.restart(case.catch_all)
     return v, ctx
 
@@ -90,7 +90,7 @@ def run_layer_case(case, target):
     v = call(case, ctx)
     dead = target.dead_probes()
     if dead:
-        v = core.fail(f"{', '.join(dead)} died during the case; was: {v.verdict}: {v.reason}")
+        v = core.consequence(f"{', '.join(dead)} died during the case; was: {v.verdict}: {v.reason}")
     return v, ctx
 
 
@@ -110,6 +110,7 @@ def run_case(case, target):
             v, ctx = run_layer_case(case, target)
     except core.DriverError as e:
         v = core.error(str(e))
+    v = core.at_level(case.level, v)
     return {
         "verdict": v.verdict,
         "reason": str(v.reason)[:400],

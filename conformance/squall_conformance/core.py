@@ -26,6 +26,7 @@ AREAS = tuple(LAYER_OF)
 class Verdict:
     verdict: str
     reason: str
+    consequence: bool = False   # a failure that shows harm (smuggling, a hang, a crash): fails at any level
 
 
 def ok(reason="as expected"):
@@ -46,6 +47,20 @@ def na(reason):
 
 def error(reason):
     return Verdict(ERROR, reason)
+
+
+def consequence(reason):
+    """A failure that shows harm done (a smuggled request, a server that hung or died): it
+    fails the case whatever the case's level."""
+    return Verdict(FAIL, reason, consequence=True)
+
+
+def at_level(level, v):
+    """SHOULD and MAY cases never fail (README: an unmet SHOULD/MAY is a warning), unless
+    the failure shows harm done."""
+    if level != "MUST" and v.verdict == FAIL and not v.consequence:
+        return Verdict(WARN, f"{level} not met: {v.reason}")
+    return v
 
 
 def mismatch(level, reason):

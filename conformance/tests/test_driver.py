@@ -43,6 +43,13 @@ class Registry(unittest.TestCase):
         self.assertFalse(should.required_for(both))
 
 
+    def test_should_and_may_never_fail_unless_harm_is_shown(self):
+        self.assertEqual(core.at_level("SHOULD", core.fail("x")).verdict, core.WARN)
+        self.assertEqual(core.at_level("MAY", core.fail("x")).reason, "MAY not met: x")
+        self.assertEqual(core.at_level("SHOULD", core.consequence("SMUGGLED")).verdict, core.FAIL)
+        self.assertEqual(core.at_level("MUST", core.fail("x")).verdict, core.FAIL)
+
+
 class Reports(unittest.TestCase):
     def setUp(self):
         self.cases = [BY_ID[i] for i in ("SYN-005", "loop-callback_fifo", "stream-buffer-close-over-limit")]

@@ -7,7 +7,7 @@
 // per observable event (names and values only: no times, no addresses), so that the
 // trace can be compared with the one Tornado's loop produces for the same scenario
 // (conformance/probes/tornado_loop_probe.py; the expected traces are in
-// conformance/layers/loop_cases.py). Exit status 0 after the scenario, 2 for an unknown
+// conformance/squall_conformance/cases/loop.py). Exit status 0 after the scenario, 2 for an unknown
 // scenario, 1 if the scenario itself failed (an exception escaped it).
 //
 // Tornado's IOLoop.spawn_callback(f) runs f on the next iteration; its translation here

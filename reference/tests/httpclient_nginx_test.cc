@@ -1,6 +1,7 @@
 // Integration tests of squall-fetch (the client adapter, built from AsyncHTTPClient):
-//  - FetchAdapterTest: the contract's JSON object and exit codes, against a raw
-//    one-connection server on 127.0.0.1;
+//  - FetchAdapterTest: the contract's JSON object (the default output; --json is accepted
+//    and ignored), --body-only's body and exit codes, against a raw one-connection server
+//    on 127.0.0.1;
 //  - NginxTest: Debian's nginx (started here on 127.0.0.1 with a temp prefix, `daemon
 //    off;`, stopped by PID) serving a 5 MiB file, a gzip'd chunked response and a
 //    redirect; squall-fetch and curl must get the same bytes;
@@ -155,7 +156,7 @@ TEST(FetchAdapterTest, JsonObjectForAResponse) {
 TEST(FetchAdapterTest, PlainModePrintsBodyAndExitsZeroForNon2xx) {
   TempDir tmp;
   OneShotServer server("HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nbody");
-  EXPECT_EQ(run({fetch_binary(), server.url("/")}, tmp.path() / "out"), 0);
+  EXPECT_EQ(run({fetch_binary(), server.url("/"), "--body-only"}, tmp.path() / "out"), 0);
   EXPECT_EQ(read_file(tmp.path() / "out"), "body");
 }
 
@@ -171,7 +172,7 @@ TEST(FetchAdapterTest, ConnectionRefusedIs599) {
   std::string out = read_file(tmp.path() / "out");
   EXPECT_TRUE(out.starts_with("{\"code\": 599,")) << out;
   EXPECT_NE(out.find("\"error\": \"Connection refused\"}"), std::string::npos) << out;
-  EXPECT_NE(run({fetch_binary(), url}, tmp.path() / "plain"), 0);
+  EXPECT_NE(run({fetch_binary(), url, "--body-only"}, tmp.path() / "plain"), 0);
   EXPECT_NE(read_file(tmp.path() / "plain.err").find("Connection refused"), std::string::npos);
   ::close(fd);
 }
@@ -294,9 +295,10 @@ class NginxTest : public ::testing::Test {
 
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
 
-  // squall-fetch args... and curl args..., each must exit 0; returns both outputs.
+  // squall-fetch args... --body-only and curl args..., each must exit 0; returns both outputs.
   std::pair<std::string, std::string> both(std::vector<std::string> fetch_args, std::vector<std::string> curl_args) {
     fetch_args.insert(fetch_args.begin(), fetch_binary().string());
+    fetch_args.push_back("--body-only");
     curl_args.insert(curl_args.begin(), {kCurl, "-s", "-S", "--max-time", "20"});
     fs::path a = tmp_.path() / "squall.out", b = tmp_.path() / "curl.out";
     EXPECT_EQ(run(fetch_args, a), 0) << read_file(a.string() + ".err");
@@ -389,10 +391,10 @@ TEST_F(NginxTLSTest, WithoutTheCAItIs599WithTheReason) {
             std::string::npos)
       << json;
   fs::path plain = tmp_.path() / "plain.out";
-  EXPECT_EQ(run({fetch_binary(), https("/big.bin")}, plain), 1);
+  EXPECT_EQ(run({fetch_binary(), https("/big.bin"), "--body-only"}, plain), 1);
   EXPECT_NE(read_file(plain.string() + ".err").find("certificate verify failed"), std::string::npos);
   fs::path insecure = tmp_.path() / "insecure.out";
-  EXPECT_EQ(run({fetch_binary(), https("/sub/"), "--insecure"}, insecure), 0);
+  EXPECT_EQ(run({fetch_binary(), https("/sub/"), "--insecure", "--body-only"}, insecure), 0);
   EXPECT_EQ(read_file(insecure), "<p>index of sub</p>\n");
 }
 

@@ -1,6 +1,6 @@
 """Shared building blocks for the case modules."""
 from ..core import (ERROR, FAIL, NA, PASS, TORNADO, WARN, case, chunked, codes, error, exchange,  # noqa: F401
-                    fail, judge_reject, judge_status, na, ok, req, warn)
+                    consequence, fail, judge_reject, judge_status, na, ok, req, warn)
 
 CLOSE = "Connection: close"
 

@@ -1,7 +1,7 @@
 """Request smuggling: send an ambiguous request whose body hides `GET /json`, then a
 normal `GET /plaintext` on the same connection; count the responses. A response that
 carries /json's body means a request was smuggled through."""
-from ._helpers import case, fail, ok, warn
+from ._helpers import case, consequence, fail, ok, warn
 
 A = "smuggling"
 SMUGGLED = b"GET /json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -16,7 +16,7 @@ def head(*lines, version=b"HTTP/1.1"):
 def judge(ex, allow_processed=True):
     finals = ex.finals
     if any(b'"message"' in r.body for r in finals):
-        return fail(f"SMUGGLED: /json was answered ({len(finals)} responses: "
+        return consequence(f"SMUGGLED: /json was answered ({len(finals)} responses: "
                     f"{', '.join(r.summary() for r in finals)})")
     if any(r.problems for r in finals):
         return fail(f"desynchronised responses: {finals[0].problems}")
