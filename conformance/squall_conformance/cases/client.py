@@ -21,7 +21,6 @@ import os
 import select
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
@@ -29,8 +28,10 @@ import time
 from .. import tls
 from ..core import TORNADO, case, mismatch, na, ok
 from .. import launch
+from ..bounded import run_bounded
 
 FETCH_TIMEOUT = 15.0   # the adapter process
+FETCH_OUTPUT_LIMIT = 64 << 20   # bytes an adapter may print (the largest body is 5 MiB, base64 in JSON)
 # The adapter flags this layer passes (CONTRACTS.md §4; tests/test_contract_usage.py checks
 # both lists against the document and every case's command line against both lists).
 REQUIRED_FLAGS = ("--method", "--header", "--body-file", "--connect-timeout", "--request-timeout",
@@ -637,10 +638,9 @@ def check_json(r):
 def run_fetch(cmd, url, args):
     cmd = fetch_argv(cmd, url, args)
     t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=FETCH_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return None, f"adapter did not finish within {FETCH_TIMEOUT:.0f} s", cmd
+    p = run_bounded(cmd, FETCH_TIMEOUT, limit=FETCH_OUTPUT_LIMIT)
+    if p.problem:
+        return None, f"adapter {p.problem}" if "run" not in p.problem else p.problem, cmd
     secs = time.monotonic() - t0
     out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
     try:

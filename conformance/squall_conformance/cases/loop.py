@@ -5,8 +5,8 @@ asyncio futures), as printed by conformance/probes/tornado_loop_probe.py; the re
 prints its own with squall-loop-probe. A case whose expectation the reference does not meet
 for a documented reason is SHOULD, with the reason in its note.
 """
-import subprocess
 
+from ..bounded import run_bounded
 from ..core import TORNADO, case, error, fail, mismatch, na, ok
 
 SOURCE = TORNADO
@@ -117,11 +117,12 @@ EXTRA = {
 
 
 def run_scenario(cmd, scenario):
+    """(exit status, trace lines, stderr), or (None, None, why) for a probe that hung, printed
+    without end or could not run (bounded.run_bounded)."""
     cmd = cmd + [scenario]
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return None, None, f"timed out after {TIMEOUT:.0f} s: {' '.join(cmd)}"
+    p = run_bounded(cmd, TIMEOUT)
+    if p.problem:
+        return None, None, f"{p.problem}: {' '.join(cmd)}"
     return p.returncode, p.stdout.decode("utf-8", "replace").splitlines(), p.stderr.decode("utf-8", "replace")
 
 
