@@ -219,6 +219,19 @@ class RealServers(unittest.TestCase):
         self.assertEqual(doc["meta"]["implementations"][0]["description"], "conformance/tests/fixtures/static.toml")
         self.assertTrue(doc["meta"]["implementations"][0]["version"].startswith("Python 3"))
 
+    def test_an_adapter_that_prints_without_end_is_cut_off(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "noisy.toml")
+            with open(path, "w") as f:
+                f.write("name = 'noisy'\n[client]\ncommand = ['{python}', '-c', "
+                        "'import sys; [sys.stdout.write(\"x\" * 65536) for _ in iter(int, 1)]']\n")
+            out = os.path.join(tmp, "out.json")
+            status, _, _ = quiet_main(["--impl", path, "--case", "client-cl-basic", "--quiet", "--json", out])
+            with open(out) as f:
+                r = json.load(f)["cases"][0]["results"]["noisy"]
+        self.assertEqual(status, 1)
+        self.assertIn("printed more than", r["reason"])
+
     def test_expect_gates_on_regressions_only(self):
         partial = os.path.join(FIXTURES, "partial.toml")
         cases = ["--case", "CON-00*", "--quiet"]
