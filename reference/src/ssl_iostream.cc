@@ -33,7 +33,8 @@ constexpr size_t kRecordSize = 16384;
 // raise SIGPIPE. This one sends with MSG_NOSIGNAL, as IOStream does, and otherwise only
 // maps EAGAIN onto OpenSSL's retry flags.
 
-int bio_fd(BIO* bio) { return static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio))); }
+detail::SocketBioState& bio_state(BIO* bio) { return *static_cast<detail::SocketBioState*>(BIO_get_data(bio)); }
+int bio_fd(BIO* bio) { return bio_state(bio).fd; }
 
 int bio_write(BIO* bio, const char* data, int length) {
   BIO_clear_retry_flags(bio);
@@ -52,6 +53,13 @@ int bio_read(BIO* bio, char* data, int length) {
     n = ::recv(bio_fd(bio), data, static_cast<size_t>(length), 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(bio);
+  detail::SocketBioState& state = bio_state(bio);
+  if (n > 0 && state.head_length < sizeof state.head) {
+    // The first bytes the peer sent, kept to tell a plaintext request from a TLS record.
+    size_t take = std::min(static_cast<size_t>(n), sizeof state.head - state.head_length);
+    std::memcpy(state.head + state.head_length, data, take);
+    state.head_length = static_cast<std::uint8_t>(state.head_length + take);
+  }
   return static_cast<int>(n);
 }
 
@@ -75,6 +83,12 @@ BIO_METHOD* socket_bio_method() {
 // than clearing (this runs for every record read and written).
 void clear_stale_errors() {
   if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
+// RFC 9110 tchar.
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
 bool is_connreset(int err) { return err == ECONNRESET || err == ECONNABORTED || err == EPIPE || err == ETIMEDOUT; }
@@ -103,7 +117,8 @@ SSLIOStream::SSLIOStream(int fd, std::shared_ptr<const SSLContext> context, std:
   ssl_.reset(SSL_new(context_->native_handle()));
   BIO* bio = ssl_ ? BIO_new(socket_bio_method()) : nullptr;
   if (bio == nullptr) throw SSLError("cannot create a TLS connection: " + take_ssl_errors());
-  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  bio_state_.fd = fd;
+  BIO_set_data(bio, &bio_state_);
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl_.get(), bio, bio);  // the SSL owns the BIO (one reference for both ends)
   SSL_set_app_data(ssl_.get(), &sni_context_);
@@ -159,7 +174,7 @@ Future<void> SSLIOStream::wait_for_handshake() {
 }
 
 bool SSLIOStream::drive_handshake() {
-  if (handshaking_ && !closed() && !connecting()) do_handshake();
+  if (handshaking_ && !lingering_ && !closed() && !connecting()) do_handshake();
   return !handshaking_ && !closed();
 }
 
@@ -224,10 +239,76 @@ void SSLIOStream::handshake_failed(int ssl_error) {
     message = error.what();
     reason = std::make_exception_ptr(error);
   }
+  if (ssl_error == SSL_ERROR_SSL && !plain_http_reply_.empty() && context_->server_side() && is_plain_http_request()) {
+    reply_plain_http();
+    return;
+  }
   log(quiet ? LogLevel::debug : LogLevel::info, LogCategory::general, "TLS handshake with {} failed: {}", peer(),
       message);
   failed_ = true;
   close(reason);
+}
+
+// ---- plain HTTP on the TLS port -------------------------------------------------------------
+
+bool SSLIOStream::is_plain_http_request() {
+  // What OpenSSL read (usually a record header's 5 bytes), then what is still queued.
+  char bytes[48];
+  size_t length = bio_state_.head_length;
+  std::memcpy(bytes, bio_state_.head, length);
+  if (length == sizeof bio_state_.head) {
+    // The BIO kept only the first bytes; OpenSSL may have read more: they are gone, and
+    // the first 16 decide.
+  } else {
+    ssize_t n;
+    do {
+      n = ::recv(fd(), bytes + length, sizeof bytes - length, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) length += static_cast<size_t>(n);
+  }
+  // A method token, then a space. A TLS record starts with a content type byte (20..23) or,
+  // for an SSLv2-style hello, with a byte >= 0x80: never a tchar.
+  size_t i = 0;
+  while (i < length && is_tchar(bytes[i])) ++i;
+  return i > 0 && i < length && bytes[i] == ' ';
+}
+
+void SSLIOStream::reply_plain_http() {
+  ERR_clear_error();
+  log(LogLevel::info, LogCategory::general, "Plain HTTP request from {} on a TLS port: answered 400", peer());
+  failed_ = true;  // no close_notify: there is no TLS session
+  lingering_ = true;
+  ssize_t n;
+  do {
+    n = ::send(fd(), plain_http_reply_.data(), plain_http_reply_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  ::shutdown(fd(), SHUT_WR);  // the reply (a few hundred bytes) fits an empty socket buffer
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    close(std::make_exception_ptr(SSLError("plain HTTP request on a TLS port")));
+    return;
+  }
+  io_loop().remove_timeout(handshake_timer_);
+  // Removed by close_fd, so `this` is alive whenever it runs.
+  handshake_timer_ = io_loop().call_later(kPlainHttpLinger, [this] {
+    handshake_timer_ = {};
+    close(std::make_exception_ptr(SSLError("plain HTTP request on a TLS port")));
+  });
+  handshake_interest_ = IOLoop::READ;
+  linger_read();
+}
+
+void SSLIOStream::linger_read() {
+  // Drops what the client still sends; its end (or an error) ends the linger. Bounded per
+  // event so that a client streaming at full speed does not hold the loop.
+  char sink[4096];
+  for (int i = 0; i < 16; ++i) {
+    ssize_t n = ::recv(fd(), sink, sizeof sink, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    close(std::make_exception_ptr(SSLError("plain HTTP request on a TLS port")));
+    return;
+  }
 }
 
 void SSLIOStream::handshake_timed_out() {
@@ -387,6 +468,11 @@ void SSLIOStream::close_fd() {
 
 void SSLIOStream::handle_events(uint32_t events) {
   if (closed()) return;
+  if (lingering_) {
+    linger_read();
+    if (!closed()) set_io_state(IOLoop::READ);
+    return;
+  }
   if (handshaking_ && !connecting() && !(events & IOLoop::ERROR)) {
     do_handshake();
     if (closed()) return;

@@ -590,6 +590,63 @@ TEST(SSLIOStreamTest, PlainHTTPToATLSStreamFailsItsHandshakeAndIsLoggedOnce) {
   ::close(b);
 }
 
+// Reads fd until the peer closes (or 5 s pass).
+std::string read_all(int fd) {
+  timeval limit{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+constexpr std::string_view kPlainReply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+TEST(SSLIOStreamTest, PlainHTTPIsAnsweredInClearWhenAReplyIsSet) {
+  for (std::string request : {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "PROPFIND /dav HTTP/1.1\r\nHost: x\r\n\r\n"}) {
+    IOLoop loop;
+    auto [a, b] = socket_pair();
+    SSLIOStream server(a, SSLContext::server(server_options()));
+    server.set_plain_http_reply(kPlainReply);
+    ASSERT_EQ(::send(b, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+    ::shutdown(b, SHUT_WR);  // the client is done: the server's linger ends at its EOF
+    std::string failure = loop.run_sync(
+        [&]() -> Task<std::string> {
+          try {
+            co_await server.read_until("\r\n\r\n");
+          } catch (...) {
+            co_return failure_of(std::current_exception());
+          }
+          co_return std::string("no error");
+        },
+        kTimeout);
+    EXPECT_EQ(failure, "plain HTTP request on a TLS port") << request;
+    EXPECT_TRUE(server.closed());
+    EXPECT_EQ(read_all(b), kPlainReply) << request;
+    ::close(b);
+  }
+}
+
+TEST(SSLIOStreamTest, ABadTLSRecordIsNotAnsweredInClear) {
+  for (std::string bytes : {std::string("\x16\x03\x01\x00\x05hello", 10), std::string("\x80\x01garbage", 9)}) {
+    IOLoop loop;
+    auto [a, b] = socket_pair();
+    SSLIOStream server(a, SSLContext::server(server_options()));
+    server.set_plain_http_reply(kPlainReply);
+    ASSERT_EQ(::send(b, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+    std::string failure =
+        loop.run_sync([&]() -> Task<std::string> { co_return co_await handshake_outcome(server); }, kTimeout);
+    EXPECT_NE(failure, "plain HTTP request on a TLS port");
+    EXPECT_NE(failure, "");
+    EXPECT_EQ(read_all(b).find("HTTP/"), std::string::npos);
+    ::close(b);
+  }
+}
+
 TEST(SSLIOStreamTest, HandshakeTimeoutClosesAPeerThatSendsNothing) {
   IOLoop loop;
   auto [a, b] = socket_pair();

@@ -17,6 +17,13 @@
 // errors, debug for a peer that just went away or a timeout). Never a crash, never a
 // stream left waiting.
 //
+// A server may also answer plain text sent to its TLS port: with set_plain_http_reply, a
+// handshake that fails because the client's first bytes are a plaintext request line (a
+// token, then a space: "GET / HTTP/1.1", never the start of a TLS record) writes that
+// reply in clear, half-closes, reads and drops what the client still sends for up to
+// kPlainHttpLinger (so the close does not reset the connection before the client read the
+// reply), then closes as for any failed handshake.
+//
 // close() sends close_notify (best effort, never waiting for the peer's) unless the
 // connection already failed; a peer's close_notify — or, as with Python's
 // suppress_ragged_eofs, a plain TCP close — ends the stream like EOF on a socket.
@@ -28,9 +35,12 @@
 // then start_tls.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "squall/future.h"
 #include "squall/iostream.h"
@@ -38,6 +48,16 @@
 #include "squall/ssl_context.h"
 
 namespace squall {
+
+namespace detail {
+// What the stream's socket BIO knows: the descriptor, and the first bytes received (to
+// tell a plaintext request from a TLS record once a handshake failed).
+struct SocketBioState {
+  int fd = -1;
+  std::uint8_t head_length = 0;
+  char head[16] = {};
+};
+}  // namespace detail
 
 class SSLIOStream : public IOStream {
  public:
@@ -56,6 +76,11 @@ class SSLIOStream : public IOStream {
   // "Already waiting" otherwise), as in Tornado.
   Future<void> wait_for_handshake();
   bool handshake_done() const { return !handshaking_; }
+
+  // Server side: the bytes written in clear when the client speaks plain HTTP (see above);
+  // empty (the default) for none. The string must outlive the stream (a constant).
+  void set_plain_http_reply(std::string_view reply) { plain_http_reply_ = reply; }
+  static constexpr Duration kPlainHttpLinger = std::chrono::seconds(2);
 
   // After the handshake: the negotiated ALPN protocol ("" if none), the protocol version
   // ("TLSv1.3"), the cipher, the server name the client sent ("" if none), and the
@@ -85,6 +110,9 @@ class SSLIOStream : public IOStream {
   void do_handshake();
   void handshake_failed(int ssl_error);
   void handshake_timed_out();
+  bool is_plain_http_request();  // after a failed server handshake
+  void reply_plain_http();
+  void linger_read();
   void transport_failed(const char* what);
   int socket_failed();  // after SSL_ERROR_SYSCALL: marks the failure, returns errno (kept)
   void update_interest();
@@ -93,6 +121,7 @@ class SSLIOStream : public IOStream {
   std::shared_ptr<const SSLContext> context_;
   // The context an SNI callback switched to: its callbacks point at it (ssl_context.cc).
   std::shared_ptr<const SSLContext> sni_context_;
+  detail::SocketBioState bio_state_;  // before ssl_, which uses it until destroyed
   std::unique_ptr<SSL, Free> ssl_;
   std::string server_hostname_;
   // Taken when the stream is made: by the time a handshake fails the peer may have reset
@@ -100,6 +129,8 @@ class SSLIOStream : public IOStream {
   SocketAddress peer_;
   bool handshaking_ = true;
   bool failed_ = false;           // a fatal TLS or socket error: no close_notify then
+  bool lingering_ = false;        // answered plain HTTP: dropping input until the close
+  std::string_view plain_http_reply_;
   bool read_wants_write_ = false;  // SSL_read needs the socket writable first
   bool write_wants_read_ = false;  // SSL_write needs the socket readable first
   uint32_t handshake_interest_ = IOLoop::READ;
