@@ -40,17 +40,21 @@ struct Lists {
 };
 thread_local Lists lists{};
 
+void release_cached_blocks() noexcept {
+  for (std::size_t c = 0; c < kClasses; ++c) {
+    while (FreeBlock* block = lists.heads[c]) {
+      lists.heads[c] = block->next;
+      ::operator delete(block);
+    }
+    lists.counts[c] = 0;
+  }
+}
+
 // Gives the cached blocks back when the thread exits.
 struct Drainer {
   bool armed = false;
   ~Drainer() {
-    for (std::size_t c = 0; c < kClasses; ++c) {
-      while (FreeBlock* block = lists.heads[c]) {
-        lists.heads[c] = block->next;
-        ::operator delete(block);
-      }
-      lists.counts[c] = 0;
-    }
+    release_cached_blocks();
     lists.drained = true;
   }
 };
@@ -95,5 +99,7 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
   lists.heads[c] = free_block;
   ++lists.counts[c];
 }
+
+void pool_trim() noexcept { release_cached_blocks(); }
 
 }  // namespace squall::detail

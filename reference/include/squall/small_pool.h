@@ -17,6 +17,10 @@ namespace squall::detail {
 
 void* pool_allocate(std::size_t size);
 void pool_deallocate(void* block, std::size_t size) noexcept;
+// Returns every block the calling thread keeps cached to the general allocator (which may
+// then give the memory back to the system: malloc_trim). For a server whose burst of
+// connections has ended; the pool refills as it is used again.
+void pool_trim() noexcept;
 
 // An allocator over the pool, for std::allocate_shared.
 template <typename T>
