@@ -3,14 +3,17 @@
 //
 //   squall-contract-app --port N [--workers 1] [--catch-all] [--log-level info]
 //                       [--idle-timeout S] [--header-timeout S] [--body-timeout S]
-//                       [--certfile PEM --keyfile PEM]
+//                       [--certfile PEM --keyfile PEM] [--shutdown-timeout S]
 //
 // Binds 127.0.0.1 only and prints "port=NNNNN" on stdout once listening (--port 0 lets
-// the kernel choose). SIGTERM or SIGINT stops it with exit status 0 (a signalfd on the
-// loop; with --workers N != 1 the pre-fork supervisor forwards the signal to the
-// workers). With --catch-all, paths that match no rule are served by the "/" handler.
-// With --certfile (and --keyfile, unless the key is in the certificate file) it serves
-// HTTPS only (TLS 1.2+, ALPN http/1.1); the files are checked before it listens.
+// the kernel choose). SIGTERM or SIGINT stops it gracefully with exit status 0: it stops
+// accepting, closes idle connections, lets the requests in flight finish (answered with
+// `Connection: close`) for up to --shutdown-timeout seconds (default 10), then exits; a
+// second signal exits at once (a signalfd on the loop; with --workers N != 1 the pre-fork
+// supervisor forwards the signals to the workers and waits for them). With --catch-all,
+// paths that match no rule are served by the "/" handler. With --certfile (and --keyfile,
+// unless the key is in the certificate file) it serves HTTPS only (TLS 1.2+, ALPN
+// http/1.1); the files are checked before it listens.
 //
 // Response formats where the contract leaves a choice:
 //   /form    {"fields": {name: [values]}, "files": [{"name", "filename", "content_type", "size"}]}
@@ -378,6 +381,7 @@ int main(int argc, char** argv) {
   double header_timeout = 0;  // 0 = none (the idle timeout bounds a head)
   double body_timeout = 0;    // 0 = none
   std::string certfile, keyfile;
+  double shutdown_timeout = 10;  // seconds the requests in flight get on SIGTERM
   cli.add_option("--port", port, "TCP port on 127.0.0.1 (0: let the kernel choose)")
       ->required()
       ->check(CLI::Range(0, 65535));
@@ -390,6 +394,9 @@ int main(int argc, char** argv) {
   cli.add_option("--header-timeout", header_timeout, "seconds from a head's first byte to its end (0: none)")
       ->check(CLI::NonNegativeNumber);
   cli.add_option("--body-timeout", body_timeout, "seconds to receive a request body (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  cli.add_option("--shutdown-timeout", shutdown_timeout, "seconds in-flight requests get to finish on SIGTERM")
+      ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   auto* cert_option = cli.add_option("--certfile", certfile, "PEM certificate (then its chain): serve HTTPS")
                           ->check(CLI::ExistingFile);
@@ -420,7 +427,10 @@ int main(int argc, char** argv) {
                 tls ? " (HTTPS)" : "");
     std::printf("port=%u\n", static_cast<unsigned>(squall::socket_port(sockets[0])));
     std::fflush(stdout);
-    if (workers != 1) squall::fork_processes(workers);  // returns in the workers only
+    if (workers != 1) {  // returns in the workers only; the supervisor outwaits their shutdown
+      squall::fork_processes(workers, 100, std::chrono::milliseconds(static_cast<long>(shutdown_timeout * 1000)) +
+                                               std::chrono::seconds(5));
+    }
 
     squall::IOLoop loop;
     auto seconds = [](double s) {
@@ -433,10 +443,9 @@ int main(int argc, char** argv) {
     squall::HTTPServer server(app, options, {}, tls);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
-    squall::StopSignalWatcher stop_signals(loop, [&] {
-      server.stop();
-      loop.stop();
-    });
+    // SIGTERM/SIGINT: stop accepting, close idle connections, let the requests in flight
+    // finish within --shutdown-timeout, then return 0; a second signal stops at once.
+    squall::GracefulStop stop_signals(loop, [&] { return server.shutdown(seconds(shutdown_timeout)); });
     loop.start();
     return 0;
   } catch (...) {

@@ -3,10 +3,14 @@
 //
 //   squall-hello-server --port 8000
 //   curl 'http://127.0.0.1:8000/?greeting=Salut'
+//
+// SIGTERM or SIGINT stops it gracefully (requests in flight get up to 10 s); a second
+// signal stops it at once.
 #include <CLI/CLI.hpp>
 
 #include "squall/httpserver.h"
 #include "squall/ioloop.h"
+#include "squall/stop_signals.h"
 #include "squall/web.h"
 
 namespace {
@@ -28,9 +32,11 @@ int main(int argc, char** argv) {
   cli.add_option("--port", port, "TCP port on 127.0.0.1")->capture_default_str()->check(CLI::Range(0, 65535));
   CLI11_PARSE(cli, argc, argv);
 
+  squall::block_stop_signals();  // before any thread exists
   squall::Application app({{"/", squall::handler<IndexHandler>()}});
   squall::IOLoop loop;
   squall::HTTPServer server(app);
   server.listen(static_cast<uint16_t>(port), "127.0.0.1");
+  squall::GracefulStop stop(loop, [&] { return server.shutdown(std::chrono::seconds(10)); });
   loop.start();
 }

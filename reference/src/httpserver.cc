@@ -1,9 +1,190 @@
 // HTTPServer (see squall/httpserver.h).
 #include "squall/httpserver.h"
 
+#include <malloc.h>
+
 #include <utility>
+#include <vector>
+
+#include "squall/log.h"
+#include "squall/small_pool.h"
+#include "squall/ssl_iostream.h"
 
 namespace squall {
+
+namespace {
+
+// What a plain-HTTP request on the HTTPS port gets (nginx answers the same status with
+// "The plain HTTP request was sent to HTTPS port"). Written in clear by the SSLIOStream.
+constexpr std::string_view kPlainHttpOnTlsPort =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Server: Squall\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 46\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "The plain HTTP request was sent to HTTPS port\n";
+static_assert(kPlainHttpOnTlsPort.size() - (kPlainHttpOnTlsPort.find("\r\n\r\n") + 4) == 46);
+
+// A request that arrives on a connection the server is closing (draining): not handled.
+class Ignored final : public HTTPMessageDelegate, public detail::PoolAllocated {
+ public:
+  FlowControl data_received(std::string) override { return std::nullopt; }
+  void finish() override {}
+  void on_connection_close() override {}
+};
+
+}  // namespace
+
+// One per connection, in handle_stream's frame: sits between the connection and the
+// application's delegate to know whether a request is in flight, which a graceful
+// shutdown needs.
+class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate {
+ public:
+  ConnectionTracker(std::shared_ptr<Registry> registry, HTTPServerConnectionDelegate& inner,
+                    HTTPServerConnection& connection)
+      : registry_(std::move(registry)), inner_(inner), connection_(connection) {
+    registry_->add(this);
+  }
+  ~ConnectionTracker() override {
+    alive_.reset();
+    registry_->remove(this);
+  }
+
+  std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
+                                                     HTTPConnection& request_conn) override;
+  void on_close(HTTPServerConnection& server_conn) override { inner_.on_close(server_conn); }
+
+  bool busy() const { return busy_; }
+  bool draining() const { return registry_->draining; }
+  HTTPServerConnection& connection() { return connection_; }
+
+  // The exchange that started in start_request has ended: its response was sent (or the
+  // connection closed first).
+  void request_ended() {
+    busy_ = false;
+    if (registry_->draining) close_when_flushed();
+  }
+
+  // Closes the connection once what was written to it has gone out: on the next loop
+  // iteration (pipelined answers collected for one write are flushed by then), after an
+  // empty write completes if the stream still has bytes queued. Bounded by the shutdown's
+  // grace, which closes whatever is left.
+  void close_when_flushed() {
+    if (closing_) return;
+    closing_ = true;
+    if (!alive_) alive_ = std::make_shared<ConnectionTracker*>(this);
+    std::weak_ptr<ConnectionTracker*> weak = alive_;
+    IOLoop::current().add_callback([weak] {
+      auto alive = weak.lock();
+      if (!alive) return;
+      ConnectionTracker& self = **alive;
+      IOStream& stream = self.connection_.stream();
+      if (stream.closed() || !stream.writing()) {
+        self.connection_.close();
+        return;
+      }
+      stream.write(std::string_view()).add_done_callback([weak](Future<void>& flushed) {
+        flushed.mark_retrieved();
+        if (auto still = weak.lock()) (*still)->connection_.close();
+      });
+    });
+  }
+
+ private:
+  std::shared_ptr<Registry> registry_;
+  HTTPServerConnectionDelegate& inner_;
+  HTTPServerConnection& connection_;
+  bool busy_ = false;
+  bool closing_ = false;
+  // Lets callbacks queued on the loop notice that the connection is gone (made on first use).
+  std::shared_ptr<ConnectionTracker*> alive_;
+};
+
+// One per request: forwards the connection's calls to the application's message delegate,
+// and (through `writer_`) the application's writes to the connection; while the server
+// drains, a response head gets `Connection: close`. Ends (is destroyed) when the
+// connection is done with the request — its response sent, or the connection closed.
+class HTTPServer::Exchange final : public HTTPMessageDelegate, public detail::PoolAllocated {
+ public:
+  Exchange(ConnectionTracker& tracker, HTTPConnection& connection) : tracker_(tracker), writer_(tracker, connection) {}
+  ~Exchange() override {
+    inner_.reset();  // the application's delegate stops using this connection first
+    tracker_.request_ended();
+  }
+  HTTPConnection& writer() { return writer_; }
+  void attach(std::unique_ptr<HTTPMessageDelegate> inner) { inner_ = std::move(inner); }
+
+  FlowControl headers_received(const RequestStartLine& line, HTTPHeaders& headers) override {
+    return inner_->headers_received(line, headers);
+  }
+  FlowControl headers_received(const ResponseStartLine& line, HTTPHeaders& headers) override {
+    return inner_->headers_received(line, headers);
+  }
+  FlowControl data_received(std::string chunk) override { return inner_->data_received(std::move(chunk)); }
+  void finish() override { inner_->finish(); }
+  void on_connection_close() override { inner_->on_connection_close(); }
+
+ private:
+  class Writer final : public HTTPConnection {
+   public:
+    Writer(ConnectionTracker& tracker, HTTPConnection& connection) : tracker_(tracker), connection_(connection) {}
+    Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& headers,
+                               std::string_view chunk) override {
+      // RFC 9112 §9.6: the server announces the close in the response it closes after.
+      if (tracker_.draining()) headers.set("Connection", "close");
+      return connection_.write_headers(line, headers, chunk);
+    }
+    Future<void> write_headers(const RequestStartLine& line, HTTPHeaders& headers, std::string_view chunk) override {
+      return connection_.write_headers(line, headers, chunk);
+    }
+    Future<void> write(std::string_view chunk) override { return connection_.write(chunk); }
+    void finish() override { connection_.finish(); }
+
+   private:
+    ConnectionTracker& tracker_;
+    HTTPConnection& connection_;
+  };
+
+  ConnectionTracker& tracker_;
+  Writer writer_;
+  std::unique_ptr<HTTPMessageDelegate> inner_;
+};
+
+std::unique_ptr<HTTPMessageDelegate> HTTPServer::ConnectionTracker::start_request(HTTPServerConnection& server_conn,
+                                                                                 HTTPConnection& request_conn) {
+  if (registry_->draining && closing_) {
+    // A request pipelined behind the one answered with `Connection: close` (or arriving
+    // on a connection being closed): RFC 9112 §9.6, not processed.
+    return std::make_unique<Ignored>();
+  }
+  busy_ = true;
+  auto exchange = std::make_unique<Exchange>(*this, request_conn);
+  exchange->attach(inner_.start_request(server_conn, exchange->writer()));
+  return exchange;
+}
+
+// ---- the registry ---------------------------------------------------------------------------
+
+void HTTPServer::Registry::add(ConnectionTracker* tracker) { connections.insert(tracker); }
+
+void HTTPServer::Registry::remove(ConnectionTracker* tracker) {
+  connections.erase(tracker);
+  if (connections.empty() && draining && drained && !drained->done()) drained->set_result();
+  if (trim_delay && loop != nullptr && !trim_timer) {
+    // At most one check per delay, however many connections end meanwhile; the registry
+    // outlives the timer (~HTTPServer removes it, and a closed loop runs no timers).
+    trim_timer = loop->call_later(*trim_delay, [this] {
+      trim_timer = {};
+      struct mallinfo2 info = mallinfo2();
+      if (info.fordblks < trim_min_free_bytes) return;
+      detail::pool_trim();
+      malloc_trim(0);
+    });
+  }
+}
+
+// ---- HTTPServer -----------------------------------------------------------------------------
 
 HTTPServer::HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions options,
                        IOStreamOptions stream_options, std::shared_ptr<const SSLContext> ssl_context)
@@ -12,30 +193,89 @@ HTTPServer::HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions
       options_(std::move(options)),
       registry_(std::make_shared<Registry>()) {
   if (this->ssl_context() && options_.protocol.empty()) options_.protocol = "https";
+  registry_->trim_delay = std::chrono::seconds(1);
 }
 
-HTTPServer::~HTTPServer() = default;
+HTTPServer::~HTTPServer() {
+  // The trim timer points at the registry, which the connections may keep alive past the
+  // server but not past the loop: cancel it here, while the loop is known to exist.
+  if (registry_->trim_timer && registry_->loop != nullptr) registry_->loop->remove_timeout(registry_->trim_timer);
+  registry_->trim_timer = {};
+  registry_->trim_delay.reset();
+}
+
+void HTTPServer::trim_memory_when_idle(std::optional<Duration> delay, size_t min_free_bytes) {
+  if (!delay && registry_->trim_timer && registry_->loop != nullptr) {
+    registry_->loop->remove_timeout(registry_->trim_timer);
+    registry_->trim_timer = {};
+  }
+  registry_->trim_delay = delay;
+  registry_->trim_min_free_bytes = min_free_bytes;
+}
+
+size_t HTTPServer::busy_connection_count() const {
+  size_t n = 0;
+  for (const ConnectionTracker* tracker : registry_->connections) n += tracker->busy() ? 1 : 0;
+  return n;
+}
 
 Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAddress address) {
+  if (ssl_context()) {
+    // TCPServer made it an SSLIOStream; its handshake has not read anything yet.
+    static_cast<SSLIOStream&>(*stream).set_plain_http_reply(kPlainHttpOnTlsPort);
+  }
+  if (registry_->loop == nullptr) registry_->loop = &stream->io_loop();
   auto connection = std::make_unique<HTTPServerConnection>(std::move(stream), std::move(address), options_);
-  // Unregisters however the coroutine ends (also when the loop destroys its frame).
-  struct Unregister {
-    std::shared_ptr<Registry> registry;
-    HTTPServerConnection* connection;
-    ~Unregister() { registry->connections.erase(connection); }
-  } unregister{registry_, connection.get()};
-  registry_->connections.insert(connection.get());
-  co_await connection->serve(delegate_);
+  // Registers now and unregisters however the coroutine ends (also when the loop destroys
+  // its frame).
+  ConnectionTracker tracker(registry_, delegate_, *connection);
+  if (registry_->draining) tracker.close_when_flushed();  // accepted just before the listener closed
+  co_await connection->serve(tracker);
 }
 
 Task<void> HTTPServer::close_all_connections() {
   std::shared_ptr<Registry> registry = registry_;
   while (!registry->connections.empty()) {
-    HTTPServerConnection* connection = *registry->connections.begin();
-    Future<void> closed = connection->close();
+    ConnectionTracker* tracker = *registry->connections.begin();
+    Future<void> closed = tracker->connection().close();
     co_await closed;
     // serve() has ended; the connection leaves the registry once handle_stream resumes.
-    while (registry->connections.count(connection) != 0) co_await moment();
+    while (registry->connections.count(tracker) != 0) co_await moment();
+  }
+}
+
+Task<void> HTTPServer::shutdown(Duration grace) {
+  std::shared_ptr<Registry> registry = registry_;
+  stop();
+  if (!registry->draining) {
+    registry->draining = true;
+    size_t idle = 0;
+    for (ConnectionTracker* tracker : registry->connections) {
+      if (!tracker->busy()) {
+        tracker->close_when_flushed();
+        ++idle;
+      }
+    }
+    log(LogLevel::info, LogCategory::general,
+        "Shutting down: {} connections, {} idle closed, waiting up to {:.3g} s for the requests in flight",
+        registry->connections.size(), idle, std::chrono::duration<double>(grace).count());
+  }
+  if (!registry->connections.empty()) {
+    if (!registry->drained || registry->drained->done()) registry->drained.emplace();
+    Future<void> drained = *registry->drained;
+    try {
+      co_await with_timeout(grace, drained);
+    } catch (const TimeoutError&) {
+      log(LogLevel::warning, LogCategory::general, "Shutdown: {} connections still open after {:.3g} s, closing them",
+          registry->connections.size(), std::chrono::duration<double>(grace).count());
+    }
+  }
+  // What the grace left open (nothing when the wait above completed).
+  while (!registry->connections.empty()) {
+    ConnectionTracker* tracker = *registry->connections.begin();
+    Future<void> closed = tracker->connection().close();
+    co_await closed;
+    while (registry->connections.count(tracker) != 0) co_await moment();
   }
 }
 

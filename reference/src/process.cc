@@ -57,7 +57,7 @@ int cpu_count() {
   return 1;
 }
 
-int fork_processes(int num_processes, int max_restarts) {
+int fork_processes(int num_processes, int max_restarts, std::chrono::milliseconds shutdown_grace) {
   if (current_task_id != -1) throw std::logic_error("fork_processes: this process is already a forked worker");
   if (IOLoop::current_or_null() != nullptr) {
     throw std::logic_error("fork_processes must be called before any IOLoop is created");
@@ -128,7 +128,7 @@ int fork_processes(int num_processes, int max_restarts) {
         log(LogLevel::info, LogCategory::general, "Received signal {}, stopping {} child processes", signal_number,
             children.size());
         shutting_down = true;
-        kill_deadline = Clock::now() + kWorkerShutdownGrace;
+        kill_deadline = Clock::now() + shutdown_grace;
       }
       for (const auto& [pid, id] : children) kill(pid, signal_number);
     }
@@ -160,7 +160,7 @@ int fork_processes(int num_processes, int max_restarts) {
 
     if (shutting_down && Clock::now() >= kill_deadline) {
       log(LogLevel::warning, LogCategory::general, "{} child processes still running after {} s, killing them",
-          children.size(), kWorkerShutdownGrace.count());
+          children.size(), std::chrono::duration<double>(shutdown_grace).count());
       for (const auto& [pid, id] : children) kill(pid, SIGKILL);
       kill_deadline = TimePoint::max();
     }

@@ -41,8 +41,9 @@ StopSignalWatcher::StopSignalWatcher(IOLoop& loop, std::function<void()> on_stop
       [this](int fd, uint32_t) {
         signalfd_siginfo info{};
         if (::read(fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
-        log(LogLevel::info, LogCategory::general, "received {}, shutting down",
-            strsignal(static_cast<int>(info.ssi_signo)));
+        ++received_;
+        log(LogLevel::info, LogCategory::general, "received {}, {}", strsignal(static_cast<int>(info.ssi_signo)),
+            received_ == 1 ? "shutting down" : "stopping now");
         if (on_stop_) on_stop_();
       },
       IOLoop::READ);
@@ -51,6 +52,32 @@ StopSignalWatcher::StopSignalWatcher(IOLoop& loop, std::function<void()> on_stop
 StopSignalWatcher::~StopSignalWatcher() {
   loop_.remove_handler(fd_);
   ::close(fd_);
+}
+
+namespace {
+
+// Not a member: the frame may outlive the GracefulStop (a second signal stops the loop and
+// main() returns); the loop outlives every frame it runs.
+Task<void> stop_after(std::function<Task<void>()> graceful, IOLoop* loop) {
+  try {
+    co_await graceful();
+  } catch (...) {
+    log(LogLevel::error, LogCategory::general, "Graceful shutdown failed: {}", describe_current_exception());
+  }
+  loop->stop();
+}
+
+}  // namespace
+
+GracefulStop::GracefulStop(IOLoop& loop, std::function<Task<void>()> graceful)
+    : loop_(loop), graceful_(std::move(graceful)), watcher_(loop, [this] { on_signal(); }) {}
+
+void GracefulStop::on_signal() {
+  if (watcher_.signals_received() == 1) {
+    spawn(stop_after(graceful_, &loop_));
+  } else {
+    loop_.stop();
+  }
 }
 
 }  // namespace squall

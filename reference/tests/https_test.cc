@@ -231,9 +231,14 @@ TEST_F(HTTPSTest, PoolNeverLendsAnHTTPSConnectionToHTTP) {
   EXPECT_EQ(fetch(trusting(url(port))).body, "hello");
   EXPECT_EQ(client_->idle_connection_count(), 1u);
   // Same host and port, plain http: a new (plaintext) connection, which the TLS server
-  // refuses — had the pooled TLS connection been reused, this would have succeeded.
-  std::string message = fetch_599(HTTPRequest("http://127.0.0.1:" + std::to_string(port) + "/"));
-  EXPECT_FALSE(message.empty());
+  // answers "400 Bad Request" in clear — had the pooled TLS connection been reused, this
+  // would have succeeded.
+  try {
+    fetch(HTTPRequest("http://127.0.0.1:" + std::to_string(port) + "/"));
+    ADD_FAILURE() << "the plaintext fetch succeeded";
+  } catch (const HTTPClientError& e) {
+    EXPECT_EQ(e.code(), 400) << e.what();
+  }
   EXPECT_EQ(client_->connections_opened(), 2u);
   EXPECT_EQ(fetch(trusting(url(port))).body, "hello");  // the TLS one is still there
   EXPECT_EQ(client_->connections_opened(), 2u);
@@ -324,6 +329,27 @@ TEST_F(HTTPSTest, PlainHTTPToTheTLSPortFailsThatConnectionOnly) {
     ::close(fd);
   });
   EXPECT_TRUE(closed);
+  EXPECT_EQ(fetch(trusting(url(port))).body, "hello");  // the server carries on
+}
+
+TEST_F(HTTPSTest, PlainHTTPToTheTLSPortIsAnswered400InClearThenClosed) {
+  uint16_t port = serve();
+  std::string answer;
+  while_serving([&] {
+    int fd = raw_connect(port);
+    std::string request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      answer.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+  });
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\r\nConnection: close\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("The plain HTTP request was sent to HTTPS port"), std::string::npos) << answer;
   EXPECT_EQ(fetch(trusting(url(port))).body, "hello");  // the server carries on
 }
 

@@ -606,5 +606,126 @@ TEST_F(HTTPServerTest, LargeResponseBodiesArriveWholeAndInOrder) {
                                                      expected.end()).first - response.begin();
 }
 
+// ---- graceful shutdown (HTTPServer::shutdown) --------------------------------------------------
+
+// A client connection for the shutdown tests: connect, then send / read as the test goes.
+Task<std::unique_ptr<IOStream>> connect_to(uint16_t port) {
+  auto stream = std::make_unique<IOStream>(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+  co_await stream->connect(address.get(), address.length());
+  co_return std::move(stream);
+}
+
+TEST_F(HTTPServerTest, ShutdownClosesIdleKeepAliveConnectionsAtOnce) {
+  start();
+  bool ok = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        co_await client->write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        co_await client->read_until("GET / ");  // answered; the connection is now idle
+        EXPECT_EQ(server->connection_count(), 1u);
+        EXPECT_EQ(server->busy_connection_count(), 0u);
+        // A grace far longer than the test's timeout: only closing at once can pass.
+        Task<void> shutdown = server->shutdown(60s);
+        std::string rest = co_await client->read_until_close();
+        co_await shutdown;
+        co_return rest.empty() && server->connection_count() == 0;
+      },
+      5s);
+  EXPECT_TRUE(ok);
+  EXPECT_TRUE(server->shutting_down());
+}
+
+TEST_F(HTTPServerTest, ShutdownLetsARequestInFlightFinishWithConnectionClose) {
+  start();
+  app.release.emplace();
+  std::string response = loop.run_sync(
+      [&]() -> Task<std::string> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        co_await client->write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+        while (app.finished == 0) co_await sleep(1ms);  // the request is in the application
+        EXPECT_EQ(server->busy_connection_count(), 1u);
+        Task<void> shutdown = server->shutdown(60s);
+        co_await sleep(20ms);
+        EXPECT_FALSE(shutdown.done()) << "the shutdown waits for the request in flight";
+        app.release->set_result();
+        std::string all = co_await client->read_until_close();
+        co_await shutdown;
+        co_return all;
+      },
+      5s);
+  EXPECT_EQ(strip_date(response),
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /wait ");
+  EXPECT_EQ(server->connection_count(), 0u);
+}
+
+TEST_F(HTTPServerTest, ShutdownStopsListeningAtOnce) {
+  start();
+  loop.run_sync([&]() -> Task<void> { co_await server->shutdown(1s); }, 5s);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  EXPECT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ::close(fd);
+}
+
+TEST_F(HTTPServerTest, ShutdownClosesWhatIsStillBusyAtTheGrace) {
+  start();
+  app.release.emplace();  // never released
+  bool ok = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        co_await client->write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+        while (app.finished == 0) co_await sleep(1ms);
+        co_await server->shutdown(50ms);
+        std::string rest = co_await client->read_until_close();
+        co_return rest.empty() && server->connection_count() == 0;
+      },
+      5s);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(app.connection_closes, 1);  // the application heard that its request was cut off
+}
+
+TEST_F(HTTPServerTest, RequestPipelinedBehindTheLastAnswerOfAShutdownIsNotProcessed) {
+  start();
+  app.release.emplace();
+  std::string response = loop.run_sync(
+      [&]() -> Task<std::string> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        co_await client->write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+        while (app.finished == 0) co_await sleep(1ms);
+        Task<void> shutdown = server->shutdown(60s);
+        app.release->set_result();
+        std::string all = co_await client->read_until_close();
+        co_await shutdown;
+        co_return all;
+      },
+      5s);
+  EXPECT_EQ(strip_date(response),
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /wait ");
+  EXPECT_EQ(app.seen, std::vector<std::string>{"GET /wait"});  // RFC 9112 §9.6
+}
+
+TEST_F(HTTPServerTest, LargeResponseInFlightArrivesWholeBeforeTheShutdownCloses) {
+  start();
+  std::string big(2 << 20, 'x');
+  std::string post = "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big;
+  size_t received = loop.run_sync(
+      [&]() -> Task<size_t> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        Future<void> sent = client->write(post);
+        co_await client->read_until("\r\n\r\n");  // the head of the echo: the body is being written
+        Task<void> shutdown = server->shutdown(60s);
+        std::string rest = co_await client->read_until_close();
+        co_await sent;
+        co_await shutdown;
+        co_return rest.size();
+      },
+      10s);
+  EXPECT_EQ(received, std::string("POST /big ").size() + big.size());
+}
+
 }  // namespace
 }  // namespace squall

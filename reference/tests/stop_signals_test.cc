@@ -74,3 +74,55 @@ TEST(StopSignalWatcher, ReleasesItsDescriptorAndHandler) {
   close(pair[0]);
   close(pair[1]);
 }
+
+// ---- GracefulStop ------------------------------------------------------------------------------
+
+namespace {
+
+Task<void> drain_for(Duration delay, bool& finished) {
+  co_await sleep(delay);
+  finished = true;
+}
+
+Task<void> wait_forever(Future<void> never) { co_await never; }
+
+}  // namespace
+
+TEST(GracefulStop, FirstSignalRunsTheGracefulTaskAndStopsTheLoopWhenItCompletes) {
+  block_stop_signals();
+  IOLoop loop;
+  bool finished = false, watchdog_fired = false;
+  GracefulStop stop(loop, [&] { return drain_for(50ms, finished); });
+  loop.call_later(5s, [&] {
+    watchdog_fired = true;
+    loop.stop();
+  });
+  loop.add_callback([] { raise(SIGTERM); });
+  testing::internal::CaptureStderr();
+  loop.start();
+  testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(finished) << "the loop stopped before the graceful part was done";
+  EXPECT_FALSE(watchdog_fired);
+  EXPECT_TRUE(stop.stopping());
+  EXPECT_FALSE(stop.forced());
+}
+
+TEST(GracefulStop, SecondSignalStopsTheLoopAtOnce) {
+  block_stop_signals();
+  IOLoop loop;
+  Future<void> never;
+  bool watchdog_fired = false;
+  GracefulStop stop(loop, [&] { return wait_forever(never); });
+  loop.call_later(5s, [&] {
+    watchdog_fired = true;
+    loop.stop();
+  });
+  loop.add_callback([] { raise(SIGTERM); });
+  loop.call_later(50ms, [] { raise(SIGINT); });
+  testing::internal::CaptureStderr();
+  loop.start();
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(watchdog_fired);
+  EXPECT_TRUE(stop.forced());
+  EXPECT_NE(log.find("received Interrupt, stopping now"), std::string::npos) << log;
+}

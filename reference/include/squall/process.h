@@ -11,8 +11,8 @@
 
 namespace squall {
 
-// How long the supervisor waits for its children after forwarding SIGTERM/SIGINT before
-// it sends them SIGKILL.
+// How long the supervisor waits by default for its children after forwarding
+// SIGTERM/SIGINT before it sends them SIGKILL.
 inline constexpr std::chrono::seconds kWorkerShutdownGrace{10};
 
 // Starts num_processes worker processes (num_processes <= 0: one per CPU, cpu_count())
@@ -31,11 +31,14 @@ inline constexpr std::chrono::seconds kWorkerShutdownGrace{10};
 //
 // Squall additions: SIGTERM and SIGINT sent to the parent are forwarded to every child;
 // the parent then restarts nobody, waits for all children (sending SIGKILL to those still
-// alive after kWorkerShutdownGrace) and calls std::exit(0) — so a pre-forked server exits
-// cleanly on SIGTERM. Each child is started with PR_SET_PDEATHSIG = SIGTERM, so workers
+// alive after shutdown_grace) and calls std::exit(0) — so a pre-forked server exits
+// cleanly on SIGTERM. A second signal is forwarded too (a worker using GracefulStop,
+// stop_signals.h, then stops at once). Give a grace a little longer than the workers' own
+// shutdown deadline. Each child is started with PR_SET_PDEATHSIG = SIGTERM, so workers
 // do not outlive a parent that was killed outright. Children get the signal mask the
 // caller had.
-int fork_processes(int num_processes, int max_restarts = 100);
+int fork_processes(int num_processes, int max_restarts = 100,
+                   std::chrono::milliseconds shutdown_grace = kWorkerShutdownGrace);
 
 // The task id of this process if it was started by fork_processes, else -1.
 int task_id();
