@@ -533,7 +533,16 @@ function refuse(req) {
   return null;
 }
 
+// A pipelined request is handled once its response is the connection's current one (Node
+// attaches it to the socket when the previous response has finished): responses then go
+// straight to the socket instead of piling up in memory, which would make Node pause its
+// parser (and, over TLS, fail the connection with HPE_PAUSED on a flood of requests).
 function onRequest(req, res) {
+  if (res.socket) handle(req, res);
+  else res.once('socket', () => handle(req, res));
+}
+
+function handle(req, res) {
   // a request pipelined behind one answered with "Connection: close" is not answered
   if (req.socket && req.socket._squallClosing) { req.resume(); return; }
   const refused = refuse(req);
@@ -629,6 +638,7 @@ server.on('request', (req, res) => {
 // 431 for a head above the limit.
 const TOKEN_METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32} /;
 server.on('clientError', (err, socket) => {
+  if (socket._squallAnswered) return;          // the parser reports again on each later chunk
   if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
   const raw = err.rawPacket ? err.rawPacket.toString('latin1') : '';
   let status = 400;
@@ -641,9 +651,16 @@ server.on('clientError', (err, socket) => {
   const body = `${status} ${reason}\n`;
   const answer = () => {
     if (!socket.writable) { socket.destroy(); return; }
+    socket._squallAnswered = true;
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date().toUTCString()}\r\n` +
                `Content-Type: ${TEXT}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    setTimeout(() => socket.destroy(), 1000).unref();
+    // Lingering close (RFC 9112 §9.6): keep reading and dropping what the client still sends
+    // (the rest of an oversized head), so that closing with unread data does not reset the
+    // connection and destroy the answer before the client has read it.
+    socket.on('data', () => {});
+    socket.resume();
+    socket.once('end', () => socket.destroy());
+    setTimeout(() => socket.destroy(), 5000).unref();
   };
   if (socket._squallClosing) { socket.destroy(); return; }   // already answered "close"
   const current = socket._httpMessage;
