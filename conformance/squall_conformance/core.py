@@ -205,9 +205,11 @@ def chunked(*pieces, trailers=b""):
 
 # ---- common judgements ------------------------------------------------------------------
 
-def judge_reject(ex, ok_codes=(400,), weak_codes=(), close_only=WARN, must_close=False, what="the request"):
+def judge_reject(ex, ok_codes=(400,), weak_codes=(), close_only=WARN, must_close=False, what="the request",
+                 accepted=None):
     """For a request that must not be processed: `ok_codes` pass, `weak_codes` warn,
-    a close without any response gets `close_only`; a 2xx/3xx answer fails."""
+    a close without any response gets `close_only`; a 2xx/3xx answer fails, unless
+    `accepted` (a reason) says the RFC lets the server accept it: then it warns."""
     r = ex.first
     if r is None:
         if ex.closed:
@@ -222,6 +224,8 @@ def judge_reject(ex, ok_codes=(400,), weak_codes=(), close_only=WARN, must_close
     if r.status in weak_codes:
         return warn(f"{r.summary()} (accepted, but {codes(ok_codes)} is the precise answer)")
     if r.status < 400:
+        if accepted:
+            return warn(f"{what} was accepted: {r.summary()} ({accepted})")
         return fail(f"{what} was accepted: {r.summary()} (expected {codes(ok_codes)})")
     return fail(f"{r.summary()} (expected {codes(ok_codes)})")
 

@@ -130,8 +130,18 @@ reject_case("SYN-031", A, "empty request-target is refused", "RFC 9112 §3", "SH
             b"GET  HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", ok_codes=(400,))
 reject_case("SYN-032", A, "request-line with only a method is refused", "RFC 9112 §3", "SHOULD",
             b"GET\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", ok_codes=(400,))
-reject_case("SYN-033", A, "bare CR inside the request-line is refused", "RFC 9112 §2.2", "MUST",
-            b"GET /\r HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", ok_codes=(400,), catch_all=True, needs=())
+@case("SYN-033", A, "bare CR inside the request-line is refused or replaced by SP", "RFC 9112 §2.2", "MUST",
+      needs=("plaintext",))
+def _(ctx):
+    # Replacing the CR with SP leaves the target /plaintext; keeping it makes the target
+    # "/plaintext\r", which is neither refusing nor replacing.
+    ex = ctx.send(b"GET /plaintext\r HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    r = ex.first
+    if r is not None and r.status < 400 and r.body == b"Hello, World!":
+        return warn(f"{r.summary()}: bare CR replaced by SP, as RFC 9112 §2.2 allows; refusing is stricter")
+    if r is not None and r.status == 404:
+        return fail("404: the CR was kept as part of the request-target (neither refused nor replaced by SP)")
+    return judge_reject(ex, (400,))
 
 
 @case("SYN-034", A, "an empty line before the request-line is ignored", "RFC 9112 §2.2", "SHOULD", needs=("root-get",))
