@@ -507,20 +507,26 @@ const MAX_FIELDS = 1000;
 
 // What Node's parser lets through but RFC 9110/9112 refuse: checked before any handler.
 // Returns [status, reason] or null.
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=%-]*)(?::[0-9]*)?$/;
 function refuse(req) {
   if (req.httpVersionMajor !== 1) return req.httpVersionMajor > 1 ? 505 : 400;
-  if ((req.url || '').includes('#')) return 400;    // a fragment is not part of a request-target
+  const url = req.url || '';
+  if (url.includes('#')) return 400;                  // a fragment is not part of a request-target
+  if (/[^\x21-\x7e]/.test(url)) return 400;          // raw non-ASCII, controls, spaces
   const raw = req.rawHeaders;
   let hosts = 0, host = null;
   const codings = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
+    // Node 18's parser lets through names with spaces ("Host :", " Host", "A B") or empty
+    if (!FIELD_NAME.test(raw[i])) return 400;
     const name = raw[i].toLowerCase();
     if (name === 'host') { hosts += 1; host = raw[i + 1]; }
     else if (name === 'transfer-encoding') codings.push(...raw[i + 1].split(','));
   }
   if (raw.length / 2 > MAX_FIELDS) return 431;
   if (hosts > 1) return 400;
+  if (hosts === 0 && req.httpVersionMinor >= 1) return 400;   // HTTP/1.1 requires Host (Node 18 does not check)
   if (host !== null && !HOST_RE.test(host)) return 400;
   if (codings.length) {
     if (req.httpVersionMinor === 0) return 400;    // Transfer-Encoding in HTTP/1.0: faulty framing
