@@ -9,8 +9,11 @@
 # it: for the reference every MUST case; for the Tornado peer the MUST cases of Tornado
 # semantics and of the contracts (its RFC failures are reported, not gated). Both runs always
 # run; the exit status is non-zero if either failed.
+#   3. the Node.js contract programs (conformance/outside/node), through their description
+#      file, gated on conformance/expectations/node.json: only a regression fails.
 # Reports: build/conformance/conformance.{json,xml,html} (one section / JUnit testsuite per
-# layer) and build/conformance/conformance-tls.{json,xml,html} (testsuite conformance.tls.server).
+# layer), build/conformance/conformance-tls.{json,xml,html} (testsuite conformance.tls.server)
+# and build/conformance/conformance-node.{json,xml,html}.
 #   ci/conformance.sh [extra run.py args, e.g. --layers stream or --area smuggling]
 # Extra arguments go to both runs; the TLS run is skipped when they select no server-layer
 # case, or with SQUALL_CONFORMANCE_TLS=0.
@@ -51,4 +54,11 @@ if [[ ${SQUALL_CONFORMANCE_TLS:-1} != 0 && ${tls_cases:-0} -gt 0 ]]; then
   echo; echo "=== conformance: server layer over TLS"
   run "$report-tls" --tls --layers server "$@" || status=$?
 fi
+
+# The recipe of conformance/README.md, as a user runs it: an implementation the driver knows
+# only from its description file, gated on its recorded expectations (regressions only).
+echo; echo "=== conformance: Node.js contract programs through their description, against their expectations"
+timeout -k 10 240 /usr/bin/python3 conformance/run.py --impl conformance/outside/node/node.toml \
+  --expect conformance/expectations/node.json --quiet \
+  --json "$report-node.json" --junit "$report-node.xml" --html "$report-node.html" "$@" || status=$?
 exit "$status"
