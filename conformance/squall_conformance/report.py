@@ -101,6 +101,9 @@ def counts(cs, i, results, s):
     return "  ".join(f"{v}={s[i][v]}" for v in VERDICTS)
 
 
+VERSION_SHOWN = 48   # characters of a version string in the console table (all of it in the files)
+
+
 def tested(meta):
     """Who was tested: (name, version, description file, profiles) rows."""
     return [(m["name"], m.get("version") or "-", m["description"], ",".join(m["profiles"]))
@@ -111,7 +114,8 @@ def console(cases, impls, results, out, meta):
     w_i = max(7, *(len(i) for i in impls))
     sections = by_layer(cases)
     transport = meta.get("transport", "tcp")
-    rows = [("implementation", "version", "description", "profiles")] + tested(meta)
+    rows = [("implementation", "version", "description", "profiles")] + [
+        (n, v if len(v) <= VERSION_SHOWN else v[:VERSION_SHOWN - 1] + "…", d, p) for n, v, d, p in tested(meta)]
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     for n, r in enumerate(rows):
         out.write("  ".join(f"{x:<{w}}" for x, w in zip(r, widths)).rstrip() + "\n")
