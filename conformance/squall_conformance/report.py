@@ -238,6 +238,9 @@ max-height:300px;overflow:auto;margin:2px 0}
 .tag{font-size:11px;background:#ccd;border-radius:3px;padding:0 3px}
 .diff{font-size:11px;background:#fdb;border-radius:3px;padding:0 3px}
 .sum td{text-align:center}
+.sum span{padding:0 4px;border-radius:3px;white-space:nowrap}
+span.pass{background:#d9f2d9}span.warn{background:#fff2c2}span.fail{background:#f8c9c9}span.na{color:#777}
+span.error{background:#e8d0f0}
 table.who{width:auto}
 body.only-diff tr.same{display:none}
 """
@@ -261,8 +264,8 @@ def html_cell(r, compact=False):
             f"<div>{e(x['level'])} {e(x['rule'])}: {e(x['what'])}</div><pre>{e(x['bytes'])}</pre>"
             for x in r["lint"]) + "</details>"
     if compact:
-        if r["verdict"] == PASS and not det:
-            return f"<td class='{cls}' title='{e(r['reason'])}'>pass</td>"
+        if r["verdict"] in (PASS, NA) and not det:
+            return f"<td class='{cls}' title='{e(r['reason'])}'>{e(r['verdict'])}</td>"
         return (f"<td class='{cls}' title='{e(r['reason'])}'><details><summary class='v'>{e(r['verdict'])}</summary>"
                 f"<div class='why'>{e(r['reason'])}</div>{det.replace('<details><summary>', '<details open><summary>')}"
                 "</details></td>")
@@ -270,10 +273,25 @@ def html_cell(r, compact=False):
             f"<div class='why'>{e(r['reason'])}</div>{det}</td>")
 
 
-def html_summary_rows(cs, impls, results):
-    s = summary(cs, impls, results)
-    return "".join(f"<tr><th>{html.escape(i)}</th>" + "".join(
-        f"<td class='{v.replace('/', '')}'>{s[i][v]}</td>" for v in VERDICTS) + "</tr>" for i in impls)
+def html_summary(sections, impls, results):
+    """One row per implementation, one cell per layer: its verdict counts, or n/a when it
+    lacks the layer (readable with many implementations side by side)."""
+    e = html.escape
+    head = "<table class='sum'><tr><th>implementation</th>" + "".join(
+        f"<th><a href='#layer-{layer}'>{layer}</a> ({len(cs)})</th>" for layer, cs in sections) + "</tr>"
+    sums = [(cs, summary(cs, impls, results)) for _, cs in sections]
+    rows = []
+    for i in impls:
+        cells = []
+        for cs, s in sums:
+            if all(results[(c.id, i)].get("absent") for c in cs):
+                cells.append("<td class='na'>n/a</td>")
+                continue
+            counts = " ".join(f"<span class='{v.replace('/', '')}'>{s[i][v]} {v}</span>"
+                              for v in VERDICTS if s[i][v])
+            cells.append(f"<td>{counts}</td>")
+        rows.append(f"<tr><th>{e(i)}</th>{''.join(cells)}</tr>")
+    return head + "".join(rows) + "</table>"
 
 
 def html_report(cases, impls, results, meta):
@@ -298,12 +316,7 @@ def html_report(cases, impls, results, meta):
            "note under a case says why. Open a cell to see the bytes or the transcript.</p>",
            "<p><label><input type='checkbox' onchange=\"document.body.classList.toggle('only-diff', this.checked)\">"
            " show only the cases where implementations differ</label></p>",
-           "<h2>Summary</h2><table class='sum'><tr><th>layer</th><th>implementation</th>"
-           + "".join(f"<th>{v}</th>" for v in VERDICTS) + "</tr>"]
-    for layer, cs in sections:
-        out.append(html_summary_rows(cs, impls, results).replace(
-            "<tr>", f"<tr><th><a href='#layer-{layer}'>{layer}</a> ({len(cs)})</th>"))
-    out.append("</table>")
+           "<h2>Summary</h2>", html_summary(sections, impls, results)]
     compact = len(impls) > COMPACT_FROM
     for layer, cs in sections:
         out.append(f"<h2 id='layer-{layer}'>{e(layer_title(layer, transport))}: {len(cs)} cases</h2>")
