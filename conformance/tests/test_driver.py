@@ -94,6 +94,9 @@ class Reports(unittest.TestCase):
         page = report.html_report(self.cases, self.impls, self.results, meta)
         self.assertEqual(page.count("<h2 id='layer-"), 3)
         self.assertIn("<td>conformance/implementations/nginx.toml</td>", page)
+        for v in (core.PASS, core.NA, core.WARN):   # compact cells (many implementations) keep their verdict
+            cell = report.html_cell({"verdict": v, "reason": "why", "required": False}, compact=True)
+            self.assertIn(f">{v}<", cell)
 
 
 class Transport(unittest.TestCase):
