@@ -14,7 +14,9 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -141,6 +143,15 @@ def split(values):
     return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
 
 
+STOPPING = threading.Event()
+
+
+def stop_on_signal(signum, frame):
+    """SIGTERM: the running cases finish, no new one starts, then every program is stopped."""
+    STOPPING.set()
+    sys.exit(128 + signum)
+
+
 def parse_named(value, option):
     """NAME=URL or URL (name None). A name may start with "http" (httpd=http://...): only a
     URL's scheme marks a value without a name."""
@@ -241,6 +252,9 @@ def main(argv=None):
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--quiet", action="store_true", help="no per-case progress")
     a = p.parse_args(argv)
+    # SIGTERM (a CI timeout) ends the run through the finally blocks that stop every
+    # program started, by PID, instead of leaving them behind.
+    signal.signal(signal.SIGTERM, stop_on_signal)
 
     layers = split([a.layers] if a.layers else [])
     for layer in layers:
@@ -283,6 +297,8 @@ def main(argv=None):
         t.read_version()
         try:
             for k, c in enumerate(cases, 1):
+                if STOPPING.is_set():
+                    break
                 r = run_case(c, t)
                 results[(c.id, t.name)] = r
                 if not a.quiet:

@@ -243,7 +243,7 @@ def read_port_line(proc, log_path, timeout: float = START_TIMEOUT) -> int:
 def _drain(stream, log_path):
     """Keep reading a child's stdout so it never blocks; keep at most LOG_LIMIT bytes."""
     kept = 0
-    with open(log_path, "ab") as f:
+    with stream, open(log_path, "ab") as f:
         for line in iter(stream.readline, b""):
             if kept < LOG_LIMIT:
                 f.write(line[:LOG_LIMIT - kept])

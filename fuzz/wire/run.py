@@ -1,0 +1,298 @@
+#!/usr/bin/python3
+"""Differential fuzzing over the wire: anyone's HTTP/1.1 parser against the reference.
+
+    /usr/bin/python3 fuzz/wire/run.py --impl reference,tornado,aiohttp,nginx,h2o [--seconds 600]
+        [--count N] [--seed S] [--out DIR] [--oracle reference] [--url NAME=URL ...]
+    /usr/bin/python3 fuzz/wire/run.py --impl reference,tornado --replay DIR
+
+Every implementation is a description (conformance/implementations/README.md), started,
+watched and restarted as in conformance. Each input is a mutated request stream (seeds and
+structure-aware mutations: messages.py, mutate.py), sent to every target on a fresh
+connection; what each understood (squall_conformance/oracle.py) is compared with the
+oracle's (the reference) and with each other's. Disagreements are classified (boundary,
+content, accept/reject, liveness), deduplicated, minimised and written as finding files;
+the report is a table on the console, JSON and an HTML page (fuzz/wire/README.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "conformance"))
+
+import findings  # noqa: E402
+import messages  # noqa: E402
+import mutate  # noqa: E402
+import report  # noqa: E402
+from minimize import minimize  # noqa: E402
+from squall_conformance import core, oracle, registry  # noqa: E402
+from squall_conformance.targets import Target, log  # noqa: E402
+
+PROGRESS_EVERY = 5.0
+MINIMISE_SHARE = 0.25   # of --seconds kept for shrinking the findings at the end
+
+
+class Fuzzer:
+    """The targets, the oracle, and the findings kept so far."""
+
+    def __init__(self, targets, oracle_name, out, seed):
+        self.targets = {t.name: t for t in targets}
+        self.oracle = oracle_name
+        self.out = out
+        self.seed = seed
+        self.kept = {}            # findings.key -> finding dict
+        self.counts = {c: 0 for c in oracle.CLASSES}   # disagreements seen, before dedup
+        self.restarts = {t.name: 0 for t in targets}
+        self.pool = ThreadPoolExecutor(max_workers=len(targets))
+
+    def server(self, t):
+        mode = t.desc.server.catch_all is not None or bool(t.desc.server.catch_all_url)
+        return t.server(mode), mode
+
+    def opaque(self, name):
+        srv, _ = self.server(self.targets[name])
+        return not (srv.has("echo") and srv.has("echo-headers"))
+
+    def observe_one(self, t, pieces, methods):
+        try:
+            srv, mode = self.server(t)
+        except core.DriverError as e:
+            return oracle.Interpretation([], "error", str(e))
+        interp = oracle.observe(srv, pieces, methods, timeout=1.0)
+        if interp.end == "dead" or (interp.end == "hang" and not interp.responses and not self.answers(srv)):
+            self.restarts[t.name] += 1
+            t.restart(mode)
+            if interp.end != "dead":
+                interp.end, interp.error = "dead", "stopped answering (restarted)"
+        return interp
+
+    @staticmethod
+    def answers(srv):
+        from squall_conformance.targets import answers
+        return answers(srv, timeout=1.0)
+
+    def observe(self, names, pieces, methods):
+        futures = {n: self.pool.submit(self.observe_one, self.targets[n], pieces, methods) for n in names}
+        return {n: f.result() for n, f in futures.items()}
+
+    def pairs(self):
+        names = list(self.targets)
+        return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+    def disagreements(self, interps, requests):
+        out = []
+        for a, b in self.pairs():
+            c = oracle.classify(interps[a], interps[b], requests, opaque=self.opaque(a) or self.opaque(b))
+            if c:
+                out.append(((a, b), c))
+        return out
+
+    def still(self, pair, cls, methods, requests):
+        """The predicate the minimiser keeps true: this pair still disagrees in this class."""
+        def check(pieces):
+            interps = self.observe(pair, pieces, methods)
+            c = oracle.classify(interps[pair[0]], interps[pair[1]], requests,
+                                opaque=self.opaque(pair[0]) or self.opaque(pair[1]))
+            return c is not None and c[0] == cls
+        return check
+
+    def consider(self, iteration, stream, interps, elapsed=None):
+        """Keep the disagreements of one input: per class, one finding naming every pair
+        that disagrees that way; the first of each key, or a smaller input of it."""
+        requests = [(r.method.decode("latin-1"), r.target.decode("latin-1")) for r in stream.requests]
+        by_class = {}
+        for pair, (cls, detail) in self.disagreements(interps, requests):
+            self.counts[cls] += 1
+            by_class.setdefault(cls, []).append((pair, detail))
+        new = []
+        for cls, found in by_class.items():
+            pairs = [pair for pair, _ in found]
+            odd = self.odd_ones(cls, pairs, interps)
+            k = findings.key(cls, odd, stream.ops)
+            pieces = stream.pieces()
+            old = self.kept.get(k)
+            if old is not None and sum(old["pieces"]) <= len(b"".join(pieces)):
+                continue
+            involved = sorted({n for pair in pairs for n in pair}, key=list(self.targets).index)
+            f = findings.make(cls, found[0][1], found[0][0], pieces, requests, stream.ops, mutate.rules(stream.ops),
+                              {n: interps[n] for n in involved}, old["iteration"] if old else iteration, self.seed,
+                              old["found_after_seconds"] if old else elapsed, pairs=pairs, odd=odd)
+            self.kept[k] = f
+            if old is None:
+                new.append(f)
+        return new
+
+    def odd_ones(self, cls, pairs, interps):
+        """Who reads the bytes otherwise: the targets that disagree with the oracle (or, when
+        the oracle agrees with everyone, every target in a disagreeing pair)."""
+        against = sorted({b for a, b in pairs if a == self.oracle})
+        if against:
+            return tuple(against)
+        return tuple(sorted({n for pair in pairs for n in pair}))
+
+    def minimise_all(self, seconds):
+        """Shrink every kept finding (within `seconds` in all), then write them out."""
+        deadline = time.monotonic() + seconds
+        for k, f in list(self.kept.items()):
+            left = deadline - time.monotonic()
+            pair, cls = tuple(f["pair"]), f["class"]
+            methods = [m for m, _ in f["requests"]]
+            requests = [tuple(r) for r in f["requests"]]
+            pieces = findings.pieces_of(f)
+            if left > 1:
+                pieces, _ = minimize(pieces, self.still(pair, cls, methods, requests), max_checks=60,
+                                     max_seconds=min(left, 10.0))
+            final = self.observe(pair, pieces, methods)
+            c = oracle.classify(final[pair[0]], final[pair[1]], requests,
+                                opaque=self.opaque(pair[0]) or self.opaque(pair[1]))
+            if c is None or c[0] != cls:   # flaky: keep the input as found
+                pieces = findings.pieces_of(f)
+                final = self.observe(pair, pieces, methods)
+                c = (cls, f["detail"])
+            ops = [tuple(x) for x in f["ops"]]
+            g = findings.make(cls, c[1], pair, pieces, requests, ops, f["rules"], final, f["iteration"], self.seed,
+                              f["found_after_seconds"], pairs=[tuple(x) for x in f["pairs"]], odd=tuple(f["odd"]))
+            self.kept[k] = g
+            if self.out:
+                findings.save(self.out, g)
+
+    def close(self):
+        self.pool.shutdown()
+        for t in self.targets.values():
+            t.stop()
+
+
+def fuzz(fz, seconds, count, seed, quiet=False):
+    rng = random.Random(seed)
+    corpus = messages.seeds()
+    t0 = last = time.monotonic()
+    n = 0
+    names = list(fz.targets)
+    while n < count and time.monotonic() - t0 < seconds * (1 - MINIMISE_SHARE):
+        stream = mutate.mutate(rng, corpus[n % len(corpus)])
+        interps = fz.observe(names, stream.pieces(), stream.methods())
+        n += 1
+        for f in fz.consider(n, stream, interps, round(time.monotonic() - t0, 1)):
+            if not quiet:
+                log(f"new finding: {f['class']} {' vs '.join(f['pair'])}: {f['detail']} ({sum(f['pieces'])} B)")
+        now = time.monotonic()
+        if not quiet and now - last >= PROGRESS_EVERY:
+            last = now
+            log(f"[{now - t0:5.0f} s] {n} inputs, {n / (now - t0):.1f}/s; kept {len(fz.kept)} findings; "
+                + ", ".join(f"{c} {v}" for c, v in fz.counts.items()))
+    fuzzed = time.monotonic() - t0
+    if not quiet:
+        log(f"minimising {len(fz.kept)} findings")
+    fz.minimise_all(max(0.0, seconds - fuzzed))
+    return n, fuzzed
+
+
+def replay(fz, directory):
+    """Re-check every finding in directory against the targets named in it."""
+    found, bad = findings.load_dir(directory)
+    rows = []
+    for path, f in found:
+        pair = tuple(f["pair"])
+        if not all(p in fz.targets for p in pair):
+            rows.append((path, f, None, f"needs {' and '.join(pair)}"))
+            continue
+        methods = [m for m, _ in f["requests"]]
+        interps = fz.observe(pair, findings.pieces_of(f), methods)
+        c = oracle.classify(interps[pair[0]], interps[pair[1]], [tuple(r) for r in f["requests"]],
+                            opaque=fz.opaque(pair[0]) or fz.opaque(pair[1]))
+        rows.append((path, f, c, "reproduced" if c and c[0] == f["class"] else
+                     f"not reproduced (now: {c[0] if c else 'they agree'})"))
+    return rows, bad
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Differential fuzzing of HTTP/1.1 servers over the wire, against an oracle")
+    p.add_argument("--impl", action="append", help="comma list of descriptions (names or .toml paths); the first is "
+                   "the oracle unless --oracle says otherwise (default: reference,tornado)")
+    p.add_argument("--url", action="append", default=[], help="a running server: NAME=http://127.0.0.1:PORT")
+    p.add_argument("--oracle", help="the implementation the others are compared with (default: the first)")
+    p.add_argument("--seconds", type=float, default=60.0, help="stop after this long (default 60)")
+    p.add_argument("--count", type=int, default=10**9, help="stop after this many inputs (default: no limit)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same inputs (default 1)")
+    p.add_argument("--out", default="build/wire-findings", help="where finding files go (default build/wire-findings)")
+    p.add_argument("--replay", help="re-check the findings in this directory instead of fuzzing")
+    p.add_argument("--json", help="write the JSON report here")
+    p.add_argument("--html", help="write the HTML report here")
+    p.add_argument("--squall-bin", help="where Squall's programs are built (default build/release/reference)")
+    p.add_argument("--fail-on-boundary", action="store_true", help="exit 1 when a boundary disagreement involving "
+                   "the oracle is found that fuzz/wire/explained.json does not explain (CI)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    # SIGTERM (a CI timeout) ends the run through the finally blocks that stop every
+    # program started, by PID, instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+    specs = [x.strip() for v in (a.impl or ["reference,tornado"]) for x in v.split(",") if x.strip()]
+    targets = []
+    try:
+        for spec in specs:
+            targets.append(Target(registry.load(spec), squall_bin=a.squall_bin))
+        for v in a.url:
+            name, sep, url = v.partition("=")
+            if not sep or "://" in name:
+                p.error(f"--url {v}: give NAME=URL")
+            targets.append(Target(registry.from_url(name, url)))
+    except registry.DescriptionError as e:
+        p.error(str(e))
+    for t in targets:
+        if not t.has_layer("server"):
+            p.error(f"{t.name} has no server app ({t.desc.source})")
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names) or len(names) < 2:
+        p.error("give at least two distinct implementations")
+    oracle_name = a.oracle or names[0]
+    if oracle_name not in names:
+        p.error(f"--oracle {oracle_name} is not among {', '.join(names)}")
+    targets.sort(key=lambda t: t.name != oracle_name)   # the oracle first: pairs (oracle, x)
+
+    fz = Fuzzer(targets, oracle_name, None if a.replay else a.out, a.seed)
+    try:
+        for t in targets:
+            t.read_version()
+            fz.server(t)
+        if a.replay:
+            rows, bad = replay(fz, a.replay)
+            report.replay_table(rows, bad, sys.stdout)
+            return 0 if all(r[3] == "reproduced" for r in rows) and not bad else 1
+        n, secs = fuzz(fz, a.seconds, a.count, a.seed, a.quiet)
+    except core.DriverError as e:
+        print(f"ERROR: {e}")
+        return 2
+    finally:
+        fz.close()
+    meta = {"inputs": n, "seconds": round(secs, 1), "rate": round(n / secs, 1) if secs else 0.0, "seed": a.seed,
+            "oracle": oracle_name, "implementations": [t.about() for t in targets], "restarts": fz.restarts,
+            "disagreements": fz.counts, "command": " ".join(["fuzz/wire/run.py"] + (argv or sys.argv[1:]))}
+    kept = sorted(fz.kept.values(), key=lambda f: (oracle.CLASSES.index(f["class"]), f["pair"]))
+    report.console(kept, meta, sys.stdout)
+    if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+        with open(a.json, "w") as f:
+            json.dump({"meta": meta, "findings": kept}, f, indent=1)
+    if a.html:
+        os.makedirs(os.path.dirname(os.path.abspath(a.html)), exist_ok=True)
+        with open(a.html, "w") as f:
+            f.write(report.html_page(kept, meta))
+    if a.fail_on_boundary:
+        unexplained = report.unexplained_boundaries(kept, oracle_name, os.path.join(HERE, "explained.json"))
+        for f in unexplained:
+            print(f"UNEXPLAINED BOUNDARY DISAGREEMENT: {' vs '.join(f['pair'])}: {f['detail']}: {f['bytes'][:200]!r}")
+        return 1 if unexplained else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
