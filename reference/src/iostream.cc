@@ -192,6 +192,11 @@ void IOStream::signal_closed() {
     future.mark_retrieved();
   }
   write_futures_.clear();
+  for (auto& [index, future] : drain_waiters_) {
+    if (!future.done()) future.set_exception(closed_exception());
+    future.mark_retrieved();
+  }
+  drain_waiters_.clear();
   if (connect_future_) {
     Future<void> future = std::move(*connect_future_);
     connect_future_.reset();
@@ -210,7 +215,8 @@ void IOStream::signal_closed() {
 }
 
 std::pair<int, Callback> IOStream::release_socket() {
-  if (closed_ || connecting_ || reading() || writing() || !write_futures_.empty() || read_buffer_size() != 0) {
+  if (closed_ || connecting_ || reading() || writing() || !write_futures_.empty() || !drain_waiters_.empty() ||
+      read_buffer_size() != 0) {
     throw std::logic_error("IOStream is not idle; cannot hand over its socket");
   }
   if (registered_) {
@@ -810,6 +816,25 @@ void IOStream::handle_write() {
     write_futures_.pop_front();
     future.set_result();
   }
+  if (!drain_waiters_.empty()) {
+    std::erase_if(drain_waiters_, [this](std::pair<uint64_t, Future<void>>& waiter) {
+      if (waiter.first > total_write_done_index_) return false;
+      waiter.second.set_result();
+      return true;
+    });
+  }
+}
+
+Future<void> IOStream::drained(size_t max_queued) {
+  if (closed_) throw StreamClosedError(error_);
+  Future<void> future = future_on<void>(loop_);
+  future.mark_retrieved();  // as write(): a failure is reported by the stream closing
+  if (write_buffered_ <= max_queued) {
+    future.set_result();
+  } else {
+    drain_waiters_.emplace_back(total_write_index_ - max_queued, future);
+  }
+  return future;
 }
 
 }  // namespace squall

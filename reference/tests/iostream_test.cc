@@ -712,6 +712,84 @@ TEST(IOStream, EmptyWriteCompletesAfterPriorDataIsFlushed) {
   ::close(p.peer);
 }
 
+TEST(IOStream, DrainedCompletesOnceTheQueueIsBackWithinItsBound) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  constexpr size_t kBound = 256 * 1024;
+  const std::string big = pattern_bytes(4 * 1024 * 1024);
+  Future<void> written = stream.write(big);
+  ASSERT_GT(stream.write_buffer_size(), kBound) << "4 MiB cannot fit in the socket buffers";
+  EXPECT_TRUE(stream.drained(stream.write_buffer_size()).done()) << "already within its bound: done at once";
+  Future<void> drained = stream.drained(kBound);
+  Future<void> all_sent = stream.drained();
+  EXPECT_FALSE(drained.done());
+  EXPECT_LT(stream.bytes_written(), big.size());
+  std::string received;
+  size_t queued_when_drained = 0;
+  bool written_before_drained = false;
+  loop.run_sync([&]() -> Task<void> {
+    char buf[16 * 1024];
+    while (!drained.done()) {
+      co_await sleep(1ms);
+      if (drained.done()) break;
+      EXPECT_GT(stream.write_buffer_size(), kBound) << "still pending although within the bound";
+      ssize_t n = ::recv(p.peer, buf, sizeof buf, MSG_DONTWAIT);  // a slow reader: 16 KiB a millisecond
+      if (n > 0) received.append(buf, static_cast<size_t>(n));
+    }
+    queued_when_drained = stream.write_buffer_size();
+    written_before_drained = written.done();
+    while (received.size() < big.size()) {
+      co_await sleep(1ms);
+      for (;;) {
+        ssize_t n = ::recv(p.peer, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) break;
+        received.append(buf, static_cast<size_t>(n));
+      }
+    }
+    co_await all_sent;
+  }, kTimeout);
+  EXPECT_LE(queued_when_drained, kBound);
+  EXPECT_FALSE(written_before_drained) << "the write future still waits for everything";
+  EXPECT_TRUE(written.done());
+  EXPECT_EQ(stream.bytes_written(), big.size());
+  EXPECT_EQ(received, big);
+  ::close(p.peer);
+}
+
+TEST(IOStream, DrainedIsNotDelayedByLaterWrites) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  stream.write(pattern_bytes(2 * 1024 * 1024)).mark_retrieved();
+  Future<void> first_megabytes = stream.drained();
+  Future<void> all = stream.write(pattern_bytes(2 * 1024 * 1024));
+  std::thread drain([&] { read_exact(p.peer, 4 * 1024 * 1024); });
+  bool all_sent_first = true;
+  loop.run_sync([&]() -> Task<void> {
+    co_await first_megabytes;
+    all_sent_first = all.done();
+    co_await all;  // keeps the loop sending for the reader
+  }, kTimeout);
+  EXPECT_FALSE(all_sent_first) << "drained() waited for bytes written after it";
+  drain.join();
+  ::close(p.peer);
+}
+
+TEST(IOStream, ClosingFailsAPendingDrained) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  stream.write(pattern_bytes(4 * 1024 * 1024)).mark_retrieved();
+  Future<void> drained = stream.drained(1024);
+  ASSERT_FALSE(drained.done());
+  stream.close();
+  ASSERT_TRUE(drained.done());
+  EXPECT_THROW(drained.result(), StreamClosedError);
+  EXPECT_THROW(stream.drained(), StreamClosedError);
+  ::close(p.peer);
+}
+
 TEST(IOStream, WriteToAClosedPeerClosesTheStreamWithEPIPEAndNoSignal) {
   // SIGPIPE is deliberately left at its default action: if it were raised, the test
   // process would die.

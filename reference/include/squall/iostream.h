@@ -8,7 +8,9 @@
 //
 // Writes are queued and flushed with scatter-gather sends (MSG_NOSIGNAL: a peer that went
 // away yields EPIPE, which closes the stream, never SIGPIPE); write()'s future completes
-// once everything written up to and including that call has reached the kernel.
+// once everything written up to and including that call has reached the kernel, and
+// drained(n)'s once at most n of those bytes are still queued — the flow control a writer
+// uses to keep what it queued for a slow reader bounded (write a piece, await drained).
 //
 // Every read is bounded: max_buffer_size caps the read buffer (StreamBufferFullError, the
 // stream closes), max_bytes caps a delimiter search (UnsatisfiableReadError, the stream
@@ -40,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "squall/fifo.h"
 #include "squall/future.h"
@@ -135,6 +138,11 @@ class IOStream {
   Future<void> write(std::string data);
   Future<void> write(std::string_view data);  // copies what the socket does not take at once
   Future<void> write(const char* data) { return write(std::string_view(data)); }
+  // Completes once at most max_queued of the bytes written so far are still queued (at
+  // once if that holds now; drained(0) = everything written has been sent). Later writes
+  // do not delay it. Fails with StreamClosedError (marked retrieved) if the stream closes
+  // first; throws StreamClosedError on a closed stream.
+  Future<void> drained(size_t max_queued = 0);
 
   // Non-blocking connect of the (unconnected) socket. Writes issued meanwhile are queued
   // and flushed once connected. On failure the stream closes and the future fails with
@@ -165,6 +173,8 @@ class IOStream {
   size_t read_buffer_size() const { return buf_tail_ - buf_head_; }
   // Bytes queued but not yet sent.
   size_t write_buffer_size() const { return write_buffered_; }
+  // Bytes handed to the socket since the stream was made (progress of a slow reader).
+  uint64_t bytes_written() const { return total_write_done_index_; }
   const IOStreamOptions& options() const { return options_; }
 
   // Hands the socket over for a transport upgrade (start_tls, ssl_iostream.h): returns
@@ -256,6 +266,9 @@ class IOStream {
   uint64_t total_write_index_ = 0;
   uint64_t total_write_done_index_ = 0;
   Fifo<std::pair<uint64_t, Future<void>>> write_futures_;
+  // drained() futures, each with the total_write_done_index_ that completes it (not
+  // ordered: a caller may ask for different amounts; there are rarely more than one).
+  std::vector<std::pair<uint64_t, Future<void>>> drain_waiters_;
   std::optional<Future<void>> connect_future_;
 };
 
