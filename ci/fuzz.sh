@@ -13,3 +13,14 @@ echo "== fuzz build (clang, libFuzzer, ASan + UBSan)"
 fuzz/build.sh
 echo "== fuzz run (${FUZZ_SECONDS:-30} s per target)"
 fuzz/run.sh "${FUZZ_SECONDS:-30}"
+
+# Differential fuzzing over the wire (fuzz/wire/README.md): its unit tests, then the
+# reference against Tornado for WIRE_SECONDS (default 60) with a fixed seed; a boundary
+# disagreement involving the reference that fuzz/wire/explained.json does not explain fails.
+echo "== wire differential fuzzing: reference vs tornado (${WIRE_SECONDS:-60} s)"
+/usr/bin/python3 -m unittest discover -s fuzz/wire/tests -q
+[[ -x build/release/reference/squall-contract-app ]] || ci/build.sh release
+rm -rf build/wire-findings
+timeout -k 10 $(( ${WIRE_SECONDS:-60} + 120 )) /usr/bin/python3 fuzz/wire/run.py --impl reference,tornado \
+  --seconds "${WIRE_SECONDS:-60}" --seed 1 --fail-on-boundary --quiet \
+  --out build/wire-findings --json build/wire-findings/report.json --html build/wire-findings/report.html

@@ -90,6 +90,9 @@ def post_chunked(*pieces, trailers=b""):
                    body=chunked_body(*pieces, trailers=trailers))
 
 
+HIDDEN = b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Hidden: 1\r\n\r\n"
+
+
 def seeds() -> list[Stream]:
     """The seed corpus: the forms a request stream takes, each followed by a probe request
     whose answer shows where the server thinks the previous message ended."""
@@ -107,6 +110,10 @@ def seeds() -> list[Stream]:
         Stream([Request(b"POST", b"/", headers=[host(), Header(b"Content-Length", b"3"),
                                                  Header(b"Expect", b"100-continue")], body=b"abc"), get_echo()]),
         Stream([Request(b"OPTIONS", b"*", headers=[host()]), get_echo()]),
+        # Smuggling shapes: read as the framing says, these bodies are just bytes; a reader
+        # that takes the other framing field (which a mutation adds) sees a hidden request.
+        Stream([post_cl(b"0\r\n\r\n" + HIDDEN), get_echo()]),
+        Stream([post_chunked(HIDDEN), get_echo()]),
     ]
 
 

@@ -28,6 +28,8 @@ def console(kept, meta, out):
         return
     rows = [("class", "reads it otherwise", "operators", "bytes", "found after (s)", "detail")]
     for f in kept:
+        if f["class"] == "accept/reject":   # many and mild: counted below, listed in the HTML
+            continue
         rows.append((f["class"], ",".join(f["odd"]), ",".join(f["operators"]), sum(f["pieces"]),
                      f.get("found_after_seconds", "-"), f["detail"][:60]))
     _table(rows, out)

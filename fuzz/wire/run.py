@@ -89,6 +89,11 @@ class Fuzzer:
 
     def disagreements(self, interps, requests):
         out = []
+        if len(self.targets) == 1:   # alone: only liveness, against a server that answers
+            (name, i), = interps.items()
+            if i.end == "dead":
+                out.append(((name, name), (oracle.LIVENESS, f"{name} {i.error or 'died'}")))
+            return out
         for a, b in self.pairs():
             c = oracle.classify(interps[a], interps[b], requests, opaque=self.opaque(a) or self.opaque(b))
             if c:
@@ -141,28 +146,31 @@ class Fuzzer:
     def minimise_all(self, seconds):
         """Shrink every kept finding (within `seconds` in all), then write them out."""
         deadline = time.monotonic() + seconds
-        for k, f in list(self.kept.items()):
+        by_severity = sorted(self.kept.items(), key=lambda kv: oracle.CLASSES.index(kv[1]["class"]))
+        for k, f in by_severity:   # the most severe classes get the time first
             left = deadline - time.monotonic()
-            pair, cls = tuple(f["pair"]), f["class"]
-            methods = [m for m, _ in f["requests"]]
-            requests = [tuple(r) for r in f["requests"]]
-            pieces = findings.pieces_of(f)
             if left > 1:
-                pieces, _ = minimize(pieces, self.still(pair, cls, methods, requests), max_checks=60,
-                                     max_seconds=min(left, 10.0))
-            final = self.observe(pair, pieces, methods)
-            c = oracle.classify(final[pair[0]], final[pair[1]], requests,
-                                opaque=self.opaque(pair[0]) or self.opaque(pair[1]))
-            if c is None or c[0] != cls:   # flaky: keep the input as found
-                pieces = findings.pieces_of(f)
-                final = self.observe(pair, pieces, methods)
-                c = (cls, f["detail"])
-            ops = [tuple(x) for x in f["ops"]]
-            g = findings.make(cls, c[1], pair, pieces, requests, ops, f["rules"], final, f["iteration"], self.seed,
-                              f["found_after_seconds"], pairs=[tuple(x) for x in f["pairs"]], odd=tuple(f["odd"]))
-            self.kept[k] = g
+                f = self.shrink(f, left)
+                self.kept[k] = f
             if self.out:
-                findings.save(self.out, g)
+                findings.save(self.out, f)
+
+    def shrink(self, f, budget):
+        """The finding minimised (within budget seconds), observed again on its bytes; the
+        finding as found when the smaller input no longer shows the disagreement."""
+        pair, cls = tuple(f["pair"]), f["class"]
+        methods = [m for m, _ in f["requests"]]
+        requests = [tuple(r) for r in f["requests"]]
+        pieces, _ = minimize(findings.pieces_of(f), self.still(pair, cls, methods, requests), max_checks=60,
+                             max_seconds=min(budget, 10.0))
+        final = self.observe(pair, pieces, methods)
+        c = oracle.classify(final[pair[0]], final[pair[1]], requests,
+                            opaque=self.opaque(pair[0]) or self.opaque(pair[1]))
+        if c is None or c[0] != cls:   # flaky: keep the input as found
+            return f
+        return findings.make(cls, c[1], pair, pieces, requests, [tuple(x) for x in f["ops"]], f["rules"], final,
+                             f["iteration"], self.seed, f["found_after_seconds"], pairs=[tuple(x) for x in f["pairs"]],
+                             odd=tuple(f["odd"]))
 
     def close(self):
         self.pool.shutdown()
@@ -251,8 +259,10 @@ def main(argv=None):
         if not t.has_layer("server"):
             p.error(f"{t.name} has no server app ({t.desc.source})")
     names = [t.name for t in targets]
-    if len(set(names)) != len(names) or len(names) < 2:
-        p.error("give at least two distinct implementations")
+    if len(set(names)) != len(names):
+        p.error("implementation names must be unique")
+    if len(names) < 2:
+        log("one implementation: nothing to compare it with; only crashes and hangs are found")
     oracle_name = a.oracle or names[0]
     if oracle_name not in names:
         p.error(f"--oracle {oracle_name} is not among {', '.join(names)}")
