@@ -22,6 +22,16 @@ constexpr size_t kReadPiece = 64 * 1024;
 // Response bodies at least this large are written after their head instead of being
 // copied into one buffer with it.
 constexpr size_t kSeparateBody = 16 * 1024;
+// At most this much output is held back (corked) behind a pipelined request; more goes
+// out at once, so corking never holds a large body in memory.
+constexpr size_t kCorkLimit = 64 * 1024;
+
+// A timeout of zero or less is no timeout.
+void drop_nonpositive(std::optional<Duration>& timeout) {
+  if (timeout && *timeout <= Duration::zero()) timeout.reset();
+}
+
+double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 bool iequals(std::string_view a, std::string_view b) { return header_name_equals(a, b); }
 
@@ -150,11 +160,21 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, bool is_client, HTTP1Connecti
       params_(std::move(params)),
       context_(context),
       xheaders_(xheaders),
+      max_body_size_(params_.max_body_size),
+      loop_(&stream.io_loop()),
       alive_(std::make_shared<HTTP1Connection*>(this)) {
   if (params_.chunk_size == 0) params_.chunk_size = 1;
+  drop_nonpositive(params_.header_timeout);
+  drop_nonpositive(params_.body_timeout);
+  drop_nonpositive(params_.send_timeout);
 }
 
-HTTP1Connection::~HTTP1Connection() { *alive_ = nullptr; }
+HTTP1Connection::~HTTP1Connection() {
+  *alive_ = nullptr;
+  if (send_timer_) loop_->remove_timeout(*send_timer_);
+}
+
+std::string HTTP1Connection::peer() const { return context_ ? context_->to_string() : std::string("the peer"); }
 
 void HTTP1Connection::reset_message_state() {
   read_finished_ = false;
@@ -169,6 +189,7 @@ void HTTP1Connection::reset_message_state() {
   }
   request_keep_alive_header_ = false;
   body_bytes_ = 0;
+  max_body_size_ = params_.max_body_size;
   finish_future_.reset();
   pending_write_.reset();
   gunzip_.reset();
@@ -298,13 +319,28 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
     if (end != 0) co_return end;
     flush_corked();  // about to wait for the peer: what is corked must not wait with us
     std::optional<TimePoint> deadline;
-    if (buffered.empty()) {
+    const size_t received = buffered.size();
+    if (received == 0) {
       if (idle_timeout) deadline = loop.time() + *idle_timeout;
     } else {
       if (!head_deadline && head_timeout) head_deadline = loop.time() + *head_timeout;
       deadline = head_deadline;
     }
-    co_await fill(deadline);
+    try {
+      co_await fill(deadline);
+    } catch (const TimeoutError&) {
+      if (!is_client_) {
+        if (received == 0) {
+          log(LogLevel::info, LogCategory::general, "Idle timeout ({:g} s): closing the connection from {}",
+              seconds(*idle_timeout), peer());
+        } else {
+          log(LogLevel::info, LogCategory::general,
+              "Header timeout ({:g} s): closing the connection from {} ({} bytes of an unfinished head)",
+              seconds(*head_timeout), peer(), received);
+        }
+      }
+      throw;
+    }
   }
 }
 
@@ -319,6 +355,8 @@ Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeou
     arrived = true;
   } catch (const StreamClosedError&) {
   } catch (const TimeoutError&) {
+    log(LogLevel::info, LogCategory::general, "Idle timeout ({:g} s): closing the connection from {}",
+        seconds(*idle_timeout), peer());
   }
   if (!arrived) close();  // the peer left, or stayed idle too long: close quietly
   co_return arrived;
@@ -327,7 +365,7 @@ Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeou
 Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string data) {
   if (!gunzip_) {
     body_bytes_ += data.size();
-    if (body_bytes_ > params_.max_body_size) throw HTTPInputError("Body too large", 413);
+    if (body_bytes_ > max_body_size_) throw HTTPInputError("Body too large", 413);
     FlowControl flow = delegate.data_received(std::move(data));
     if (flow) co_await *flow;
     co_return;
@@ -350,7 +388,7 @@ Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string d
     if (produced == 0 && rc == Z_BUF_ERROR) break;
     out.resize(produced);
     body_bytes_ += produced;
-    if (body_bytes_ > params_.max_body_size) throw HTTPInputError("Body too large", 413);
+    if (body_bytes_ > max_body_size_) throw HTTPInputError("Body too large", 413);
     if (produced > 0) {
       // data stays alive in this frame while the delegate runs.
       FlowControl flow = delegate.data_received(std::move(out));
@@ -360,7 +398,7 @@ Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string d
 }
 
 Task<void> HTTP1Connection::read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length,
-                                            std::optional<TimePoint> deadline) {
+                                            std::optional<Duration> timeout) {
   uint64_t remaining = length;
   while (remaining > 0) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(remaining, params_.chunk_size));
@@ -371,6 +409,8 @@ Task<void> HTTP1Connection::read_fixed_body(HTTPMessageDelegate& delegate, uint6
       piece.assign(rbuf_, rpos_, take);
       rpos_ += take;
     } else {
+      std::optional<TimePoint> deadline;
+      if (timeout) deadline = loop_->time() + *timeout;
       piece = co_await read_some(want, deadline);
     }
     remaining -= piece.size();
@@ -378,9 +418,9 @@ Task<void> HTTP1Connection::read_fixed_body(HTTPMessageDelegate& delegate, uint6
   }
 }
 
-Task<void> HTTP1Connection::read_chunked_body(HTTPMessageDelegate& delegate, std::optional<TimePoint> deadline) {
+Task<void> HTTP1Connection::read_chunked_body(HTTPMessageDelegate& delegate, std::optional<Duration> timeout) {
   ChunkedDecoderLimits limits;
-  limits.max_body = params_.max_body_size;
+  limits.max_body = max_body_size_;
   limits.max_trailer_bytes = params_.max_header_size;
   limits.max_trailer_fields = params_.max_trailer_fields;
   limits.trailer_limits = params_.head_limits;
@@ -393,9 +433,12 @@ Task<void> HTTP1Connection::read_chunked_body(HTTPMessageDelegate& delegate, std
     switch (step->kind) {
       case ChunkedStep::Kind::done:
         co_return;
-      case ChunkedStep::Kind::need_more:
+      case ChunkedStep::Kind::need_more: {
+        std::optional<TimePoint> deadline;
+        if (timeout) deadline = loop_->time() + *timeout;
         co_await fill(deadline);
         break;
+      }
       case ChunkedStep::Kind::data:
         // Copied before the next fill() moves the buffer.
         co_await deliver(delegate, std::string(step->data));
@@ -422,8 +465,8 @@ Task<void> HTTP1Connection::read_body_until_close(HTTPMessageDelegate& delegate)
 }
 
 Task<void> HTTP1Connection::write_error_and_close(int status) {
-  std::string message = fmt::format("HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
-                                    reason_phrase(status));
+  std::string message = fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                                    status, reason_phrase(status), current_http_date());
   try {
     if (!stream_.closed()) {
       corking_ = false;  // after the responses already corked, in order
@@ -475,7 +518,6 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
   std::exception_ptr other_error;
   std::weak_ptr<HTTP1Connection*> weak = alive_;
   try {
-    IOLoop& loop = stream_.io_loop();
     Framing framing = Framing::none;
     uint64_t length = 0;
     for (;;) {
@@ -586,6 +628,11 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         need_delegate_close = true;
         FlowControl flow = delegate.headers_received(line, headers);
         if (flow) co_await *flow;
+        // The delegate may have lowered the limit (a body it takes whole): refuse before
+        // any body byte is read, and before 100 Continue invites it.
+        if (framing == Framing::fixed && length > max_body_size_) {
+          throw HTTPInputError("Content-Length too long", 413);
+        }
         if (expect_continue && !write_finished_ && !headers_written_ && !stream_.closed()) {
           stream_.write(std::string_view("HTTP/1.1 100 (Continue)\r\n\r\n")).mark_retrieved();
         }
@@ -593,17 +640,15 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
       break;
     }
 
-    std::optional<TimePoint> body_deadline;
-    if (params_.body_timeout) body_deadline = loop.time() + *params_.body_timeout;
     try {
       switch (framing) {
         case Framing::none:
           break;
         case Framing::fixed:
-          co_await read_fixed_body(delegate, length, body_deadline);
+          co_await read_fixed_body(delegate, length, params_.body_timeout);
           break;
         case Framing::chunked:
-          co_await read_chunked_body(delegate, body_deadline);
+          co_await read_chunked_body(delegate, params_.body_timeout);
           break;
         case Framing::until_close:
           co_await read_body_until_close(delegate);
@@ -613,8 +658,8 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
       body_timed_out = true;
     }
     if (body_timed_out) {
-      log(LogLevel::info, LogCategory::general, "Timeout reading body from {}",
-          context_ ? context_->to_string() : std::string());
+      log(LogLevel::info, LogCategory::general, "Body timeout ({:g} s without body bytes): closing the connection from {}",
+          seconds(*params_.body_timeout), peer());
       close();
     } else {
       read_finished_ = true;
@@ -824,16 +869,17 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
     if (!chunking_output_ && chunk.size() >= kSeparateBody && !stream_.closed()) {
       // A large body is not copied behind the head: two writes cost less than the copy.
       send(head_bytes).mark_retrieved();
-      return send(chunk);
+      if (stream_.closed()) return closed_future();
+      return flow_control(send(chunk));
     }
     format_chunk(head_bytes, chunk);
   }
   if (stream_.closed()) return closed_future();
-  return send(head_bytes);
+  return flow_control(send(head_bytes));
 }
 
 Future<void> HTTP1Connection::send(std::string_view bytes) {
-  if (corking_) {
+  if (corking_ && corked_.size() + bytes.size() <= kCorkLimit) {
     corked_.append(bytes);
     pending_write_.reset();
     if (!flush_scheduled_) {
@@ -848,11 +894,17 @@ Future<void> HTTP1Connection::send(std::string_view bytes) {
     return make_ready_future();
   }
   if (!corked_.empty()) {
-    corked_.append(bytes);
+    // What is corked goes first: in the same write if these bytes are few.
+    if (bytes.size() < kSeparateBody) {
+      corked_.append(bytes);
+      flush_corked();
+      return pending_write_ ? *pending_write_ : closed_future();
+    }
     flush_corked();
-    return *pending_write_;
+    if (stream_.closed()) return closed_future();
   }
   pending_write_ = stream_.write(bytes);
+  watch_send();
   return *pending_write_;
 }
 
@@ -861,6 +913,43 @@ void HTTP1Connection::flush_corked() {
   pending_write_ = stream_.write(std::move(corked_));
   pending_write_->mark_retrieved();  // a failed write closes the stream; that is the report
   corked_.clear();
+  watch_send();
+}
+
+Future<void> HTTP1Connection::flow_control(Future<void> sent) {
+  const size_t mark = params_.output_high_water;
+  if (mark == 0 || stream_.closed()) return sent;
+  if (stream_.write_buffer_size() <= mark) return make_ready_future();
+  return stream_.drained(mark);
+}
+
+void HTTP1Connection::watch_send() {
+  if (!params_.send_timeout || send_timer_ || stream_.closed() || !stream_.writing()) return;
+  if (send_progress_time_ == TimePoint{} || stream_.bytes_written() != send_progress_) {
+    send_progress_ = stream_.bytes_written();
+    send_progress_time_ = loop_->time();
+  }
+  // Checked four times per period: the drop comes at most a quarter period late.
+  Duration period = std::max<Duration>(*params_.send_timeout / 4, std::chrono::milliseconds(1));
+  send_timer_ = loop_->call_later(period, [weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
+    if (auto alive = weak.lock(); alive && *alive) (*alive)->check_send();
+  });
+}
+
+void HTTP1Connection::check_send() {
+  send_timer_.reset();
+  if (stream_.closed() || !stream_.writing()) {
+    send_progress_time_ = TimePoint{};
+    return;
+  }
+  if (stream_.bytes_written() == send_progress_ && loop_->time() - send_progress_time_ >= *params_.send_timeout) {
+    log(LogLevel::info, LogCategory::general,
+        "Send timeout ({:g} s without progress): closing the connection to {} ({} bytes unsent)",
+        seconds(*params_.send_timeout), peer(), stream_.write_buffer_size());
+    close();
+    return;
+  }
+  watch_send();
 }
 
 Future<void> HTTP1Connection::write(std::string_view chunk) {
@@ -880,9 +969,9 @@ Future<void> HTTP1Connection::write(std::string_view chunk) {
     std::string data;
     data.reserve(chunk.size() + 20);
     format_chunk(data, chunk);
-    return send(data);
+    return flow_control(send(data));
   }
-  return send(chunk);
+  return flow_control(send(chunk));
 }
 
 void HTTP1Connection::finish() {
@@ -899,18 +988,34 @@ void HTTP1Connection::finish() {
   // close (closing pushes what is queued, Nagle or not): as nginx's tcp_nodelay, which
   // only applies to keep-alive connections, this saves a syscall per such connection.
   if (is_client_ || !disconnect_on_finish_) stream_.set_nodelay(true);
-  if (!pending_write_ || pending_write_->done()) {
+  const size_t mark = params_.output_high_water;
+  if (!is_client_ && !disconnect_on_finish_ && mark != 0 && !stream_.closed()) {
+    // A connection that stays open goes on to the next request once the output is back
+    // within the high-water mark (the rest drains meanwhile); until then a pipelined
+    // request is not read.
+    if (pending_write_) pending_write_->mark_retrieved();
+    if (stream_.write_buffer_size() <= mark) {
+      finish_request();
+    } else {
+      finish_when(stream_.drained(mark));
+    }
+  } else if (!pending_write_ || pending_write_->done()) {
     // Everything was written already (the usual case: the socket took the response at
     // once), so there is nothing to wait for.
     if (pending_write_) pending_write_->mark_retrieved();
     finish_request();
   } else {
-    std::weak_ptr<HTTP1Connection*> weak = alive_;
-    pending_write_->add_done_callback([weak](Future<void>& f) {
-      f.mark_retrieved();
-      if (auto alive = weak.lock(); alive && *alive) (*alive)->finish_request();
-    });
+    // Closing drops what is queued: wait until all of it was sent (bounded by the send
+    // timeout).
+    finish_when(*pending_write_);
   }
+}
+
+void HTTP1Connection::finish_when(Future<void> written) {
+  written.add_done_callback([weak = std::weak_ptr<HTTP1Connection*>(alive_)](Future<void>& f) {
+    f.mark_retrieved();
+    if (auto alive = weak.lock(); alive && *alive) (*alive)->finish_request();
+  });
 }
 
 void HTTP1Connection::finish_request() {
@@ -945,7 +1050,9 @@ HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, Soc
                                            const HTTPServerOptions& options)
     : stream_(std::move(stream)),
       context_(std::move(address), options.protocol, options.trusted_downstream),
-      idle_timeout_(options.idle_connection_timeout),
+      idle_timeout_(options.idle_connection_timeout > Duration::zero()
+                        ? std::optional<Duration>(options.idle_connection_timeout)
+                        : std::nullopt),
       conn_(std::make_unique<HTTP1Connection>(*stream_, false, options.params, &context_, options.xheaders)) {}
 
 HTTPServerConnection::~HTTPServerConnection() = default;

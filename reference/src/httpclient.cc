@@ -599,6 +599,11 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
       params.decompress = request.decompress_response;
       params.max_header_size = request.max_header_size;
       params.max_body_size = request.max_body_size;
+      // request_timeout bounds the whole exchange, as in Tornado: no separate server-side
+      // style timeouts (a slow but steady download may take as long as it is allowed).
+      params.header_timeout.reset();
+      params.body_timeout.reset();
+      params.send_timeout.reset();
       std::unique_ptr<IOStream> stream;
       std::exception_ptr connect_error;
       bool connect_timed_out = false;

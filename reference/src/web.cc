@@ -927,6 +927,12 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
                                                PoolAllocator<RequestHandler>());
     handler_->attach(app_, std::move(request), std::move(params));
     stream_ = handler_->stream_request_body();
+    if (http1_ && !stream_) {
+      // A body taken whole is held in memory: bounded by the buffered-body limit (413
+      // beyond it, before the rest is read). A streaming handler keeps max_body_size.
+      http1_->set_max_body_size(
+          std::min<uint64_t>(http1_->max_body_size(), http1_->params().max_buffered_body_size));
+    }
     if (http1_) {
       http1_->set_close_callback([weak = std::weak_ptr<RequestHandler>(handler_)] {
         if (auto h = weak.lock()) h->connection_lost();

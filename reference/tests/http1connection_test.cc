@@ -8,14 +8,18 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "squall/future.h"
 #include "squall/ioloop.h"
 #include "squall/iostream.h"
+#include "squall/log.h"
 #include "squall/task.h"
 
 namespace squall {
@@ -287,6 +291,301 @@ TEST_F(ServerOutputTest, ExplicitTransferEncodingIsLeftAlone) {
     conn.finish();
   });
   EXPECT_EQ(output, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nServer: Custom\r\nDate: x\r\n\r\n1\r\na\r\n0\r\n\r\n");
+}
+
+// ---- server side: output flow control, body limits, timeouts ------------------------
+//
+// An HTTPServerConnection over a socketpair whose peer the test reads (or does not) by
+// hand: what is queued on the server's stream is what a slow client costs.
+
+struct FlowApp;
+
+struct FlowMessage : HTTPMessageDelegate {
+  FlowApp& app;
+  HTTPConnection& conn;
+  HTTP1Connection& http1;
+  std::string target;
+  std::string body;
+  FlowMessage(FlowApp& a, HTTPConnection& c, HTTP1Connection& h) : app(a), conn(c), http1(h) {}
+  FlowControl headers_received(const RequestStartLine& line, HTTPHeaders&) override;
+  FlowControl data_received(std::string chunk) override {
+    body += chunk;
+    return std::nullopt;
+  }
+  void finish() override;
+  void on_connection_close() override;
+};
+
+struct FlowApp : HTTPServerConnectionDelegate {
+  std::vector<std::string> seen;  // targets whose head was read
+  int finished = 0;
+  int connection_closes = 0;
+  int closes = 0;
+  std::optional<uint64_t> buffered_limit;  // set_max_body_size from headers_received
+  std::function<void(FlowMessage&)> respond;
+  std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server, HTTPConnection& conn) override {
+    return std::make_unique<FlowMessage>(*this, conn, server.connection());
+  }
+  void on_close(HTTPServerConnection&) override { ++closes; }
+};
+
+FlowControl FlowMessage::headers_received(const RequestStartLine& line, HTTPHeaders&) {
+  target = line.target;
+  app.seen.push_back(target);
+  if (app.buffered_limit) http1.set_max_body_size(*app.buffered_limit);
+  return std::nullopt;
+}
+void FlowMessage::finish() {
+  ++app.finished;
+  app.respond(*this);
+}
+void FlowMessage::on_connection_close() { ++app.connection_closes; }
+
+// Answers with `size` bytes of 'x' written at once; returns the future of that write.
+Future<void> answer_bytes(HTTPConnection& conn, size_t size) {
+  HTTPHeaders headers{{"Content-Length", std::to_string(size)}};
+  conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers).mark_retrieved();
+  Future<void> written = conn.write(std::string(size, 'x'));
+  written.mark_retrieved();
+  conn.finish();
+  return written;
+}
+
+class ServerFlowTest : public ::testing::Test {
+ protected:
+  void start(HTTPServerOptions options) {
+    // A small socket buffer: what the client does not read stays queued on the stream.
+    int size = 16 * 1024;
+    ::setsockopt(pair.fds[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    server = std::make_unique<HTTPServerConnection>(std::make_unique<IOStream>(pair.fds[0]), SocketAddress{}, options);
+    serving.emplace(server->serve(app));
+  }
+  void run_for(Duration d) {
+    loop.run_sync([d] { return sleep(d); });
+  }
+  // Reads what arrived, `step` bytes at a time with a loop iteration in between, until
+  // `until` holds or nothing more comes for a while.
+  void read_slowly(std::string& into, std::function<bool()> until, size_t step = 4096) {
+    loop.run_sync(
+        [&]() -> Task<void> {
+          std::string buf(step, '\0');
+          int idle = 0;
+          while (!until() && idle < 200) {
+            ssize_t n = ::recv(pair.fds[1], buf.data(), buf.size(), MSG_DONTWAIT);
+            if (n > 0) {
+              into.append(buf.data(), size_t(n));
+              idle = 0;
+            } else {
+              ++idle;
+            }
+            co_await sleep(1ms);
+          }
+        },
+        10s);
+  }
+  void TearDown() override {
+    if (serving && !serving->done()) {
+      server->close().mark_retrieved();
+      loop.run_sync([&] { return serving->future(); }, 5s);
+    }
+  }
+
+  IOLoop loop;
+  Pair pair;
+  FlowApp app;
+  std::unique_ptr<HTTPServerConnection> server;
+  std::optional<Task<void>> serving;
+};
+
+HTTPServerOptions flow_options(size_t high_water) {
+  HTTPServerOptions options;
+  options.params.output_high_water = high_water;
+  return options;
+}
+
+TEST_F(ServerFlowTest, OutputAboveTheMarkStopsReadingPipelinedRequestsUntilItDrains) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, m.target == "/big" ? 1024 * 1024 : 5); };
+  start(flow_options(64 * 1024));
+  pair.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n");
+  run_for(50ms);
+  EXPECT_EQ(app.seen, std::vector<std::string>{"/big"}) << "the next request waits while the output is above the mark";
+  EXPECT_GT(server->stream().write_buffer_size(), 64u * 1024);
+  std::string received;
+  read_slowly(received, [&] { return std::count(received.begin(), received.end(), 'x') == 1024 * 1024 + 5; });
+  EXPECT_EQ(app.seen, (std::vector<std::string>{"/big", "/small"}));
+  EXPECT_EQ(app.finished, 2);
+  EXPECT_EQ(std::count(received.begin(), received.end(), 'x'), 1024 * 1024 + 5);
+}
+
+TEST_F(ServerFlowTest, WriteFutureCompletesWhenTheOutputIsBackWithinTheMark) {
+  constexpr size_t kMark = 64 * 1024;
+  std::optional<Future<void>> written;
+  size_t queued_at_completion = 0;
+  app.respond = [&](FlowMessage& m) {
+    written = answer_bytes(m.conn, 1024 * 1024);
+    written->add_done_callback([&] { queued_at_completion = server->stream().write_buffer_size(); });
+  };
+  start(flow_options(kMark));
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  run_for(50ms);
+  ASSERT_TRUE(written);
+  EXPECT_FALSE(written->done()) << "1 MiB queued for a client that does not read";
+  std::string received;
+  read_slowly(received, [&] { return written->done(); });
+  EXPECT_TRUE(written->done());
+  EXPECT_LE(queued_at_completion, kMark);
+  EXPECT_GT(queued_at_completion, 0u) << "it did not wait for everything to be sent";
+}
+
+TEST_F(ServerFlowTest, WithoutAMarkTheWriteFutureWaitsForEverything) {
+  std::optional<Future<void>> written;
+  size_t queued_at_completion = 1;
+  app.respond = [&](FlowMessage& m) {
+    written = answer_bytes(m.conn, 1024 * 1024);
+    written->add_done_callback([&] { queued_at_completion = server->stream().write_buffer_size(); });
+  };
+  start(flow_options(0));  // Tornado's flow control
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string received;
+  read_slowly(received, [&] { return written && written->done(); });
+  EXPECT_EQ(queued_at_completion, 0u);
+}
+
+TEST_F(ServerFlowTest, SendTimeoutDropsAClientThatStopsReading) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 1024 * 1024); };
+  HTTPServerOptions options;
+  options.params.send_timeout = 100ms;
+  LogLevel before = log_level();
+  set_log_level(LogLevel::info);
+  testing::internal::CaptureStderr();
+  start(options);
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  loop.run_sync([&] { return serving->future(); }, 5s);  // the connection ends on its own
+  std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(before);
+  EXPECT_TRUE(server->stream().closed());
+  EXPECT_EQ(app.closes, 1);
+  EXPECT_NE(log.find("Send timeout (0.1 s without progress)"), std::string::npos) << log;
+}
+
+TEST_F(ServerFlowTest, SendTimeoutSparesASlowClientThatKeepsReading) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 512 * 1024); };
+  HTTPServerOptions options;
+  options.params.send_timeout = 100ms;
+  start(options);
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string received;
+  // 4 KiB every 2 ms: about 0.25 s in all, longer than the timeout, always moving.
+  loop.run_sync(
+      [&]() -> Task<void> {
+        char buf[4096];
+        while (std::count(received.begin(), received.end(), 'x') < 512 * 1024) {
+          ssize_t n = ::recv(pair.fds[1], buf, sizeof buf, MSG_DONTWAIT);
+          if (n > 0) received.append(buf, size_t(n));
+          if (n == 0) break;
+          co_await sleep(2ms);
+        }
+      },
+      10s);
+  EXPECT_EQ(std::count(received.begin(), received.end(), 'x'), 512 * 1024);
+  EXPECT_FALSE(server->stream().closed());
+}
+
+TEST_F(ServerFlowTest, ContentLengthAboveTheMessageLimitIs413BeforeAnyBodyIsRead) {
+  app.buffered_limit = 1000;
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  start({});
+  // 10 MB announced, 10 bytes sent: the answer may not wait for the rest.
+  pair.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n0123456789");
+  std::string received;
+  read_slowly(received, [&] { return received.find("\r\n\r\n") != std::string::npos; });
+  EXPECT_TRUE(received.starts_with("HTTP/1.1 413 Request Entity Too Large\r\n")) << received;
+  EXPECT_NE(received.find("Connection: close\r\n"), std::string::npos) << received;
+  EXPECT_EQ(app.finished, 0);
+  EXPECT_EQ(app.seen, std::vector<std::string>{"/"});
+}
+
+TEST_F(ServerFlowTest, ChunkedBodyPassingTheMessageLimitIs413BeforeItEnds) {
+  app.buffered_limit = 100 * 1024;
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  start({});
+  pair.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  std::string chunk = "4000\r\n" + std::string(0x4000, 'b') + "\r\n";  // 16 KiB chunks, no last chunk
+  std::string received;
+  size_t sent = 0;
+  loop.run_sync(
+      [&]() -> Task<void> {
+        char buf[4096];
+        while (received.find("\r\n\r\n") == std::string::npos && sent < 1024 * 1024) {
+          ssize_t w = ::send(pair.fds[1], chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+          if (w > 0) sent += size_t(w);
+          if (w < 0 && errno != EAGAIN) break;
+          ssize_t n = ::recv(pair.fds[1], buf, sizeof buf, MSG_DONTWAIT);
+          if (n > 0) received.append(buf, size_t(n));
+          co_await sleep(1ms);
+        }
+      },
+      10s);
+  EXPECT_TRUE(received.starts_with("HTTP/1.1 413 Request Entity Too Large\r\n")) << received;
+  EXPECT_LT(sent, 300u * 1024) << "answered soon after the limit, not at the end of the body";
+  EXPECT_EQ(app.finished, 0);
+}
+
+TEST_F(ServerFlowTest, ContentLengthWithinTheLimitIsRead) {
+  app.buffered_limit = 10;
+  std::string body;
+  app.respond = [&](FlowMessage& m) {
+    body = m.body;
+    answer_bytes(m.conn, 2);
+  };
+  start({});
+  pair.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+  std::string received;
+  read_slowly(received, [&] { return received.ends_with("xx"); });
+  EXPECT_EQ(body, "0123456789");
+  EXPECT_TRUE(received.starts_with("HTTP/1.1 200 OK\r\n")) << received;
+}
+
+TEST_F(ServerFlowTest, HeaderAndIdleTimeoutsAreLogged) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  HTTPServerOptions options;
+  options.params.header_timeout = 50ms;
+  LogLevel before = log_level();
+  set_log_level(LogLevel::info);
+  testing::internal::CaptureStderr();
+  start(options);
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n");  // never finished
+  loop.run_sync([&] { return serving->future(); }, 5s);
+  std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(before);
+  EXPECT_NE(log.find("Header timeout (0.05 s): closing the connection"), std::string::npos) << log;
+  EXPECT_EQ(app.finished, 0);
+}
+
+TEST_F(ServerFlowTest, IdleTimeoutIsLogged) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 50ms;
+  LogLevel before = log_level();
+  set_log_level(LogLevel::info);
+  testing::internal::CaptureStderr();
+  start(options);
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  loop.run_sync([&] { return serving->future(); }, 5s);
+  std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(before);
+  EXPECT_NE(log.find("Idle timeout (0.05 s): closing the connection"), std::string::npos) << log;
+  EXPECT_EQ(app.finished, 1);
+}
+
+TEST(HTTP1ConnectionParameters, DefaultsAreBoundedLikeNginx) {
+  HTTP1ConnectionParameters params;
+  EXPECT_EQ(params.header_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(params.body_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(params.send_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(params.max_buffered_body_size, 8u * 1024 * 1024);
+  EXPECT_EQ(params.output_high_water, 256u * 1024);
+  EXPECT_EQ(HTTPServerOptions{}.idle_connection_timeout, std::chrono::seconds(75));
 }
 
 }  // namespace

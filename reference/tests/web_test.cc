@@ -11,12 +11,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <set>
 #include <cstdio>
 #include <string>
 #include <thread>
 
+#include "squall/http1connection.h"
 #include "squall/httpserver.h"
 #include "squall/log.h"
 
@@ -823,6 +828,140 @@ std::string run_command(const std::string& command) {
   while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
   ::pclose(pipe);
   return out;
+}
+
+// ---- bounded memory: flushed pieces to a slow client, bodies held whole ---------------
+
+// Writes `total` bytes in 64 KiB pieces, awaiting flush() after each.
+class PiecesHandler : public RequestHandler {
+ public:
+  PiecesHandler(size_t total, std::shared_ptr<size_t> max_queued, std::shared_ptr<size_t> written = nullptr)
+      : total_(total), max_queued_(std::move(max_queued)), written_(std::move(written)) {}
+  Task<void> get() override {
+    set_header("Content-Length", static_cast<int64_t>(total_));
+    const std::string piece(64 * 1024, 'p');
+    for (size_t sent = 0; sent < total_; sent += piece.size()) {
+      write(std::string_view(piece).substr(0, std::min(piece.size(), total_ - sent)));
+      if (written_) *written_ = sent + std::min(piece.size(), total_ - sent);
+      co_await flush();
+      if (auto* http1 = dynamic_cast<HTTP1Connection*>(request().connection)) {
+        *max_queued_ = std::max(*max_queued_, http1->stream().write_buffer_size());
+      }
+    }
+  }
+
+ private:
+  size_t total_;
+  std::shared_ptr<size_t> max_queued_;
+  std::shared_ptr<size_t> written_;
+};
+
+// Echoes the length of the body it received (whole, or streamed).
+class LengthHandler : public RequestHandler {
+ public:
+  explicit LengthHandler(bool streaming) : streaming_(streaming) {}
+  bool stream_request_body() const override { return streaming_; }
+  Task<void> data_received(std::string chunk) override {
+    streamed_ += chunk.size();
+    co_return;
+  }
+  Task<void> post() override {
+    write(std::to_string(streaming_ ? streamed_ : request().body.size()));
+    co_return;
+  }
+
+ private:
+  bool streaming_;
+  size_t streamed_ = 0;
+};
+
+// An Application served over a socketpair whose client end the test drives by hand.
+class WebFlowTest : public ::testing::Test {
+ protected:
+  void start(std::vector<URLSpec> routes, HTTPServerOptions options = {}) {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    int size = 16 * 1024;
+    ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    app = std::make_unique<Application>(std::move(routes), ApplicationSettings{.log_requests = false});
+    server = std::make_unique<HTTPServerConnection>(std::make_unique<IOStream>(fds[0]), SocketAddress{}, options);
+    serving.emplace(server->serve(*app));
+  }
+  void send(std::string_view bytes) { ASSERT_EQ(::send(fds[1], bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size())); }
+  // Reads until `until` holds (bounded).
+  std::string read_until(std::function<bool(const std::string&)> until) {
+    std::string out;
+    loop.run_sync(
+        [&]() -> Task<void> {
+          char buf[64 * 1024];
+          while (!until(out)) {
+            ssize_t n = ::recv(fds[1], buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) out.append(buf, size_t(n));
+            if (n == 0) break;
+            co_await sleep(1ms);
+          }
+        },
+        10s);
+    return out;
+  }
+  void TearDown() override {
+    if (serving && !serving->done()) {
+      server->close().mark_retrieved();
+      loop.run_sync([&] { return serving->future(); }, 5s);
+    }
+    if (fds[1] >= 0) ::close(fds[1]);
+  }
+
+  IOLoop& loop = IOLoop::current();  // the web layer's futures belong to the current loop
+  int fds[2] = {-1, -1};
+  std::unique_ptr<Application> app;
+  std::unique_ptr<HTTPServerConnection> server;
+  std::optional<Task<void>> serving;
+};
+
+TEST_F(WebFlowTest, LargeAnswerToAClientThatDoesNotReadKeepsTheQueuedOutputBounded) {
+  constexpr size_t kTotal = 8 * 1024 * 1024;
+  auto max_queued = std::make_shared<size_t>(0);
+  HTTPServerOptions options;
+  options.params.output_high_water = 128 * 1024;
+  start({{"/big", handler<PiecesHandler>(kTotal, max_queued)}}, options);
+  send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+  loop.run_sync([] { return sleep(50ms); });
+  // The handler waits in flush(): the stream holds the mark and at most one piece more.
+  EXPECT_LE(server->stream().write_buffer_size(), 128u * 1024 + 64 * 1024);
+  EXPECT_GT(server->stream().write_buffer_size(), 0u);
+  size_t body_bytes = 0;
+  std::string all = read_until([&](const std::string& out) {
+    size_t head_end = out.find("\r\n\r\n");
+    body_bytes = head_end == std::string::npos ? 0 : out.size() - head_end - 4;
+    return body_bytes >= kTotal;
+  });
+  EXPECT_EQ(body_bytes, kTotal);
+  EXPECT_EQ(static_cast<size_t>(std::count(all.begin() + static_cast<std::ptrdiff_t>(all.size() - body_bytes), all.end(), 'p')),
+            kTotal);
+  EXPECT_NE(all.find("Content-Length: 8388608\r\n"), std::string::npos);
+  EXPECT_EQ(all.find("Etag"), std::string::npos) << "a flushed answer has no ETag";
+  EXPECT_LE(*max_queued, 128u * 1024 + 64 * 1024);
+}
+
+TEST_F(WebFlowTest, BodyAboveTheBufferedLimitIs413BeforeItIsRead) {
+  HTTPServerOptions options;
+  options.params.max_buffered_body_size = 1000;
+  start({{"/whole", handler<LengthHandler>(false)}}, options);
+  send("POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\nonly the start");
+  std::string answer = read_until([](const std::string& out) { return out.find("\r\n\r\n") != std::string::npos; });
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 413 Request Entity Too Large\r\n")) << answer;
+}
+
+TEST_F(WebFlowTest, StreamingHandlersAreBoundedByMaxBodySizeInstead) {
+  HTTPServerOptions options;
+  options.params.max_buffered_body_size = 1000;
+  start({{"/streamed", handler<LengthHandler>(true)}, {"/whole", handler<LengthHandler>(false)}}, options);
+  std::string body(5000, 'b');
+  send("POST /streamed HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + body);
+  send("POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'w'));
+  std::string answers = read_until([](const std::string& out) { return out.ends_with("\r\n\r\n1000"); });
+  EXPECT_TRUE(answers.starts_with("HTTP/1.1 200 OK\r\n")) << answers;
+  EXPECT_NE(answers.find("\r\n\r\n5000HTTP/1.1 200 OK\r\n"), std::string::npos) << answers;
 }
 
 TEST(WebIntegration, ServesRawSocketAndCurlOverHTTPServer) {

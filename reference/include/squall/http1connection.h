@@ -24,6 +24,15 @@
 // and may have a body; no body for HEAD, 1xx, 204 and 304; `Connection: close` when the
 // connection will close; HTTP/1.0 keep-alive only if the request asked for it and the
 // response length is known — and adds `Date` and `Server: Squall` when absent.
+//
+// Output is bounded by a high-water mark (output_high_water): a write's future completes
+// once what is queued on the stream is back within it, a finished response lets the next
+// (pipelined) request be read only then, and output held back behind a pipelined request
+// (corked) never exceeds 64 KiB. A peer that stops reading while output is queued is
+// dropped after send_timeout; a head must arrive within header_timeout of its first
+// byte, a body may pause at most body_timeout, and a server connection may idle
+// idle_connection_timeout between requests. Each timeout logs one line (info, general)
+// when it closes a connection.
 #pragma once
 
 #include <cstdint>
@@ -63,13 +72,44 @@ class HTTPOutputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Limits and timeouts of a connection. The defaults are nginx's (client_header_timeout,
+// client_body_timeout, send_timeout, client_max_body_size for bodies held whole,
+// keepalive_timeout in HTTPServerOptions); nullopt / 0 turns a bound off, which with
+// max_buffered_body_size = max_body_size and output_high_water = 0 gives Tornado 6.2's
+// lenient behaviour.
+//
+// Memory per server connection, at most: the read buffers (the stream's, under two
+// read_chunk_size pieces while a read is pending, plus this connection's: a head up to
+// max_header_size, or one chunk_size piece of body) + max_buffered_body_size while a
+// handler that takes its body whole receives it (a streaming handler gets chunk_size
+// pieces, each awaited) + output_high_water of queued output + the largest single write
+// of the handler (a writer that awaits each write keeps that to its piece size).
 struct HTTP1ConnectionParameters {
   bool no_keep_alive = false;
   size_t chunk_size = 65536;          // largest piece handed to data_received
   size_t max_header_size = 65536;     // a bigger head -> 431
-  std::optional<Duration> header_timeout;  // from the first byte of a head to its end
+  // From the first byte of a head to its end (nginx's client_header_timeout). When it
+  // fires the connection is closed (logged at info, general).
+  std::optional<Duration> header_timeout = std::chrono::seconds(60);
   size_t max_body_size = 100 * 1024 * 1024;  // a bigger body -> 413 (decompressed size counts)
-  std::optional<Duration> body_timeout;
+  // The limit for a body the receiver takes whole (HTTP1Connection::set_max_body_size;
+  // web.h's handlers that do not stream): 413 as soon as Content-Length or the chunked
+  // body passes it, without reading the rest, then the connection closes. nginx's
+  // client_max_body_size is 1 MiB (the contract app uses that); the library's default
+  // leaves room for the in-tree tests that echo a 5 MiB body whole.
+  size_t max_buffered_body_size = 8 * 1024 * 1024;
+  // The longest wait for more body bytes (nginx's client_body_timeout: between two
+  // reads, so a long upload that keeps moving is not cut; Tornado's bounds the whole
+  // body). When it fires the connection is closed (logged at info, general).
+  std::optional<Duration> body_timeout = std::chrono::seconds(60);
+  // Output queued for the peer that makes no progress for this long (a client that
+  // stopped reading) closes the connection (nginx's send_timeout; logged at info).
+  std::optional<Duration> send_timeout = std::chrono::seconds(60);
+  // High-water mark of the output queued on the stream. Above it, write futures (and so
+  // RequestHandler::flush) complete only once the output drained back to it, and a server
+  // does not read the next (pipelined) request. 0: Tornado's flow control, where a write
+  // future completes once everything was sent.
+  size_t output_high_water = 256 * 1024;
   bool decompress = false;            // gunzip bodies with Content-Encoding: gzip
   HeadLimits head_limits;
   size_t max_trailer_fields = 100;    // trailers of a chunked body (read, then dropped)
@@ -120,7 +160,15 @@ class HTTP1Connection : public HTTPConnection {
   // connection is closed then). Holds no per-request state while it waits.
   Task<bool> wait_for_request(std::optional<Duration> idle_timeout);
 
-  // HTTPConnection.
+  // The body limit of the message being read (Tornado's set_max_body_size): by default
+  // params().max_body_size; a message delegate may change it from headers_received (the
+  // web layer lowers it to max_buffered_body_size for handlers that take the body whole).
+  // A Content-Length above it is refused (413) before any body byte is read.
+  void set_max_body_size(uint64_t limit) { max_body_size_ = limit; }
+  uint64_t max_body_size() const { return max_body_size_; }
+
+  // HTTPConnection. A write's future completes when the output queued on the stream is
+  // at most params().output_high_water (at once, usually): await it before writing more.
   Future<void> write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
                              std::string_view chunk = {}) override;
   Future<void> write_headers(const RequestStartLine& start_line, HTTPHeaders& headers,
@@ -153,15 +201,26 @@ class HTTP1Connection : public HTTPConnection {
   BoundedRead read_some(size_t max_bytes, std::optional<TimePoint> deadline);
   Task<void> fill(std::optional<TimePoint> deadline);
   Task<size_t> read_head(std::optional<Duration> idle_timeout);
-  Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<TimePoint> deadline);
-  Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<TimePoint> deadline);
+  // timeout: the longest wait for more bytes (params_.body_timeout).
+  Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<Duration> timeout);
+  Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<Duration> timeout);
   Task<void> read_body_until_close(HTTPMessageDelegate& delegate);
   Task<void> deliver(HTTPMessageDelegate& delegate, std::string data);
   Task<void> write_error_and_close(int status);
   Task<void> linger();
   // Every response byte goes through send(): corked or written (after what is corked).
+  // Its future completes once the bytes were sent (or at once when corked).
   Future<void> send(std::string_view bytes);
   void flush_corked();
+  // What write()/write_headers() return for bytes just sent: ready while the queued
+  // output is within the high-water mark, else a future for when it is back there.
+  Future<void> flow_control(Future<void> sent);
+  void finish_when(Future<void> written);
+  // The send timeout: a watchdog that runs while output is queued and closes the
+  // connection when none of it was sent for params_.send_timeout.
+  void watch_send();
+  void check_send();
+  std::string peer() const;
 
   IOStream& stream_;
   bool is_client_;
@@ -185,6 +244,7 @@ class HTTP1Connection : public HTTPConnection {
   std::string request_version_;  // server: the request's version
   bool request_keep_alive_header_ = false;  // HTTP/1.0 request said Connection: keep-alive
   uint64_t body_bytes_ = 0;      // body bytes delivered (decompressed) for max_body_size
+  uint64_t max_body_size_;       // of the current message (set_max_body_size)
   std::optional<Future<void>> finish_future_;
   std::optional<Future<void>> pending_write_;
   std::unique_ptr<Gunzip> gunzip_;
@@ -199,6 +259,11 @@ class HTTP1Connection : public HTTPConnection {
   bool corking_ = false;
   bool flush_scheduled_ = false;
   bool timed_out_ = false;
+  IOLoop* loop_;
+  // The send watchdog: armed while output is queued; the progress it last saw, and when.
+  std::optional<TimeoutHandle> send_timer_;
+  uint64_t send_progress_ = 0;
+  TimePoint send_progress_time_{};
   // Lets callbacks queued on the loop notice that the connection is gone.
   std::shared_ptr<HTTP1Connection*> alive_;
 };
@@ -208,7 +273,10 @@ struct HTTPServerOptions {
   HTTP1ConnectionParameters params;
   bool xheaders = false;
   std::vector<std::string> trusted_downstream;
-  Duration idle_connection_timeout = std::chrono::seconds(3600);
+  // Between requests, and before a fresh connection's first byte (nginx's
+  // keepalive_timeout; Tornado's default is 3600 s). Zero: none. Logged at info when it
+  // closes a connection.
+  Duration idle_connection_timeout = std::chrono::seconds(75);
   std::string protocol;  // "" = "http"
 };
 
@@ -237,7 +305,7 @@ class HTTPServerConnection {
  private:
   std::unique_ptr<IOStream> stream_;
   HTTPRequestContext context_;
-  Duration idle_timeout_;
+  std::optional<Duration> idle_timeout_;
   std::unique_ptr<HTTP1Connection> conn_;
   std::optional<Future<void>> serving_;
 };

@@ -14,7 +14,16 @@
 // (SHA-1 of the body, as Tornado) for 200 GET/HEAD answers and turns a matching
 // If-None-Match into 304; with `compress_response` the body is gzipped when the client
 // accepts it, the type is compressible and the body is at least 1024 bytes. flush()
-// sends what is buffered (chunked on HTTP/1.1 when no length is known).
+// sends what is buffered (chunked on HTTP/1.1 when no length is known; no ETag then, as
+// Tornado). Its future is the flow control of a large answer: it completes once the
+// output queued for the client is within the connection's high-water mark
+// (HTTP1ConnectionParameters::output_high_water), so a handler that writes a piece and
+// awaits flush() holds at most a piece and the mark, however slow the client.
+//
+// A request body delivered whole (handlers that do not stream) is bounded by the
+// connection's max_buffered_body_size (8 MiB by default): a larger one is answered 413
+// without being read. Streaming handlers get max_body_size, in chunk_size pieces, each
+// awaited before more is read.
 #pragma once
 
 #include <cstdint>
@@ -218,7 +227,10 @@ class RequestHandler {
   // Writes the JSON text and sets Content-Type: application/json; charset=UTF-8.
   void write(const Json& value);
   void write_json(std::string_view serialized);
-  // Sends the buffered output (the head first, if not sent yet).
+  // Sends the buffered output (the head first, if not sent yet). The future completes
+  // when the output queued for the client is back within the high-water mark (at once,
+  // usually); it fails with StreamClosedError if the client went away (or was dropped by
+  // the send timeout) — catch it around a flush loop, as Tornado's StaticFileHandler does.
   Future<void> flush();
   // Ends the response (writes chunk first). Throws std::logic_error if called twice.
   Future<void> finish(std::string_view chunk = {});
