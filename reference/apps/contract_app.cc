@@ -2,7 +2,8 @@
 // Application + HTTPServer.
 //
 //   squall-contract-app --port N [--workers 1] [--catch-all] [--log-level info]
-//                       [--idle-timeout S] [--header-timeout S] [--body-timeout S]
+//                       [--idle-timeout 75] [--header-timeout 60] [--body-timeout 60]
+//                       [--send-timeout 60]
 //                       [--certfile PEM --keyfile PEM] [--shutdown-timeout S]
 //
 // Binds 127.0.0.1 only and prints "port=NNNNN" on stdout once listening (--port 0 lets
@@ -15,19 +16,33 @@
 // unless the key is in the certificate file) it serves HTTPS only (TLS 1.2+, ALPN
 // http/1.1); the files are checked before it listens.
 //
+// Timeouts (seconds, 0 = none) default to nginx's: a head must arrive within 60 s of its
+// first byte, a body may pause at most 60 s, queued output must make progress within
+// 60 s, and a connection may idle 75 s between requests; each logs a line when it fires.
+//
+// Memory per connection stays bounded: bodies of handlers that take them whole are
+// limited to 1 MiB (413 beyond, unread), the echo of / keeps 64 KiB in memory and the rest
+// in an unnamed temporary file, and large answers (/bytes/N, the echo) are written in
+// 64 KiB pieces, each awaited, so that at most the piece and the connection's 256 KiB
+// output mark wait for a slow reader.
+//
 // Response formats where the contract leaves a choice:
 //   /form    {"fields": {name: [values]}, "files": [{"name", "filename", "content_type", "size"}]}
 //   /upload  {"bytes": N, "sha256": "<hex>"}
-//   /bytes/N N bytes of "0123456789abcdef..." (application/octet-stream)
+//   /bytes/N N bytes of "0123456789abcdef..." (application/octet-stream; an ETag up to
+//            64 KiB, none for larger bodies, which are streamed with Content-Length)
 //   /stream/N N chunks "chunk <i>\n", each flushed
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -57,6 +72,8 @@ using squall::Task;
 constexpr size_t kMaxBytes = 64u << 20;    // /bytes/N limit
 constexpr size_t kMaxChunks = 100000;      // /stream/N limit
 constexpr long kMaxSlowMs = 60000;         // /slow/N limit
+constexpr size_t kPiece = 64u << 10;       // large answers are written (and awaited) in pieces of this size
+constexpr size_t kSpoolMemory = 64u << 10;  // an echoed body beyond this goes to a temporary file
 
 size_t parse_count(const std::string& digits, size_t limit) {
   if (digits.size() > 12) throw HTTPError(400, "count too large");
@@ -65,9 +82,99 @@ size_t parse_count(const std::string& digits, size_t limit) {
   return n;
 }
 
+// An echoed body: the first kSpoolMemory bytes in memory, the rest in an unnamed
+// temporary file (nginx's client_body_buffer_size and client_body_temp_path), so that a
+// large body costs disk and page cache, not the process's memory.
+class Spool {
+ public:
+  Spool() = default;
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+  ~Spool() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  uint64_t size() const { return memory_.size() + file_size_; }
+
+  void append(std::string_view data) {
+    if (fd_ < 0 && memory_.size() + data.size() <= kSpoolMemory) {
+      memory_.append(data);
+      return;
+    }
+    if (fd_ < 0) open_file();
+    while (!data.empty()) {
+      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(file_size_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::system_error(errno, std::system_category(), "spool write");
+      file_size_ += static_cast<uint64_t>(n);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+  // Up to max bytes from offset (within the memory part or within the file part).
+  std::string read(uint64_t offset, size_t max) const {
+    if (offset < memory_.size()) return memory_.substr(static_cast<size_t>(offset), max);
+    uint64_t at = offset - memory_.size();
+    std::string out(static_cast<size_t>(std::min<uint64_t>(max, file_size_ - at)), '\0');
+    size_t got = 0;
+    while (got < out.size()) {
+      ssize_t n = ::pread(fd_, out.data() + got, out.size() - got, static_cast<off_t>(at + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::system_error(errno, std::system_category(), "spool read");
+      got += static_cast<size_t>(n);
+    }
+    return out;
+  }
+
+ private:
+  void open_file() {
+    const char* dir = std::getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    fd_ = ::open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      // No O_TMPFILE on this file system: a named file, unlinked at once.
+      std::string path = std::string(dir) + "/squall-spool-XXXXXX";
+      fd_ = ::mkostemp(path.data(), O_CLOEXEC);
+      if (fd_ < 0) throw std::system_error(errno, std::system_category(), "spool file");
+      ::unlink(path.c_str());
+    }
+  }
+
+  std::string memory_;
+  int fd_ = -1;
+  uint64_t file_size_ = 0;
+};
+
+// Writes `size` bytes got from piece(offset, max_length) — at least one byte, at most
+// max_length — in pieces of up to kPiece, each flushed and awaited (the flow control of a
+// large answer), with the Content-Length set first. A client that goes away (or is
+// dropped by the send timeout) ends it quietly, as in Tornado's StaticFileHandler.
+template <class Piece>
+Task<void> write_in_pieces(RequestHandler& handler, uint64_t size, Piece piece) {
+  handler.set_header("Content-Length", static_cast<int64_t>(size));
+  try {
+    for (uint64_t offset = 0; offset < size;) {
+      auto bytes = piece(offset, static_cast<size_t>(std::min<uint64_t>(kPiece, size - offset)));  // string or view
+      if (bytes.empty()) throw std::logic_error("write_in_pieces: no bytes at an offset below the size");
+      handler.write(bytes);
+      offset += bytes.size();
+      co_await handler.flush();
+    }
+  } catch (const squall::StreamClosedError&) {
+  }
+}
+
 // GET/HEAD/OPTIONS: "OK"; POST/PUT/PATCH: echo the body. Also the --catch-all handler.
+// An echoed body streams in (so the buffered-body limit does not apply, max_body_size
+// does) and is kept in a Spool. The other methods take their (rare) bodies whole and
+// answer as soon as the request is complete, as before.
 class RootHandler : public RequestHandler {
  public:
+  bool stream_request_body() const override { return echoes(); }
+  Task<void> data_received(std::string chunk) override {
+    spool_.append(chunk);
+    co_return;
+  }
   Task<void> get() override {
     set_header("Content-Type", "text/plain");
     write("OK");
@@ -77,11 +184,22 @@ class RootHandler : public RequestHandler {
   Task<void> options() override { return get(); }
   Task<void> post() override {
     set_header("Content-Type", "application/octet-stream");
-    write(request().body);
-    co_return;
+    if (spool_.size() <= kPiece) {
+      write(spool_.read(0, kPiece));
+      co_return;
+    }
+    co_await write_in_pieces(*this, spool_.size(),
+                             [this](uint64_t offset, size_t n) { return spool_.read(offset, n); });
   }
   Task<void> put() override { return post(); }
   Task<void> patch() override { return post(); }
+
+ private:
+  bool echoes() const {
+    const std::string& m = request().method;
+    return m == "POST" || m == "PUT" || m == "PATCH";
+  }
+  Spool spool_;
 };
 
 // OPTIONS * (asterisk-form).
@@ -213,9 +331,15 @@ class BytesHandler : public RequestHandler {
   Task<void> get() override {
     size_t n = parse_count(path_args()[0], kMaxBytes);
     set_header("Content-Type", "application/octet-stream");
-    write(pattern(n));
-    size_ = n;
-    co_return;
+    if (n <= kPiece) {
+      write(pattern().substr(0, n));
+      size_ = n;
+      co_return;
+    }
+    // Larger bodies go out as the client takes them, never whole in memory; the pieces
+    // start at multiples of kPiece (a multiple of 16), so each is the pattern's prefix.
+    // A flushed answer gets no ETag (as Tornado).
+    co_await write_in_pieces(*this, n, [](uint64_t, size_t length) { return pattern().substr(0, length); });
   }
 
   // The same ETag as the default (the SHA-1 of the body), computed once per size: the
@@ -234,14 +358,17 @@ class BytesHandler : public RequestHandler {
  private:
   std::optional<size_t> size_;
 
-  // The first n bytes of the pattern, kept between requests (grown on demand): the body is
-  // static content (nginx and h2o serve it from a file in the load comparison), so making
-  // it is not the server's work per request.
-  static std::string_view pattern(size_t n) {
-    static constexpr char kPattern[] = "0123456789abcdef";
-    thread_local std::string bytes;
-    for (size_t i = bytes.size(); i < n; ++i) bytes.push_back(kPattern[i % 16]);
-    return std::string_view(bytes).substr(0, n);
+  // kPiece bytes of the pattern, made once: the body is static content (nginx and h2o
+  // serve it from a file in the load comparison), so making it is not the server's work
+  // per request.
+  static std::string_view pattern() {
+    static const std::string bytes = [] {
+      static constexpr char kPattern[] = "0123456789abcdef";
+      std::string out(kPiece, '\0');
+      for (size_t i = 0; i < kPiece; ++i) out[i] = kPattern[i % 16];
+      return out;
+    }();
+    return bytes;
   }
 };
 
@@ -377,9 +504,11 @@ int main(int argc, char** argv) {
   int workers = 1;
   bool catch_all = false;
   std::string log_level = "info";
-  double idle_timeout = 0;    // seconds; 0 = the server's default (3600 s)
-  double header_timeout = 0;  // 0 = none (the idle timeout bounds a head)
-  double body_timeout = 0;    // 0 = none
+  // Seconds; 0 = none (Tornado's lenient behaviour). The defaults are nginx's.
+  double idle_timeout = 75;
+  double header_timeout = 60;
+  double body_timeout = 60;
+  double send_timeout = 60;
   std::string certfile, keyfile;
   double shutdown_timeout = 10;  // seconds the requests in flight get on SIGTERM
   cli.add_option("--port", port, "TCP port on 127.0.0.1 (0: let the kernel choose)")
@@ -389,12 +518,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_flag("--catch-all", catch_all, "serve unmatched paths with the / handler instead of 404");
   cli.add_option("--log-level", log_level, "debug, info, warning, error or none")->capture_default_str();
-  cli.add_option("--idle-timeout", idle_timeout, "seconds a connection may wait for a request (0: default 3600)")
-      ->check(CLI::NonNegativeNumber);
-  cli.add_option("--header-timeout", header_timeout, "seconds from a head's first byte to its end (0: none)")
-      ->check(CLI::NonNegativeNumber);
-  cli.add_option("--body-timeout", body_timeout, "seconds to receive a request body (0: none)")
-      ->check(CLI::NonNegativeNumber);
+  cli.add_option("--idle-timeout", idle_timeout, "seconds a connection may wait for a request (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cli.add_option("--header-timeout", header_timeout,
+                 "seconds from a head's first byte to its end (0: none; the idle timeout then bounds it)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cli.add_option("--body-timeout", body_timeout, "seconds a request body may pause (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cli.add_option("--send-timeout", send_timeout,
+                 "seconds queued output may wait for a client that stopped reading (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cli.add_option("--shutdown-timeout", shutdown_timeout, "seconds in-flight requests get to finish on SIGTERM")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -437,9 +574,12 @@ int main(int argc, char** argv) {
       return std::chrono::duration_cast<squall::Duration>(std::chrono::duration<double>(s));
     };
     squall::HTTPServerOptions options;
-    if (idle_timeout > 0) options.idle_connection_timeout = seconds(idle_timeout);
-    if (header_timeout > 0) options.params.header_timeout = seconds(header_timeout);
-    if (body_timeout > 0) options.params.body_timeout = seconds(body_timeout);
+    auto timeout = [&](double s) { return s > 0 ? std::optional<squall::Duration>(seconds(s)) : std::nullopt; };
+    options.idle_connection_timeout = seconds(idle_timeout);  // zero: none
+    options.params.header_timeout = timeout(header_timeout);
+    options.params.body_timeout = timeout(body_timeout);
+    options.params.send_timeout = timeout(send_timeout);
+    options.params.max_buffered_body_size = 1u << 20;  // nginx's client_max_body_size (/ streams its echo)
     squall::HTTPServer server(app, options, {}, tls);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
