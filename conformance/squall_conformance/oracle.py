@@ -64,6 +64,15 @@ def observe(server, pieces, methods, timeout=2.0, pause=0.002) -> Interpretation
     return Interpretation(finals, end)
 
 
+def split_pieces(data: bytes, lengths) -> list[bytes]:
+    """data cut into consecutive pieces of the given lengths (the writes of a finding)."""
+    out, off = [], 0
+    for n in lengths:
+        out.append(data[off:off + n])
+        off += n
+    return out
+
+
 def _echo_fields(body: bytes):
     """An /echo body as the fields it lists: names lower-cased, values as shown."""
     out = []

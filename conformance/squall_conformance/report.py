@@ -15,10 +15,9 @@ BYTES_SHOWN = 4096
 
 def show_bytes(b: bytes, limit=BYTES_SHOWN) -> str:
     """Bytes as readable text: printable ASCII kept, CR/LF shown, the rest escaped."""
-    cut = len(b) > limit
-    b = b[:limit]
+    total = len(b)
     out = []
-    for c in b:
+    for c in b[:limit]:
         if c == 13:
             out.append("\\r")
         elif c == 10:
@@ -30,8 +29,8 @@ def show_bytes(b: bytes, limit=BYTES_SHOWN) -> str:
         else:
             out.append(f"\\x{c:02x}")
     s = "".join(out)
-    if cut:
-        s += f"\n… ({len(b)} of more bytes shown)"
+    if total > limit:
+        s += f"\n… (the first {limit} of {total} bytes shown)"
     return s
 
 

@@ -14,6 +14,9 @@ import hashlib
 import json
 import os
 
+from squall_conformance.oracle import split_pieces
+from squall_conformance.report import show_bytes
+
 FORMAT = "squall-wire-finding/1"
 
 
@@ -23,30 +26,13 @@ def key(cls, odd, ops):
     return (cls, tuple(odd), tuple(sorted({name for name, _ in ops})))
 
 
-def escaped(data: bytes) -> str:
-    """Bytes as readable text: printable ASCII kept, everything else escaped."""
-    out = []
-    for c in data:
-        if c == 13:
-            out.append("\\r")
-        elif c == 10:
-            out.append("\\n\n")
-        elif c == 9:
-            out.append("\\t")
-        elif 32 <= c < 127 and c != 92:
-            out.append(chr(c))
-        else:
-            out.append(f"\\x{c:02x}")
-    return "".join(out)
-
-
 def make(cls, detail, pair, pieces, requests, ops, rules, interps, iteration, seed, found_after=None, pairs=None,
          odd=None):
     data = b"".join(pieces)
     return {
         "format": FORMAT, "class": cls, "detail": detail, "pair": list(pair),
         "pairs": [list(p) for p in (pairs or [pair])], "odd": list(odd or pair),
-        "bytes_b64": base64.b64encode(data).decode(), "bytes": escaped(data),
+        "bytes_b64": base64.b64encode(data).decode(), "bytes": show_bytes(data, limit=len(data)),
         "pieces": [len(p) for p in pieces], "requests": [list(r) for r in requests],
         "ops": [[name, what] for name, what in ops], "operators": sorted({name for name, _ in ops}), "rules": rules,
         "interpretations": {name: i.to_json() for name, i in interps.items()},
@@ -55,12 +41,7 @@ def make(cls, detail, pair, pieces, requests, ops, rules, interps, iteration, se
 
 
 def pieces_of(f):
-    data = base64.b64decode(f["bytes_b64"])
-    out, off = [], 0
-    for n in f["pieces"]:
-        out.append(data[off:off + n])
-        off += n
-    return out
+    return split_pieces(base64.b64decode(f["bytes_b64"]), f["pieces"])
 
 
 def file_name(f):

@@ -16,22 +16,14 @@ from ._helpers import case, consequence, ok, warn
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "promoted")
 
 
-def _pieces(d):
-    data = base64.b64decode(d["bytes_b64"])
-    out, off = [], 0
-    for n in d["pieces"]:
-        out.append(data[off:off + n])
-        off += n
-    return out
-
-
 def promoted_case(d):
     requests = [tuple(r) for r in d["requests"]]
     expected = oracle.Interpretation.from_json(d["expected"])
 
     @case(d["id"], d.get("area", "smuggling"), d["title"], d["source"], d["level"], needs=("echo", "echo-headers"))
     def run(ctx):
-        got = oracle.observe(ctx.server, _pieces(d), [m for m, _ in requests], timeout=2.0)
+        pieces = oracle.split_pieces(base64.b64decode(d["bytes_b64"]), d["pieces"])
+        got = oracle.observe(ctx.server, pieces, [m for m, _ in requests], timeout=2.0)
         ctx.log(f"expected: {expected.summary()}\ngot: {got.summary()}")
         c = oracle.classify(expected, got, requests)
         if c is None:
