@@ -312,6 +312,7 @@ struct Collector : HTTPMessageDelegate {
   std::string version;
   HTTPHeaders headers;
   std::string body;
+  std::string held;  // the piece an async_streaming_callback is consuming
 
   explicit Collector(const HTTPRequest& r) : request(r) {}
 
@@ -334,6 +335,15 @@ struct Collector : HTTPMessageDelegate {
   }
   FlowControl data_received(std::string chunk) override {
     if (discard_body) return std::nullopt;
+    if (request.async_streaming_callback) {
+      held = std::move(chunk);  // valid until the consumer's future completes
+      Future<void> consumed = request.async_streaming_callback(held);
+      if (consumed.done()) {
+        consumed.result();  // rethrows a failure
+        return std::nullopt;
+      }
+      return consumed;
+    }
     if (request.streaming_callback) {
       request.streaming_callback(chunk);
     } else if (body.empty()) {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "squall/http1connection.h"
+#include "squall/httpclient.h"
 #include "squall/httpserver.h"
 #include "squall/log.h"
 
@@ -962,6 +963,71 @@ TEST_F(WebFlowTest, StreamingHandlersAreBoundedByMaxBodySizeInstead) {
   std::string answers = read_until([](const std::string& out) { return out.ends_with("\r\n\r\n1000"); });
   EXPECT_TRUE(answers.starts_with("HTTP/1.1 200 OK\r\n")) << answers;
   EXPECT_NE(answers.find("\r\n\r\n5000HTTP/1.1 200 OK\r\n"), std::string::npos) << answers;
+}
+
+TEST(WebIntegration, AsyncStreamingCallbackThrottlesAFastServer) {
+  constexpr size_t kTotal = 32 * 1024 * 1024;
+  auto written = std::make_shared<size_t>(0);
+  Application app({{"/big", handler<PiecesHandler>(kTotal, std::make_shared<size_t>(0), written)}},
+                  ApplicationSettings{.log_requests = false});
+  IOLoop& loop = IOLoop::current();
+  HTTPServer server(app);
+  server.listen(0, "127.0.0.1");
+  AsyncHTTPClient client;
+  HTTPRequest request("http://127.0.0.1:" + std::to_string(server.ports().at(0)) + "/big");
+  request.request_timeout = 20s;
+  std::optional<Future<void>> consumer;  // the piece being consumed, completed by the test
+  size_t received = 0;
+  request.async_streaming_callback = [&](std::string_view piece) {
+    received += piece.size();
+    consumer.emplace();
+    return *consumer;
+  };
+  Future<HTTPResponse> response = client.fetch(request);
+  loop.run_sync([] { return sleep(200ms); });
+  const size_t written_while_held = *written;
+  EXPECT_LE(received, 64u * 1024) << "one piece, then the client waits for its consumer";
+  EXPECT_LT(written_while_held, kTotal / 2) << "the server was held back by the client's flow control";
+  loop.run_sync(
+      [&]() -> Task<void> {
+        while (!response.done()) {
+          if (consumer && !consumer->done()) consumer->set_result();
+          co_await moment();
+        }
+      },
+      20s);
+  EXPECT_EQ(response.result().code, 200);
+  EXPECT_EQ(received, kTotal);
+  EXPECT_TRUE(response.result().body.empty());
+  // The pooled keep-alive connection must end before the application does.
+  server.stop();
+  client.close();
+  loop.run_sync([&] { return server.close_all_connections(); }, 5s);
+}
+
+TEST(WebIntegration, AsyncStreamingCallbackFailureFailsTheFetch) {
+  Application app({{"/big", handler<PiecesHandler>(1024 * 1024, std::make_shared<size_t>(0))}},
+                  ApplicationSettings{.log_requests = false});
+  IOLoop& loop = IOLoop::current();
+  HTTPServer server(app);
+  server.listen(0, "127.0.0.1");
+  AsyncHTTPClient client;
+  HTTPRequest request("http://127.0.0.1:" + std::to_string(server.ports().at(0)) + "/big");
+  request.async_streaming_callback = [](std::string_view) {
+    Future<void> failed;
+    failed.set_exception(std::runtime_error("disk full"));
+    return failed;
+  };
+  try {
+    loop.run_sync([&] { return client.fetch(request); }, 5s);
+    ADD_FAILURE() << "the fetch succeeded";
+  } catch (const HTTPClientError& e) {
+    EXPECT_EQ(e.code(), 599);
+    EXPECT_NE(std::string(e.what()).find("disk full"), std::string::npos) << e.what();
+  }
+  server.stop();
+  client.close();
+  loop.run_sync([&] { return server.close_all_connections(); }, 5s);
 }
 
 TEST(WebIntegration, ServesRawSocketAndCurlOverHTTPServer) {

@@ -83,14 +83,24 @@ struct HTTPRequest {
   bool follow_redirects = true;
   int max_redirects = 5;
   bool decompress_response = true;
-  // Each body piece as it arrives; the response body then stays empty.
+  // Each body piece as it arrives; the response body then stays empty. The pieces are
+  // at most 64 KiB and the next is read only after the callback returns, so the client
+  // holds one piece (plus the stream's read buffer) however fast the server sends.
   std::function<void(std::string_view)> streaming_callback;
+  // The same with flow control, for a consumer that passes the bytes on asynchronously
+  // (to a slow socket, a file): the next piece is read only once the returned future
+  // completes, and the piece stays valid until then; a failed future fails the fetch
+  // (599). Used instead of streaming_callback when set.
+  std::function<Future<void>(std::string_view)> async_streaming_callback;
   // Each header line as received ("HTTP/1.1 200 OK\r\n", "Name: value\r\n", then "\r\n").
   std::function<void(std::string_view)> header_callback;
   std::string auth_username;  // basic auth
   std::string auth_password;
   std::string user_agent;  // "" = "Squall/1.0"
   size_t max_header_size = 64 * 1024;
+  // The largest response body: checked against Content-Length before the body is read,
+  // and against what arrived (decompressed) for chunked or close-delimited bodies. It
+  // bounds what a response held whole costs; streamed bodies are bounded by it too.
   size_t max_body_size = 100 * 1024 * 1024;
   bool expect_100_continue = false;
   bool allow_nonstandard_methods = false;
