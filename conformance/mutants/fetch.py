@@ -42,16 +42,16 @@ DEFECTS = {
     "chunk-overrun": ("bodies", "chunk data is read up to the next CRLF, whatever its size says",
                       "graygnuorg/pound#43 (oversized chunks accepted)"),
     "no-max-body": ("bodies", "--max-body-size is ignored", ""),
-    "gzip-always": ("bodies", "gzip bodies are decoded even with --no-decompress", ""),
+    "gunzip-always": ("bodies", "gzip bodies are decoded even with --no-decompress", ""),
     "short-body-ok": ("bodies", "a close before Content-Length bytes gives a short body, no error",
                       "RFC 9112 §8 (incomplete messages)"),
     "no-last-chunk-ok": ("bodies", "a close before the last chunk ends the body without an error",
                          "RFC 9112 §8"),
-    "obs-fold-raw": ("headers", "obs-fold kept raw in the field value (CRLF SP inside the value)",
+    "fold-raw": ("headers", "obs-fold kept raw in the field value (CRLF SP inside the value)",
                      "RFC 9112 §5.2 (a user agent MUST replace obs-fold with SP)"),
     "cl-first-wins": ("headers", "different Content-Length values: the first one is used",
                       "unbit/uwsgi#2775 (duplicate Content-Length merged, first used)"),
-    "te-cl-uses-cl": ("headers", "Transfer-Encoding and Content-Length together: Content-Length frames the body",
+    "cl-over-te": ("headers", "Transfer-Encoding and Content-Length together: Content-Length frames the body",
                       "RFC 9112 §6.3 (Transfer-Encoding overrides Content-Length)"),
     "http09": ("headers", "a response without a valid status line is taken as an HTTP/0.9 body", ""),
     "interim-final": ("1xx", "an interim 1xx response is reported as the final one", ""),
@@ -227,7 +227,7 @@ def read_head(r):
             if not headers:
                 raise FetchError("whitespace before the first header field")
             n, v = headers[-1]
-            if bug("obs-fold-raw"):
+            if bug("fold-raw"):
                 headers[-1] = (n, v + "\r\n" + line.decode("latin-1"))
             else:   # RFC 9112 §5.2: replace obs-fold with SP
                 headers[-1] = (n, (v + " " + line.strip(b" \t").decode("latin-1")).strip())
@@ -260,7 +260,7 @@ def read_response(r, method, a):
         or (code == 304 and not bug("304-body"))
     if no_body:
         return resp
-    if te and not (bug("te-cl-uses-cl") and cl):
+    if te and not (bug("cl-over-te") and cl):
         codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
         if not codings or codings[-1] != "chunked" or len(codings) > 1:
             raise FetchError(f"unsupported Transfer-Encoding {', '.join(te)!r}")
@@ -311,7 +311,7 @@ def read_chunked(r, limit):
 
 def decode(resp, a):
     codings = [c.strip().lower() for v in resp.values("content-encoding") for c in v.split(",") if c.strip()]
-    if codings == ["gzip"] and (a.decompress or bug("gzip-always")) and resp.body:
+    if codings == ["gzip"] and (a.decompress or bug("gunzip-always")) and resp.body:
         try:
             d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             body = d.decompress(resp.body) + d.flush()

@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import http
 import json
+import os
 import re
 import signal
 import sys
@@ -42,8 +43,10 @@ DEFECTS = {
                        "graygnuorg/pound#19 (strtoll accepts 0x and -0x0), openwrt/uhttpd#3"),
     "chunk-size-wrap": ("parse", "chunk size accumulated in 64 bits without an overflow check (wraps)",
                         "oven-sh/bun#26931 (chunk size truncation), baidu/dperf#577"),
-    "obs-fold": ("parse", "obs-fold lines are joined to the previous field (Transfer-Encoding included)",
-                 "unbit/uwsgi#2775 (obs-fold accepted), stephenberry/glaze#2661"),
+    "obs-fold-raw": ("parse", "obs-fold accepted and kept raw: CRLF SP stays inside the field value",
+                     "unbit/uwsgi#2775 (obs-fold accepted); RFC 9112 §5.2 (reject, or replace with SP)"),
+    "ws-line-as-field": ("parse", "a line starting with whitespace is read as a field of its own, whitespace stripped",
+                         "embedthis/appweb#5, stephenberry/glaze#2661 (folded ' Transfer-Encoding' seen as a field)"),
     "cl-last-wins": ("parse", "several different Content-Length values: the last one wins",
                      "K0M15/webserv#52, NVIDIA/OpenShell#660 (map overwrite)"),
     "te-cl-uses-cl": ("parse", "Transfer-Encoding and Content-Length together: Content-Length frames the body",
@@ -58,8 +61,8 @@ DEFECTS = {
                       "Lightbug-HQ/lightbug_http RFC 9112 §3.2 issues"),
     "chunk-data-crlf": ("parse", "any two bytes after chunk data are taken for its CRLF",
                         "graygnuorg/pound#43 (parsers that accept any 2-byte chunk terminator)"),
-    "lenient-request-line": ("parse", "request line split on any run of whitespace (tabs, several spaces)",
-                             "HTTP Garden findings on whitespace in request lines"),
+    "method-case": ("parse", "methods are matched case-insensitively ('get' served as GET)",
+                    "RFC 9110 §9.1 (the method token is case-sensitive)"),
     "bad-field-name": ("parse", "field names are not checked to be tokens",
                        "valyala/fasthttp#1785 (CR accepted in field names)"),
     "te-http10": ("parse", "Transfer-Encoding: chunked honoured on an HTTP/1.0 request, connection kept",
@@ -579,11 +582,7 @@ def parse_head(head):
     if not lines:
         raise HTTPError(400, "empty request")
     start = lines[0]
-    if bug("lenient-request-line"):
-        parts = start.split()
-        m = REQUEST_LINE_RE.match(b" ".join(parts)) if len(parts) == 3 else None
-    else:
-        m = REQUEST_LINE_RE.match(start)
+    m = REQUEST_LINE_RE.match(start)
     if not m:
         if bug("version-lenient"):
             m2 = re.match(rb"(" + TOKEN + rb") ([^ ]+) [Hh][Tt][Tt][Pp]/[0-9]+\.[0-9]+\Z", start)
@@ -592,6 +591,8 @@ def parse_head(head):
         if not m:
             raise HTTPError(400, "malformed request line")
     method, target, version = m.group(1).decode(), m.group(2), m.group(3)
+    if bug("method-case"):
+        method = method.upper()
     major, minor = version[5] - 48, version[7] - 48
     if major != 1:
         if not bug("version-lenient"):
@@ -639,11 +640,14 @@ def parse_fields(lines):
     fields = []
     for line in lines:
         if line[:1] in (b" ", b"\t"):
-            if bug("obs-fold") and fields:
+            if bug("obs-fold-raw") and fields:
                 n, v = fields[-1]
-                fields[-1] = (n, (v + " " + line.strip(b" \t").decode("latin-1")).strip())
+                fields[-1] = (n, v + "\r\n" + line.decode("latin-1"))
                 continue
-            raise HTTPError(400, "obs-fold or whitespace before a field line")
+            if bug("ws-line-as-field"):
+                line = line.lstrip(b" \t")
+            else:
+                raise HTTPError(400, "obs-fold or whitespace before a field line")
         name, colon, value = line.partition(b":")
         if not colon:
             raise HTTPError(400, "field line without a colon")
@@ -1133,7 +1137,7 @@ class OutOfOrder(Connection):
                     await asyncio.gather(*tasks)
                     await self.send_error(e.status, req)
                     break
-                if framing or req.values("Expect"):   # bodies: in order, as the correct server
+                if framing or req.values("Expect") or self.app.route(req)[0] is upload:   # in order, as correct
                     await asyncio.gather(*tasks)
                     tasks = []
                     if not await self.process(req):
@@ -1159,8 +1163,9 @@ class OutOfOrder(Connection):
         except Exception:
             resp = Response(500, b"Internal Server Error")
         if isinstance(resp, Stream):
-            resp = Response(200, b"".join(resp.lines))
-        await self.send(req, resp, self.keep_alive(req))
+            await self.send_stream(req, resp, self.keep_alive(req))
+        else:
+            await self.send(req, resp, self.keep_alive(req))
 
 
 # ---- main ----------------------------------------------------------------------------------------
@@ -1185,7 +1190,15 @@ async def main_async(a):
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    parent = os.getppid()
+
+    async def orphaned():   # the driver died without stopping us: stop too
+        while os.getppid() == parent:
+            await asyncio.sleep(1.0)
+        stop.set()
+    watchdog = asyncio.ensure_future(orphaned())
     await stop.wait()
+    watchdog.cancel()
     server.close()
     for t in list(conns):
         t.cancel()

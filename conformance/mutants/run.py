@@ -1,0 +1,510 @@
+#!/usr/bin/python3
+"""The mutation harness: how many single, realistic defects does the conformance suite catch?
+
+    /usr/bin/python3 conformance/mutants/run.py [--short] [--only NAME,...] [--json F] [--md F]
+        [--jobs N] [--timeout S] [--require-all]
+
+First the suite runs against the unmutated programs of mutant.toml (the baseline: it must
+have no failure on a required MUST case), then once per mutant -- the same programs with one
+`--defect NAME` -- on the layer that program serves (server mutants: the server layer; client
+mutants: the client layer), at most --jobs (default 2) suite runs at a time. A mutant is
+killed when some case got worse than in the baseline (squall_conformance.expect.worse, the
+rule of --expect), and the strongest such change is its detection level:
+
+    MUST fail        a MUST case now fails (or errors)
+    SHOULD/MAY fail  a SHOULD or MAY case now fails (the suite saw harm: smuggling, a hang)
+    warn             only warnings (or a case that no longer applies)
+
+The table (mutant, class, level, cases that caught it) and the detection rates per class,
+for server and client mutants separately and overall, go to stdout; --json and --md write
+them too; progress per mutant goes to stderr. See README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFORMANCE = os.path.dirname(HERE)
+REPO = os.path.dirname(CONFORMANCE)
+sys.path.insert(0, CONFORMANCE)
+
+from squall_conformance import core  # noqa: E402
+from squall_conformance.expect import worse  # noqa: E402
+
+PYTHON = "/usr/bin/python3"
+DESCRIPTION = os.path.join(HERE, "mutant.toml")
+PROGRAMS = {"server": os.path.join(HERE, "server.py"), "client": os.path.join(HERE, "fetch.py")}
+# What the suite needs of the checkout besides conformance/: the test certificates' script.
+SUITE_EXTRA = (os.path.join("reference", "tests", "tls", "make_certs.sh"),)
+LAYER = {"server": "server", "client": "client"}
+
+# The --short selection (CI): fast, deterministic, one or two per class.
+SHORT = {
+    "server": ["cl-lenient", "te-cl-uses-cl", "head-body", "keep-http10", "late-413", "echo-dedup",
+               "405-no-allow", "bytes-short"],
+    "client": ["post-303-kept", "cl-first-wins", "no-max-body", "interim-final"],
+}
+
+# Why a mutant survives, as found in the full run (README.md): a blind spot of the suite, or a
+# defect the RFC allows. Printed beside the missed mutants.
+WHY_MISSED = {
+    "echo-lower": "blind spot: WEB-048 compares the /echo lines lower-cased, and no other case looks at the "
+                  "case of a name, though contract §1 says 'the name as received (case kept)'",
+    "chunk-overrun": "blind spot: client-chunked-bad-terminator sends '5 CRLF helloXX0 CRLF CRLF', which a client "
+                     "reading chunk data up to the next CRLF also refuses (as a bad chunk size); no case sends "
+                     "a chunk longer than its size followed by CRLF",
+    "fold-raw": "blind spot: no client case sends obs-fold in a response (RFC 9112 §5.2: a user agent MUST "
+                "replace it with SP before interpreting the value)",
+}
+
+TIERS = ("MUST fail", "SHOULD/MAY fail", "warn")
+PROGRESS_RE = re.compile(r"^\[(\S+) (\d+)/(\d+)\] (\S+)\s+(pass|warn|fail|n/a|error)\s")
+
+
+def snapshot(workdir, tries=6, pause=5.0):
+    """A copy of the suite (conformance/, with these programs, and the certificates' script)
+    taken once: the baseline and every mutant run the same cases even while someone edits
+    the working tree. A copy whose driver cannot even list its cases (caught mid-edit) is
+    taken again, a few times. Returns the copy's root (it stands for the repository)."""
+    for attempt in range(tries):
+        root = os.path.join(workdir, f"suite{attempt}")
+        shutil.copytree(CONFORMANCE, os.path.join(root, "conformance"),
+                        ignore=shutil.ignore_patterns("__pycache__", "tests", "outside", "expectations"))
+        for rel in SUITE_EXTRA:
+            os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, rel), os.path.join(root, rel))
+        check = subprocess.run([PYTHON, os.path.join(root, "conformance", "run.py"), "--list"], cwd=root,
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        if check.returncode == 0:
+            return root
+        log(f"the suite in the working tree does not load ({check.stderr.decode(errors='replace').strip()[-200:]}); "
+            f"trying again in {pause:g} s")
+        time.sleep(pause)
+    return root
+
+
+def log(msg):
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+# ---- the mutants ----------------------------------------------------------------------------------
+
+def load_defects(program):
+    """DEFECTS of server.py or fetch.py: name -> (class, description, imitates)."""
+    spec = importlib.util.spec_from_file_location(f"squall_mutant_{program}", PROGRAMS[program])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.DEFECTS
+
+
+def all_mutants():
+    out = []
+    for program in ("server", "client"):
+        for name, (cls, what, imitates) in load_defects(program).items():
+            out.append({"name": name, "program": program, "class": cls, "description": what,
+                        "imitates": imitates})
+    return out
+
+
+def select(mutants, short=False, only=None):
+    if only:
+        known = {m["name"] for m in mutants}
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise SystemExit(f"run.py: unknown mutant(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return [m for m in mutants if m["name"] in only]
+    if short:
+        return [m for m in mutants if m["name"] in SHORT[m["program"]]]
+    return list(mutants)
+
+
+# ---- descriptions ---------------------------------------------------------------------------------
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def toml_text(data, prefix=""):
+    lines, tables = [], []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {toml_value(v)}")
+    for k, v in tables:
+        name = f"{prefix}.{k}" if prefix else k
+        lines.append(f"\n[{name}]")
+        lines.append(toml_text(v, name))
+    return "\n".join(lines)
+
+
+def describe(workdir, program=None, defect=None, root=REPO):
+    """A description file of mutant.toml's programs (only `program`'s layer when given),
+    with `--defect defect` added to that program's command; {here} made absolute (the
+    mutants folder under `root`) since the file lives in a temporary directory."""
+    here = os.path.join(root, os.path.relpath(HERE, REPO))
+    with open(os.path.join(here, "mutant.toml"), "rb") as f:
+        data = tomllib.load(f)
+
+    def absolute(x):
+        if isinstance(x, str):
+            return x.replace("{here}", here)
+        if isinstance(x, list):
+            return [absolute(y) for y in x]
+        if isinstance(x, dict):
+            return {k: absolute(v) for k, v in x.items()}
+        return x
+    data = absolute(data)
+    if program is not None:
+        for layer in ("server", "client", "stream", "loop"):
+            if layer != LAYER[program]:
+                data.pop(layer, None)
+    if defect is not None:
+        data["name"] = f"{data['name']}-{defect}"
+        data["title"] = f"{data.get('title', data['name'])} with --defect {defect}"
+        data[LAYER[program]]["command"] = data[LAYER[program]]["command"] + ["--defect", defect]
+    path = os.path.join(workdir, f"{data['name']}.toml" if defect else f"baseline-{program or 'all'}.toml")
+    with open(path, "w") as f:
+        f.write(toml_text(data) + "\n")
+    return path
+
+
+# ---- running the suite ----------------------------------------------------------------------------
+
+_procs_lock = threading.Lock()
+_procs = set()
+
+
+def run_suite(desc, layers, workdir, cases=None, areas=None, timeout=300.0, root=REPO):
+    """Run the suite (root/conformance/run.py) on one description; returns {"verdicts":
+    {id: verdict}, "reasons": {id: reason}, "required": {id: bool}, "levels": {id: level},
+    "tornado": set of ids, "seconds", "status", "timed_out"} (and "problem" when the suite
+    gave no verdict at all). Verdicts come from the JSON report, or, when the run was cut
+    at `timeout`, from its per-case progress lines."""
+    stem = os.path.splitext(os.path.basename(desc))[0]
+    out_json = os.path.join(workdir, f"{stem}.json")
+    argv = [PYTHON, os.path.join(root, "conformance", "run.py"), "--impl", desc, "--layers", ",".join(layers), "--gate", "none", "--jobs", "1",
+            "--json", out_json]
+    if cases:
+        argv += ["--case", ",".join(cases)]
+    if areas:
+        argv += ["--area", ",".join(areas)]
+    t0 = time.monotonic()
+    with open(os.path.join(workdir, f"{stem}.out"), "wb") as out, open(os.path.join(workdir, f"{stem}.err"), "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=root,
+                                start_new_session=True)
+        with _procs_lock:
+            _procs.add(proc)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            stop(proc)
+        finally:
+            with _procs_lock:
+                _procs.discard(proc)
+    result = {"verdicts": {}, "reasons": {}, "required": {}, "levels": {}, "tornado": set(),
+              "seconds": round(time.monotonic() - t0, 1), "status": proc.returncode, "timed_out": timed_out}
+    if not timed_out and os.path.exists(out_json):
+        with open(out_json) as f:
+            report = json.load(f)
+        for c in report["cases"]:
+            (r,) = c["results"].values()
+            result["verdicts"][c["id"]] = r["verdict"]
+            result["reasons"][c["id"]] = r["reason"]
+            result["required"][c["id"]] = r["required"]
+            result["levels"][c["id"]] = c["level"]
+            if core.TORNADO in c.get("tags", []):
+                result["tornado"].add(c["id"])
+    else:
+        with open(os.path.join(workdir, f"{stem}.err"), errors="replace") as f:
+            for line in f:
+                m = PROGRESS_RE.match(line)
+                if m:
+                    result["verdicts"][m.group(4)] = m.group(5)
+                    result["reasons"][m.group(4)] = line[m.end():].strip()[:200]
+    if not result["verdicts"]:
+        with open(os.path.join(workdir, f"{stem}.out"), errors="replace") as f:
+            tail = f.read()[-600:]
+        with open(os.path.join(workdir, f"{stem}.err"), errors="replace") as f:
+            tail += f.read()[-600:]
+        result["problem"] = f"the suite gave no verdict (exit status {proc.returncode}): {tail.strip()}"
+    return result
+
+
+def stop(proc):
+    """Stop a suite run we started, by its PID: SIGINT first so that it stops the programs it
+    started (its own finally blocks), SIGKILL if it does not end."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def stop_all():
+    with _procs_lock:
+        procs = list(_procs)
+    for p in procs:
+        stop(p)
+
+
+def baseline_problems(base):
+    """Required MUST cases the unmutated programs fail: they must be none."""
+    return sorted(cid for cid, v in base["verdicts"].items()
+                  if base["required"].get(cid) and v in (core.FAIL, core.ERROR))
+
+
+# ---- judging --------------------------------------------------------------------------------------
+
+def tier(level, new):
+    if new in (core.FAIL, core.ERROR):
+        return "MUST fail" if level == "MUST" else "SHOULD/MAY fail"
+    return "warn"
+
+
+def judge(base, verdicts):
+    """The cases that got worse than the baseline run `base`: [(case id, old, new, tier)],
+    strongest first."""
+    got = []
+    for cid, old in base["verdicts"].items():
+        new = verdicts.get(cid)
+        if new is not None and worse(old, new):
+            got.append((cid, old, new, tier(base["levels"].get(cid), new)))
+    got.sort(key=lambda x: (TIERS.index(x[3]), x[0]))
+    return got
+
+
+def run_mutant(m, base, workdir, timeout, cases=None, areas=None, root=REPO):
+    """One mutant through the suite, judged against the baseline of its program."""
+    desc = describe(workdir, m["program"], m["name"], root=root)
+    r = run_suite(desc, [LAYER[m["program"]]], workdir, cases=cases, areas=areas, timeout=timeout, root=root)
+    b = base[m["program"]]
+    caught = [] if r.get("problem") else judge(b, r["verdicts"])
+    return {**m, "killed": bool(caught), "judged_ok": not r.get("problem"), "level": caught[0][3] if caught else None,
+            "cases": [{"id": c, "baseline": o, "verdict": n, "tier": t, "reason": r["reasons"].get(c, "")}
+                      for c, o, n, t in caught],
+            "tornado_only": bool(caught) and all(c in b["tornado"] for c, *_ in caught),
+            "seconds": r["seconds"], "timed_out": r["timed_out"], "judged": len(r["verdicts"]),
+            "problem": r.get("problem"), "why_missed": None if caught else WHY_MISSED.get(m["name"], "")}
+
+
+def run_all(mutants, workdir, jobs=2, timeout=300.0, cases=None, areas=None, progress=log):
+    """A snapshot of the suite, the baseline, then every mutant. Returns (baseline per
+    program, results)."""
+    programs = sorted({m["program"] for m in mutants}, key=list(PROGRAMS).index)
+    root = snapshot(workdir)
+    base = {}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(programs) or 1))) as pool:
+        futures = {p: pool.submit(run_suite, describe(workdir, p, root=root), [LAYER[p]], workdir, cases, areas,
+                                  timeout, root) for p in programs}
+        for p, f in futures.items():
+            base[p] = f.result()
+            progress(f"baseline {p}: {len(base[p]['verdicts'])} cases in {base[p]['seconds']} s")
+    results = []
+    if any(baseline_problems(b) or b.get("problem") or b["timed_out"] for b in base.values()):
+        return base, results
+    done = [0]
+    lock = threading.Lock()
+
+    def one(m):
+        r = run_mutant(m, base, workdir, timeout, cases, areas, root)
+        with lock:
+            done[0] += 1
+            what = (f"killed ({r['level']}) by {', '.join(c['id'] for c in r['cases'][:5])}"
+                    + (f" +{len(r['cases']) - 5}" if len(r["cases"]) > 5 else "")) if r["killed"] else "MISSED"
+            if not r["judged_ok"]:
+                what = f"NOT JUDGED: {r['problem'][:300]}"
+            extra = " (cut at the time limit)" if r["timed_out"] else ""
+            progress(f"[{done[0]}/{len(mutants)}] {m['program']} {m['name']}: {what} in {r['seconds']} s{extra}"
+                     f" [{time.monotonic() - t0:.0f} s]")
+        return r
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(one, mutants))
+    return base, results
+
+
+# ---- reports --------------------------------------------------------------------------------------
+
+def rates(results):
+    """{program: {class: (killed, killed at MUST fail, total)}, plus "all"}."""
+    out = {p: {} for p in PROGRAMS if any(r["program"] == p for r in results)}
+    for r in results:
+        if not r["judged_ok"]:
+            continue
+        for key in (r["class"], "all"):
+            k, km, n = out.setdefault(r["program"], {}).get(key, (0, 0, 0))
+            out[r["program"]][key] = (k + r["killed"], km + (r["level"] == "MUST fail"), n + 1)
+        k, km, n = out.setdefault("overall", {}).get("all", (0, 0, 0))
+        out["overall"]["all"] = (k + r["killed"], km + (r["level"] == "MUST fail"), n + 1)
+    return out
+
+
+def pct(k, n):
+    return f"{100 * k / n:.0f}%" if n else "-"
+
+
+def case_list(r, n=6):
+    ids = [c["id"] for c in r["cases"]]
+    return ", ".join(ids[:n]) + (f" +{len(ids) - n}" if len(ids) > n else "")
+
+
+def console(base, results, out=sys.stdout):
+    w = out.write
+    for p, b in base.items():
+        counts = {}
+        for v in b["verdicts"].values():
+            counts[v] = counts.get(v, 0) + 1
+        w(f"baseline {p}: {len(b['verdicts'])} cases in {b['seconds']} s: "
+          + ", ".join(f"{counts[v]} {v}" for v in core.VERDICTS if v in counts) + "\n")
+        bad = baseline_problems(b)
+        if bad:
+            w(f"BASELINE FAILS required MUST cases: {', '.join(bad)}\n")
+        if b.get("problem"):
+            w(f"BASELINE: {b['problem']}\n")
+    for program in PROGRAMS:
+        rs = [r for r in results if r["program"] == program]
+        if not rs:
+            continue
+        w(f"\n{program} mutants\n")
+        w(f"{'mutant':<24} {'class':<10} {'detected at':<16} cases\n")
+        for r in rs:
+            level = r["level"] or ("MISSED" if r["judged_ok"] else "NOT JUDGED")
+            cases_ = case_list(r) if r["killed"] else (r["why_missed"] or r["problem"] or "")
+            w(f"{r['name']:<24} {r['class']:<10} {level:<16} {cases_}"
+              + (" (cut at the time limit)" if r["timed_out"] else "") + "\n")
+    w("\ndetection rate (killed / mutants; killed by a MUST failure)\n")
+    for program, per in rates(results).items():
+        for cls, (k, km, n) in per.items():
+            if cls == "all":
+                continue
+            w(f"  {program:<8} {cls:<10} {k}/{n} {pct(k, n):>5}   MUST fail {km}/{n}\n")
+        k, km, n = per["all"]
+        w(f"  {program:<8} {'ALL':<10} {k}/{n} {pct(k, n):>5}   MUST fail {km}/{n}\n")
+    missed = [r for r in results if not r["killed"] and r["judged_ok"]]
+    if missed:
+        w(f"\nmissed: {', '.join(r['name'] for r in missed)}\n")
+    broken = [r for r in results if not r["judged_ok"]]
+    if broken:
+        w(f"NOT JUDGED (the suite gave no verdict; not counted): {', '.join(r['name'] for r in broken)}\n")
+
+
+def markdown(base, results):
+    lines = []
+    for program in PROGRAMS:
+        rs = [r for r in results if r["program"] == program]
+        if not rs:
+            continue
+        lines += [f"### {program.capitalize()} mutants", "",
+                  "| mutant | class | defect | detected at | cases that caught it |", "|---|---|---|---|---|"]
+        for r in rs:
+            level = r["level"] or ("**missed**" if r["judged_ok"] else "not judged")
+            cs = case_list(r, 8) if r["killed"] else (r["why_missed"] or r["problem"] or "")
+            lines.append(f"| `{r['name']}` | {r['class']} | {r['description']} | {level} | {cs} |")
+        lines.append("")
+    lines += ["### Detection rate", "", "| programs | class | killed | rate | by a MUST failure |", "|---|---|---|---|---|"]
+    for program, per in rates(results).items():
+        for cls, (k, km, n) in per.items():
+            label = "**all**" if cls == "all" else cls
+            lines.append(f"| {program} | {label} | {k}/{n} | {pct(k, n)} | {km}/{n} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(base, results, meta):
+    return {"meta": meta,
+            "baseline": {p: {"seconds": b["seconds"], "verdicts": b["verdicts"], "problem": b.get("problem"),
+                             "required_failures": baseline_problems(b)} for p, b in base.items()},
+            "mutants": results,
+            "rates": {p: {c: {"killed": k, "must_fail": km, "total": n} for c, (k, km, n) in per.items()}
+                      for p, per in rates(results).items()}}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Mutation harness of the conformance suite (README.md)")
+    p.add_argument("--short", action="store_true", help="8 server and 4 client mutants (CI; under 3 minutes)")
+    p.add_argument("--only", action="append", help="comma list of mutant names")
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--json", help="write the results as JSON here")
+    p.add_argument("--md", help="write the table as Markdown here")
+    p.add_argument("--jobs", type=int, default=2, help="suite runs at a time (default 2)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per suite run before it is cut (default 300)")
+    p.add_argument("--require-all", action="store_true", help="exit 1 when a selected mutant survives")
+    p.add_argument("--keep", help="keep the descriptions, reports and logs in this directory")
+    a = p.parse_args(argv)
+    only = [x.strip() for v in a.only or [] for x in v.split(",") if x.strip()]
+    mutants = select(all_mutants(), a.short, only)
+    if a.list:
+        for m in mutants:
+            print(f"{m['program']:<7} {m['class']:<10} {m['name']:<24} {m['description']}"
+                  + (f"  [{m['imitates']}]" if m["imitates"] else ""))
+        print(f"{len(mutants)} mutants")
+        return 0
+    if not mutants:
+        p.error("no mutant selected")
+    workdir = a.keep or tempfile.mkdtemp(prefix="squall-mutants-")
+    os.makedirs(workdir, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    t0 = time.monotonic()
+    log(f"mutation harness: {len(mutants)} mutants, {a.jobs} suite run(s) at a time; work in {workdir}")
+    try:
+        base, results = run_all(mutants, workdir, jobs=max(1, a.jobs), timeout=a.timeout)
+    except KeyboardInterrupt:
+        stop_all()
+        raise
+    finally:
+        if not a.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    meta = {"started": started, "seconds": round(time.monotonic() - t0, 1),
+            "command": " ".join(["conformance/mutants/run.py"] + (argv if argv is not None else sys.argv[1:])),
+            "mutants": len(mutants)}
+    console(base, results)
+    print(f"\n{len(results)} mutants in {meta['seconds']} s")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(to_json(base, results, meta), f, indent=1)
+        print(f"wrote {a.json}")
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write(markdown(base, results))
+        print(f"wrote {a.md}")
+    if any(baseline_problems(b) or b.get("problem") or b["timed_out"] for b in base.values()):
+        return 2
+    if a.require_all and any(not r["killed"] for r in results):
+        return 1
+    if any(not r["judged_ok"] for r in results):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Unit tests of the mutation harness (conformance/mutants): the baseline of its unmutated
+programs has no failure on a required MUST case, and three mutants (one server, two client)
+are killed when run through the harness's own functions. The mutant runs are limited to
+the areas and cases that matter, so that the whole test takes about 20-30 s.
+Run: /usr/bin/python3 -m unittest conformance/tests/test_mutants.py"""
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import tomllib
+import unittest
+
+CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, CONFORMANCE)
+
+from squall_conformance import core, registry  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("squall_mutants_run", os.path.join(CONFORMANCE, "mutants", "run.py"))
+harness = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)
+
+
+class Offline(unittest.TestCase):
+    """What needs no program: the catalogue, the descriptions, the judgement."""
+
+    def test_catalogue(self):
+        mutants = harness.all_mutants()
+        server = [m for m in mutants if m["program"] == "server"]
+        client = [m for m in mutants if m["program"] == "client"]
+        self.assertGreaterEqual(len(server), 30)
+        self.assertGreaterEqual(len(client), 12)
+        self.assertEqual(len({m["name"] for m in server}), len(server))
+        for m in mutants:
+            self.assertTrue(m["description"] and m["class"], m)
+        short = harness.select(mutants, short=True)
+        self.assertEqual(sorted(m["name"] for m in short if m["program"] == "server"), sorted(harness.SHORT["server"]))
+        self.assertEqual(sorted(m["name"] for m in short if m["program"] == "client"), sorted(harness.SHORT["client"]))
+        with self.assertRaises(SystemExit):
+            harness.select(mutants, only=["no-such-mutant"])
+
+    def test_descriptions_load(self):
+        work = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, work, True)
+        base = registry.load(harness.describe(work, "server"))
+        self.assertEqual(base.layers, ("server",))
+        self.assertNotIn("--defect", base.server.command)
+        m = registry.load(harness.describe(work, "client", "no-max-body"))
+        self.assertEqual(m.layers, ("client",))
+        self.assertEqual(m.client.command[-2:], ("--defect", "no-max-body"))
+        self.assertTrue(os.path.isabs(m.client.command[1]))
+        with open(harness.DESCRIPTION, "rb") as f:
+            self.assertEqual(registry.parse(tomllib.load(f), harness.DESCRIPTION).name, "mutant")
+
+    def test_judge_uses_the_expectations_rule(self):
+        base = {"verdicts": {"A": core.PASS, "B": core.PASS, "C": core.WARN, "D": core.NA, "E": core.PASS},
+                "levels": {"A": "MUST", "B": "SHOULD", "C": "MUST", "D": "MUST", "E": "MAY"}}
+        got = harness.judge(base, {"A": core.PASS, "B": core.WARN, "C": core.FAIL, "D": core.NA, "E": core.FAIL})
+        self.assertEqual([(c, t) for c, _, _, t in got], [("C", "MUST fail"), ("E", "SHOULD/MAY fail"), ("B", "warn")])
+        self.assertEqual(harness.judge(base, {"A": core.PASS}), [])   # a case not run is not a detection
+
+
+class ThroughTheSuite(unittest.TestCase):
+    """The baseline and three mutants, through the suite (a snapshot of it)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="squall-mutants-test-")
+        cls.root = harness.snapshot(cls.work)
+        cls.base = {}
+        for program in ("server", "client"):
+            cls.base[program] = None
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {p: pool.submit(harness.run_suite, harness.describe(cls.work, p, root=cls.root),
+                                      [harness.LAYER[p]], cls.work, None, None, 120.0, cls.root)
+                       for p in ("server", "client")}
+            cls.base = {p: f.result() for p, f in futures.items()}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def test_baseline_has_no_required_failure(self):
+        for program, b in self.base.items():
+            self.assertFalse(b.get("problem"), b.get("problem"))
+            self.assertGreater(len(b["verdicts"]), 50, program)
+            self.assertEqual(harness.baseline_problems(b), [], program)
+
+    def test_mutants_are_killed(self):
+        by_name = {m["name"]: m for m in harness.all_mutants()}
+        runs = [("te-cl-uses-cl", None, ["smuggling"]),
+                ("post-303-kept", ["client-redirect-*"], None),
+                ("no-max-body", ["client-body-*"], None)]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(lambda r: harness.run_mutant(by_name[r[0]], self.base, self.work, 120.0, r[1], r[2],
+                                                                 self.root), runs))
+        for r in results:
+            with self.subTest(mutant=r["name"]):
+                self.assertTrue(r["judged_ok"], r["problem"])
+                self.assertTrue(r["killed"], r)
+                self.assertEqual(r["level"], "MUST fail")
+        self.assertIn("client-redirect-303-post", [c["id"] for c in results[1]["cases"]])
+        self.assertIn("client-body-max-size-cl", [c["id"] for c in results[2]["cases"]])
+
+
+if __name__ == "__main__":
+    unittest.main()
