@@ -232,15 +232,20 @@ class Target:
                 self._handle.stop()
             except Exception:
                 pass
-        elif self.workdir and not os.environ.get("SQUALL_KEEP_PEER_DIRS"):
-            shutil.rmtree(self.workdir, ignore_errors=True)
         return rc
+
+    def cleanup(self) -> None:
+        """Removes the working directory (the server's log) once it was read."""
+        if self._handle is None and self.workdir and not os.environ.get("SQUALL_KEEP_PEER_DIRS"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+        self.cleanup()
 
 
 def probe_http(port: int, tls_context: ssl.SSLContext | None = None, timeout: float = 2.0,
@@ -305,8 +310,10 @@ def start_reference(binary: str, *, args=(), tls: Certs | None = None, timeouts=
         cmd += ["--certfile", tls.certfile, "--keyfile", tls.keyfile]
     cmd += list(args)
     env = dict(os.environ)
-    # The sanitizer build: report, but do not stop at the first leak report on exit.
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+    # The sanitizer build: reports (leaks included, at exit) go to the log, which the
+    # scenarios search; the server is not aborted at the first one.
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                                 start_new_session=True, env=env)
@@ -340,6 +347,7 @@ def start_reference(binary: str, *, args=(), tls: Certs | None = None, timeouts=
     if wait_until(lambda: probe_http(port, ctx, timeout=1.0) is not None or proc.poll() is not None, 20) is None \
             or proc.poll() is not None:
         target.stop()
+        target.cleanup()
         raise ScenarioError("reference did not answer")
     return target
 

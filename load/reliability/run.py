@@ -75,7 +75,8 @@ def budget(name: str, args) -> float:
 
 def run_one(name: str, impl: str, args, flags, certs_holder) -> sc.Result:
     ctx = sc.Ctx(impl=impl, short=args.short, reference_bin=args.reference_bin, soak_seconds=args.soak_seconds,
-                 certs=certs_holder.get("certs"), progress=progress, flags=flags)
+                 certs=certs_holder.get("certs"), progress=progress, flags=flags,
+                 sanitized=impl == "reference" and args.sanitized)
     t0 = time.monotonic()
     with Watchdog(budget(name, args)) as dog:
         try:
@@ -152,10 +153,12 @@ def main() -> int:
             p.error(f"unknown scenario {n!r} (one of {', '.join(sc.SCENARIOS)})")
     h.raise_own_nofile()
     flags = sc.reference_flags(args.reference_bin) if "reference" in impls else frozenset()
+    args.sanitized = "reference" in impls and sc.is_sanitizer_build(args.reference_bin)
 
     started = time.monotonic()
     progress(f"reliability suite ({'short' if args.short else 'full'}): {', '.join(impls)}; "
-             f"{len(names)} scenarios; reference {args.reference_bin}")
+             f"{len(names)} scenarios; reference {args.reference_bin}"
+             + (" (sanitizer build: memory figures recorded, not bounded)" if args.sanitized else ""))
     results: list[sc.Result] = []
     certs_holder: dict = {}
     try:
@@ -181,6 +184,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"mode": "short" if args.short else "full", "impls": impls, "reference_bin": args.reference_bin,
+                       "sanitizer_build": args.sanitized,
                        "soak_seconds": args.soak_seconds, "elapsed_s": round(elapsed, 1),
                        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                                    "python": platform.python_version()},
