@@ -120,6 +120,8 @@ def classify(ref: Interpretation, other: Interpretation, requests, opaque=False)
         present, silent = (x, other) if x is not None else (y, ref)
         if not _ok(present[0]):
             return None                # a refusal against a close: both refused
+        if silent.end in ("hang", "open") and opaque:
+            return None                # a static answer needs no body: nothing to compare
         if silent.end in ("hang", "open"):
             return BOUNDARY, (f"message {i + 1}: one answered, the other still waits for the end of a message "
                               f"({len(a)} vs {len(b)} answers)")

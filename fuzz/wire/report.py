@@ -26,19 +26,25 @@ def console(kept, meta, out):
     if not kept:
         out.write("no findings\n")
         return
-    rows = [("class", "reads it otherwise", "operators", "bytes", "found after (s)", "detail")]
+    rows = [("class", f"reads it otherwise than {meta['oracle']}", "operators", "bytes", "found after (s)", "detail")]
     for f in kept:
         if f["class"] == "accept/reject":   # many and mild: counted below, listed in the HTML
             continue
-        rows.append((f["class"], ",".join(f["odd"]), ",".join(f["operators"]), sum(f["pieces"]),
+        rows.append((f["class"], who(f), ",".join(f["operators"]), sum(f["pieces"]),
                      f.get("found_after_seconds", "-"), f["detail"][:60]))
     _table(rows, out)
     by = {}
     for f in kept:
-        for name in f["odd"]:
+        for name in (f["odd"] if f.get("against_oracle", True) else ["(" + " vs ".join(f["pair"]) + ")"]):
             by[(f["class"], name)] = by.get((f["class"], name), 0) + 1
     out.write(f"\nfindings by class and by the target that reads the bytes otherwise than {meta['oracle']}:\n")
     _table([("class", "target", "findings")] + [(c, n, k) for (c, n), k in sorted(by.items())], out)
+
+
+def who(f):
+    """The targets that read the bytes otherwise than the oracle, or the pair that disagree
+    between themselves (in brackets) when the oracle is not part of it."""
+    return ",".join(f["odd"]) if f.get("against_oracle", True) else "(" + " vs ".join(f["pair"]) + ")"
 
 
 def replay_table(rows, bad, out):
@@ -76,7 +82,7 @@ def html_page(kept, meta):
             cells = "".join(
                 f"<td><pre>{e(_interp(f['interpretations'][n]))}</pre></td>" if n in f["interpretations"] else "<td></td>"
                 for n in names)
-            out.append(f"<tr><td><b>{e(', '.join(f['odd']))}</b><br>{e(f['detail'])}</td>"
+            out.append(f"<tr><td><b>{e(who(f))}</b><br>{e(f['detail'])}</td>"
                        f"<td><pre>{e(f['bytes'])}</pre>writes: {f['pieces']}</td>{cells}"
                        f"<td>{e('; '.join(what for _, what in f['ops']))}<br><i>{e('; '.join(f['rules']))}</i></td></tr>")
         out.append("</table>")

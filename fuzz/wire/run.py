@@ -130,6 +130,7 @@ class Fuzzer:
             f = findings.make(cls, found[0][1], found[0][0], pieces, requests, stream.ops, mutate.rules(stream.ops),
                               {n: interps[n] for n in involved}, old["iteration"] if old else iteration, self.seed,
                               old["found_after_seconds"] if old else elapsed, pairs=pairs, odd=odd)
+            f["against_oracle"] = any(self.oracle in pair for pair in pairs)
             self.kept[k] = f
             if old is None:
                 new.append(f)
@@ -168,9 +169,11 @@ class Fuzzer:
                             opaque=self.opaque(pair[0]) or self.opaque(pair[1]))
         if c is None or c[0] != cls:   # flaky: keep the input as found
             return f
-        return findings.make(cls, c[1], pair, pieces, requests, [tuple(x) for x in f["ops"]], f["rules"], final,
-                             f["iteration"], self.seed, f["found_after_seconds"], pairs=[tuple(x) for x in f["pairs"]],
-                             odd=tuple(f["odd"]))
+        g = findings.make(cls, c[1], pair, pieces, requests, [tuple(x) for x in f["ops"]], f["rules"], final,
+                          f["iteration"], self.seed, f["found_after_seconds"], pairs=[tuple(x) for x in f["pairs"]],
+                          odd=tuple(f["odd"]))
+        g["against_oracle"] = f["against_oracle"]
+        return g
 
     def close(self):
         self.pool.shutdown()
