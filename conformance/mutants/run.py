@@ -72,6 +72,8 @@ WHY_MISSED = {
 }
 
 TIERS = ("MUST fail", "SHOULD/MAY fail", "warn")
+RECHECK = 12          # worse cases run again per mutant (the strongest first)
+BASELINE_RETRIES = 2  # a required baseline failure is run again this often before it counts
 PROGRESS_RE = re.compile(r"^\[(\S+) (\d+)/(\d+)\] (\S+)\s+(pass|warn|fail|n/a|error)\s")
 
 
@@ -198,13 +200,13 @@ _procs_lock = threading.Lock()
 _procs = set()
 
 
-def run_suite(desc, layers, workdir, cases=None, areas=None, timeout=300.0, root=REPO):
+def run_suite(desc, layers, workdir, cases=None, areas=None, timeout=300.0, root=REPO, tag=""):
     """Run the suite (root/conformance/run.py) on one description; returns {"verdicts":
     {id: verdict}, "reasons": {id: reason}, "required": {id: bool}, "levels": {id: level},
     "tornado": set of ids, "seconds", "status", "timed_out"} (and "problem" when the suite
     gave no verdict at all). Verdicts come from the JSON report, or, when the run was cut
     at `timeout`, from its per-case progress lines."""
-    stem = os.path.splitext(os.path.basename(desc))[0]
+    stem = os.path.splitext(os.path.basename(desc))[0] + (f"-{tag}" if tag else "")
     out_json = os.path.join(workdir, f"{stem}.json")
     argv = [PYTHON, os.path.join(root, "conformance", "run.py"), "--impl", desc, "--layers", ",".join(layers), "--gate", "none", "--jobs", "1",
             "--json", out_json]
@@ -278,6 +280,23 @@ def stop_all():
         stop(p)
 
 
+def settle_baseline(b, layers, workdir, timeout, root, progress=log):
+    """Required baseline failures run again (BASELINE_RETRIES times at most): one that
+    passes then was the machine's, not the program's; the best verdict seen is kept."""
+    b["flaky"] = []
+    for attempt in range(BASELINE_RETRIES):
+        bad = baseline_problems(b)
+        if not bad:
+            return
+        again = run_suite(b["desc"], layers, workdir, cases=bad, timeout=timeout, root=root, tag=f"retry{attempt}")
+        for c in bad:
+            v = again["verdicts"].get(c)
+            if v is not None and worse(v, b["verdicts"][c]):
+                progress(f"baseline: {c} {b['verdicts'][c]} then {v} when run again (timing); kept {v}")
+                b["verdicts"][c], b["reasons"][c] = v, again["reasons"].get(c, "")
+                b["flaky"].append(c)
+
+
 def baseline_problems(base):
     """Required MUST cases the unmutated programs fail: they must be none."""
     return sorted(cid for cid, v in base["verdicts"].items()
@@ -304,16 +323,40 @@ def judge(base, verdicts):
     return got
 
 
-def run_mutant(m, base, workdir, timeout, cases=None, areas=None, root=REPO):
-    """One mutant through the suite, judged against the baseline of its program."""
+def recheck(m, caught, base, workdir, timeout, root):
+    """The cases that got worse, run again (the strongest RECHECK of them): on the mutant,
+    then on the unmutated program as a control. {case id: confirmed}: worse again on the
+    mutant and not worse on the control -- a timing case that failed because the machine
+    was busy is not a detection."""
+    ids = [c for c, *_ in caught[:RECHECK]]
+    layer = [LAYER[m["program"]]]
+    again = run_suite(describe(workdir, m["program"], m["name"], root=root), layer, workdir, cases=ids,
+                      timeout=timeout, root=root, tag="recheck")
+    b = base[m["program"]]
+    worse_again = [c for c in ids if c in again["verdicts"] and worse(b["verdicts"][c], again["verdicts"][c])]
+    control = run_suite(b["desc"], layer, workdir, cases=worse_again, timeout=timeout, root=root,
+                        tag=f"control-{m['name']}") if worse_again else {"verdicts": {}}
+    return {c: (c in worse_again and not worse(b["verdicts"][c], control["verdicts"].get(c, b["verdicts"][c])))
+            for c in ids}
+
+
+def run_mutant(m, base, workdir, timeout, cases=None, areas=None, root=REPO, confirm=True):
+    """One mutant through the suite, judged against the baseline of its program; with
+    `confirm`, what got worse is checked again (recheck) and only confirmed cases count."""
     desc = describe(workdir, m["program"], m["name"], root=root)
     r = run_suite(desc, [LAYER[m["program"]]], workdir, cases=cases, areas=areas, timeout=timeout, root=root)
     b = base[m["program"]]
     caught = [] if r.get("problem") else judge(b, r["verdicts"])
-    return {**m, "killed": bool(caught), "judged_ok": not r.get("problem"), "level": caught[0][3] if caught else None,
-            "cases": [{"id": c, "baseline": o, "verdict": n, "tier": t, "reason": r["reasons"].get(c, "")}
-                      for c, o, n, t in caught],
-            "tornado_only": bool(caught) and all(c in b["tornado"] for c, *_ in caught),
+    confirmed = recheck(m, caught, base, workdir, timeout, root) if confirm and caught else {}
+    counted = [x for x in caught if confirmed.get(x[0], True)]
+    if confirm and caught and not any(confirmed.values()):
+        counted = []
+    return {**m, "killed": bool(counted), "judged_ok": not r.get("problem"),
+            "level": counted[0][3] if counted else None,
+            "cases": [{"id": c, "baseline": o, "verdict": n, "tier": t, "reason": r["reasons"].get(c, ""),
+                       "confirmed": confirmed.get(c)} for c, o, n, t in counted],
+            "unconfirmed": [c for c, ok in confirmed.items() if not ok],
+            "tornado_only": bool(counted) and all(c in b["tornado"] for c, *_ in counted),
             "seconds": r["seconds"], "timed_out": r["timed_out"], "judged": len(r["verdicts"]),
             "problem": r.get("problem"), "why_missed": None if caught else WHY_MISSED.get(m["name"], "")}
 
@@ -326,11 +369,14 @@ def run_all(mutants, workdir, jobs=2, timeout=300.0, cases=None, areas=None, pro
     base = {}
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(programs) or 1))) as pool:
-        futures = {p: pool.submit(run_suite, describe(workdir, p, root=root), [LAYER[p]], workdir, cases, areas,
-                                  timeout, root) for p in programs}
+        descs = {p: describe(workdir, p, root=root) for p in programs}
+        futures = {p: pool.submit(run_suite, descs[p], [LAYER[p]], workdir, cases, areas, timeout, root)
+                   for p in programs}
         for p, f in futures.items():
             base[p] = f.result()
+            base[p]["desc"] = descs[p]
             progress(f"baseline {p}: {len(base[p]['verdicts'])} cases in {base[p]['seconds']} s")
+            settle_baseline(base[p], [LAYER[p]], workdir, timeout, root, progress)
     results = []
     if any(baseline_problems(b) or b.get("problem") or b["timed_out"] for b in base.values()):
         return base, results
@@ -343,6 +389,8 @@ def run_all(mutants, workdir, jobs=2, timeout=300.0, cases=None, areas=None, pro
             done[0] += 1
             what = (f"killed ({r['level']}) by {', '.join(c['id'] for c in r['cases'][:5])}"
                     + (f" +{len(r['cases']) - 5}" if len(r["cases"]) > 5 else "")) if r["killed"] else "MISSED"
+            if r["unconfirmed"]:
+                what += f"; not confirmed when run again: {', '.join(r['unconfirmed'])}"
             if not r["judged_ok"]:
                 what = f"NOT JUDGED: {r['problem'][:300]}"
             extra = " (cut at the time limit)" if r["timed_out"] else ""
@@ -392,6 +440,8 @@ def console(base, results, out=sys.stdout):
             w(f"BASELINE FAILS required MUST cases: {', '.join(bad)}\n")
         if b.get("problem"):
             w(f"BASELINE: {b['problem']}\n")
+        if b.get("flaky"):
+            w(f"baseline {p}: passed when run again (timing): {', '.join(b['flaky'])}\n")
     for program in PROGRAMS:
         rs = [r for r in results if r["program"] == program]
         if not rs:
@@ -443,6 +493,7 @@ def markdown(base, results):
 def to_json(base, results, meta):
     return {"meta": meta,
             "baseline": {p: {"seconds": b["seconds"], "verdicts": b["verdicts"], "problem": b.get("problem"),
+                             "flaky": b.get("flaky", []),
                              "required_failures": baseline_problems(b)} for p, b in base.items()},
             "mutants": results,
             "rates": {p: {c: {"killed": k, "must_fail": km, "total": n} for c, (k, km, n) in per.items()}

@@ -67,15 +67,15 @@ class ThroughTheSuite(unittest.TestCase):
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="squall-mutants-test-")
         cls.root = harness.snapshot(cls.work)
-        cls.base = {}
-        for program in ("server", "client"):
-            cls.base[program] = None
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {p: pool.submit(harness.run_suite, harness.describe(cls.work, p, root=cls.root),
                                       [harness.LAYER[p]], cls.work, None, None, 120.0, cls.root)
                        for p in ("server", "client")}
             cls.base = {p: f.result() for p, f in futures.items()}
+        for p, b in cls.base.items():
+            b["desc"] = harness.describe(cls.work, p, root=cls.root)
+            harness.settle_baseline(b, [harness.LAYER[p]], cls.work, 120.0, cls.root, progress=lambda msg: None)
 
     @classmethod
     def tearDownClass(cls):
