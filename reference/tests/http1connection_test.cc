@@ -471,14 +471,14 @@ TEST_F(ServerFlowTest, SendTimeoutDropsAClientThatStopsReading) {
 TEST_F(ServerFlowTest, SendTimeoutSparesASlowClientThatKeepsReading) {
   app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 512 * 1024); };
   HTTPServerOptions options;
-  options.params.send_timeout = 100ms;
+  options.params.send_timeout = 200ms;
   start(options);
   pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string received;
-  // 4 KiB every 2 ms: about 0.25 s in all, longer than the timeout, always moving.
+  // 2 KiB every 2 ms: over half a second in all, longer than the timeout, always moving.
   loop.run_sync(
       [&]() -> Task<void> {
-        char buf[4096];
+        char buf[2048];
         while (std::count(received.begin(), received.end(), 'x') < 512 * 1024) {
           ssize_t n = ::recv(pair.fds[1], buf, sizeof buf, MSG_DONTWAIT);
           if (n > 0) received.append(buf, size_t(n));
