@@ -1,6 +1,11 @@
 """Markdown table and PNG plots from a load run's results (the dict run.py writes as JSON).
 
     /usr/bin/python3 load/report.py load/results/<date>/results.json   # re-render md + png
+    /usr/bin/python3 load/report.py results.json --p99-threshold-ms 5  # curves: another threshold
+
+Every row names the engine of its figures (wrk, squall-load, locust, idle_connections.py);
+a --curve run adds the latency-against-throughput table (where each implementation's p99
+crosses the threshold) and curves.png.
 """
 from __future__ import annotations
 
@@ -42,7 +47,23 @@ def _fmt_bytes(b):
 
 
 FIGURES = {"server_cpu_s": "server CPU s", "rps_per_server_cpu_s": "req/CPU-s", "peak_rss_kb": "peak RSS",
-           "foreign_cpu_share": "other", "latency_us": "latency percentiles"}
+           "foreign_cpu_share": "other", "latency_us": "latency percentiles", "transfer_bytes_per_s": "transfer/s"}
+
+
+def engine_text(meta) -> str:
+    """What generated the load, for the report's first lines."""
+    engine = meta.get("engine") or "wrk"
+    if engine == "wrk":
+        return f"{meta['threads']} wrk thread(s); {meta['wrk']} (closed loop)"
+    if engine == "squall-load":
+        rate = meta.get("rate")
+        mode = (f"open loop at {rate:,.0f} req/s (latency from each request's intended start)" if rate
+                else "closed loop (latency from each request's write)")
+        return f"engine squall-load, {mode}; a latency per response"
+    loc = meta.get("locust") or {}
+    return (f"engine Locust, {loc.get('workers', '?')} local worker(s)"
+            + (f" + {loc['remote_workers']} remote" if loc.get("remote_workers") else "")
+            + ", closed loop; latencies are Locust's (ms, rounded)")
 
 
 def _index(data):
@@ -112,19 +133,20 @@ def markdown(data) -> str:
     rows, impls, scenarios = _index(data)
     base = meta["baseline"]
     described = bool(meta.get("implementations"))
-    pinning = ("wrk pinned to CPU " + _cpus(meta["client_cpus"]) + " (taskset); each server's process tree "
+    pinning = (f"{meta.get('engine') or 'wrk'} pinned to CPU " + _cpus(meta["client_cpus"])
+               + " (taskset); each server's process tree "
                "to CPU " + _cpus(meta["server_cpus"]) + " only where its PID is known (see Implementations)"
                if described else
-               f"server pinned to CPU {_cpus(meta['server_cpus'])}, wrk to CPU {_cpus(meta['client_cpus'])}")
+               f"server pinned to CPU {_cpus(meta['server_cpus'])}, {meta.get('engine') or 'wrk'} to CPU "
+               f"{_cpus(meta['client_cpus'])}")
     out = [f"# Squall load run {meta['date']}", "",
            f"CPU: {meta['cpu_model']} ({meta['cpus']} CPUs); {pinning}; {meta['duration_s']:g} s per run, "
            f"median of {meta['repeat']}; {meta['connections']} connections unless stated; "
-           f"{meta['threads']} wrk thread(s); "
            + ("" if described else f"{meta['workers']} server worker(s); ")
-           + f"{meta['wrk']}.", "",
+           + f"{engine_text(meta)}.", "",
            f"Ratios are to **{base}** (×1.00); for memory, lower KiB per connection is "
            f"better and the ratio is baseline/impl (so >1 is better everywhere). "
-           f"**C** = client-bound (wrk's core ≥ 90% busy: the server may be faster than "
+           f"**C** = client-bound (the load engine's core ≥ 90% busy: the server may be faster than "
            f"shown; compare req per server-CPU-second). **FAILED** = socket errors or "
            f"non-2xx responses. **n/a** = not measured, with the reason below the tables.", "",
            f"Load average at start / end: {(meta.get('loadavg_start') or [0])[0]:.1f} / "
@@ -132,7 +154,7 @@ def markdown(data) -> str:
            f"share of the server's and wrk's cores that other processes used "
            f"during the run (noise).", "",
            *implementations(meta),
-           "## Throughput (requests/s; memory: KiB per idle connection)", "",
+           f"## Throughput (requests/s, {meta.get('engine') or 'wrk'}; memory: KiB per idle connection)", "",
            "| scenario | " + " | ".join(impls) + " |",
            "|---|" + "---:|" * len(impls)]
     for sc in scenarios:
@@ -177,9 +199,12 @@ def markdown(data) -> str:
         out.append(f"| {sc} | " + " | ".join(cells) + " |")
 
     out += ["", "## Details", "",
-            "| scenario | impl | status | conns | req/s | transfer/s | p50 ms | p90 ms | p99 ms "
-            "| p99.9 ms | server CPU s | req/CPU-s | peak RSS | wrk CPU | other | errors (c/r/w/t) | non-2xx |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+            "Engine: who produced the row's figures (req/s, latency, errors; server CPU and RSS are "
+            "read from /proc). Client CPU: the engine's CPU time / wall time.", "",
+            "| scenario | impl | engine | status | conns | req/s | transfer/s | p50 ms | p90 ms | p99 ms "
+            "| p99.9 ms | p99.99 ms | server CPU s | req/CPU-s | peak RSS | client CPU | other | errors (c/r/w/t) "
+            "| non-2xx |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for sc in scenarios:
         for impl in impls:
             r = rows.get((sc, impl))
@@ -187,24 +212,28 @@ def markdown(data) -> str:
                 continue
             if r["status"] == "n/a" or (r["status"] == "FAILED" and "requests" not in r
                                         and "rss_per_connection_kb" not in r):
-                out.append(f"| {sc} | {impl} | {r['status']} | | | | | | | | | | | | | "
+                out.append(f"| {sc} | {impl} | | {r['status']} | | | | | | | | | | | | | | "
                            f"{r.get('reason', '')} | |")
                 continue
             if sc == "memory":
-                out.append(f"| {sc} | {impl} | {r['status']} | {r['opened']}/{r['connections']} "
-                           f"| | | | | | | | | {_fmt_bytes(r['peak_rss_kb'] * 1024)} | | | "
+                out.append(f"| {sc} | {impl} | {r.get('engine', '')} | {r['status']} | "
+                           f"{r['opened']}/{r['connections']} "
+                           f"| | | | | | | | | | {_fmt_bytes(r['peak_rss_kb'] * 1024)} | | | "
                            f"RSS {_fmt_bytes(r['rss_before_kb'] * 1024)} → "
                            f"{_fmt_bytes(r['rss_held_kb'] * 1024)}: "
                            f"{r['rss_per_connection_kb']} KiB/conn | |")
                 continue
             lat = r.get("latency_us") or {}
             e = r["errors"]
+            engine = r.get("engine", "wrk")
+            if r.get("offered_rate"):
+                engine += f" (open loop, {r['offered_rate']:,.0f} req/s offered)"
             out.append(
-                f"| {sc} | {impl} | {'**FAILED**' if r['status'] == 'FAILED' else 'ok'} "
+                f"| {sc} | {impl} | {engine} | {'**FAILED**' if r['status'] == 'FAILED' else 'ok'} "
                 f"| {r['connections']} | {_fmt_num(r['rps'])} "
-                f"| {_fmt_bytes(r['transfer_bytes_per_s'])} "
+                f"| {_fmt_bytes(r.get('transfer_bytes_per_s'))} "
                 f"| {_fmt_ms(lat.get('p50'))} | {_fmt_ms(lat.get('p90'))} "
-                f"| {_fmt_ms(lat.get('p99'))} | {_fmt_ms(lat.get('p99.9'))} "
+                f"| {_fmt_ms(lat.get('p99'))} | {_fmt_ms(lat.get('p99.9'))} | {_fmt_ms(lat.get('p99.99'))} "
                 f"| {_fmt_num(r.get('server_cpu_s'), 2)} | {_fmt_num(r.get('rps_per_server_cpu_s'))} "
                 f"| {_fmt_bytes(r['peak_rss_kb'] * 1024) if r.get('peak_rss_kb') is not None else NA} "
                 f"| {r['client_cpu_util']:.0%}{' C' if r['client_bound'] else ''} "
@@ -231,8 +260,143 @@ def markdown(data) -> str:
     if pins:
         out += ["", "## Instances started per scenario", ""]
         out += [f"- {r['impl']} / {r['scenario']}: {r['instance']}, {_pinned(r)}" for r in pins]
+    if any(r.get("curve") for r in data["results"]):
+        out += ["", *curve_markdown(data)]
     out.append("")
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- curves
+
+def _p(point, key="p99"):
+    lat = point.get("latency_us") or {}
+    return lat.get(key)
+
+
+def crossing(curve: dict, threshold_ms: float) -> dict:
+    """Where p99 first exceeds threshold_ms along the sweep (by offered rate): the last
+    step below it, the first above it, and the achieved rate at the crossing interpolated
+    linearly between the two. A step with errors or no latency counts as above."""
+    pts = sorted((p for p in curve["points"]), key=lambda p: p["offered_rate"])
+    limit = threshold_ms * 1000
+    below = None
+    for p in pts:
+        p99 = _p(p)
+        over = p.get("failed") or p99 is None or p99 > limit or any((p.get("errors") or {}).values())
+        if over:
+            if below is None:
+                return {"below": None, "above": p, "at": None}
+            b99, a99 = _p(below), p99
+            at = None
+            if a99 is not None and a99 > b99:
+                f = (limit - b99) / (a99 - b99)
+                at = below["achieved_rate"] + f * ((p.get("achieved_rate") or p["offered_rate"]) - below["achieved_rate"])
+            return {"below": below, "above": p, "at": at}
+        below = p
+    return {"below": below, "above": None, "at": None}
+
+
+def curve_markdown(data, threshold_ms: float | None = None) -> list[str]:
+    meta = data["meta"]
+    cfg = meta.get("curve") or {}
+    threshold = threshold_ms if threshold_ms is not None else cfg.get("p99_threshold_ms", 10)
+    rows = [r for r in data["results"] if r.get("curve")]
+    out = ["## Latency against throughput (squall-load, open loop)", "",
+           f"Per implementation and scenario: the closed-loop maximum ({', '.join(sorted({r['engine'] for r in rows}))}, "
+           f"the Throughput table), then squall-load at a constant rate of "
+           f"{', '.join(f'{s:g}' for s in cfg.get('steps_percent', []))} % of it, "
+           f"{meta['duration_s']:g} s each after {cfg.get('warmup_s', 0):g} s at that rate; latency is measured "
+           f"from each request's intended start, so queueing and stalls count. **p99 crosses {threshold:g} ms**: "
+           f"the last step whose p99 stayed at or below it, the first above it (or with errors), and the "
+           f"achieved rate at the crossing interpolated between them.", "",
+           f"| scenario | impl | closed-loop max req/s | p99 ≤ {threshold:g} ms up to | p99 > {threshold:g} ms from "
+           f"| crossing ≈ req/s | p50 / p99 / p99.9 ms at 50 % | at 90 % | at 100 % |",
+           "|---|---|---:|---|---|---:|---|---|---|"]
+
+    def step(p):
+        if p is None:
+            return "–"
+        return (f"{p['percent']:g} % ({p.get('achieved_rate', p['offered_rate']):,.0f} req/s, "
+                f"p99 {_fmt_ms(_p(p))} ms)")
+
+    def at(curve, pct):
+        p = next((q for q in curve["points"] if q["percent"] == pct), None)
+        if p is None:
+            return "–"
+        if p.get("failed"):
+            return "FAILED"
+        return " / ".join(_fmt_ms(_p(p, k)) for k in ("p50", "p99", "p99.9"))
+
+    for r in rows:
+        c = r["curve"]
+        x = crossing(c, threshold)
+        if x["below"] is None:
+            up_to, cross = f"below {c['points'][0]['percent']:g} % already", NA
+        else:
+            up_to = step(x["below"])
+            cross = _fmt_num(x["at"]) if x["at"] is not None else (
+                "not within the sweep" if x["above"] is None else NA)
+        out.append(f"| {r['scenario']} | {r['impl']} | {_fmt_num(c['max_rps'])} | {up_to} | "
+                   f"{step(x['above']) if x['above'] else 'not crossed'} | {cross} | "
+                   f"{at(c, 50)} | {at(c, 90)} | {at(c, 100)} |")
+    out += ["", "Every step (offered → achieved req/s, p50 / p99 / p99.9 / max ms, errors, how late requests "
+            "left against the schedule at p99):", "",
+            "| scenario | impl | step | offered | achieved | p50 | p99 | p99.9 | max | errors | send lag p99 ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        for p in r["curve"]["points"]:
+            if p.get("failed"):
+                out.append(f"| {r['scenario']} | {r['impl']} | {p['percent']:g} % | {_fmt_num(p['offered_rate'])} "
+                           f"| **FAILED** | | | | | {p['failed']} | |")
+                continue
+            e = p.get("errors") or {}
+            errs = ", ".join(f"{k} {v}" for k, v in e.items() if v) or "0"
+            lag = (p.get("send_lag_us") or {}).get("p99")
+            out.append(f"| {r['scenario']} | {r['impl']} | {p['percent']:g} % | {_fmt_num(p['offered_rate'])} "
+                       f"| {_fmt_num(p.get('achieved_rate'))} | {_fmt_ms(_p(p, 'p50'))} | {_fmt_ms(_p(p))} "
+                       f"| {_fmt_ms(_p(p, 'p99.9'))} | {_fmt_ms(_p(p, 'max'))} | {errs} | {_fmt_ms(lag)} |")
+    out.append("")
+    return out
+
+
+def curve_plot(data, out_dir: str) -> str | None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in data["results"] if r.get("curve")]
+    if not rows:
+        return None
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    impls = data["meta"]["impls"]
+    colors = {impl: plt.cm.tab10(i) for i, impl in enumerate(impls)}
+    pcts = [("p50", ":", "p50"), ("p99", "-", "p99"), ("p99.9", "--", "p99.9")]
+    threshold = (data["meta"].get("curve") or {}).get("p99_threshold_ms", 10)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(7.5 * len(scenarios), 5.2), squeeze=False)
+    for ax, sc in zip(axes.flat, scenarios):
+        for r in (r for r in rows if r["scenario"] == sc):
+            pts = [p for p in r["curve"]["points"] if not p.get("failed") and p.get("latency_us")]
+            pts.sort(key=lambda p: p["offered_rate"])
+            xs = [p["achieved_rate"] for p in pts]
+            for key, style, _ in pcts:
+                ax.plot(xs, [max(p["latency_us"][key], 1) / 1000 for p in pts], style, marker="o", markersize=3,
+                        color=colors[r["impl"]], label=f"{r['impl']} {key}")
+        ax.axhline(threshold, color="grey", linewidth=0.8)
+        ax.text(ax.get_xlim()[0], threshold, f" {threshold:g} ms", fontsize=7, va="bottom", color="grey")
+        ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_xlabel("achieved throughput (requests/s, log)", fontsize=8)
+        ax.set_ylabel("latency from intended start (ms, log)", fontsize=8)
+        ax.set_title(f"{sc}: p50 (dotted), p99 (solid), p99.9 (dashed)", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    fig.suptitle(f"Latency against throughput, squall-load open loop ({data['meta']['cpu_model']})", fontsize=9)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "curves.png")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
 
 
 def plots(data, out_dir: str) -> list[str]:
@@ -293,7 +457,7 @@ def plots(data, out_dir: str) -> list[str]:
             for impl in impls:
                 lat = (rows.get((sc, impl)) or {}).get("latency_us")
                 if lat:
-                    ax.plot(pcts, [max(lat[p], 1) / 1000 for p in pcts], marker="o",
+                    ax.plot(pcts, [max(lat.get(p) or 1, 1) / 1000 for p in pcts], marker="o",
                             color=colors[impl], label=impl)
             ax.set_yscale("log")
             ax.set_title(sc, fontsize=9)
@@ -303,12 +467,15 @@ def plots(data, out_dir: str) -> list[str]:
         for ax in list(axes.flat)[len(lat_scen):]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=7)
-        fig.suptitle("Latency percentiles (ms, log scale)", fontsize=9)
+        fig.suptitle(f"Latency percentiles (ms, log scale; {data['meta'].get('engine') or 'wrk'})", fontsize=9)
         fig.tight_layout()
         path = os.path.join(out_dir, "latency.png")
         fig.savefig(path, dpi=72)
         plt.close(fig)
         written.append(path)
+    curves = curve_plot(data, out_dir)
+    if curves:
+        written.append(curves)
     return written
 
 
@@ -316,6 +483,8 @@ if __name__ == "__main__":
     src = sys.argv[1]
     with open(src) as f:
         data = json.load(f)
+    if "--p99-threshold-ms" in sys.argv and data["meta"].get("curve"):
+        data["meta"]["curve"]["p99_threshold_ms"] = float(sys.argv[sys.argv.index("--p99-threshold-ms") + 1])
     out_dir = os.path.dirname(os.path.abspath(src))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(markdown(data))

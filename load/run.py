@@ -1,17 +1,22 @@
 #!/usr/bin/python3
 """Squall load runner: starts implementations of the server contract (descriptions read by
-the conformance registry) and measures servers the user started (--url), runs the wrk
-scenarios against each, and writes JSON, a Markdown table (ratios to a baseline) and PNG
+the conformance registry) and measures servers the user started (--url), runs the load
+scenarios against each with a load engine (wrk by default; squall-load, open or closed
+loop; Locust, scale-out), and writes JSON, a Markdown table (ratios to a baseline) and PNG
 plots into load/results/<date>/.
 
     /usr/bin/python3 load/run.py --impl reference,tornado,aiohttp,nginx,h2o
     /usr/bin/python3 load/run.py --impl reference,nginx,path/to/mine.toml --scenario plaintext
     /usr/bin/python3 load/run.py --impl reference --url mine=http://127.0.0.1:8888 --server-pid mine=1234
     /usr/bin/python3 load/run.py --impl reference,nginx --scenario tls --duration 3
+    /usr/bin/python3 load/run.py --impl reference,nginx --engine squall-load --rate 5000
+    /usr/bin/python3 load/run.py --impl reference,nginx --engine squall-load --curve --duration 3
+    /usr/bin/python3 load/run.py --impl reference --engine locust --locust-workers 2 --scenario plaintext
 
-See load/README.md. Every figure is read from wrk's done() hook (one JSON line) and from
-/proc; nothing is scraped from wrk's text output. A figure that could not be measured is
-None in the JSON and "n/a" in the tables, with the reason beside it ("unmeasured").
+See load/README.md. Every figure is read from the engine's own machine-readable output
+(wrk's done() hook, squall-load's JSON, Locust's CSV statistics; engines/) and from /proc;
+nothing is scraped from human-readable text. A figure that could not be measured is None
+in the JSON and "n/a" in the tables, with the reason beside it ("unmeasured").
 """
 from __future__ import annotations
 
@@ -25,7 +30,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -35,11 +39,16 @@ sys.path.insert(0, HERE)
 import impls  # noqa: E402  (puts conformance/ on sys.path)
 import procstat  # noqa: E402
 import report  # noqa: E402
+from engines import locust as locust_engine  # noqa: E402
+from engines import squall_load as squall_load_engine  # noqa: E402
+from engines import wrk as wrk_engine  # noqa: E402
 from scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS, Scenario  # noqa: E402
 from squall_conformance import launch, registry  # noqa: E402
 
-WRK = "/usr/bin/wrk"
+WRK = wrk_engine.WRK
 DEFAULT_IMPLS = "reference,tornado"
+ENGINES = ("wrk", "squall-load", "locust")
+DEFAULT_CURVE_STEPS = "10,25,50,75,90,100,110"
 
 
 def log(msg: str) -> None:
@@ -76,52 +85,39 @@ def preflight(host: str, port: int, sc: Scenario, tls: ssl.SSLContext | None = N
     return None
 
 
-# --------------------------------------------------------------------------- wrk
+# --------------------------------------------------------------------------- engines
 
 def run_wrk(url: str, sc: Scenario, duration: float, connections: int, threads: int,
             client_cpus: set[int], timeout_s: float) -> dict:
-    """Runs wrk once, pinned with taskset; returns the done() JSON plus wrk's own CPU use."""
-    threads = max(1, min(threads, connections))
-    duration = max(1, round(duration))  # wrk takes whole seconds only
-    cmd = ["taskset", "-c", ",".join(map(str, sorted(client_cpus))), WRK,
-           "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
-           "--timeout", f"{max(1, round(timeout_s))}s", "-s", os.path.join(HERE, "scenarios", sc.script),
-           url]
-    env = dict(os.environ, SQUALL_LUA_DIR=os.path.join(HERE, "scenarios"),
-               SQUALL_SCENARIO=sc.name, **sc.env)
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        limit = start + duration + timeout_s + 20  # every run is bounded in time
-        rusage = None
-        while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > limit:
-                proc.kill()
-                _, status, rusage = os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                break
-            time.sleep(0.05)
-        wall = time.monotonic() - start
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    result = None
-    for line in stdout.splitlines():
-        if line.startswith("SQUALL_RESULT "):
-            result = json.loads(line[len("SQUALL_RESULT "):])
-    if result is None:
-        raise RuntimeError(f"wrk exited {proc.returncode} without a result line: "
-                           f"{(stderr or stdout).strip()[-300:]}")
-    cpu = rusage.ru_utime + rusage.ru_stime
-    result["wrk_cpu_s"] = round(cpu, 3)
-    result["wrk_wall_s"] = round(wall, 3)
-    # wrk's threads can use at most min(threads, client cores) cores.
-    result["client_cpu_util"] = round(cpu / wall / min(threads, len(client_cpus)), 3)
-    return result
+    """Runs wrk once, pinned with taskset; returns the done() JSON plus wrk's own CPU use
+    (engines/wrk.py; kept here for client_bench.py)."""
+    return wrk_engine.run(url, sc, duration, connections, threads, client_cpus, timeout_s)
+
+
+def engine_module(name: str):
+    return {"wrk": wrk_engine, "squall-load": squall_load_engine, "locust": locust_engine}[name]
+
+
+def engine_unsupported(engine: str, sc: Scenario) -> str | None:
+    """Why the engine cannot run the scenario as the others do (the row is then n/a)."""
+    if engine == "locust":
+        return locust_engine.unsupported(sc)
+    return None
+
+
+def run_engine(target, sc: Scenario, args, duration: float, connections: int, *, engine: str | None = None,
+               rate: float | None = None, warmup: float = 0) -> dict:
+    """One run of the chosen engine against the target: the result dict of engines/common.py."""
+    engine = engine or args.engine
+    if engine == "wrk":
+        return wrk_engine.run(target.url, sc, duration, connections, args.threads, args.client_cpus, args.timeout)
+    if engine == "squall-load":
+        return squall_load_engine.run(target.url, sc, duration, connections, args.client_cpus, args.timeout,
+                                      squall_bin=args.squall_bin, rate=args.rate if rate is None else rate,
+                                      warmup=warmup, ca_file=target.ca)
+    return locust_engine.run(target.url, sc, duration, connections, args.client_cpus, args.timeout,
+                             workers=args.locust_workers, remote_workers=args.locust_remote_workers,
+                             bind=args.locust_bind, warmup=max(1.0, warmup), log=lambda m: log(f"  {m}"))
 
 
 # --------------------------------------------------------------------------- memory
@@ -253,9 +249,12 @@ def warm_up(target: Target, sc: Scenario, args) -> None:
     if why:
         log(f"  {target.name:<10} warm-up skipped: {why}")
         return
-    log(f"  {target.name:<10} warm-up {args.warmup:g}s ({sc.name})")
+    # Warm-up needs no figures: squall-load warms with itself, wrk and Locust with wrk
+    # (Locust's start-up alone takes seconds, and its spawn phase warms the server again).
+    engine = "squall-load" if args.engine == "squall-load" else "wrk"
+    log(f"  {target.name:<10} warm-up {args.warmup:g}s ({sc.name}, {engine})")
     try:
-        run_wrk(target.url, sc, args.warmup, args.connections, args.threads, args.client_cpus, args.timeout)
+        run_engine(target, sc, args, args.warmup, args.connections, engine=engine, rate=0)
     except Exception as e:  # the scenarios will say what is wrong
         log(f"  {target.name:<10} warm-up failed: {e}")
 
@@ -288,6 +287,10 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
             row["reason"] = f"{m['failed']} of {n} connections failed"
         return row
 
+    unsupported = engine_unsupported(args.engine, sc)
+    if unsupported:
+        row.update(status="n/a", reason=f"{args.engine}: {unsupported}")
+        return row
     connections = sc.connections or args.connections
     runs, pinned = [], None
     cpus = args.server_cpus | args.client_cpus
@@ -297,7 +300,7 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
             procstat.reset_peak_rss(pid)
             cpu0 = procstat.cpu_seconds(pid)
         busy0 = procstat.cpu_busy_seconds(cpus)
-        r = run_wrk(target.url, sc, args.duration, connections, args.threads, args.client_cpus, args.timeout)
+        r = run_engine(target, sc, args, args.duration, connections, warmup=args.engine_warmup)
         if r["requests"] == 0 and not any(r["errors"].values()):
             # Nothing completed and nothing failed: on a saturated machine a short window
             # (CI's 1 s runs, a TLS handshake per request) can pass before the first answer.
@@ -307,25 +310,26 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
             if pid:
                 cpu0 = procstat.cpu_seconds(pid)
             busy0 = procstat.cpu_busy_seconds(cpus)
-            r = run_wrk(target.url, sc, args.duration * 3, connections, args.threads, args.client_cpus,
-                        args.timeout)
+            r = run_engine(target, sc, args, args.duration * 3, connections, warmup=args.engine_warmup)
         busy = procstat.cpu_busy_seconds(cpus) - busy0
         if pid:
             r["server_cpu_s"] = round(procstat.cpu_seconds(pid) - cpu0, 3)
             r["peak_rss_kb"] = procstat.peak_rss_kb(pid)
             # CPU time other processes took on the server's and wrk's cores during the
             # run, as a share of those cores' capacity: > ~0.1 means the machine was not quiet.
-            r["foreign_cpu_share"] = round(max(0.0, busy - r["server_cpu_s"] - r["wrk_cpu_s"])
-                                           / r["wrk_wall_s"] / len(cpus), 3)
+            r["foreign_cpu_share"] = round(max(0.0, busy - r["server_cpu_s"] - r["client_cpu_s"])
+                                           / r["client_wall_s"] / len(cpus), 3)
         secs = r["duration_us"] / 1e6
-        r["rps"] = r["requests"] / secs if secs else 0.0
-        r["transfer_bytes_per_s"] = r["bytes"] / secs if secs else 0.0
+        r["transfer_bytes_per_s"] = r["bytes"] / secs if secs and r.get("bytes") is not None else None
         r["socket_errors"] = sum(v for k, v in r["errors"].items() if k != "status")
         r["non_2xx"] = r["errors"]["status"]
         runs.append(r)
         log(f"  {target.name:<10} {sc.name:<17} run {i + 1}/{args.repeat}: {r['rps']:>10,.0f} req/s"
+            + (f" (offered {r['offered_rate']:,.0f})" if r.get("offered_rate") else "")
+            + (f"  p99 {r['latency_us']['p99'] / 1000:.2f} ms" if r.get("latency_us") and r["latency_us"].get("p99")
+               is not None else "")
             + (f"  server cpu {r['server_cpu_s']:.2f}s" if "server_cpu_s" in r else f"  server cpu n/a ({no_pid})")
-            + f"  wrk cpu {r['client_cpu_util']:.0%}"
+            + f"  {r['engine']} cpu {r['client_cpu_util']:.0%}"
             + (f"  other load {r['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in r else "")
             + (f"  ERRORS {r['errors']}" if r["socket_errors"] or r["non_2xx"] else ""))
     # The median run (by requests/s) stands for the scenario; errors in any run fail it.
@@ -338,16 +342,20 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
             unmeasured[k] = f"{no_pid}: nothing read from /proc"
     elif not server_cpu:
         unmeasured["rps_per_server_cpu_s"] = "the server's CPU time was below /proc's resolution (0.01 s)"
-    if not sc.latency_meaningful:
-        unmeasured["latency_us"] = "wrk records one latency sample per pipelined batch: no percentiles"
+    if med.get("latency_us") is None:
+        unmeasured["latency_us"] = (f"{med['engine']}: " + (
+            "wrk records one latency sample per pipelined batch: no percentiles" if med["engine"] == "wrk"
+            else med.get("latency_note", "no latency")))
+    if med.get("transfer_bytes_per_s") is None:
+        unmeasured["transfer_bytes_per_s"] = f"{med['engine']} does not count response bytes"
     row.update(
         status="FAILED" if failed else "ok",
-        engine="wrk",
+        engine=med["engine"],
         connections=connections,
         requests=med["requests"], duration_s=round(med["duration_us"] / 1e6, 3),
         rps=round(med["rps"], 1), value=round(med["rps"], 1), unit="req/s",
-        transfer_bytes_per_s=round(med["transfer_bytes_per_s"]),
-        latency_us=med["latency_us"] if sc.latency_meaningful else None,
+        transfer_bytes_per_s=None if med.get("transfer_bytes_per_s") is None else round(med["transfer_bytes_per_s"]),
+        latency_us=med.get("latency_us"),
         errors=med["errors"], socket_errors=med["socket_errors"], non_2xx=med["non_2xx"],
         server_cpu_s=server_cpu, peak_rss_kb=med.get("peak_rss_kb"),
         rps_per_server_cpu_s=round(med["requests"] / server_cpu, 1) if server_cpu else None,
@@ -361,11 +369,49 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
                "foreign_cpu_share": r.get("foreign_cpu_share")}
               for r in runs],
     )
+    # What only some engines say: squall-load's mode, schedule lag and histogram, Locust's workers.
+    for key in ("mode", "offered_rate", "latency_from", "send_lag_us", "histogram", "statuses", "first_errors",
+                "locust_workers", "locust_remote_workers", "locust_users", "latency_note"):
+        if med.get(key) is not None and med.get(key) != {}:
+            row[key] = med[key]
     if not pid:
         row["not_pinned"] = no_pid
     if failed:
         row["reason"] = "; ".join(f"run {runs.index(r) + 1}: errors {r['errors']}" for r in failed)
+    if args.curve and not failed and row["rps"] > 0:
+        row["curve"] = sweep(target, sc, args, row["rps"], connections)
     return row
+
+
+def sweep(target: Target, sc: Scenario, args, max_rps: float, connections: int) -> dict:
+    """Latency against throughput: squall-load open loop at each --curve-steps percentage
+    of the closed-loop maximum just measured, one run each (--duration, after
+    --curve-warmup seconds at the same rate)."""
+    points = []
+    for pct in args.curve_steps:
+        rate = max_rps * pct / 100
+        point = {"percent": pct, "offered_rate": round(rate, 1)}
+        try:
+            if target.pid:
+                pin(target, args)
+                cpu0 = procstat.cpu_seconds(target.pid)
+            r = run_engine(target, sc, args, args.duration, connections, engine="squall-load", rate=rate,
+                           warmup=args.curve_warmup)
+            point.update(achieved_rate=round(r["rps"], 1), requests=r["requests"], errors=r["errors"],
+                         latency_us=r["latency_us"], send_lag_us=r.get("send_lag_us"),
+                         client_cpu_util=r["client_cpu_util"], histogram=r.get("histogram"))
+            if target.pid:
+                point["server_cpu_s"] = round(procstat.cpu_seconds(target.pid) - cpu0, 3)
+            lat = r["latency_us"] or {}
+            log(f"  {target.name:<10} {sc.name:<17} curve {pct:>3g}%: offered {rate:>9,.0f} achieved "
+                f"{r['rps']:>9,.0f} req/s  p50 {lat.get('p50', 0) / 1000:.2f} p99 {lat.get('p99', 0) / 1000:.2f} "
+                f"p99.9 {lat.get('p99.9', 0) / 1000:.2f} ms"
+                + (f"  ERRORS {r['errors']}" if any(r["errors"].values()) else ""))
+        except Exception as e:
+            point["failed"] = f"{e.__class__.__name__}: {e}"
+            log(f"  {target.name:<10} {sc.name:<17} curve {pct:g}%: *** FAILED ***: {point['failed']}")
+        points.append(point)
+    return {"engine": "squall-load", "max_engine": args.engine, "max_rps": max_rps, "points": points}
 
 
 # --------------------------------------------------------------------------- arguments
@@ -403,9 +449,31 @@ def parse_args(argv=None):
     ap.add_argument("--squall-bin", default=os.environ.get("SQUALL_BIN") or registry.DEFAULT_SQUALL_BIN,
                     help="where Squall's programs are built ({squall_bin} in descriptions; default "
                     "$SQUALL_BIN or build/release/reference)")
-    ap.add_argument("--scenario", default="all",
+    ap.add_argument("--scenario",
                     help="comma-separated, from " + ",".join(s.name for s in SCENARIOS + TLS_SCENARIOS)
-                    + "; 'all' = every non-TLS scenario, 'tls' = the TLS ones")
+                    + "; 'all' = every non-TLS scenario, 'tls' = the TLS ones (default all; plaintext with --curve)")
+    ap.add_argument("--engine", choices=ENGINES,
+                    help="the load engine (default wrk; squall-load with --rate or --curve): wrk (closed loop), "
+                    "squall-load (open loop at --rate, or closed loop; a latency per response), "
+                    "locust (a master and --locust-workers workers)")
+    ap.add_argument("--rate", type=float, default=0,
+                    help="squall-load: requests/s at fixed intended times, latency from the intended start "
+                    "(open loop); 0 = closed loop (default)")
+    ap.add_argument("--open-loop-warmup", type=float, default=1,
+                    help="squall-load open loop: seconds at the rate before recording (default 1)")
+    ap.add_argument("--curve", action="store_true",
+                    help="latency against throughput: per implementation and scenario, the closed-loop maximum "
+                    "(squall-load), then open-loop runs at --curve-steps percent of it")
+    ap.add_argument("--curve-steps", default=DEFAULT_CURVE_STEPS,
+                    help=f"percentages of the closed-loop maximum (default {DEFAULT_CURVE_STEPS})")
+    ap.add_argument("--p99-threshold-ms", type=float, default=10,
+                    help="the curve table says at which rate p99 crosses this (default 10)")
+    ap.add_argument("--locust-workers", type=int, default=2,
+                    help="locust: worker processes started here (default 2; --workers stays the server's)")
+    ap.add_argument("--locust-remote-workers", type=int, default=0,
+                    help="locust: workers started on other machines against this master (README)")
+    ap.add_argument("--locust-bind", default="127.0.0.1",
+                    help="locust: address the master listens on for workers (default 127.0.0.1)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
     ap.add_argument("--connections", type=int, default=64,
                     help="wrk connections for scenarios without a fixed count (default 64)")
@@ -430,7 +498,34 @@ def parse_args(argv=None):
     for opt in ("duration", "repeat", "threads", "workers", "connections", "timeout"):
         if getattr(args, opt) < 1:
             ap.error(f"--{opt} must be at least 1")
+    if args.engine is None:
+        args.engine = "squall-load" if args.curve or args.rate > 0 else "wrk"
+    if args.rate < 0:
+        ap.error("--rate must be >= 0")
+    if args.rate > 0 and args.engine != "squall-load":
+        ap.error(f"--rate is squall-load's open loop: --engine {args.engine} is closed loop")
+    if args.curve and args.engine != "squall-load":
+        ap.error("--curve sweeps open-loop rates with squall-load: --engine squall-load")
+    if args.curve and args.rate > 0:
+        ap.error("--curve measures the closed-loop maximum first: leave --rate out")
+    try:
+        args.curve_steps = [float(x) for x in args.curve_steps.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--curve-steps {args.curve_steps!r}: comma-separated percentages")
+    if args.curve and (not args.curve_steps or min(args.curve_steps) <= 0):
+        ap.error("--curve-steps: positive percentages")
+    if args.locust_workers < 0 or args.locust_remote_workers < 0 or (
+            args.engine == "locust" and args.locust_workers + args.locust_remote_workers < 1):
+        ap.error("--locust-workers: Locust needs at least one worker")
+    args.curve_warmup = args.open_loop_warmup
+    args.engine_warmup = args.open_loop_warmup if args.engine == "squall-load" and args.rate > 0 else 0
+    if args.scenario is None:
+        args.scenario = "plaintext" if args.curve else "all"
     args.squall_bin = os.path.abspath(args.squall_bin)
+    if args.engine == "squall-load" and squall_load_engine.available(args.squall_bin):
+        ap.error(f"--engine squall-load: {squall_load_engine.available(args.squall_bin)} (--squall-bin)")
+    if args.engine == "locust" and locust_engine.available():
+        ap.error(f"--engine locust: {locust_engine.available()}")
     try:
         args.server_cpus = procstat.parse_cpu_list(args.server_cpu)
         args.client_cpus = procstat.parse_cpu_list(args.client_cpu)
@@ -603,13 +698,32 @@ def main(argv=None) -> int:
     out_dir = args.out or os.path.join(HERE, "results", dt.date.today().isoformat())
     os.makedirs(out_dir, exist_ok=True)
     wrk = wrk_version()
+    engines = {}
+    if args.engine == "wrk" or (args.engine == "locust" and args.warmup > 0):
+        engines["wrk"] = (f"{wrk}: requests/s, transfer/s, latency, errors (scenarios/*.lua's done() line)"
+                          + (", closed loop" if args.engine == "wrk" else ": warm-up only"))
+    if args.engine == "squall-load":
+        mode = f"open loop at {args.rate:g} req/s" if args.rate > 0 else "closed loop"
+        engines["squall-load"] = (f"{squall_load_engine.version(args.squall_bin)}: requests/s, latency per "
+                                  f"response (HDR histogram), errors; {mode}"
+                                  + ("; curves: open loop at each step's rate" if args.curve else ""))
+    if args.engine == "locust":
+        engines["locust"] = (f"{locust_engine.version()}: requests/s, latency (ms, rounded), failures; "
+                             f"{args.locust_workers} local worker(s)"
+                             + (f" + {args.locust_remote_workers} remote" if args.locust_remote_workers else "")
+                             + ", closed loop")
+    engines["/proc"] = "server CPU time, peak RSS (VmHWM) and RSS of the server's process tree"
+    engines["idle_connections.py + /proc"] = "memory: idle connections held, server RSS growth per connection"
     meta = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "cpu_model": procstat.cpu_model(), "cpus": os.cpu_count(),
         "kernel": platform.release(), "wrk": wrk, "python": platform.python_version(),
-        "engines": {"wrk": f"{wrk}: requests/s, transfer/s, latency, errors (scenarios/*.lua's done() line)",
-                    "/proc": "server CPU time, peak RSS (VmHWM) and RSS of the server's process tree",
-                    "idle_connections.py + /proc": "memory: idle connections held, server RSS growth per connection"},
+        "engine": args.engine, "rate": args.rate or None,
+        "curve": {"steps_percent": args.curve_steps, "p99_threshold_ms": args.p99_threshold_ms,
+                  "warmup_s": args.curve_warmup} if args.curve else None,
+        "locust": {"workers": args.locust_workers, "remote_workers": args.locust_remote_workers,
+                   "bind": args.locust_bind} if args.engine == "locust" else None,
+        "engines": engines,
         "server_cpus": sorted(args.server_cpus), "client_cpus": sorted(args.client_cpus),
         "duration_s": args.duration, "connections": args.connections,
         "many_connections": args.many_connections, "idle_connections": args.idle_connections,
@@ -623,7 +737,7 @@ def main(argv=None) -> int:
     }
     meta["implementations"] = {s.name: implementation_info(s, args) for s in args.specs}
     log(f"cpu: {meta['cpu_model']} ({meta['cpus']} cpus); servers pinned to cpu {args.server_cpu} when "
-        f"their PID is known, wrk to cpu {args.client_cpu}; {len(args.impls)} impl(s) x "
+        f"their PID is known, {args.engine} to cpu {args.client_cpu}; {len(args.impls)} impl(s) x "
         f"{len(args.scenarios)} scenario(s) x {args.repeat} run(s) of {args.duration:g}s -> {out_dir}")
     for s in args.specs:
         i = meta["implementations"][s.name]
@@ -655,6 +769,7 @@ def main(argv=None) -> int:
             log(f"FAILED: {r['impl']} / {r['scenario']}: {r.get('reason')}")
         log(bar)
     log(f"wrote {out_dir}/results.json, results.md" + ("" if args.no_plots else ", *.png"))
+
     return 130 if interrupted else (1 if failed else 0)
 
 
