@@ -6,7 +6,10 @@
 # well-formed (JSON with the expected fields, every implementation's version and description,
 # no NaN, Markdown table, PNG plots) and error-free. Then the runner's unit tests
 # (load/tests: a description the suite never saw and a --url server measured beside the
-# reference). Exits non-zero on any failed run or malformed output. Takes about two minutes.
+# reference; squall-load against a server with a known stall, every framing, TLS, and a
+# two-step --curve run; a Locust master and two workers measuring the reference through
+# load/run.py --engine locust). Exits non-zero on any failed run or malformed output.
+# Takes about two and a half minutes.
 #
 #   ci/load-smoke.sh                   # expects build/release/reference/squall-contract-app
 #   SQUALL_BIN=build/asan/reference ci/load-smoke.sh   # Squall's programs from another build
@@ -22,6 +25,14 @@ trap 'rm -rf "$out"' EXIT
 
 if [[ ",$impls," == *,reference,* && ! -x $bin/squall-contract-app ]]; then
   echo "load-smoke: $bin/squall-contract-app is missing (ci/build.sh release)" >&2
+  exit 1
+fi
+if [[ -z "${SQUALL_LOAD_SMOKE_IMPLS:-}" && ! -x $bin/squall-load ]]; then
+  echo "load-smoke: $bin/squall-load is missing (ci/build.sh release)" >&2
+  exit 1
+fi
+if [[ -z "${SQUALL_LOAD_SMOKE_IMPLS:-}" && ! -x /usr/bin/locust ]]; then
+  echo "load-smoke: /usr/bin/locust is missing (ci/setup.sh installs python3-locust)" >&2
   exit 1
 fi
 
