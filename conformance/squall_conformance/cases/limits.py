@@ -1,18 +1,37 @@
 """Limits: header block, field size, URI length, body size (refused without reading it all)."""
-from ._helpers import FAIL, WARN, case, fail, judge_reject, judge_status, ok, req, warn
+from ._helpers import FAIL, WARN, case, fail, judge_reject, judge_status, ok, req, warn  # noqa: F401
 
 A = "limits"
 
 
-def big_head_case(id, title, lines, ok_codes=(431,), weak=(400,), target=b"/"):
+# RFC 9110 §5.4: a server that receives a header field line, field value or set of fields
+# larger than it wishes to process "MUST respond with an appropriate 4xx (Client Error) status
+# code". 431 (RFC 6585) is the precise one, 400 the generic one; any other 4xx (413 is for
+# content) is a refusal whose code the suite cannot call inappropriate: warn.
+OTHER_4XX = tuple(c for c in range(400, 500) if c not in (400, 431))
+
+
+def big_head_case(id, title, lines, ok_codes=(431,), weak=(400,) + OTHER_4XX, target=b"/"):
     @case(id, A, title, "RFC 9110 §5.4", "MUST", needs=("root-get",))
     def run(ctx):
         data = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(l + b"\r\n" for l in lines) + \
             b"Connection: close\r\n\r\n"
         ex = ctx.send(data, timeout=5.0)
-        return judge_reject(ex, ok_codes, weak, close_only=FAIL, what="the oversized head",
-                            accepted="no limit below this size: RFC 9110 §5.4 leaves the limit to the server")
+        return reset_or(ex) or judge_reject(ex, ok_codes, weak, close_only=FAIL, what="the oversized head",
+                                            accepted="no limit below this size: RFC 9110 §5.4 leaves the limit to "
+                                                     "the server")
     return run
+
+
+def reset_or(ex):
+    """A connection reset with nothing readable: the server may have answered and closed with
+    the rest of the request unread, and the reset destroyed the answer before it could be read
+    (RFC 9112 §9.6, "the TCP reset problem"; a lingering close avoids it). The suite cannot
+    tell that from no answer at all, and which one it sees depends on timing: warn, never fail."""
+    if ex.first is None and ex.reset:
+        return warn("connection reset with no readable response: an answer may have been lost to the TCP reset problem "
+                    "(RFC 9112 §9.6: close in stages, reading on, so that the client can read the response)")
+    return None
 
 
 big_head_case("LIM-001", "128 KiB header block (many fields): 431", [b"X-F%d: %s" % (i, b"v" * 100) for i in range(1300)])
@@ -24,7 +43,7 @@ big_head_case("LIM-004", "1 MiB header block: 431", [b"X-F%d: %s" % (i, b"v" * 1
 @case("LIM-005", A, "100 KiB request-target: 414", "RFC 9110 §15.5.15", "MUST", catch_all=True)
 def _(ctx):
     ex = ctx.send(req("GET", "/" + "a" * 102400, "Connection: close"), timeout=5.0)
-    return judge_reject(ex, (414,), (400, 431), close_only=FAIL, what="the oversized target",
+    return reset_or(ex) or judge_reject(ex, (414,), (400, 431), close_only=FAIL, what="the oversized target",
                         accepted="RFC 9112 §3: 414 is for a target longer than the server wishes to parse")
 
 
