@@ -2,9 +2,10 @@
 import gzip
 import hashlib
 import json
+import re
 import zlib
 
-from ._helpers import CLOSE, TORNADO, case, fail, judge_status, ok, req, warn
+from ._helpers import CLOSE, TORNADO, case, converse, fail, judge_status, ok, req, warn
 
 A = "web"
 PATTERN = b"0123456789abcdef"
@@ -309,3 +310,353 @@ def _(ctx):
     if missing:
         return warn("no Date field in: " + "; ".join(missing))
     return ok("Date present")
+
+
+# ---- contract endpoints checked exactly (CONTRACTS.md §1.2) ---------------------------------
+# Each states what the contract's table says, no more; where the table is silent or ambiguous
+# the case accepts every reading and its note names the sentence the contract lacks.
+
+C1 = "contracts.md §1"
+
+
+# No Connection field: a gateway in front of the app MUST remove it (RFC 9110 §7.6.1), so the app
+# could not echo it; the request is read to its response without a close.
+ECHO_FIELDS = [b"Host: 127.0.0.1", b"X-MiXeD-CaSe: One Two", b"x-dup: first", b"X-Spaced:  \t inner  value\t ",
+               b"X-DUP: second", b"x-empty:", b"X-Sym: a=b; c=\"d, e\"", b"Accept: */*"]
+# "x-empty:" has an empty value: "Name: Value" with one space after the colon gives "x-empty: ";
+# the contract does not say whether that space is kept for an empty value: both accepted.
+ECHO_WANT = [b"Host: 127.0.0.1", b"X-MiXeD-CaSe: One Two", b"x-dup: first", b"X-Spaced: inner  value",
+             b"X-DUP: second", (b"x-empty: ", b"x-empty:"), b"X-Sym: a=b; c=\"d, e\"", b"Accept: */*"]
+
+
+def grouped(lines):
+    """Lines with every repeated name moved up to its first occurrence (Tornado's HTTPHeaders
+    order: names in first-appearance order, each name's values in the order received)."""
+    order, by = [], {}
+    for line in lines:
+        name = (line[0] if isinstance(line, tuple) else line).partition(b":")[0].lower()
+        if name not in by:
+            order.append(name)
+            by[name] = []
+        by[name].append(line)
+    return [x for n in order for x in by[n]]
+
+
+def echo_exact(ctx, loose):
+    """GET /echo with ECHO_FIELDS: (None or a failure, response). Exact: ECHO_WANT line for line.
+    Loose: names compared ignoring case, and repeated names may be grouped at their first
+    occurrence (the Tornado peer's order)."""
+    ex = ctx.send(b"GET /echo HTTP/1.1\r\n" + b"".join(f + b"\r\n" for f in ECHO_FIELDS) + b"\r\n")
+    r = ex.first
+    if r is None or r.status != 200:
+        return fail(f"expected 200, got {ex.describe()}"), r
+    if not (r.header("content-type") or "").lower().startswith("text/plain"):
+        return fail(f"Content-Type {r.header('content-type')!r}, expected text/plain"), r
+    if not r.body.endswith(b"\n"):
+        return fail(f"the body does not end with a line feed: {r.body[-20:]!r}"), r
+    got = r.body[:-1].split(b"\n")
+
+    def same(a, b):
+        if a is None or b is None:
+            return a is b
+        if not loose:
+            return a == b
+        an, _, av = a.partition(b":")
+        bn, _, bv = b.partition(b":")
+        return an.lower() == bn.lower() and av == bv
+
+    def first_difference(want):
+        for i in range(max(len(got), len(want))):
+            g = got[i] if i < len(got) else None
+            w = want[i] if i < len(want) else None
+            alts = w if isinstance(w, tuple) else (w,)
+            if not any(same(g, a) for a in alts):
+                return (f"line {i + 1}: {g if g is not None else b'(missing)'!r}, expected "
+                        f"{alts[0] if alts[0] is not None else b'(nothing)'!r}")
+        return None
+    bad = first_difference(ECHO_WANT)
+    if bad and loose and first_difference(grouped(ECHO_WANT)) is None:
+        return None, r
+    return (fail(bad) if bad else None), r
+
+
+@case("WEB-061", A, "/echo: every field, duplicates kept, values trimmed, one line each", C1, "MUST",
+      needs=("echo-headers",),
+      note="contract: one line `Name: Value\\n` per field, in the order received, duplicates kept, one space after "
+      "the colon, the value without leading/trailing whitespace. Compared here with names ignoring case and with "
+      "a repeated name's lines allowed together at its first place, as the Tornado peer gives them; WEB-076 checks "
+      "the names' case and the interleaved order")
+def _(ctx):
+    v, r = echo_exact(ctx, loose=True)
+    return v or ok(f"{len(ECHO_FIELDS)} fields, values exact")
+
+
+@case("WEB-076", A, "/echo: byte for byte (names' case kept, fields in the order received)", C1, "SHOULD",
+      needs=("echo-headers",),
+      note="CONTRACTS.md §1.2 says \"in the order received, duplicates kept, the name as received (case kept)\", but "
+      "its yardstick, the Tornado peer, cannot: Tornado's HTTPHeaders normalizes names (X-Mixed-Case) and groups a "
+      "repeated name at its first occurrence. SHOULD until the contract and the peer agree: either the contract "
+      "allows both, or the peer keeps the bytes")
+def _(ctx):
+    v, r = echo_exact(ctx, loose=False)
+    return v or ok(f"{len(ECHO_FIELDS)} lines byte for byte")
+
+
+@case("WEB-062", A, "/cookie: every cookie in order, values unquoted, blank values kept, text/plain", C1, "MUST",
+      needs=("cookie",))
+def _(ctx):
+    ex = ctx.send(req("GET", "/cookie", 'Cookie: z=26; a=1;m=13 ; blank=; q="quoted value"; last=x', CLOSE))
+    return judge_status(ex, 200, "z=26\na=1\nm=13\nblank=\nq=quoted value\nlast=x\n", ctype="text/plain")
+
+
+@case("WEB-063", A, "/cookie: a repeated cookie name (contract silent: every reading accepted)", C1, "MUST",
+      needs=("cookie",),
+      note="CONTRACTS.md §1.2 says \"one line name=value per cookie ... in order\" but not what a repeated name gives; "
+      "accepted: every pair in order (a=1, b=2, a=3), the last value at the first place (a=3, b=2: Tornado's dict), "
+      "the last value at the last place, the first value only (a=1, b=2). Sentence to add: \"a repeated name gives "
+      "one line per pair, in order\" (or the reading chosen)")
+def _(ctx):
+    ex = ctx.send(req("GET", "/cookie", "Cookie: a=1; b=2; a=3", CLOSE))
+    r = ex.first
+    if r is None or r.status != 200:
+        return fail(f"expected 200, got {ex.describe()}")
+    readings = {b"a=1\nb=2\na=3\n": "every pair in order", b"a=3\nb=2\n": "last value wins, first place",
+                b"b=2\na=3\n": "last value wins, last place", b"a=1\nb=2\n": "first value wins"}
+    if r.body in readings:
+        return ok(f"{readings[r.body]}: {r.body!r}")
+    return fail(f"body {r.body!r} is none of the readings of the contract")
+
+
+@case("WEB-064", A, "/bytes/N: exact length and pattern for 16, 1000 and 4096 too", C1, "MUST", needs=("bytes",))
+def _(ctx):
+    for n in (16, 1000, 4096):
+        ex = ctx.send(req("GET", f"/bytes/{n}", CLOSE), timeout=10)
+        r = ex.first
+        if r is None or r.status != 200:
+            return fail(f"/bytes/{n}: {ex.describe()}")
+        if r.header_all("content-length") != [str(n)]:
+            return fail(f"/bytes/{n}: Content-Length {r.header_all('content-length')}, expected exactly one, {n}")
+        want = (PATTERN * (n // 16 + 1))[:n]
+        if r.body != want:
+            at = next((i for i, (a, b) in enumerate(zip(r.body, want)) if a != b), min(len(r.body), n))
+            return fail(f"/bytes/{n}: {len(r.body)} bytes, first difference at offset {at}")
+    return ok("16 1000 4096: exact")
+
+
+def stream_chunks(ctx, n):
+    """GET /stream/N read with a pause: the request, then 0.6 s without reading, then all of it."""
+    ex, _ = converse(ctx, [("send", req("GET", f"/stream/{n}", CLOSE)), ("wait", 0.6), ("read", 5.0, 1)])
+    return ex
+
+
+@case("WEB-065", A, "/stream/N: each line its own chunk, read after a pause", C1, "MUST", needs=("stream",),
+      note="contract: chunked with at least N chunks on HTTP/1.1, fewer is a warning; read here after a 0.6 s pause "
+      "so that a server which coalesces pending writes shows it; a line split over chunks is allowed (at least N)")
+def _(ctx):
+    n = 12
+    ex = stream_chunks(ctx, n)
+    r = ex.first
+    if r is None or r.status != 200 or not r.complete:
+        return fail(f"expected a complete 200, got {ex.describe()}")
+    lines = [b"chunk %d\n" % i for i in range(n)]
+    if r.body != b"".join(lines):
+        return fail(f"body {r.body[:60]!r}... is not chunk 0..chunk {n - 1}")
+    if not r.chunked:
+        return fail("not chunked on HTTP/1.1")
+    sizes = [len(x) for x in lines]
+    if r.chunks == sizes:
+        return ok(f"exactly {n} chunks, one line each")
+    # boundaries: every line end must be a chunk end
+    ends, total = set(), 0
+    for c in r.chunks:
+        total += c
+        ends.add(total)
+    line_ends, total = [], 0
+    for s in sizes:
+        total += s
+        line_ends.append(total)
+    merged = [i for i, e in enumerate(line_ends) if e not in ends]
+    if not merged:
+        return ok(f"{len(r.chunks)} chunks, every line ends a chunk (lines split further: allowed, at least N)")
+    return warn(f"{len(r.chunks)} chunks for {n} flushes: line(s) {merged[:5]} share a chunk with the next "
+                "(the contract: fewer than N chunks is a warning)")
+
+
+def upload_check(ex, blob):
+    """The /upload answer: 200, a JSON object with exactly `bytes` and `sha256` (64 lower-case
+    hex digits) for `blob`."""
+    r = ex.first
+    if r is None or r.status != 200:
+        return fail(f"expected 200, got {ex.describe()}")
+    try:
+        got = json.loads(r.body)
+    except ValueError:
+        return fail(f"not JSON: {r.body[:60]!r}")
+    if not isinstance(got, dict) or sorted(got) != ["bytes", "sha256"]:
+        return fail(f"members {sorted(got) if isinstance(got, dict) else type(got).__name__}, expected bytes and sha256")
+    if not isinstance(got["sha256"], str) or not re.fullmatch("[0-9a-f]{64}", got["sha256"]):
+        return fail(f"sha256 {got['sha256']!r} is not 64 lower-case hex digits")
+    exp = {"bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+    if got != exp:
+        return fail(f"got {got}, expected {exp}")
+    return ok(f"{len(blob)} bytes, sha256 matches")
+
+
+@case("WEB-066", A, "/upload: Content-Length body in 40 pieces with pauses", C1, "MUST", needs=("upload",),
+      note="contract: 200, exactly {\"bytes\": N, \"sha256\": \"<64 lower-case hex digits>\"}; compared as JSON (the "
+      "contract does not fix the spacing: a sentence \"compared as JSON, not byte for byte\" would say so)")
+def _(ctx):
+    blob = bytes((i * 7 + 3) % 256 for i in range(40 * 1021 + 5))
+    head = req("PUT", "/upload", "Content-Length: %d" % len(blob), CLOSE)
+    step = len(blob) // 40 + 1
+    ex = ctx.send([head] + [blob[i:i + step] for i in range(0, len(blob), step)], methods=("PUT",), pause=0.01,
+                  timeout=10)
+    return upload_check(ex, blob)
+
+
+@case("WEB-067", A, "/upload: chunked body of odd-sized chunks in separate writes, the last chunk on its own",
+      C1, "MUST", needs=("upload",))
+def _(ctx):
+    sizes = [1, 2, 15, 16, 17, 255, 4096, 8191, 1, 65537, 3, 0]
+    blob, pieces, off = bytearray(), [req("PUT", "/upload", "Transfer-Encoding: chunked", CLOSE)], 0
+    for n in sizes[:-1]:
+        data = bytes((off + i) % 251 for i in range(n))
+        off += n
+        blob += data
+        pieces.append(b"%x\r\n" % n + data + b"\r\n")
+    pieces.append(b"0\r\n\r\n")   # the empty last piece, written alone after a pause
+    ex = ctx.send(pieces, methods=("PUT",), pause=0.02, timeout=10)
+    return upload_check(ex, bytes(blob))
+
+
+@case("WEB-068", A, "/upload: empty chunked body (only the last chunk)", C1, "MUST", needs=("upload",))
+def _(ctx):
+    ex = ctx.send(req("PUT", "/upload", "Transfer-Encoding: chunked", CLOSE) + b"0\r\n\r\n", methods=("PUT",))
+    return upload_check(ex, b"")
+
+
+json_case("WEB-069", "/args: repeated keys in the query and the urlencoded body, query first", "/args?a=1&b=2&a=3",
+          {"a": ["1", "3", "4", "6"], "b": ["2"], "c": ["5"]}, ("args",), method="POST",
+          headers=("Content-Type: application/x-www-form-urlencoded",), body=b"a=4&c=5&a=6", source=C1)
+json_case("WEB-070", "/args: multipart body fields after the query's", "/args?a=1",
+          {"a": ["1", "2"], "b": ["x y"]}, ("args",), method="POST",
+          headers=("Content-Type: multipart/form-data; boundary=AaB03x",), source=C1,
+          body=b"--AaB03x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n2\r\n"
+               b"--AaB03x\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nx y\r\n--AaB03x--\r\n")
+
+# CRLFs and a line that is a truncated delimiter: not a delimiter (RFC 2046 §5.1.1: the delimiter
+# is CRLF "--" boundary). The boundary never occurs whole in the content: what a sender must do.
+BIG = bytes(range(256)) * 400 + b"\r\n--BOUNDAR\r\n" + b"x" * 999
+MP_FILES = (b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n\r\n"
+            b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"big\"; filename=\"big.bin\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + BIG + b"\r\n"
+            b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"empty\"; filename=\"empty.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\n\r\n"
+            b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nsecond\r\n--BOUNDARY--\r\n")
+json_case("WEB-071", "/form: multipart file sizes exact (a 100 KiB file with CRLFs and a near-delimiter, an empty file)",
+          "/form", {"fields": {"note": ["", "second"]}, "files": [
+              {"name": "big", "filename": "big.bin", "content_type": "application/octet-stream", "size": len(BIG)},
+              {"name": "empty", "filename": "empty.txt", "content_type": "text/plain", "size": 0}]},
+          ("form",), method="POST", headers=("Content-Type: multipart/form-data; boundary=BOUNDARY",), body=MP_FILES,
+          source=C1)
+
+
+@case("WEB-072", A, "/redirect/N: the chain from 5 to 0, each 302 Location followed", C1, "MUST", needs=("redirect",))
+def _(ctx):
+    import urllib.parse
+    target, seen = "/redirect/5", []
+    for _ in range(7):
+        r = ctx.get(target).first
+        if r is None:
+            return fail(f"{target}: no response")
+        seen.append(f"{target} {r.status}")
+        if r.status == 200:
+            break
+        loc = r.header("location")
+        if r.status != 302 or not loc:
+            return fail(f"{target}: {r.summary()}, Location {loc!r} (expected 302 with a Location)")
+        n = int(target.rsplit("/", 1)[1])
+        if not loc.endswith(f"/redirect/{n - 1}"):
+            return fail(f"{target}: Location {loc!r} does not end in /redirect/{n - 1}")
+        target = urllib.parse.urlsplit(urllib.parse.urljoin("http://127.0.0.1" + target, loc)).path
+    if not seen[-1].endswith(" 200") or len(seen) != 6:
+        return fail(" → ".join(seen))
+    return ok(" → ".join(s.split()[1] for s in seen))
+
+
+@case("WEB-073", A, "/status/N: one code of each class 2xx-5xx; 204 and 304 without body or Transfer-Encoding", C1,
+      "MUST", needs=("status",))
+def _(ctx):
+    done = []
+    for code in (202, 204, 301, 304, 410, 502):
+        ex = ctx.get(f"/status/{code}")
+        r = ex.first
+        if r is None or r.status != code:
+            return fail(f"/status/{code}: {ex.describe()}")
+        if code in (204, 304):
+            if r.header("transfer-encoding"):
+                return fail(f"/status/{code} with Transfer-Encoding")
+            if code == 204 and r.header("content-length") is not None:
+                return fail("/status/204 with Content-Length")
+            tail = ex.received[ex.received.find(b"\r\n\r\n") + 4:]
+            if tail:
+                return fail(f"/status/{code} followed by {len(tail)} body bytes {tail[:20]!r}")
+        done.append(str(code))
+    return ok(" ".join(done))
+
+
+@case("WEB-074", A, "/status/1xx (contract silent: an interim answer without body, or a refusal)", C1, "MUST",
+      needs=("status",),
+      note="CONTRACTS.md §1.2 checks 200 201 404 418 503 and says 204 and 304 have no body; for a 1xx it says "
+      "nothing. A 1xx cannot end an exchange (RFC 9110 §15.2), so accepted: a 1xx head without content followed by "
+      "a final response or the close, or a refusal (4xx/5xx); a 1xx with content fails, a wait for ever warns. "
+      "Sentence to add: "
+      "\"/status/1xx is not part of the contract\" or the answer wanted")
+def _(ctx):
+    ex = ctx.send(req("GET", "/status/103", CLOSE), timeout=3.0)
+    interim = [r for r in ex.responses if r.interim]
+    if interim:
+        head_end = ex.received.find(b"\r\n\r\n") + 4
+        rest = ex.received[head_end:]
+        if rest and not rest.startswith(b"HTTP/"):
+            return fail(f"{interim[0].summary()} followed by {len(rest)} bytes of content")
+        if any(r.header("content-length") or r.header("transfer-encoding") for r in interim):
+            return fail(f"{interim[0].summary()} with Content-Length or Transfer-Encoding")
+        f = ex.first
+        if f is None and not ex.closed:
+            return warn(f"{interim[0].summary()}, then no final response within 3 s and the connection left open "
+                        "(a client keeps waiting for the final response a 1xx promises)")
+        return ok(f"{interim[0].summary()} without content, then " + (f.summary() if f else "closed"))
+    r = ex.first
+    if r is not None and 400 <= r.status < 600:
+        return ok(f"refused: {r.summary()}")
+    return fail(f"{ex.describe()}")
+
+
+@case("WEB-075", A, "/gzip: gzip only when Accept-Encoding accepts it", C1, "MUST", needs=("gzip",),
+      note="contract: gzip-encoded when Accept-Encoding accepts gzip, identity otherwise. It does not say whether "
+      "\"*\" or an upper-case \"GZIP\" (codings are case-insensitive, RFC 9110 §8.4.1) \"accepts gzip\": both "
+      "answers are accepted for them (the Tornado peer and aiohttp compare case-sensitively). Sentence to add: "
+      "\"accepts gzip: a gzip (any case) or * member with q > 0\" (or the reading chosen)")
+def _(ctx):
+    out = []
+    for value, want in (("deflate, br", "identity"), ("identity", "identity"), ("gzip, deflate", "gzip"),
+                        ("GZIP", "either"), ("br;q=1.0, gzip;q=0.5", "gzip"), ("*", "either")):
+        r = ctx.get("/gzip", f"Accept-Encoding: {value}").first
+        if r is None or r.status != 200:
+            return fail(f"Accept-Encoding {value!r}: {r.summary() if r else 'no response'}")
+        enc = (r.header("content-encoding") or "identity").lower()
+        body = r.body
+        if enc == "gzip":
+            try:
+                body = gzip.decompress(r.body)
+            except (OSError, EOFError, zlib.error) as e:
+                return fail(f"Accept-Encoding {value!r}: Content-Encoding gzip but not valid gzip: {e}")
+        elif enc != "identity":
+            return fail(f"Accept-Encoding {value!r}: Content-Encoding {enc!r}")
+        if body != GZIP_BODY:
+            return fail(f"Accept-Encoding {value!r}: the decoded body differs ({len(body)} bytes)")
+        if want != "either" and enc != want:
+            return fail(f"Accept-Encoding {value!r}: {enc}, expected {want}")
+        out.append(f"{value!r}→{enc}")
+    return ok("; ".join(out))
