@@ -46,12 +46,15 @@ def run_server_case(case, target):
     is restarted). Returns (verdict, ctx or None)."""
     srv = target.server(case.catch_all)
     if srv is None:
-        return core.na("catch-all mode not available (give --catch-all-url)"), None
+        return core.na(f"{target.name} has no catch-all mode ([server] catch_all in its description; "
+                       "with --url, give --catch-all-url)"), None
     missing = sorted(f for f in case.needs if not srv.has(f))
     if missing:
         return core.na(f"{target.name} lacks {', '.join(missing)}"), None
     ctx = core.Ctx(server=srv)
-    v = linted(call(case, ctx), ctx)
+    v = call(case, ctx)
+    ctx.findings = [f for ex in ctx.exchanges for f in lint.lint(ex)]
+    v = lint.judged(v, ctx.findings)
     if srv.alive() and not answers(srv):
         v = core.consequence(f"the server stopped answering after this case (hung or wedged); was: {v.verdict}: {v.reason}")
         if target.can_restart():
@@ -65,25 +68,6 @@ def run_server_case(case, target):
         v = core.consequence(f"the server process died during the case (exit status {rc}); was: {v.verdict}: {v.reason}")
         target.restart(case.catch_all)
     return v, ctx
-
-
-def linted(v, ctx):
-    """The case's verdict with the response linter's findings applied: a MUST finding fails
-    a case that passed or warned, a SHOULD finding warns a case that passed."""
-    ctx.findings = [f for ex in ctx.exchanges for f in lint.lint(ex)]
-    findings = [f for f in ctx.findings if f.level != "NOTE"]
-    if not findings or v.verdict not in (core.PASS, core.WARN, core.FAIL):
-        return v
-    must = [f for f in findings if f.level == "MUST"]
-    worst = must[0] if must else findings[0]
-    text = f"response lint: {worst.text()}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
-    if v.verdict == core.FAIL:
-        return core.fail(f"{v.reason}; {text}")
-    if must:
-        return core.fail(f"{text}; the case itself: {v.verdict}: {v.reason}")
-    if v.verdict == core.PASS:
-        return core.warn(f"{text}; the case itself passed: {v.reason}")
-    return core.warn(f"{v.reason}; {text}")
 
 
 def run_layer_case(case, target):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import core
+
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] [0-9]{3} [\t \x21-\x7e\x80-\xff]*\Z")
 FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):[ \t]*([\x21-\x7e\x80-\xff]([\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?[ \t]*\Z")
@@ -228,3 +230,22 @@ class _Reader:
             trailers.append(line)
         self.fields(trailers, R_CHUNK)
         return pos, status, fields
+
+
+def judged(v, found):
+    """A case's verdict with the findings of its responses applied: a MUST finding fails a
+    case that passed or warned, a SHOULD finding warns a case that passed; NOTEs change
+    nothing. The reason names the worst finding (and how many more there were)."""
+    found = [f for f in found if f.level != "NOTE"]
+    if not found or v.verdict not in (core.PASS, core.WARN, core.FAIL):
+        return v
+    must = [f for f in found if f.level == "MUST"]
+    worst = must[0] if must else found[0]
+    text = f"response lint: {worst.text()}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
+    if v.verdict == core.FAIL:
+        return core.fail(f"{v.reason}; {text}")
+    if must:
+        return core.fail(f"{text}; the case itself: {v.verdict}: {v.reason}")
+    if v.verdict == core.PASS:
+        return core.warn(f"{text}; the case itself passed: {v.reason}")
+    return core.warn(f"{v.reason}; {text}")

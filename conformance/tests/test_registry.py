@@ -244,7 +244,8 @@ class RealServers(unittest.TestCase):
             status, out, _ = quiet_main(["--impl", partial, "--expect", exp] + cases)
             self.assertEqual(status, 0, out)
             self.assertIn("0 regression(s)", out)
-            # The same server with a defect: CON-002 (two requests on one connection) got worse.
+            # The same server with a defect (it closes every connection): CON-002 (two requests
+            # on one connection) got worse.
             defective = os.path.join(tmp, "defective.toml")
             with open(partial) as f:
                 text = f.read().replace('"--port", "{port}"]', '"--port", "{port}", "--defect", "close"]')
@@ -252,7 +253,7 @@ class RealServers(unittest.TestCase):
                 f.write(text.replace(f"{{here}}", FIXTURES))
             status, out, _ = quiet_main(["--impl", defective, "--expect", exp] + cases)
             self.assertEqual(status, 1, out)
-            self.assertIn("REGRESSION: partial CON-002: pass -> fail", out)
+            self.assertRegex(out, r"REGRESSION: partial CON-002: pass -> (warn|fail)")
 
 
 if __name__ == "__main__":
