@@ -405,16 +405,24 @@ def run_all(mutants, workdir, jobs=2, timeout=300.0, cases=None, areas=None, pro
 # ---- reports --------------------------------------------------------------------------------------
 
 def rates(results):
-    """{program: {class: (killed, killed at MUST fail, total)}, plus "all"}."""
+    """{program: {class: (killed, killed at MUST fail, killed by a case not tagged Tornado
+    semantics, total)}, "all" last, then "overall"}."""
     out = {p: {} for p in PROGRAMS if any(r["program"] == p for r in results)}
     for r in results:
         if not r["judged_ok"]:
             continue
-        for key in (r["class"], "all"):
-            k, km, n = out.setdefault(r["program"], {}).get(key, (0, 0, 0))
-            out[r["program"]][key] = (k + r["killed"], km + (r["level"] == "MUST fail"), n + 1)
-        k, km, n = out.setdefault("overall", {}).get("all", (0, 0, 0))
-        out["overall"]["all"] = (k + r["killed"], km + (r["level"] == "MUST fail"), n + 1)
+        out[r["program"]].setdefault(r["class"], (0, 0, 0, 0))
+    for p in out:
+        out[p]["all"] = (0, 0, 0, 0)
+    out["overall"] = {"all": (0, 0, 0, 0)}
+    for r in results:
+        if not r["judged_ok"]:
+            continue
+        add = (int(r["killed"]), int(r["level"] == "MUST fail"), int(r["killed"] and not r["tornado_only"]), 1)
+        for p, key in ((r["program"], r["class"]), (r["program"], "all"), ("overall", "all")):
+            out[p][key] = tuple(a + b for a, b in zip(out[p][key], add))
+    if len(out) == 1:
+        out.pop("overall")
     return out
 
 
@@ -453,14 +461,13 @@ def console(base, results, out=sys.stdout):
             cases_ = case_list(r) if r["killed"] else (r["why_missed"] or r["problem"] or "")
             w(f"{r['name']:<24} {r['class']:<10} {level:<16} {cases_}"
               + (" (cut at the time limit)" if r["timed_out"] else "") + "\n")
-    w("\ndetection rate (killed / mutants; killed by a MUST failure)\n")
+    w("\ndetection rate (killed / mutants; killed by a MUST failure; killed without the cases tagged "
+      "Tornado semantics)\n")
     for program, per in rates(results).items():
-        for cls, (k, km, n) in per.items():
-            if cls == "all":
-                continue
-            w(f"  {program:<8} {cls:<10} {k}/{n} {pct(k, n):>5}   MUST fail {km}/{n}\n")
-        k, km, n = per["all"]
-        w(f"  {program:<8} {'ALL':<10} {k}/{n} {pct(k, n):>5}   MUST fail {km}/{n}\n")
+        for cls, (k, km, kr, n) in per.items():
+            label = "ALL" if cls == "all" else cls
+            w(f"  {program:<8} {label:<10} {k:>3}/{n:<3} {pct(k, n):>5}   MUST fail {km}/{n}   "
+              f"without Tornado-tagged cases {kr}/{n}\n")
     missed = [r for r in results if not r["killed"] and r["judged_ok"]]
     if missed:
         w(f"\nmissed: {', '.join(r['name'] for r in missed)}\n")
@@ -482,11 +489,13 @@ def markdown(base, results):
             cs = case_list(r, 8) if r["killed"] else (r["why_missed"] or r["problem"] or "")
             lines.append(f"| `{r['name']}` | {r['class']} | {r['description']} | {level} | {cs} |")
         lines.append("")
-    lines += ["### Detection rate", "", "| programs | class | killed | rate | by a MUST failure |", "|---|---|---|---|---|"]
+    lines += ["### Detection rate", "",
+              "| programs | class | killed | rate | by a MUST failure | without Tornado-tagged cases |",
+              "|---|---|---|---|---|---|"]
     for program, per in rates(results).items():
-        for cls, (k, km, n) in per.items():
+        for cls, (k, km, kr, n) in per.items():
             label = "**all**" if cls == "all" else cls
-            lines.append(f"| {program} | {label} | {k}/{n} | {pct(k, n)} | {km}/{n} |")
+            lines.append(f"| {program} | {label} | {k}/{n} | {pct(k, n)} | {km}/{n} | {kr}/{n} ({pct(kr, n)}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -496,8 +505,8 @@ def to_json(base, results, meta):
                              "flaky": b.get("flaky", []),
                              "required_failures": baseline_problems(b)} for p, b in base.items()},
             "mutants": results,
-            "rates": {p: {c: {"killed": k, "must_fail": km, "total": n} for c, (k, km, n) in per.items()}
-                      for p, per in rates(results).items()}}
+            "rates": {p: {c: {"killed": k, "must_fail": km, "killed_without_tornado_cases": kr, "total": n}
+                          for c, (k, km, kr, n) in per.items()} for p, per in rates(results).items()}}
 
 
 def main(argv=None):
@@ -511,8 +520,18 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per suite run before it is cut (default 300)")
     p.add_argument("--require-all", action="store_true", help="exit 1 when a selected mutant survives")
     p.add_argument("--keep", help="keep the descriptions, reports and logs in this directory")
+    p.add_argument("--from-json", help="run nothing: print (and --md) the results of an earlier --json file")
     a = p.parse_args(argv)
     only = [x.strip() for v in a.only or [] for x in v.split(",") if x.strip()]
+    if a.from_json:
+        with open(a.from_json) as f:
+            old = json.load(f)
+        console({}, old["mutants"])
+        if a.md:
+            with open(a.md, "w") as f:
+                f.write(markdown({}, old["mutants"]))
+            print(f"wrote {a.md}")
+        return 0
     mutants = select(all_mutants(), a.short, only)
     if a.list:
         for m in mutants:
