@@ -3,7 +3,7 @@
 //
 //   squall-contract-app --port N [--workers 1] [--catch-all] [--log-level info]
 //                       [--idle-timeout 75] [--header-timeout 60] [--body-timeout 60]
-//                       [--send-timeout 60]
+//                       [--send-timeout 60] [--lenient]
 //                       [--certfile PEM --keyfile PEM] [--shutdown-timeout S]
 //
 // Binds 127.0.0.1 only and prints "port=NNNNN" on stdout once listening (--port 0 lets
@@ -503,6 +503,7 @@ int main(int argc, char** argv) {
   int port = -1;
   int workers = 1;
   bool catch_all = false;
+  bool lenient = false;
   std::string log_level = "info";
   // Seconds; 0 = none (Tornado's lenient behaviour). The defaults are nginx's.
   double idle_timeout = 75;
@@ -517,6 +518,9 @@ int main(int argc, char** argv) {
   cli.add_option("--workers", workers, "pre-forked worker processes (1: no fork, 0: one per CPU)")
       ->capture_default_str();
   cli.add_flag("--catch-all", catch_all, "serve unmatched paths with the / handler instead of 404");
+  cli.add_flag("--lenient", lenient,
+               "take the lenient side where RFC 9112 allows it (Tornado 6.2's parsing: bare LF, "
+               "Content-Length lists, unknown expectations ignored...); default strict");
   cli.add_option("--log-level", log_level, "debug, info, warning, error or none")->capture_default_str();
   cli.add_option("--idle-timeout", idle_timeout, "seconds a connection may wait for a request (0: none)")
       ->check(CLI::NonNegativeNumber)
@@ -579,7 +583,8 @@ int main(int argc, char** argv) {
     options.params.header_timeout = timeout(header_timeout);
     options.params.body_timeout = timeout(body_timeout);
     options.params.send_timeout = timeout(send_timeout);
-    options.params.max_buffered_body_size = 1u << 20;  // nginx's client_max_body_size (/ streams its echo)
+    options.params.max_buffered_body_size = 1u << 20;
+    if (lenient) options.params.head_limits.policy = squall::ParsePolicy::lenient();  // nginx's client_max_body_size (/ streams its echo)
     squall::HTTPServer server(app, options, {}, tls);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 

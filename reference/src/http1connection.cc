@@ -55,14 +55,71 @@ bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
 
 // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and any Host is a valid
 // `uri-host [ ":" port ]`; HTTP/1.0 requests may omit it.
-void check_host(const HTTPHeaders& headers, int minor_version) {
+// Strict: an empty Host too (lenient: allowed, as RFC 9112 §3.2 lets a client send one
+// for a target URI without authority).
+void check_host(const HTTPHeaders& headers, int minor_version, const ParsePolicy& policy) {
   std::optional<std::string_view> host = headers.get_first("Host");
   if (!host) {
     if (minor_version >= 1) throw HTTPInputError("Missing Host header", 400);
     return;
   }
   if (headers.count("Host") > 1) throw HTTPInputError("Multiple Host headers", 400);
+  if (host->empty() && !policy.allow_empty_host) throw HTTPInputError("Empty Host header", 400);
   if (!is_valid_authority(*host)) throw HTTPInputError("Invalid Host header", 400);
+}
+
+// RFC 9110 §10.1.1: whether the Expect field lines hold only 100-continue (the one
+// expectation defined; case-insensitive, empty list elements ignored). nullopt: no Expect.
+std::optional<bool> expectation_is_continue(const HTTPHeaders& headers) {
+  std::optional<bool> result;
+  for (std::string_view value : headers.get_list("Expect")) {
+    if (!result) result = true;
+    size_t pos = 0;
+    while (pos <= value.size()) {
+      size_t comma = value.find(',', pos);
+      if (comma == std::string_view::npos) comma = value.size();
+      std::string_view element = value.substr(pos, comma - pos);
+      while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) element.remove_prefix(1);
+      while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) element.remove_suffix(1);
+      if (!element.empty() && !iequals(element, "100-continue")) result = false;
+      pos = comma + 1;
+    }
+  }
+  return result;
+}
+
+// Line ends in the buffered part of a head, checked as bytes arrive so that no head
+// waits for an end it cannot have: a CR must be followed by LF (always), and with
+// `allow_lf` false every LF must follow a CR. Checks b[from, to) and advances `from`
+// (a CR as the last buffered byte is checked again once its successor is here).
+// Returns the reason of the first bad line end, or nullptr.
+const char* bad_line_end(std::string_view b, size_t& cr_from, size_t& lf_from, size_t to, bool allow_lf) {
+  while (cr_from < to) {
+    const void* hit = std::memchr(b.data() + cr_from, '\r', to - cr_from);
+    if (!hit) {
+      cr_from = to;
+      break;
+    }
+    size_t i = static_cast<const char*>(hit) - b.data();
+    if (i + 1 >= b.size()) {
+      cr_from = i;
+      break;
+    }
+    if (b[i + 1] != '\n') return "bare CR in head";
+    cr_from = i + 1;
+  }
+  if (allow_lf) return nullptr;
+  while (lf_from < to) {
+    const void* hit = std::memchr(b.data() + lf_from, '\n', to - lf_from);
+    if (!hit) {
+      lf_from = to;
+      break;
+    }
+    size_t i = static_cast<const char*>(hit) - b.data();
+    if (i == 0 || b[i - 1] != '\r') return "bare LF line terminator";
+    lf_from = i + 1;
+  }
+  return nullptr;
 }
 
 // Why a head that outgrew max_header_size is refused: 414 when its request line is what
@@ -303,12 +360,21 @@ static size_t find_head_end(std::string_view b, size_t& start, size_t& scan) {
 Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
   size_t start = std::string_view::npos;
   size_t scan = 0;
+  size_t cr_scan = 0, lf_scan = 0;
+  // The server judges line ends as they arrive; a client reads heads as Tornado does.
+  const bool check_line_ends = !is_client_;
   std::optional<TimePoint> head_deadline;
   std::optional<Duration> head_timeout = params_.header_timeout ? params_.header_timeout : idle_timeout;
   IOLoop& loop = stream_.io_loop();
   for (;;) {
     std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
     size_t end = find_head_end(buffered, start, scan);
+    if (check_line_ends) {
+      const size_t upto = std::min(end != 0 ? end : buffered.size(), params_.max_header_size);
+      if (const char* why = bad_line_end(buffered, cr_scan, lf_scan, upto, params_.head_limits.policy.allow_bare_lf)) {
+        throw HTTPInputError(why, 400);
+      }
+    }
     bool too_large = end != 0 ? end > params_.max_header_size : buffered.size() >= params_.max_header_size;
     if (too_large) {
       int status = is_client_ ? 431
@@ -464,9 +530,15 @@ Task<void> HTTP1Connection::read_body_until_close(HTTPMessageDelegate& delegate)
   }
 }
 
-Task<void> HTTP1Connection::write_error_and_close(int status) {
-  std::string message = fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-                                    status, reason_phrase(status), current_http_date());
+Task<void> HTTP1Connection::write_error_and_close(int status, std::string_view why) {
+  // The body names the problem (one short line, text/plain); none for HEAD.
+  const bool body = !why.empty() && request_method_ != "HEAD";
+  std::string message =
+      body ? fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nConnection: close\r\nContent-Type: text/plain; "
+                         "charset=UTF-8\r\nContent-Length: {}\r\n\r\n{}\n",
+                         status, reason_phrase(status), current_http_date(), why.size() + 1, why)
+           : fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
+                         reason_phrase(status), current_http_date());
   try {
     if (!stream_.closed()) {
       corking_ = false;  // after the responses already corked, in order
@@ -549,13 +621,14 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
             throw HTTPInputError("Response with both Transfer-Encoding and Content-Length");
           }
           if (cl_value) {
-            ParseResult<uint64_t> cl = parse_content_length(*cl_value);
+            ParseResult<uint64_t> cl = parse_content_length(*cl_value, ParsePolicy::lenient());
             if (!cl) throw HTTPInputError(std::string(cl.error().reason), cl.error().status);
             length = *cl;
             if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
             framing = Framing::fixed;
           } else if (te_value) {
-            ParseResult<TransferEncoding> te = parse_transfer_encoding(*headers.get("Transfer-Encoding"));
+            ParseResult<TransferEncoding> te = parse_transfer_encoding(*headers.get("Transfer-Encoding"),
+                                                                      ParsePolicy::lenient());
             if (!te) throw HTTPInputError(std::string(te.error().reason), te.error().status);
             framing = te->chunked ? Framing::chunked : Framing::until_close;
           } else {
@@ -587,7 +660,8 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         headers = HTTPHeaders::from_fields(head_fields_);
         rpos_ += head_length;  // views into the head are not used past this point
         head_done = true;
-        check_host(headers, parsed->minor);
+        const ParsePolicy& policy = params_.head_limits.policy;
+        check_host(headers, parsed->minor, policy);
         request_method_ = line.method;
         request_version_ = line.version;
         disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);
@@ -597,17 +671,22 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         std::optional<std::string> cl_value = headers.get("Content-Length");
         if (te_value) {
           if (cl_value) throw HTTPInputError("Request with both Transfer-Encoding and Content-Length");
-          ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value);
+          ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value, policy);
           if (!te) throw HTTPInputError(std::string(te.error().reason), te.error().status);
           if (te->other_codings > 0) throw HTTPInputError("Unsupported transfer coding", 501);
           framing = Framing::chunked;
           if (line.version != "HTTP/1.1") disconnect_on_finish_ = true;
         } else if (cl_value) {
-          ParseResult<uint64_t> cl = parse_content_length(*cl_value);
+          ParseResult<uint64_t> cl = parse_content_length(*cl_value, policy);
           if (!cl) throw HTTPInputError(std::string(cl.error().reason), cl.error().status);
           length = *cl;
           if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
           framing = length > 0 ? Framing::fixed : Framing::none;
+        }
+        // An expectation other than 100-continue: 417 (strict; lenient ignores it).
+        if (!policy.allow_unknown_expectation && line.version == "HTTP/1.1" &&
+            expectation_is_continue(headers) == false) {
+          throw HTTPInputError("Unknown expectation", 417);
         }
         if (framing != Framing::none) {
           std::optional<std::string_view> expect = headers.get_first("Expect");
@@ -694,7 +773,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
       log(LogLevel::info, LogCategory::general, "Malformed HTTP message from {}: {}",
           context_ ? context_->to_string() : std::string(), input_error->what());
       if (!headers_written_ && !stream_.closed()) {
-        co_await write_error_and_close(input_error->status());
+        co_await write_error_and_close(input_error->status(), input_error->what());
       }
     }
     close();
@@ -774,7 +853,8 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
     // Several Content-Length lines are read joined by commas (Tornado's headers[name]).
     std::optional<std::string> joined;
     if (content_lengths > 1) joined = headers.get("Content-Length");
-    ParseResult<uint64_t> parsed = parse_content_length(joined ? std::string_view(*joined) : *content_length);
+    ParseResult<uint64_t> parsed =
+        parse_content_length(joined ? std::string_view(*joined) : *content_length, ParsePolicy::lenient());
     if (!parsed) throw std::invalid_argument("Invalid Content-Length");
     expected_content_remaining_ = *parsed;
   } else {
@@ -843,7 +923,7 @@ Future<void> HTTP1Connection::write_headers(const RequestStartLine& start_line, 
                      (!headers.contains("Transfer-Encoding") || headers.get("Transfer-Encoding") == "chunked");
   if (chunking_output_) headers.set("Transfer-Encoding", "chunked");
   if (std::optional<std::string> cl = headers.get("Content-Length")) {
-    ParseResult<uint64_t> parsed = parse_content_length(*cl);
+    ParseResult<uint64_t> parsed = parse_content_length(*cl, ParsePolicy::lenient());
     if (!parsed) throw std::invalid_argument("Invalid Content-Length");
     expected_content_remaining_ = *parsed;
   } else {

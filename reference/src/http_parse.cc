@@ -236,6 +236,7 @@ struct Line {
   std::string_view content;
   std::size_t next = 0;
   bool terminated = false;
+  bool bare_lf = false;  // ended by LF without CR
 };
 
 Line next_line(std::string_view s, std::size_t pos) noexcept {
@@ -244,15 +245,19 @@ Line next_line(std::string_view s, std::size_t pos) noexcept {
   if (nl == nullptr) return {s.substr(pos), s.size(), false};
   std::size_t end = static_cast<std::size_t>(static_cast<const char*>(nl) - s.data());
   const std::size_t next = end + 1;
-  if (end > pos && s[end - 1] == '\r') --end;
-  return {s.substr(pos, end - pos), next, true};
+  const bool crlf = end > pos && s[end - 1] == '\r';
+  if (crlf) --end;
+  return {s.substr(pos, end - pos), next, true, !crlf};
 }
 
-// Skips empty lines (CRLF or LF) at the start of a head; returns where content starts.
-std::size_t skip_blank_lines(std::string_view head) noexcept {
+constexpr ParseError kBareLF{400, "bare LF line terminator"};
+
+// Skips empty lines (CRLF, or LF when allowed) at the start of a head; returns where
+// content starts.
+std::size_t skip_blank_lines(std::string_view head, bool allow_lf) noexcept {
   std::size_t pos = 0;
   for (;;) {
-    if (head.substr(pos, 1) == "\n") {
+    if (allow_lf && head.substr(pos, 1) == "\n") {
       pos += 1;
     } else if (head.substr(pos, 2) == "\r\n") {
       pos += 2;
@@ -275,6 +280,22 @@ bool target_valid(std::string_view target, bool allow_obs_text) noexcept {
   const char* const end = target.data() + target.size();
   for (const char* p = target_end(target.data(), end); p != end; p = target_end(p + 1, end)) {
     if (!allow_obs_text || static_cast<unsigned char>(*p) < 0x80) return false;
+  }
+  return true;
+}
+
+// Strict target checks beyond the byte class: no backslash, no fragment, no
+// percent-encoded control (%00-%1f, %7f).
+bool target_strictly_valid(std::string_view target) noexcept {
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    const char c = target[i];
+    if (c == '\\' || c == '#') return false;
+    if (c == '%' && i + 2 < target.size()) {
+      const char hi = target[i + 1];
+      const char lo = target[i + 2];
+      if ((hi == '0' || hi == '1') && has_class(lo, kHexDigit)) return false;
+      if (hi == '7' && (lo | 0x20) == 'f') return false;
+    }
   }
   return true;
 }
@@ -349,8 +370,8 @@ bool target_form_valid(std::string_view method, std::string_view target) noexcep
 // Where the line continues after `stop`, the byte a scan stopped at: just past the CRLF
 // or LF there, or nullptr when `stop` is anything else (a bare CR, a CTL). A line that
 // runs to `end` has no terminator; the caller decides whether that is allowed.
-inline const char* after_line_end(const char* stop, const char* end) noexcept {
-  if (*stop == '\n') return stop + 1;
+inline const char* after_line_end(const char* stop, const char* end, bool allow_lf) noexcept {
+  if (*stop == '\n') return allow_lf ? stop + 1 : nullptr;
   if (*stop == '\r' && end - stop >= 2 && stop[1] == '\n') return stop + 2;
   return nullptr;
 }
@@ -358,7 +379,7 @@ inline const char* after_line_end(const char* stop, const char* end) noexcept {
 // `token ":" OWS field-value OWS` ending in CRLF, LF or at `end` (the last line of a block
 // may be unterminated), no longer than max_line before its terminator. Fills `field` and
 // returns where the next line starts, or returns nullptr.
-inline const char* accept_field_line(const char* p, const char* end, std::size_t max_line,
+inline const char* accept_field_line(const char* p, const char* end, std::size_t max_line, bool allow_lf,
                                      HeaderField& field) noexcept {
   const char* const colon = token_end(p, end);
   if (colon == p || colon == end || *colon != ':') return nullptr;
@@ -367,7 +388,7 @@ inline const char* accept_field_line(const char* p, const char* end, std::size_t
   // One scan validates the value and finds the line's end: the first byte that is not a
   // field byte must be the CR or LF of the terminator.
   const char* const stop = field_end(value, end);
-  const char* const next = stop == end ? end : after_line_end(stop, end);
+  const char* const next = stop == end ? end : after_line_end(stop, end, allow_lf);
   if (next == nullptr || static_cast<std::size_t>(stop - p) > max_line) return nullptr;
   const char* value_end = stop;
   while (value_end > value && is_ows(value_end[-1])) --value_end;
@@ -380,7 +401,7 @@ inline const char* accept_field_line(const char* p, const char* end, std::size_t
 // origin-form target or one whose form suits the method. Fills `out` and returns where
 // the header block starts, or returns nullptr.
 inline const char* accept_request_line(const char* p, const char* end, std::size_t max_line,
-                                       RequestLine& out) noexcept {
+                                       const ParsePolicy& policy, RequestLine& out) noexcept {
   const char* const method_end = token_end(p, end);
   if (method_end == p || method_end == end || *method_end != ' ') return nullptr;
   const char* const target = method_end + 1;
@@ -388,11 +409,13 @@ inline const char* accept_request_line(const char* p, const char* end, std::size
   if (target_stop == target || target_stop == end || *target_stop != ' ') return nullptr;
   const char* const version = target_stop + 1;
   if (end - version < 9 || std::memcmp(version, "HTTP/1.", 7) != 0 || !is_digit(version[7])) return nullptr;
-  const char* const next = after_line_end(version + 8, end);
+  const char* const next = after_line_end(version + 8, end, policy.allow_bare_lf);
   if (next == nullptr || static_cast<std::size_t>(version + 8 - p) > max_line) return nullptr;
   out.method = std::string_view(p, static_cast<std::size_t>(method_end - p));
   out.target = std::string_view(target, static_cast<std::size_t>(target_stop - target));
   if (!target_form_valid(out.method, out.target)) return nullptr;
+  if (!policy.allow_long_method && out.method.size() > ParsePolicy::max_method_length) return nullptr;
+  if (!policy.allow_odd_target && !target_strictly_valid(out.target)) return nullptr;
   out.version = std::string_view(version, 8);
   out.minor = version[7] - '0';
   return next;
@@ -490,9 +513,15 @@ ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLim
   out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   out.version = line.substr(sp2 + 1);
   if (!is_token(out.method)) return ParseError{400, "invalid method"};
+  if (!limits.policy.allow_long_method && out.method.size() > ParsePolicy::max_method_length) {
+    return ParseError{501, "method too long"};
+  }
   if (out.target.empty()) return ParseError{400, "empty request target"};
   if (!target_valid(out.target, limits.allow_obs_text_in_target)) {
     return ParseError{400, "invalid character in request target"};
+  }
+  if (!limits.policy.allow_odd_target && !target_strictly_valid(out.target)) {
+    return ParseError{400, "control, backslash or fragment in request target"};
   }
   if (!target_form_valid(out.method, out.target)) return ParseError{400, "invalid request target form"};
   const auto version = parse_http_version(out.version);
@@ -530,16 +559,22 @@ ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderF
                                      const HeadLimits& limits) {
   const std::size_t first = out.size();
   const char* const end = block.data() + block.size();
+  const bool allow_lf = limits.policy.allow_bare_lf;
+  const bool check_lookalikes = !limits.policy.allow_framing_lookalikes;
   std::size_t pos = 0;
   while (pos < block.size()) {
     const char* const p = block.data() + pos;
-    if (const char* blank_end = after_line_end(p, end)) {  // the empty line ending the head
+    if (const char* blank_end = after_line_end(p, end, allow_lf)) {  // the empty line ending the head
       if (blank_end != end) return ParseError{400, "data after end of headers"};
       break;
     }
+    if (*p == '\n') return kBareLF;  // an empty line ended by a bare LF (not allowed)
     HeaderField field;
-    if (const char* next = accept_field_line(p, end, limits.max_field_line, field)) {
+    if (const char* next = accept_field_line(p, end, limits.max_field_line, allow_lf, field)) {
       if (out.size() - first >= limits.max_fields) return ParseError{431, "too many headers"};
+      if (check_lookalikes && is_framing_lookalike(field.name)) {
+        return ParseError{400, "header name resembles a framing field"};
+      }
       out.push_back(field);
       pos = static_cast<std::size_t>(next - block.data());
       continue;
@@ -549,6 +584,8 @@ ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderF
     const Line line = next_line(block, pos);
     const std::string_view text = line.content;
     if (text.size() > limits.max_field_line) return ParseError{431, "header line too long"};
+    if (line.bare_lf && !allow_lf) return kBareLF;
+    if (text.empty()) return ParseError{400, "bare CR in header"};
     pos = line.next;
     if (is_ows(text.front())) {
       if (!limits.unfold_obs_fold) {
@@ -572,6 +609,7 @@ ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderF
       return ParseError{400, "invalid character in header value"};
     }
     if (out.size() - first >= limits.max_fields) return ParseError{431, "too many headers"};
+    if (check_lookalikes && is_framing_lookalike(name)) return ParseError{400, "header name resembles a framing field"};
     out.push_back({name, value});
   }
   return {};
@@ -616,17 +654,21 @@ std::string unfold_field_value(std::string_view value) {
 ParseResult<RequestLine> parse_request_head(std::string_view head, std::vector<HeaderField>& fields,
                                             const HeadLimits& limits) {
   fields.clear();
-  const std::size_t start = skip_blank_lines(head);
+  const bool allow_lf = limits.policy.allow_bare_lf;
+  const std::size_t start = skip_blank_lines(head, allow_lf);
   if (start == head.size()) return ParseError{400, "no request line"};
+  if (head[start] == '\n') return kBareLF;
   RequestLine start_line;
   const char* const end = head.data() + head.size();
   std::size_t block_start = 0;
-  if (const char* next = accept_request_line(head.data() + start, end, limits.max_start_line, start_line)) {
+  if (const char* next = accept_request_line(head.data() + start, end, limits.max_start_line, limits.policy,
+                                             start_line)) {
     block_start = static_cast<std::size_t>(next - head.data());
   } else {  // the definition finds the error, or accepts what the fast path leaves to it
     const Line line = next_line(head, start);
     auto parsed = parse_request_line(line.content, limits);
     if (!parsed) return parsed.error();
+    if (line.bare_lf && !allow_lf) return kBareLF;
     start_line = *parsed;
     block_start = line.next;
   }
@@ -648,7 +690,9 @@ ParseResult<RequestHead> parse_request_head(std::string_view head, const HeadLim
 }
 
 ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits limits) {
-  const std::size_t start = skip_blank_lines(head);
+  limits.policy.allow_bare_lf = true;
+  limits.policy.allow_framing_lookalikes = true;
+  const std::size_t start = skip_blank_lines(head, true);
   if (start == head.size()) return ParseError{400, "no status line"};
   const Line line = next_line(head, start);
   if (line.content.size() > limits.max_start_line) return ParseError{400, "status line too long"};
@@ -664,8 +708,38 @@ ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits 
 
 // ---- body framing ---------------------------------------------------------------------
 
-ParseResult<std::uint64_t> parse_content_length(std::string_view value) {
+bool is_framing_lookalike(std::string_view name) noexcept {
+  // "ContentLength" is the shortest form (13); anything that is not a candidate is
+  // decided by its first byte and length.
+  if (name.size() < 13) return false;
+  std::size_t lead = 0;  // punctuation before the first letter
+  while (lead < name.size() && !has_class(name[lead], kHexDigit) &&
+         !((name[lead] | 0x20) >= 'a' && (name[lead] | 0x20) <= 'z')) {
+    ++lead;
+  }
+  if (lead == name.size()) return false;
+  const char c0 = static_cast<char>(name[lead] | 0x20);
+  if (c0 != 'c' && c0 != 't') return false;
+  const std::string_view canonical = c0 == 'c' ? "Content-Length" : "Transfer-Encoding";
+  const std::string_view letters = c0 == 'c' ? "contentlength" : "transferencoding";
+  if (header_name_equals(name, canonical)) return false;
+  std::size_t i = 0;
+  for (char c : name) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum) continue;  // punctuation
+    if (i >= letters.size() || static_cast<char>(c | 0x20) != letters[i]) return false;
+    ++i;
+  }
+  return i == letters.size();
+}
+
+ParseResult<std::uint64_t> parse_content_length(std::string_view value, const ParsePolicy& policy) {
   constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (!policy.allow_lenient_content_length) {
+    if (value.empty()) return ParseError{400, "empty Content-Length"};
+    if (value.find(',') != std::string_view::npos) return ParseError{400, "Content-Length is a list"};
+    if (value.size() > 1 && value.front() == '0') return ParseError{400, "leading zero in Content-Length"};
+  }
   std::string_view first;
   std::size_t pos = 0;
   do {
@@ -693,13 +767,16 @@ ParseResult<std::uint64_t> parse_content_length(std::string_view value) {
   return n;
 }
 
-ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value) {
+ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value, const ParsePolicy& policy) {
+  const bool lenient = policy.allow_lenient_transfer_encoding;
   TransferEncoding out;
   std::size_t codings = 0;
   std::size_t pos = 0;
+  bool after_comma = false;
   while (pos < value.size()) {
     pos = skip_ows(value, pos);
     if (pos < value.size() && value[pos] == ',') {  // empty list element
+      if (!lenient) return ParseError{400, "empty element in Transfer-Encoding"};
       ++pos;
       continue;
     }
@@ -711,6 +788,9 @@ ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value) {
     if (!out.chunked) ++out.other_codings;
     ++codings;
     pos = skip_ows(value, name_end);
+    if (out.chunked && !lenient && pos < value.size() && value[pos] == ';') {
+      return ParseError{400, "parameters on chunked"};
+    }
     while (pos < value.size() && value[pos] == ';') {
       pos = skip_parameter(value, skip_ows(value, pos + 1));
       if (pos == std::string_view::npos) return ParseError{400, "malformed Transfer-Encoding"};
@@ -719,13 +799,24 @@ ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value) {
     if (pos < value.size() && value[pos] != ',') {
       return ParseError{400, "malformed Transfer-Encoding"};
     }
+    if (pos < value.size()) {  // the comma ending this element
+      ++pos;
+      after_comma = true;
+    }
   }
   if (codings == 0) return ParseError{400, "empty Transfer-Encoding"};
+  if (after_comma && !lenient && trim_ows(value).back() == ',') {
+    return ParseError{400, "empty element in Transfer-Encoding"};
+  }
   return out;
 }
 
 ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line, const ChunkLimits& limits) {
-  if (line.ends_with("\r\n")) line.remove_suffix(2);
+  if (line.ends_with("\r\n")) {
+    line.remove_suffix(2);
+  } else if (limits.allow_bare_lf && line.ends_with('\n')) {
+    line.remove_suffix(1);
+  }
   std::uint64_t size = 0;
   std::size_t pos = 0;
   for (; pos < line.size() && has_class(line[pos], kHexDigit); ++pos) {

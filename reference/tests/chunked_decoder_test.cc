@@ -183,5 +183,50 @@ TEST(ChunkedDecoder, DoneIsStable) {
   EXPECT_EQ(again->consumed, 0u);
 }
 
+ChunkedDecoderLimits lenient_limits() {
+  ChunkedDecoderLimits limits;
+  limits.trailer_limits.policy = ParsePolicy::lenient();
+  return limits;
+}
+
+TEST(ChunkedDecoder, RejectsBareLfInEveryLineByDefault) {
+  for (std::string_view body : {"4\nWiki\r\n0\r\n\r\n", "4\r\nWiki\n0\r\n\r\n", "4\r\nWiki\r\n0\n\r\n",
+                                "4\r\nWiki\r\n0\r\n\n", "4\r\nWiki\r\n0\r\nA: b\n\r\n", "4;a=b\nWiki\r\n0\r\n\r\n"}) {
+    // Whole, and a byte at a time: the error comes as soon as the LF is here, with no wait.
+    for (const auto& pieces : {std::vector<std::string>{std::string(body)}, bytewise(body)}) {
+      Decoded d = decode(pieces);
+      EXPECT_FALSE(d.done) << body;
+      ASSERT_TRUE(d.error.has_value()) << body;
+      EXPECT_EQ(d.error->status, 400) << body;
+    }
+  }
+}
+
+TEST(ChunkedDecoder, AcceptsBareLfInEveryLineWhenLenient) {
+  for (std::string_view body : {"4\nWiki\r\n0\r\n\r\n", "4\r\nWiki\n0\r\n\r\n", "4\r\nWiki\r\n0\n\r\n",
+                                "4\r\nWiki\r\n0\r\n\n", "4\r\nWiki\r\n0\r\nA: b\n\n", "4;a=b\nWiki\n0\n\n"}) {
+    for (const auto& pieces : {std::vector<std::string>{std::string(body)}, bytewise(body)}) {
+      Decoded d = decode(pieces, 1 << 20, lenient_limits());
+      EXPECT_TRUE(d.done) << body;
+      EXPECT_FALSE(d.error) << body;
+      EXPECT_EQ(d.body, "Wiki") << body;
+    }
+  }
+}
+
+TEST(ChunkedDecoder, RejectsBareCrAtOnceUnderEitherPolicy) {
+  for (const ChunkedDecoderLimits& limits : {ChunkedDecoderLimits{}, lenient_limits()}) {
+    for (std::string_view body : {"4\rWiki", "4\r\nWiki\r\r", "4\r\nWiki\rX", "4\r\nWiki\r\n0\r\r",
+                                  "4\r\nWiki\r\n0\r\n\r\r", "4\r\nWiki\r\n0\r\nA: b\r\r", "4;x\r;y\r\n"}) {
+      // The input ends without the rest of the message: the decoder must not wait for it.
+      for (const auto& pieces : {std::vector<std::string>{std::string(body)}, bytewise(body)}) {
+        Decoded d = decode(pieces, 1 << 20, limits);
+        ASSERT_TRUE(d.error.has_value()) << body;
+        EXPECT_EQ(d.error->status, 400) << body;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace squall

@@ -578,6 +578,169 @@ TEST_F(ServerFlowTest, IdleTimeoutIsLogged) {
   EXPECT_EQ(app.finished, 1);
 }
 
+// ---- server side: strict by default, lenient as an option; no input hangs -----------
+
+struct Answered {
+  int status = 0;          // 0: no complete answer within the wait
+  std::string response;    // what arrived
+  std::string body;        // the body the app received (when it was called)
+  Duration waited{};
+};
+
+// One request through an HTTPServerConnection with every timeout at 30 s: an answer must
+// come from the bytes alone, at once (the wait is bounded at 2 s). The app echoes the
+// body it got.
+Answered answer(std::string_view request, const ParsePolicy& policy) {
+  IOLoop loop;
+  Pair pair;
+  FlowApp app;
+  Answered out;
+  app.respond = [&](FlowMessage& m) {
+    out.body = m.body;
+    HTTPHeaders headers{{"Content-Length", std::to_string(m.body.size())}};
+    m.conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers).mark_retrieved();
+    m.conn.write(m.body).mark_retrieved();
+    m.conn.finish();
+  };
+  HTTPServerOptions options;
+  options.params.header_timeout = 30s;
+  options.params.body_timeout = 30s;
+  options.idle_connection_timeout = 30s;
+  options.params.head_limits.policy = policy;
+  auto server = std::make_unique<HTTPServerConnection>(std::make_unique<IOStream>(pair.fds[0]), SocketAddress{}, options);
+  Task<void> serving = server->serve(app);
+  pair.send(request);
+  const TimePoint start = loop.time();
+  loop.run_sync(
+      [&]() -> Task<void> {
+        char buf[4096];
+        while (loop.time() - start < 2s) {
+          ssize_t n = ::recv(pair.fds[1], buf, sizeof buf, MSG_DONTWAIT);
+          if (n > 0) out.response.append(buf, size_t(n));
+          const size_t head_end = out.response.find("\r\n\r\n");
+          if (head_end != std::string::npos) {
+            const size_t cl = out.response.find("Content-Length: ");
+            const size_t length = cl < head_end ? std::stoul(out.response.substr(cl + 16)) : 0;
+            if (out.response.size() >= head_end + 4 + length) {
+              out.status = std::stoi(out.response.substr(9, 3));
+              break;
+            }
+          }
+          co_await sleep(1ms);
+        }
+      },
+      5s);
+  out.waited = loop.time() - start;
+  if (!serving.done()) {
+    server->close().mark_retrieved();
+    loop.run_sync([&] { return serving.future(); }, 5s);
+  }
+  return out;
+}
+
+struct PolicyCase {
+  std::string_view request;
+  int strict;   // status by default
+  int lenient;  // status with ParsePolicy::lenient()
+};
+
+void expect_answers(const std::vector<PolicyCase>& cases) {
+  for (const PolicyCase& c : cases) {
+    Answered strict = answer(c.request, ParsePolicy{});
+    EXPECT_EQ(strict.status, c.strict) << "strict: " << testing::PrintToString(std::string(c.request)) << "\n"
+                                       << strict.response;
+    if (c.strict != 0) {
+      EXPECT_LT(strict.waited, 1s) << testing::PrintToString(std::string(c.request));
+    }
+    Answered lenient = answer(c.request, ParsePolicy::lenient());
+    EXPECT_EQ(lenient.status, c.lenient) << "lenient: " << testing::PrintToString(std::string(c.request)) << "\n"
+                                         << lenient.response;
+    if (c.lenient != 0) {
+      EXPECT_LT(lenient.waited, 1s) << testing::PrintToString(std::string(c.request));
+    }
+  }
+}
+
+TEST(ServerLineEnds, NoOddLineEndingLeavesARequestWaiting) {
+  // None of these is a complete request, and none can become one: each gets a 400 at
+  // once under either policy, not the header (or body) timeout.
+  expect_answers({
+      {"\nGET /echo HTTP/1.1\r\nHost: 127.0.0.1\nX-Probe: b\n\r\r", 400, 400},  // the wire fuzzer's
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\r", 400, 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\r\n", 400, 400},
+      {"GET / HTTP/1.1\r\nHost: x\n\r\r", 400, 400},
+      {"GET / HTTP/1.1\r\r", 400, 400},
+      {"GET / HTTP/1.1\rHost: x", 400, 400},
+      {"\r\rGET / HTTP/1.1\r\n\r\n", 400, 400},
+      {"\n\r\r", 400, 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\rWiki", 400, 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\r", 400, 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWikiX", 400, 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n0\r\nA: b\r\r", 400, 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n0\r\n\r\r", 400, 400},
+  });
+}
+
+TEST(ServerLineEnds, BareLfIsRefusedByDefaultAndAcceptedWhenLenient) {
+  expect_answers({
+      {"GET / HTTP/1.1\nHost: x\n\n", 400, 200},
+      {"GET / HTTP/1.1\r\nHost: x\n\r\n", 400, 200},
+      {"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, 200},
+      {"GET / HTTP/1.1\nHost: x\r\n", 400, 0},  // strict: refused before the head is complete
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\nWiki\n0\n\n", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\n0\r\n\r\n", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n0\r\nA: b\n\r\n", 400, 200},
+  });
+  Answered lenient = answer("POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n4\nWiki\n0\n\n", ParsePolicy::lenient());
+  EXPECT_EQ(lenient.status, 200);
+  EXPECT_EQ(lenient.body, "Wiki");
+}
+
+TEST(ServerStrictness, EachStrictRuleAndItsLenientVariant) {
+  expect_answers({
+      // Content-Length: leading zeros, lists (surrounding OWS is not part of the value).
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 003\r\n\r\nabc", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length:  3 \r\n\r\nabc", 200, 200},
+      // Framing look-alikes.
+      {"GET / HTTP/1.1\r\nHost: x\r\nTransfer_Encoding: chunked\r\n\r\n", 400, 200},
+      {"GET / HTTP/1.1\r\nHost: x\r\nContent_Length: 5\r\n\r\n", 400, 200},
+      // Empty Host.
+      {"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, 200},
+      {"GET / HTTP/1.1\r\nHost: \r\n\r\n", 400, 200},
+      // The request-target.
+      {"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n", 400, 200},
+      {"GET /a%0D%0Ab HTTP/1.1\r\nHost: x\r\n\r\n", 400, 200},
+      {"GET /a%7fb HTTP/1.1\r\nHost: x\r\n\r\n", 400, 200},
+      {"GET /a\\b HTTP/1.1\r\nHost: x\r\n\r\n", 400, 200},
+      {"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400, 200},
+      {"GET /a%20b HTTP/1.1\r\nHost: x\r\n\r\n", 200, 200},
+      // Expectations.
+      {"GET / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", 417, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\nContent-Length: 1\r\n\r\na", 417, 200},
+      {"GET / HTTP/1.0\r\nExpect: foo\r\n\r\n", 200, 200},
+      // Transfer-Encoding: parameters on chunked, empty list elements.
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;q=1\r\n\r\n1\r\na\r\n0\r\n\r\n", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked\r\n\r\n1\r\na\r\n0\r\n\r\n", 400, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n1\r\na\r\n0\r\n\r\n", 400, 200},
+      // An over-long method: 501 (RFC 9112 §3).
+      {"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG / HTTP/1.1\r\nHost: x\r\n\r\n", 501, 200},
+  });
+}
+
+TEST(ServerStrictness, ErrorAnswersNameTheProblem) {
+  Answered a = answer("GET / HTTP/1.1\r\nHost: x\r\n\r\r", ParsePolicy{});
+  EXPECT_EQ(a.status, 400);
+  EXPECT_NE(a.response.find("Connection: close\r\n"), std::string::npos) << a.response;
+  EXPECT_TRUE(a.response.ends_with("\r\n\r\nbare CR in head\n")) << a.response;
+  Answered e = answer("GET / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", ParsePolicy{});
+  EXPECT_TRUE(e.response.starts_with("HTTP/1.1 417 ")) << e.response;
+  EXPECT_TRUE(e.response.ends_with("Unknown expectation\n")) << e.response;
+  Answered head = answer("HEAD / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", ParsePolicy{});
+  EXPECT_TRUE(head.response.ends_with("Content-Length: 0\r\n\r\n")) << head.response;
+}
+
 TEST(HTTP1ConnectionParameters, DefaultsAreBoundedLikeNginx) {
   HTTP1ConnectionParameters params;
   EXPECT_EQ(params.header_timeout, std::chrono::seconds(60));

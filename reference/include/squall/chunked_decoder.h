@@ -11,7 +11,9 @@
 //   - need_more: everything useful was consumed; append more input and call again;
 //   - done:      the last chunk and the trailer section were read; `consumed` ends there.
 // `consumed` bytes of the input are used up by each step (drop them before the next call).
-// An error (bad size line, missing CRLF after data, body or trailers too large) is final.
+// An error (bad size line, missing CRLF after data, a bare CR, a bare LF unless the policy
+// allows it, body or trailers too large) is final, and comes as soon as the bytes that
+// make it one are here.
 // The decoder never consumes part of a line: a size or trailer line is taken whole, so
 // the result is the same however the input is split.
 #pragma once
@@ -29,7 +31,8 @@ struct ChunkedDecoderLimits {
   std::size_t max_extensions = 256;                 // bytes of chunk-ext per line -> 400 beyond
   std::size_t max_trailer_bytes = 64 * 1024;        // trailer section -> 431 beyond
   std::size_t max_trailer_fields = 100;             // trailer fields -> 431 beyond
-  HeadLimits trailer_limits;                        // validation of each trailer field
+  HeadLimits trailer_limits;                        // validation of each trailer field; its
+                                                    // policy also rules line ends (bare LF)
 };
 
 struct ChunkedStep {
@@ -57,6 +60,7 @@ class ChunkedDecoder {
   enum class State { size_line, data, data_end, trailer, done };
 
   std::size_t max_size_line() const { return kMaxSizeLine + limits_.max_extensions; }
+  bool allow_lf() const { return limits_.trailer_limits.policy.allow_bare_lf; }
 
   ChunkedDecoderLimits limits_;
   State state_ = State::size_line;

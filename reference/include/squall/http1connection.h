@@ -5,8 +5,8 @@
 // under header_timeout), parsed by the strict parsers of http_parse.h, and the body is
 // framed per RFC 9112 §6 (chunked, Content-Length, or — responses only — until close).
 // Every read is bounded. On a server, malformed input is answered with the status the
-// parser chose ("HTTP/1.1 400 Bad Request", 413, 431, 501, 505) plus `Connection: close`
-// and `Content-Length: 0`, logged at info ("Malformed HTTP message from <addr>: <why>"),
+// parser chose ("HTTP/1.1 400 Bad Request", 413, 414, 417, 431, 501, 505) plus
+// `Connection: close` and a one-line text/plain body naming the problem, logged at info ("Malformed HTTP message from <addr>: <why>"),
 // and the connection is closed. Framing choices that differ from Tornado 6.2 follow the
 // RFC: both Content-Length and Transfer-Encoding -> 400 (anti-smuggling); a transfer
 // coding other than a final chunked -> 501; a head larger than max_header_size -> 431
@@ -111,6 +111,8 @@ struct HTTP1ConnectionParameters {
   // future completes once everything was sent.
   size_t output_high_water = 256 * 1024;
   bool decompress = false;            // gunzip bodies with Content-Encoding: gzip
+  // Bounds of a head, and (head_limits.policy) where the server takes the strict side of
+  // RFC 9112's latitude: strict by default; ParsePolicy::lenient() is Tornado 6.2's.
   HeadLimits head_limits;
   size_t max_trailer_fields = 100;    // trailers of a chunked body (read, then dropped)
 };
@@ -206,7 +208,7 @@ class HTTP1Connection : public HTTPConnection {
   Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<Duration> timeout);
   Task<void> read_body_until_close(HTTPMessageDelegate& delegate);
   Task<void> deliver(HTTPMessageDelegate& delegate, std::string data);
-  Task<void> write_error_and_close(int status);
+  Task<void> write_error_and_close(int status, std::string_view why = {});
   Task<void> linger();
   // Every response byte goes through send(): corked or written (after what is corked).
   // Its future completes once the bytes were sent (or at once when corked).

@@ -85,6 +85,40 @@ bool is_valid_field_value(std::string_view value) noexcept;
 // `require_port`, of CONNECT's authority-form target. No userinfo, path, spaces or lists.
 bool is_valid_authority(std::string_view value, bool require_port = false) noexcept;
 
+// Where RFC 9112 lets a recipient choose, which side the parsers take. Default strict
+// (as Tornado 6.5 and current nginx/h2o/Apache hardening); lenient() is Tornado 6.2's
+// behaviour. Each flag allows one leniency; every one is false by default.
+struct ParsePolicy {
+  // Bare LF as a line terminator (RFC 9112 §2.2 MAY), in heads, chunk lines, after chunk
+  // data and in trailers. A bare CR is refused (400) under either policy.
+  bool allow_bare_lf = false;
+  // Content-Length with leading zeros ("007") or as a list / repeated field of identical
+  // values ("5, 5", RFC 9110 §8.6 MAY). Strict: exactly one 1*DIGIT without leading zeros.
+  bool allow_lenient_content_length = false;
+  // Field names that differ from Content-Length or Transfer-Encoding only by punctuation
+  // ("Transfer_Encoding", "Content.Length", "ContentLength"): strict refuses them (400),
+  // since an intermediary may normalise them into the framing field.
+  bool allow_framing_lookalikes = false;
+  // An empty Host field value (strict: 400).
+  bool allow_empty_host = false;
+  // In the request-target: percent-encoded controls (%00-%1f, %7f), a backslash, a
+  // fragment ("#"). Strict: 400.
+  bool allow_odd_target = false;
+  // A method longer than max_method_length (strict: 501, RFC 9112 §3).
+  bool allow_long_method = false;
+  // An expectation other than 100-continue (strict: 417, RFC 9110 §10.1.1).
+  bool allow_unknown_expectation = false;
+  // Parameters on chunked ("chunked;q=1", RFC 9112 §7.1: SHOULD be an error) and empty
+  // list elements in Transfer-Encoding (", chunked"). Strict: 400.
+  bool allow_lenient_transfer_encoding = false;
+
+  static constexpr std::size_t max_method_length = 32;
+
+  static constexpr ParsePolicy strict() noexcept { return {}; }
+  static constexpr ParsePolicy lenient() noexcept { return {true, true, true, true, true, true, true, true}; }
+  friend bool operator==(const ParsePolicy&, const ParsePolicy&) = default;
+};
+
 // Bounds and policies for parsing a message head.
 struct HeadLimits {
   std::size_t max_fields = 256;           // more field lines -> 431
@@ -94,6 +128,7 @@ struct HeadLimits {
   // RFC 9112 §5.2: servers reject obs-fold (400); user agents must unfold it. When set,
   // a folded value's view spans its continuation lines; see unfold_field_value().
   bool unfold_obs_fold = false;
+  ParsePolicy policy;  // strict by default
 };
 
 struct RequestLine {
@@ -121,7 +156,9 @@ struct ResponseHead {
 };
 
 // "GET /path HTTP/1.1" (no line terminator). 400 for bad syntax, 414 when longer than
-// limits.max_start_line, 505 for a well-formed version other than HTTP/1.x. The target
+// limits.max_start_line, 505 for a well-formed version other than HTTP/1.x; under the
+// strict policy 501 for a method longer than ParsePolicy::max_method_length and 400 for
+// a target holding %00-%1f, %7f, a backslash or a fragment. The target
 // must be in one of the forms of RFC 9112 §3.2: origin-form ("/..."), absolute-form
 // ("scheme://..."), authority-form ("host:port") for CONNECT only, or asterisk-form ("*")
 // for OPTIONS only; anything else is a 400.
@@ -130,8 +167,10 @@ ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLim
 // "HTTP/1.1 200 OK" (no line terminator); "HTTP/1.1 204" without the SP is tolerated.
 ParseResult<ResponseLine> parse_response_line(std::string_view line);
 
-// Field lines, each ending in CRLF or bare LF (the last terminator is optional), up to an
-// optional empty line which must be the end of `block`. Appends to `out`.
+// Field lines, each ending in CRLF (or bare LF with policy.allow_bare_lf; the last
+// terminator is optional), up to an optional empty line which must be the end of
+// `block`. Appends to `out`. Strict: a name that differs from Content-Length or
+// Transfer-Encoding only by punctuation is a 400.
 ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderField>& out,
                                      const HeadLimits& limits = {});
 ParseResult<std::vector<HeaderField>> parse_header_block(std::string_view block,
@@ -145,18 +184,26 @@ std::string unfold_field_value(std::string_view value);
 
 // A whole request head as read through the blank line: empty lines before the request
 // line are skipped (RFC 9112 §2.2); a head of only empty lines is a 400 "no request line".
+// A bare LF (strict policy) or a bare CR (either policy) anywhere in it is a 400.
 ParseResult<RequestHead> parse_request_head(std::string_view head, const HeadLimits& limits = {});
 // The same with the fields put into caller-owned storage (cleared first): a connection
 // parsing request after request reuses one vector and the parse allocates nothing.
 ParseResult<RequestLine> parse_request_head(std::string_view head, std::vector<HeaderField>& fields,
                                             const HeadLimits& limits = {});
-// A whole response head (for the client); obs-fold is unfolded.
+// A whole response head (for the client); obs-fold is unfolded and bare LF accepted
+// whatever the policy (a client is lenient in what it accepts, as Tornado's).
 ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits limits = {});
 
+// Whether a field name differs from "Content-Length" or "Transfer-Encoding" only by
+// punctuation (and case) without being it: "Content_Length", "transfer.encoding".
+bool is_framing_lookalike(std::string_view name) noexcept;
+
 // Content-Length (RFC 9110 §8.6) from the combined field value (HTTPHeaders::get):
-// 1*DIGIT, or a list of identical values ("5, 5" -> 5). Signs, inner spaces, empty
-// values, differing values, or more than INT64_MAX -> 400.
-ParseResult<std::uint64_t> parse_content_length(std::string_view value);
+// strict, 1*DIGIT without leading zeros ("0" itself is fine); with
+// policy.allow_lenient_content_length also leading zeros and a list of identical values
+// ("5, 5" -> 5). Signs, inner spaces, empty values, differing values, or more than
+// INT64_MAX -> 400.
+ParseResult<std::uint64_t> parse_content_length(std::string_view value, const ParsePolicy& policy = {});
 
 struct TransferEncoding {
   bool chunked = false;           // the final coding is chunked
@@ -164,15 +211,18 @@ struct TransferEncoding {
 };
 
 // Transfer-Encoding (RFC 9112 §6.1) from the combined field value: a list of codings
-// with optional parameters. Bad syntax, no coding, or chunked anywhere but last -> 400.
-ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value);
+// with optional parameters. Bad syntax, no coding, or chunked anywhere but last -> 400;
+// strict also: parameters on chunked, empty list elements -> 400.
+ParseResult<TransferEncoding> parse_transfer_encoding(std::string_view value, const ParsePolicy& policy = {});
 
 struct ChunkLimits {
   std::uint64_t max_size = std::uint64_t{1} << 62;  // a larger chunk -> 413
   std::size_t max_extensions = 256;                 // bytes of chunk-ext -> 400 beyond
+  bool allow_bare_lf = false;                       // a line ending in LF alone
 };
 
-// "1A;name=value\r\n" (the CRLF is optional): RFC 9112 §7.1 chunk-size [ chunk-ext ].
+// "1A;name=value\r\n" (the CRLF is optional; with allow_bare_lf a bare LF may end it):
+// RFC 9112 §7.1 chunk-size [ chunk-ext ].
 ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line,
                                                  const ChunkLimits& limits = {});
 
