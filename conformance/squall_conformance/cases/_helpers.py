@@ -162,7 +162,8 @@ def accepted_ok(reason):
 def converse(ctx, steps, methods=("GET",), connect_timeout=3.0):
     """One connection driven step by step, for cases that must know *when* something arrived:
     ("send", bytes); ("read", seconds[, finals]) reads what arrives for that long, or until
-    the server closes, or until `finals` final responses are complete; ("wait", seconds)
+    the server closes, or until `finals` final responses are complete; ("read_any", seconds, n)
+    the same until n responses, interim (1xx) ones included, are complete; ("wait", seconds)
     sleeps without reading (the server's writes pile up in the socket); ("shut",) half-closes.
     Returns (exchange, seen): seen[i] holds the responses complete after the i-th read step.
     The exchange is recorded, shown and linted like those of ctx.send."""
@@ -209,12 +210,13 @@ def converse(ctx, steps, methods=("GET",), connect_timeout=3.0):
                     s.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
-            elif kind == "read":
+            elif kind in ("read", "read_any"):
                 end = time.monotonic() + step[1]
                 want = step[2] if len(step) > 2 else None
+                count = wire.count_finals if kind == "read" else len
                 waited_out = True
                 while not ex.closed:
-                    if want is not None and wire.count_finals(parsed()) >= want:
+                    if want is not None and count(parsed()) >= want:
                         waited_out = False
                         break
                     left = end - time.monotonic()
