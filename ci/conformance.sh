@@ -39,9 +39,9 @@ run() {  # report path, then run.py arguments
   local out=$1
   shift
   timeout -k 10 240 /usr/bin/python3 conformance/run.py \
-    --impl reference,tornado \
+    --impl reference,reference-tornado,tornado \
     --reference-bin "$build/reference/squall-contract-app" --reference-dir "$build/reference" \
-    --gate reference,tornado --quiet \
+    --gate reference,reference-tornado,tornado --quiet \
     --json "$out.json" --junit "$out.xml" --html "$out.html" "$@"
 }
 
