@@ -305,7 +305,9 @@ def curve_markdown(data, threshold_ms: float | None = None) -> list[str]:
            f"Per implementation and scenario: the closed-loop maximum ({', '.join(sorted({r['engine'] for r in rows}))}, "
            f"the Throughput table), then squall-load at a constant rate of "
            f"{', '.join(f'{s:g}' for s in cfg.get('steps_percent', []))} % of it, "
-           f"{meta['duration_s']:g} s each after {cfg.get('warmup_s', 0):g} s at that rate; latency is measured "
+           f"{meta['duration_s']:g} s each after {cfg.get('warmup_s', 0):g} s at that rate, "
+           f"{meta.get('repeat', 1)} run(s) per step (the run with the median p99 stands for it; all are in "
+           f"the JSON); latency is measured "
            f"from each request's intended start, so queueing and stalls count. **p99 crosses {threshold:g} ms**: "
            f"the last step whose p99 stayed at or below it, the first above it (or with errors), and the "
            f"achieved rate at the crossing interpolated between them.", "",
@@ -339,22 +341,29 @@ def curve_markdown(data, threshold_ms: float | None = None) -> list[str]:
         out.append(f"| {r['scenario']} | {r['impl']} | {_fmt_num(c['max_rps'])} | {up_to} | "
                    f"{step(x['above']) if x['above'] else 'not crossed'} | {cross} | "
                    f"{at(c, 50)} | {at(c, 90)} | {at(c, 100)} |")
-    out += ["", "Every step (offered → achieved req/s, p50 / p99 / p99.9 / max ms, errors, how late requests "
-            "left against the schedule at p99):", "",
-            "| scenario | impl | step | offered | achieved | p50 | p99 | p99.9 | max | errors | send lag p99 ms |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    out += ["", "Every step: offered → achieved req/s; p50 / p99 / p99.9 / max ms; errors; **send lag** p99: how "
+            "late requests left against the schedule (waiting for a free connection, or the client itself late); "
+            "**timer late** p99: how late squall-load's own timer woke (its share of that lag: descheduled or "
+            "busy); **other**: the share of the server's and client's cores other processes took during the "
+            "step (noise: above ~10 % the machine was not quiet and a stall may be the machine's, not the "
+            "server's).", "",
+            "| scenario | impl | step | offered | achieved | p50 | p99 | p99.9 | max | errors | send lag p99 ms "
+            "| timer late p99 ms | other |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
         for p in r["curve"]["points"]:
             if p.get("failed"):
                 out.append(f"| {r['scenario']} | {r['impl']} | {p['percent']:g} % | {_fmt_num(p['offered_rate'])} "
-                           f"| **FAILED** | | | | | {p['failed']} | |")
+                           f"| **FAILED** | | | | | {p['failed']} | | | |")
                 continue
             e = p.get("errors") or {}
             errs = ", ".join(f"{k} {v}" for k, v in e.items() if v) or "0"
             lag = (p.get("send_lag_us") or {}).get("p99")
+            late = (p.get("timer_lateness_us") or {}).get("p99")
             out.append(f"| {r['scenario']} | {r['impl']} | {p['percent']:g} % | {_fmt_num(p['offered_rate'])} "
                        f"| {_fmt_num(p.get('achieved_rate'))} | {_fmt_ms(_p(p, 'p50'))} | {_fmt_ms(_p(p))} "
-                       f"| {_fmt_ms(_p(p, 'p99.9'))} | {_fmt_ms(_p(p, 'max'))} | {errs} | {_fmt_ms(lag)} |")
+                       f"| {_fmt_ms(_p(p, 'p99.9'))} | {_fmt_ms(_p(p, 'max'))} | {errs} | {_fmt_ms(lag)} "
+                       f"| {_fmt_ms(late)} | {_fmt_pct(p.get('foreign_cpu_share'))} |")
     out.append("")
     return out
 

@@ -117,7 +117,8 @@ def run_engine(target, sc: Scenario, args, duration: float, connections: int, *,
                                       warmup=warmup, ca_file=target.ca)
     return locust_engine.run(target.url, sc, duration, connections, args.client_cpus, args.timeout,
                              workers=args.locust_workers, remote_workers=args.locust_remote_workers,
-                             bind=args.locust_bind, warmup=max(1.0, warmup), log=lambda m: log(f"  {m}"))
+                             bind=args.locust_bind, port=args.locust_port, warmup=max(1.0, warmup),
+                             log=lambda m: log(f"  {m}"))
 
 
 # --------------------------------------------------------------------------- memory
@@ -385,33 +386,55 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
 
 def sweep(target: Target, sc: Scenario, args, max_rps: float, connections: int) -> dict:
     """Latency against throughput: squall-load open loop at each --curve-steps percentage
-    of the closed-loop maximum just measured, one run each (--duration, after
-    --curve-warmup seconds at the same rate)."""
+    of the closed-loop maximum just measured, --repeat runs each (--duration, after
+    --open-loop-warmup seconds at the same rate); the run with the median p99 stands for
+    the step (a failed run or one with errors counts as the worst), all runs are kept."""
     points = []
     for pct in args.curve_steps:
         rate = max_rps * pct / 100
         point = {"percent": pct, "offered_rate": round(rate, 1)}
-        try:
-            if target.pid:
-                pin(target, args)
-                cpu0 = procstat.cpu_seconds(target.pid)
-            r = run_engine(target, sc, args, args.duration, connections, engine="squall-load", rate=rate,
-                           warmup=args.curve_warmup)
-            point.update(achieved_rate=round(r["rps"], 1), requests=r["requests"], errors=r["errors"],
-                         latency_us=r["latency_us"], send_lag_us=r.get("send_lag_us"),
-                         client_cpu_util=r["client_cpu_util"], histogram=r.get("histogram"))
-            if target.pid:
-                point["server_cpu_s"] = round(procstat.cpu_seconds(target.pid) - cpu0, 3)
-            lat = r["latency_us"] or {}
-            log(f"  {target.name:<10} {sc.name:<17} curve {pct:>3g}%: offered {rate:>9,.0f} achieved "
-                f"{r['rps']:>9,.0f} req/s  p50 {lat.get('p50', 0) / 1000:.2f} p99 {lat.get('p99', 0) / 1000:.2f} "
-                f"p99.9 {lat.get('p99.9', 0) / 1000:.2f} ms"
-                + (f"  ERRORS {r['errors']}" if any(r["errors"].values()) else ""))
-        except Exception as e:
-            point["failed"] = f"{e.__class__.__name__}: {e}"
-            log(f"  {target.name:<10} {sc.name:<17} curve {pct:g}%: *** FAILED ***: {point['failed']}")
+        runs = []
+        for i in range(args.repeat):
+            run = {}
+            try:
+                cpus = args.server_cpus | args.client_cpus
+                if target.pid:
+                    pin(target, args)
+                    cpu0 = procstat.cpu_seconds(target.pid)
+                busy0 = procstat.cpu_busy_seconds(cpus)
+                r = run_engine(target, sc, args, args.duration, connections, engine="squall-load", rate=rate,
+                               warmup=args.curve_warmup)
+                busy = procstat.cpu_busy_seconds(cpus) - busy0
+                run.update(achieved_rate=round(r["rps"], 1), requests=r["requests"], errors=r["errors"],
+                           latency_us=r["latency_us"], send_lag_us=r.get("send_lag_us"),
+                           timer_lateness_us=r.get("timer_lateness_us"),
+                           client_cpu_util=r["client_cpu_util"], histogram=r.get("histogram"))
+                if target.pid:
+                    run["server_cpu_s"] = round(procstat.cpu_seconds(target.pid) - cpu0, 3)
+                    # Other processes' share of the two cores during the step (warm-up included).
+                    run["foreign_cpu_share"] = round(max(0.0, busy - run["server_cpu_s"] - r["client_cpu_s"])
+                                                     / r["client_wall_s"] / len(cpus), 3)
+                lat = r["latency_us"] or {}
+                log(f"  {target.name:<10} {sc.name:<17} curve {pct:>3g}% run {i + 1}/{args.repeat}: offered "
+                    f"{rate:>9,.0f} achieved {r['rps']:>9,.0f} req/s  p50 {lat.get('p50', 0) / 1000:.2f} "
+                    f"p99 {lat.get('p99', 0) / 1000:.2f} p99.9 {lat.get('p99.9', 0) / 1000:.2f} ms"
+                    + (f"  other load {run['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in run else "")
+                    + (f"  ERRORS {r['errors']}" if any(r["errors"].values()) else ""))
+            except Exception as e:
+                run["failed"] = f"{e.__class__.__name__}: {e}"
+                log(f"  {target.name:<10} {sc.name:<17} curve {pct:g}% run {i + 1}: *** FAILED ***: {run['failed']}")
+            runs.append(run)
+
+        def badness(run):
+            if run.get("failed") or not run.get("latency_us") or any(run["errors"].values()):
+                return float("inf")
+            return run["latency_us"]["p99"]
+        chosen = sorted(runs, key=badness)[len(runs) // 2]
+        point.update(chosen)
+        point["runs"] = [{k: v for k, v in run.items() if k != "histogram"} for run in runs]
         points.append(point)
-    return {"engine": "squall-load", "max_engine": args.engine, "max_rps": max_rps, "points": points}
+    return {"engine": "squall-load", "max_engine": args.engine, "max_rps": max_rps, "repeat": args.repeat,
+            "points": points}
 
 
 # --------------------------------------------------------------------------- arguments
@@ -474,6 +497,9 @@ def parse_args(argv=None):
                     help="locust: workers started on other machines against this master (README)")
     ap.add_argument("--locust-bind", default="127.0.0.1",
                     help="locust: address the master listens on for workers (default 127.0.0.1)")
+    ap.add_argument("--locust-port", type=int, default=0,
+                    help="locust: the master's port (default 0: a free one, printed in the log; remote workers "
+                    "need a fixed one)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
     ap.add_argument("--connections", type=int, default=64,
                     help="wrk connections for scenarios without a fixed count (default 64)")
@@ -722,7 +748,7 @@ def main(argv=None) -> int:
         "curve": {"steps_percent": args.curve_steps, "p99_threshold_ms": args.p99_threshold_ms,
                   "warmup_s": args.curve_warmup} if args.curve else None,
         "locust": {"workers": args.locust_workers, "remote_workers": args.locust_remote_workers,
-                   "bind": args.locust_bind} if args.engine == "locust" else None,
+                   "bind": args.locust_bind, "port": args.locust_port or None} if args.engine == "locust" else None,
         "engines": engines,
         "server_cpus": sorted(args.server_cpus), "client_cpus": sorted(args.client_cpus),
         "duration_s": args.duration, "connections": args.connections,

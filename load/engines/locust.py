@@ -165,7 +165,7 @@ def classify(error: str) -> str:
 
 
 def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s: float, *,
-        workers: int = 2, remote_workers: int = 0, bind: str = "127.0.0.1", warmup: float = 1.0,
+        workers: int = 2, remote_workers: int = 0, bind: str = "127.0.0.1", port: int = 0, warmup: float = 1.0,
         log=lambda msg: None) -> dict:
     """A Locust master and `workers` local workers (plus `remote_workers` started elsewhere
     against this master) with `connections` users for warmup + duration seconds; Locust's
@@ -180,7 +180,7 @@ def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s:
         lf = os.path.join(d, f"{sc.name}_locustfile.py")
         with open(lf, "w") as f:
             f.write(locustfile(sc, timeout_s))
-        port = free_port(bind)
+        port = port or free_port(bind)
         prefix = os.path.join(d, "stats")
         taskset = ["taskset", "-c", cpu_list(client_cpus)]
         spawn = max(1.0, warmup)

@@ -95,7 +95,8 @@ def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s:
         "latency_us": {k: lat[k] for k in ("min", "mean", "stdev", "max", "p50", "p90", "p99", "p99.9", "p99.99")}
         if out["requests"] else None,
         "mode": out["mode"], "offered_rate": out["offered_rate"], "latency_from": out["latency_from"],
-        "send_lag_us": out["send_lag_us"], "pipeline": out["pipeline"], "close": out["close"],
+        "send_lag_us": out["send_lag_us"], "timer_lateness_us": out.get("timer_lateness_us"),
+        "pipeline": out["pipeline"], "close": out["close"],
         "connections_opened": out["connections_opened"], "statuses": out["statuses"],
         "first_errors": out["first_errors"], "histogram": out.get("histogram"),
     }

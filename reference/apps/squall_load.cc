@@ -23,7 +23,8 @@
 // no copies of bodies. Open-loop pacing uses a timerfd on the loop (microsecond
 // wake-ups; the loop's own timers round to milliseconds) with a 1 µs timer slack. How late
 // requests left against their schedule is reported too (send_lag_us): large lag means the
-// connections (or this process) could not keep up, not that the server was slow.
+// connections (or this process) could not keep up, not that the server was slow; and
+// how late the timer itself woke (timer_lateness_us): this process's own share of that lag.
 //
 // Run: connect all connections (keep-alive), run --warmup seconds unrecorded, then
 // --duration seconds recorded, then stop scheduling and wait for the responses still due
@@ -291,8 +292,12 @@ class Runner {
         [this](int fd, uint32_t) {
           uint64_t expirations;
           [[maybe_unused]] ssize_t n = ::read(fd, &expirations, sizeof expirations);
+          int64_t now = now_ns();
+          // How late this process woke for its own schedule: the client's share of the
+          // send lag (descheduled, or its loop busy), as opposed to waiting for a connection.
+          if (armed_for_ && in_window(armed_for_)) wake_lag_.record(now - armed_for_);
           armed_for_ = 0;
-          pump(now_ns());
+          pump(now);
         },
         squall::IOLoop::READ);
     wall0_ = now_ns();
@@ -783,6 +788,7 @@ class Runner {
   // Results.
   HdrHistogram latency_;
   HdrHistogram lag_;
+  HdrHistogram wake_lag_;
   int64_t requests_ = 0;
   int64_t completed_in_window_ = 0;
   int64_t bytes_ = 0;
@@ -900,6 +906,7 @@ void Runner::print_json() const {
   }
   out += "}, \"latency_us\": " + percentiles_json(latency_);
   out += ", \"send_lag_us\": " + (open_loop_ ? percentiles_json(lag_) : std::string("null"));
+  out += ", \"timer_lateness_us\": " + (open_loop_ ? percentiles_json(wake_lag_) : std::string("null"));
   std::snprintf(buf, sizeof buf, ", \"cpu_s\": %.3f, \"wall_s\": %.3f", cpu_end_ - cpu0_, wall);
   out += buf;
   if (cfg_.histogram) {
