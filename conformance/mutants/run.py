@@ -362,28 +362,37 @@ def run_mutant(m, base, workdir, timeout, cases=None, areas=None, root=REPO, con
 
 
 def run_all(mutants, workdir, jobs=2, timeout=300.0, cases=None, areas=None, progress=log):
-    """A snapshot of the suite, the baseline, then every mutant. Returns (baseline per
-    program, results)."""
+    """A snapshot of the suite, the baselines, then every mutant, at most `jobs` suite runs
+    at a time. A program's mutants start as soon as its own baseline is settled (the client
+    layer's is quick: its mutants run while the server baseline still does). Returns
+    (baseline per program, results in the order of `mutants`; none when a baseline fails)."""
     programs = sorted({m["program"] for m in mutants}, key=list(PROGRAMS).index)
     root = snapshot(workdir)
     base = {}
+    ready = {p: threading.Event() for p in programs}
     t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(programs) or 1))) as pool:
-        descs = {p: describe(workdir, p, root=root) for p in programs}
-        futures = {p: pool.submit(run_suite, descs[p], [LAYER[p]], workdir, cases, areas, timeout, root)
-                   for p in programs}
-        for p, f in futures.items():
-            base[p] = f.result()
-            base[p]["desc"] = descs[p]
-            progress(f"baseline {p}: {len(base[p]['verdicts'])} cases in {base[p]['seconds']} s")
-            settle_baseline(base[p], [LAYER[p]], workdir, timeout, root, progress)
-    results = []
-    if any(baseline_problems(b) or b.get("problem") or b["timed_out"] for b in base.values()):
-        return base, results
     done = [0]
     lock = threading.Lock()
 
+    def baseline(p):
+        try:
+            desc = describe(workdir, p, root=root)
+            b = run_suite(desc, [LAYER[p]], workdir, cases, areas, timeout, root)
+            b["desc"] = desc
+            progress(f"baseline {p}: {len(b['verdicts'])} cases in {b['seconds']} s")
+            settle_baseline(b, [LAYER[p]], workdir, timeout, root, progress)
+            base[p] = b
+        finally:
+            ready[p].set()
+
+    def usable(p):
+        b = base.get(p)
+        return b is not None and not (baseline_problems(b) or b.get("problem") or b["timed_out"])
+
     def one(m):
+        ready[m["program"]].wait()
+        if not all(usable(p) for p in programs if ready[p].is_set()) or not usable(m["program"]):
+            return None
         r = run_mutant(m, base, workdir, timeout, cases, areas, root)
         with lock:
             done[0] += 1
@@ -397,8 +406,18 @@ def run_all(mutants, workdir, jobs=2, timeout=300.0, cases=None, areas=None, pro
             progress(f"[{done[0]}/{len(mutants)}] {m['program']} {m['name']}: {what} in {r['seconds']} s{extra}"
                      f" [{time.monotonic() - t0:.0f} s]")
         return r
+
+    # Baselines first (the pool takes tasks in order, so they never wait behind a mutant),
+    # then the client mutants (their baseline is ready first), then the server mutants.
+    order = sorted(range(len(mutants)), key=lambda i: mutants[i]["program"] != "client")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, mutants))
+        baselines = [pool.submit(baseline, p) for p in programs]
+        futures = {i: pool.submit(one, mutants[i]) for i in order}
+        results = [futures[i].result() for i in range(len(mutants))]
+        for f in baselines:
+            f.result()   # a harness bug in a baseline surfaces here
+    if any(not usable(p) for p in programs) or any(r is None for r in results):
+        return base, []
     return base, results
 
 
@@ -567,7 +586,7 @@ def main(argv=None):
         with open(a.md, "w") as f:
             f.write(markdown(base, results))
         print(f"wrote {a.md}")
-    if any(baseline_problems(b) or b.get("problem") or b["timed_out"] for b in base.values()):
+    if not results or any(baseline_problems(b) or b.get("problem") or b["timed_out"] for b in base.values()):
         return 2
     if a.require_all and any(not r["killed"] for r in results):
         return 1
