@@ -5,6 +5,8 @@
 // stream is closed at the end; whatever the server wrote is a sequence of HTTP/1.1
 // responses (each head parses with parse_response_head); no more final responses than
 // requests were started; every started request got finish() or on_connection_close().
+// flags & 32 picks the lenient parse policy (else the default, strict); an error answer
+// carries a short text body (its Content-Length).
 //
 // Input layout: [flags][n_sizes][sizes...] then the request bytes.
 #include <string>
@@ -96,6 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     options.params.chunk_size = 16;
   }
   options.params.no_keep_alive = flags & 4;
+  if (flags & 32) options.params.head_limits.policy = ParsePolicy::lenient();
   Counts counts;
   Server server(counts, flags & 8);
   bool done = false;
@@ -125,7 +128,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     rest.remove_prefix(end + 4);
     int code = head->start_line.code;
     if (code >= 200) ++finals;
-    if (code != 200) continue;  // errors and 100-continue carry no body
+    if (code != 200) {  // 100-continue carries no body; an error a short one
+      if (code >= 400) {
+        ParseResult<uint64_t> length = parse_content_length(head->headers.get("Content-Length", ""));
+        FUZZ_CHECK(length.ok() && *length <= rest.size() && *length < 200);
+        rest.remove_prefix(*length);
+      }
+      continue;
+    }
     FUZZ_CHECK(oks < counts.answered.size());
     if (counts.answered[oks++] == "HEAD") continue;  // headers only, whatever they announce
     if (head->headers.contains("Content-Length")) {

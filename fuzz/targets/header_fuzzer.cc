@@ -7,7 +7,9 @@
 //   - field counts and line lengths honour the limits;
 //   - an accepted request head re-serialised as "method SP target SP version CRLF
 //     (name: value CRLF)* CRLF" parses again to the same start line and fields;
-//   - an error status is one of 400, 413, 414, 431, 505.
+//   - an error status is one of 400, 413, 414, 431, 501, 505;
+//   - the policy (flags & 16: lenient, else strict) only adds refusals: a head the strict
+//     policy accepts, the lenient one accepts the same way, and it holds no bare LF.
 //
 // Input layout: [flags][max_fields][max_field_line: 2 bytes] then the head.
 #include <string>
@@ -27,17 +29,22 @@ bool inside(std::string_view part, std::string_view whole) {
   return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
 }
 
-bool valid_status(int s) { return s == 400 || s == 413 || s == 414 || s == 431 || s == 505; }
+bool valid_status(int s) { return s == 400 || s == 413 || s == 414 || s == 431 || s == 501 || s == 505; }
 
-void check_framing_values(const std::vector<HeaderField>& fields) {
+void check_framing_values(const std::vector<HeaderField>& fields, const ParsePolicy& policy) {
   for (const HeaderField& f : fields) {
     if (header_name_equals(f.name, "Content-Length")) {
-      ParseResult<uint64_t> cl = parse_content_length(f.value);
+      ParseResult<uint64_t> cl = parse_content_length(f.value, policy);
       if (!cl) FUZZ_CHECK(valid_status(cl.error().status));
+      ParseResult<uint64_t> lenient = parse_content_length(f.value, ParsePolicy::lenient());
+      if (cl) FUZZ_CHECK(lenient.ok() && *lenient == *cl);
     } else if (header_name_equals(f.name, "Transfer-Encoding")) {
-      ParseResult<TransferEncoding> te = parse_transfer_encoding(f.value);
+      ParseResult<TransferEncoding> te = parse_transfer_encoding(f.value, policy);
       if (!te) FUZZ_CHECK(valid_status(te.error().status));
+      ParseResult<TransferEncoding> lenient = parse_transfer_encoding(f.value, ParsePolicy::lenient());
+      if (te) FUZZ_CHECK(lenient.ok() && lenient->chunked == te->chunked);
     }
+    if (!policy.allow_framing_lookalikes) FUZZ_CHECK(!is_framing_lookalike(f.name));
   }
 }
 
@@ -49,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HeadLimits limits;
   limits.allow_obs_text_in_target = flags & 1;
   limits.unfold_obs_fold = flags & 2;
+  if (flags & 16) limits.policy = ParsePolicy::lenient();
   if (flags & 4) {
     limits.max_fields = in.range(0, 32);
     limits.max_field_line = in.range(0, 512);
@@ -71,7 +79,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!limits.unfold_obs_fold) FUZZ_CHECK(is_valid_field_value(f.value));
       FUZZ_CHECK(f.value.empty() || (f.value.front() != ' ' && f.value.back() != ' '));
     }
-    check_framing_values(request->headers);
+    check_framing_values(request->headers, limits.policy);
+    if (!limits.policy.allow_bare_lf) {
+      for (size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
+        FUZZ_CHECK(i > 0 && head[i - 1] == '\r');
+      }
+    }
+    if (limits.policy != ParsePolicy::lenient()) {
+      HeadLimits lenient = limits;
+      lenient.policy = ParsePolicy::lenient();
+      ParseResult<RequestHead> again = parse_request_head(head, lenient);
+      FUZZ_CHECK(again.ok() && again->headers == request->headers && again->start_line.target == line.target);
+    }
     if (!limits.unfold_obs_fold) {
       std::string again;
       again.append(line.method).append(" ").append(line.target).append(" ").append(line.version).append("\r\n");
@@ -113,11 +132,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (rl) FUZZ_CHECK(inside(rl->target, first));
   ParseResult<ResponseLine> sl = parse_response_line(first);
   if (sl) FUZZ_CHECK(sl->code >= 100 && sl->code <= 999);
-  ParseResult<uint64_t> cl = parse_content_length(first);
+  ParseResult<uint64_t> cl = parse_content_length(first, limits.policy);
   if (cl) FUZZ_CHECK(!first.empty());
-  ParseResult<TransferEncoding> te = parse_transfer_encoding(first);
+  ParseResult<TransferEncoding> te = parse_transfer_encoding(first, limits.policy);
   (void)te;
   ChunkLimits chunk_limits;
+  chunk_limits.allow_bare_lf = limits.policy.allow_bare_lf;
   if (flags & 8) chunk_limits.max_size = flags >> 4;
   ParseResult<uint64_t> chunk = parse_chunk_size_line(head.substr(0, 400), chunk_limits);
   if (chunk) FUZZ_CHECK(*chunk <= chunk_limits.max_size);

@@ -532,7 +532,7 @@ Task<void> HTTP1Connection::read_body_until_close(HTTPMessageDelegate& delegate)
 
 Task<void> HTTP1Connection::write_error_and_close(int status, std::string_view why) {
   // The body names the problem (one short line, text/plain); none for HEAD.
-  const bool body = !why.empty() && request_method_ != "HEAD";
+  const bool body = params_.explain_errors && !why.empty() && request_method_ != "HEAD";
   std::string message =
       body ? fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nConnection: close\r\nContent-Type: text/plain; "
                          "charset=UTF-8\r\nContent-Length: {}\r\n\r\n{}\n",

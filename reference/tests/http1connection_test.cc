@@ -607,6 +607,7 @@ Answered answer(std::string_view request, const ParsePolicy& policy) {
   options.params.body_timeout = 30s;
   options.idle_connection_timeout = 30s;
   options.params.head_limits.policy = policy;
+  options.params.explain_errors = true;
   auto server = std::make_unique<HTTPServerConnection>(std::make_unique<IOStream>(pair.fds[0]), SocketAddress{}, options);
   Task<void> serving = server->serve(app);
   pair.send(request);
@@ -739,6 +740,11 @@ TEST(ServerStrictness, ErrorAnswersNameTheProblem) {
   EXPECT_TRUE(e.response.ends_with("Unknown expectation\n")) << e.response;
   Answered head = answer("HEAD / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", ParsePolicy{});
   EXPECT_TRUE(head.response.ends_with("Content-Length: 0\r\n\r\n")) << head.response;
+}
+
+TEST(HTTP1ConnectionParameters, StrictByDefaultWithEmptyErrorBodies) {
+  EXPECT_EQ(HTTP1ConnectionParameters{}.head_limits.policy, ParsePolicy::strict());
+  EXPECT_FALSE(HTTP1ConnectionParameters{}.explain_errors);
 }
 
 TEST(HTTP1ConnectionParameters, DefaultsAreBoundedLikeNginx) {

@@ -6,7 +6,8 @@
 // framed per RFC 9112 §6 (chunked, Content-Length, or — responses only — until close).
 // Every read is bounded. On a server, malformed input is answered with the status the
 // parser chose ("HTTP/1.1 400 Bad Request", 413, 414, 417, 431, 501, 505) plus
-// `Connection: close` and a one-line text/plain body naming the problem, logged at info ("Malformed HTTP message from <addr>: <why>"),
+// `Connection: close` (and, with explain_errors, a one-line text/plain body naming the
+// problem), logged at info ("Malformed HTTP message from <addr>: <why>"),
 // and the connection is closed. Framing choices that differ from Tornado 6.2 follow the
 // RFC: both Content-Length and Transfer-Encoding -> 400 (anti-smuggling); a transfer
 // coding other than a final chunked -> 501; a head larger than max_header_size -> 431
@@ -115,6 +116,9 @@ struct HTTP1ConnectionParameters {
   // RFC 9112's latitude: strict by default; ParsePolicy::lenient() is Tornado 6.2's.
   HeadLimits head_limits;
   size_t max_trailer_fields = 100;    // trailers of a chunked body (read, then dropped)
+  // A server's error answer (400, 413, 414, 417, 431, 501, 505) carries a one-line
+  // text/plain body naming the problem; off: an empty body (Content-Length: 0).
+  bool explain_errors = false;
 };
 
 // Who is on the other end of a server connection (Tornado's _HTTPRequestContext).
