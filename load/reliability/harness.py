@@ -20,13 +20,17 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.append(os.path.dirname(HERE))  # load/: procstat (after this folder: load/ has a scenarios module too)
+sys.path.insert(0, os.path.join(REPO, "conformance"))      # the registry and launcher
+import procstat  # noqa: E402
+from squall_conformance import launch, registry  # noqa: E402
+
+SHORT_TIMEOUTS = {"idle": 2.0, "header": 2.0, "body": 2.0}
 DEFAULT_REFERENCE_BIN = os.path.join(REPO, "build", "release", "reference", "squall-contract-app")
 MAKE_CERTS = os.path.join(REPO, "reference", "tests", "tls", "make_certs.sh")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Largest body nginx's static tree serves (conformance/peers: /bytes/N for a few sizes).
-NGINX_LARGEST_BYTES = 1048576
+# Largest body nginx's static tree serves ({static_root}/bytes/N for a few sizes: launch.STATIC_BYTES).
+NGINX_LARGEST_BYTES = max(launch.STATIC_BYTES)
 
 
 # Root PIDs of the servers running now (run.py's watchdog kills these past a time bound).
@@ -39,55 +43,10 @@ class ScenarioError(RuntimeError):
 
 # ---- /proc ----------------------------------------------------------------------------------
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(")") + 2:].split()
-
-
-def tree(root: int) -> list[int]:
-    """root and its live descendants (nginx: master + workers)."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _stat_fields(int(name))
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        if os.path.exists(f"/proc/{pid}"):
-            out.append(pid)
-            todo.extend(children.get(pid, []))
-    return out
-
-
-def rss_kib(root: int) -> int:
-    """Resident set (VmRSS) summed over the tree, KiB."""
-    total = 0
-    for pid in tree(root):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
-
-
-def cpu_seconds(root: int) -> float:
-    """utime + stime of the tree (processes still alive), seconds."""
-    total = 0
-    for pid in tree(root):
-        fields = _stat_fields(pid)
-        if fields:
-            total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
+# tree(), cpu_seconds(), rss_kib(): the load runner's, over the same process trees.
+tree = procstat.tree
+cpu_seconds = procstat.cpu_seconds
+rss_kib = procstat.rss_kb
 
 
 def fd_count(root: int) -> int:
@@ -118,12 +77,7 @@ def socket_count(root: int) -> int:
 
 
 def raise_own_nofile(wanted: int = 65536) -> int:
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(max(soft, wanted), hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return target
+    return procstat.raise_nofile(wanted)
 
 
 class Sampler:
@@ -352,31 +306,16 @@ def start_reference(binary: str, *, args=(), tls: Certs | None = None, timeouts=
     return target
 
 
-_peers = None
-
-
-def _import_peers():
-    global _peers
-    if _peers is None:
-        sys.path.insert(0, os.path.join(REPO, "conformance", "peers"))
-        try:
-            import peers  # noqa: E402 (read-only use of the conformance launcher)
-        except Exception as e:
-            raise ScenarioError(f"cannot import conformance/peers/peers.py: {e}")
-        _peers = peers
-    return _peers
-
-
 def start_nginx(*, tls: Certs | None = None, short_timeouts: bool = False) -> Target:
-    """nginx with the conformance configuration (static files), as conformance/peers does."""
+    """nginx from its description (conformance/implementations/nginx.toml): static files,
+    2 s timeouts with short_timeouts, else its defaults."""
     if not os.access("/usr/sbin/nginx", os.X_OK):
         raise ScenarioError("nginx not installed (/usr/sbin/nginx)")
-    peers = _import_peers()
-    kw = {"short_timeouts": short_timeouts}
+    kw = {"timeouts": SHORT_TIMEOUTS if short_timeouts else None}
     if tls:
-        kw["tls"] = peers.TLS(tls.certfile, tls.keyfile, cafile=tls.cafile)
+        kw["tls"] = launch.TLS(tls.certfile, tls.keyfile, cafile=tls.cafile)
     try:
-        srv = peers.start("nginx", **kw)
+        srv = launch.start_server(registry.load("nginx"), **kw)
     except Exception as e:
         raise ScenarioError(f"nginx did not start: {e}")
     log_path = srv.log_path or os.path.join(srv.workdir or "/nonexistent", "error.log")
