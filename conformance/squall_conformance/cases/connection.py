@@ -240,10 +240,18 @@ def _(ctx):
 
 @case("CON-020", A, "request then half-close: the response is still delivered", "RFC 9112 §9.6", "SHOULD", needs=("root-get",),
       note="over TLS (run.py --tls) the half-close is close_notify then FIN, after which TLS 1.3 lets the server "
-      "still write (RFC 8446 §6.1); Tornado's SSLIOStream takes close_notify for the end and closes without answering")
+      "still write (RFC 8446 §6.1); Tornado's SSLIOStream takes close_notify for the end and closes without answering. "
+      "Whether a server sees the request or the half-close first is its own race (Tornado and aiohttp answer in some "
+      "tries only), so the case tries 8 times and reports how many were answered")
 def _(ctx):
-    ex = ctx.send(req("GET", "/"), shut_write=True, timeout=3.0)
-    return judge_status(ex, 200, "OK")
+    tries, bad = 8, []
+    for i in range(tries):
+        v = judge_status(ctx.send(req("GET", "/"), shut_write=True, timeout=3.0), 200, "OK")
+        if v.verdict != "pass":
+            bad.append(v.reason)
+    if not bad:
+        return ok(f"200 OK in all {tries} tries")
+    return fail(f"answered in {tries - len(bad)} of {tries} tries; otherwise {bad[0]}")
 
 
 @case("CON-021", A, "every response carries Date", "RFC 9110 §6.6.1", "MUST", needs=("root-get",))
