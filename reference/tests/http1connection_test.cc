@@ -469,25 +469,27 @@ TEST_F(ServerFlowTest, SendTimeoutDropsAClientThatStopsReading) {
 }
 
 TEST_F(ServerFlowTest, SendTimeoutSparesASlowClientThatKeepsReading) {
-  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 512 * 1024); };
+  // A 1 s timeout, so that a stalled (sanitizer, busy) machine does not look like a
+  // stalled client; 2 KiB every 2 ms makes the 2 MiB answer take about two of them.
+  constexpr size_t kBody = 2 * 1024 * 1024;
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, kBody); };
   HTTPServerOptions options;
-  options.params.send_timeout = 200ms;
+  options.params.send_timeout = 1s;
   start(options);
   pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string received;
-  // 2 KiB every 2 ms: over half a second in all, longer than the timeout, always moving.
   loop.run_sync(
       [&]() -> Task<void> {
         char buf[2048];
-        while (std::count(received.begin(), received.end(), 'x') < 512 * 1024) {
+        while (std::count(received.begin(), received.end(), 'x') < static_cast<std::ptrdiff_t>(kBody)) {
           ssize_t n = ::recv(pair.fds[1], buf, sizeof buf, MSG_DONTWAIT);
           if (n > 0) received.append(buf, size_t(n));
           if (n == 0) break;
           co_await sleep(2ms);
         }
       },
-      10s);
-  EXPECT_EQ(std::count(received.begin(), received.end(), 'x'), 512 * 1024);
+      30s);
+  EXPECT_EQ(std::count(received.begin(), received.end(), 'x'), static_cast<std::ptrdiff_t>(kBody));
   EXPECT_FALSE(server->stream().closed());
 }
 
