@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Sets up the machine, then runs every test, each stage with a heading:
 #   1. unit tests (GoogleTest, plus replay of every fuzz seed and regression), Release
-#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
-#   3. conformance, all four layers (server, loop, stream, client): reference and the
-#      Tornado peers, failing on any required case
-#   4. load smoke run: reference and Tornado, 1 s per scenario; TLS scenarios (wrk over
-#      HTTPS): reference and nginx; outputs checked
-#   5. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, and
+#      the tests that cross threads under ThreadSanitizer (ci/tsan.sh)
+#   3. conformance, all four layers (server, loop, stream, client): the reference (strict
+#      and --lenient) and the Tornado peers, failing on any required case; the Node.js
+#      contract programs against their expectations; the suite's own mutants (short form)
+#   4. load smoke run (wrk, squall-load, Locust; TLS scenarios), then the reliability
+#      suite's short form (the reference under abuse, bounds checked)
+#   5. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan,
+#      then 60 s of differential fuzzing over the wire (reference vs Tornado)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,14 +29,17 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build/asan --output-on-failure -j "$jobs" --timeout 300
 unset ASAN_OPTIONS UBSAN_OPTIONS
+ci/tsan.sh
 
-stage "3/5 conformance: server, loop, stream and client layers"
+stage "3/5 conformance: server, loop, stream and client layers; the suite's mutants"
 ci/conformance.sh
+timeout -k 10 600 /usr/bin/python3 conformance/mutants/run.py --short --require-all
 
-stage "4/5 load smoke"
+stage "4/5 load smoke; reliability (short form)"
 ci/load-smoke.sh
+timeout -k 10 600 /usr/bin/python3 load/reliability/run.py --short --impl reference
 
-stage "5/5 fuzzing"
+stage "5/5 fuzzing: libFuzzer targets, then over the wire"
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} ci/fuzz.sh
 
 stage "all stages passed"
