@@ -145,6 +145,45 @@ def _reap(proc: subprocess.Popen, deadline: float) -> float:
         time.sleep(0.05)
 
 
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a live process, in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _wait_sampling(master: subprocess.Popen, procs: list[subprocess.Popen], deadline: float) -> list:
+    """Waits for the master (killed by PID at deadline), sampling the CPU time of every
+    process every 0.2 s: [(monotonic time, CPU seconds of all of them)]."""
+    hz = os.sysconf("SC_CLK_TCK")
+    samples = []
+    def running() -> bool:   # without reaping it: _reap collects its rusage afterwards
+        return os.waitid(os.P_PID, master.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+    while running() and time.monotonic() < deadline:
+        samples.append((time.monotonic(), sum(_cpu_ticks(p.pid) for p in procs) / hz))
+        time.sleep(0.2)
+    samples.append((time.monotonic(), sum(_cpu_ticks(p.pid) for p in procs) / hz))
+    return samples
+
+
+def _window_util(samples: list, duration: float, cores: int) -> float | None:
+    """CPU use / wall time / cores over the measured window: the `duration` seconds before
+    the master stopped (its last half second, the stop, left out)."""
+    if len(samples) < 3:
+        return None
+    end_t = samples[-1][0] - 0.5
+    start_t = end_t - duration
+    inside = [(t, c) for t, c in samples if start_t <= t <= end_t]
+    if len(inside) < 2 or inside[-1][0] - inside[0][0] < duration / 2:
+        return None
+    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    return (c1 - c0) / (t1 - t0) / max(1, cores)
+
+
 def _float(v) -> float | None:
     try:
         return float(v)
@@ -209,6 +248,7 @@ def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s:
                 f"{', '.join(str(p.pid) for p in procs[1:]) or 'none'}"
                 + (f", waiting for {remote_workers} remote worker(s)" if remote_workers else ""))
             limit = start + WORKER_WAIT_S + run_time + timeout_s + 20   # workers' wait + run + stop, bounded
+            samples = _wait_sampling(master, procs, limit)
             cpu += _reap(master, limit)
             for p in procs[1:]:
                 cpu += _reap(p, time.monotonic() + 10)   # workers quit when the master does
@@ -239,6 +279,8 @@ def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s:
                     kind = classify(r.get("Error", ""))
                     errors[kind] += int(r.get("Occurrences") or 0)
                     first_errors.setdefault(kind, r.get("Error", ""))
+    window_util = _window_util(samples, duration, len(client_cpus))
+    util = window_util if window_util is not None else (cpu / wall / max(1, len(client_cpus)) if wall else 0.0)
     requests_total = int(agg["Request Count"])
     failures = int(agg["Failure Count"])
     if sum(errors.values()) < failures:   # failures the failures file did not break down
@@ -259,7 +301,11 @@ def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s:
         "latency_note": "Locust's response times: milliseconds, rounded (1 ms below 100 ms)",
         "locust_workers": workers, "locust_remote_workers": remote_workers, "locust_users": connections,
         "client_cpu_s": round(cpu, 3), "client_wall_s": round(wall, 3),
-        "client_cpu_util": round(cpu / wall / max(1, len(client_cpus)), 3) if wall else 0.0,
+        # Over the measured window (sampled from /proc): start-up (imports, spawning) and
+        # the stop would dilute it, and Locust is usually what limits the rate.
+        "client_cpu_util": round(util, 3),
+        "client_cpu_util_note": ("master + workers, sampled over the measured window" if window_util is not None
+                                 else "master + workers, CPU time / whole wall time (too few samples)"),
         "locust_master_log_tail": master_log.strip()[-300:] if failures or not requests_total else "",
     }
     return result
