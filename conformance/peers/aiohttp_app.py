@@ -46,7 +46,7 @@ async def root(request):
 
 
 async def echo(request):
-    return text(b"".join(k + b": " + v + b"\n" for k, v in request.raw_headers))
+    return text(b"".join(k + b": " + v.strip(b" \t") + b"\n" for k, v in request.raw_headers))
 
 
 async def cookie(request):
