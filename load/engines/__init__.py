@@ -8,6 +8,8 @@
                     headers, body, pipelining, connection per request): what squall-load
                     and Locust send, derived from the one scenario definition
     hdr.py          reads squall-load's serialised histograms (percentiles, merges)
+    common.py       running a client pinned and bounded, the result shape below
+    compare.py      squall-load against wrk, closed loop, same server and core (is it the bottleneck?)
 
 Each engine module has run(...) returning the same result dict (requests, duration_us,
 bytes, errors, latency_us, client CPU) so that load/run.py and load/report.py treat
