@@ -57,14 +57,15 @@ bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
 // `uri-host [ ":" port ]`; HTTP/1.0 requests may omit it.
 // Strict: an empty Host too (lenient: allowed, as RFC 9112 §3.2 lets a client send one
 // for a target URI without authority).
-void check_host(const HTTPHeaders& headers, int minor_version, const ParsePolicy& policy) {
+void check_host(const HTTPHeaders& headers, int minor_version) {
   std::optional<std::string_view> host = headers.get_first("Host");
   if (!host) {
     if (minor_version >= 1) throw HTTPInputError("Missing Host header", 400);
     return;
   }
   if (headers.count("Host") > 1) throw HTTPInputError("Multiple Host headers", 400);
-  if (host->empty() && !policy.allow_empty_host) throw HTTPInputError("Empty Host header", 400);
+  // An empty value is valid (uri-host may be an empty reg-name; RFC 9110 §7.2 has clients
+  // send it for targets without an authority): accepted under either policy.
   if (!is_valid_authority(*host)) throw HTTPInputError("Invalid Host header", 400);
 }
 
@@ -661,7 +662,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         rpos_ += head_length;  // views into the head are not used past this point
         head_done = true;
         const ParsePolicy& policy = params_.head_limits.policy;
-        check_host(headers, parsed->minor, policy);
+        check_host(headers, parsed->minor);
         request_method_ = line.method;
         request_version_ = line.version;
         disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);

@@ -738,7 +738,6 @@ ParseResult<std::uint64_t> parse_content_length(std::string_view value, const Pa
   if (!policy.allow_lenient_content_length) {
     if (value.empty()) return ParseError{400, "empty Content-Length"};
     if (value.find(',') != std::string_view::npos) return ParseError{400, "Content-Length is a list"};
-    if (value.size() > 1 && value.front() == '0') return ParseError{400, "leading zero in Content-Length"};
   }
   std::string_view first;
   std::size_t pos = 0;

@@ -572,9 +572,9 @@ TEST(ContentLength, ParsesDigits) {
   EXPECT_EQ(parse_content_length("007", kLenient).value(), 7u);
 }
 
-TEST(ContentLength, RejectsLeadingZerosByDefault) {
-  EXPECT_EQ(parse_content_length("007").error(), (ParseError{400, "leading zero in Content-Length"}));
-  EXPECT_EQ(status_of(parse_content_length("00")), 400);
+TEST(ContentLength, AcceptsLeadingZerosUnderEitherPolicy) {  // 1*DIGIT (RFC 9110 §8.6)
+  EXPECT_EQ(parse_content_length("007").value(), 7u);
+  EXPECT_EQ(parse_content_length("00").value(), 0u);
   EXPECT_EQ(parse_content_length("00", kLenient).value(), 0u);
 }
 

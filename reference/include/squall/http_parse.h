@@ -92,15 +92,13 @@ struct ParsePolicy {
   // Bare LF as a line terminator (RFC 9112 §2.2 MAY), in heads, chunk lines, after chunk
   // data and in trailers. A bare CR is refused (400) under either policy.
   bool allow_bare_lf = false;
-  // Content-Length with leading zeros ("007") or as a list / repeated field of identical
-  // values ("5, 5", RFC 9110 §8.6 MAY). Strict: exactly one 1*DIGIT without leading zeros.
+  // Content-Length as a list / repeated field of identical values ("5, 5", RFC 9110 §8.6
+  // MAY). Strict: exactly one 1*DIGIT. (Leading zeros are valid 1*DIGIT: always accepted.)
   bool allow_lenient_content_length = false;
   // Field names that differ from Content-Length or Transfer-Encoding only by punctuation
   // ("Transfer_Encoding", "Content.Length", "ContentLength"): strict refuses them (400),
   // since an intermediary may normalise them into the framing field.
   bool allow_framing_lookalikes = false;
-  // An empty Host field value (strict: 400).
-  bool allow_empty_host = false;
   // In the request-target: percent-encoded controls (%00-%1f, %7f), a backslash, a
   // fragment ("#"). Strict: 400.
   bool allow_odd_target = false;
@@ -115,7 +113,7 @@ struct ParsePolicy {
   static constexpr std::size_t max_method_length = 32;
 
   static constexpr ParsePolicy strict() noexcept { return {}; }
-  static constexpr ParsePolicy lenient() noexcept { return {true, true, true, true, true, true, true, true}; }
+  static constexpr ParsePolicy lenient() noexcept { return {true, true, true, true, true, true, true}; }
   friend bool operator==(const ParsePolicy&, const ParsePolicy&) = default;
 };
 
@@ -199,8 +197,8 @@ ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits 
 bool is_framing_lookalike(std::string_view name) noexcept;
 
 // Content-Length (RFC 9110 §8.6) from the combined field value (HTTPHeaders::get):
-// strict, 1*DIGIT without leading zeros ("0" itself is fine); with
-// policy.allow_lenient_content_length also leading zeros and a list of identical values
+// strict, one 1*DIGIT (leading zeros included: "007" is 7); with
+// policy.allow_lenient_content_length also a list of identical values
 // ("5, 5" -> 5). Signs, inner spaces, empty values, differing values, or more than
 // INT64_MAX -> 400.
 ParseResult<std::uint64_t> parse_content_length(std::string_view value, const ParsePolicy& policy = {});
