@@ -18,6 +18,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import select
 import socket
 import ssl
@@ -361,6 +362,15 @@ def header_is(name, value):
     return check
 
 
+def header_unfolded(name, first, second):
+    """The field value with its obs-fold replaced by one or more SP (RFC 9112 §5.2)."""
+    def check(r, srv):
+        got = [v for k, v in r["headers"] if k.lower() == name.lower()]
+        ok = len(got) == 1 and re.fullmatch(re.escape(first) + " +" + re.escape(second), got[0]) is not None
+        return (ok, f"{name}: {got}")
+    return check
+
+
 def short(b, n=40):
     return repr(b[:n]) + ("..." if len(b) > n else "")
 
@@ -421,6 +431,11 @@ SPECS = [
      static(resp(b"200 OK", (TE,), b"FFFFFFFFFFFFFFFFFFFF\r\nhello\r\n")), [], expect_error()),
     ("chunked-bad-terminator", "chunk data not followed by CRLF is an error", f"{R9112} §7.1", "MUST",
      static(resp(b"200 OK", (TE,), b"5\r\nhelloXX0\r\n\r\n")), [], expect_error()),
+    ("header-obs-fold-unfolded", "an obs-fold in a response field is replaced by SP", f"{R9112} §5.2", "MUST",
+     static(resp(b"200 OK", (b"X-Folded: a", b" b", b"Content-Length: 2"), b"hi")), [],
+     all_of(expect_body(b"hi"), header_unfolded("X-Folded", "a", "b"))),
+    ("chunked-overrun", "chunk data longer than its size, then CRLF, is an error", f"{R9112} §7.1", "MUST",
+     static(resp(b"200 OK", (TE,), b"5\r\nhelloXX\r\n0\r\n\r\n")), [], expect_error()),
     ("chunked-truncated", "closed inside a chunk: an error", f"{R9112} §8", "MUST",
      static(resp(b"200 OK", (TE,), b"a\r\nabc")), [], expect_error()),
     ("chunked-no-last-chunk", "closed after a chunk, before the last chunk: an error", f"{R9112} §8", "MUST",
