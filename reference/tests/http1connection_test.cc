@@ -470,7 +470,8 @@ TEST_F(ServerFlowTest, SendTimeoutDropsAClientThatStopsReading) {
 
 TEST_F(ServerFlowTest, SendTimeoutSparesASlowClientThatKeepsReading) {
   // A 1 s timeout, so that a stalled (sanitizer, busy) machine does not look like a
-  // stalled client; 2 KiB every 2 ms makes the 2 MiB answer take about two of them.
+  // stalled client; 16 KiB every 10 ms makes the 2 MiB answer take 1.3 s or more, longer
+  // than the timeout, in 128 reads (few loop iterations, so a slow build stays fast).
   constexpr size_t kBody = 2 * 1024 * 1024;
   app.respond = [](FlowMessage& m) { answer_bytes(m.conn, kBody); };
   HTTPServerOptions options;
@@ -480,12 +481,13 @@ TEST_F(ServerFlowTest, SendTimeoutSparesASlowClientThatKeepsReading) {
   std::string received;
   loop.run_sync(
       [&]() -> Task<void> {
-        char buf[2048];
-        while (std::count(received.begin(), received.end(), 'x') < static_cast<std::ptrdiff_t>(kBody)) {
-          ssize_t n = ::recv(pair.fds[1], buf, sizeof buf, MSG_DONTWAIT);
-          if (n > 0) received.append(buf, size_t(n));
+        std::vector<char> buf(16384);
+        auto body_bytes = [&] { return static_cast<size_t>(std::count(received.begin(), received.end(), 'x')); };
+        while (received.size() < kBody || body_bytes() < kBody) {
+          ssize_t n = ::recv(pair.fds[1], buf.data(), buf.size(), MSG_DONTWAIT);
+          if (n > 0) received.append(buf.data(), size_t(n));
           if (n == 0) break;
-          co_await sleep(2ms);
+          co_await sleep(10ms);
         }
       },
       30s);
