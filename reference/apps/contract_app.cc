@@ -583,8 +583,11 @@ int main(int argc, char** argv) {
     options.params.header_timeout = timeout(header_timeout);
     options.params.body_timeout = timeout(body_timeout);
     options.params.send_timeout = timeout(send_timeout);
-    options.params.max_buffered_body_size = 1u << 20;
-    if (lenient) options.params.head_limits.policy = squall::ParsePolicy::lenient();  // nginx's client_max_body_size (/ streams its echo)
+    options.params.max_buffered_body_size = 1u << 20;  // nginx's client_max_body_size (/ streams its echo)
+    // Strict answers name the problem in a one-line body; --lenient answers as Tornado 6.2
+    // does (an empty body).
+    options.params.explain_errors = !lenient;
+    if (lenient) options.params.head_limits.policy = squall::ParsePolicy::lenient();
     squall::HTTPServer server(app, options, {}, tls);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
