@@ -349,14 +349,15 @@ def connect(host, port, timeout, tls=None, server_hostname=None):
         raise
 
 
-def _readable(s, wait):
+def readable(s, wait):
+    """Whether s has bytes to read within `wait` seconds (TLS: decrypted bytes count)."""
     if isinstance(s, TLSSocket) and s.buffered():
         return True
     return bool(select.select([s], [], [], max(0.0, wait))[0])
 
 
-def _recv(s, ex):
-    """Bytes read (b"" when nothing complete arrived); sets ex.closed/ex.reset at the end."""
+def receive(s, ex):
+    """One read from a readable s: bytes read (b"" when nothing complete arrived); sets ex.closed/ex.reset at the end."""
     try:
         d = s.recv(65536)
     except ConnectionResetError:
@@ -408,8 +409,8 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
                 # Read while pausing so early answers/closes are seen.
                 end = time.monotonic() + pause
                 while time.monotonic() < end and not ex.closed:
-                    if _readable(s, end - time.monotonic()):
-                        buf += _recv(s, ex)
+                    if readable(s, end - time.monotonic()):
+                        buf += receive(s, ex)
                 if ex.closed:
                     break
             try:
@@ -451,9 +452,9 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
                 wait = min(deadline, quiet_since + linger) - now
             else:
                 wait = deadline - now
-            if not _readable(s, wait):
+            if not readable(s, wait):
                 continue
-            d = _recv(s, ex)
+            d = receive(s, ex)
             if d:
                 quiet_since = None
                 buf += d

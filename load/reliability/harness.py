@@ -271,29 +271,13 @@ def start_reference(binary: str, *, args=(), tls: Certs | None = None, timeouts=
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                                 start_new_session=True, env=env)
-    port = None
-    deadline = time.monotonic() + 30
-    buf = b""
-    import selectors
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline and port is None:
-            if not sel.select(timeout=0.2):
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            buf += chunk
-            for line in buf.split(b"\n")[:-1]:
-                if line.startswith(b"port="):
-                    port = int(line[5:])
-    if port is None:
+    try:
+        port = launch.read_port_line(proc, log_path, 30.0)
+    except launch.LaunchError as e:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        raise ScenarioError(f"reference did not print port=N: {open(log_path, 'rb').read()[-500:]!r}")
+        raise ScenarioError(f"reference did not print port=N ({e}): {open(log_path, 'rb').read()[-500:]!r}")
     # Keep stdout drained (it is only the port line, but never let the child block).
     threading.Thread(target=lambda: [None for _ in iter(lambda: proc.stdout.read(4096), b"")], daemon=True).start()
     target = Target("reference", port, proc, workdir, log_path, bool(tls), timeouts=timeouts)

@@ -222,8 +222,8 @@ def converse(ctx, steps, methods=("GET",), connect_timeout=3.0):
                     left = end - time.monotonic()
                     if left <= 0:
                         break
-                    if wire._readable(s, left):
-                        buf += wire._recv(s, ex)
+                    if wire.readable(s, left):
+                        buf += wire.receive(s, ex)
                 if ex.closed:
                     waited_out = False
                 seen.append(parsed())
