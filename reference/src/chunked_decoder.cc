@@ -19,7 +19,9 @@ ParseResult<std::string_view> take_line(std::string_view input, std::size_t max_
   const std::string_view window = input.substr(0, max_line);
   const std::size_t lf = window.find('\n');
   const std::size_t cr = window.substr(0, lf).find('\r');
-  if (cr != std::string_view::npos && cr + 1 < input.size() && input[cr + 1] != '\n') {
+  // Judged within the window only: a CR as the window's last byte is "too long" below,
+  // whatever follows it, so the outcome does not depend on how the input was split.
+  if (cr != std::string_view::npos && cr + 1 < window.size() && input[cr + 1] != '\n') {
     return ParseError{400, "bare CR in chunked framing"};
   }
   if (lf != std::string_view::npos) {
