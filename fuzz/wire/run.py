@@ -34,7 +34,7 @@ import mutate  # noqa: E402
 import report  # noqa: E402
 from minimize import minimize  # noqa: E402
 from squall_conformance import core, oracle, registry  # noqa: E402
-from squall_conformance.targets import Target, log  # noqa: E402
+from squall_conformance.targets import Target, answers, log  # noqa: E402
 
 PROGRESS_EVERY = 5.0
 MINIMISE_SHARE = 0.25   # of --seconds kept for shrinking the findings at the end
@@ -76,7 +76,6 @@ class Fuzzer:
 
     @staticmethod
     def answers(srv):
-        from squall_conformance.targets import answers
         return answers(srv, timeout=1.0)
 
     def observe(self, names, pieces, methods):
@@ -120,7 +119,7 @@ class Fuzzer:
         new = []
         for cls, found in by_class.items():
             pairs = [pair for pair, _ in found]
-            odd = self.odd_ones(cls, pairs, interps)
+            odd = self.odd_ones(pairs)
             k = findings.key(cls, odd, stream.ops)
             pieces = stream.pieces()
             old = self.kept.get(k)
@@ -136,7 +135,7 @@ class Fuzzer:
                 new.append(f)
         return new
 
-    def odd_ones(self, cls, pairs, interps):
+    def odd_ones(self, pairs):
         """Who reads the bytes otherwise: the targets that disagree with the oracle (or, when
         the oracle agrees with everyone, every target in a disagreeing pair)."""
         against = sorted({b for a, b in pairs if a == self.oracle})
