@@ -33,7 +33,7 @@ ci/tsan.sh
 
 stage "3/5 conformance: server, loop, stream and client layers; the suite's mutants"
 ci/conformance.sh
-timeout -k 10 600 /usr/bin/python3 conformance/mutants/run.py --short --require-all
+timeout -k 10 600 /usr/bin/python3 -m squall_conformance.mutants --short --require-all
 
 stage "4/5 load smoke; reliability (short form)"
 ci/load-smoke.sh

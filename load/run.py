@@ -43,7 +43,7 @@ from engines import locust as locust_engine  # noqa: E402
 from engines import squall_load as squall_load_engine  # noqa: E402
 from engines import wrk as wrk_engine  # noqa: E402
 from scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS, Scenario  # noqa: E402
-from squall_conformance import launch, registry  # noqa: E402
+from squall_conformance import launch, paths, registry  # noqa: E402
 
 WRK = wrk_engine.WRK
 DEFAULT_IMPLS = "reference,tornado"
@@ -469,7 +469,7 @@ def parse_args(argv=None):
                     help="the PID of a --url server, for CPU/RSS and pinning (NAME= may be left out "
                     "with a single --url); its CPU affinity is restored after the run")
     ap.add_argument("--name", default="url", help="the name of a --url given without NAME= (default url)")
-    ap.add_argument("--squall-bin", default=os.environ.get("SQUALL_BIN") or registry.DEFAULT_SQUALL_BIN,
+    ap.add_argument("--squall-bin", default=paths.default_squall_bin(),
                     help="where Squall's programs are built ({squall_bin} in descriptions; default "
                     "$SQUALL_BIN or build/release/reference)")
     ap.add_argument("--scenario",
@@ -755,8 +755,8 @@ def main(argv=None) -> int:
         "many_connections": args.many_connections, "idle_connections": args.idle_connections,
         "threads": args.threads, "workers": args.workers, "repeat": args.repeat,
         "baseline": args.baseline, "impls": args.impls, "nofile_limit": nofile,
-        "squall_bin": os.path.relpath(args.squall_bin, registry.REPO)
-        if not os.path.relpath(args.squall_bin, registry.REPO).startswith("..") else args.squall_bin,
+        "squall_bin": os.path.relpath(args.squall_bin, paths.REPO)
+        if paths.REPO and not os.path.relpath(args.squall_bin, paths.REPO).startswith("..") else args.squall_bin,
         "scenarios": {s.name: s.description for s in args.scenarios},
         "loadavg_start": os.getloadavg(),
         "command": " ".join([os.path.relpath(sys.argv[0])] + (argv or sys.argv[1:])),

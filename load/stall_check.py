@@ -56,7 +56,7 @@ from engines import hdr  # noqa: E402
 from engines import squall_load as squall_load_engine  # noqa: E402
 from engines import wrk as wrk_engine  # noqa: E402
 from scenarios import BY_NAME  # noqa: E402
-from squall_conformance import registry  # noqa: E402
+from squall_conformance import paths, registry  # noqa: E402
 
 PY = "/usr/bin/python3"
 STALL_SERVER = os.path.join(HERE, "tests", "stall_server.py")
@@ -233,7 +233,7 @@ def table(args, exp: dict, sl: dict, closed: dict | None, wrk: dict | None, tol_
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="squall-load and wrk against a server with one known stall")
-    ap.add_argument("--squall-bin", default=os.environ.get("SQUALL_BIN") or registry.DEFAULT_SQUALL_BIN)
+    ap.add_argument("--squall-bin", default=paths.default_squall_bin())
     ap.add_argument("--rate", type=float, default=1000, help="squall-load's constant rate (default 1000 req/s)")
     ap.add_argument("--duration", type=float, default=10, help="seconds (default 10)")
     ap.add_argument("--stall", type=float, default=1.0, help="seconds the server stops (default 1)")

@@ -6,14 +6,11 @@ Same command line as squall-fetch: fetch URL [--method M] [--header 'K: V']... .
 Connection errors, timeouts and protocol errors are reported as 599 with a short error.
 """
 import asyncio
-import os
 import ssl
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _args  # noqa: E402
+import _args  # this folder (Python puts a script's own folder first on sys.path)
 
-import aiohttp  # noqa: E402
+import aiohttp
 
 
 async def fetch(a):

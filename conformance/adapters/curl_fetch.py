@@ -8,11 +8,9 @@ except too many redirects (47), reported as the last 3xx with an error.
 """
 import os
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _args  # noqa: E402
+import _args  # this folder (Python puts a script's own folder first on sys.path)
 
 CURL = "/usr/bin/curl"
 

@@ -5,14 +5,11 @@
         [--connect-timeout S] [--request-timeout S] [--max-redirects N | --no-follow]
         [--decompress | --no-decompress] [--max-body-size B] [--ca-certs FILE] [--insecure]
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _args  # noqa: E402
+import _args  # this folder (Python puts a script's own folder first on sys.path)
 
-from tornado import httputil, ioloop  # noqa: E402
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest  # noqa: E402
+from tornado import httputil, ioloop
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 
 async def fetch(a):

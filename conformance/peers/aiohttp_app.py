@@ -9,16 +9,13 @@ Response formats follow the reference app (see tornado_app.py).
 """
 import argparse
 import asyncio
-import gzip
 import hashlib
 import json
 import signal
 import sys
 
-import os
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # conformance/
-from squall_conformance.launch import server_context  # noqa: E402
+# squall_conformance: PYTHONPATH names it (launch.spawn: paths.child_env)
+from squall_conformance.launch import server_context
 
 from aiohttp import web
 

@@ -17,10 +17,8 @@ import json
 import signal
 import sys
 
-import os
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # conformance/
-from squall_conformance.launch import server_context  # noqa: E402
+# squall_conformance: PYTHONPATH names it (launch.spawn: paths.child_env)
+from squall_conformance.launch import server_context
 
 import tornado.httpserver
 import tornado.ioloop

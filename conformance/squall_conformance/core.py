@@ -1,6 +1,6 @@
 """Cases, verdicts and the per-case context: the vocabulary the case modules of every layer use.
 
-Four layers, one per contract of /work/shared/contracts.md: `server` (§1, raw HTTP bytes),
+Four layers, one per contract of conformance/CONTRACTS.md: `server` (§1, raw HTTP bytes),
 `stream` (§2, a stream probe), `loop` (§3, a loop probe's traces) and `client` (§4, a client
 adapter against scripted raw servers). A case belongs to one area and every area to one layer.
 """

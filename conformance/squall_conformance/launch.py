@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
-from . import registry
+from . import paths, registry
 from .bounded import run_bounded  # noqa: F401  (re-exported for the cases)
 
 ALL = "all"
@@ -252,13 +252,14 @@ def _drain(stream, log_path):
 
 
 def spawn(argv, workdir, announce_port: bool, port: int, env=None, tls: TLS | None = None, http=True):
-    """Start argv; find its port (its port=N line, or the given one); wait until it answers
-    HTTP (http=True) or accepts connections. Returns (proc, port, log_path)."""
+    """Start argv (its environment: paths.child_env(env)); find its port (its port=N line, or
+    the given one); wait until it answers HTTP (http=True) or accepts connections. Returns
+    (proc, port, log_path)."""
     log_path = os.path.join(workdir, "output.log")
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if announce_port else log,
-                                    stderr=log, cwd=workdir, env=env, start_new_session=True)
+                                    stderr=log, cwd=workdir, env=paths.child_env(env), start_new_session=True)
         except OSError as e:
             raise LaunchError(f"could not run {argv[0]}: {e.strerror}") from None
     try:
@@ -290,8 +291,8 @@ def make_static_root(root):
 
 def values(desc, workdir, squall_bin=None, **extra) -> dict:
     """The placeholders every command and rendered file of `desc` may use."""
-    return {"workdir": workdir, "here": desc.here, "repo": registry.REPO, "python": registry.PYTHON,
-            "squall_bin": os.path.abspath(squall_bin or registry.DEFAULT_SQUALL_BIN),
+    return {"workdir": workdir, "here": desc.here, "repo": paths.REPO or paths.PACKAGE, "python": registry.PYTHON,
+            "squall_bin": os.path.abspath(squall_bin or paths.default_squall_bin()),
             "static_root": os.path.join(workdir, "static"), **extra}
 
 
@@ -336,8 +337,7 @@ def start_server(desc, *, catch_all=False, tls: TLS | None = None, timeouts=None
             argv += registry.render_args(desc, spec.tls, v, "server.tls")
         if workers and spec.workers is not None:
             argv += registry.render_args(desc, spec.workers, v, "server.workers")
-        env = {**os.environ, **spec.env} if spec.env else None
-        proc, port, log = spawn(argv, workdir, spec.announce_port, port, env=env, tls=tls)
+        proc, port, log = spawn(argv, workdir, spec.announce_port, port, env=spec.env, tls=tls)
     except Exception:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

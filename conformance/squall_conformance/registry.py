@@ -4,7 +4,7 @@ A description is a TOML file (format: conformance/implementations/README.md) say
 contract layer, how to start the program and what it supports. Conformance, load and the
 fuzzers read descriptions through this module only; nothing else knows a peer by name.
 
-    desc = registry.load("reference")               # conformance/implementations/reference.toml
+    desc = registry.load("reference")               # implementations/reference.toml of the suite
     desc = registry.load("path/to/mine.toml")
     desc = registry.from_url("mine", "http://127.0.0.1:8080")
 
@@ -17,14 +17,11 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
+from . import paths
 from .bounded import run_bounded
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CONFORMANCE = os.path.dirname(HERE)
-REPO = os.path.dirname(CONFORMANCE)
-BUILTIN_DIR = os.path.join(CONFORMANCE, "implementations")
+BUILTIN_DIR = paths.suite("implementations")
 PYTHON = "/usr/bin/python3"  # Debian's, with python3-tornado and python3-aiohttp
-DEFAULT_SQUALL_BIN = os.path.join(REPO, "build", "release", "reference")
 
 LAYERS = ("server", "loop", "stream", "client")
 PROFILES = ("rfc", "tornado")
@@ -103,16 +100,22 @@ class Description:
         """Where it was described: the file, relative to the repository when inside it."""
         if self.path is None:
             return f"--url {self.server.url}" if self.server else "--url"
-        rel = os.path.relpath(self.path, REPO)
+        if paths.REPO is None:
+            return self.path
+        rel = os.path.relpath(self.path, paths.REPO)
         return self.path if rel.startswith("..") else rel
 
 
 # ---- loading ------------------------------------------------------------------------------
 
 def resolve(spec: str) -> str:
-    """The description file that `spec` names: a path (contains / or ends in .toml), or the
-    name of a built-in description."""
+    """The description file that `spec` names: a path (contains / or ends in .toml; a
+    relative one not found here is looked up in the suite's folder, so that
+    outside/node/node.toml names the suite's Node.js programs in a clone and installed
+    alike), or the name of a built-in description."""
     if "/" in spec or spec.endswith(".toml"):
+        if not os.path.isabs(spec) and not os.path.exists(spec) and os.path.isfile(paths.suite(spec)):
+            return paths.suite(spec)
         return os.path.abspath(spec)
     return os.path.join(BUILTIN_DIR, spec + ".toml")
 

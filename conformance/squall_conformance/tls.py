@@ -16,9 +16,8 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-MAKE_CERTS = os.path.join(REPO, "reference", "tests", "tls", "make_certs.sh")
+from .paths import MAKE_CERTS
+
 # The names make_certs.sh writes (NAME.pem + NAME.key) that the suite uses, and ours.
 SCRIPT_NAMES = ("ca", "server", "expired", "wronghost")
 SELF_SIGNED = "selfsigned"

@@ -93,14 +93,13 @@ class Exchange:
         return "; ".join(parts)
 
 
-def _find_line(buf, pos):
-    i = buf.find(b"\n", pos)
-    return i
-
-
 def parse_responses(buf: bytes, methods, closed: bool):
     """Parse consecutive responses from buf. methods[i] is the method of the i-th request
-    (to know which final response answers a HEAD). Returns (responses, leftover)."""
+    (to know which final response answers a HEAD); `closed`: the server has closed, so a
+    response cut short is kept (complete=False) instead of waited for. Returns
+    (responses, leftover, open_ended): leftover is the bytes after the last response
+    parsed; open_ended is True when the last response is delimited by the close that has
+    not come yet (then it is in responses with complete=False and leftover is empty)."""
     out = []
     pos = 0
     finals = 0
@@ -377,16 +376,18 @@ def count_finals(responses):
 
 
 def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, linger=0.25,
-             pause=0.0, shut_write=False, wait_close=None, connect_timeout=3.0, on_response=None,
+             pause=0.0, shut_write=False, wait_close=None, connect_timeout=3.0,
              tls=None, server_hostname=None):
-    """Send `pieces` (bytes or list of bytes, `pause` seconds apart) and read responses.
-    With `tls` (an ssl.SSLContext), over TLS to `server_hostname` (default `host`).
+    """Send `pieces` (bytes or list of bytes, `pause` seconds apart, reading meanwhile) and
+    read responses. With `tls` (an ssl.SSLContext), over TLS to `server_hostname` (default
+    `host`). `shut_write`: half-close after the last piece.
 
-    Stops when `expect` final responses are complete and nothing more arrived for
-    `linger` seconds, when the server closes, or after `timeout` seconds. With
-    `wait_close` set, keeps reading until the server closes (or `wait_close` seconds).
-    `on_response(ex, sock)` is called once each time a new response completes (used to
-    send a body after 100 Continue)."""
+    Reading stops when `expect` final responses are complete and nothing more arrived for
+    `linger` seconds, when the server closes, or `timeout` seconds after the last piece
+    was sent (`timeout` also bounds each send: a server that stops reading ends the
+    sending with ex.note set). With `wait_close` set, reading goes on until the server
+    closes, for at most `wait_close` seconds after the last piece. A failed connect or
+    handshake is ex.error (not raised), a reset while sending ex.reset."""
     if isinstance(pieces, (bytes, bytearray)):
         pieces = [bytes(pieces)]
     ex = Exchange(methods=tuple(methods))
@@ -402,7 +403,6 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
     s.setblocking(False)
     buf = b""
     last_send = t0
-    seen = 0
     try:
         for i, p in enumerate(pieces):
             if i and pause:
@@ -441,9 +441,6 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
                 break
             resps, _, _ = parse_responses(buf, methods, False)
             done = [r for r in resps if r.complete]
-            if on_response and len(done) > seen:
-                seen = len(done)
-                on_response(ex, s, done)
             if wait_close is None and count_finals(done) >= expect:
                 if quiet_since is None:
                     quiet_since = now

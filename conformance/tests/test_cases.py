@@ -6,16 +6,14 @@ stream are judged on what arrived when.
 Run: /usr/bin/python3 -m unittest discover -s conformance/tests"""
 import os
 import socket
-import sys
 import threading
 import time
 import unittest
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-from squall_conformance import core, launch, wire  # noqa: E402
-from squall_conformance.cases import _helpers, connection, web  # noqa: E402,F401
+from squall_conformance import core, launch, wire
+from squall_conformance.cases import _helpers, connection, web  # noqa: F401
 
 BY_ID = {c.id: c for c in core.REGISTRY}
 

@@ -11,16 +11,14 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import textwrap
 import unittest
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-from squall_conformance import core  # noqa: E402
-from squall_conformance.cases import client, loop, stream  # noqa: E402  (importing registers every layer)
+from squall_conformance import core
+from squall_conformance.cases import client, loop, stream  # noqa: F401  (importing registers every layer)
 
 CONTRACTS = os.path.join(CONFORMANCE, "CONTRACTS.md")
 PYTHON = "/usr/bin/python3"

@@ -7,17 +7,15 @@ import json
 import os
 import shutil
 import socket
-import sys
 import threading
 import unittest
 import xml.dom.minidom
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-import run  # noqa: E402
-from squall_conformance import core, launch, registry, report, tls, wire  # noqa: E402
-from squall_conformance.targets import Target  # noqa: E402
+from squall_conformance import cli as run
+from squall_conformance import core, launch, registry, report, tls, wire
+from squall_conformance.targets import Target
 
 BY_ID = {c.id: c for c in core.REGISTRY}
 

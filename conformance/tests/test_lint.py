@@ -5,15 +5,13 @@ import contextlib
 import io
 import json
 import os
-import sys
 import tempfile
 import unittest
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-import run  # noqa: E402
-from squall_conformance import lint, wire  # noqa: E402
+from squall_conformance import cli as run
+from squall_conformance import lint, wire
 
 FIXTURES = os.path.join(CONFORMANCE, "tests", "fixtures")
 DATE = b"Date: Sat, 05 Dec 2026 05:00:00 GMT\r\n"

@@ -3,22 +3,17 @@ programs has no failure on a required MUST case, and three mutants (one server, 
 are killed when run through the harness's own functions. The mutant runs are limited to
 the areas and cases that matter, so that the whole test takes about 20-30 s.
 Run: /usr/bin/python3 -m unittest conformance/tests/test_mutants.py"""
-import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 import tomllib
 import unittest
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-from squall_conformance import core, registry  # noqa: E402
+from squall_conformance import core, registry
+from squall_conformance import mutants as harness
 
-_spec = importlib.util.spec_from_file_location("squall_mutants_run", os.path.join(CONFORMANCE, "mutants", "run.py"))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
 
 
 class Offline(unittest.TestCase):

@@ -7,15 +7,13 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import unittest
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-import run  # noqa: E402
-from squall_conformance import core, expect, launch, registry  # noqa: E402
+from squall_conformance import cli as run
+from squall_conformance import core, expect, launch, registry
 
 FIXTURES = os.path.join(CONFORMANCE, "tests", "fixtures")
 

@@ -2,14 +2,12 @@
 implementation on; load/run.py checks the scenario names). No program is started.
 Run: /usr/bin/python3 -m unittest discover -s conformance/tests"""
 import os
-import sys
 import tempfile
 import unittest
 
 CONFORMANCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, CONFORMANCE)
 
-from squall_conformance import registry  # noqa: E402
+from squall_conformance import registry
 
 SERVER = "name = 'x'\n[server]\ncommand = ['srv', '{port}']\n"
 

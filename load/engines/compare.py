@@ -25,7 +25,7 @@ import impls  # noqa: E402
 import procstat  # noqa: E402
 from engines import squall_load, wrk  # noqa: E402
 from scenarios import BY_NAME  # noqa: E402
-from squall_conformance import registry  # noqa: E402
+from squall_conformance import paths, registry  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--server-cpu", default="0")
     ap.add_argument("--client-cpu", default="1")
-    ap.add_argument("--squall-bin", default=os.environ.get("SQUALL_BIN") or registry.DEFAULT_SQUALL_BIN)
+    ap.add_argument("--squall-bin", default=paths.default_squall_bin())
     args = ap.parse_args(argv)
     squall_bin = os.path.abspath(args.squall_bin)
     why = squall_load.available(squall_bin)

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The mutation harness: how many single, realistic defects does the conformance suite catch?
 
-    /usr/bin/python3 conformance/mutants/run.py [--short] [--only NAME,...] [--json F] [--md F]
-        [--jobs N] [--timeout S] [--require-all]
+    squall-mutants [--short] [--only NAME,...] [--json F] [--md F] [--jobs N] [--timeout S] [--require-all]
+    (from a clone: python3 -m squall_conformance.mutants ... in its root)
 
 First the suite runs against the unmutated programs of mutant.toml (the baseline: it must
 have no failure on a required MUST case), then once per mutant -- the same programs with one
@@ -17,11 +17,11 @@ rule of --expect), and the strongest such change is its detection level:
 
 The table (mutant, class, level, cases that caught it) and the detection rates per class,
 for server and client mutants separately and overall, go to stdout; --json and --md write
-them too; progress per mutant goes to stderr. See README.md.
+them too; progress per mutant goes to stderr. The mutant programs and their description are
+the suite's mutants/ folder (conformance/mutants/ in a clone); see its README.md.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -37,19 +37,16 @@ import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CONFORMANCE = os.path.dirname(HERE)
-REPO = os.path.dirname(CONFORMANCE)
-sys.path.insert(0, CONFORMANCE)
-
-from squall_conformance import core  # noqa: E402
-from squall_conformance.expect import worse  # noqa: E402
+from . import core, helpformat, paths
+from .expect import worse
 
 PYTHON = "/usr/bin/python3"
+HERE = paths.suite("mutants")   # the mutant programs and their description
 DESCRIPTION = os.path.join(HERE, "mutant.toml")
 PROGRAMS = {"server": os.path.join(HERE, "server.py"), "client": os.path.join(HERE, "fetch.py")}
-# What the suite needs of the checkout besides conformance/: the test certificates' script.
-SUITE_EXTRA = (os.path.join("reference", "tests", "tls", "make_certs.sh"),)
+# What a snapshot of the suite holds besides the package: the folders of the suite the
+# driver reads (the built-in descriptions: its --help names them) and these programs.
+SNAPSHOT_FOLDERS = ("implementations", "mutants")
 LAYER = {"server": "server", "client": "client"}
 
 # The --short selection (CI): fast, deterministic, one or two per class.
@@ -78,18 +75,22 @@ PROGRESS_RE = re.compile(r"^\[(\S+) (\d+)/(\d+)\] (\S+)\s+(pass|warn|fail|n/a|er
 
 
 def snapshot(workdir, tries=6, pause=5.0):
-    """A copy of the suite (conformance/, with these programs, and the certificates' script)
-    taken once: the baseline and every mutant run the same cases even while someone edits
+    """A copy of the suite taken once, laid out as in a clone (root/conformance/ with the
+    package, root/reference/tests/tls/make_certs.sh) whether this one is a clone or
+    installed: the baseline and every mutant run the same cases even while someone edits
     the working tree. A copy whose driver cannot even list its cases (caught mid-edit) is
     taken again, a few times. Returns the copy's root (it stands for the repository)."""
     for attempt in range(tries):
         root = os.path.join(workdir, f"suite{attempt}")
-        shutil.copytree(CONFORMANCE, os.path.join(root, "conformance"),
-                        ignore=shutil.ignore_patterns("__pycache__", "tests", "outside", "expectations"))
-        for rel in SUITE_EXTRA:
-            os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
-            shutil.copy2(os.path.join(REPO, rel), os.path.join(root, rel))
-        check = subprocess.run([PYTHON, os.path.join(root, "conformance", "run.py"), "--list"], cwd=root,
+        shutil.copytree(paths.PACKAGE, os.path.join(root, "conformance", "squall_conformance"),
+                        ignore=shutil.ignore_patterns("__pycache__", "suite"))
+        for folder in SNAPSHOT_FOLDERS:
+            shutil.copytree(paths.suite(folder), os.path.join(root, "conformance", folder),
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        certs = os.path.join(root, "reference", "tests", "tls")
+        os.makedirs(certs)
+        shutil.copy2(paths.MAKE_CERTS, certs)
+        check = subprocess.run([PYTHON, "-m", "squall_conformance", "--list"], cwd=os.path.join(root, "conformance"),
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         if check.returncode == 0:
             return root
@@ -128,7 +129,7 @@ def select(mutants, short=False, only=None):
         known = {m["name"] for m in mutants}
         unknown = [n for n in only if n not in known]
         if unknown:
-            raise SystemExit(f"run.py: unknown mutant(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise SystemExit(f"squall-mutants: unknown mutant(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return [m for m in mutants if m["name"] in only]
     if short:
         return [m for m in mutants if m["name"] in SHORT[m["program"]]]
@@ -163,11 +164,12 @@ def toml_text(data, prefix=""):
     return "\n".join(lines)
 
 
-def describe(workdir, program=None, defect=None, root=REPO):
+def describe(workdir, program=None, defect=None, root=None):
     """A description file of mutant.toml's programs (only `program`'s layer when given),
     with `--defect defect` added to that program's command; {here} made absolute (the
-    mutants folder under `root`) since the file lives in a temporary directory."""
-    here = os.path.join(root, os.path.relpath(HERE, REPO))
+    mutants folder of the snapshot at `root`, or of this suite) since the file lives in a
+    temporary directory."""
+    here = os.path.join(root, "conformance", "mutants") if root else HERE
     with open(os.path.join(here, "mutant.toml"), "rb") as f:
         data = tomllib.load(f)
 
@@ -200,15 +202,15 @@ _procs_lock = threading.Lock()
 _procs = set()
 
 
-def run_suite(desc, layers, workdir, cases=None, areas=None, timeout=300.0, root=REPO, tag=""):
-    """Run the suite (root/conformance/run.py) on one description; returns {"verdicts":
+def run_suite(desc, layers, workdir, cases=None, areas=None, timeout=300.0, root=None, tag=""):
+    """Run the suite (the snapshot's at `root`, or this one) on one description; returns {"verdicts":
     {id: verdict}, "reasons": {id: reason}, "required": {id: bool}, "levels": {id: level},
     "tornado": set of ids, "seconds", "status", "timed_out"} (and "problem" when the suite
     gave no verdict at all). Verdicts come from the JSON report, or, when the run was cut
     at `timeout`, from its per-case progress lines."""
     stem = os.path.splitext(os.path.basename(desc))[0] + (f"-{tag}" if tag else "")
     out_json = os.path.join(workdir, f"{stem}.json")
-    argv = [PYTHON, os.path.join(root, "conformance", "run.py"), "--impl", desc, "--layers", ",".join(layers), "--gate", "none", "--jobs", "1",
+    argv = [PYTHON, "-m", "squall_conformance", "--impl", desc, "--layers", ",".join(layers), "--gate", "none", "--jobs", "1",
             "--json", out_json]
     if cases:
         argv += ["--case", ",".join(cases)]
@@ -216,7 +218,9 @@ def run_suite(desc, layers, workdir, cases=None, areas=None, timeout=300.0, root
         argv += ["--area", ",".join(areas)]
     t0 = time.monotonic()
     with open(os.path.join(workdir, f"{stem}.out"), "wb") as out, open(os.path.join(workdir, f"{stem}.err"), "wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=root,
+        # python3 -m imports the driver from its working directory: the snapshot's conformance/
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                cwd=os.path.join(root, "conformance") if root else paths.IMPORT_ROOT,
                                 start_new_session=True)
         with _procs_lock:
             _procs.add(proc)
@@ -340,7 +344,7 @@ def recheck(m, caught, base, workdir, timeout, root):
             for c in ids}
 
 
-def run_mutant(m, base, workdir, timeout, cases=None, areas=None, root=REPO, confirm=True):
+def run_mutant(m, base, workdir, timeout, cases=None, areas=None, root=None, confirm=True):
     """One mutant through the suite, judged against the baseline of its program; with
     `confirm`, what got worse is checked again (recheck) and only confirmed cases count."""
     desc = describe(workdir, m["program"], m["name"], root=root)
@@ -528,18 +532,25 @@ def to_json(base, results, meta):
                           for c, (k, km, kr, n) in per.items()} for p, per in rates(results).items()}}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Mutation harness of the conformance suite (README.md)")
+def parser():
+    p = helpformat.parser("squall-mutants", "Mutation harness of the conformance suite (conformance/mutants/README.md)")
     p.add_argument("--short", action="store_true", help="8 server and 4 client mutants (CI; under 3 minutes)")
-    p.add_argument("--only", action="append", help="comma list of mutant names")
+    p.add_argument("--only", action="append", help="comma list of mutant names (default: every mutant)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--md", help="write the table as Markdown here")
-    p.add_argument("--jobs", type=int, default=2, help="suite runs at a time (default 2)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per suite run before it is cut (default 300)")
+    p.add_argument("--json", help="write the results as JSON here (default: not written)")
+    p.add_argument("--md", help="write the table as Markdown here (default: not written)")
+    p.add_argument("--jobs", type=int, default=2, help="suite runs at a time")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per suite run before it is cut")
     p.add_argument("--require-all", action="store_true", help="exit 1 when a selected mutant survives")
-    p.add_argument("--keep", help="keep the descriptions, reports and logs in this directory")
-    p.add_argument("--from-json", help="run nothing: print (and --md) the results of an earlier --json file")
+    p.add_argument("--keep", help="keep the descriptions, reports and logs in this directory "
+                   "(default: a temporary one, removed)")
+    p.add_argument("--from-json", help="run nothing: print (and --md) the results of an earlier --json file "
+                   "(default: run)")
+    return p
+
+
+def main(argv=None):
+    p = parser()
     a = p.parse_args(argv)
     only = [x.strip() for v in a.only or [] for x in v.split(",") if x.strip()]
     if a.from_json:
@@ -574,7 +585,7 @@ def main(argv=None):
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     meta = {"started": started, "seconds": round(time.monotonic() - t0, 1),
-            "command": " ".join(["conformance/mutants/run.py"] + (argv if argv is not None else sys.argv[1:])),
+            "command": " ".join(["squall-mutants"] + (argv if argv is not None else sys.argv[1:])),
             "mutants": len(mutants)}
     console(base, results)
     print(f"\n{len(results)} mutants in {meta['seconds']} s")
