@@ -40,13 +40,19 @@ def make(cls, detail, pair, pieces, requests, ops, rules, interps, iteration, se
     }
 
 
+def outcome(f, c):
+    """What a replay of finding f shows, c being its classification now (or None)."""
+    return "reproduced" if c and c[0] == f["class"] else f"not reproduced (now: {c[0] if c else 'they agree'})"
+
+
 def pieces_of(f):
     return split_pieces(base64.b64decode(f["bytes_b64"]), f["pieces"])
 
 
 def file_name(f):
     digest = hashlib.sha1(base64.b64decode(f["bytes_b64"]) + "/".join(f["pair"]).encode()).hexdigest()[:10]
-    return f"{f['class'].replace('/', '-')}-{'-'.join(f['pair'])}-{digest}.json"
+    view = f"proxy-{f['view']}-" if f.get("mode") == "proxy" else ""   # a proxy-mode finding (proxy.py)
+    return f"{view}{f['class'].replace('/', '-')}-{'-'.join(f['pair'])}-{digest}.json"
 
 
 def save(directory, f):

@@ -70,8 +70,11 @@ def html_page(kept, meta):
         out.append(f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td>{e(m['description'])}</td>"
                    f"<td>{meta['restarts'].get(m['name'], 0)}</td></tr>")
     out.append("</table>")
+    out.extend(_proxy_html([f for f in kept if f.get("mode") == "proxy"], meta))
     for cls in CLASSES:
-        fs = [f for f in kept if f["class"] == cls]
+        fs = [f for f in kept if f["class"] == cls and f.get("mode") != "proxy"]
+        if not fs and meta.get("mode") == "proxy":
+            continue
         out.append(f"<h2>{e(cls)}: {len(fs)}</h2>")
         if not fs:
             continue
@@ -88,6 +91,68 @@ def html_page(kept, meta):
         out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+VIEW_TITLES = {
+    "forwarded": "what the front forwarded against what the back-end understood",
+    "backend": "the forwarded bytes: the oracle's reading against the back-end's",
+    "client": "the front's answers against the oracle's reading of the client's bytes",
+}
+
+
+def proxy_console(kept, meta, out):
+    """The proxy mode's console report: disagreements by view and class, then the findings."""
+    out.write(f"\n{meta['inputs']} inputs in {meta['seconds']} s ({meta['rate']}/s) through "
+              f"{', '.join(f['name'] for f in meta['fronts'])} to {meta['backend']}, seed {meta['seed']}, oracle "
+              f"{meta['oracle']}; restarts: " + ", ".join(f"{k} {v}" for k, v in meta["restarts"].items()) + "\n")
+    out.write("disagreements seen (before deduplication):\n")
+    _table([("view",) + CLASSES] + [(v,) + tuple(c[k] for k in CLASSES) for v, c in meta["disagreements"].items()],
+           out)
+    if not kept:
+        out.write("\nno findings\n")
+        return
+    rows = [("class", "view", "front", "operators", "bytes", "found after (s)", "detail")]
+    for f in kept:
+        if f["class"] == "accept/reject" and f["view"] == "client":   # many and mild: counted below, in the HTML
+            continue
+        rows.append((f["class"], f["view"], f["front"], ",".join(f["operators"]), sum(f["pieces"]),
+                     f.get("found_after_seconds", "-"), f["detail"][:70]))
+    if len(rows) > 1:
+        out.write("\n")
+        _table(rows, out)
+    by = {}
+    for f in kept:
+        by[(f["class"], f["view"], f["front"])] = by.get((f["class"], f["view"], f["front"]), 0) + 1
+    out.write("\nfindings by class, view and front:\n")
+    _table([("class", "view", "front", "findings")] + [k + (n,) for k, n in sorted(by.items())], out)
+
+
+def _proxy_html(fs, meta):
+    e = html_escape
+    out = []
+    for view, title in VIEW_TITLES.items():
+        for cls in CLASSES:
+            rows = [f for f in fs if f["view"] == view and f["class"] == cls]
+            if not rows:
+                continue
+            out.append(f"<h2>proxy, {e(view)} view ({e(title)}): {e(cls)}: {len(rows)}</h2>")
+            out.append("<table><tr><th>front / detail</th><th>the client's bytes</th><th>the front's answers</th>"
+                       "<th>forwarded (per upstream connection) / the back-end's answers</th>"
+                       f"<th>{e(meta['oracle'])}, directly</th><th>mutations / rules</th></tr>")
+            for f in rows:
+                interps = f["interpretations"]
+                mine = next((v for k, v in interps.items() if k.startswith(f["front"] + " ")), None)
+                direct = next((v for k, v in interps.items() if "directly" in k), None)
+                ups = "".join(f"<b>connection {i + 1}</b> (the front meant {u['meant']} messages)"
+                              f"<pre>{e(u['forwarded'])}</pre>answered:<pre>{e(u['answered'])}</pre>"
+                              for i, u in enumerate(f["upstream"]))
+                out.append(f"<tr><td><b>{e(f['front'])} &rarr; {e(f['backend'])}</b><br>{e(f['detail'])}</td>"
+                           f"<td><pre>{e(f['bytes'])}</pre>writes: {f['pieces']}</td>"
+                           f"<td><pre>{e(_interp(mine)) if mine else ''}</pre></td><td>{ups}</td>"
+                           f"<td><pre>{e(_interp(direct)) if direct else ''}</pre></td>"
+                           f"<td>{e('; '.join(w for _, w in f['ops']))}<br><i>{e('; '.join(f['rules']))}</i></td></tr>")
+            out.append("</table>")
+    return out
 
 
 def html_escape(x):

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "conform
 import findings  # noqa: E402
 import messages  # noqa: E402
 import mutate  # noqa: E402
+import proxy  # noqa: E402
 import report  # noqa: E402
 from minimize import minimize  # noqa: E402
 from squall_conformance import core, oracle, registry  # noqa: E402
@@ -108,6 +109,18 @@ class Fuzzer:
             return c is not None and c[0] == cls
         return check
 
+    def step(self, iteration, stream, elapsed):
+        """One input to every target: the new findings."""
+        return self.consider(iteration, stream, self.observe(list(self.targets), stream.pieces(), stream.methods()),
+                             elapsed)
+
+    @staticmethod
+    def describe(f):
+        return f"{f['class']} {' vs '.join(f['pair'])}: {f['detail']}"
+
+    def progress(self):
+        return ", ".join(f"{c} {v}" for c, v in self.counts.items())
+
     def consider(self, iteration, stream, interps, elapsed=None):
         """Keep the disagreements of one input: per class, one finding naming every pair
         that disagrees that way; the first of each key, or a smaller input of it."""
@@ -174,6 +187,23 @@ class Fuzzer:
         g["against_oracle"] = f["against_oracle"]
         return g
 
+    def start(self):
+        for t in self.targets.values():
+            t.read_version()
+            self.server(t)
+
+    def meta(self):
+        """What the report says of this run beyond counts and time."""
+        return {"implementations": [t.about() for t in self.targets.values()], "restarts": self.restarts,
+                "disagreements": self.counts}
+
+    def in_order(self):
+        return sorted(self.kept.values(), key=lambda f: (oracle.CLASSES.index(f["class"]), f["pair"]))
+
+    @staticmethod
+    def console(kept, meta, out):
+        report.console(kept, meta, out)
+
     def close(self):
         self.pool.shutdown()
         for t in self.targets.values():
@@ -181,28 +211,39 @@ class Fuzzer:
 
 
 def fuzz(fz, seconds, count, seed, quiet=False):
+    """The loop of either mode (fz: a Fuzzer or a proxy.ProxyFuzzer): seeded inputs until
+    the time or count is up, then the findings shrunk in the time left."""
     rng = random.Random(seed)
     corpus = messages.seeds()
     t0 = last = time.monotonic()
     n = 0
-    names = list(fz.targets)
     while n < count and time.monotonic() - t0 < seconds * (1 - MINIMISE_SHARE):
         stream = mutate.mutate(rng, corpus[n % len(corpus)])
-        interps = fz.observe(names, stream.pieces(), stream.methods())
         n += 1
-        for f in fz.consider(n, stream, interps, round(time.monotonic() - t0, 1)):
+        for f in fz.step(n, stream, round(time.monotonic() - t0, 1)):
             if not quiet:
-                log(f"new finding: {f['class']} {' vs '.join(f['pair'])}: {f['detail']} ({sum(f['pieces'])} B)")
+                log(f"new finding: {fz.describe(f)} ({sum(f['pieces'])} B)")
         now = time.monotonic()
         if not quiet and now - last >= PROGRESS_EVERY:
             last = now
             log(f"[{now - t0:5.0f} s] {n} inputs, {n / (now - t0):.1f}/s; kept {len(fz.kept)} findings; "
-                + ", ".join(f"{c} {v}" for c, v in fz.counts.items()))
+                + fz.progress())
     fuzzed = time.monotonic() - t0
     if not quiet:
         log(f"minimising {len(fz.kept)} findings")
     fz.minimise_all(max(0.0, seconds - fuzzed))
     return n, fuzzed
+
+
+def run_or_replay(a, fz, replay_dir):
+    """With --replay: (the replay's exit status, 0, 0) after its table; else the fuzzing
+    run's (None, inputs, seconds)."""
+    if a.replay:
+        rows, bad = replay_dir(a.replay)
+        report.replay_table(rows, bad, sys.stdout)
+        return (0 if all(r[3] == "reproduced" for r in rows) and not bad else 1), 0, 0.0
+    n, secs = fuzz(fz, a.seconds, a.count, a.seed, a.quiet)
+    return None, n, secs
 
 
 def replay(fz, directory):
@@ -211,6 +252,8 @@ def replay(fz, directory):
     rows = []
     for path, f in found:
         pair = tuple(f["pair"])
+        if f.get("mode") == "proxy":   # replayed by --proxy (proxy.replay)
+            continue
         if not all(p in fz.targets for p in pair):
             rows.append((path, f, None, f"needs {' and '.join(pair)}"))
             continue
@@ -218,8 +261,7 @@ def replay(fz, directory):
         interps = fz.observe(pair, findings.pieces_of(f), methods)
         c = oracle.classify(interps[pair[0]], interps[pair[1]], [tuple(r) for r in f["requests"]],
                             opaque=fz.opaque(pair[0]) or fz.opaque(pair[1]))
-        rows.append((path, f, c, "reproduced" if c and c[0] == f["class"] else
-                     f"not reproduced (now: {c[0] if c else 'they agree'})"))
+        rows.append((path, f, c, findings.outcome(f, c)))
     return rows, bad
 
 
@@ -239,12 +281,18 @@ def main(argv=None):
     p.add_argument("--squall-bin", help="where Squall's programs are built (default build/release/reference)")
     p.add_argument("--fail-on-boundary", action="store_true", help="exit 1 when a boundary disagreement involving "
                    "the oracle is found that fuzz/wire/explained.json does not explain (CI)")
+    p.add_argument("--proxy", action="append", help="proxy mode: a comma list of fronts (names in fuzz/wire/fronts/ "
+                   "or .toml paths) forwarding to --backend (fuzz/wire/README.md)")
+    p.add_argument("--backend", default="reference", help="proxy mode: the back-end the fronts forward to "
+                   "(a description; default reference)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     # SIGTERM (a CI timeout) ends the run through the finally blocks that stop every
     # program started, by PID, instead of leaving them behind.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
+    if a.proxy:
+        return proxy_main(a, p, argv)
     specs = [x.strip() for v in (a.impl or ["reference,tornado"]) for x in v.split(",") if x.strip()]
     targets = []
     try:
@@ -271,25 +319,31 @@ def main(argv=None):
     targets.sort(key=lambda t: t.name != oracle_name)   # the oracle first: pairs (oracle, x)
 
     fz = Fuzzer(targets, oracle_name, None if a.replay else a.out, a.seed)
+    return session(a, argv, fz, lambda d: replay(fz, d))
+
+
+def session(a, argv, fz, replay_dir):
+    """Start the programs, fuzz (or replay), stop them; the reports; the exit status. fz is
+    a Fuzzer or a proxy.ProxyFuzzer."""
     try:
-        for t in targets:
-            t.read_version()
-            fz.server(t)
-        if a.replay:
-            rows, bad = replay(fz, a.replay)
-            report.replay_table(rows, bad, sys.stdout)
-            return 0 if all(r[3] == "reproduced" for r in rows) and not bad else 1
-        n, secs = fuzz(fz, a.seconds, a.count, a.seed, a.quiet)
+        fz.start()
+        code, n, secs = run_or_replay(a, fz, replay_dir)
+        if code is not None:
+            return code
     except core.DriverError as e:
         print(f"ERROR: {e}")
         return 2
     finally:
         fz.close()
     meta = {"inputs": n, "seconds": round(secs, 1), "rate": round(n / secs, 1) if secs else 0.0, "seed": a.seed,
-            "oracle": oracle_name, "implementations": [t.about() for t in targets], "restarts": fz.restarts,
-            "disagreements": fz.counts, "command": " ".join(["fuzz/wire/run.py"] + (argv or sys.argv[1:]))}
-    kept = sorted(fz.kept.values(), key=lambda f: (oracle.CLASSES.index(f["class"]), f["pair"]))
-    report.console(kept, meta, sys.stdout)
+            "oracle": fz.oracle, **fz.meta(), "command": " ".join(["fuzz/wire/run.py"] + (argv or sys.argv[1:]))}
+    kept = fz.in_order()
+    fz.console(kept, meta, sys.stdout)
+    return write_reports(a, kept, meta, fz.oracle)
+
+
+def write_reports(a, kept, meta, oracle_name):
+    """The JSON and HTML reports, and the CI gate on unexplained boundary disagreements."""
     if a.json:
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
@@ -304,6 +358,29 @@ def main(argv=None):
             print(f"UNEXPLAINED BOUNDARY DISAGREEMENT: {' vs '.join(f['pair'])}: {f['detail']}: {f['bytes'][:200]!r}")
         return 1 if unexplained else 0
     return 0
+
+
+def proxy_main(a, p, argv):
+    """The proxy mode (proxy.py): fronts forwarding to a back-end, against the oracle."""
+    if a.impl or a.url:
+        p.error("--proxy takes --backend and --oracle, not --impl or --url")
+    front_specs = [x.strip() for v in a.proxy for x in v.split(",") if x.strip()]
+    try:
+        fronts_desc = [proxy.load_front(s) for s in front_specs]
+        oracle_desc, backend_desc = registry.load(a.oracle or "reference"), registry.load(a.backend)
+    except registry.DescriptionError as e:
+        p.error(str(e))
+    names = [d.name for d in fronts_desc]
+    if len(set(names)) != len(names):
+        p.error("front names must be unique")
+    oracle_name, backend_name = oracle_desc.name, backend_desc.name
+    descs = {oracle_name: oracle_desc, backend_name: backend_desc}   # one target when the back-end is the oracle
+    targets = [Target(d, squall_bin=a.squall_bin) for d in descs.values()]
+    targets.sort(key=lambda t: t.name != oracle_name)
+    fz = Fuzzer(targets, oracle_name, None, a.seed)
+    fronts = [proxy.Front(d, lambda: pf.backend_address(), a.squall_bin) for d in fronts_desc]
+    pf = proxy.ProxyFuzzer(fz, fronts, backend_name, None if a.replay else a.out, a.seed)
+    return session(a, argv, pf, lambda d: proxy.replay(pf, d))
 
 
 if __name__ == "__main__":

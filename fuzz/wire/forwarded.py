@@ -1,0 +1,121 @@
+"""What a front forwarded against what the back-end understood of it (the proxy mode's oracle).
+
+Every front description adds a marker field, `X-Squall-Front: 1`, to each request it
+forwards (fuzz/wire/README.md, proxy mode): the number of marker lines in the bytes of one upstream
+connection is the number of messages the front meant to send on it. The back-end's answers
+on that connection (recorded by the tap) are what it understood. They disagree, most
+severe first:
+
+  boundary       the back-end answered more messages than the front forwarded (a request
+                 smuggled through the front), or answered a request whose fields lack the
+                 marker (a head the front sent as body bytes), or answered some and waits
+                 for the rest of a message the front considers complete (it reads a longer
+                 body than the front meant: the next message is swallowed)
+  accept/reject  the back-end refused a message the front forwarded (the front passed on
+                 what it should have refused or repaired: RFC 9110 §5.5, RFC 9112 §6.3),
+                 or closed the connection before answering every message
+  liveness       the back-end could not be reached or died
+
+The front's own answers to the client are compared with the oracle's reading of the
+client's bytes by squall_conformance.oracle.classify, after `strip_proxy_fields` removes
+from /echo listings the fields a proxy adds or rewrites by design (RFC 9110 §7.6).
+"""
+from __future__ import annotations
+
+import re
+
+from squall_conformance.oracle import ACCEPT_REJECT, BOUNDARY, LIVENESS, Interpretation
+from squall_conformance.wire import parse_responses
+
+MARKER = b"x-squall-front"
+_MARKER_LINE = re.compile(rb"(?im)^x-squall-front[ \t]*:")
+_FIELD_LINE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
+_REQUEST_LINE = re.compile(rb"(?m)^([!#$%&'*+.^_`|~0-9A-Za-z-]+) \S+ HTTP/\d\.\d\r?$")
+# Fields a proxy adds, removes or rewrites by design (hop-by-hop fields, RFC 9110 §7.6.1;
+# Via §7.6.3; the X-Forwarded-* family; framing, which a proxy may re-encode, RFC 9112 §6).
+PROXY_FIELDS = frozenset({
+    b"x-squall-front", b"via", b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto",
+    b"x-forwarded-server", b"x-forwarded-port", b"x-real-ip", b"connection", b"keep-alive", b"te",
+    b"proxy-connection", b"content-length", b"transfer-encoding", b"upgrade",
+})
+
+
+def meant(forwarded: bytes) -> int:
+    """How many messages the front meant to send in these bytes: its marker lines."""
+    return len(_MARKER_LINE.findall(forwarded))
+
+
+def methods(forwarded: bytes) -> list[str]:
+    """The methods of the request lines in the bytes, in order (to read the answers to HEAD
+    right); request lines inside bodies count too, since a back-end may read them."""
+    return [m.decode("latin-1") for m in _REQUEST_LINE.findall(forwarded)] or ["GET"]
+
+
+def understood(up) -> Interpretation:
+    """The back-end's answers on one upstream connection (a tap.Upstream), as an
+    Interpretation: the final responses and whether it closed or still waits."""
+    resps, _ = parse_responses(bytes(up.answered), methods(bytes(up.forwarded)), up.backend_closed)[:2]
+    finals = [(r.status, r.body) for r in resps if r.complete and not r.interim]
+    if up.error:
+        return Interpretation(finals, "error", up.error)
+    return Interpretation(finals, "closed" if up.backend_closed else "open")
+
+
+def is_listing(body: bytes) -> bool:
+    """An /echo answer: every non-empty line a `name: value` field."""
+    lines = [x for x in body.split(b"\n") if x.strip()]
+    return bool(lines) and all(_FIELD_LINE.match(x) for x in lines)
+
+
+def classify_upstream(forwarded: bytes, back: Interpretation):
+    """How the back-end's reading of one upstream connection disagrees with what the front
+    forwarded on it, as (class, detail), or None."""
+    want = meant(forwarded)
+    got = back.responses
+    if back.end in ("error", "dead"):
+        return LIVENESS, f"back-end: {back.error or 'died'}"
+    if len(got) > want:
+        return BOUNDARY, f"the back-end answered {len(got)} messages where the front forwarded {want}"
+    for i, (status, body) in enumerate(got):
+        if 200 <= status < 300 and is_listing(body) and not _MARKER_LINE.search(body):
+            return BOUNDARY, f"message {i + 1}: the back-end read a request the front did not forward as one"
+    if len(got) < want:
+        if got and got[-1][0] >= 400:
+            return ACCEPT_REJECT, f"the back-end refused message {len(got)} of the {want} forwarded ({got[-1][0]})"
+        if back.end == "open":
+            return BOUNDARY, (f"the back-end answered {len(got)} of {want} messages and waits for the rest of one: "
+                              "it reads a longer message than the front forwarded")
+        return ACCEPT_REJECT, f"the back-end closed the connection after {len(got)} of {want} messages"
+    return None
+
+
+def classify_forwarded(upstreams):
+    """The first disagreement over the upstream connections of one input, as
+    (class, detail, index of the connection), or None."""
+    for n, up in enumerate(upstreams):
+        c = classify_upstream(bytes(up.forwarded), understood(up))
+        if c:
+            return c[0], f"upstream connection {n + 1}: {c[1]}", n
+    return None
+
+
+def strip_proxy_fields(interp: Interpretation, requests) -> Interpretation:
+    """The interpretation with each /echo listing normalised as a proxy may change it by
+    design: the fields a proxy adds or rewrites removed, the lines of one name combined into
+    one (RFC 9110 §5.3), the names in order (the order of different names carries no
+    meaning), so that a front's answers compare with a direct server's. The body answering
+    `OPTIONS *` is dropped: whoever receives it may answer for itself (RFC 9110 §9.3.7)."""
+    out = []
+    for i, (status, body) in enumerate(interp.responses):
+        if i < len(requests) and requests[i][1] == "*":
+            body = b""
+        elif 200 <= status < 300 and is_listing(body):
+            fields = {}
+            for line in body.split(b"\n"):
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if line.strip() and name not in PROXY_FIELDS:
+                    fields.setdefault(name, []).append(value.strip())
+            body = b"".join(b"%s: %s\n" % (k, b", ".join(v)) for k, v in sorted(fields.items()))
+        out.append((status, body))
+    return Interpretation(out, interp.end, interp.error)
