@@ -63,7 +63,7 @@ $PY conformance/run.py --tls --impl reference,tornado,aiohttp,nginx,h2o --layers
   --html "$report/conformance-tls.html" --json "$report/conformance-tls.json" --junit "$report/conformance-tls.xml"
 
 echo; echo "=== 4/4 load comparison (2 s per scenario)"
-$PY load/run.py --impl reference,tornado,aiohttp,nginx,h2o --scenario plaintext,pipeline,json,connection_close \
+$PY -m squall_load --impl reference,tornado,aiohttp,nginx,h2o --scenario plaintext,pipeline,json,connection_close \
   --duration 2 --warmup 1 --out "$report/load"
 
 echo

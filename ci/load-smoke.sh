@@ -8,7 +8,7 @@
 # (load/tests: a description the suite never saw and a --url server measured beside the
 # reference; squall-load against a server with a known stall, every framing, TLS, and a
 # two-step --curve run; a Locust master and two workers measuring the reference through
-# load/run.py --engine locust). Exits non-zero on any failed run or malformed output.
+# python3 -m squall_load --engine locust). Exits non-zero on any failed run or malformed output.
 # Takes about two and a half minutes.
 #
 #   ci/load-smoke.sh                   # expects build/release/reference/squall-contract-app
@@ -41,7 +41,7 @@ smoke() {
   local impls=$1 group=$2 dir=$3 status=0
   mkdir -p "$dir"
   echo "== load smoke: $impls, $group scenarios, 1 s each -> $dir"
-  timeout 180 "$PY" load/run.py --impl "$impls" --scenario "$group" --duration 1 --warmup 1 --repeat 1 \
+  timeout 180 "$PY" -m squall_load --impl "$impls" --scenario "$group" --duration 1 --warmup 1 --repeat 1 \
     --idle-connections 200 --squall-bin "$bin" --out "$dir" >"$dir/stdout.md" 2>"$dir/stderr.log" || status=$?
   cat "$dir/stderr.log" >&2
   check "$dir" "$impls" "$status" "$group"
@@ -51,9 +51,8 @@ check() {
 "$PY" - "$@" <<'PYEOF'
 import json, os, re, sys
 out, impls, status, group = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
-sys.path.insert(0, "load")
-from scenarios import SCENARIOS, TLS_SCENARIOS
-from impls import resolve, unserved  # scenarios a description declares n/a up front (bare's)
+from squall_load.scenarios import SCENARIOS, TLS_SCENARIOS
+from squall_load.impls import resolve, unserved  # scenarios a description declares n/a up front (bare's)
 SCENARIOS = TLS_SCENARIOS if group == "tls" else SCENARIOS
 problems = []
 try:
@@ -110,7 +109,7 @@ for png in ("throughput.png", "latency.png"):
     if not os.path.exists(p) or open(p, "rb").read(8) != b"\x89PNG\r\n\x1a\n":
         problems.append(f"{png} missing or not a PNG")
 if status != 0:
-    problems.append(f"load/run.py exited {status}")
+    problems.append(f"the load runner exited {status}")
 if problems:
     print("load-smoke: FAILED", file=sys.stderr)
     for p in problems:

@@ -37,7 +37,7 @@ timeout -k 10 600 /usr/bin/python3 -m squall_conformance.mutants --short --requi
 
 stage "4/5 load smoke; reliability (short form)"
 ci/load-smoke.sh
-timeout -k 10 600 /usr/bin/python3 load/reliability/run.py --short --impl reference
+timeout -k 10 600 /usr/bin/python3 -m squall_load.reliability --short --impl reference
 
 stage "5/5 fuzzing: libFuzzer targets, then over the wire"
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} ci/fuzz.sh

@@ -3,7 +3,7 @@
 driving the same reference server with C concurrent requests (keep-alive where the
 client does it) on GET /plaintext.
 
-    /usr/bin/python3 load/client_bench.py [--build-dir build/release/reference]
+    /usr/bin/python3 -m squall_load.client_bench [--build-dir build/release/reference]
         [--duration 5] [--repeat 3] [--concurrency 64] [--clients wrk,squall,tornado]
         [--server-cpu 0] [--client-cpu 1] [--out client_bench.json]
 
@@ -34,13 +34,14 @@ import platform
 import subprocess
 import sys
 
+from squall_conformance import paths
+
+from . import impls  # the registry's descriptions, started by its launcher
+from . import procstat
+from . import run as load_run  # run_wrk, preflight, log
+from .scenarios import BY_NAME
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-import impls  # noqa: E402  (the registry's descriptions, started by its launcher)
-import procstat  # noqa: E402
-import run as load_run  # noqa: E402  (run_wrk, preflight, log)
-from scenarios import BY_NAME  # noqa: E402
 
 PLAINTEXT = BY_NAME["plaintext"]
 ALL_CLIENTS = ["wrk", "squall", "tornado"]
@@ -139,7 +140,7 @@ def targets(summary: dict) -> list[str]:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build-dir", default=os.path.join(REPO, "build", "release", "reference"),
+    ap.add_argument("--build-dir", default=paths.default_squall_bin(),
                     help="where squall-contract-app and squall-client-bench are")
     ap.add_argument("--clients", default=",".join(ALL_CLIENTS), help="from " + ",".join(ALL_CLIENTS))
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per run (whole seconds for wrk)")

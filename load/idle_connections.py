@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import selectors
 import signal
 import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import procstat  # noqa: E402
+import procstat  # this folder: run.py runs this file as a program, and Python puts its folder first on sys.path
 
 
 def open_batch(host, port, count, request, deadline):

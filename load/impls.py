@@ -21,19 +21,15 @@ What a description is measured on is data too: its optional `[load]` table (`sce
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 
+from squall_conformance import launch, registry
+from squall_conformance.launch import LaunchError  # noqa: F401  (what start() raises)
+from squall_conformance.registry import DescriptionError  # noqa: F401
+
+from .scenarios import BY_NAME
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-# Appended, not prepended: conformance/run.py must not shadow load/run.py.
-CONFORMANCE = os.path.join(os.path.dirname(HERE), "conformance")
-if CONFORMANCE not in sys.path:
-    sys.path.append(CONFORMANCE)
-from scenarios import BY_NAME  # noqa: E402
-from squall_conformance import launch, registry  # noqa: E402
-from squall_conformance.launch import LaunchError  # noqa: E402,F401  (what start() raises)
-from squall_conformance.registry import DescriptionError  # noqa: E402,F401
 
 LOAD_IMPLEMENTATIONS = os.path.join(HERE, "implementations")
 MAX_CONNECTIONS = 20000

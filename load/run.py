@@ -5,13 +5,14 @@ scenarios against each with a load engine (wrk by default; squall-load, open or 
 loop; Locust, scale-out), and writes JSON, a Markdown table (ratios to a baseline) and PNG
 plots into load/results/<date>/.
 
-    /usr/bin/python3 load/run.py --impl reference,tornado,aiohttp,nginx,h2o
-    /usr/bin/python3 load/run.py --impl reference,nginx,path/to/mine.toml --scenario plaintext
-    /usr/bin/python3 load/run.py --impl reference --url mine=http://127.0.0.1:8888 --server-pid mine=1234
-    /usr/bin/python3 load/run.py --impl reference,nginx --scenario tls --duration 3
-    /usr/bin/python3 load/run.py --impl reference,nginx --engine squall-load --rate 5000
-    /usr/bin/python3 load/run.py --impl reference,nginx --engine squall-load --curve --duration 3
-    /usr/bin/python3 load/run.py --impl reference --engine locust --locust-workers 2 --scenario plaintext
+    squall-loadrun ...                          (installed; from a clone: python3 -m squall_load ...)
+    /usr/bin/python3 -m squall_load --impl reference,tornado,aiohttp,nginx,h2o
+    /usr/bin/python3 -m squall_load --impl reference,nginx,path/to/mine.toml --scenario plaintext
+    /usr/bin/python3 -m squall_load --impl reference --url mine=http://127.0.0.1:8888 --server-pid mine=1234
+    /usr/bin/python3 -m squall_load --impl reference,nginx --scenario tls --duration 3
+    /usr/bin/python3 -m squall_load --impl reference,nginx --engine squall-load --rate 5000
+    /usr/bin/python3 -m squall_load --impl reference,nginx --engine squall-load --curve --duration 3
+    /usr/bin/python3 -m squall_load --impl reference --engine locust --locust-workers 2 --scenario plaintext
 
 See load/README.md. Every figure is read from the engine's own machine-readable output
 (wrk's done() hook, squall-load's JSON, Locust's CSV statistics; engines/) and from /proc;
@@ -20,7 +21,6 @@ in the JSON and "n/a" in the tables, with the reason beside it ("unmeasured").
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import http.client
 import json
@@ -34,16 +34,20 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
+if __name__ == "__main__" and not __package__:  # `python3 load/run.py` from the clone's root (older command lines)
+    if os.path.realpath("squall_load") != os.path.dirname(os.path.realpath(__file__)):
+        sys.exit("load/run.py: run it from the clone's root, or use python3 -m squall_load")
+    os.execv(sys.executable, [sys.executable, "-m", "squall_load", *sys.argv[1:]])
+
+from squall_conformance import helpformat, launch, paths, registry
+
+from . import impls, procstat, report
+from .engines import locust as locust_engine
+from .engines import squall_load as squall_load_engine
+from .engines import wrk as wrk_engine
+from .scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS, Scenario
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import impls  # noqa: E402  (puts conformance/ on sys.path)
-import procstat  # noqa: E402
-import report  # noqa: E402
-from engines import locust as locust_engine  # noqa: E402
-from engines import squall_load as squall_load_engine  # noqa: E402
-from engines import wrk as wrk_engine  # noqa: E402
-from scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS, Scenario  # noqa: E402
-from squall_conformance import launch, paths, registry  # noqa: E402
 
 WRK = wrk_engine.WRK
 DEFAULT_IMPLS = "reference,tornado"
@@ -458,8 +462,9 @@ def _named(text: str):
     return None, text
 
 
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description="Squall load runner (see load/README.md)")
+def parser():
+    ap = helpformat.parser("squall-loadrun", "Squall load runner: implementations under load, scenario by scenario "
+                           "(see load/README.md)")
     ap.add_argument("--impl", help="comma-separated descriptions: built-in names ("
                     + ", ".join(impls.builtin_names()) + ") or paths to description files "
                     f"(default {DEFAULT_IMPLS}, unless --url is given)")
@@ -470,8 +475,8 @@ def parse_args(argv=None):
                     "with a single --url); its CPU affinity is restored after the run")
     ap.add_argument("--name", default="url", help="the name of a --url given without NAME= (default url)")
     ap.add_argument("--squall-bin", default=paths.default_squall_bin(),
-                    help="where Squall's programs are built ({squall_bin} in descriptions; default "
-                    "$SQUALL_BIN or build/release/reference)")
+                    help="where Squall's programs are ({squall_bin} in descriptions; $SQUALL_BIN, else the clone's "
+                    "build/release/reference, else the folder on PATH holding squall-contract-app)")
     ap.add_argument("--scenario",
                     help="comma-separated, from " + ",".join(s.name for s in SCENARIOS + TLS_SCENARIOS)
                     + "; 'all' = every non-TLS scenario, 'tls' = the TLS ones (default all; plaintext with --curve)")
@@ -518,8 +523,14 @@ def parse_args(argv=None):
     ap.add_argument("--client-cpu", default="1", help="CPUs for wrk (default 1)")
     ap.add_argument("--client-bound-threshold", type=float, default=0.9,
                     help="wrk CPU time / wall time at which a run is marked client-bound")
-    ap.add_argument("--out", help="output directory (default load/results/<date>)")
-    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--out", help="output directory (default: load/results/<date> in a clone, "
+                    "./squall-load-results/<date> when installed)")
+    ap.add_argument("--no-plots", action="store_true", help="no throughput.png and latency.png")
+    return ap
+
+
+def parse_args(argv=None):
+    ap = parser()
     args = ap.parse_args(argv)
     for opt in ("duration", "repeat", "threads", "workers", "connections", "timeout"):
         if getattr(args, opt) < 1:
@@ -721,7 +732,8 @@ def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     nofile = procstat.raise_nofile(max(args.idle_connections, args.many_connections) * 2 + 256)
-    out_dir = args.out or os.path.join(HERE, "results", dt.date.today().isoformat())
+    out_dir = args.out or os.path.join(os.path.join(HERE, "results") if paths.REPO else "squall-load-results",
+                                       dt.date.today().isoformat())
     os.makedirs(out_dir, exist_ok=True)
     wrk = wrk_version()
     engines = {}

@@ -5,8 +5,8 @@ seconds into the run), squall-load against it at a constant rate R, and the late
 distribution those numbers imply, computed before the run; wrk (closed loop) against a
 second, identical server for contrast.
 
-    /usr/bin/python3 load/stall_check.py --squall-bin build/ld/reference
-    /usr/bin/python3 load/stall_check.py --rate 1000 --stall 1 --stall-at 4 --duration 10 --out stall.json
+    /usr/bin/python3 -m squall_load.stall_check --squall-bin build/ld/reference
+    /usr/bin/python3 -m squall_load.stall_check --rate 1000 --stall 1 --stall-at 4 --duration 10 --out stall.json
 
 The expected distribution (open loop, constant rate R, D seconds, one stall of S): the
 R×S requests scheduled during the stall all complete when it ends, so the one scheduled
@@ -49,14 +49,14 @@ import subprocess
 import sys
 import time
 
+from squall_conformance import paths
+
+from .engines import hdr
+from .engines import squall_load as squall_load_engine
+from .engines import wrk as wrk_engine
+from .scenarios import BY_NAME
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import impls  # noqa: E402,F401  (puts conformance/ on sys.path)
-from engines import hdr  # noqa: E402
-from engines import squall_load as squall_load_engine  # noqa: E402
-from engines import wrk as wrk_engine  # noqa: E402
-from scenarios import BY_NAME  # noqa: E402
-from squall_conformance import paths, registry  # noqa: E402
 
 PY = "/usr/bin/python3"
 STALL_SERVER = os.path.join(HERE, "tests", "stall_server.py")

@@ -3,8 +3,8 @@
 the same core and the same server, interleaved run by run (wrk, squall-load, wrk, ...),
 so that the machine's noise falls on both alike; medians and their ratio.
 
-    /usr/bin/python3 load/engines/compare.py --squall-bin build/ld/reference
-    /usr/bin/python3 load/engines/compare.py --impl nginx --scenario plaintext --duration 5 --repeat 5
+    /usr/bin/python3 -m squall_load.engines.compare --squall-bin build/ld/reference
+    /usr/bin/python3 -m squall_load.engines.compare --impl nginx --scenario plaintext --duration 5 --repeat 5
 
 The server (a description, started as load/run.py does) is pinned to --server-cpu, both
 clients to --client-cpu. Two figures per engine: requests/s (what the brief asks: within
@@ -19,13 +19,11 @@ import os
 import statistics
 import sys
 
-LOAD = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, LOAD)
-import impls  # noqa: E402
-import procstat  # noqa: E402
-from engines import squall_load, wrk  # noqa: E402
-from scenarios import BY_NAME  # noqa: E402
-from squall_conformance import paths, registry  # noqa: E402
+from squall_conformance import paths
+
+from .. import impls, procstat
+from ..scenarios import BY_NAME
+from . import squall_load, wrk
 
 
 def main(argv=None) -> int:

@@ -2,8 +2,8 @@
 processes, each worker a Python process running gevent users (FastHttpUser, one
 keep-alive connection per user, no wait between requests: closed loop).
 
-    /usr/bin/python3 load/run.py --impl reference --engine locust --locust-workers 2 --scenario plaintext
-    /usr/bin/python3 load/engines/locust.py locustfile plaintext > plaintext_locustfile.py   # for remote workers
+    /usr/bin/python3 -m squall_load --impl reference --engine locust --locust-workers 2 --scenario plaintext
+    /usr/bin/python3 -m squall_load.engines.locust locustfile plaintext > plaintext_locustfile.py   # for remote workers
 
 The locustfile is generated from the one scenario definition (engines/request.py: method,
 path, headers, body from load/scenarios.py and the wrk script's header lines), never
@@ -28,13 +28,9 @@ import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from engines import request as request_mod  # noqa: E402
-    from engines.common import cpu_list  # noqa: E402
-else:
-    from . import request as request_mod
-    from .common import cpu_list
+from ..scenarios import BY_NAME
+from . import request as request_mod
+from .common import cpu_list
 
 NAME = "locust"
 LOCUST = "/usr/bin/locust"
@@ -313,8 +309,6 @@ def run(url: str, sc, duration: float, connections: int, client_cpus, timeout_s:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "locustfile":
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from scenarios import BY_NAME
         sc = BY_NAME.get(argv[1])
         if sc is None or sc.script is None or unsupported(sc):
             print(f"locust.py: no locustfile for scenario {argv[1]!r}" + (f": {unsupported(sc)}" if sc and sc.script

@@ -5,7 +5,7 @@ header lines of its wrk script (`wrk.headers["Name"] = "value"` in scenarios/*.l
 only part of a request the scenario table leaves to the script). squall-load and the
 Locust engine send exactly this; wrk runs the script itself.
 
-    /usr/bin/python3 load/engines/request.py plaintext     # what squall-load --scenario reads
+    /usr/bin/python3 -m squall_load.engines.request plaintext     # what squall-load --scenario reads
     method GET
     path /plaintext
     ...
@@ -21,10 +21,16 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+if __name__ == "__main__" and not __package__:
+    # Run by path (squall-load --scenario does: reference/apps/squall_load.cc): the same as
+    # python3 -m squall_load.engines.request from the folder holding the package squall_load
+    # (the clone's root, through its link, or site-packages).
+    os.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
+    os.execv(sys.executable, [sys.executable, "-m", "squall_load.engines.request", *sys.argv[1:]])
+
+from ..scenarios import BY_NAME, Scenario
+
 LOAD = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if LOAD not in sys.path:
-    sys.path.insert(0, LOAD)
-from scenarios import BY_NAME, Scenario  # noqa: E402
 
 SCRIPTS = os.path.join(LOAD, "scenarios")
 _HEADER = re.compile(r'^\s*wrk\.headers\[\s*"([^"]+)"\s*\]\s*=\s*"([^"]*)"\s*$', re.MULTILINE)

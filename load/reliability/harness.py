@@ -13,21 +13,17 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.append(os.path.dirname(HERE))  # load/: procstat (after this folder: load/ has a scenarios module too)
-sys.path.insert(0, os.path.join(REPO, "conformance"))      # the registry and launcher
-import procstat  # noqa: E402
-from squall_conformance import launch, registry  # noqa: E402
+from squall_conformance import launch, paths, registry
+
+from .. import procstat
 
 SHORT_TIMEOUTS = {"idle": 2.0, "header": 2.0, "body": 2.0}
-DEFAULT_REFERENCE_BIN = os.path.join(REPO, "build", "release", "reference", "squall-contract-app")
-MAKE_CERTS = os.path.join(REPO, "reference", "tests", "tls", "make_certs.sh")
+DEFAULT_REFERENCE_BIN = os.path.join(paths.default_squall_bin(), "squall-contract-app")
+MAKE_CERTS = paths.MAKE_CERTS
 
 # Largest body nginx's static tree serves ({static_root}/bytes/N for a few sizes: launch.STATIC_BYTES).
 NGINX_LARGEST_BYTES = max(launch.STATIC_BYTES)

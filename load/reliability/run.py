@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The reliability suite: the reference (and nginx, for comparison) under abuse.
 
-    load/reliability/run.py [--short] [--impl reference,nginx] [--scenario a,b]
-                            [--reference-bin PATH] [--soak-seconds 60] [--json F] [--md F]
+    squall-reliability [--short] [--impl reference,nginx] [--scenario a,b]
+                       [--reference-bin PATH] [--soak-seconds 60] [--json F] [--md F]
 
 Each scenario starts a fresh server on 127.0.0.1, attacks it (bounded in time and
 count), and yields one row per server: figures (RSS growth summed over the process tree,
@@ -14,7 +14,6 @@ reference check failed or a reference scenario could not run. See README.md.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -24,11 +23,15 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+if __name__ == "__main__" and not __package__:  # `python3 load/reliability/run.py` from the clone's root (older)
+    if os.path.realpath("squall_load") != os.path.dirname(os.path.dirname(os.path.realpath(__file__))):
+        sys.exit("load/reliability/run.py: run it from the clone's root, or use python3 -m squall_load.reliability")
+    os.execv(sys.executable, [sys.executable, "-m", "squall_load.reliability", *sys.argv[1:]])
 
-import harness as h  # noqa: E402
-import scenarios as sc  # noqa: E402
+from squall_conformance import helpformat
+
+from . import harness as h
+from . import scenarios as sc
 
 
 def progress(msg: str) -> None:
@@ -131,16 +134,25 @@ def markdown(results: list[sc.Result], impls: list[str], args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser():
+    p = helpformat.parser("squall-reliability", "The reliability suite: the reference (and nginx, for comparison) "
+                          "under abuse, bounds checked (see load/reliability/README.md).")
     p.add_argument("--short", action="store_true", help="short holds and counts, short timeouts (CI; < ~3 min)")
-    p.add_argument("--impl", default="reference,nginx", help="reference,nginx (default both)")
-    p.add_argument("--scenario", default="", help="comma-separated subset of: " + ", ".join(sc.SCENARIOS))
-    p.add_argument("--reference-bin", default=os.environ.get("SQUALL_REFERENCE_BIN", h.DEFAULT_REFERENCE_BIN))
+    p.add_argument("--impl", default="reference,nginx", help="reference, nginx or both")
+    p.add_argument("--scenario", default="", help="comma-separated subset of: " + ", ".join(sc.SCENARIOS)
+                   + " (default: every scenario)")
+    p.add_argument("--reference-bin", default=os.environ.get("SQUALL_REFERENCE_BIN", h.DEFAULT_REFERENCE_BIN),
+                   help="the reference's squall-contract-app (default: $SQUALL_REFERENCE_BIN, else "
+                   + h.DEFAULT_REFERENCE_BIN + ")")
     p.add_argument("--soak-seconds", type=float, default=60.0, help="mixed soak duration (the short form caps it at 15)")
-    p.add_argument("--json", help="write every figure here")
-    p.add_argument("--md", help="write the Markdown table here")
-    args = p.parse_args()
+    p.add_argument("--json", help="write every figure here (default: not written)")
+    p.add_argument("--md", help="write the Markdown table here (default: not written)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
     args.reference_bin = os.path.abspath(args.reference_bin)
 
     impls = [i.strip() for i in args.impl.split(",") if i.strip()]

@@ -12,13 +12,12 @@ import random
 import select
 import signal
 import socket
-import ssl
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
-import harness as h
+from . import harness as h
 
 MIB = 1024.0
 

@@ -15,16 +15,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
 LOAD = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LOAD)
-sys.path.insert(0, LOAD)
 
-from engines import locust  # noqa: E402
-from scenarios import BY_NAME, ECHO_BODY  # noqa: E402
+from squall_load.engines import locust
+from squall_load.scenarios import BY_NAME, ECHO_BODY  # noqa: E402
 
 PY = "/usr/bin/python3"
 SQUALL_BIN = os.path.abspath(os.environ.get("SQUALL_BIN") or os.path.join(REPO, "build", "release", "reference"))
@@ -77,10 +75,10 @@ class MasterAndTwoWorkers(unittest.TestCase):
         out = tempfile.mkdtemp(prefix="squall-locust-test-")
         self.addCleanup(shutil.rmtree, out, True)
         before = set(locust_processes())
-        p = subprocess.run([PY, os.path.join(LOAD, "run.py"), "--impl", "reference", "--engine", "locust",
+        p = subprocess.run([PY, "-m", "squall_load", "--impl", "reference", "--engine", "locust",
                             "--locust-workers", "2", "--scenario", "plaintext,pipeline", "--duration", "3",
                             "--warmup", "0", "--squall-bin", SQUALL_BIN, "--out", out],
-                           capture_output=True, text=True, timeout=150)
+                           capture_output=True, text=True, timeout=150, cwd=REPO)
         self.assertEqual(p.returncode, 0, p.stderr[-3000:])
         self.assertEqual(set(locust_processes()) - before, set(), "a Locust process outlived the run")
         self.assertRegex(p.stderr, r"locust master pid \d+ on 127\.0\.0\.1:\d+, local workers pids \d+, \d+")

@@ -13,20 +13,18 @@ import re
 import selectors
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 LOAD = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LOAD)
-sys.path.insert(0, LOAD)
 
-import impls  # noqa: E402
-from scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS  # noqa: E402
+from squall_load import impls
+from squall_load.scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS  # noqa: E402
 
 PY = "/usr/bin/python3"
-RUN = os.path.join(LOAD, "run.py")
+RUN = ["-m", "squall_load"]   # the load runner, from the clone's root (cwd=REPO)
 FIXTURES = os.path.join(REPO, "conformance", "tests", "fixtures")
 PARTIAL_TOML = os.path.join(FIXTURES, "partial.toml")
 PARTIAL_SERVER = os.path.join(FIXTURES, "partial_server.py")
@@ -43,8 +41,8 @@ WHY_NOT = (f"needs {SQUALL_BIN}/squall-contract-app (ninja -C build/release), /u
 def run_load(*argv):
     """load/run.py with argv into a fresh directory: (exit status, stdout, stderr, results, markdown)."""
     out = tempfile.mkdtemp(prefix="squall-load-test-")
-    p = subprocess.run([PY, RUN, "--duration", "1", "--warmup", "0", "--no-plots", "--squall-bin", SQUALL_BIN,
-                        "--out", out, *argv], capture_output=True, text=True, timeout=RUN_LIMIT)
+    p = subprocess.run([PY, *RUN, "--duration", "1", "--warmup", "0", "--no-plots", "--squall-bin", SQUALL_BIN,
+                        "--out", out, *argv], capture_output=True, text=True, timeout=RUN_LIMIT, cwd=REPO)
     data, md = None, ""
     if os.path.exists(os.path.join(out, "results.json")):
         with open(os.path.join(out, "results.json")) as f:

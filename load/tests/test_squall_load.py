@@ -18,18 +18,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import unittest
 
 LOAD = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LOAD)
-sys.path.insert(0, LOAD)
 
-import stall_check  # noqa: E402
-from engines import hdr, request  # noqa: E402
-from engines import squall_load as engine  # noqa: E402
-from scenarios import BY_NAME, ECHO_BODY  # noqa: E402
+from squall_load import stall_check
+from squall_load.engines import hdr, request  # noqa: E402
+from squall_load.scenarios import BY_NAME, ECHO_BODY  # noqa: E402
 
 PY = "/usr/bin/python3"
 SQUALL_BIN = os.path.abspath(os.environ.get("SQUALL_BIN") or os.path.join(REPO, "build", "release", "reference"))
@@ -238,10 +235,10 @@ class RunnerCurve(unittest.TestCase):
     def test_curve_table_and_plot(self):
         out = tempfile.mkdtemp(prefix="squall-load-curve-")
         self.addCleanup(shutil.rmtree, out, True)
-        p = subprocess.run([PY, os.path.join(LOAD, "run.py"), "--impl", "reference", "--curve", "--curve-steps",
+        p = subprocess.run([PY, "-m", "squall_load", "--impl", "reference", "--curve", "--curve-steps",
                             "50,110", "--duration", "1", "--warmup", "0", "--open-loop-warmup", "0.5",
                             "--p99-threshold-ms", "5", "--squall-bin", SQUALL_BIN, "--out", out],
-                           capture_output=True, text=True, timeout=180)
+                           capture_output=True, text=True, timeout=180, cwd=REPO)
         self.assertEqual(p.returncode, 0, p.stderr[-2000:])
         with open(os.path.join(out, "results.json")) as f:
             data = json.load(f)

@@ -17,11 +17,10 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contract_app_clients import check, exit_with_summary, start_server, stop_server, wrk_checks  # noqa: E402
+# this folder's contract_app_clients.py (Python puts a script's own folder first on sys.path)
+from contract_app_clients import check, exit_with_summary, start_server, stop_server, wrk_checks
 
 
 def curl(url, *args):
