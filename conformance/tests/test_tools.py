@@ -42,7 +42,24 @@ class Tools(unittest.TestCase):
                     p.parse_args(["--version"])
                 self.assertEqual(stop.exception.code, 0)
                 self.assertEqual(out.getvalue().strip(), f"{name} {squall_conformance.__version__}")
-                self.assertIn("(default: ", p.format_help())
+                formatter = p._get_formatter()
+                for action in p._actions:
+                    if action.option_strings and action.dest not in ("help", "version"):
+                        self.assertIn("default", formatter._get_help_string(action), action.option_strings)
+
+    def test_the_umbrella_runs_every_other_entry_point(self):
+        from squall_conformance import umbrella
+        others = {target for name, target in entry_points().items() if name != "squall"}
+        self.assertEqual({f"{module}:main" for module in umbrella.TOOLS.values()}, others)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), self.assertRaises(SystemExit) as stop:
+            umbrella.main(["conformance", "--version"])
+        self.assertEqual(stop.exception.code, 0)
+        self.assertEqual(out.getvalue().strip(), f"squall-conformance {squall_conformance.__version__}")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(umbrella.main(["conformance", "--list", "--layers", "loop"]), 0)
+        self.assertRegex(out.getvalue(), r"\n\d+ cases\n$")
 
 
 if __name__ == "__main__":
