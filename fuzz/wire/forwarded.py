@@ -30,7 +30,9 @@ from squall_conformance.wire import parse_responses
 MARKER = b"x-squall-front"
 _MARKER_LINE = re.compile(rb"(?im)^x-squall-front[ \t]*:")
 _FIELD_LINE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
-_REQUEST_LINE = re.compile(rb"(?m)^([!#$%&'*+.^_`|~0-9A-Za-z-]+) \S+ HTTP/\d\.\d\r?$")
+# Not anchored at a line start: a front writes the next request right after a body.
+_REQUEST_LINE = re.compile(rb"([A-Z][A-Z-]*) [^ \r\n]+ HTTP/\d\.\d\r?\n")
+_LAST_CHUNK = re.compile(rb"(?:^|\r\n)0+(?:;[^\r\n]*)?\r\n")
 # Fields a proxy adds, removes or rewrites by design (hop-by-hop fields, RFC 9110 §7.6.1;
 # Via §7.6.3; the X-Forwarded-* family; framing, which a proxy may re-encode, RFC 9112 §6).
 PROXY_FIELDS = frozenset({
@@ -45,10 +47,41 @@ def meant(forwarded: bytes) -> int:
     return len(_MARKER_LINE.findall(forwarded))
 
 
+def heads(forwarded: bytes):
+    """The heads the front wrote, as (method, head bytes, what follows the head): for each
+    marker line, the last request line before it and the head up to its empty line."""
+    out = []
+    for m in _MARKER_LINE.finditer(forwarded):
+        lines = [r for r in _REQUEST_LINE.finditer(forwarded, 0, m.start())]
+        start = lines[-1].start() if lines else 0
+        end = forwarded.find(b"\r\n\r\n", m.start())
+        end = len(forwarded) if end < 0 else end + 4
+        method = lines[-1].group(1).decode("latin-1") if lines else "GET"
+        out.append((method, forwarded[start:end], forwarded[end:]))
+    return out
+
+
 def methods(forwarded: bytes) -> list[str]:
-    """The methods of the request lines in the bytes, in order (to read the answers to HEAD
-    right); request lines inside bodies count too, since a back-end may read them."""
-    return [m.decode("latin-1") for m in _REQUEST_LINE.findall(forwarded)] or ["GET"]
+    """The methods of the front's messages, in order (to read the answers to HEAD right)."""
+    return [method for method, _, _ in heads(forwarded)] or ["GET"]
+
+
+def unfinished(forwarded: bytes) -> bool:
+    """Whether the front has not yet forwarded the whole of its last message, by the framing
+    it wrote itself: fewer bytes than its Content-Length, or no last chunk yet (a front that
+    streams a body it is still receiving from the client)."""
+    found = heads(forwarded)
+    if not found:
+        return False
+    _, head, rest = found[-1]
+    lines = (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    fields = {name.strip().lower(): value.strip() for name, _, value in lines}
+    if b"chunked" in fields.get(b"transfer-encoding", b"").lower():
+        return not (_LAST_CHUNK.search(rest) and rest.endswith(b"\r\n\r\n"))
+    try:
+        return len(rest) < int(fields.get(b"content-length", b"0"))
+    except ValueError:
+        return False
 
 
 def understood(up) -> Interpretation:
@@ -82,6 +115,8 @@ def classify_upstream(forwarded: bytes, back: Interpretation):
     if len(got) < want:
         if got and got[-1][0] >= 400:
             return ACCEPT_REJECT, f"the back-end refused message {len(got)} of the {want} forwarded ({got[-1][0]})"
+        if back.end == "open" and want - len(got) == 1 and unfinished(forwarded):
+            return None                     # the front still forwards its last message: both wait
         if back.end == "open":
             return BOUNDARY, (f"the back-end answered {len(got)} of {want} messages and waits for the rest of one: "
                               "it reads a longer message than the front forwarded")

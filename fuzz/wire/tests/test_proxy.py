@@ -143,6 +143,24 @@ class ForwardedOracle(unittest.TestCase):
         self.assertEqual(forwarded.meant(MARKED * 2 + b"GET / HTTP/1.1\r\nx-squall-front:1\r\n\r\n"), 3)
         self.assertEqual(forwarded.meant(b"GET / HTTP/1.1\r\nX-Squall-Front-Other: 1\r\n\r\n"), 0)
 
+    def test_an_answer_to_head_has_no_body_even_right_after_a_body(self):
+        fwd = (b"POST / HTTP/1.1\r\nX-Squall-Front: 1\r\nContent-Length: 5\r\n\r\nhello"
+               b"HEAD /echo HTTP/1.1\r\nX-Squall-Front: 1\r\n\r\n")
+        data = (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n")
+        self.assertEqual(forwarded.methods(fwd), ["POST", "HEAD"])
+        hidden = fwd.replace(b"hello", b"GET /x HTTP/1.1\r\n\r\n").replace(b"Length: 5", b"Length: 21")
+        self.assertEqual(forwarded.methods(hidden), ["POST", "HEAD"])   # a request line in a body is no head
+        self.assertIsNone(forwarded.classify_forwarded([upstream(fwd, (data, False))]))
+
+    def test_a_front_still_streaming_its_last_body_is_no_disagreement(self):
+        head = b"POST / HTTP/1.1\r\nX-Squall-Front: 1\r\nContent-Length: 9\r\n\r\n"
+        self.assertIsNone(forwarded.classify_forwarded([upstream(head + b"hello", answered())]))
+        self.assertEqual(forwarded.classify_forwarded([upstream(head + b"123456789", answered())])[0], BOUNDARY)
+        chunked = b"POST / HTTP/1.1\r\nX-Squall-Front: 1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        self.assertIsNone(forwarded.classify_forwarded([upstream(chunked, answered())]))
+        self.assertEqual(forwarded.classify_forwarded([upstream(chunked + b"0\r\n\r\n", answered())])[0], BOUNDARY)
+
     def test_agreement(self):
         self.assertIsNone(forwarded.classify_forwarded([upstream(MARKED * 2, answered((200, LISTING), (200, LISTING)))]))
 
