@@ -1,7 +1,7 @@
 // The seeds' first example (Tornado's async client, traced step by step in seed 000):
 // a coroutine fetches a URL and prints the length of the body, then stops the loop.
 //
-//   squall-fetch-example http://127.0.0.1:8888/
+//   example-fetch http://127.0.0.1:8888/
 //
 // Only http:// URLs are supported (TLS is a later issue). Exit status 1 on failure.
 #include <cstdio>

@@ -1,11 +1,16 @@
 // The seeds' first example, in Squall: an Application with one rule, ("/", IndexHandler),
 // served by an HTTPServer. GET /?greeting=Hi answers "Hi, friendly user!".
 //
-//   squall-hello-server --port 8000
+//   example-hello-server --port 8000
 //   curl 'http://127.0.0.1:8000/?greeting=Salut'
+//
+// With --port 0 the kernel picks a free port, printed as "port=N" on stdout (what the
+// test, examples_test.py, reads).
 //
 // SIGTERM or SIGINT stops it gracefully (requests in flight get up to 10 s); a second
 // signal stops it at once.
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 
 #include "squall/httpserver.h"
@@ -29,7 +34,7 @@ class IndexHandler : public squall::RequestHandler {
 int main(int argc, char** argv) {
   CLI::App cli{"The seeds' hello server"};
   int port = 8000;
-  cli.add_option("--port", port, "TCP port on 127.0.0.1")->capture_default_str()->check(CLI::Range(0, 65535));
+  cli.add_option("--port", port, "TCP port on 127.0.0.1 (0: the kernel chooses, printed as port=N)")->capture_default_str()->check(CLI::Range(0, 65535));
   CLI11_PARSE(cli, argc, argv);
 
   squall::block_stop_signals();  // before any thread exists
@@ -37,6 +42,10 @@ int main(int argc, char** argv) {
   squall::IOLoop loop;
   squall::HTTPServer server(app);
   server.listen(static_cast<uint16_t>(port), "127.0.0.1");
+  if (port == 0) {
+    std::printf("port=%u\n", static_cast<unsigned>(server.ports().front()));
+    std::fflush(stdout);
+  }
   squall::GracefulStop stop(loop, [&] { return server.shutdown(std::chrono::seconds(10)); });
   loop.start();
 }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the library from a build tree into a temporary prefix and builds an outside
+# project against it both ways — CMake find_package(squall) and pkg-config — then runs
+# each build (an HTTPServer and an AsyncHTTPClient over loopback). Also checks that every
+# installed header compiles from the prefix alone and that the installed programs run.
+#   ci/install-test.sh [BUILD_DIR]     (default build/release; built first if stale,
+#                                       unless SQUALL_INSTALL_TEST_SKIP_BUILD=1, as CTest
+#                                       runs it: test install_outside_project)
+# Writes only under a temporary directory, removed at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${1:-build/release}
+outside=reference/tests/install/outside_project
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/squall-install-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+step() { echo "-- install test: $1"; }
+
+if [[ ${SQUALL_INSTALL_TEST_SKIP_BUILD:-0} != 1 ]]; then
+  step "build $build (no-op when up to date)"
+  cmake --build "$build" >/dev/null
+fi
+shared=$(cmake -L -N "$build" 2>/dev/null | sed -n 's/^BUILD_SHARED_LIBS:BOOL=//p')
+step "cmake --install $build --prefix <tmp> (BUILD_SHARED_LIBS=${shared:-OFF})"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+pc_file=$(find "$prefix" -name squall.pc -path '*/pkgconfig/*')
+libdir=$(dirname "$(dirname "$pc_file")")  # lib, or lib/<multiarch> under /usr
+test -f "$libdir/cmake/squall/squallConfig.cmake" -a -f "$libdir/cmake/squall/squallConfigVersion.cmake"
+ls "$libdir"/libsquall.* >/dev/null
+
+step "every installed header compiles from the prefix alone"
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+for header in "$prefix"/include/squall/*.h; do
+  echo "#include <squall/$(basename "$header")>"
+done >"$tmp/all_headers.cc"
+# The flags name the prefix alone: a header that needs one left out of the install fails.
+g++ -std=c++20 -fsyntax-only $(pkg-config --cflags squall) "$tmp/all_headers.cc"
+
+step "installed programs start (squall-fetch --help, squall-contract-app --help)"
+"$prefix/bin/squall-fetch" --help >/dev/null
+"$prefix/bin/squall-contract-app" --help >/dev/null
+
+step "outside project, CMake find_package(squall)"
+cmake -S "$outside" -B "$tmp/cmake-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$tmp/cmake-build" >/dev/null
+timeout -k 5 30 "$tmp/cmake-build/hello_roundtrip"
+
+step "outside project, pkg-config ($(pkg-config --libs squall))"
+mkdir "$tmp/pkg-config-build"
+make -s -f "$outside/Makefile" OUT="$tmp/pkg-config-build"
+timeout -k 5 30 "$tmp/pkg-config-build/hello_roundtrip"
+
+step "passed"
