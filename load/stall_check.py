@@ -44,12 +44,11 @@ import argparse
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
 
-from squall_conformance import paths
+from squall_conformance import launch, paths
 
 from .engines import hdr
 from .engines import squall_load as squall_load_engine
@@ -98,13 +97,7 @@ def start_server(stall_at: float, stall: float, cpus: str) -> tuple[subprocess.P
 
 def stop(proc: subprocess.Popen) -> str:
     """SIGTERM by PID (SIGKILL after 5 s); what it printed after its port line."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    launch.stop_process(proc, grace=5.0)
     rest = proc.stdout.read() if proc.stdout else ""
     if proc.stdout:
         proc.stdout.close()
@@ -119,24 +112,13 @@ def stall_interval(text: str) -> tuple[float, float] | None:
     return None
 
 
-def run_squall_load(args) -> dict:
+def run_squall_load(args, rate: float) -> dict:
+    """squall-load at `rate` (0: closed loop) against a fresh stall server."""
     proc, port = start_server(args.stall_at, args.stall, args.server_cpu)
     try:
         r = squall_load_engine.run(f"http://127.0.0.1:{port}", BY_NAME["plaintext"], args.duration,
                                    args.connections, {int(c) for c in args.client_cpu.split(",")},
-                                   args.stall + 10, squall_bin=args.squall_bin, rate=args.rate, warmup=0)
-    finally:
-        printed = stop(proc)
-    r["stall"] = stall_interval(printed)
-    return r
-
-
-def run_squall_load_closed(args) -> dict:
-    proc, port = start_server(args.stall_at, args.stall, args.server_cpu)
-    try:
-        r = squall_load_engine.run(f"http://127.0.0.1:{port}", BY_NAME["plaintext"], args.duration,
-                                   args.connections, {int(c) for c in args.client_cpu.split(",")},
-                                   args.stall + 10, squall_bin=args.squall_bin, rate=0, warmup=0)
+                                   args.stall + 10, squall_bin=args.squall_bin, rate=rate, warmup=0)
     finally:
         printed = stop(proc)
     r["stall"] = stall_interval(printed)
@@ -256,8 +238,8 @@ def main(argv=None) -> int:
     tol = args.tolerance_ms if args.tolerance_ms is not None else args.stall * 1000 * 0.05
     exp = expected(args.rate, args.duration, args.stall)
     print(f"expected (computed before the run): {json.dumps(exp)}", file=sys.stderr)
-    sl = run_squall_load(args)
-    closed = None if args.no_contrast else run_squall_load_closed(args)
+    sl = run_squall_load(args, args.rate)
+    closed = None if args.no_contrast else run_squall_load(args, 0)
     wrk = None if args.no_contrast else run_wrk(args)
     text, ok = table(args, exp, sl, closed, wrk, tol)
     print(text)

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import selectors
-import signal
 import subprocess
 import tempfile
 import time
@@ -20,8 +19,9 @@ import unittest
 LOAD = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LOAD)
 
+from squall_conformance import launch
 from squall_load import impls
-from squall_load.scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS  # noqa: E402
+from squall_load.scenarios import BY_NAME, SCENARIOS, TLS_SCENARIOS
 
 PY = "/usr/bin/python3"
 RUN = ["-m", "squall_load"]   # the load runner, from the clone's root (cwd=REPO)
@@ -158,13 +158,7 @@ class UrlBesideImpl(unittest.TestCase):
 
     @staticmethod
     def stop(proc):
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        launch.stop_process(proc, grace=5.0)
         proc.stdout.close()
 
     def test_url_and_impl_side_by_side_and_affinity_restored(self):
