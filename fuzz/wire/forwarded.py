@@ -31,7 +31,7 @@ MARKER = b"x-squall-front"
 _MARKER_LINE = re.compile(rb"(?im)^x-squall-front[ \t]*:")
 _FIELD_LINE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
 # Not anchored at a line start: a front writes the next request right after a body.
-_REQUEST_LINE = re.compile(rb"([A-Z][A-Z-]*) [^ \r\n]+ HTTP/\d\.\d\r?\n")
+_REQUEST_LINE = re.compile(rb"([A-Z][A-Z-]*) ([^ \r\n]+) HTTP/\d\.\d\r?\n")
 _LAST_CHUNK = re.compile(rb"(?:^|\r\n)0+(?:;[^\r\n]*)?\r\n")
 # Fields a proxy adds, removes or rewrites by design (hop-by-hop fields, RFC 9110 §7.6.1;
 # Via §7.6.3; the X-Forwarded-* family; framing, which a proxy may re-encode, RFC 9112 §6).
@@ -48,22 +48,27 @@ def meant(forwarded: bytes) -> int:
 
 
 def heads(forwarded: bytes):
-    """The heads the front wrote, as (method, head bytes, what follows the head): for each
-    marker line, the last request line before it and the head up to its empty line."""
+    """The heads the front wrote, as ((method, target), head bytes, what follows the head):
+    for each marker line, the last request line before it and the head up to its empty line."""
     out = []
     for m in _MARKER_LINE.finditer(forwarded):
         lines = [r for r in _REQUEST_LINE.finditer(forwarded, 0, m.start())]
         start = lines[-1].start() if lines else 0
         end = forwarded.find(b"\r\n\r\n", m.start())
         end = len(forwarded) if end < 0 else end + 4
-        method = lines[-1].group(1).decode("latin-1") if lines else "GET"
-        out.append((method, forwarded[start:end], forwarded[end:]))
+        request = tuple(x.decode("latin-1") for x in lines[-1].groups()) if lines else ("GET", "/")
+        out.append((request, forwarded[start:end], forwarded[end:]))
     return out
+
+
+def requests(forwarded: bytes) -> list[tuple]:
+    """(method, target) of the front's messages, in order."""
+    return [request for request, _, _ in heads(forwarded)] or [("GET", "/")]
 
 
 def methods(forwarded: bytes) -> list[str]:
     """The methods of the front's messages, in order (to read the answers to HEAD right)."""
-    return [method for method, _, _ in heads(forwarded)] or ["GET"]
+    return [method for method, _ in requests(forwarded)]
 
 
 def unfinished(forwarded: bytes) -> bool:

@@ -198,10 +198,10 @@ class ProxyFuzzer:
         data = bytes(up.forwarded)
         if not data:
             return None
-        methods = forwarded.methods(data)
-        ref = self.direct.observe_one(self.direct.targets[self.oracle], [data], methods)
-        reqs = [(m, "/") for m in methods]
-        return oracle.classify(ref, forwarded.understood(up), reqs, opaque=True)
+        reqs = forwarded.requests(data)
+        ref = self.direct.observe_one(self.direct.targets[self.oracle], [data], [m for m, _ in reqs])
+        return oracle.classify(ref, forwarded.understood(up), reqs,
+                               opaque=self.direct.opaque(self.oracle) or self.direct.opaque(self.backend))
 
     def step(self, iteration, stream, elapsed):
         """One input through every front (and to the oracle directly): the new findings."""
