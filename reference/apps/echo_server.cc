@@ -94,15 +94,9 @@ int main(int argc, char** argv) {
     EchoServer server(max_line);  // after the loop: destroyed before it
     server.add_sockets(std::move(sockets));
 
-    squall::StopSignalWatcher stop_signals(loop, [&] {
-      server.stop();
-      loop.stop();
-    });
-    loop.start();
+    squall::serve_until_stop_signal(loop, server);
     return 0;
   } catch (...) {
-    squall::log(LogLevel::error, LogCategory::general, "echo server failed: {}",
-                squall::describe_current_exception());
-    return 1;
+    return squall::log_program_failure("echo server");
   }
 }

@@ -21,7 +21,6 @@
 // message on stderr).
 // Non-standard method/body combinations are allowed (the adapter sends what it is told);
 // POST, PUT and PATCH without --body-file send an empty body.
-#include <openssl/evp.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -33,26 +32,14 @@
 #include <string>
 #include <vector>
 
+#include "squall/http_parse.h"
 #include "squall/httpclient.h"
+#include "squall/httputil.h"
 #include "squall/ioloop.h"
 #include "squall/log.h"
 #include "squall/web.h"
 
 namespace {
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t");
-  size_t e = s.find_last_not_of(" \t");
-  return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
-}
 
 squall::Duration seconds(double s) {
   return std::chrono::duration_cast<squall::Duration>(std::chrono::duration<double>(s));
@@ -68,7 +55,7 @@ std::string to_json(const squall::HTTPResponse& r, const std::string& url, const
     first = false;
     out += "[" + json_quote(f.name) + ", " + json_quote(f.value) + "]";
   }
-  out += "], \"body_b64\": " + json_quote(base64(r.body));
+  out += "], \"body_b64\": " + json_quote(squall::base64_encode(r.body));
   out += ", \"effective_url\": " + json_quote(r.effective_url.empty() ? url : r.effective_url);
   out += ", \"error\": " + (error ? json_quote(*error) : std::string("null")) + "}";
   return out;
@@ -145,7 +132,8 @@ int main(int argc, char** argv) {
       std::cerr << "squall-fetch: bad --header (want 'Name: value'): " << h << "\n";
       return 2;
     }
-    request.headers.add(trim(std::string_view(h).substr(0, colon)), trim(std::string_view(h).substr(colon + 1)));
+    request.headers.add(squall::trim_ows(std::string_view(h).substr(0, colon)),
+                            squall::trim_ows(std::string_view(h).substr(colon + 1)));
   }
   request.connect_timeout = seconds(connect_timeout);
   request.request_timeout = seconds(request_timeout);

@@ -47,6 +47,8 @@
 #include <string_view>
 #include <vector>
 
+#include "squall/httputil.h"
+
 namespace squall::load {
 
 class HdrHistogram {
@@ -231,7 +233,7 @@ class HdrHistogram {
     std::snprintf(head, sizeof head, "squall-hdr-1 %lld %lld %d %lld %lld %.17g %.17g ",
                   static_cast<long long>(lowest_), static_cast<long long>(highest_), digits_,
                   static_cast<long long>(min()), static_cast<long long>(max()), sum_, sum_sq_);
-    return head + base64(bytes);
+    return head + base64_encode(bytes);
   }
 
   // nullopt if `text` is not a well-formed serialised histogram.
@@ -254,7 +256,7 @@ class HdrHistogram {
       double sum = std::stod(f[6]);
       double sum_sq = std::stod(f[7]);
       HdrHistogram h(lowest, highest, digits);
-      std::optional<std::string> bytes = unbase64(f[8]);
+      std::optional<std::string> bytes = base64_decode(f[8]);
       if (!bytes) return std::nullopt;
       size_t i = 0, at = 0;
       while (at < bytes->size()) {
@@ -306,54 +308,6 @@ class HdrHistogram {
     }
     return std::nullopt;
   }
-  static constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  static std::string base64(const std::string& in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-      uint32_t n = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                   static_cast<uint8_t>(in[i + 2]);
-      for (int s = 18; s >= 0; s -= 6) out.push_back(kBase64[(n >> s) & 63]);
-    }
-    if (size_t rest = in.size() - i) {
-      uint32_t n = static_cast<uint8_t>(in[i]) << 16;
-      if (rest == 2) n |= static_cast<uint8_t>(in[i + 1]) << 8;
-      out.push_back(kBase64[(n >> 18) & 63]);
-      out.push_back(kBase64[(n >> 12) & 63]);
-      out.push_back(rest == 2 ? kBase64[(n >> 6) & 63] : '=');
-      out.push_back('=');
-    }
-    return out;
-  }
-  static std::optional<std::string> unbase64(std::string_view in) {
-    if (in.size() % 4) return std::nullopt;
-    std::string out;
-    for (size_t i = 0; i < in.size(); i += 4) {
-      uint32_t n = 0;
-      int pad = 0;
-      for (int k = 0; k < 4; ++k) {
-        char c = in[i + k];
-        int v;
-        if (c == '=' && k >= 2 && i + 4 == in.size()) {
-          ++pad;
-          v = 0;
-        } else if (pad) {
-          return std::nullopt;
-        } else {
-          const char* p = std::char_traits<char>::find(kBase64, 64, c);
-          if (!p) return std::nullopt;
-          v = static_cast<int>(p - kBase64);
-        }
-        n = (n << 6) | static_cast<uint32_t>(v);
-      }
-      out.push_back(static_cast<char>((n >> 16) & 0xff));
-      if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 0xff));
-      if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
-    }
-    return out;
-  }
-
   int64_t lowest_;
   int64_t highest_;
   int digits_;

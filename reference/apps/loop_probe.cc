@@ -291,8 +291,9 @@ struct SocketPair {
   }
 };
 
-// A due timer and a readable fd in the same iteration.
-Task<void> io_vs_timer(IOLoop& loop) {
+// A readable fd and one other event in the same iteration: `schedule` queues the other
+// (a due timer, a callback), which prints `other` when it runs.
+Task<void> io_vs(IOLoop& loop, const char* other, std::function<void(std::function<void()>)> schedule) {
   Future<void> finished;
   SocketPair pair;
   (void)!::write(pair.fds[1], "x", 1);
@@ -310,30 +311,16 @@ Task<void> io_vs_timer(IOLoop& loop) {
         note("io");
       },
       IOLoop::READ);
-  loop.call_later(0s, [note]() mutable { note("timer"); });
+  schedule([note, other]() mutable { note(other); });
   co_await finished;
 }
 
+Task<void> io_vs_timer(IOLoop& loop) {
+  return io_vs(loop, "timer", [&loop](std::function<void()> fire) { loop.call_later(0s, std::move(fire)); });
+}
+
 Task<void> io_vs_callback(IOLoop& loop) {
-  Future<void> finished;
-  SocketPair pair;
-  (void)!::write(pair.fds[1], "x", 1);
-  auto seen = std::make_shared<int>(0);
-  auto note = [seen, finished](const char* what) mutable {
-    out(what);
-    if (++*seen == 2) finished.set_result();
-  };
-  loop.add_handler(
-      pair.fds[0],
-      [&loop, note](int fd, uint32_t) mutable {
-        char c;
-        (void)!::read(fd, &c, 1);
-        loop.remove_handler(fd);
-        note("io");
-      },
-      IOLoop::READ);
-  loop.add_callback([note]() mutable { note("callback"); });
-  co_await finished;
+  return io_vs(loop, "callback", [&loop](std::function<void()> fire) { loop.add_callback(std::move(fire)); });
 }
 
 Task<void> cross_thread_wake(IOLoop& loop) {

@@ -111,17 +111,8 @@ bool iequals(std::string_view a, std::string_view b) { return squall::header_nam
 
 // Does a comma-separated field value hold `token` (case-insensitive)? ("keep-alive, Close")
 bool has_token(std::string_view value, std::string_view token) {
-  size_t pos = 0;
-  while (pos <= value.size()) {
-    size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) comma = value.size();
-    std::string_view item = value.substr(pos, comma - pos);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (iequals(item, token)) return true;
-    pos = comma + 1;
-  }
-  return false;
+  // The walk stops (false) at the first element that is the token.
+  return !squall::for_each_list_element(value, [&](std::string_view item) { return !iequals(item, token); });
 }
 
 // ---------------------------------------------------------------------------- configuration
@@ -823,7 +814,7 @@ squall::Task<void> read_task(Runner* r, size_t id, uint64_t gen, squall::IOStrea
     std::string data;
     std::exception_ptr error;
     try {
-      data = co_await stream->read_bytes(64 * 1024, true);
+      data = co_await stream->read_bytes(64 * 1024, /*partial=*/true);
     } catch (...) {
       error = std::current_exception();
     }

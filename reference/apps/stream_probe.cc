@@ -169,7 +169,7 @@ class StreamProbe : public squall::TCPServer {
 int main(int argc, char** argv) {
   CLI::App app{"Squall stream probe (conformance contract 2)"};
   int port = -1;
-  size_t max_buffer_size = 100 * 1024 * 1024;
+  size_t max_buffer_size = squall::IOStreamOptions{}.max_buffer_size;
   std::string log_level = "warning";
   app.add_option("--port", port, "TCP port on 127.0.0.1 (0: let the kernel choose)")->required()->check(CLI::Range(0, 65535));
   app.add_option("--max-buffer-size", max_buffer_size, "IOStream max_buffer_size")->capture_default_str();
@@ -188,14 +188,9 @@ int main(int argc, char** argv) {
     std::printf("port=%u\n", static_cast<unsigned>(server.ports().at(0)));
     std::fflush(stdout);
 
-    squall::StopSignalWatcher stop_signals(loop, [&] {
-      server.stop();
-      loop.stop();
-    });
-    loop.start();
+    squall::serve_until_stop_signal(loop, server);
     return 0;
   } catch (...) {
-    squall::log(LogLevel::error, LogCategory::general, "stream probe failed: {}", squall::describe_current_exception());
-    return 1;
+    return squall::log_program_failure("stream probe");
   }
 }

@@ -3,7 +3,8 @@
 //
 //   example-fetch http://127.0.0.1:8888/
 //
-// Only http:// URLs are supported (TLS is a later issue). Exit status 1 on failure.
+// http:// and https:// URLs (certificates checked against the system CAs). Exit status 1
+// on failure (the message on stderr).
 #include <cstdio>
 #include <exception>
 #include <string>

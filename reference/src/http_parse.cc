@@ -4,6 +4,7 @@
 #include <emmintrin.h>
 #endif
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -53,15 +54,8 @@ inline bool has_class(char c, CharClass cls) noexcept {
   return (kCharClasses[static_cast<unsigned char>(c)] & cls) != 0;
 }
 
-inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
-
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 std::size_t skip_ows(std::string_view s, std::size_t pos) noexcept {
   while (pos < s.size() && is_ows(s[pos])) ++pos;
@@ -344,7 +338,7 @@ bool is_ip_literal_body(std::string_view s) noexcept {
 
 // Whether a request-target has one of the forms of RFC 9112 §3.2 for this method.
 bool target_form_valid(std::string_view method, std::string_view target) noexcept {
-  if (method == "CONNECT") return is_valid_authority(target, true);  // authority-form only
+  if (method == "CONNECT") return is_valid_authority(target, /*require_port=*/true);  // authority-form only
   if (target.front() == '/') return true;                            // origin-form
   if (target == "*") return method == "OPTIONS";                     // asterisk-form
   // absolute-form: scheme "://" ... (scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ))
@@ -459,6 +453,12 @@ HTTPHeaders headers_from(const std::vector<HeaderField>& fields, bool unfold) {
 }  // namespace
 
 // ---- tokens -------------------------------------------------------------------------
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
 
 bool is_tchar(char c) noexcept { return has_class(c, kTchar); }
 
@@ -692,7 +692,7 @@ ParseResult<RequestHead> parse_request_head(std::string_view head, const HeadLim
 ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits limits) {
   limits.policy.allow_bare_lf = true;
   limits.policy.allow_framing_lookalikes = true;
-  const std::size_t start = skip_blank_lines(head, true);
+  const std::size_t start = skip_blank_lines(head, /*allow_lf=*/true);
   if (start == head.size()) return ParseError{400, "no status line"};
   const Line line = next_line(head, start);
   if (line.content.size() > limits.max_start_line) return ParseError{400, "status line too long"};
@@ -703,7 +703,7 @@ ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits 
   fields.reserve(16);
   auto status = parse_header_block(head.substr(line.next), fields, limits);
   if (!status) return status.error();
-  return ResponseHead{*start_line, headers_from(fields, true)};
+  return ResponseHead{*start_line, headers_from(fields, /*unfold=*/true)};
 }
 
 // ---- body framing ---------------------------------------------------------------------
@@ -740,22 +740,20 @@ ParseResult<std::uint64_t> parse_content_length(std::string_view value, const Pa
     if (value.find(',') != std::string_view::npos) return ParseError{400, "Content-Length is a list"};
   }
   std::string_view first;
-  std::size_t pos = 0;
-  do {
-    std::size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) comma = value.size();
-    const std::string_view element = trim_ows(value.substr(pos, comma - pos));
-    if (element.empty()) return ParseError{400, "empty Content-Length"};
-    for (char c : element) {
-      if (!is_digit(c)) return ParseError{400, "non-numeric Content-Length"};
-    }
-    if (first.empty()) {
+  std::optional<ParseError> bad;
+  for_each_list_element(value, [&](std::string_view element) {
+    if (element.empty()) {
+      bad = ParseError{400, "empty Content-Length"};
+    } else if (!std::all_of(element.begin(), element.end(), is_digit)) {
+      bad = ParseError{400, "non-numeric Content-Length"};
+    } else if (first.empty()) {
       first = element;
     } else if (element != first) {
-      return ParseError{400, "multiple differing Content-Length values"};
+      bad = ParseError{400, "multiple differing Content-Length values"};
     }
-    pos = comma + 1;
-  } while (pos <= value.size());
+    return !bad;
+  });
+  if (bad) return *bad;
 
   std::uint64_t n = 0;
   for (char c : first) {

@@ -3,8 +3,6 @@
 // through HTTP1Connection and reads the response into a Collector delegate.
 #include "squall/httpclient.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <deque>
@@ -224,14 +222,6 @@ ParsedURL parse_http_url(std::string_view url) {
 
 namespace {
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 bool is_idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" || method == "DELETE" ||
          method == "TRACE";
@@ -239,9 +229,9 @@ bool is_idempotent(std::string_view method) {
 
 bool is_redirect(int code) { return code == 301 || code == 302 || code == 303 || code == 307 || code == 308; }
 
-// A failure of the transport (599).
+// A failure of the transport (599); the kind chooses the HTTPClientError subclass.
 struct TransportError {
-  enum Kind { timeout, closed, other } kind;
+  enum Kind { timeout, closed, bad_response, other } kind;
   std::string message;
 };
 
@@ -511,6 +501,9 @@ void fail(const std::shared_ptr<FetchState>& state, const TransportError& error,
     case TransportError::closed:
       e = std::make_exception_ptr(HTTPStreamClosedError(599, error.message, snapshot));
       break;
+    case TransportError::bad_response:
+      e = std::make_exception_ptr(HTTPBadResponseError(599, error.message, snapshot));
+      break;
     default:
       e = std::make_exception_ptr(HTTPClientError(599, error.message, snapshot));
   }
@@ -559,7 +552,7 @@ HTTPHeaders build_headers(const HTTPRequest& request, const ParsedURL& url, cons
       user = url_unquote(std::string_view(url.userinfo).substr(0, colon));
       if (colon != std::string::npos) password = url_unquote(std::string_view(url.userinfo).substr(colon + 1));
     }
-    if (!user.empty()) headers.add("Authorization", "Basic " + base64(user + ":" + password));
+    if (!user.empty()) headers.add("Authorization", "Basic " + base64_encode(user + ":" + password));
   }
   if (!request.user_agent.empty()) {
     headers.set("User-Agent", request.user_agent);
@@ -641,17 +634,17 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
       c->id = impl->next_id++;
       ++impl->opened;
       c->stream = std::move(stream);
-      c->conn = std::make_unique<HTTP1Connection>(*c->stream, true, params);
+      c->conn = std::make_unique<HTTP1Connection>(*c->stream, /*is_client=*/true, params);
     }
     state->phase = Phase::requesting;
     state->current_stream = c->stream.get();
     CurrentStreamGuard guard{*state};
 
     Collector collector(request);
-    bool wrote = false;
     bool keep_alive = false;
     std::optional<std::string> error_message;
     bool closed_error = false;
+    bool bad_response = false;
     bool early_final = false;  // expect-100: the server answered without 100 Continue
     try {
       RequestStartLine line{request.method, url.target, "HTTP/1.1"};
@@ -669,7 +662,7 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
         Future<std::string> interim_read = c->stream->read_until("\r\n\r\n", request.max_header_size);
         std::string interim = co_await interim_read;
         ParseResult<ResponseHead> parsed = parse_response_head(interim);
-        if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+        parsed.throw_if_error<HTTPInputError>();
         if (parsed->start_line.code != 100) {
           early_final = true;
           collector.head_seen = true;
@@ -690,22 +683,24 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
           co_await produced;
         }
         c->conn->finish();
-        wrote = true;
         keep_alive = co_await c->conn->read_response(collector);
       }
     } catch (const HTTPInputError& e) {
-      error_message = fmt::format("Bad response: {}", e.what());
+      // HTTP1Connection reports a response cut short by the peer as an HTTPInputError
+      // whose message starts "Connection closed" (http1connection.cc): a closed stream,
+      // not a malformed response. A distinct exception type there would replace this test.
       closed_error = std::string_view(e.what()).starts_with("Connection closed");
-      if (closed_error) error_message = fmt::format("Stream closed: {}", e.what());
+      bad_response = !closed_error;
+      error_message = fmt::format("{}: {}", closed_error ? "Stream closed" : "Bad response", e.what());
     } catch (const StreamClosedError&) {
       closed_error = true;
     } catch (const UnsatisfiableReadError&) {
+      bad_response = true;
       error_message = "Bad response: Header too large";
     } catch (const std::exception& e) {
       error_message = e.what();
     }
     if (state->timed_out) co_return out;
-    (void)wrote;
     if (!error_message && !closed_error && collector.finished) {
       out.response.code = collector.code;
       out.response.reason = collector.reason;
@@ -722,7 +717,7 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
       continue;
     }
     if (error_message && !closed_error) {
-      out.error = TransportError{TransportError::other, *error_message};
+      out.error = TransportError{bad_response ? TransportError::bad_response : TransportError::other, *error_message};
     } else {
       // A TLS alert closed it (TLS 1.3 reports a refused client certificate only after
       // the handshake): say so rather than just "Stream closed".

@@ -1,5 +1,7 @@
 #include "squall/httputil.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -510,7 +512,7 @@ void parse_query_into(std::string_view query, Arguments& out, bool keep_blank_va
     const std::string_view name = pair.substr(0, eq);
     const std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     if (value.empty() && !keep_blank_values) continue;
-    out.add(url_unquote(name, true), url_unquote(value, true));
+    out.add(url_unquote(name, /*plus_is_space=*/true), url_unquote(value, /*plus_is_space=*/true));
   }
 }
 
@@ -587,7 +589,7 @@ ParseResult<void> parse_body_arguments(std::string_view content_type, std::strin
     return ParseError{415, "unsupported Content-Encoding for a form body"};
   }
   if (urlencoded) {
-    parse_query_into(body, arguments, true);
+    parse_query_into(body, arguments, /*keep_blank_values=*/true);
     return {};
   }
   const auto boundary = type.param("boundary");
@@ -729,6 +731,44 @@ std::string_view reason_phrase(int code) noexcept {
     if (r.code == code) return r.phrase;
   }
   return "Unknown";
+}
+
+// ---- base64 -------------------------------------------------------------------------
+
+std::string base64_encode(std::string_view bytes) {
+  // OpenSSL's encoder (the library links it anyway): 4 characters per 3 bytes, plus the
+  // terminating NUL it writes.
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    uint32_t group = 0;
+    int padding = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      const char c = text[i + k];
+      size_t value = 0;
+      if (c == '=' && k >= 2 && last) {
+        ++padding;
+      } else if (padding != 0 || (value = kAlphabet.find(c)) == std::string_view::npos) {
+        return std::nullopt;  // a character after '=', or not of the alphabet
+      }
+      group = (group << 6) | static_cast<uint32_t>(value);
+    }
+    out.push_back(static_cast<char>(group >> 16));
+    if (padding < 2) out.push_back(static_cast<char>((group >> 8) & 0xff));
+    if (padding < 1) out.push_back(static_cast<char>(group & 0xff));
+  }
+  return out;
 }
 
 }  // namespace squall

@@ -85,4 +85,9 @@ std::string describe_current_exception() {
   }
 }
 
+int log_program_failure(std::string_view program) {
+  log(LogLevel::error, LogCategory::general, "{} failed: {}", program, describe_current_exception());
+  return 1;
+}
+
 }  // namespace squall

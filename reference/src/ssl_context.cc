@@ -54,11 +54,11 @@ std::shared_ptr<const SSLContext> SSLContext::server(SSLOptions options) {
   if (options.client_cert != ClientCertMode::none && options.ca_certs.empty()) {
     throw std::invalid_argument("SSLOptions: verifying client certificates needs ca_certs");
   }
-  return std::make_shared<const SSLContext>(Key{}, std::move(options), true);
+  return std::make_shared<const SSLContext>(Key{}, std::move(options), /*server_side=*/true);
 }
 
 std::shared_ptr<const SSLContext> SSLContext::client(SSLOptions options) {
-  return std::make_shared<const SSLContext>(Key{}, std::move(options), false);
+  return std::make_shared<const SSLContext>(Key{}, std::move(options), /*server_side=*/false);
 }
 
 SSLContext::SSLContext(Key, SSLOptions options, bool server_side)

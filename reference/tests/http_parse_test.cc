@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -1110,6 +1111,59 @@ TEST(ParseRequestHead, IntoReusedFieldsClearsThemFirstAndOnError) {
   auto bad = parse_request_head("GET /b HTTP/1.1\r\nHost: h\r\nBad Name: 1\r\n\r\n", fields);
   ASSERT_FALSE(bad);
   EXPECT_TRUE(fields.empty());
+}
+
+// ---- list helpers and errors -------------------------------------------------------------
+
+TEST(TrimOws, StripsSpacesAndTabsAtBothEndsOnly) {
+  EXPECT_EQ(trim_ows(" \t a b\t "), "a b");
+  EXPECT_EQ(trim_ows("\t \t"), "");
+  EXPECT_EQ(trim_ows("\r\nx\n"), "\r\nx\n");  // CR and LF are not OWS
+}
+
+TEST(ForEachListElement, VisitsTrimmedElementsInOrderEmptyOnesIncluded) {
+  std::vector<std::string> seen;
+  EXPECT_TRUE(for_each_list_element(" gzip ,, chunked\t,", [&](std::string_view e) {
+    seen.emplace_back(e);
+    return true;
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"gzip", "", "chunked", ""}));
+  seen.clear();
+  EXPECT_TRUE(for_each_list_element("", [&](std::string_view e) {
+    seen.emplace_back(e);
+    return true;
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{""}));
+}
+
+TEST(ForEachListElement, StopsWhenTheVisitorSaysSo) {
+  int visits = 0;
+  EXPECT_FALSE(for_each_list_element("keep-alive, close, upgrade", [&](std::string_view e) {
+    ++visits;
+    return e != "close";
+  }));
+  EXPECT_EQ(visits, 2);
+}
+
+struct StatusError : std::runtime_error {
+  StatusError(const std::string& what, int status) : std::runtime_error(what), status(status) {}
+  int status;
+};
+
+TEST(ParseResult, ThrowIfErrorRaisesTheReasonAndStatus) {
+  ParseResult<int> bad = ParseError{431, "too many fields"};
+  try {
+    bad.throw_if_error<StatusError>();
+    ADD_FAILURE() << "no exception";
+  } catch (const StatusError& e) {
+    EXPECT_STREQ(e.what(), "too many fields");
+    EXPECT_EQ(e.status, 431);
+  }
+  ParseResult<int> good = 7;
+  EXPECT_NO_THROW(good.throw_if_error<StatusError>());
+  ParseResult<void> bad_void = ParseError{400, "bad"};
+  EXPECT_THROW(bad_void.throw_if_error<StatusError>(), StatusError);
+  EXPECT_NO_THROW(ParseResult<void>().throw_if_error<StatusError>());
 }
 
 }  // namespace

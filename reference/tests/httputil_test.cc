@@ -559,5 +559,34 @@ TEST(ReasonPhrase, MatchesPythonTable) {
   EXPECT_EQ(reason_phrase(599), "Unknown");
 }
 
+// ---- base64 ---------------------------------------------------------------------------
+
+TEST(Base64, EncodesTheRfc4648Vectors) {
+  const std::vector<std::pair<std::string, std::string>> vectors = {
+      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"}};
+  for (const auto& [bytes, text] : vectors) {
+    EXPECT_EQ(base64_encode(bytes), text) << bytes;
+    EXPECT_EQ(base64_decode(text), bytes) << text;
+  }
+}
+
+TEST(Base64, RoundTripsEveryByteValueAtEveryLength) {
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(255 - i));
+  for (size_t n = 0; n <= bytes.size(); n += 7) {
+    std::string piece = bytes.substr(0, n);
+    std::string text = base64_encode(piece);
+    EXPECT_EQ(text.size(), (n + 2) / 3 * 4);
+    EXPECT_EQ(base64_decode(text), piece) << n;
+  }
+}
+
+TEST(Base64, DecodeRefusesWhatIsNotPaddedBase64) {
+  for (std::string_view bad : {"Zg", "Zg=", "Zm9v!A==", "Z===", "Zg=a", "Zg==Zg==", "Zm 9v", "Zm9vYg-_"}) {
+    EXPECT_EQ(base64_decode(bad), std::nullopt) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace squall

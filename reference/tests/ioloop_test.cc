@@ -2,7 +2,6 @@
 // cross-thread wake-up, lazy timer cancellation, error isolation, cleanup.
 #include "squall/ioloop.h"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "squall/future.h"
+#include "open_fds.h"
 
 using namespace squall;
 using namespace std::chrono_literals;
@@ -46,15 +46,7 @@ struct SocketPair {
   }
 };
 
-size_t open_fd_count() {
-  size_t n = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n;
-}
+using testing_support::open_fd_count;
 
 }  // namespace
 
@@ -554,7 +546,7 @@ TEST(IOLoop, CurrentIsPerThread) {
 }
 
 TEST(IOLoop, CloseReleasesItsDescriptors) {
-  size_t before = open_fd_count();
+  int before = open_fd_count();
   {
     IOLoop loop;
     EXPECT_EQ(open_fd_count(), before + 2);  // epoll + eventfd

@@ -3,7 +3,6 @@
 #include "squall/netutil.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -26,6 +25,7 @@
 #include "squall/future.h"
 #include "squall/ioloop.h"
 #include "squall/task.h"
+#include "open_fds.h"
 
 namespace squall {
 namespace {
@@ -42,15 +42,7 @@ bool ipv6_available() {
   return false;
 }
 
-int open_fd_count() {
-  int n = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n - 1;  // the directory stream itself
-}
+using testing_support::open_fd_count;
 
 void close_all(const std::vector<int>& fds) {
   for (int fd : fds) ::close(fd);

@@ -1,7 +1,6 @@
 // Tests for squall/tcpclient.h: TCPClient::connect over loopback sockets only.
 #include "squall/tcpclient.h"
 
-#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,21 +21,14 @@
 #include "squall/task.h"
 #include "squall/tcpserver.h"
 #include "tls/test_certs.h"
+#include "open_fds.h"
 
 namespace squall {
 namespace {
 
 using namespace std::chrono_literals;
 
-int open_fd_count() {
-  int n = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n - 1;  // the directory stream itself
-}
+using testing_support::open_fd_count;
 
 // A listening socket whose accepted connections receive `greeting` and stay open until
 // the listener goes away.

@@ -27,12 +27,12 @@
 namespace squall {
 
 struct ChunkedDecoderLimits {
-  std::uint64_t max_body = std::uint64_t{1} << 62;  // sum of chunk sizes -> 413 beyond
-  std::size_t max_extensions = 256;                 // bytes of chunk-ext per line -> 400 beyond
-  std::size_t max_trailer_bytes = 64 * 1024;        // trailer section -> 431 beyond
-  std::size_t max_trailer_fields = 100;             // trailer fields -> 431 beyond
-  HeadLimits trailer_limits;                        // validation of each trailer field; its
-                                                    // policy also rules line ends (bare LF)
+  std::uint64_t max_body = std::uint64_t{1} << 62;             // sum of chunk sizes -> 413 beyond
+  std::size_t max_extensions = 256;                            // bytes of chunk-ext per line -> 400 beyond
+  std::size_t max_trailer_bytes = kDefaultMaxHeaderSize;       // trailer section -> 431 beyond
+  std::size_t max_trailer_fields = kDefaultMaxTrailerFields;  // trailer fields -> 431 beyond
+  HeadLimits trailer_limits;  // validation of each trailer field; its policy also rules
+                              // line ends (bare LF)
 };
 
 struct ChunkedStep {

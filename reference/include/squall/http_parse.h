@@ -2,10 +2,11 @@
 // Content-Length, Transfer-Encoding and chunk-size lines (the parsing half of Tornado's
 // `httputil` and `http1connection`, as pure functions).
 //
-// What it is for: `HTTP1Connection` reads a head with `read_until_regex("\r?\n\r?\n")`
-// and a chunk-size line with `read_until("\r\n")`, then hands the bytes here. Nothing
-// here touches a socket or a loop, so the unit tests, fuzzers and benchmarks call these
-// functions directly.
+// What it is for: `HTTP1Connection` buffers what it reads from its stream, finds the end
+// of a head itself (through the first "\r?\n\r?\n") and hands the head here; a chunked
+// body goes through ChunkedDecoder (chunked_decoder.h), which parses each chunk-size line
+// here. The client parses an interim (1xx) head the same way. Nothing here touches a
+// socket or a loop, so the unit tests, fuzzers and benchmarks call these functions directly.
 //
 // Why it looks like this: parsing is where request smuggling and crashes live, so each
 // function is strict (RFC 9110/9112 grammar; Tornado's leniencies only where the RFC
@@ -34,6 +35,13 @@ struct ParseError {
   int status = 400;
   std::string_view reason;
   friend bool operator==(const ParseError&, const ParseError&) = default;
+
+  // Throws it as an Error(reason, status): how the connection and the client turn a
+  // parser's verdict into their exception (HTTPInputError, http1connection.h).
+  template <class Error>
+  [[noreturn]] void raise() const {
+    throw Error(std::string(reason), status);
+  }
 };
 
 // A value or a ParseError (std::expected is C++23).
@@ -55,6 +63,12 @@ class [[nodiscard]] ParseResult {
   const T* operator->() const { return &value(); }
   // Throws std::bad_variant_access when called on a value.
   const ParseError& error() const { return std::get<1>(state_); }
+  // On an error, throws it as an Error (ParseError::raise); a value is left alone:
+  //   parsed.throw_if_error<HTTPInputError>();
+  template <class Error>
+  void throw_if_error() const {
+    if (!ok()) error().template raise<Error>();
+  }
 
  private:
   std::variant<T, ParseError> state_;
@@ -68,10 +82,34 @@ class [[nodiscard]] ParseResult<void> {
   bool ok() const noexcept { return !error_.has_value(); }
   explicit operator bool() const noexcept { return ok(); }
   const ParseError& error() const { return error_.value(); }
+  template <class Error>
+  void throw_if_error() const {
+    if (!ok()) error().template raise<Error>();
+  }
 
  private:
   std::optional<ParseError> error_;
 };
+
+// Optional whitespace (OWS, RFC 9110 §5.6.3): SP and HTAB.
+inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+// `s` without OWS at either end.
+std::string_view trim_ows(std::string_view s) noexcept;
+
+// Calls visit(element) for each element of a comma-separated field value (RFC 9110
+// §5.6.1: "gzip, chunked"), in order, each trimmed of OWS. Empty elements are visited
+// too: the list rule ignores them, a strict parser may reject them. visit returns false to
+// stop; the result says whether every element was visited. Allocates nothing.
+template <class Visit>
+bool for_each_list_element(std::string_view list, Visit&& visit) {
+  for (std::size_t pos = 0;;) {
+    const std::size_t comma = list.find(',', pos);
+    const std::size_t end = comma == std::string_view::npos ? list.size() : comma;
+    if (!visit(trim_ows(list.substr(pos, end - pos)))) return false;
+    if (comma == std::string_view::npos) return true;
+    pos = comma + 1;
+  }
+}
 
 // RFC 9110 §5.6.2 token characters.
 bool is_tchar(char c) noexcept;
@@ -117,11 +155,19 @@ struct ParsePolicy {
   friend bool operator==(const ParsePolicy&, const ParsePolicy&) = default;
 };
 
+// The default limits of an HTTP message, one constant each wherever they apply (the
+// server's connection parameters, the client's requests, the parsers): Tornado's 64 KiB
+// head (max_header_size; no single line of it is longer) and 100 MiB body (max_body_size),
+// and at most 100 trailer fields.
+inline constexpr std::size_t kDefaultMaxHeaderSize = 64 * 1024;
+inline constexpr std::size_t kDefaultMaxBodySize = 100 * 1024 * 1024;
+inline constexpr std::size_t kDefaultMaxTrailerFields = 100;
+
 // Bounds and policies for parsing a message head.
 struct HeadLimits {
-  std::size_t max_fields = 256;           // more field lines -> 431
-  std::size_t max_field_line = 65536;     // one longer field line -> 431
-  std::size_t max_start_line = 65536;     // longer request line -> 414 (status line: 400)
+  std::size_t max_fields = 256;                        // more field lines -> 431
+  std::size_t max_field_line = kDefaultMaxHeaderSize;  // one longer field line -> 431
+  std::size_t max_start_line = kDefaultMaxHeaderSize;  // longer request line -> 414 (status line: 400)
   bool allow_obs_text_in_target = false;  // bytes >= 0x80 in the request-target
   // RFC 9112 §5.2: servers reject obs-fold (400); user agents must unfold it. When set,
   // a folded value's view spans its continuation lines; see unfold_field_value().

@@ -17,6 +17,8 @@
 // always fail the future with HTTPClientError whose code() is 599 and whose response()
 // is a 599 response carrying the message ("Timeout while connecting", "Timeout during
 // request", "Timeout in request queue", "Stream closed", "Connection refused", ...).
+// Its class says which failure it was, for callers that react to one of them:
+// HTTPTimeoutError, HTTPStreamClosedError, HTTPBadResponseError (below).
 // A request that breaks the body rules (POST/PUT/PATCH without a body, a body on any
 // other method, unless allow_nonstandard_methods) or has an unsupported URL fails with
 // std::invalid_argument.
@@ -55,6 +57,7 @@
 
 #include "squall/future.h"
 #include "squall/http_headers.h"
+#include "squall/http_parse.h"
 #include "squall/ioloop.h"
 #include "squall/netutil.h"
 #include "squall/ssl_context.h"
@@ -97,11 +100,11 @@ struct HTTPRequest {
   std::string auth_username;  // basic auth
   std::string auth_password;
   std::string user_agent;  // "" = "Squall/1.0"
-  size_t max_header_size = 64 * 1024;
+  size_t max_header_size = kDefaultMaxHeaderSize;
   // The largest response body: checked against Content-Length before the body is read,
   // and against what arrived (decompressed) for chunked or close-delimited bodies. It
   // bounds what a response held whole costs; streamed bodies are bounded by it too.
-  size_t max_body_size = 100 * 1024 * 1024;
+  size_t max_body_size = kDefaultMaxBodySize;
   bool expect_100_continue = false;
   bool allow_nonstandard_methods = false;
   bool raise_error = true;
@@ -154,6 +157,13 @@ class HTTPTimeoutError : public HTTPClientError {
 
 // 599 for a connection closed before the response was complete.
 class HTTPStreamClosedError : public HTTPClientError {
+ public:
+  using HTTPClientError::HTTPClientError;
+};
+
+// 599 for a response the client refuses to read: a malformed status line or head, a head
+// over max_header_size, bad framing (message() starts "Bad response: ").
+class HTTPBadResponseError : public HTTPClientError {
  public:
   using HTTPClientError::HTTPClientError;
 };

@@ -162,6 +162,15 @@ ParseResult<void> parse_body_arguments(std::string_view content_type, std::strin
 ParseResult<void> parse_multipart_form_data(std::string_view boundary, std::string_view body,
                                             Arguments& arguments, Files& files);
 
+// ---- base64 -------------------------------------------------------------------------
+
+// Standard base64 (RFC 4648 §4, padded, no line breaks): Basic credentials
+// (RFC 7617), bodies carried in JSON by the client adapter, serialized histograms.
+std::string base64_encode(std::string_view bytes);
+// The bytes, or nullopt unless `text` is padded base64: a multiple of 4
+// characters of the standard alphabet, '=' only as the last one or two.
+std::optional<std::string> base64_decode(std::string_view text);
+
 // ---- cookies ------------------------------------------------------------------------
 
 // Tornado's parse_cookie (browser-like, not RFC 6265): split on ';', then on the first

@@ -34,4 +34,8 @@ void log(LogLevel level, LogCategory category, fmt::format_string<Args...> forma
 // Describes the exception currently being handled (for "caught in X: what" lines).
 std::string describe_current_exception();
 
+// For the catch (...) that ends a program's main(): logs "<program> failed: <the
+// exception being handled>" (error, general) and returns the exit status, 1.
+int log_program_failure(std::string_view program);
+
 }  // namespace squall

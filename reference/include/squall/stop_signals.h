@@ -45,6 +45,19 @@ class StopSignalWatcher {
   std::function<void()> on_stop_;
 };
 
+// The end of a TCP program's main() (squall-echo-server, squall-stream-probe): runs the
+// loop until the first SIGTERM or SIGINT, then stops `server` accepting (Server::stop)
+// and returns; connections still open close with the loop. HTTP servers drain theirs
+// with GracefulStop (below). Call block_stop_signals() first.
+template <class Server>
+void serve_until_stop_signal(IOLoop& loop, Server& server) {
+  StopSignalWatcher stop_signals(loop, [&] {
+    server.stop();
+    loop.stop();
+  });
+  loop.start();
+}
+
 // Two-step stop, as nginx's SIGQUIT then SIGTERM: the first SIGTERM/SIGINT starts
 // `graceful` (e.g. an HTTPServer::shutdown) and stops the loop when the task completes
 // (also if it fails: the failure is logged); a second signal stops the loop at once.
