@@ -241,6 +241,25 @@ class RealFronts(unittest.TestCase):
             front.stop()
             backend.stop()
 
+    def test_findings_through_a_naive_front_are_written_gated_and_replayed(self):
+        naive = os.path.join(TESTS, "naive_front.toml")
+        with tempfile.TemporaryDirectory() as tmp:
+            out, report = os.path.join(tmp, "findings"), os.path.join(tmp, "report.json")
+            argv = ["--proxy", naive, "--count", "12", "--seconds", "8", "--seed", "1", "--out", out,
+                    "--json", report, "--fail-on-boundary", "--quiet"]
+            with contextlib.redirect_stdout(io.StringIO()) as text, contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(run.main(argv), 1)      # smuggling through it: unexplained boundaries
+            self.assertIn("UNEXPLAINED BOUNDARY DISAGREEMENT: naive vs reference", text.getvalue())
+            with open(report) as f:
+                kept = json.load(f)["findings"]
+            boundary = [f for f in kept if f["view"] == "forwarded" and f["class"] == BOUNDARY]
+            self.assertTrue(boundary)
+            self.assertTrue(all(f["upstream"][f["upstream_index"]]["meant"] == 1 for f in boundary))
+            os.remove(report)
+            with contextlib.redirect_stdout(io.StringIO()) as text, contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(run.main(["--proxy", naive, "--replay", out, "--quiet"]), 0, text.getvalue())
+            self.assertIn("proxy-forwarded-boundary-naive-reference", text.getvalue())
+
     def test_short_run_through_nginx(self):
         with tempfile.TemporaryDirectory() as tmp:
             out, report = os.path.join(tmp, "findings"), os.path.join(tmp, "report.json")
