@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev libuv1-dev
-  libfmt-dev libre2-dev zlib1g-dev libssl-dev libcli11-dev openssl ca-certificates
+  libfmt-dev libre2-dev zlib1g-dev libssl-dev libcli11-dev libxxhash-dev openssl ca-certificates
   python3 python3-pytest python3-tornado python3-aiohttp python3-matplotlib python3-locust
   curl wrk nginx-light h2o nodejs
 )

@@ -59,6 +59,7 @@
 #include "squall/ssl_context.h"
 #include "squall/task.h"
 #include "squall/web.h"
+#include "hello_handlers.h"
 
 namespace {
 
@@ -242,23 +243,6 @@ class CookieEchoHandler : public AnyMethodHandler {
   }
 };
 
-class PlaintextHandler : public RequestHandler {
- public:
-  Task<void> get() override {
-    set_header("Content-Type", "text/plain");
-    write("Hello, World!");
-    co_return;
-  }
-};
-
-class JsonHandler : public RequestHandler {
- public:
-  Task<void> get() override {
-    write_json(R"({"message":"Hello, World!"})");
-    set_header("Content-Type", "application/json");  // the contract's exact type
-    co_return;
-  }
-};
 
 Json arguments_json(const squall::Arguments& args) {
   Json out = Json::object();
@@ -342,7 +326,7 @@ class BytesHandler : public RequestHandler {
     co_await write_in_pieces(*this, n, [](uint64_t, size_t length) { return pattern().substr(0, length); });
   }
 
-  // The same ETag as the default (the SHA-1 of the body), computed once per size: the
+  // The same ETag as the default (a hash of the body), computed once per size: the
   // body is static content, and Tornado's StaticFileHandler caches its hashes likewise.
   std::optional<std::string> compute_etag() const override {
     if (!size_) return RequestHandler::compute_etag();
@@ -478,8 +462,8 @@ std::vector<squall::URLSpec> contract_routes() {
       {R"(\*)", handler<AsteriskHandler>()},
       {"/echo", handler<EchoHeadersHandler>()},
       {"/cookie", handler<CookieEchoHandler>()},
-      {"/plaintext", handler<PlaintextHandler>()},
-      {"/json", handler<JsonHandler>()},
+      {"/plaintext", handler<squall::hello::PlaintextHandler>()},
+      {"/json", handler<squall::hello::JsonHandler>()},
       {"/args", handler<ArgsHandler>()},
       {"/form", handler<FormHandler>()},
       {"/path/([^/]+)/([0-9]+)", handler<PathHandler>()},

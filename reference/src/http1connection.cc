@@ -815,13 +815,15 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
                                             std::string_view chunk) {
   if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
   if (!is_valid_field_value(start_line.reason)) throw std::invalid_argument("Invalid reason phrase");
-  // One pass validates every field and notes the few the framing depends on (this runs
-  // for every response: repeated lookups by name showed in profiles).
+  // One pass validates every field (unless the caller checked them as they were set)
+  // and notes the few the framing depends on (this runs for every response: repeated
+  // lookups by name showed in profiles).
   std::optional<std::string_view> content_length;
   size_t content_lengths = 0;
   bool has_transfer_encoding = false, has_date = false, has_server = false;
+  const bool validate = !headers.fields_checked();
   for (HeaderField field : headers) {
-    if (!is_token(field.name) || !is_valid_field_value(field.value)) {
+    if (validate && (!is_token(field.name) || !is_valid_field_value(field.value))) {
       throw std::invalid_argument(fmt::format("Invalid header: {:?}", field.name));
     }
     switch (field.name.size()) {

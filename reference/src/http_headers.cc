@@ -71,6 +71,7 @@ void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
 }
 
 HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
+  fields_checked_ = false;  // whoever adds a line vouches for it again (mark_fields_checked)
   if (points_into(arena_, name) || points_into(arena_, value)) {
     // Appending may reallocate the arena under the views: copy them out first.
     const std::string name_copy(name), value_copy(value);
@@ -97,7 +98,7 @@ void HTTPHeaders::set(std::string_view name, std::string_view value) {
   std::size_t kept = 0;
   bool found = false;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
-    if (!header_name_equals(field(slots_[i]).name, name)) {
+    if (!named(slots_[i], name)) {
       slots_[kept++] = slots_[i];
     } else if (!found) {
       found = true;
@@ -117,7 +118,7 @@ std::size_t HTTPHeaders::remove(std::string_view name) {
   std::size_t kept = 0;
   const std::size_t before = slots_.size();
   for (std::size_t i = 0; i < before; ++i) {
-    if (header_name_equals(field(slots_[i]).name, name)) {
+    if (named(slots_[i], name)) {
       forget(slots_[i]);
     } else {
       slots_[kept++] = slots_[i];
@@ -132,6 +133,7 @@ void HTTPHeaders::clear() noexcept {
   arena_.clear();
   slots_.clear();
   garbage_ = 0;
+  fields_checked_ = false;
 }
 
 void HTTPHeaders::compact_if_wasteful() {
@@ -156,14 +158,13 @@ bool HTTPHeaders::contains(std::string_view name) const noexcept {
 
 std::size_t HTTPHeaders::count(std::string_view name) const noexcept {
   std::size_t n = 0;
-  for (const Slot& slot : slots_) n += header_name_equals(field(slot).name, name);
+  for (const Slot& slot : slots_) n += named(slot, name);
   return n;
 }
 
 std::optional<std::string_view> HTTPHeaders::get_first(std::string_view name) const noexcept {
   for (const Slot& slot : slots_) {
-    HeaderField f = field(slot);
-    if (header_name_equals(f.name, name)) return f.value;
+    if (named(slot, name)) return field(slot).value;
   }
   return std::nullopt;
 }
@@ -171,8 +172,8 @@ std::optional<std::string_view> HTTPHeaders::get_first(std::string_view name) co
 std::optional<std::string> HTTPHeaders::get(std::string_view name) const {
   std::optional<std::string> joined;
   for (const Slot& slot : slots_) {
+    if (!named(slot, name)) continue;
     HeaderField f = field(slot);
-    if (!header_name_equals(f.name, name)) continue;
     if (joined) {
       joined->push_back(',');
       joined->append(f.value);
@@ -191,8 +192,7 @@ std::string HTTPHeaders::get(std::string_view name, std::string_view default_val
 std::vector<std::string_view> HTTPHeaders::get_list(std::string_view name) const {
   std::vector<std::string_view> values;
   for (const Slot& slot : slots_) {
-    HeaderField f = field(slot);
-    if (header_name_equals(f.name, name)) values.push_back(f.value);
+    if (named(slot, name)) values.push_back(field(slot).value);
   }
   return values;
 }

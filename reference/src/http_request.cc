@@ -8,12 +8,16 @@ namespace squall {
 
 HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders hdrs,
                                      const RequestContext& context, HTTPConnection* conn)
+    : HTTPServerRequest(start_line, std::move(hdrs), context.remote_ip, context.protocol, conn) {}
+
+HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders hdrs,
+                                     std::string_view peer_ip, std::string_view protocol_name, HTTPConnection* conn)
     : method(start_line.method),
       uri(start_line.target),
       version(start_line.version),
       headers(std::move(hdrs)),
-      remote_ip(context.remote_ip),
-      protocol(context.protocol),
+      remote_ip(peer_ip),
+      protocol(protocol_name),
       connection(conn) {
   std::optional<std::string_view> host_header = headers.get_first("Host");
   host = host_header && !host_header->empty() ? std::string(*host_header) : "127.0.0.1";

@@ -100,9 +100,12 @@ std::shared_ptr<const re2::RE2> cached_bytes_regex(std::string_view pattern) {
   return compiled;
 }
 
+// From the per-thread pool, as every other future state: a read and a write per request
+// each make one.
 template <typename T>
 Future<T> future_on(IOLoop* loop) {
-  return Future<T>(std::make_shared<detail::FutureState<T>>(loop));
+  return Future<T>(
+      std::allocate_shared<detail::FutureState<T>>(detail::PoolAllocator<detail::FutureState<T>>{}, loop));
 }
 
 }  // namespace

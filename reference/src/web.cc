@@ -1,8 +1,11 @@
 #include "squall/web.h"
 
-#include <openssl/evp.h>
 #include <re2/re2.h>
 #include <zlib.h>
+
+// The hash functions compiled in here (libxxhash-dev's header-only mode): nothing to link.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cctype>
@@ -337,21 +340,31 @@ std::vector<std::string> RequestHandler::allowed_methods() const {
   static constexpr std::string_view kMethods[] = {"GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS"};
   std::vector<std::string> out;
   for (unsigned i = 0; i < std::size(kMethods); ++i) {
-    bool implemented = overridden_methods_ ? ((*overridden_methods_ >> i) & 1u) != 0 : kMethods[i] != request_.method;
+    bool implemented = overridden_methods_ ? ((*overridden_methods_ >> i) & 1u) != 0 : kMethods[i] != request().method;
     if (implemented && supports_method(kMethods[i])) out.emplace_back(kMethods[i]);
   }
   return out;
 }
 
-void RequestHandler::attach(Application& application, HTTPServerRequest request, MatchResult params) {
+void detail::PooledRequestDelete::operator()(HTTPServerRequest* request) const noexcept {
+  request->~HTTPServerRequest();
+  pool_deallocate(request, sizeof(HTTPServerRequest));
+}
+
+HTTPServerRequest& RequestHandler::unattached_request() const {
+  if (!request_) request_ = detail::make_pooled_request();
+  return *request_;
+}
+
+void RequestHandler::attach(Application& application, detail::PooledRequest made, MatchResult params) {
   application_ = &application;
-  request_ = std::move(request);
+  request_ = std::move(made);
   path_args_ = std::move(params.path_args);
   path_kwargs_ = std::move(params.path_kwargs);
   if (application.settings().compress_response) {
     // The deflate state is made only for a client that accepts gzip; the others' answers
     // just get the Vary header.
-    std::optional<std::string> accept_encoding = request_.headers.get("Accept-Encoding");
+    std::optional<std::string> accept_encoding = request().headers.get("Accept-Encoding");
     if (accept_encoding && detail::GzipState::accepts_gzip(*accept_encoding)) {
       gzip_ = std::make_unique<detail::GzipState>();
       gzip_->gzipping = true;
@@ -369,12 +382,32 @@ std::string RequestHandler::path_kwarg(std::string_view name) const {
   return {};
 }
 
+namespace {
+
+bool has_control_chars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+void check_header(std::string_view name, std::string_view value) {
+  if (!is_token(name)) throw std::invalid_argument("Invalid header name");
+  if (has_control_chars(value)) throw std::invalid_argument("Unsafe header value");
+}
+
+}  // namespace
+
 void RequestHandler::clear() {
   headers_.clear();
   // Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
   // and a few of the handler's own) in two allocations instead of a doubling series.
   headers_.reserve(8, 256);
-  if (application_) headers_.add("Server", application_->settings().server_header);
+  if (application_) {
+    const std::string& server = application_->settings().server_header;
+    check_header("Server", server);  // a setting: checked like a header the handler sets
+    headers_.add("Server", server);
+  }
   headers_.add("Content-Type", "text/html; charset=UTF-8");
   headers_.add("Date", current_http_date());
   if (application_) {
@@ -424,7 +457,7 @@ std::string last_or(std::vector<std::string> values, std::string_view default_va
 }  // namespace
 
 std::vector<std::string> RequestHandler::get_arguments(std::string_view name, bool strip) const {
-  return clean_arguments(request_.arguments.find(name), strip);
+  return clean_arguments(request().arguments.find(name), strip);
 }
 std::string RequestHandler::get_argument(std::string_view name) const {
   return last_or_throw(get_arguments(name, true), name);
@@ -433,7 +466,7 @@ std::string RequestHandler::get_argument(std::string_view name, std::string_view
   return last_or(get_arguments(name, true), default_value);
 }
 std::vector<std::string> RequestHandler::get_query_arguments(std::string_view name, bool strip) const {
-  return clean_arguments(request_.query_arguments.find(name), strip);
+  return clean_arguments(request().query_arguments.find(name), strip);
 }
 std::string RequestHandler::get_query_argument(std::string_view name) const {
   return last_or_throw(get_query_arguments(name, true), name);
@@ -442,7 +475,7 @@ std::string RequestHandler::get_query_argument(std::string_view name, std::strin
   return last_or(get_query_arguments(name, true), default_value);
 }
 std::vector<std::string> RequestHandler::get_body_arguments(std::string_view name, bool strip) const {
-  return clean_arguments(request_.body_arguments.find(name), strip);
+  return clean_arguments(request().body_arguments.find(name), strip);
 }
 std::string RequestHandler::get_body_argument(std::string_view name) const {
   return last_or_throw(get_body_arguments(name, true), name);
@@ -451,28 +484,12 @@ std::string RequestHandler::get_body_argument(std::string_view name, std::string
   return last_or(get_body_arguments(name, true), default_value);
 }
 
-std::optional<std::string> RequestHandler::get_cookie(std::string_view name) const { return request_.cookie(name); }
+std::optional<std::string> RequestHandler::get_cookie(std::string_view name) const { return request().cookie(name); }
 std::string RequestHandler::get_cookie(std::string_view name, std::string_view default_value) const {
-  return request_.cookie(name).value_or(std::string(default_value));
+  return request().cookie(name).value_or(std::string(default_value));
 }
 
 // ---- output
-
-namespace {
-
-bool has_control_chars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
-}
-
-void check_header(std::string_view name, std::string_view value) {
-  if (!is_token(name)) throw std::invalid_argument("Invalid header name");
-  if (has_control_chars(value)) throw std::invalid_argument("Unsafe header value");
-}
-
-}  // namespace
 
 void RequestHandler::set_status(int status_code, std::string_view reason) {
   if (status_code < 100 || status_code > 999) throw std::invalid_argument("Invalid status code");
@@ -513,7 +530,7 @@ void RequestHandler::write_json(std::string_view serialized) {
 Future<void> RequestHandler::flush() {
   std::string chunk = std::move(write_buffer_);
   write_buffer_.clear();
-  HTTPConnection* conn = request_.connection;
+  HTTPConnection* conn = request().connection;
   const bool finishing = finished_;
   if (!headers_written_) {
     headers_written_ = true;
@@ -522,15 +539,21 @@ Future<void> RequestHandler::flush() {
     } else if (vary_accept_encoding_) {
       detail::GzipState::add_vary(headers_);
     }
-    if (request_.method == "HEAD") chunk.clear();
-    for (const auto& cookie : new_cookies_) headers_.add("Set-Cookie", cookie.second);
+    if (request().method == "HEAD") chunk.clear();
+    for (const auto& cookie : new_cookies_) {
+      check_header("Set-Cookie", cookie.second);
+      headers_.add("Set-Cookie", cookie.second);
+    }
+    // Every line was checked as it was set (set_header, add_header, the lines above) or
+    // is the web layer's own: the connection need not scan them again.
+    headers_.mark_fields_checked();
     if (!conn) return make_ready_future();
     Future<void> f = conn->write_headers(ResponseStartLine{"HTTP/1.1", status_code_, reason_}, headers_, chunk);
     f.mark_retrieved();
     return f;
   }
   if (gzip_) gzip_->transform_chunk(chunk, finishing);
-  if (chunk.empty() || request_.method == "HEAD" || !conn) return make_ready_future();
+  if (chunk.empty() || request().method == "HEAD" || !conn) return make_ready_future();
   Future<void> f = conn->write(chunk);
   f.mark_retrieved();
   return f;
@@ -540,7 +563,7 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   if (finished_) throw std::logic_error("finish() called twice");
   if (!chunk.empty()) write(chunk);
   if (!headers_written_) {
-    if (status_code_ == 200 && (request_.method == "GET" || request_.method == "HEAD") && !headers_.contains("Etag")) {
+    if (status_code_ == 200 && (request().method == "GET" || request().method == "HEAD") && !headers_.contains("Etag")) {
       set_etag_header();
       if (check_etag_header()) {
         write_buffer_.clear();
@@ -551,14 +574,14 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
       if (!write_buffer_.empty()) throw std::logic_error("Cannot send body with " + std::to_string(status_code_));
       for (std::string_view h : {"Content-Encoding", "Content-Language", "Content-Type"}) headers_.remove(h);
     } else if (!headers_.contains("Content-Length")) {
-      headers_.set("Content-Length", std::to_string(write_buffer_.size()));
+      headers_.add("Content-Length", std::to_string(write_buffer_.size()));
     }
   }
   // finish() must not be re-entered from here on: mark it before writing the tail
   // (flush() reads finished_ to end the gzip stream).
   finished_ = true;
   Future<void> f = flush();
-  if (HTTPConnection* conn = request_.connection) {
+  if (HTTPConnection* conn = request().connection) {
     try {
       conn->finish();
     } catch (...) {
@@ -566,7 +589,7 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
           describe_current_exception());
     }
   }
-  request_.finish_timing();
+  request().finish_timing();
   if (application_) application_->log_request(*this);
   on_finish();
   return f;
@@ -721,72 +744,34 @@ void RequestHandler::clear_cookie(std::string_view name, std::string_view path, 
 
 namespace {
 
-// SHA-1 with the algorithm fetched once and a context reused per thread: EVP_Digest with
-// EVP_sha1() looks the algorithm up on every call, which cost more than the hashing.
-bool sha1(std::string_view data, unsigned char* digest, unsigned int* length) {
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-  struct CtxFree {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-  thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
-  return md != nullptr && ctx != nullptr && EVP_DigestInit_ex2(ctx.get(), md, nullptr) == 1 &&
-         EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1 &&
-         EVP_DigestFinal_ex(ctx.get(), digest, length) == 1;
-}
-
-std::optional<std::string> sha1_etag(std::string_view body) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (!sha1(body, digest, &length)) return std::nullopt;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string etag = "\"";
-  for (unsigned int i = 0; i < length; ++i) {
-    etag.push_back(kHex[digest[i] >> 4]);
-    etag.push_back(kHex[digest[i] & 15]);
+// The body's strong validator: XXH3 (64 bits) of the body in 11 base64url characters,
+// quoted. Tornado's is the SHA-1 hex; an entity tag is opaque to clients (RFC 9110
+// §8.8.3) and only has to change when the body does, which a 64-bit hash does but for a
+// 2^-64 chance per change. XXH3 costs a few instructions per byte where SHA-1 cost
+// ~1,300 for a short body, and 13 characters stay inside std::string (no allocation).
+std::string body_etag(std::string_view body) {
+  static constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  XXH64_hash_t hash = XXH3_64bits(body.data(), body.size());
+  std::string etag(13, '"');
+  for (size_t i = 11; i >= 1; --i) {
+    etag[i] = kBase64Url[hash & 63];
+    hash >>= 6;
   }
-  etag.push_back('"');
   return etag;
 }
 
-// The ETags of the last few small bodies, per thread: the same short body (a canned
-// reply, a small JSON document) is served again and again, and hashing it each time cost
-// a tenth of such a request. Keyed by the bytes themselves, so a hit is exact.
-struct SmallEtagCache {
-  static constexpr size_t kMaxBody = 128;
-  static constexpr size_t kEntries = 8;
-  struct Entry {
-    std::string body;
-    std::string etag;
-  };
-  Entry entries[kEntries];
-
-  std::optional<std::string> get(std::string_view body) {
-    if (body.size() > kMaxBody) return sha1_etag(body);
-    Entry& entry = entries[std::hash<std::string_view>{}(body) % kEntries];
-    if (!entry.etag.empty() && entry.body == body) return entry.etag;
-    std::optional<std::string> etag = sha1_etag(body);
-    if (etag) {
-      entry.body.assign(body);
-      entry.etag = *etag;
-    }
-    return etag;
-  }
-};
-
 }  // namespace
 
-std::optional<std::string> RequestHandler::compute_etag() const {
-  thread_local SmallEtagCache cache;
-  return cache.get(write_buffer_);
-}
+std::optional<std::string> RequestHandler::compute_etag() const { return body_etag(write_buffer_); }
 
 void RequestHandler::set_etag_header() {
   if (auto etag = compute_etag()) set_header("Etag", *etag);
 }
 
 bool RequestHandler::check_etag_header() const {
+  if (!request().headers.contains("If-None-Match")) return false;  // most requests: no copy made
   std::optional<std::string_view> computed = headers_.get_first("Etag");
-  std::string if_none_match = request_.headers.get("If-None-Match", "");
+  std::string if_none_match = request().headers.get("If-None-Match", "");
   if (!computed || computed->empty() || if_none_match.empty()) return false;
   static const re2::RE2 kTag(R"((\*|(?:W/)?"[^"]*"))");
   re2::StringPiece input(if_none_match);
@@ -805,11 +790,11 @@ bool RequestHandler::check_etag_header() const {
 // ---- lifecycle
 
 std::string RequestHandler::request_summary() const {
-  return request_.method + " " + request_.uri + " (" + request_.remote_ip + ")";
+  return request().method + " " + request().uri + " (" + request().remote_ip + ")";
 }
 
 Task<void> RequestHandler::dispatch_method() {
-  const std::string& m = request_.method;
+  const std::string& m = request().method;
   if (m == "GET") return get();
   if (m == "HEAD") return head();
   if (m == "POST") return post();
@@ -823,8 +808,9 @@ Task<void> RequestHandler::dispatch_method() {
 Task<void> RequestHandler::execute() {
   std::exception_ptr error;
   try {
-    if (!supports_method(request_.method)) throw HTTPError(405);
-    co_await prepare();
+    if (!supports_method(request().method)) throw HTTPError(405);
+    // RequestHandler's own prepare() does nothing: not calling it saves a coroutine.
+    if (!overridden_methods_ || ((*overridden_methods_ >> kPrepareBit) & 1u) != 0) co_await prepare();
     if (!finished_) {
       if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
       if (body_future_) co_await *body_future_;
@@ -876,7 +862,7 @@ void RequestHandler::log_exception(std::exception_ptr error) const {
 void RequestHandler::connection_lost() {
   if (connection_gone_) return;
   connection_gone_ = true;
-  request_.connection = nullptr;
+  request().connection = nullptr;
   if (body_future_ && !body_future_->done()) {
     body_future_->set_exception(ConnectionGone());
     body_future_->mark_retrieved();
@@ -897,8 +883,10 @@ namespace detail {
 
 namespace {
 
-Task<void> run_handler(std::shared_ptr<RequestHandler> handler, Task<void> (RequestHandler::*step)()) {
-  co_await ((*handler).*step)();
+// Keeps the handler alive until its lifecycle, suspended in `run`, has ended.
+Task<void> keep_alive(std::shared_ptr<RequestHandler> handler, Task<void> run) {
+  co_await std::move(run);
+  handler.reset();
 }
 
 }  // namespace
@@ -914,14 +902,17 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   }
 
   FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders& headers) override {
+    // The peer as the server connection sees it now (after X-headers), else as given.
+    std::string_view remote_ip = context_.remote_ip;
+    std::string_view protocol = context_.protocol;
     if (live_context_) {
-      context_.remote_ip = live_context_->remote_ip;
-      context_.protocol = live_context_->protocol.empty() ? "http" : live_context_->protocol;
+      remote_ip = live_context_->remote_ip;
+      protocol = live_context_->protocol.empty() ? std::string_view("http") : std::string_view(live_context_->protocol);
     }
     // The connection does not use the headers after this call: the request takes them.
-    HTTPServerRequest request(start_line, std::move(headers), context_, conn_);
+    PooledRequest request = make_pooled_request(start_line, std::move(headers), remote_ip, protocol, conn_);
     MatchResult params;
-    std::unique_ptr<RequestHandler> made = app_.find_handler(request, params);
+    std::unique_ptr<RequestHandler> made = app_.find_handler(*request, params);
     // The shared owner's control block comes from the pool as well.
     handler_ = std::shared_ptr<RequestHandler>(made.release(), std::default_delete<RequestHandler>(),
                                                PoolAllocator<RequestHandler>());
@@ -942,7 +933,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
     handler_->prepared_future_.emplace();
     handler_->body_future_.emplace();
     Future<void> prepared = *handler_->prepared_future_;
-    spawn(run_handler(handler_, &RequestHandler::execute));
+    start_execute(handler_);
     if (prepared.done()) return std::nullopt;
     return prepared;
   }
@@ -965,9 +956,9 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
       if (handler_->body_future_ && !handler_->body_future_->done()) handler_->body_future_->set_result();
       return;
     }
-    handler_->request_.body = std::move(body_);
-    handler_->request_.parse_body();
-    spawn(run_handler(handler_, &RequestHandler::execute));
+    handler_->request().body = std::move(body_);
+    handler_->request().parse_body();
+    start_execute(handler_);
   }
 
   void on_connection_close() override {
@@ -976,6 +967,18 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   }
 
  private:
+  // Runs the handler's lifecycle. Most handlers never suspend: it has ended when
+  // execute() returns, and needs no second coroutine (nor a loop round trip) to own the
+  // handler.
+  static void start_execute(const std::shared_ptr<RequestHandler>& handler) {
+    Task<void> run = handler->execute();
+    if (run.done()) {
+      spawn(run);  // logs a failure, if any
+    } else {
+      spawn(keep_alive(handler, std::move(run)));
+    }
+  }
+
   static Task<void> feed(std::shared_ptr<RequestHandler> handler, std::string chunk) {
     try {
       co_await handler->data_received(std::move(chunk));
@@ -1046,9 +1049,8 @@ std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& req
 
 std::unique_ptr<HTTPMessageDelegate> Application::start_request(HTTPServerConnection& server_conn,
                                                                 HTTPConnection& request_conn) {
-  const HTTPRequestContext& ctx = server_conn.context();
-  RequestContext context{ctx.remote_ip, ctx.protocol.empty() ? "http" : ctx.protocol};
-  return std::make_unique<detail::HandlerDelegate>(*this, std::move(context), &ctx, request_conn,
+  // The delegate reads the peer from the live context when the request's head arrives.
+  return std::make_unique<detail::HandlerDelegate>(*this, RequestContext{}, &server_conn.context(), request_conn,
                                                    &server_conn.connection());
 }
 

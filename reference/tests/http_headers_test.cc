@@ -126,6 +126,23 @@ TEST(HTTPHeaders, ClearEmptiesEverything) {
   EXPECT_EQ(all_fields(h), (std::vector<HeaderField>{{"C", "3"}}));
 }
 
+// The mark that lets a writer skip validation covers only the lines present when it was
+// given: any line stored afterwards (add, set, a clear and refill) withdraws it.
+TEST(HTTPHeaders, StoringALineWithdrawsTheCheckedMark) {
+  HTTPHeaders h{{"A", "1"}};
+  EXPECT_FALSE(h.fields_checked());
+  h.mark_fields_checked();
+  EXPECT_TRUE(h.fields_checked());
+  h.add("B", "2");
+  EXPECT_FALSE(h.fields_checked());
+  h.mark_fields_checked();
+  h.set("A", "3");
+  EXPECT_FALSE(h.fields_checked());
+  h.mark_fields_checked();
+  h.clear();
+  EXPECT_FALSE(h.fields_checked());
+}
+
 TEST(HeaderNameEquals, ComparesAsciiCaseInsensitively) {
   EXPECT_TRUE(header_name_equals("ETag", "etag"));
   EXPECT_FALSE(header_name_equals("ETag", "etags"));

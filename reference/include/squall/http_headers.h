@@ -71,6 +71,13 @@ class HTTPHeaders {
   // Tornado's `get_list`: every value of `name`, in order.
   std::vector<std::string_view> get_list(std::string_view name) const;
 
+  // The owner's word that every field line was checked as it was stored (a token name,
+  // a value without control characters), so a writer need not scan them again
+  // (HTTP1Connection::write_headers; the web layer checks each header it sets). Storing
+  // a line afterwards, by any route, withdraws it.
+  void mark_fields_checked() noexcept { fields_checked_ = true; }
+  bool fields_checked() const noexcept { return fields_checked_; }
+
   // Number of field lines (Tornado's len() counts distinct names instead).
   std::size_t size() const noexcept { return slots_.size(); }
   bool empty() const noexcept { return slots_.empty(); }
@@ -86,9 +93,17 @@ class HTTPHeaders {
     std::uint32_t value_size;
   };
 
+  // Slots always lie inside the arena: no bounds checks on these paths, which every
+  // lookup takes once per line.
   HeaderField field(const Slot& slot) const noexcept {
-    return {std::string_view(arena_).substr(slot.name_offset, slot.name_size),
-            std::string_view(arena_).substr(slot.value_offset, slot.value_size)};
+    return {std::string_view(arena_.data() + slot.name_offset, slot.name_size),
+            std::string_view(arena_.data() + slot.value_offset, slot.value_size)};
+  }
+  // Whether the slot's line is named `name`; lines of another length are passed over
+  // without a call.
+  bool named(const Slot& slot, std::string_view name) const noexcept {
+    return slot.name_size == name.size() &&
+           header_name_equals(std::string_view(arena_.data() + slot.name_offset, slot.name_size), name);
   }
   Slot store(std::string_view name, std::string_view value);
   void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
@@ -100,6 +115,7 @@ class HTTPHeaders {
   Arena arena_;                                             // names and values, back to back
   std::vector<Slot, detail::PoolAllocator<Slot>> slots_;  // one per field line, in order
   std::size_t garbage_ = 0;  // arena bytes no slot refers to any more
+  bool fields_checked_ = false;
 };
 
 // Iterates over all field lines in order as HeaderField values.

@@ -35,6 +35,8 @@ class HTTPServerRequest {
   // From a received head. `connection` may be null (tests); it is where the answer goes.
   HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders headers,
                     const RequestContext& context, HTTPConnection* connection = nullptr);
+  HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders headers, std::string_view remote_ip,
+                    std::string_view protocol, HTTPConnection* connection);
 
   std::string method = "GET";
   std::string uri = "/";  // the request-target as sent; absolute-form becomes origin-form

@@ -11,8 +11,8 @@
 // line ("200 GET /uri (ip) 1.23ms" at info; 4xx at warning; 5xx at error).
 //
 // Output is buffered until flush() or finish(): finish() adds Content-Length, an ETag
-// (SHA-1 of the body, as Tornado) for 200 GET/HEAD answers and turns a matching
-// If-None-Match into 304; with `compress_response` the body is gzipped when the client
+// (a hash of the body: XXH3; Tornado's is SHA-1) for 200 GET/HEAD answers and turns a
+// matching If-None-Match into 304; with `compress_response` the body is gzipped when the client
 // accepts it, the type is compressible and the body is at least 1024 bytes. flush()
 // sends what is buffered (chunked on HTTP/1.1 when no length is known; no ETag then, as
 // Tornado). Its future is the flow control of a large answer: it completes once the
@@ -121,6 +121,24 @@ namespace detail {
 class HandlerDelegate;
 struct HandlerAccess;
 struct GzipState;
+
+// A request made in the per-thread pool (small_pool.h) by the connection's delegate and
+// handed to its handler whole: routing needs the request before the handler exists, and
+// moving a request into the handler member by member cost more than the rest of attach.
+struct PooledRequestDelete {
+  void operator()(HTTPServerRequest* request) const noexcept;
+};
+using PooledRequest = std::unique_ptr<HTTPServerRequest, PooledRequestDelete>;
+template <class... A>
+PooledRequest make_pooled_request(A&&... args) {
+  void* block = pool_allocate(sizeof(HTTPServerRequest));
+  try {
+    return PooledRequest(new (block) HTTPServerRequest(std::forward<A>(args)...));
+  } catch (...) {
+    pool_deallocate(block, sizeof(HTTPServerRequest));
+    throw;
+  }
+}
 }  // namespace detail
 
 // Attributes of a Set-Cookie header (RequestHandler::set_cookie).
@@ -171,7 +189,8 @@ class RequestHandler {
   virtual void set_default_headers() {}
   // Writes the body of an error response; `error` is the exception, if any.
   virtual void write_error(int status_code, std::exception_ptr error);
-  // The ETag for the buffered body (nullopt = none); Tornado's is the quoted SHA-1.
+  // The ETag for the buffered body (nullopt = none): the quoted XXH3-64 of the body in
+  // base64url (13 characters; Tornado's is the quoted SHA-1 hex).
   virtual std::optional<std::string> compute_etag() const;
   // Methods this handler answers at all (others -> 405 before prepare()).
   virtual bool supports_method(std::string_view method) const;
@@ -182,8 +201,8 @@ class RequestHandler {
 
   // ---- context --------------------------------------------------------------------
   Application& application() const { return *application_; }
-  HTTPServerRequest& request() { return request_; }
-  const HTTPServerRequest& request() const { return request_; }
+  HTTPServerRequest& request() { return request_ ? *request_ : unattached_request(); }
+  const HTTPServerRequest& request() const { return request_ ? *request_ : unattached_request(); }
   const std::vector<std::string>& path_args() const { return path_args_; }
   const std::vector<std::pair<std::string, std::string>>& path_kwargs() const { return path_kwargs_; }
   // The named path argument (empty if absent).
@@ -258,7 +277,9 @@ class RequestHandler {
   friend class detail::HandlerDelegate;
   friend struct detail::HandlerAccess;
 
-  void attach(Application& application, HTTPServerRequest request, MatchResult params);
+  void attach(Application& application, detail::PooledRequest request, MatchResult params);
+  // An empty request, for a handler used before attach() (say, from its constructor).
+  HTTPServerRequest& unattached_request() const;
   Task<void> execute();
   Task<void> dispatch_method();
   void handle_request_exception(std::exception_ptr error);
@@ -267,7 +288,7 @@ class RequestHandler {
   std::vector<std::string> clean_arguments(const std::vector<std::string>* values, bool strip) const;
 
   Application* application_ = nullptr;
-  HTTPServerRequest request_;
+  mutable detail::PooledRequest request_;  // set by attach() (or unattached_request())
   std::vector<std::string> path_args_;
   std::vector<std::pair<std::string, std::string>> path_kwargs_;
 
@@ -279,9 +300,10 @@ class RequestHandler {
   bool headers_written_ = false;
   bool finished_ = false;
   bool connection_gone_ = false;
-  // Bit i set: the i-th of GET, HEAD, POST, DELETE, PATCH, PUT, OPTIONS is overridden
-  // (set by handler<H>(); unknown for other factories).
+  // Bit i set: the i-th of GET, HEAD, POST, DELETE, PATCH, PUT, OPTIONS is overridden;
+  // bit kPrepareBit: prepare() is (set by handler<H>(); unknown for other factories).
   std::optional<unsigned> overridden_methods_;
+  static constexpr unsigned kPrepareBit = 7;
   std::unique_ptr<detail::GzipState> gzip_;  // compress_response and the client accepts gzip
   bool vary_accept_encoding_ = false;         // compress_response, the client does not
 
@@ -299,8 +321,9 @@ namespace detail {
 template <class P>
 constexpr bool is_base_method = std::is_same_v<P, Task<void> (RequestHandler::*)()>;
 
-// Which HTTP methods H overrides (bits in RequestHandler::overridden_methods_ order): a
-// method H does not redeclare is still RequestHandler's, so &H::m has its type.
+// Which HTTP methods (and whether prepare()) H overrides, in RequestHandler::
+// overridden_methods_'s bits: a method H does not redeclare is still RequestHandler's,
+// so &H::m has its type.
 template <class H>
 constexpr unsigned overridden_methods() {
   unsigned bits = 0;
@@ -311,6 +334,7 @@ constexpr unsigned overridden_methods() {
   if constexpr (!requires { requires is_base_method<decltype(&H::patch)>; }) bits |= 1u << 4;
   if constexpr (!requires { requires is_base_method<decltype(&H::put)>; }) bits |= 1u << 5;
   if constexpr (!requires { requires is_base_method<decltype(&H::options)>; }) bits |= 1u << 6;
+  if constexpr (!requires { requires is_base_method<decltype(&H::prepare)>; }) bits |= 1u << 7;
   return bits;
 }
 

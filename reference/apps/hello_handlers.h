@@ -1,0 +1,29 @@
+// The contract's /plaintext and /json handlers (TechEmpower's two "hello" tests), shared
+// by squall-contract-app and the web layer's benchmark (bench/web_bench.cc), so that the
+// benchmark measures exactly what the load runs serve.
+#pragma once
+
+#include "squall/task.h"
+#include "squall/web.h"
+
+namespace squall::hello {
+
+class PlaintextHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    set_header("Content-Type", "text/plain");
+    write("Hello, World!");
+    co_return;
+  }
+};
+
+class JsonHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    write_json(R"({"message":"Hello, World!"})");
+    set_header("Content-Type", "application/json");  // the contract's exact type
+    co_return;
+  }
+};
+
+}  // namespace squall::hello
