@@ -16,13 +16,19 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/squall-install-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 step() { echo "-- install test: $1"; }
+loads_from_prefix() {  # a program linked with a shared libsquall loads the prefix's copy
+  local libs
+  libs=$(ldd "$1")
+  [[ $libs == *"=> $prefix/"*libsquall.so* ]] || { echo "$1 loads: $libs" >&2; return 1; }
+}
 
 if [[ ${SQUALL_INSTALL_TEST_SKIP_BUILD:-0} != 1 ]]; then
   step "build $build (no-op when up to date)"
   cmake --build "$build" >/dev/null
 fi
-shared=$(cmake -L -N "$build" 2>/dev/null | sed -n 's/^BUILD_SHARED_LIBS:BOOL=//p')
-step "cmake --install $build --prefix <tmp> (BUILD_SHARED_LIBS=${shared:-OFF})"
+shared=false
+[[ $(sed -n 's/^BUILD_SHARED_LIBS:[A-Z]*=//p' "$build/CMakeCache.txt") =~ ^(ON|on|1|TRUE|true|YES|yes)$ ]] && shared=true
+step "cmake --install $build --prefix <tmp> (shared library: $shared)"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 
 pc_file=$(find "$prefix" -name squall.pc -path '*/pkgconfig/*')
@@ -39,6 +45,12 @@ done >"$tmp/all_headers.cc"
 g++ -std=c++20 -fsyntax-only $(pkg-config --cflags squall) "$tmp/all_headers.cc"
 
 step "installed programs start (squall-fetch --help, squall-contract-app --help)"
+if $shared; then
+  # A shared libsquall: every program must load the prefix's copy, not the build tree's.
+  for program in "$prefix/bin/squall-fetch" "$prefix/bin/squall-contract-app"; do
+    loads_from_prefix "$program"
+  done
+fi
 "$prefix/bin/squall-fetch" --help >/dev/null
 "$prefix/bin/squall-contract-app" --help >/dev/null
 
@@ -52,5 +64,13 @@ step "outside project, pkg-config ($(pkg-config --libs squall))"
 mkdir "$tmp/pkg-config-build"
 make -s -f "$outside/Makefile" OUT="$tmp/pkg-config-build"
 timeout -k 5 30 "$tmp/pkg-config-build/hello_roundtrip"
+if $shared; then
+  loads_from_prefix "$tmp/pkg-config-build/hello_roundtrip"
+fi
+# Static linking needs every dependency: from Requires.private / Libs.private when shared.
+static_libs=" $(pkg-config --libs --static squall) "
+for lib in -lsquall -lfmt -lssl -lcrypto -lre2 -lz -pthread; do
+  [[ $static_libs == *" $lib "* ]] || { echo "pkg-config --static lacks $lib: $static_libs" >&2; exit 1; }
+done
 
 step "passed"

@@ -20,6 +20,7 @@
 #include <memory>
 #include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -546,29 +547,38 @@ Task<void> with_timeout_in_time(IOLoop&) {
   }
 }
 
-Task<std::string> named_after(squall::Duration d, std::string name, bool fail) {
-  co_await squall::sleep(d);
-  if (fail) throw std::runtime_error("boom " + name);
-  out("done " + name);
-  co_return name;
+// A child of the when_all scenarios: after `delay` it returns its name or raises.
+enum class Ending { returns, raises };
+struct Child {
+  squall::Duration delay;
+  const char* name;
+  Ending ending;
+};
+
+Task<std::string> run_child(Child child) {
+  co_await squall::sleep(child.delay);
+  if (child.ending == Ending::raises) throw std::runtime_error(std::string("boom ") + child.name);
+  out(std::string("done ") + child.name);
+  co_return child.name;
+}
+
+std::vector<Task<std::string>> start_children(std::initializer_list<Child> children) {
+  std::vector<Task<std::string>> tasks;
+  for (const Child& child : children) tasks.push_back(run_child(child));
+  return tasks;
 }
 
 Task<void> when_all_order(IOLoop&) {
-  std::vector<Task<std::string>> tasks;
-  tasks.push_back(named_after(30ms, "a", false));
-  tasks.push_back(named_after(10ms, "b", false));
-  tasks.push_back(named_after(20ms, "c", false));
+  std::vector<Task<std::string>> tasks =
+      start_children({{30ms, "a", Ending::returns}, {10ms, "b", Ending::returns}, {20ms, "c", Ending::returns}});
   std::vector<std::string> results = co_await squall::when_all(tasks);
   std::string line = "results";
   for (auto& r : results) line += " " + r;
   out(line);
 }
 
-Task<void> when_all_failure(IOLoop&) {
-  std::vector<Task<std::string>> tasks;
-  tasks.push_back(named_after(30ms, "a", false));
-  tasks.push_back(named_after(10ms, "b", true));
-  tasks.push_back(named_after(20ms, "c", false));
+// What when_all reports when children fail, then what the others still print.
+Task<void> report_when_all_failure(std::vector<Task<std::string>> tasks) {
   try {
     co_await squall::when_all(tasks);
     out("no error");
@@ -579,21 +589,16 @@ Task<void> when_all_failure(IOLoop&) {
   out("end");
 }
 
+Task<void> when_all_failure(IOLoop&) {
+  return report_when_all_failure(
+      start_children({{30ms, "a", Ending::returns}, {10ms, "b", Ending::raises}, {20ms, "c", Ending::returns}}));
+}
+
 // Two failures: which one when_all reports (Tornado: the first in list order, once every
 // child is done).
 Task<void> when_all_two_failures(IOLoop&) {
-  std::vector<Task<std::string>> tasks;
-  tasks.push_back(named_after(20ms, "a", true));
-  tasks.push_back(named_after(10ms, "b", true));
-  tasks.push_back(named_after(30ms, "c", false));
-  try {
-    co_await squall::when_all(tasks);
-    out("no error");
-  } catch (const std::exception& e) {
-    out(std::string("error ") + e.what());
-  }
-  co_await squall::sleep(50ms);
-  out("end");
+  return report_when_all_failure(
+      start_children({{20ms, "a", Ending::raises}, {10ms, "b", Ending::raises}, {30ms, "c", Ending::returns}}));
 }
 
 Task<void> spawned() {
