@@ -173,10 +173,10 @@ class ProxyFuzzer:
     def views(self, client, ups, ref, requests):
         """The disagreements of one front on one input: [(view, class, detail, upstream index)]."""
         out = []
-        backend_srv, _ = self.direct.server(self.direct.targets[self.backend])
+        backend_srv, mode = self.direct.server(self.direct.targets[self.backend])
         if not backend_srv.alive():
             self.direct.restarts[self.backend] += 1
-            self.direct.targets[self.backend].restart(True)
+            self.direct.targets[self.backend].restart(mode)
             out.append(("forwarded", oracle.LIVENESS, "the back-end died (restarted)", None))
         else:
             c = forwarded.classify_forwarded(ups)

@@ -129,7 +129,17 @@ def proxy_console(kept, meta, out):
 
 def _proxy_html(fs, meta):
     e = html_escape
-    out = []
+    if meta.get("mode") != "proxy":
+        return []
+    out = [f"<p>Fronts {e(', '.join(f['name'] for f in meta['fronts']))} forwarding to <b>{e(meta['backend'])}</b>. "
+           "Disagreements seen (before deduplication) / findings kept:</p>",
+           "<table><tr><th>view</th>" + "".join(f"<th>{e(c)}</th>" for c in CLASSES) + "</tr>"]
+    for view, title in VIEW_TITLES.items():
+        seen = meta["disagreements"].get(view, {})
+        kept = [sum(1 for f in fs if f["view"] == view and f["class"] == c) for c in CLASSES]
+        out.append(f"<tr><td>{e(view)}: {e(title)}</td>"
+                   + "".join(f"<td>{seen.get(c, 0)} / {k}</td>" for c, k in zip(CLASSES, kept)) + "</tr>")
+    out.append("</table>")
     for view, title in VIEW_TITLES.items():
         for cls in CLASSES:
             rows = [f for f in fs if f["view"] == view and f["class"] == cls]
