@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev libuv1-dev
   libfmt-dev libre2-dev zlib1g-dev libssl-dev libcli11-dev libxxhash-dev openssl ca-certificates
-  python3 python3-pytest python3-tornado python3-aiohttp python3-matplotlib python3-locust
+  python3 python3-venv python3-pip python3-pytest python3-tornado python3-aiohttp python3-matplotlib python3-locust
   curl wrk nginx-light h2o nodejs
 )
 
