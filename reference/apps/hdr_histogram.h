@@ -308,6 +308,7 @@ class HdrHistogram {
     }
     return std::nullopt;
   }
+
   int64_t lowest_;
   int64_t highest_;
   int digits_;
