@@ -321,6 +321,7 @@ Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline) {
   } else {
     rbuf_.append(data);
   }
+  IOStream::recycle(std::move(data));  // the next read's result reuses its memory
 }
 
 // Finds the end of the head (just past "\r?\n\r?\n") in the buffered bytes; returns the

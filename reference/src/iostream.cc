@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "squall/log.h"
+#include "squall/small_pool.h"
 
 namespace squall {
 
@@ -700,6 +701,17 @@ void IOStream::reserve_tail(size_t n) {
   storage_.resize(std::max(storage_.size() * 2, live + n));
 }
 
+namespace {
+
+// What IOStream::recycle keeps for the next read's result on this thread.
+constexpr size_t kMaxRecycled = 1024;
+struct ReadResult;
+using SpareResult = detail::SpareString<ReadResult, kMaxRecycled>;
+
+}  // namespace
+
+void IOStream::recycle(std::string spent) { SpareResult::give(std::move(spent)); }
+
 std::string IOStream::take_from_buffer(size_t n) {
   if (n == 0) return {};
   const size_t live = buf_tail_ - buf_head_;
@@ -711,7 +723,8 @@ std::string IOStream::take_from_buffer(size_t n) {
     buf_head_ = buf_tail_ = 0;
     return result;
   }
-  std::string result(storage_.data() + buf_head_, n);
+  std::string result = n <= kMaxRecycled ? SpareResult::take() : std::string();
+  result.assign(storage_.data() + buf_head_, n);
   buf_head_ += n;
   if (buf_head_ == buf_tail_) {
     buf_head_ = buf_tail_ = 0;

@@ -398,23 +398,55 @@ void check_header(std::string_view name, std::string_view value) {
 
 }  // namespace
 
+namespace {
+
+// The buffer of a handler's output, kept when flush() is done with it for the next
+// handler on this thread: a small body then costs no allocation.
+struct HandlerOutput;
+using SpareOutput = detail::SpareString<HandlerOutput, 64 * 1024>;
+
+// The lines every response starts with (Server, Content-Type, Date), made once per second
+// per thread and copied from there: three checked insertions per response cost more.
+const HTTPHeaders& default_head(const std::string& server) {
+  struct Made {
+    std::string server;
+    std::string date;
+    HTTPHeaders head;
+  };
+  thread_local Made made;
+  const std::string& date = current_http_date();
+  if (made.head.empty() || made.date != date || made.server != server) {
+    check_header("Server", server);  // a setting: checked like a header the handler sets
+    made.head.clear();
+    made.head.add("Server", server);
+    made.head.add("Content-Type", "text/html; charset=UTF-8");
+    made.head.add("Date", date);
+    made.server = server;
+    made.date = date;
+  }
+  return made.head;
+}
+
+}  // namespace
+
 void RequestHandler::clear() {
   headers_.clear();
   // Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
-  // and a few of the handler's own) in two allocations instead of a doubling series.
+  // and a few of the handler's own) in two allocations instead of a doubling series; the
+  // copy below fills that room.
   headers_.reserve(8, 256);
   if (application_) {
-    const std::string& server = application_->settings().server_header;
-    check_header("Server", server);  // a setting: checked like a header the handler sets
-    headers_.add("Server", server);
+    headers_ = default_head(application_->settings().server_header);
+  } else {
+    headers_.add("Content-Type", "text/html; charset=UTF-8");
+    headers_.add("Date", current_http_date());
   }
-  headers_.add("Content-Type", "text/html; charset=UTF-8");
-  headers_.add("Date", current_http_date());
   if (application_) {
     for (const auto& [name, value] : application_->settings().default_headers) set_header(name, value);
   }
   set_default_headers();
   write_buffer_.clear();
+  if (write_buffer_.capacity() < 64) write_buffer_ = SpareOutput::take();
   status_code_ = 200;
   reason_ = "OK";
 }
@@ -530,6 +562,11 @@ void RequestHandler::write_json(std::string_view serialized) {
 Future<void> RequestHandler::flush() {
   std::string chunk = std::move(write_buffer_);
   write_buffer_.clear();
+  // Whichever way this returns, the bytes have been written or copied by then.
+  struct GiveBack {
+    std::string& spent;
+    ~GiveBack() { SpareOutput::give(std::move(spent)); }
+  } give_back{chunk};
   HTTPConnection* conn = request().connection;
   const bool finishing = finished_;
   if (!headers_written_) {

@@ -159,6 +159,33 @@ TEST(IOStream, ReadBytesReturnsExactlyTheRequestedCount) {
   ::close(p.peer);
 }
 
+// A string handed back with recycle() holds the next read's result (no allocation); one
+// too large to keep is not reused.
+TEST(IOStream, ARecycledStringHoldsTheNextReadsResult) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "a request of some forty bytes, say this!");
+  std::string spent;
+  spent.reserve(1000);  // larger than anything kept before (at most 1 KiB is)
+  const char* memory = spent.data();
+  IOStream::recycle(std::move(spent));
+  std::string got = loop.run_sync([&] { return stream.read_bytes(40); }, kTimeout);
+  EXPECT_EQ(got, "a request of some forty bytes, say this!");
+  EXPECT_EQ(got.data(), memory);
+
+  std::string huge;
+  huge.reserve(1 << 20);
+  const char* huge_memory = huge.data();
+  IOStream::recycle(std::move(huge));
+  write_all(p.peer, "another request, forty bytes long, too..");
+  got = loop.run_sync([&] { return stream.read_bytes(40); }, kTimeout);
+  EXPECT_EQ(got, "another request, forty bytes long, too..");
+  EXPECT_NE(got.data(), huge_memory);
+  EXPECT_LT(got.capacity(), 1024u);
+  ::close(p.peer);
+}
+
 TEST(IOStream, ReadBytesWaitsUntilAllBytesHaveArrived) {
   IOLoop loop;
   Pair p = socket_pair();

@@ -128,6 +128,12 @@ class IOStream {
   // Everything until the peer closes (with allow_half_close: until EOF). On a stream that
   // is already closed, completes at once with what is buffered.
   Future<std::string> read_until_close();
+  // Hands back a string a read returned, its bytes no longer needed: the next read on
+  // this thread (any stream) fills it instead of allocating its result, so a reader that
+  // consumes each result whole (HTTP1Connection) reads without an allocation per read.
+  // One is kept per thread, and only a small one (at most 1 KiB of capacity), so that a
+  // reader's buffer does not grow from another's.
+  static void recycle(std::string spent);
 
   // ---- writes ----------------------------------------------------------------------------
   // Queues data and sends what the socket takes now. The future completes when every byte

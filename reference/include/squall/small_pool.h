@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <new>
+#include <string>
 
 namespace squall::detail {
 
@@ -43,6 +44,33 @@ struct PoolAllocator {
 struct PoolAllocated {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
   static void operator delete(void* block, std::size_t size) noexcept { pool_deallocate(block, size); }
+};
+
+// One spare std::string per thread for each Purpose (a tag type): code that makes and
+// drops a buffer per request gives the spent one back and takes it for the next, so the
+// steady state allocates nothing. Only a string of at most MaxCapacity bytes is kept (the
+// largest offered), so a spare never pins much memory nor grows a small user's buffer.
+template <class Purpose, std::size_t MaxCapacity>
+class SpareString {
+ public:
+  // The spare (empty, with its capacity), or an empty string when there is none.
+  static std::string take() noexcept {
+    std::string taken;
+    taken.swap(spare());
+    return taken;
+  }
+  static void give(std::string&& spent) noexcept {
+    std::string& kept = spare();
+    if (spent.capacity() > MaxCapacity || spent.capacity() <= kept.capacity()) return;
+    spent.clear();
+    kept.swap(spent);
+  }
+
+ private:
+  static std::string& spare() noexcept {
+    thread_local std::string kept;
+    return kept;
+  }
 };
 
 }  // namespace squall::detail
