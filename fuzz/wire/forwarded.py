@@ -118,10 +118,10 @@ def classify_upstream(forwarded: bytes, back: Interpretation):
         if 200 <= status < 300 and is_listing(body) and not _MARKER_LINE.search(body):
             return BOUNDARY, f"message {i + 1}: the back-end read a request the front did not forward as one"
     if len(got) < want:
+        if want - len(got) == 1 and unfinished(forwarded):
+            return None     # the front has not finished its last message (still streaming it, or gave up)
         if got and got[-1][0] >= 400:
             return ACCEPT_REJECT, f"the back-end refused message {len(got)} of the {want} forwarded ({got[-1][0]})"
-        if back.end == "open" and want - len(got) == 1 and unfinished(forwarded):
-            return None                     # the front still forwards its last message: both wait
         if back.end == "open":
             return BOUNDARY, (f"the back-end answered {len(got)} of {want} messages and waits for the rest of one: "
                               "it reads a longer message than the front forwarded")

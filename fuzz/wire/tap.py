@@ -9,10 +9,10 @@ no HTTP parser of its own. When the front closes its side, the tap half-closes t
 back-end and keeps reading what it still answers (a request smuggled at the end of the
 forwarded bytes is answered after the front stopped writing).
 
-Recording is per epoch: `begin()` cuts every connection still open (so no upstream
-connection, and no back-end's half-read message, carries over to the next input) and
-`settle()` waits until nothing has moved for a quiet period, then returns the connections
-of the epoch. Bounded: at most MAX_CONNECTIONS per epoch and MAX_RECORD bytes kept per
+Recording is per epoch: `begin()` starts one, and `settle()` waits until nothing has moved
+for a quiet period, returns the connections of the epoch and cuts every one still open (so
+no upstream connection, and no back-end's half-read message, carries over to the next
+input; the front sees the close before the next input arrives). Bounded: at most MAX_CONNECTIONS per epoch and MAX_RECORD bytes kept per
 direction of a connection (what goes beyond is still relayed, and counted).
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Tap:
     # ---- the caller's side ----
 
     def begin(self):
-        """A new epoch: every open connection is cut, the records start empty."""
+        """A new epoch: the records start empty (any connection still open is cut)."""
         with self.lock:
             for p in list(self.pairs):
                 self._drop(p)
@@ -79,7 +79,8 @@ class Tap:
             self.last_move = time.monotonic()
 
     def settle(self, quiet=0.1, limit=1.5):
-        """Wait until nothing moved for `quiet` seconds (at most `limit`); the epoch's records."""
+        """Wait until nothing moved for `quiet` seconds (at most `limit`); the epoch's records.
+        Every connection still open is cut."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             with self.lock:
@@ -88,8 +89,11 @@ class Tap:
                 break
             time.sleep(min(quiet - idle, max(0.0, deadline - time.monotonic())) + 0.005)
         with self.lock:
-            return [Upstream(bytearray(u.forwarded), bytearray(u.answered), u.front_closed, u.backend_closed, u.error,
-                             u.dropped) for u in self.epoch]
+            records = [Upstream(bytearray(u.forwarded), bytearray(u.answered), u.front_closed, u.backend_closed,
+                                u.error, u.dropped) for u in self.epoch]
+            for p in list(self.pairs):
+                self._drop(p)
+            return records
 
     def close(self):
         self.stopping = True

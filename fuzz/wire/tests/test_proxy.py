@@ -105,13 +105,14 @@ class TapTests(unittest.TestCase):
         self.assertEqual((bytes(up.answered), up.front_closed, up.backend_closed), (b"got 1;bye", True, True))
         a.close()
 
-    def test_a_new_epoch_cuts_open_connections_and_starts_empty(self):
+    def test_the_end_of_an_epoch_cuts_open_connections_and_the_next_starts_empty(self):
         self.tap.begin()
         a = socket.create_connection(("127.0.0.1", self.tap.port))
         a.sendall(b"x")
         read_until(a, b";")
-        self.tap.begin()
+        self.assertEqual([bytes(u.forwarded) for u in self.tap.settle(quiet=0.05)], [b"x"])
         self.assertEqual(read_until(a, b"never"), b"")     # cut: the front sees the close
+        self.tap.begin()
         self.assertEqual(self.tap.settle(quiet=0.05), [])
         a.close()
 
@@ -156,6 +157,8 @@ class ForwardedOracle(unittest.TestCase):
     def test_a_front_still_streaming_its_last_body_is_no_disagreement(self):
         head = b"POST / HTTP/1.1\r\nX-Squall-Front: 1\r\nContent-Length: 9\r\n\r\n"
         self.assertIsNone(forwarded.classify_forwarded([upstream(head + b"hello", answered())]))
+        gave_up = upstream(head + b"hello", answered(closed=True))   # the client left, the front too
+        self.assertIsNone(forwarded.classify_forwarded([gave_up]))
         self.assertEqual(forwarded.classify_forwarded([upstream(head + b"123456789", answered())])[0], BOUNDARY)
         chunked = b"POST / HTTP/1.1\r\nX-Squall-Front: 1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
         self.assertIsNone(forwarded.classify_forwarded([upstream(chunked, answered())]))
@@ -217,7 +220,7 @@ class FrontDescriptions(unittest.TestCase):
 
     def test_a_description_that_does_not_forward_is_refused(self):
         with self.assertRaisesRegex(registry.DescriptionError, "upstream_port"):
-            proxy.load_front(os.path.join(REPO, "conformance/implementations/nginx.toml"))
+            proxy.load_front(registry.resolve("nginx"))   # the static nginx of conformance
         with self.assertRaisesRegex(registry.DescriptionError, "no such front"):
             proxy.load_front("no-such-front")
 
