@@ -12,8 +12,9 @@ forwarded bytes is answered after the front stopped writing).
 Recording is per epoch: `begin()` starts one, and `settle()` waits until nothing has moved
 for a quiet period, returns the connections of the epoch and cuts every one still open (so
 no upstream connection, and no back-end's half-read message, carries over to the next
-input; the front sees the close before the next input arrives). Bounded: at most MAX_CONNECTIONS per epoch and MAX_RECORD bytes kept per
-direction of a connection (what goes beyond is still relayed, and counted).
+input; the front sees the close before the next input arrives). Bounded: at most
+MAX_CONNECTIONS per epoch and MAX_RECORD bytes kept per direction of a connection (what
+goes beyond is still relayed, and counted).
 """
 from __future__ import annotations
 

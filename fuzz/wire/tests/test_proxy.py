@@ -165,7 +165,8 @@ class ForwardedOracle(unittest.TestCase):
         self.assertEqual(forwarded.classify_forwarded([upstream(chunked + b"0\r\n\r\n", answered())])[0], BOUNDARY)
 
     def test_agreement(self):
-        self.assertIsNone(forwarded.classify_forwarded([upstream(MARKED * 2, answered((200, LISTING), (200, LISTING)))]))
+        both = answered((200, LISTING), (200, LISTING))
+        self.assertIsNone(forwarded.classify_forwarded([upstream(MARKED * 2, both)]))
 
     def test_more_answers_than_messages_forwarded_is_smuggling(self):
         up = upstream(MARKED + b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n", answered((200, LISTING), (200, LISTING)))
