@@ -35,6 +35,7 @@ import report
 from minimize import minimize
 from squall_conformance import core, launch, oracle, registry
 from squall_conformance.report import show_bytes
+from squall_conformance.targets import answers
 from tap import Tap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -118,8 +119,8 @@ class Front:
         client = oracle.observe(srv, pieces, methods, timeout=1.0)
         ups = self.tap.settle(quiet=SETTLE_QUIET)
         time.sleep(REUSE_GRACE)
-        if not srv.alive():
-            client.end, client.error = "dead", "the front died (restarted)"
+        if not srv.alive() or (client.end == "hang" and not client.responses and not answers(srv, timeout=1.0)):
+            client.end, client.error = "dead", "the front died or stopped answering (restarted)"
             self.restart()
         return client, ups
 
