@@ -201,7 +201,7 @@ class ProxyFuzzer:
     def backend_view(self, up):
         """The oracle's reading of the forwarded bytes against the back-end's."""
         data = bytes(up.forwarded)
-        if not data:
+        if not data or forwarded.unfinished(data):   # a message the front is still forwarding
             return None
         reqs = forwarded.requests(data)
         ref = self.direct.observe_one(self.direct.targets[self.oracle], [data], [m for m, _ in reqs])
