@@ -204,9 +204,15 @@ class ProxyFuzzer:
         if not data or forwarded.unfinished(data):   # a message the front is still forwarding
             return None
         reqs = forwarded.requests(data)
-        ref = self.direct.observe_one(self.direct.targets[self.oracle], [data], [m for m, _ in reqs])
-        return oracle.classify(ref, forwarded.understood(up), reqs,
+        # Listings compared as in the client view: field order and case, and the proxy's own
+        # fields, are no disagreement between two readers of the same bytes either.
+        return oracle.classify(forwarded.strip_proxy_fields(self.oracle_reading(data), reqs),
+                               forwarded.strip_proxy_fields(forwarded.understood(up), reqs), reqs,
                                opaque=self.direct.opaque(self.oracle) or self.direct.opaque(self.backend))
+
+    def oracle_reading(self, data):
+        """The oracle's reading of the bytes a front forwarded on one connection."""
+        return self.direct.observe_one(self.direct.targets[self.oracle], [data], forwarded.methods(data))
 
     def step(self, iteration, stream, elapsed):
         """One input through every front (and to the oracle directly): the new findings."""
@@ -250,6 +256,9 @@ class ProxyFuzzer:
             interps[f"{self.oracle} (the client's bytes directly)"] = ref
         for i, up in enumerate(ups):
             interps[f"{self.backend} (upstream connection {i + 1})"] = forwarded.understood(up)
+        if view == "backend":     # what the back-end was compared with: read again for the record
+            interps[f"{self.oracle} (upstream connection {n + 1} replayed)"] = \
+                self.oracle_reading(bytes(ups[n].forwarded))
         pair = self.pair(view, front)
         f = findings.make(cls, detail, pair, pieces, requests, ops, mutate.rules(ops), interps,
                           old["iteration"] if old else iteration, self.seed,
