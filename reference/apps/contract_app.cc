@@ -581,7 +581,6 @@ int main(int argc, char** argv) {
     loop.start();
     return 0;
   } catch (...) {
-    squall::log(LogLevel::error, LogCategory::general, "contract app failed: {}", squall::describe_current_exception());
-    return 1;
+    return squall::log_program_failure("contract app");
   }
 }
