@@ -31,16 +31,8 @@ std::string lowered(std::string_view s) {
   return out;
 }
 
-// Python's str.strip() restricted to ASCII (headers are bytes here, so the Latin-1
-// spaces 0x85 and 0xA0, which may be UTF-8 continuation bytes, are kept).
 bool is_py_space(char c) noexcept {
   return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
-}
-
-std::string_view strip(std::string_view s) noexcept {
-  while (!s.empty() && is_py_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_py_space(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 void append_latin1_as_utf8(std::string& out, std::string_view latin1) {
@@ -481,6 +473,12 @@ constexpr Reason kReasons[] = {
 
 }  // namespace
 
+std::string_view strip_python_whitespace(std::string_view s) noexcept {
+  while (!s.empty() && is_py_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_py_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 // ---- URLs and query strings -------------------------------------------------------------
 
 std::string url_unquote(std::string_view s, bool plus_is_space) {
@@ -548,14 +546,14 @@ std::optional<std::string_view> HeaderParams::param(std::string_view name) const
 HeaderParams parse_header_params(std::string_view header_value) {
   const std::vector<std::string_view> pieces = split_params(header_value);
   HeaderParams out;
-  out.value = std::string(strip(pieces.front()));
+  out.value = std::string(strip_python_whitespace(pieces.front()));
   std::vector<std::vector<ExtendedPiece>> extended;
   for (std::size_t i = 1; i < pieces.size(); ++i) {
-    const std::string_view piece = strip(pieces[i]);
+    const std::string_view piece = strip_python_whitespace(pieces[i]);
     const std::size_t eq = piece.find('=');
     if (eq == std::string_view::npos) continue;
-    std::string name = lowered(strip(piece.substr(0, eq)));
-    std::string value = email_unquote(strip(piece.substr(eq + 1)));
+    std::string name = lowered(strip_python_whitespace(piece.substr(0, eq)));
+    std::string value = email_unquote(strip_python_whitespace(piece.substr(eq + 1)));
     if (auto ext = extended_piece(name)) {
       ext->value = std::move(value);
       auto group = std::find_if(extended.begin(), extended.end(),
@@ -649,8 +647,9 @@ std::vector<std::pair<std::string, std::string>> parse_cookie(std::string_view h
     const std::string_view chunk = header.substr(pos, semi - pos);
     pos = semi + 1;
     const std::size_t eq = chunk.find('=');
-    const std::string_view key = strip(eq == std::string_view::npos ? std::string_view() : chunk.substr(0, eq));
-    const std::string_view value = strip(eq == std::string_view::npos ? chunk : chunk.substr(eq + 1));
+    const bool has_eq = eq != std::string_view::npos;
+    const std::string_view key = strip_python_whitespace(has_eq ? chunk.substr(0, eq) : std::string_view());
+    const std::string_view value = strip_python_whitespace(has_eq ? chunk.substr(eq + 1) : chunk);
     if (key.empty() && value.empty()) continue;
     std::string unquoted = unquote_cookie(value);
     auto existing = std::find_if(cookies.begin(), cookies.end(), [&](const auto& c) { return c.first == key; });

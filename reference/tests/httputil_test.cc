@@ -588,5 +588,13 @@ TEST(Base64, DecodeRefusesWhatIsNotPaddedBase64) {
   }
 }
 
+// ---- whitespace -----------------------------------------------------------------------
+
+TEST(StripPythonWhitespace, StripsAsciiSpacesAsPythonDoesAndKeepsLatin1Ones) {
+  EXPECT_EQ(strip_python_whitespace(" \t\n\v\f\r\x1c\x1d\x1e\x1f v a l \r\n"), "v a l");
+  EXPECT_EQ(strip_python_whitespace("\xa0x\x85"), "\xa0x\x85");  // may be UTF-8 continuation bytes
+  EXPECT_EQ(strip_python_whitespace("  "), "");
+}
+
 }  // namespace
 }  // namespace squall

@@ -114,6 +114,12 @@ struct HTTPFile {
 using Arguments = MultiDict<std::string>;
 using Files = MultiDict<HTTPFile>;
 
+// `s` without Python's str.strip() whitespace at either end, restricted to ASCII (SP,
+// HTAB, LF, VT, FF, CR and 0x1C-0x1F; values here are bytes, so the Latin-1 spaces 0x85
+// and 0xA0, which may be UTF-8 continuation bytes, are kept): what Tornado strips from
+// header parameters, cookies and arguments. For HTTP's own OWS see trim_ows (http_parse.h).
+std::string_view strip_python_whitespace(std::string_view s) noexcept;
+
 // ---- URLs and query strings -------------------------------------------------------------
 
 // Percent-decoding as Python's urllib.parse.unquote_to_bytes: "%XX" (either case) becomes
