@@ -21,14 +21,14 @@ echo "== wire differential fuzzing: reference vs tornado (${WIRE_SECONDS:-60} s)
 /usr/bin/python3 -m unittest discover -s fuzz/wire/tests -q
 [[ -x build/release/reference/squall-contract-app ]] || ci/build.sh release
 rm -rf build/wire-findings
-timeout -k 10 $(( ${WIRE_SECONDS:-60} + 120 )) /usr/bin/python3 fuzz/wire/run.py --impl reference,tornado \
+timeout -k 10 $(( ${WIRE_SECONDS:-60} + 120 )) /usr/bin/python3 -m squall_wire --impl reference,tornado \
   --seconds "${WIRE_SECONDS:-60}" --seed 1 --fail-on-boundary --quiet \
   --out build/wire-findings --json build/wire-findings/report.json --html build/wire-findings/report.html
 # The proxy mode: nginx in front of the reference for WIRE_PROXY_SECONDS (default 30); a
 # boundary disagreement (a request smuggled through the front) not explained fails.
 echo "== wire proxy fuzzing: nginx in front of the reference (${WIRE_PROXY_SECONDS:-30} s)"
 rm -rf build/wire-proxy-findings
-timeout -k 10 $(( ${WIRE_PROXY_SECONDS:-30} + 60 )) /usr/bin/python3 fuzz/wire/run.py --proxy nginx \
+timeout -k 10 $(( ${WIRE_PROXY_SECONDS:-30} + 60 )) /usr/bin/python3 -m squall_wire --proxy nginx \
   --backend reference --seconds "${WIRE_PROXY_SECONDS:-30}" --seed 1 --fail-on-boundary --quiet \
   --out build/wire-proxy-findings --json build/wire-proxy-findings/report.json \
   --html build/wire-proxy-findings/report.html

@@ -9,8 +9,9 @@
 #   - the tools are imported from the venv, not from the clone;
 #   - real runs: the conformance suite's loop and stream layers and a few server cases over
 #     TLS against the reference, the Tornado peer and the Node.js programs (the installed
-#     descriptions, peers, probes, certificates script and outside/ programs), and a 1 s
-#     load run of the reference (the installed Lua scenarios).
+#     descriptions, peers, probes, certificates script and outside/ programs), a 1 s
+#     load run of the reference (the installed Lua scenarios) and 40 wire-fuzzing inputs
+#     against the reference and Tornado (the installed explained.json).
 # Squall's programs are found on PATH, as after `cmake --install`: $SQUALL_BIN (default
 # build/release/reference) is put there. Writes only under a temporary folder, removed at
 # exit. About 30 s.
@@ -53,8 +54,8 @@ py=$work/venv/bin/python
 step "imported from the venv"
 "$py" - "$work/venv" <<'PYEOF'
 import sys
-import squall_conformance, squall_load
-for mod in (squall_conformance, squall_load):
+import squall_conformance, squall_load, squall_wire
+for mod in (squall_conformance, squall_load, squall_wire):
     assert mod.__file__.startswith(sys.argv[1]), f"{mod.__name__} imported from {mod.__file__}"
     print(f"   {mod.__name__}: {mod.__file__}")
 PYEOF
@@ -94,5 +95,15 @@ import json, sys
 (row,) = json.load(open(sys.argv[1]))["results"]
 assert row["status"] == "ok" and row["requests"] > 0, row
 print(f"   {row['impl']}/{row['scenario']}: {row['requests']} requests, {row['rps']:.0f}/s")
+PYEOF
+step "squall-wire: the reference and Tornado, 40 inputs"
+quietly "$work/wire.log" timeout -k 10 180 squall-wire --impl reference,tornado --count 40 --seed 1 \
+  --fail-on-boundary --quiet --out "$work/wire" --json "$work/wire.json"
+"$py" - "$work/wire.json" <<'PYEOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+inputs = report["meta"]["inputs"]
+assert inputs >= 40, report["meta"]
+print(f"   {inputs} inputs, {len(report['findings'])} findings kept")
 PYEOF
 step "passed"

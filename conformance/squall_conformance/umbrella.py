@@ -4,6 +4,7 @@
     squall mutants ARGS        is  squall-mutants ARGS       (the suite's mutation harness)
     squall loadrun ARGS        is  squall-loadrun ARGS       (the load runner)
     squall reliability ARGS    is  squall-reliability ARGS   (servers under abuse)
+    squall wire ARGS           is  squall-wire ARGS          (differential fuzzing over the wire)
 
 Each tool keeps its own options and --help; this only picks the tool.
 """
@@ -21,6 +22,7 @@ TOOLS = {
     "mutants": "squall_conformance.mutants",
     "loadrun": "squall_load.run",
     "reliability": "squall_load.reliability.run",
+    "wire": "squall_wire.run",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from messages import Header, Stream
+from .messages import Header, Stream
 
 WS = [b" ", b"\t", b"  ", b"", b"\x0b", b"\x0c", b"\r", b"\x00"]
 EOLS = [b"\n", b"\r", b"\r\r\n", b"\n\r", b" \r\n", b"\r\n\r\n"]

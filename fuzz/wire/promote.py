@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Promote a wire-fuzzing finding to a conformance case, in one command.
 
-    /usr/bin/python3 fuzz/wire/promote.py build/wire-findings/boundary-reference-tornado-....json \\
+    /usr/bin/python3 -m squall_wire.promote build/wire-findings/boundary-reference-tornado-....json \\
         --id WIRE-001 --title "Transfer-Encoding with an empty list element first" [--source "RFC 9110 §5.6.1"]
 
 Writes conformance/squall_conformance/cases/promoted/<ID>.json: the finding's bytes and
@@ -17,21 +17,17 @@ import os
 import re
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CONFORMANCE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "conformance")
-sys.path.insert(0, CONFORMANCE)
-sys.path.insert(0, HERE)
+from squall_conformance import core, paths
+from squall_conformance import cases  # noqa: F401  (registers the cases: ids must be new)
 
-import findings  # noqa: E402
-from squall_conformance import core  # noqa: E402
-from squall_conformance import cases  # noqa: E402,F401  (registers the cases: ids must be new)
+from . import findings
 
-OUT = os.path.join(CONFORMANCE, "squall_conformance", "cases", "promoted")
+OUT = os.path.join(paths.PACKAGE, "cases", "promoted")   # conformance's promoted cases
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="promote a wire-fuzzing finding to a conformance case")
-    p.add_argument("finding", help="a finding file written by fuzz/wire/run.py")
+    p.add_argument("finding", help="a finding file written by squall-wire")
     p.add_argument("--id", required=True, help="the new case id, e.g. WIRE-001")
     p.add_argument("--title", required=True, help="what the case checks, one line")
     p.add_argument("--source", help="the rule (default: the first RFC section of the finding's mutations)")

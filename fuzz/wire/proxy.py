@@ -1,6 +1,6 @@
 """The proxy mode of the wire fuzzer: fronts (reverse proxies) forwarding to a back-end.
 
-    /usr/bin/python3 fuzz/wire/run.py --proxy nginx,haproxy --backend reference --seconds 300
+    /usr/bin/python3 -m squall_wire --proxy nginx,haproxy --backend reference --seconds 300
 
 A front is an implementation description (fuzz/wire/fronts/NAME.toml or any .toml path)
 whose configuration forwards to `{upstream_host}:{upstream_port}` and adds the marker field
@@ -28,15 +28,13 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import findings
-import forwarded
-import mutate
-import report
-from minimize import minimize
 from squall_conformance import core, launch, oracle, registry
 from squall_conformance.report import show_bytes
 from squall_conformance.targets import answers
-from tap import Tap
+
+from . import findings, forwarded, mutate, report
+from .minimize import minimize
+from .tap import Tap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRONTS_DIR = os.path.join(HERE, "fronts")

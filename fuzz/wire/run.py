@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Differential fuzzing over the wire: anyone's HTTP/1.1 parser against the reference.
 
-    /usr/bin/python3 fuzz/wire/run.py --impl reference,tornado,aiohttp,nginx,h2o [--seconds 600]
+    squall-wire --impl reference,tornado,aiohttp,nginx,h2o [--seconds 600]
         [--count N] [--seed S] [--out DIR] [--oracle reference] [--url NAME=URL ...]
-    /usr/bin/python3 fuzz/wire/run.py --impl reference,tornado --replay DIR
+    squall-wire --impl reference,tornado --replay DIR
+    (from a clone: python3 -m squall_wire ... in its root; python3 fuzz/wire/run.py hands over to it)
 
 Every implementation is a description (conformance/implementations/README.md), started,
 watched and restarted as in conformance. Each input is a mutated request stream (seeds and
@@ -15,7 +16,6 @@ the report is a table on the console, JSON and an HTML page (fuzz/wire/README.md
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -24,18 +24,18 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "conformance"))
+if __name__ == "__main__" and not __package__:  # `python3 fuzz/wire/run.py` from the clone's root (older command lines)
+    if os.path.realpath("squall_wire") != os.path.dirname(os.path.realpath(__file__)):
+        sys.exit("fuzz/wire/run.py: run it from the clone's root, or use python3 -m squall_wire")
+    os.execv(sys.executable, [sys.executable, "-m", "squall_wire", *sys.argv[1:]])
 
-import findings  # noqa: E402
-import messages  # noqa: E402
-import mutate  # noqa: E402
-import proxy  # noqa: E402
-import report  # noqa: E402
-from minimize import minimize  # noqa: E402
-from squall_conformance import core, oracle, registry  # noqa: E402
-from squall_conformance.targets import Target, answers, log  # noqa: E402
+from squall_conformance import core, helpformat, oracle, registry
+from squall_conformance.targets import Target, answers, log
+
+from . import findings, messages, mutate, proxy, report
+from .minimize import minimize
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 PROGRESS_EVERY = 5.0
 MINIMISE_SHARE = 0.25   # of --seconds kept for shrinking the findings at the end
@@ -265,27 +265,33 @@ def replay(fz, directory):
     return rows, bad
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Differential fuzzing of HTTP/1.1 servers over the wire, against an oracle")
+def parser():
+    p = helpformat.parser("squall-wire", "Differential fuzzing of HTTP/1.1 servers over the wire, against an oracle")
     p.add_argument("--impl", action="append", help="comma list of descriptions (names or .toml paths); the first is "
                    "the oracle unless --oracle says otherwise (default: reference,tornado)")
-    p.add_argument("--url", action="append", default=[], help="a running server: NAME=http://127.0.0.1:PORT")
+    p.add_argument("--url", action="append", default=[], help="a running server: NAME=http://127.0.0.1:PORT (repeatable)")
     p.add_argument("--oracle", help="the implementation the others are compared with (default: the first)")
     p.add_argument("--seconds", type=float, default=60.0, help="stop after this long (default 60)")
     p.add_argument("--count", type=int, default=10**9, help="stop after this many inputs (default: no limit)")
     p.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same inputs (default 1)")
     p.add_argument("--out", default="build/wire-findings", help="where finding files go (default build/wire-findings)")
-    p.add_argument("--replay", help="re-check the findings in this directory instead of fuzzing")
-    p.add_argument("--json", help="write the JSON report here")
-    p.add_argument("--html", help="write the HTML report here")
-    p.add_argument("--squall-bin", help="where Squall's programs are built (default build/release/reference)")
+    p.add_argument("--replay", help="re-check the findings in this directory instead of fuzzing (default: fuzz)")
+    p.add_argument("--json", help="write the JSON report here (default: not written)")
+    p.add_argument("--html", help="write the HTML report here (default: not written)")
+    p.add_argument("--squall-bin", help="where Squall's programs are (default: $SQUALL_BIN, else the clone's "
+                   "build/release/reference, else the folder on PATH holding squall-contract-app)")
     p.add_argument("--fail-on-boundary", action="store_true", help="exit 1 when a boundary disagreement involving "
                    "the oracle is found that fuzz/wire/explained.json does not explain (CI)")
     p.add_argument("--proxy", action="append", help="proxy mode: a comma list of fronts (names in fuzz/wire/fronts/ "
-                   "or .toml paths) forwarding to --backend (fuzz/wire/README.md)")
+                   "or .toml paths) forwarding to --backend (fuzz/wire/README.md; default: none, direct mode)")
     p.add_argument("--backend", default="reference", help="proxy mode: the back-end the fronts forward to "
                    "(a description; default reference)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv=None):
+    p = parser()
     a = p.parse_args(argv)
     # SIGTERM (a CI timeout) ends the run through the finally blocks that stop every
     # program started, by PID, instead of leaving them behind.
@@ -336,7 +342,7 @@ def session(a, argv, fz, replay_dir):
     finally:
         fz.close()
     meta = {"inputs": n, "seconds": round(secs, 1), "rate": round(n / secs, 1) if secs else 0.0, "seed": a.seed,
-            "oracle": fz.oracle, **fz.meta(), "command": " ".join(["fuzz/wire/run.py"] + (argv or sys.argv[1:]))}
+            "oracle": fz.oracle, **fz.meta(), "command": " ".join(["squall-wire"] + (argv or sys.argv[1:]))}
     kept = fz.in_order()
     fz.console(kept, meta, sys.stdout)
     return write_reports(a, kept, meta, fz.oracle)

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import socket
-import sys
 import tempfile
 import threading
 import unittest
@@ -16,15 +15,11 @@ import unittest
 WIRE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(WIRE))
 TESTS = os.path.join(WIRE, "tests")
-sys.path.insert(0, os.path.join(REPO, "conformance"))
-sys.path.insert(0, WIRE)   # after: fuzz/wire's run.py, not conformance's
 
-import forwarded  # noqa: E402
-import proxy  # noqa: E402
-import run  # noqa: E402
-from squall_conformance import launch, registry  # noqa: E402
-from squall_conformance.oracle import ACCEPT_REJECT, BOUNDARY, LIVENESS, Interpretation  # noqa: E402
-from tap import Tap, Upstream  # noqa: E402
+from squall_conformance import launch, registry
+from squall_conformance.oracle import ACCEPT_REJECT, BOUNDARY, LIVENESS, Interpretation
+from squall_wire import forwarded, proxy, run
+from squall_wire.tap import Tap, Upstream
 
 MARKED = b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Squall-Front: 1\r\n\r\n"
 LISTING = b"Host: a\nX-Squall-Front: 1\n"

@@ -7,23 +7,16 @@ import io
 import json
 import os
 import random
-import sys
 import tempfile
 import unittest
 
 WIRE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(WIRE))
-sys.path.insert(0, WIRE)
-sys.path.insert(0, os.path.join(REPO, "conformance"))
 
-import findings  # noqa: E402
-import messages  # noqa: E402
-import mutate  # noqa: E402
-import promote  # noqa: E402
-import run  # noqa: E402
-from minimize import minimize  # noqa: E402
-from squall_conformance.oracle import (ACCEPT_REJECT, BOUNDARY, CONTENT, LIVENESS, Interpretation,  # noqa: E402
+from squall_conformance.oracle import (ACCEPT_REJECT, BOUNDARY, CONTENT, LIVENESS, Interpretation,
                                        classify)
+from squall_wire import findings, messages, mutate, promote, run
+from squall_wire.minimize import minimize
 
 POST_THEN_ECHO = [("POST", "/"), ("GET", "/echo")]
 
