@@ -5,7 +5,9 @@
 #      the tests that cross threads under ThreadSanitizer (ci/tsan.sh)
 #   3. conformance, all four layers (server, loop, stream, client): the reference (strict
 #      and --lenient) and the Tornado peers, failing on any required case; the Node.js
-#      contract programs against their expectations; the suite's own mutants (short form)
+#      contract programs against their expectations; the harness pip-installed into a
+#      venv and run from outside the clone (ci/package-test.sh); the suite's own mutants
+#      (short form)
 #   4. load smoke run (wrk, squall-load, Locust; TLS scenarios), then the reliability
 #      suite's short form (the reference under abuse, bounds checked)
 #   5. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan,
@@ -33,6 +35,7 @@ ci/tsan.sh
 
 stage "3/5 conformance: server, loop, stream and client layers; the suite's mutants"
 ci/conformance.sh
+ci/package-test.sh
 timeout -k 10 600 /usr/bin/python3 -m squall_conformance.mutants --short --require-all
 
 stage "4/5 load smoke; reliability (short form)"
