@@ -96,7 +96,10 @@ def classify(ref: Interpretation, other: Interpretation, requests, opaque=False)
             return LIVENESS, f"{who} server died"
     a, b = ref.responses, other.responses
     n = len(requests)
-    if len([1 for s, _ in b if _ok(s)]) > n or len([1 for s, _ in a if _ok(s)]) > n:
+    # Reading more messages than were sent is a boundary disagreement only if the other
+    # side did not read the same ones: both may split a malformed stream alike.
+    extra_a, extra_b = (len([1 for s, _ in x if _ok(s)]) > n for x in (a, b))
+    if extra_a != extra_b or (extra_a and len(a) != len(b)):
         return BOUNDARY, f"more answers than the {n} requests sent ({len(a)} vs {len(b)})"
     for i in range(max(len(a), len(b))):
         x = a[i] if i < len(a) else None

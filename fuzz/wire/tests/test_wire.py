@@ -81,6 +81,14 @@ class Oracle(unittest.TestCase):
         self.assertEqual(classify(ref, Interpretation([], "dead"), POST_THEN_ECHO)[0], LIVENESS)
         three = Interpretation([(200, b"a"), (200, b"b"), (200, b"c")], "open")
         self.assertEqual(classify(ref, three, POST_THEN_ECHO)[0], BOUNDARY)
+        self.assertEqual(classify(three, Interpretation(three.responses + [(200, b"d")], "open"),
+                                  POST_THEN_ECHO)[0], BOUNDARY)
+
+    def test_the_same_extra_messages_are_no_disagreement(self):
+        three = Interpretation([(200, b"a"), (200, b"b"), (200, b"c")], "open")
+        self.assertIsNone(classify(three, Interpretation(list(three.responses), "closed"), POST_THEN_ECHO))
+        other = Interpretation([(200, b"a"), (200, b"b"), (200, b"x")], "open")
+        self.assertEqual(classify(three, other, POST_THEN_ECHO)[0], CONTENT)
 
     def test_opaque_servers_are_compared_on_answers_only(self):
         ref = Interpretation([(200, b"hello"), (200, b"Host: x\n")], "open")
