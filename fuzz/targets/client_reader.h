@@ -75,7 +75,7 @@ inline ClientRead read_response_pieces(std::vector<std::string_view> pieces, squ
   StreamHarness harness;
   std::unique_ptr<squall::IOStream> stream = harness.make_stream(options);
   {
-    squall::HTTP1Connection conn(*stream, /*is_client=*/true, params);
+    squall::HTTP1Connection conn(*stream, squall::HTTP1Connection::Side::client, params);
     harness.feed(std::move(pieces));
     harness.loop().run_sync([&] { return client_read(conn, method, r); });
   }

@@ -147,7 +147,7 @@ void exchange(benchmark::State& state, const std::string& request, int chunks) {
   SocketPair pair;
   IOStream stream(pair.fds[0]);
   pair.fds[0] = -1;
-  HTTP1Connection conn(stream, /*is_client=*/false);
+  HTTP1Connection conn(stream, HTTP1Connection::Side::server);
   const std::string_view tail = chunks == 0 ? std::string_view("Hello, World!") : std::string_view("0\r\n\r\n");
   std::string buf;
   int64_t bytes = 0;

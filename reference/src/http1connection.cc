@@ -39,16 +39,9 @@ bool iequals(std::string_view a, std::string_view b) { return header_name_equals
 // list of case-insensitive options, possibly over several lines).
 bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
   for (std::string_view value : headers.get_list("Connection")) {
-    size_t pos = 0;
-    while (pos <= value.size()) {
-      size_t comma = value.find(',', pos);
-      if (comma == std::string_view::npos) comma = value.size();
-      std::string_view option = value.substr(pos, comma - pos);
-      while (!option.empty() && (option.front() == ' ' || option.front() == '\t')) option.remove_prefix(1);
-      while (!option.empty() && (option.back() == ' ' || option.back() == '\t')) option.remove_suffix(1);
-      if (iequals(option, token)) return true;
-      pos = comma + 1;
-    }
+    const bool absent =
+        for_each_list_element(value, [&](std::string_view option) { return !iequals(option, token); });
+    if (!absent) return true;
   }
   return false;
 }
@@ -75,16 +68,10 @@ std::optional<bool> expectation_is_continue(const HTTPHeaders& headers) {
   std::optional<bool> result;
   for (std::string_view value : headers.get_list("Expect")) {
     if (!result) result = true;
-    size_t pos = 0;
-    while (pos <= value.size()) {
-      size_t comma = value.find(',', pos);
-      if (comma == std::string_view::npos) comma = value.size();
-      std::string_view element = value.substr(pos, comma - pos);
-      while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) element.remove_prefix(1);
-      while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) element.remove_suffix(1);
+    for_each_list_element(value, [&](std::string_view element) {
       if (!element.empty() && !iequals(element, "100-continue")) result = false;
-      pos = comma + 1;
-    }
+      return true;
+    });
   }
   return result;
 }
@@ -168,9 +155,7 @@ void HTTPRequestContext::apply_xheaders(const HTTPHeaders& headers) {
   while (true) {
     size_t comma = rest.rfind(',');
     std::string_view part = comma == std::string_view::npos ? rest : rest.substr(comma + 1);
-    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
-    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
-    candidate.assign(part);
+    candidate.assign(trim_ows(part));
     bool trusted = std::find(trusted_downstream.begin(), trusted_downstream.end(), candidate) !=
                    trusted_downstream.end();
     if (!trusted || comma == std::string_view::npos) break;
@@ -185,8 +170,7 @@ void HTTPRequestContext::apply_xheaders(const HTTPHeaders& headers) {
     std::string_view p = *proto;
     size_t comma = p.rfind(',');
     if (comma != std::string_view::npos) p = p.substr(comma + 1);
-    while (!p.empty() && (p.front() == ' ' || p.front() == '\t')) p.remove_prefix(1);
-    while (!p.empty() && (p.back() == ' ' || p.back() == '\t')) p.remove_suffix(1);
+    p = trim_ows(p);
     if (p == "http" || p == "https") protocol = std::string(p);
   }
 }
@@ -211,10 +195,10 @@ struct HTTP1Connection::Gunzip {
 
 // ---- HTTP1Connection -------------------------------------------------------------------
 
-HTTP1Connection::HTTP1Connection(IOStream& stream, bool is_client, HTTP1ConnectionParameters params,
+HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionParameters params,
                                  HTTPRequestContext* context, bool xheaders)
     : stream_(stream),
-      is_client_(is_client),
+      is_client_(side == Side::client),
       params_(std::move(params)),
       context_(context),
       xheaders_(xheaders),
@@ -496,7 +480,7 @@ Task<void> HTTP1Connection::read_chunked_body(HTTPMessageDelegate& delegate, std
   for (;;) {
     std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
     ParseResult<ChunkedStep> step = decoder.step(buffered, params_.chunk_size);
-    if (!step) throw HTTPInputError(std::string(step.error().reason), step.error().status);
+    step.throw_if_error<HTTPInputError>();
     rpos_ += step->consumed;
     switch (step->kind) {
       case ChunkedStep::Kind::done:
@@ -589,6 +573,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
   bool head_done = false;
   bool body_timed_out = false;
   std::optional<HTTPInputError> input_error;
+  bool response_cut_short = false;  // a client's response ended by the peer's close (HTTPConnectionClosedError)
   std::exception_ptr other_error;
   std::weak_ptr<HTTP1Connection*> weak = alive_;
   try {
@@ -601,7 +586,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
       bool expect_continue = false;
       if (is_client_) {
         ParseResult<ResponseHead> parsed = parse_response_head(head, params_.head_limits);
-        if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+        parsed.throw_if_error<HTTPInputError>();
         ResponseStartLine line{std::string(parsed->start_line.version), parsed->start_line.code,
                                std::string(parsed->start_line.reason)};
         headers = std::move(parsed->headers);
@@ -624,14 +609,14 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
           }
           if (cl_value) {
             ParseResult<uint64_t> cl = parse_content_length(*cl_value, ParsePolicy::lenient());
-            if (!cl) throw HTTPInputError(std::string(cl.error().reason), cl.error().status);
+            cl.throw_if_error<HTTPInputError>();
             length = *cl;
             if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
             framing = Framing::fixed;
           } else if (te_value) {
             ParseResult<TransferEncoding> te = parse_transfer_encoding(*headers.get("Transfer-Encoding"),
                                                                       ParsePolicy::lenient());
-            if (!te) throw HTTPInputError(std::string(te.error().reason), te.error().status);
+            te.throw_if_error<HTTPInputError>();
             framing = te->chunked ? Framing::chunked : Framing::until_close;
           } else {
             framing = Framing::until_close;
@@ -657,7 +642,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         if (flow) co_await *flow;
       } else {
         ParseResult<RequestLine> parsed = parse_request_head(head, head_fields_, params_.head_limits);
-        if (!parsed) throw HTTPInputError(std::string(parsed.error().reason), parsed.error().status);
+        parsed.throw_if_error<HTTPInputError>();
         RequestStartLine line{std::string(parsed->method), std::string(parsed->target), std::string(parsed->version)};
         headers = HTTPHeaders::from_fields(head_fields_);
         rpos_ += head_length;  // views into the head are not used past this point
@@ -674,13 +659,13 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         if (te_value) {
           if (cl_value) throw HTTPInputError("Request with both Transfer-Encoding and Content-Length");
           ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value, policy);
-          if (!te) throw HTTPInputError(std::string(te.error().reason), te.error().status);
+          te.throw_if_error<HTTPInputError>();
           if (te->other_codings > 0) throw HTTPInputError("Unsupported transfer coding", 501);
           framing = Framing::chunked;
           if (line.version != "HTTP/1.1") disconnect_on_finish_ = true;
         } else if (cl_value) {
           ParseResult<uint64_t> cl = parse_content_length(*cl_value, policy);
-          if (!cl) throw HTTPInputError(std::string(cl.error().reason), cl.error().status);
+          cl.throw_if_error<HTTPInputError>();
           length = *cl;
           if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
           framing = length > 0 ? Framing::fixed : Framing::none;
@@ -763,7 +748,8 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
     input_error.emplace(e);
   } catch (const StreamClosedError&) {
     if (is_client_ && head_done && !read_finished_) {
-      input_error.emplace("Connection closed before the full response was received", 400);
+      response_cut_short = true;
+      input_error.emplace(HTTPConnectionClosedError());
     }
   } catch (const TimeoutError&) {
     // Header (or idle) timeout: close quietly.
@@ -789,6 +775,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
   }
   if (!stream_.closed()) stream_.set_close_callback({});
   if (other_error) std::rethrow_exception(other_error);
+  if (response_cut_short) throw HTTPConnectionClosedError();  // input_error holds it sliced
   if (input_error && is_client_) throw *input_error;
   co_return read_finished_ && !stream_.closed();
 }
@@ -1137,7 +1124,8 @@ HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, Soc
       idle_timeout_(options.idle_connection_timeout > Duration::zero()
                         ? std::optional<Duration>(options.idle_connection_timeout)
                         : std::nullopt),
-      conn_(std::make_unique<HTTP1Connection>(*stream_, false, options.params, &context_, options.xheaders)) {}
+      conn_(std::make_unique<HTTP1Connection>(*stream_, HTTP1Connection::Side::server, options.params, &context_,
+                                              options.xheaders)) {}
 
 HTTPServerConnection::~HTTPServerConnection() = default;
 

@@ -44,7 +44,7 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
   size_t q = uri.find('?');
   path = uri.substr(0, q);
   query = q == std::string::npos ? std::string() : uri.substr(q + 1);
-  parse_query_into(query, query_arguments, true);
+  parse_query_into(query, query_arguments);
   for (const auto& entry : query_arguments) {
     for (const auto& v : entry.values) arguments.add(entry.name, v);
   }

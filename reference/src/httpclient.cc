@@ -634,7 +634,7 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
       c->id = impl->next_id++;
       ++impl->opened;
       c->stream = std::move(stream);
-      c->conn = std::make_unique<HTTP1Connection>(*c->stream, /*is_client=*/true, params);
+      c->conn = std::make_unique<HTTP1Connection>(*c->stream, HTTP1Connection::Side::client, params);
     }
     state->phase = Phase::requesting;
     state->current_stream = c->stream.get();
@@ -685,13 +685,13 @@ Task<HopResult> run_hop(std::shared_ptr<AsyncHTTPClient::Impl> impl, std::shared
         c->conn->finish();
         keep_alive = co_await c->conn->read_response(collector);
       }
+    } catch (const HTTPConnectionClosedError& e) {
+      // A response cut short by the peer: a closed stream, not a malformed response.
+      closed_error = true;
+      error_message = fmt::format("Stream closed: {}", e.what());
     } catch (const HTTPInputError& e) {
-      // HTTP1Connection reports a response cut short by the peer as an HTTPInputError
-      // whose message starts "Connection closed" (http1connection.cc): a closed stream,
-      // not a malformed response. A distinct exception type there would replace this test.
-      closed_error = std::string_view(e.what()).starts_with("Connection closed");
-      bad_response = !closed_error;
-      error_message = fmt::format("{}: {}", closed_error ? "Stream closed" : "Bad response", e.what());
+      bad_response = true;
+      error_message = fmt::format("Bad response: {}", e.what());
     } catch (const StreamClosedError&) {
       closed_error = true;
     } catch (const UnsatisfiableReadError&) {

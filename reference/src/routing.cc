@@ -145,7 +145,7 @@ std::optional<MatchResult> PathMatches::match_path(std::string_view path) const 
   MatchResult result;
   for (int i = 1; i <= groups_; ++i) {
     const re2::StringPiece& g = groups[static_cast<size_t>(i)];
-    std::string value = g.data() ? url_unquote(std::string_view(g.data(), g.size()), false) : std::string();
+    std::string value = g.data() ? url_unquote(std::string_view(g.data(), g.size())) : std::string();
     if (named_) {
       result.path_kwargs.emplace_back(group_names_[static_cast<size_t>(i - 1)], std::move(value));
     } else {
@@ -176,9 +176,10 @@ std::optional<RouteMatch> RuleRouter::find(const HTTPServerRequest& request) con
   for (const Rule& rule : rules_) {
     std::optional<MatchResult> params = rule.matcher->match(request);
     if (!params) continue;
-    if (const auto* nested = std::any_cast<std::shared_ptr<RuleRouter>>(&rule.target)) {
-      if (!*nested) continue;
-      std::optional<RouteMatch> inner = (*nested)->find(request);
+    if (std::holds_alternative<std::shared_ptr<RuleRouter>>(rule.target)) {
+      const RuleRouter* nested = rule.router();
+      if (!nested) continue;
+      std::optional<RouteMatch> inner = nested->find(request);
       if (!inner) continue;
       params->path_args.insert(params->path_args.end(), inner->params.path_args.begin(),
                                inner->params.path_args.end());
@@ -195,10 +196,8 @@ std::optional<RouteMatch> RuleRouter::find(const HTTPServerRequest& request) con
 std::optional<std::string> RuleRouter::reverse_url(std::string_view name, const std::vector<std::string>& args) const {
   for (const Rule& rule : rules_) {
     if (!rule.name.empty() && rule.name == name) return rule.matcher->reverse(args);
-    if (const auto* nested = std::any_cast<std::shared_ptr<RuleRouter>>(&rule.target)) {
-      if (*nested) {
-        if (auto url = (*nested)->reverse_url(name, args)) return url;
-      }
+    if (const RuleRouter* nested = rule.router()) {
+      if (auto url = nested->reverse_url(name, args)) return url;
     }
   }
   return std::nullopt;

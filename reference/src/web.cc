@@ -212,11 +212,6 @@ struct GzipState {
   // Whether an Accept-Encoding value (RFC 9110 §12.5.3) admits gzip: a "gzip" (or
   // "x-gzip") element with a q-value above 0, or else a "*" with one; "gzip;q=0" refuses.
   static bool accepts_gzip(std::string_view accept_encoding) {
-    auto trim = [](std::string_view v) {
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-      return v;
-    };
     auto lower_equals = [](std::string_view a, std::string_view b) {
       return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) == y;
@@ -224,21 +219,17 @@ struct GzipState {
     };
     std::optional<bool> gzip;
     std::optional<bool> any;
-    size_t pos = 0;
-    while (pos <= accept_encoding.size()) {
-      size_t comma = std::min(accept_encoding.find(',', pos), accept_encoding.size());
-      std::string_view element = accept_encoding.substr(pos, comma - pos);
-      pos = comma + 1;
+    for_each_list_element(accept_encoding, [&](std::string_view element) {
       size_t semi = element.find(';');
-      std::string_view coding = trim(element.substr(0, semi));
+      std::string_view coding = trim_ows(element.substr(0, semi));
       bool positive = true;  // q defaults to 1
       while (semi != std::string_view::npos) {
         size_t next = element.find(';', semi + 1);
-        std::string_view param = trim(element.substr(semi + 1, next == std::string_view::npos ? next : next - semi - 1));
+        std::string_view param = trim_ows(element.substr(semi + 1, next == std::string_view::npos ? next : next - semi - 1));
         semi = next;
         size_t eq = param.find('=');
-        if (eq == std::string_view::npos || !lower_equals(trim(param.substr(0, eq)), "q")) continue;
-        std::string_view q = trim(param.substr(eq + 1));
+        if (eq == std::string_view::npos || !lower_equals(trim_ows(param.substr(0, eq)), "q")) continue;
+        std::string_view q = trim_ows(param.substr(eq + 1));
         positive = std::any_of(q.begin(), q.end(), [](char c) { return c >= '1' && c <= '9'; });
       }
       if (lower_equals(coding, "gzip") || lower_equals(coding, "x-gzip")) {
@@ -246,7 +237,8 @@ struct GzipState {
       } else if (coding == "*") {
         any = any.value_or(false) || positive;
       }
-    }
+      return true;
+    });
     return gzip ? *gzip : any.value_or(false);
   }
 
@@ -463,15 +455,7 @@ std::vector<std::string> RequestHandler::clean_arguments(const std::vector<std::
       auto u = static_cast<unsigned char>(c);
       if (u <= 0x08 || (u >= 0x0e && u <= 0x1f)) c = ' ';
     }
-    if (strip) {
-      constexpr std::string_view kSpace = " \t\n\v\f\r";
-      size_t b = s.find_first_not_of(kSpace);
-      if (b == std::string::npos) {
-        s.clear();
-      } else {
-        s = s.substr(b, s.find_last_not_of(kSpace) - b + 1);
-      }
-    }
+    if (strip) s = std::string(strip_python_whitespace(s));
     out.push_back(std::move(s));
   }
   return out;
@@ -1074,7 +1058,7 @@ std::string Application::reverse_url(std::string_view name, const std::vector<st
 
 std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& request, MatchResult& params) const {
   if (std::optional<RouteMatch> match = router_.find(request)) {
-    if (const auto* factory = std::any_cast<HandlerFactory>(&match->rule->target); factory && *factory) {
+    if (const HandlerFactory* factory = match->rule->factory()) {
       params = std::move(match->params);
       return (*factory)();
     }

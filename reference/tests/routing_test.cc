@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "squall/web.h"  // RequestHandler, for a handler factory target
+
 namespace squall {
 namespace {
 
@@ -127,40 +129,63 @@ TEST(AnyMatches, MatchesEverything) { EXPECT_TRUE(AnyMatches().match(request_for
 
 TEST(RuleRouter, FirstMatchingRuleWins) {
   RuleRouter router;
-  router.add_rule(Rule{std::make_shared<PathMatches>("/a/.*"), std::string("first"), ""});
-  router.add_rule(Rule{std::make_shared<PathMatches>("/a/b"), std::string("second"), ""});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a/.*"), {}, "first"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a/b"), {}, "second"});
   auto match = router.find(request_for("/a/b"));
   ASSERT_TRUE(match);
-  EXPECT_EQ(std::any_cast<std::string>(match->rule->target), "first");
+  EXPECT_EQ(match->rule, &router.rules()[0]);
 }
 
 TEST(RuleRouter, NoMatchGivesNothing) {
   RuleRouter router;
-  router.add_rule(Rule{std::make_shared<PathMatches>("/a"), std::string("a"), ""});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a"), {}, ""});
   EXPECT_FALSE(router.find(request_for("/b")));
 }
 
 TEST(RuleRouter, NestedRouterIsSearchedAfterItsMatcher) {
   auto inner = std::make_shared<RuleRouter>();
-  inner->add_rule(Rule{std::make_shared<PathMatches>("/x/([0-9]+)"), std::string("inner"), "item"});
+  inner->add_rule(Rule{std::make_shared<PathMatches>("/x/([0-9]+)"), {}, "item"});
   RuleRouter router;
   router.add_rule(Rule{std::make_shared<HostMatches>("api\\.example\\.com"), inner, ""});
-  router.add_rule(Rule{std::make_shared<AnyMatches>(), std::string("fallback"), ""});
+  router.add_rule(Rule{std::make_shared<AnyMatches>(), {}, ""});
+  EXPECT_EQ(router.rules()[0].router(), inner.get());
   auto on_api = router.find(request_for("/x/5", "api.example.com"));
   ASSERT_TRUE(on_api);
-  EXPECT_EQ(std::any_cast<std::string>(on_api->rule->target), "inner");
+  EXPECT_EQ(on_api->rule, &inner->rules()[0]);
   EXPECT_EQ(on_api->params.path_args, std::vector<std::string>{"5"});
   auto elsewhere = router.find(request_for("/x/5", "www.example.com"));
   ASSERT_TRUE(elsewhere);
-  EXPECT_EQ(std::any_cast<std::string>(elsewhere->rule->target), "fallback");
+  EXPECT_EQ(elsewhere->rule, &router.rules()[1]);
   EXPECT_EQ(router.reverse_url("item", {"9"}), std::optional<std::string>("/x/9"));
 }
 
 TEST(RuleRouter, ReverseUrlByName) {
   RuleRouter router;
-  router.add_rule(Rule{std::make_shared<PathMatches>("/u/([a-z]+)"), std::string("u"), "user"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/u/([a-z]+)"), {}, "user"});
   EXPECT_EQ(router.reverse_url("user", {"bob"}), std::optional<std::string>("/u/bob"));
   EXPECT_EQ(router.reverse_url("nobody", {}), std::nullopt);
+}
+
+TEST(Rule, TargetIsAFactoryOrARouter) {
+  Rule with_factory{std::make_shared<AnyMatches>(), HandlerFactory([] { return nullptr; }), ""};
+  EXPECT_NE(with_factory.factory(), nullptr);
+  EXPECT_EQ(with_factory.router(), nullptr);
+  auto nested = std::make_shared<RuleRouter>();
+  Rule with_router{std::make_shared<AnyMatches>(), nested, ""};
+  EXPECT_EQ(with_router.factory(), nullptr);
+  EXPECT_EQ(with_router.router(), nested.get());
+  Rule empty{std::make_shared<AnyMatches>(), {}, ""};  // an empty factory counts as none
+  EXPECT_EQ(empty.factory(), nullptr);
+  EXPECT_EQ(empty.router(), nullptr);
+}
+
+TEST(RuleRouter, NullNestedRouterIsSkipped) {
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<AnyMatches>(), std::shared_ptr<RuleRouter>(), ""});
+  router.add_rule(Rule{std::make_shared<AnyMatches>(), {}, "after"});
+  auto match = router.find(request_for("/"));
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->rule, &router.rules()[1]);
 }
 
 TEST(UrlEscape, QuotesLikePython) {

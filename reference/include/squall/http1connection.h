@@ -66,6 +66,14 @@ class HTTPInputError : public std::runtime_error {
   int status_;
 };
 
+// The peer closed the connection after a response's head and before the end of its body
+// (a client-side read_response): the stream was cut, the response was not malformed.
+// HTTP clients report it as a closed stream rather than a bad response.
+class HTTPConnectionClosedError : public HTTPInputError {
+ public:
+  HTTPConnectionClosedError() : HTTPInputError("Connection closed before the full response was received") {}
+};
+
 // Misuse of the output side: writing more or fewer bytes than Content-Length
 // (Tornado's HTTPOutputError).
 class HTTPOutputError : public std::runtime_error {
@@ -88,11 +96,11 @@ class HTTPOutputError : public std::runtime_error {
 struct HTTP1ConnectionParameters {
   bool no_keep_alive = false;
   size_t chunk_size = 65536;          // largest piece handed to data_received
-  size_t max_header_size = 65536;     // a bigger head -> 431
+  size_t max_header_size = kDefaultMaxHeaderSize;  // a bigger head -> 431
   // From the first byte of a head to its end (nginx's client_header_timeout). When it
   // fires the connection is closed (logged at info, general).
   std::optional<Duration> header_timeout = std::chrono::seconds(60);
-  size_t max_body_size = 100 * 1024 * 1024;  // a bigger body -> 413 (decompressed size counts)
+  size_t max_body_size = kDefaultMaxBodySize;  // a bigger body -> 413 (decompressed size counts)
   // The limit for a body the receiver takes whole (HTTP1Connection::set_max_body_size;
   // web.h's handlers that do not stream): 413 as soon as Content-Length or the chunked
   // body passes it, without reading the rest, then the connection closes. nginx's
@@ -115,7 +123,7 @@ struct HTTP1ConnectionParameters {
   // Bounds of a head, and (head_limits.policy) where the server takes the strict side of
   // RFC 9112's latitude: strict by default; ParsePolicy::lenient() is Tornado 6.2's.
   HeadLimits head_limits;
-  size_t max_trailer_fields = 100;    // trailers of a chunked body (read, then dropped)
+  size_t max_trailer_fields = kDefaultMaxTrailerFields;  // trailers of a chunked body (read, then dropped)
   // A server's error answer (400, 413, 414, 417, 431, 501, 505) carries a one-line
   // text/plain body naming the problem; off: an empty body (Content-Length: 0).
   bool explain_errors = false;
@@ -143,9 +151,13 @@ struct HTTPRequestContext {
 
 class HTTP1Connection : public HTTPConnection {
  public:
+  // Which end of the exchange this connection is: a client writes requests and reads
+  // responses, a server the other way round.
+  enum class Side { client, server };
+
   // context (server side, may be null) must outlive the connection; with xheaders set,
   // the X-* headers of each request are applied to it while that request is handled.
-  HTTP1Connection(IOStream& stream, bool is_client, HTTP1ConnectionParameters params = {},
+  HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionParameters params = {},
                   HTTPRequestContext* context = nullptr, bool xheaders = false);
   ~HTTP1Connection() override;
   HTTP1Connection(const HTTP1Connection&) = delete;
@@ -157,8 +169,9 @@ class HTTP1Connection : public HTTPConnection {
   // On a server it also waits until the response was finished (so pipelined requests
   // are answered in order). With idle_timeout, the wait for the first byte of the head
   // is bounded by it (the server's idle_connection_timeout). On a client, a malformed
-  // or truncated response (a body shorter than its Content-Length, a bad chunk) throws
-  // HTTPInputError after the delegate got on_connection_close.
+  // response (a bad chunk, a bad head) throws HTTPInputError after the delegate got
+  // on_connection_close; a truncated one (the peer closed before the body's end) throws
+  // its subclass HTTPConnectionClosedError.
   Task<bool> read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout = std::nullopt);
   Task<bool> read_response(HTTPMessageDelegate& delegate) { return read_message(delegate); }
   // Server, between requests: completes with true once bytes of the next request are

@@ -84,8 +84,12 @@ class StreamBufferFullError : public StreamError {
   using StreamError::StreamError;
 };
 
+// The read buffer's default bound: Tornado's max_buffer_size (100 MiB), the same size as
+// the largest body an HTTP connection takes by default (kDefaultMaxBodySize, http_parse.h).
+inline constexpr size_t kDefaultMaxStreamBufferSize = 100 * 1024 * 1024;
+
 struct IOStreamOptions {
-  size_t max_buffer_size = 100 * 1024 * 1024;
+  size_t max_buffer_size = kDefaultMaxStreamBufferSize;
   size_t read_chunk_size = 64 * 1024;  // capped at max_buffer_size / 2, as in Tornado
   size_t max_write_buffer_size = 0;  // 0 = unlimited; exceeding it makes write() throw StreamBufferFullError
   bool allow_half_close = false;     // peer EOF ends only the read side (see above)

@@ -10,12 +10,13 @@
 // turned back into a URL (reverse_url) when their pattern is simple enough.
 #pragma once
 
-#include <any>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "squall/http_request.h"
@@ -88,14 +89,31 @@ class PathMatches : public Matcher {
 };
 
 class RuleRouter;
+class RequestHandler;  // web.h
+
+// Makes the handler for one request (web.h's handler<H>(...) makes one).
+using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
 
 // A matcher, what it routes to, and an optional name for reverse_url.
 struct Rule {
+  // A handler factory (what an Application answers with), or a nested router searched
+  // once this rule's matcher matched. Both convert implicitly: Rule{matcher, factory}.
+  using Target = std::variant<HandlerFactory, std::shared_ptr<RuleRouter>>;
+
   std::shared_ptr<Matcher> matcher;
-  // The target: whatever the router's owner understands (an Application stores its
-  // handler specs here), or a std::shared_ptr<RuleRouter> to delegate to.
-  std::any target;
+  Target target;
   std::string name;
+
+  // The target's factory, or nullptr when it is a router (or an empty factory).
+  const HandlerFactory* factory() const {
+    const auto* f = std::get_if<HandlerFactory>(&target);
+    return f && *f ? f : nullptr;
+  }
+  // The target's router, or nullptr when it is a factory (or a null router).
+  const RuleRouter* router() const {
+    const auto* r = std::get_if<std::shared_ptr<RuleRouter>>(&target);
+    return r ? r->get() : nullptr;
+  }
 };
 
 // The result of routing a request: the rule that matched and its arguments (those of an

@@ -313,9 +313,6 @@ class RequestHandler {
   std::optional<Future<void>> body_future_;
 };
 
-// Makes the handler for one request.
-using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
-
 namespace detail {
 
 template <class P>
@@ -377,7 +374,7 @@ class Application : public HTTPServerConnectionDelegate {
 
   // Appends rules (patterns are compiled now: throws std::invalid_argument).
   void add_handlers(std::vector<URLSpec> handlers);
-  void add_rule(Rule rule);  // target: a HandlerFactory or a std::shared_ptr<RuleRouter>
+  void add_rule(Rule rule);
   const ApplicationSettings& settings() const { return settings_; }
   ApplicationSettings& settings() { return settings_; }
   // The URL of the named rule with these (unencoded) arguments; throws std::out_of_range
