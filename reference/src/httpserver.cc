@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "squall/detail/small_pool.h"
 #include "squall/log.h"
-#include "squall/small_pool.h"
 #include "squall/ssl_iostream.h"
 
 namespace squall {

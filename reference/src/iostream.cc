@@ -15,8 +15,8 @@
 #include <system_error>
 #include <vector>
 
+#include "squall/detail/small_pool.h"
 #include "squall/log.h"
-#include "squall/small_pool.h"
 
 namespace squall {
 

@@ -1,4 +1,4 @@
-#include "squall/small_pool.h"
+#include "squall/detail/small_pool.h"
 
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-#include "squall/fifo.h"
+#include "squall/detail/fifo.h"
 
 #include <gtest/gtest.h>
 

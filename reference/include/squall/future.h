@@ -23,8 +23,8 @@
 #include <variant>
 #include <vector>
 
+#include "squall/detail/small_pool.h"
 #include "squall/ioloop.h"
-#include "squall/small_pool.h"
 
 namespace squall {
 

@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "squall/small_pool.h"
+#include "squall/detail/small_pool.h"
 
 namespace squall {
 

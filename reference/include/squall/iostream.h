@@ -44,7 +44,7 @@
 #include <utility>
 #include <vector>
 
-#include "squall/fifo.h"
+#include "squall/detail/fifo.h"
 #include "squall/future.h"
 #include "squall/ioloop.h"
 

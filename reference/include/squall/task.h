@@ -22,10 +22,10 @@
 #include <utility>
 #include <vector>
 
+#include "squall/detail/small_pool.h"
 #include "squall/future.h"
 #include "squall/ioloop.h"
 #include "squall/log.h"
-#include "squall/small_pool.h"
 
 namespace squall {
 

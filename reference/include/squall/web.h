@@ -40,11 +40,11 @@
 #include <variant>
 #include <vector>
 
+#include "squall/detail/small_pool.h"
 #include "squall/future.h"
 #include "squall/http_delegate.h"
 #include "squall/http_request.h"
 #include "squall/routing.h"
-#include "squall/small_pool.h"
 #include "squall/task.h"
 
 namespace squall {

@@ -6,6 +6,8 @@
 // head, so an unused queue costs three words and a used one keeps only the capacity it
 // needed. A popped item is moved out and destroyed at once (its memory is released);
 // its slot is reclaimed when the queue empties or when dead slots outnumber live items.
+// Internal (squall/detail/): installed only because public headers include it; not API,
+// it may change without notice.
 #pragma once
 
 #include <cstddef>

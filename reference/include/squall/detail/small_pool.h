@@ -8,6 +8,8 @@
 // in practice) and returns the rest to the general allocator. A block may be freed on a
 // different thread than the one that allocated it: it simply joins that thread's lists.
 // Sanitizer builds bypass the pool, so that use-after-free of a frame is still reported.
+// Internal (squall/detail/): installed only because public headers include it; not API,
+// it may change without notice.
 #pragma once
 
 #include <cstddef>
