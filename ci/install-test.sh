@@ -38,8 +38,8 @@ ls "$libdir"/libsquall.* >/dev/null
 
 step "every installed header compiles from the prefix alone"
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-for header in "$prefix"/include/squall/*.h; do
-  echo "#include <squall/$(basename "$header")>"
+for header in "$prefix"/include/squall/*.h "$prefix"/include/squall/detail/*.h; do
+  echo "#include <${header#"$prefix"/include/}>"
 done >"$tmp/all_headers.cc"
 # The flags name the prefix alone: a header that needs one left out of the install fails.
 g++ -std=c++20 -fsyntax-only $(pkg-config --cflags squall) "$tmp/all_headers.cc"

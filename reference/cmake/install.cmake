@@ -1,5 +1,6 @@
 # What `cmake --install` puts under the prefix (GNUInstallDirs layout):
 #   include/squall/*.h                     the public headers (reference/include/squall)
+#   include/squall/detail/*.h              what public headers include but is not API
 #   lib/libsquall.a (or .so with BUILD_SHARED_LIBS=ON)
 #   lib/cmake/squall/                      squallConfig.cmake, its version file and the
 #                                          exported target squall::squall
@@ -7,7 +8,8 @@
 #   bin/squall-*                           the contract programs, probes and tools
 # Every file is relocatable: the package and squall.pc find the prefix from where they
 # are, so `cmake --install BUILD --prefix ANY` works without configuring again.
-# Implementation-only headers belong in src/ (next to their .cc), never in include/.
+# Implementation-only headers belong in src/ (next to their .cc), never in include/;
+# a header that public headers must include but users should not is in include/squall/detail/.
 include(CMakePackageConfigHelpers)
 
 set(SQUALL_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/squall)
