@@ -26,8 +26,9 @@ MIB = 1024.0
 # Memory a connection may hold, from the reference's configured marks
 # (http1connection.h: output_high_water 256 KiB of queued output, read buffers of two
 # read_chunk_size pieces (2 x 64 KiB) plus a head of up to max_header_size (64 KiB), and
-# the largest single write of the contract app (its 64 KiB pieces)): 256 + 128 + 64 + 64.
-PER_CONNECTION_KIB = 512
+# the largest single write of the contract app (its /bytes pieces, as large as the output
+# mark: apps/contract_app.cc kDownloadPiece)): 256 + 128 + 64 + 256.
+PER_CONNECTION_KIB = 704
 # What the process may grow by regardless of connections: allocator arenas and caches,
 # the per-thread block pool (small_pool.h), log buffers.
 SLACK_MIB = 4.0
