@@ -286,12 +286,13 @@ struct HTTP1Connection::BoundedRead {
   }
 };
 
-HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline) {
-  Future<std::string> read = stream_.read_bytes(max_bytes, true);
+HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline,
+                                                         IOStream::ReadStart start) {
+  Future<std::string> read = stream_.read_bytes(max_bytes, true, start);
   return BoundedRead{*this, detail::FutureAwaiter<std::string>{std::move(read).release_state()}, deadline, {}};
 }
 
-Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline) {
+Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline, IOStream::ReadStart start) {
   if (rpos_ == rbuf_.size()) {
     rbuf_.clear();
     rpos_ = 0;
@@ -299,7 +300,7 @@ Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline) {
     rbuf_.erase(0, rpos_);
     rpos_ = 0;
   }
-  std::string data = co_await read_some(kReadPiece, deadline);
+  std::string data = co_await read_some(kReadPiece, deadline, start);
   if (rbuf_.empty() && data.capacity() >= rbuf_.capacity()) {
     rbuf_.swap(data);
   } else {
@@ -401,9 +402,14 @@ Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeou
   flush_corked();  // about to wait for the peer: what is corked must not wait with us
   std::optional<TimePoint> deadline;
   if (idle_timeout) deadline = stream_.io_loop().time() + *idle_timeout;
+  // After an answer the client is usually still reading it, so a read now would find
+  // nothing: wait for the loop to report bytes (one read per request, as nginx). A new
+  // connection's first request usually came with it, so that one is read at once.
+  const IOStream::ReadStart start =
+      stream_.bytes_written() > 0 ? IOStream::ReadStart::wait_readable : IOStream::ReadStart::try_socket;
   bool arrived = false;
   try {
-    co_await fill(deadline);
+    co_await fill(deadline, start);
     arrived = true;
   } catch (const StreamClosedError&) {
   } catch (const TimeoutError&) {

@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstring>
 #include <system_error>
+#include <typeinfo>
 #include <vector>
 
 #include "squall/detail/small_pool.h"
@@ -375,11 +376,11 @@ Future<std::string> IOStream::start_read(ReadKind kind) {
   return *read_future_;
 }
 
-Future<std::string> IOStream::read_bytes(size_t num_bytes, bool partial) {
+Future<std::string> IOStream::read_bytes(size_t num_bytes, bool partial, ReadStart start) {
   Future<std::string> future = start_read(ReadKind::bytes);
   read_bytes_ = num_bytes;
   read_partial_ = partial;
-  try_inline_read();
+  try_inline_read(start);
   return future;
 }
 
@@ -412,7 +413,9 @@ Future<std::string> IOStream::read_until_close() {
   return future;
 }
 
-void IOStream::try_inline_read() {
+void IOStream::try_inline_read(ReadStart start) {
+  // Only the plain stream's socket shows every unread byte (see ReadStart).
+  const bool try_socket = start == ReadStart::try_socket || typeid(*this) != typeid(IOStream);
   try {
     size_t pos = find_read_pos();
     if (pos != npos) {
@@ -429,7 +432,7 @@ void IOStream::try_inline_read() {
       clear_read_state();
       throw StreamClosedError(error_);
     }
-    if (!connecting_) {
+    if (!connecting_ && try_socket) {
       pos = read_to_buffer_loop();
       if (pos != npos) {
         finish_read(pos);

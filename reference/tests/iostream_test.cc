@@ -245,6 +245,82 @@ TEST(IOStream, ReadSatisfiableFromBufferCompletesSynchronously) {
   ::close(p.peer);
 }
 
+// ---- ReadStart::wait_readable (a keep-alive server between requests) -----------------------
+
+// The socket is not tried at once: bytes already in it are taken on the loop's next turn
+// (the READ interest is level-triggered), not inline.
+TEST(IOStream, WaitReadableTakesSocketBytesFromTheLoopNotInline) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "GET /");
+  Future<std::string> read = stream.read_bytes(100, true, IOStream::ReadStart::wait_readable);
+  EXPECT_FALSE(read.done()) << "the socket was read inline";
+  EXPECT_EQ(loop.run_sync([&] { return read; }, kTimeout), "GET /");
+  // The default still reads at once.
+  write_all(p.peer, "next");
+  Future<std::string> inline_read = stream.read_bytes(100, true);
+  ASSERT_TRUE(inline_read.done());
+  EXPECT_EQ(inline_read.result(), "next");
+  ::close(p.peer);
+}
+
+// Bytes the stream already holds (pipelined requests) are served at once.
+TEST(IOStream, WaitReadableServesBufferedBytesAtOnce) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "one\ntwo\n");
+  ASSERT_EQ(loop.run_sync([&] { return stream.read_until("\n"); }, kTimeout), "one\n");
+  Future<std::string> rest = stream.read_bytes(100, true, IOStream::ReadStart::wait_readable);
+  ASSERT_TRUE(rest.done());
+  EXPECT_EQ(rest.result(), "two\n");
+  ::close(p.peer);
+}
+
+// Bytes sent later, and a peer that hangs up instead, are both seen by the waiting read.
+TEST(IOStream, WaitReadableSeesLateBytesAndAPeerClose) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  std::string late = loop.run_sync([&]() -> Task<std::string> {
+    Task<void> writer = trickle(p.peer, {"late"});
+    std::string got = co_await stream.read_bytes(100, true, IOStream::ReadStart::wait_readable);
+    co_await writer;
+    co_return got;
+  }, kTimeout);
+  EXPECT_EQ(late, "late");
+  EXPECT_THROW(loop.run_sync([&]() -> Task<std::string> {
+    Task<void> closer = trickle(p.peer, {""}, Then::close);  // closes after a pause
+    std::string got = co_await stream.read_bytes(100, true, IOStream::ReadStart::wait_readable);
+    co_await closer;
+    co_return got;
+  }, kTimeout),
+               StreamClosedError);
+  EXPECT_TRUE(stream.closed());
+}
+
+// A transport of its own (as TLS, whose library may hold decrypted bytes the socket no
+// longer shows) is always read first.
+class OwnTransportStream : public IOStream {
+ public:
+  using IOStream::IOStream;
+
+ protected:
+  ssize_t read_from_fd(iovec* iov, int iovcnt) override { return IOStream::read_from_fd(iov, iovcnt); }
+};
+
+TEST(IOStream, WaitReadableStillReadsAtOnceThroughATransportOfItsOwn) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  OwnTransportStream stream(p.ours);
+  write_all(p.peer, "held");
+  Future<std::string> read = stream.read_bytes(100, true, IOStream::ReadStart::wait_readable);
+  ASSERT_TRUE(read.done());
+  EXPECT_EQ(read.result(), "held");
+  ::close(p.peer);
+}
+
 // ---- read_until ---------------------------------------------------------------------------
 
 TEST(IOStream, ReadUntilFindsDelimiterSplitAcrossWrites) {

@@ -217,8 +217,9 @@ class HTTP1Connection : public HTTPConnection {
   // Buffered reads over the stream (throw StreamClosedError, TimeoutError at a deadline
   // — the stream is closed then — or HTTPInputError).
   struct BoundedRead;
-  BoundedRead read_some(size_t max_bytes, std::optional<TimePoint> deadline);
-  Task<void> fill(std::optional<TimePoint> deadline);
+  BoundedRead read_some(size_t max_bytes, std::optional<TimePoint> deadline,
+                        IOStream::ReadStart start = IOStream::ReadStart::try_socket);
+  Task<void> fill(std::optional<TimePoint> deadline, IOStream::ReadStart start = IOStream::ReadStart::try_socket);
   Task<size_t> read_head(std::optional<Duration> idle_timeout);
   // timeout: the longest wait for more bytes (params_.body_timeout).
   Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<Duration> timeout);

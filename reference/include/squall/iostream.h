@@ -117,8 +117,17 @@ class IOStream {
   // On a closed stream (or after EOF with allow_half_close) a read the buffer cannot
   // satisfy throws StreamClosedError, as Tornado's does.
 
+  // How a read the buffer cannot satisfy begins. try_socket reads the socket at once
+  // (Tornado's _try_inline_read). wait_readable waits for the loop's readability event
+  // first, saving a read that would find nothing when the peer is known to be quiet
+  // (a keep-alive server between requests): the interest is level-triggered, so bytes
+  // already in the socket are reported on the loop's next turn. It applies only to a
+  // plain IOStream: a subclass's transport (TLS) may hold bytes the socket no longer
+  // shows, and keeps reading first. Buffered bytes are served at once either way.
+  enum class ReadStart : uint8_t { try_socket, wait_readable };
+
   // Exactly num_bytes; with partial, as soon as any bytes are available (at most num_bytes).
-  Future<std::string> read_bytes(size_t num_bytes, bool partial = false);
+  Future<std::string> read_bytes(size_t num_bytes, bool partial = false, ReadStart start = ReadStart::try_socket);
   // Through the first occurrence of delimiter (included in the result). If it does not
   // end within max_bytes, the read fails with UnsatisfiableReadError and the stream closes.
   Future<std::string> read_until(std::string delimiter, std::optional<size_t> max_bytes = std::nullopt);
@@ -217,7 +226,7 @@ class IOStream {
   static constexpr size_t npos = static_cast<size_t>(-1);
 
   Future<std::string> start_read(ReadKind kind);
-  void try_inline_read();
+  void try_inline_read(ReadStart start = ReadStart::try_socket);
   bool handle_read();  // true if it completed a read
   void handle_write();
   void handle_connect();
