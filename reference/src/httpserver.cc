@@ -176,8 +176,10 @@ void HTTPServer::Registry::remove(ConnectionTracker* tracker) {
     // outlives the timer (~HTTPServer removes it, and a closed loop runs no timers).
     trim_timer = loop->call_later(*trim_delay, [this] {
       trim_timer = {};
+      // Free memory is what malloc holds free and what the block pool keeps cached: after
+      // a burst most of it can be pool blocks, which malloc counts as in use.
       struct mallinfo2 info = mallinfo2();
-      if (info.fordblks < trim_min_free_bytes) return;
+      if (info.fordblks + detail::pool_cached_bytes() < trim_min_free_bytes) return;
       detail::pool_trim();
       malloc_trim(0);
     });

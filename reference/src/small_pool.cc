@@ -102,4 +102,12 @@ void pool_deallocate(void* block, std::size_t size) noexcept {
 
 void pool_trim() noexcept { release_cached_blocks(); }
 
+std::size_t pool_cached_bytes() noexcept {
+  std::size_t bytes = 0;
+  for (std::size_t c = 0; c < kClasses; ++c) bytes += lists.counts[c] * (c + 1) * kGranule;
+  return bytes;
+}
+
+bool pool_is_active() noexcept { return kPooling; }
+
 }  // namespace squall::detail

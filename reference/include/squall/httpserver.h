@@ -59,12 +59,12 @@ class HTTPServer : public TCPServer {
   const HTTPServerOptions& options() const { return options_; }
 
   // Memory after a burst: `delay` after a connection ends (at most one check per delay),
-  // if the C allocator holds at least `min_free_bytes` free (mallinfo2), that memory and
-  // the blocks the per-thread pool keeps (small_pool.h) are returned to the system
+  // if the C allocator holds at least `min_free_bytes` free (mallinfo2) together with the
+  // blocks the per-thread pool keeps (small_pool.h), both are returned to the system
   // (malloc_trim). A burst of large responses otherwise leaves the heap at its peak. On by
-  // default (1 s, 4 MiB); std::nullopt turns it off.
+  // default (1 s, 1 MiB); std::nullopt turns it off.
   void trim_memory_when_idle(std::optional<Duration> delay, size_t min_free_bytes = kDefaultTrimFreeBytes);
-  static constexpr size_t kDefaultTrimFreeBytes = 4u << 20;
+  static constexpr size_t kDefaultTrimFreeBytes = 1u << 20;
 
  private:
   class ConnectionTracker;

@@ -24,6 +24,10 @@ void pool_deallocate(void* block, std::size_t size) noexcept;
 // then give the memory back to the system: malloc_trim). For a server whose burst of
 // connections has ended; the pool refills as it is used again.
 void pool_trim() noexcept;
+// Bytes of freed blocks the calling thread keeps cached (what pool_trim() would return),
+// and whether blocks are pooled at all (not in sanitizer builds).
+std::size_t pool_cached_bytes() noexcept;
+bool pool_is_active() noexcept;
 
 // An allocator over the pool, for std::allocate_shared.
 template <typename T>
