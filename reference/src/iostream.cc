@@ -13,7 +13,6 @@
 #include <climits>
 #include <cstring>
 #include <system_error>
-#include <typeinfo>
 #include <vector>
 
 #include "squall/detail/small_pool.h"
@@ -414,8 +413,7 @@ Future<std::string> IOStream::read_until_close() {
 }
 
 void IOStream::try_inline_read(ReadStart start) {
-  // Only the plain stream's socket shows every unread byte (see ReadStart).
-  const bool try_socket = start == ReadStart::try_socket || typeid(*this) != typeid(IOStream);
+  const bool try_socket = start == ReadStart::try_socket || !socket_shows_unread_bytes();
   try {
     size_t pos = find_read_pos();
     if (pos != npos) {

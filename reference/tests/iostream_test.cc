@@ -300,14 +300,15 @@ TEST(IOStream, WaitReadableSeesLateBytesAndAPeerClose) {
   EXPECT_TRUE(stream.closed());
 }
 
-// A transport of its own (as TLS, whose library may hold decrypted bytes the socket no
-// longer shows) is always read first.
+// A transport that buffers what it took from the socket (as TLS, whose library may hold
+// decrypted bytes the socket no longer shows) is always read first.
 class OwnTransportStream : public IOStream {
  public:
   using IOStream::IOStream;
 
  protected:
   ssize_t read_from_fd(iovec* iov, int iovcnt) override { return IOStream::read_from_fd(iov, iovcnt); }
+  bool socket_shows_unread_bytes() const override { return false; }
 };
 
 TEST(IOStream, WaitReadableStillReadsAtOnceThroughATransportOfItsOwn) {

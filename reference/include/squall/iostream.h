@@ -121,9 +121,10 @@ class IOStream {
   // (Tornado's _try_inline_read). wait_readable waits for the loop's readability event
   // first, saving a read that would find nothing when the peer is known to be quiet
   // (a keep-alive server between requests): the interest is level-triggered, so bytes
-  // already in the socket are reported on the loop's next turn. It applies only to a
-  // plain IOStream: a subclass's transport (TLS) may hold bytes the socket no longer
-  // shows, and keeps reading first. Buffered bytes are served at once either way.
+  // already in the socket are reported on the loop's next turn. It applies only where
+  // the socket shows every unread byte (socket_shows_unread_bytes): a transport such as
+  // TLS may hold bytes it no longer shows, and keeps reading first. Buffered bytes are
+  // served at once either way.
   enum class ReadStart : uint8_t { try_socket, wait_readable };
 
   // Exactly num_bytes; with partial, as soon as any bytes are available (at most num_bytes).
@@ -208,6 +209,10 @@ class IOStream {
   // Reads into iov: > 0 bytes read, 0 at end of stream, -1 with errno set (EAGAIN: nothing
   // now). An override may instead close() the stream with the error it hit and return -1.
   virtual ssize_t read_from_fd(iovec* iov, int iovcnt);
+  // Whether every byte read_from_fd could still return is unread in the socket, so that
+  // the loop's readability event tells of it (ReadStart::wait_readable). A transport that
+  // buffers what it took from the socket (TLS records) answers false.
+  virtual bool socket_shows_unread_bytes() const { return true; }
   // Writes from iov: > 0 bytes written, or -1 with errno set (EAGAIN: try on the next
   // WRITE event); may close() the stream instead, as above.
   virtual ssize_t write_to_fd(const iovec* iov, int iovcnt);

@@ -97,6 +97,8 @@ class SSLIOStream : public IOStream {
 
  protected:
   ssize_t read_from_fd(iovec* iov, int iovcnt) override;
+  // OpenSSL may hold decrypted bytes the socket no longer shows.
+  bool socket_shows_unread_bytes() const override { return false; }
   ssize_t write_to_fd(const iovec* iov, int iovcnt) override;
   void close_fd() override;
   void handle_events(uint32_t events) override;
