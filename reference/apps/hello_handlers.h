@@ -13,7 +13,7 @@ class PlaintextHandler : public RequestHandler {
   Task<void> get() override {
     set_header("Content-Type", "text/plain");
     write("Hello, World!");
-    co_return;
+    return {};  // nothing to wait for: a plain call, no coroutine frame
   }
 };
 
@@ -22,7 +22,7 @@ class JsonHandler : public RequestHandler {
   Task<void> get() override {
     write_json(R"({"message":"Hello, World!"})");
     set_header("Content-Type", "application/json");  // the contract's exact type
-    co_return;
+    return {};
   }
 };
 

@@ -1,5 +1,6 @@
 #include "squall/http_headers.h"
 
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <stdexcept>
@@ -95,6 +96,13 @@ void HTTPHeaders::add(std::string_view name, std::string_view value) {
 }
 
 void HTTPHeaders::set(std::string_view name, std::string_view value) {
+  std::size_t first = 0;
+  while (first < slots_.size() && !named(slots_[first], name)) ++first;
+  if (first == slots_.size()) {
+    add(name, value);
+    return;
+  }
+  if (rewrite_in_place(first, name, value)) return;
   std::size_t kept = 0;
   bool found = false;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -112,6 +120,20 @@ void HTTPHeaders::set(std::string_view name, std::string_view value) {
   slots_.resize(kept);
   if (!found) add(name, value);
   compact_if_wasteful();
+}
+
+bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) noexcept {
+  Slot& slot = slots_[index];
+  if (value.size() > slot.value_size || name != field(slot).name) return false;
+  for (std::size_t i = index + 1; i < slots_.size(); ++i) {
+    if (named(slots_[i], name)) return false;
+  }
+  fields_checked_ = false;  // as for any line stored
+  // memmove: the value may be a view into the arena itself.
+  std::memmove(arena_.data() + slot.value_offset, value.data(), value.size());
+  garbage_ += slot.value_size - value.size();
+  slot.value_size = static_cast<std::uint32_t>(value.size());
+  return true;
 }
 
 std::size_t HTTPHeaders::remove(std::string_view name) {

@@ -36,11 +36,10 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
       uri = std::move(origin_form);
     }
   }
-  std::string lowered = host;
-  for (char& c : lowered) {
+  host_name = std::string(split_host_and_port(host).first);
+  for (char& c : host_name) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII only, no locale
   }
-  host_name = std::string(split_host_and_port(lowered).first);
   size_t q = uri.find('?');
   path = uri.substr(0, q);
   query = q == std::string::npos ? std::string() : uri.substr(q + 1);

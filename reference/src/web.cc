@@ -356,7 +356,11 @@ void RequestHandler::attach(Application& application, detail::PooledRequest made
   if (application.settings().compress_response) {
     // The deflate state is made only for a client that accepts gzip; the others' answers
     // just get the Vary header.
-    std::optional<std::string> accept_encoding = request().headers.get("Accept-Encoding");
+    // One Accept-Encoding line (the usual case) is read in place; several are joined.
+    const HTTPHeaders& in = request().headers;
+    std::optional<std::string_view> accept_encoding = in.get_first("Accept-Encoding");
+    std::string joined;
+    if (accept_encoding && in.count("Accept-Encoding") > 1) accept_encoding = joined = *in.get("Accept-Encoding");
     if (accept_encoding && detail::GzipState::accepts_gzip(*accept_encoding)) {
       gzip_ = std::make_unique<detail::GzipState>();
       gzip_->gzipping = true;
@@ -376,11 +380,24 @@ std::string RequestHandler::path_kwarg(std::string_view name) const {
 
 namespace {
 
+// Whether s holds a byte below 0x20 or 0x7f (DEL). Eight bytes per step: the classic
+// "has a byte below n" test on (w) and "has a zero byte" on (w ^ 0x7f..7f).
 bool has_control_chars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
+    const uint64_t del = w ^ (kOnes * 0x7f);
+    const uint64_t is_del = (del - kOnes) & ~del & kHighs;
+    if ((below_space | is_del) != 0) return true;
+  }
+  for (; i < s.size(); ++i) {
+    auto u = static_cast<unsigned char>(s[i]);
+    if (u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
 }
 
 void check_header(std::string_view name, std::string_view value) {
@@ -585,7 +602,11 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   if (!chunk.empty()) write(chunk);
   if (!headers_written_) {
     if (status_code_ == 200 && (request().method == "GET" || request().method == "HEAD") && !headers_.contains("Etag")) {
-      set_etag_header();
+      // set_etag_header(), minus set()'s search for an Etag line: there is none.
+      if (std::optional<std::string> etag = compute_etag()) {
+        check_header("Etag", *etag);
+        headers_.add("Etag", *etag);
+      }
       if (check_etag_header()) {
         write_buffer_.clear();
         set_status(304);
@@ -826,23 +847,63 @@ Task<void> RequestHandler::dispatch_method() {
   throw HTTPError(405);
 }
 
+std::optional<Task<void>> RequestHandler::run_stage(Stage& stage) {
+  switch (stage) {
+    case Stage::check:
+      stage = Stage::body;
+      if (!supports_method(request().method)) throw HTTPError(405);
+      // RequestHandler's own prepare() does nothing: not calling it saves a call.
+      if (!overridden_methods_ || ((*overridden_methods_ >> kPrepareBit) & 1u) != 0) return prepare();
+      return std::nullopt;
+    case Stage::body:
+      stage = finished_ ? Stage::done : Stage::method;
+      if (finished_) return std::nullopt;
+      if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
+      if (body_future_) return Task<void>(*body_future_);
+      return std::nullopt;
+    case Stage::method:
+      stage = finished_ ? Stage::done : Stage::finish;
+      if (finished_) return std::nullopt;
+      return dispatch_method();
+    case Stage::finish:
+    case Stage::done:
+      stage = Stage::done;
+      if (!finished_) finish();
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 Task<void> RequestHandler::execute() {
+  try {
+    for (Stage stage = Stage::check; stage != Stage::done;) {
+      std::optional<Task<void>> step = run_stage(stage);
+      if (!step) continue;
+      if (!step->done()) return execute_suspended(std::move(*step), stage);
+      step->future().result();  // rethrows what the step failed with
+    }
+  } catch (...) {
+    end_execute(std::current_exception());
+    return {};
+  }
+  end_execute(nullptr);
+  return {};
+}
+
+Task<void> RequestHandler::execute_suspended(Task<void> pending, Stage next) {
   std::exception_ptr error;
   try {
-    if (!supports_method(request().method)) throw HTTPError(405);
-    // RequestHandler's own prepare() does nothing: not calling it saves a coroutine.
-    if (!overridden_methods_ || ((*overridden_methods_ >> kPrepareBit) & 1u) != 0) co_await prepare();
-    if (!finished_) {
-      if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
-      if (body_future_) co_await *body_future_;
-      if (!finished_) {
-        co_await dispatch_method();
-        if (!finished_) finish();
-      }
+    co_await std::move(pending);
+    while (next != Stage::done) {
+      if (std::optional<Task<void>> step = run_stage(next)) co_await std::move(*step);
     }
   } catch (...) {
     error = std::current_exception();
   }
+  end_execute(error);
+}
+
+void RequestHandler::end_execute(std::exception_ptr error) {
   // Let the connection read on (and discard) the body even after an error.
   if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
   if (error) handle_request_exception(error);

@@ -68,6 +68,20 @@ TEST(HTTPHeaders, SetReplacesAllValuesAtFirstPosition) {
   EXPECT_EQ(all_fields(h), expected);
 }
 
+TEST(HTTPHeaders, SetOfASingleLineKeepsItsPlaceAndTheOthers) {
+  HTTPHeaders h{{"Content-Type", "text/html; charset=UTF-8"}, {"Date", "today"}};
+  h.mark_fields_checked();
+  h.set("Content-Type", "text/plain");  // shorter: rewritten where it was
+  EXPECT_FALSE(h.fields_checked());
+  h.set("Date", "a much longer value than before");  // longer: stored anew, same place
+  h.set("content-type", "x");  // another spelling: the new one is kept, as Tornado's dict
+  const std::vector<HeaderField> expected{{"content-type", "x"}, {"Date", "a much longer value than before"}};
+  EXPECT_EQ(all_fields(h), expected);
+  h.set("Date", h[1].value.substr(2));  // a view into the headers themselves
+  EXPECT_EQ(h.get_first("Date"), "much longer value than before");
+  EXPECT_EQ(h.size(), 2u);
+}
+
 TEST(HTTPHeaders, SetOfNewNameAppends) {
   HTTPHeaders h{{"A", "1"}};
   h.set("B", "2");

@@ -354,6 +354,95 @@ TEST(Web, SetHeaderRefusesCrLf) {
   EXPECT_FALSE(r.headers.contains("Set-Cookie"));
 }
 
+// Control bytes anywhere in a value — inside the first eight bytes, in a later block of
+// eight, in the tail — are refused; bytes of 0x80 and above (UTF-8, obs-text) are not.
+// A plain-function get(): runs without a coroutine.
+class ControlByteHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    const std::string values[] = {std::string("abc\x7f"), std::string("abcdefgh\x7f"),
+                                  std::string("abcdefghijklmnop\x01q"), std::string("abcdefgh\tq"),
+                                  std::string("abcdefghijklmnopqrstu\x1f")};
+    std::string verdicts;
+    for (const std::string& value : values) {
+      try {
+        set_header("X-Probe", value);
+        verdicts += 'A';
+      } catch (const std::invalid_argument&) {
+        verdicts += 'R';
+      }
+    }
+    set_header("X-Probe", "caf\xc3\xa9 au lait, \xff long enough");
+    write(verdicts);
+    return {};
+  }
+};
+
+TEST(Web, HeaderValuesWithControlBytesAnywhereAreRefused) {
+  Application app({{"/", handler<ControlByteHandler>()}});
+  Response r = fetch(app, "GET", "/");
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, "RRRRR");
+  EXPECT_EQ(r.headers.get_first("X-Probe"), "caf\xc3\xa9 au lait, \xff long enough");
+}
+
+// The lifecycle with plain-function steps (no coroutine) mixed with steps that suspend:
+// every order of the two runs prepare, the method and finish once, in order.
+class MixedStepsHandler : public RequestHandler {
+ public:
+  Task<void> prepare() override {
+    const std::string mode = get_argument("mode");
+    if (mode == "finish-in-prepare") {
+      finish("prepared");
+      return {};
+    }
+    if (mode == "throw-in-prepare") throw HTTPError(403);
+    if (mode == "slow-prepare") return slow_prepare();
+    trace_ += "p";
+    return {};
+  }
+  Task<void> get() override {
+    const std::string mode = get_argument("mode");
+    if (mode == "throw-in-get") throw HTTPError(409);
+    if (mode == "slow-get") return slow_get();
+    trace_ += "g";
+    write(trace_);
+    return {};
+  }
+
+ private:
+  Task<void> slow_prepare() {
+    co_await sleep(1ms);
+    trace_ += "P";
+  }
+  Task<void> slow_get() {
+    trace_ += "g";
+    co_await sleep(1ms);
+    trace_ += "G";
+    write(trace_);
+  }
+  std::string trace_;
+};
+
+TEST(Web, PlainAndSuspendingStepsRunInOrder) {
+  Application app({{"/", handler<MixedStepsHandler>()}});
+  testing::internal::CaptureStderr();
+  const Response plain = fetch(app, "GET", "/?mode=plain");
+  const Response slow_prepare = fetch(app, "GET", "/?mode=slow-prepare");
+  const Response slow_get = fetch(app, "GET", "/?mode=slow-get");
+  const Response finished = fetch(app, "GET", "/?mode=finish-in-prepare");
+  const Response refused = fetch(app, "GET", "/?mode=throw-in-prepare");
+  const Response conflict = fetch(app, "GET", "/?mode=throw-in-get");
+  testing::internal::GetCapturedStderr();
+  EXPECT_EQ(plain.body, "pg");
+  EXPECT_EQ(slow_prepare.body, "Pg");
+  EXPECT_EQ(slow_get.body, "pgG");
+  EXPECT_EQ(finished.code, 200);
+  EXPECT_EQ(finished.body, "prepared");
+  EXPECT_EQ(refused.code, 403);
+  EXPECT_EQ(conflict.code, 409);
+}
+
 class UncaughtInjectionHandler : public RequestHandler {
  public:
   Task<void> get() override {

@@ -106,6 +106,10 @@ class HTTPHeaders {
            header_name_equals(std::string_view(arena_.data() + slot.name_offset, slot.name_size), name);
   }
   Slot store(std::string_view name, std::string_view value);
+  // set()'s common case: the line at `index` is the only one named `name`, spelled the
+  // same, and the new value fits where the old one was — overwritten there, no bytes
+  // appended. False (nothing changed) otherwise.
+  bool rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) noexcept;
   void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
   void compact_if_wasteful();
 

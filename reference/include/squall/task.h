@@ -34,6 +34,16 @@ class Task;
 
 namespace detail {
 
+// One completed Future<void> per thread (remade when the thread's loop changes), shared by
+// every default-constructed Task<void>: a completed task then costs no allocation. A done
+// future is never changed again, so sharing it is safe.
+inline Future<void> completed_future() {
+  thread_local std::optional<Future<void>> completed;
+  IOLoop* loop = &IOLoop::current();
+  if (!completed || completed->state()->loop != loop) completed = make_ready_future();
+  return *completed;
+}
+
 // Suspends the awaiting coroutine until the future is done. A done future does not
 // suspend at all (as asyncio's Future.__await__), which keeps buffered stream reads
 // free of loop round-trips.
@@ -104,6 +114,12 @@ class Task {
   using value_type = T;
 
   explicit Task(Future<T> future) : future_(std::move(future)) {}
+  // A Task<void> that has already completed, for a function that returns Task<void> but
+  // has nothing to wait for: `Task<void> get() override { write("hi"); return {}; }`
+  // runs as a plain call, without a coroutine frame (Tornado's non-coroutine get()).
+  Task()
+    requires std::is_void_v<T>
+      : future_(detail::completed_future()) {}
 
   const Future<T>& future() const { return future_; }
   Future<T> release_future() && { return std::move(future_); }

@@ -280,7 +280,18 @@ class RequestHandler {
   void attach(Application& application, detail::PooledRequest request, MatchResult params);
   // An empty request, for a handler used before attach() (say, from its constructor).
   HTTPServerRequest& unattached_request() const;
+  // The lifecycle: the method check, prepare(), the body (streaming handlers), the HTTP
+  // method, finish(). Steps that complete at once run inline (a handler whose methods
+  // are plain functions needs no coroutine frame); from the first step that suspends on,
+  // the rest runs in a coroutine (execute_suspended). The returned task is done unless
+  // a step suspended.
+  enum class Stage { check, body, method, finish, done };
   Task<void> execute();
+  Task<void> execute_suspended(Task<void> pending, Stage next);
+  // Starts the step `stage` names and moves `stage` to the next one; nullopt when the
+  // step had nothing to wait for.
+  std::optional<Task<void>> run_stage(Stage& stage);
+  void end_execute(std::exception_ptr error);
   Task<void> dispatch_method();
   void handle_request_exception(std::exception_ptr error);
   void log_exception(std::exception_ptr error) const;
