@@ -82,7 +82,7 @@ void IOLoop::make_current() {
 
 // ---- file descriptors -----------------------------------------------------------------
 
-void IOLoop::add_handler(int fd, Handler handler, uint32_t events) {
+IOLoop::HandlerEntry& IOLoop::register_fd(int fd, uint32_t events) {
   if (fd < 0) throw std::invalid_argument("add_handler: negative fd");
   if (closed_) throw std::logic_error("add_handler on a closed IOLoop");
   if (static_cast<size_t>(fd) >= handlers_.size()) handlers_.resize(static_cast<size_t>(fd) + 1);
@@ -93,9 +93,36 @@ void IOLoop::add_handler(int fd, Handler handler, uint32_t events) {
   ev.events = events | ERROR;
   ev.data.u64 = pack_event(fd, entry.generation);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("epoll_ctl(ADD)");
-  entry.handler = std::make_unique<Handler>(std::move(handler));
   entry.events = events | ERROR;
   entry.registered = true;
+  return entry;
+}
+
+void IOLoop::add_handler(int fd, Handler handler, uint32_t events) {
+  auto stored = std::make_unique<Handler>(std::move(handler));
+  register_fd(fd, events).handler = std::move(stored);
+}
+
+void IOLoop::add_handler(int fd, FdHandler& handler, uint32_t events) { register_fd(fd, events).target = &handler; }
+
+void IOLoop::replace_handler(int fd, FdHandler& handler) {
+  if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || !handlers_[fd].registered) {
+    throw std::logic_error("replace_handler: fd " + std::to_string(fd) + " not registered");
+  }
+  HandlerEntry& entry = handlers_[fd];
+  retire_handler(entry);
+  entry.target = &handler;
+}
+
+// The handler may be the one running right now: keep it alive until the batch ends.
+void IOLoop::retire_handler(HandlerEntry& entry) {
+  entry.target = nullptr;
+  if (!entry.handler) return;
+  if (dispatching_) {
+    retired_handlers_.push_back(std::move(entry.handler));
+  } else {
+    entry.handler.reset();
+  }
 }
 
 void IOLoop::update_handler(int fd, uint32_t events) {
@@ -117,12 +144,7 @@ void IOLoop::remove_handler(int fd) {
   HandlerEntry& entry = handlers_[fd];
   entry.registered = false;
   ++entry.generation;  // any event of this batch still tagged with the old generation is skipped
-  // The handler may be the one running right now: keep it alive until the batch ends.
-  if (dispatching_) {
-    retired_handlers_.push_back(std::move(entry.handler));
-  } else {
-    entry.handler.reset();
-  }
+  retire_handler(entry);
   if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if fd was closed
 }
 
@@ -296,8 +318,12 @@ void IOLoop::poll(int timeout_ms) {
     if (!entry.registered || entry.generation != generation) continue;  // removed earlier in this batch
     uint32_t ready = events[i].events & (READ | WRITE | ERROR);
     try {
-      Handler* handler = entry.handler.get();  // stays valid even if it removes itself
-      (*handler)(fd, ready);
+      if (FdHandler* target = entry.target) {
+        target->on_fd_events(fd, ready);
+      } else {
+        Handler* handler = entry.handler.get();  // stays valid even if it removes itself
+        (*handler)(fd, ready);
+      }
     } catch (...) {
       log(LogLevel::error, LogCategory::application, "Exception in I/O handler for fd {}: {}", fd,
           describe_current_exception());

@@ -581,3 +581,73 @@ TEST(IOLoop, PosterDropsCallbacksOnceTheLoopIsClosed) {
   }
   EXPECT_FALSE(poster->post([] { FAIL() << "must not run"; }));
 }
+
+namespace {
+
+// An FdHandler that records the fds it was called for and stops the loop.
+struct RecordingHandler final : IOLoop::FdHandler {
+  IOLoop& loop;
+  std::vector<int> calls;
+  explicit RecordingHandler(IOLoop& l) : loop(l) {}
+  void on_fd_events(int fd, uint32_t events) override {
+    if (events & IOLoop::READ) calls.push_back(fd);
+    loop.stop();
+  }
+};
+
+}  // namespace
+
+TEST(IOLoop, AnObjectHandlerIsCalledForItsFd) {
+  IOLoop loop;
+  SocketPair pair;
+  RecordingHandler handler(loop);
+  loop.add_handler(pair.fds[0], handler, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  Watchdog watchdog(loop, 5s);
+  loop.start();
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_EQ(handler.calls, std::vector<int>{pair.fds[0]});
+  loop.remove_handler(pair.fds[0]);
+}
+
+TEST(IOLoop, ReplaceHandlerHandsARegisteredFdToAnotherHandler) {
+  IOLoop loop;
+  SocketPair pair;
+  int old_calls = 0;
+  loop.add_handler(pair.fds[0], [&](int, uint32_t) { ++old_calls; }, IOLoop::READ);
+  RecordingHandler next(loop);
+  loop.replace_handler(pair.fds[0], next);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  Watchdog watchdog(loop, 5s);
+  loop.start();
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_EQ(old_calls, 0);
+  EXPECT_EQ(next.calls, std::vector<int>{pair.fds[0]}) << "the READ interest stayed";
+  // And back from one object to another, then removed: no further calls.
+  RecordingHandler third(loop);
+  loop.replace_handler(pair.fds[0], third);
+  loop.remove_handler(pair.fds[0]);
+  loop.call_later(20ms, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_TRUE(third.calls.empty());
+  EXPECT_THROW(loop.replace_handler(pair.fds[0], third), std::logic_error);
+}
+
+TEST(IOLoop, AHandlerReplacedWhileItRunsFinishesSafely) {
+  IOLoop loop;
+  SocketPair pair;
+  RecordingHandler next(loop);
+  int calls = 0;
+  loop.add_handler(pair.fds[0], [&, token = std::make_shared<int>(7)](int fd, uint32_t) {
+    ++calls;
+    loop.replace_handler(fd, next);  // destroys this lambda's std::function after the batch
+    EXPECT_EQ(*token, 7);
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  Watchdog watchdog(loop, 5s);
+  loop.start();  // the first handler runs, then (level-triggered) the new one stops the loop
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(next.calls.size(), 1u);
+  loop.remove_handler(pair.fds[0]);
+}

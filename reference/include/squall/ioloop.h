@@ -101,8 +101,24 @@ class IOLoop {
   void make_current();
 
   // ---- file descriptors -------------------------------------------------------------
+  // A handler that is an object of the caller's: registering one allocates nothing, and
+  // replace_handler() can hand a registered fd from one such object to another. The
+  // object must outlive its registration.
+  class FdHandler {
+   public:
+    virtual void on_fd_events(int fd, uint32_t events) = 0;
+
+   protected:
+    ~FdHandler() = default;
+  };
+
   // The loop does not own fd; remove the handler before closing it.
   void add_handler(int fd, Handler handler, uint32_t events);
+  void add_handler(int fd, FdHandler& handler, uint32_t events);
+  // Gives a registered fd a new handler, keeping its interest and its epoll registration
+  // (no system call: what a server swapping an idle connection's heavy objects for a
+  // small record needs). Events of the current poll batch go to the new handler.
+  void replace_handler(int fd, FdHandler& handler);
   void update_handler(int fd, uint32_t events);
   // Removing an fd that is not registered is a no-op. Events already collected for it
   // in the current poll batch are not delivered.
@@ -198,6 +214,7 @@ class IOLoop {
     // Heap-allocated so that the handler stays put while it runs, whatever it does to
     // handlers_ (registering a new fd may grow the vector).
     std::unique_ptr<Handler> handler;
+    FdHandler* target = nullptr;  // instead of handler
     uint32_t events = 0;
     uint32_t generation = 0;  // bumped on every add/remove; 0 = never registered
     bool registered = false;
@@ -220,6 +237,8 @@ class IOLoop {
     }
   };
 
+  HandlerEntry& register_fd(int fd, uint32_t events);
+  void retire_handler(HandlerEntry& entry);
   void run_iteration();
   void run_callback(Callback& callback) noexcept;
   void poll(int timeout_ms);
