@@ -130,12 +130,22 @@ std::shared_ptr<const re2::RE2> compile_bytes_regex(std::string_view pattern) {
 
 // ---- life cycle ---------------------------------------------------------------------------
 
+namespace {
+
+// As Tornado: a read never takes in more than half the buffer limit at once, so a peer
+// sending ahead cannot overflow the buffer while the pending read could still complete.
+IOStreamOptions bounded_chunk(IOStreamOptions options) {
+  options.read_chunk_size = std::max<size_t>(1, std::min(options.read_chunk_size, options.max_buffer_size / 2));
+  return options;
+}
+
+}  // namespace
+
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
-    : fd_(fd), loop_(loop ? loop : &IOLoop::current()), options_(options), self_(std::make_shared<IOStream*>(this)) {
-  // As Tornado: a read never takes in more than half the buffer limit at once, so a peer
-  // sending ahead cannot overflow the buffer while the pending read could still complete.
-  options_.read_chunk_size = std::min(options_.read_chunk_size, options_.max_buffer_size / 2);
-  if (options_.read_chunk_size == 0) options_.read_chunk_size = 1;
+    : fd_(fd),
+      loop_(loop ? loop : &IOLoop::current()),
+      options_(bounded_chunk(options)),
+      self_(std::make_shared<IOStream*>(this)) {
   // Flags are only set when missing: accepted sockets come with both (accept4), and the
   // two F_SET calls were two of the nine syscalls of a connection-per-request exchange.
   int flags = ::fcntl(fd, F_GETFL);
@@ -146,6 +156,16 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
   }
   int fd_flags = ::fcntl(fd, F_GETFD);
   if (fd_flags >= 0 && (fd_flags & FD_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
+}
+
+IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
+    : fd_(fd),
+      loop_(&loop),
+      options_(bounded_chunk(options)),
+      registered_(true),
+      io_state_(IOLoop::READ),
+      self_(std::make_shared<IOStream*>(this)) {
+  loop.replace_handler(fd, *this);
 }
 
 IOStream::~IOStream() {
@@ -235,6 +255,22 @@ std::pair<int, Callback> IOStream::release_socket() {
   return released;
 }
 
+int IOStream::hand_over_socket(IOLoop::FdHandler& next) {
+  if (closed_ || connecting_ || writing() || !write_futures_.empty() || !drain_waiters_.empty() ||
+      read_buffer_size() != 0 || !registered_ || io_state_ != IOLoop::READ) {
+    throw std::logic_error("IOStream holds data or waits to write; cannot hand over its socket");
+  }
+  loop_->replace_handler(fd_, next);
+  registered_ = false;
+  io_state_ = 0;
+  close_callback_ = nullptr;
+  const int fd = fd_;
+  fd_ = -1;
+  closed_ = true;
+  signal_closed();  // fails the pending read
+  return fd;
+}
+
 void IOStream::schedule_close() {
   loop_->add_callback([self = self_] {
     if (IOStream* stream = *self) stream->close();
@@ -258,7 +294,7 @@ void IOStream::set_nodelay(bool value) {
 void IOStream::add_io_state(uint32_t events) {
   if (closed_) return;
   if (!registered_) {
-    loop_->add_handler(fd_, [this](int, uint32_t ready) { handle_events(ready); }, events);
+    loop_->add_handler(fd_, static_cast<IOLoop::FdHandler&>(*this), events);
     registered_ = true;
     io_state_ = events;
   } else if ((io_state_ & events) != events) {

@@ -1262,3 +1262,56 @@ TEST(IOStream, MakesABlockingDescriptorNonBlockingAndCloseOnExec) {
   }
   ::close(fds[1]);
 }
+
+namespace {
+
+struct StopOnEvents final : IOLoop::FdHandler {
+  IOLoop& loop;
+  int calls = 0;
+  explicit StopOnEvents(IOLoop& l) : loop(l) {}
+  void on_fd_events(int, uint32_t) override {
+    ++calls;
+    loop.stop();
+  }
+};
+
+}  // namespace
+
+// A server compacting an idle connection: the socket goes to another handler, still
+// registered, and a new stream takes it back and reads what arrived meanwhile.
+TEST(IOStream, AnIdleSocketIsHandedOverAndTakenBackWithoutLosingBytes) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  auto stream = std::make_unique<IOStream>(p.ours);
+  Future<std::string> waiting = stream->read_bytes(100, true, IOStream::ReadStart::wait_readable);
+  StopOnEvents record(loop);
+  int fd = stream->hand_over_socket(record);
+  EXPECT_EQ(fd, p.ours);
+  EXPECT_TRUE(stream->closed());
+  ASSERT_TRUE(waiting.done());
+  EXPECT_THROW(waiting.result(), StreamClosedError);
+  stream.reset();  // must not close the fd nor unregister it
+  write_all(p.peer, "GET /next");
+  loop.call_later(kTimeout, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(record.calls, 1) << "the record was called for the bytes";
+  IOStream back(fd, {}, loop, IOStream::TakeRegistration{});
+  EXPECT_EQ(loop.run_sync([&] { return back.read_bytes(100, true); }, kTimeout), "GET /next");
+  loop.run_sync([&] { return back.write("ok"); }, kTimeout);
+  char reply[2];
+  ASSERT_EQ(::read(p.peer, reply, 2), 2);
+  EXPECT_EQ(std::string(reply, 2), "ok");
+  ::close(p.peer);
+}
+
+TEST(IOStream, ASocketWithBufferedBytesIsNotHandedOver) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "abcdef");
+  EXPECT_EQ(loop.run_sync([&] { return stream.read_bytes(3); }, kTimeout), "abc");
+  StopOnEvents record(loop);
+  EXPECT_THROW(stream.hand_over_socket(record), std::logic_error) << "'def' would be lost";
+  EXPECT_FALSE(stream.closed());
+  ::close(p.peer);
+}

@@ -99,11 +99,16 @@ struct IOStreamOptions {
 // encoding: each byte is one character). Throws std::invalid_argument on a bad pattern.
 std::shared_ptr<const re2::RE2> compile_bytes_regex(std::string_view pattern);
 
-class IOStream {
+class IOStream : private IOLoop::FdHandler {
  public:
   // Takes ownership of a socket fd (connected, or unconnected for connect()); makes it
   // non-blocking (and close-on-exec). loop = IOLoop::current() if null.
   explicit IOStream(int fd, IOStreamOptions options = {}, IOLoop* loop = nullptr);
+  // Takes over a non-blocking socket that some other FdHandler keeps registered with loop
+  // for READ (hand_over_socket's counterpart): the stream becomes its handler
+  // (IOLoop::replace_handler), with no system call.
+  struct TakeRegistration {};
+  IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration);
   // close()s: pending futures fail with StreamClosedError, fd closed, handler removed.
   virtual ~IOStream();
   IOStream(const IOStream&) = delete;
@@ -203,6 +208,13 @@ class IOStream {
   // not connecting, no read pending, nothing buffered or queued — because bytes already
   // read or queued here would be lost to the new transport.
   std::pair<int, Callback> release_socket();
+  // Hands the socket, still registered with the loop for READ, to `next` (a server
+  // compacting an idle connection; see IOLoop::replace_handler), and leaves this stream
+  // closed without closing the fd: the pending read, if any, fails with StreamClosedError
+  // and the close callback is dropped without running. Returns the fd. Throws
+  // std::logic_error unless the stream holds nothing — open, not connecting, nothing
+  // buffered, queued or awaited for writes — and READ is its only interest.
+  int hand_over_socket(IOLoop::FdHandler& next);
 
  protected:
   // ---- the transport seam (Tornado's read_from_fd / write_to_fd / close_fd) -------------
@@ -229,6 +241,8 @@ class IOStream {
  private:
   enum class ReadKind : uint8_t { none, bytes, until, regex, until_close };
   static constexpr size_t npos = static_cast<size_t>(-1);
+
+  void on_fd_events(int, uint32_t events) override { handle_events(events); }
 
   Future<std::string> start_read(ReadKind kind);
   void try_inline_read(ReadStart start = ReadStart::try_socket);
