@@ -9,9 +9,12 @@
 // only when the pool grows, so in steady state they are not counted.
 //
 // Idle benchmark: N connections handed to HTTPServer::handle_stream, waiting for their
-// first request (fresh) and, separately, after one request each (kept alive): the heap
-// grows by bytes_per_idle_conn each (mallinfo2's in-use bytes; the pool's blocks count as
-// in use, the kernel's socket buffers do not).
+// first request (fresh) and, separately, after one request each (kept alive), and after
+// one request each once the server compacted them (HTTPServerOptions::
+// idle_compaction_period; the pool's cached blocks given back first): the heap grows by
+// bytes_per_idle_conn each (mallinfo2's in-use bytes; the pool's blocks count as in use,
+// the kernel's socket buffers do not, nor do the 80-byte records, which live in slabs of
+// their own: record_bytes_per_conn).
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -25,6 +28,7 @@
 
 #include "../apps/hello_handlers.h"
 #include "malloc_counter.h"
+#include "squall/detail/small_pool.h"
 #include "squall/httpserver.h"
 #include "squall/ioloop.h"
 #include "squall/iostream.h"
@@ -120,8 +124,12 @@ void web_exchange(benchmark::State& state, std::string_view path, std::string_vi
   state.counters["response_bytes"] = static_cast<double>(buf.size());
 }
 
+enum class IdleKind { fresh, after_request, compacted };
+
 // N connections idle in the server; bytes of heap each.
-void idle_connections(benchmark::State& state, bool after_a_request) {
+void idle_connections(benchmark::State& state, IdleKind kind) {
+  const bool after_a_request = kind != IdleKind::fresh;
+  const bool compacted = kind == IdleKind::compacted;
   set_log_level(LogLevel::warning);
   const auto n = static_cast<size_t>(state.range(0));
   const std::string request = "GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
@@ -129,22 +137,38 @@ void idle_connections(benchmark::State& state, bool after_a_request) {
   for (auto _ : state) {
     IOLoop loop;
     Application app = contract_app();
-    HTTPServer server(app);
+    HTTPServerOptions options;
+    options.idle_compaction_period = std::chrono::milliseconds(20);
+    HTTPServer server(app, options);
     server.trim_memory_when_idle(std::nullopt);
     std::vector<Pair> pairs(n);
     std::string buf;
+    // Only a connection with an IP peer is compacted; a socketpair has none of its own.
+    auto peer = [compacted](size_t i) {
+      return compacted ? SocketAddress::from_ip("127.0.0.1", static_cast<uint16_t>(1024 + i)) : SocketAddress();
+    };
+    auto settle = [&]() -> Task<void> {
+      for (int i = 0; i < 3; ++i) co_await moment();
+      if (!compacted) co_return;
+      for (int i = 0; i < 1000 && server.compacted_connection_count() != server.connection_count(); ++i) {
+        co_await sleep(std::chrono::milliseconds(5));
+      }
+      for (int i = 0; i < 10; ++i) co_await moment();  // the request loops unwind
+      detail::pool_trim();
+    };
     loop.run_sync([&]() -> Task<void> {
       // One connection first, so that what every connection shares (the pool's first
       // blocks, the Date cache, the registry) is not counted.
-      spawn(server.handle_stream(std::make_unique<IOStream>(pairs[0].server), SocketAddress()));
+      spawn(server.handle_stream(std::make_unique<IOStream>(pairs[0].server), peer(0)));
       if (after_a_request) co_await round_trip(pairs[0].client, request, "Hello, World!", buf);
-      for (int i = 0; i < 3; ++i) co_await moment();
+      co_await settle();
       const size_t before = mallinfo2().uordblks;
       for (size_t i = 1; i < n; ++i) {
-        spawn(server.handle_stream(std::make_unique<IOStream>(pairs[i].server), SocketAddress()));
+        spawn(server.handle_stream(std::make_unique<IOStream>(pairs[i].server), peer(i)));
         if (after_a_request) co_await round_trip(pairs[i].client, request, "Hello, World!", buf);
       }
-      for (int i = 0; i < 3; ++i) co_await moment();
+      co_await settle();
+      if (compacted && server.compacted_connection_count() != n) state.SkipWithError("not all compacted");
       const size_t after = mallinfo2().uordblks;
       per_connection = (static_cast<double>(after) - static_cast<double>(before)) / static_cast<double>(n - 1);
       for (Pair& p : pairs) ::close(p.client);
@@ -152,6 +176,7 @@ void idle_connections(benchmark::State& state, bool after_a_request) {
     });
   }
   state.counters["bytes_per_idle_conn"] = per_connection;
+  if (compacted) state.counters["record_bytes_per_conn"] = static_cast<double>(detail::IdleRecords::record_bytes());
 }
 
 }  // namespace
@@ -163,7 +188,11 @@ static void BM_Web_Json(benchmark::State& state) {
 BENCHMARK(BM_Web_Plaintext);
 BENCHMARK(BM_Web_Json);
 
-static void BM_IdleConnections_Fresh(benchmark::State& state) { idle_connections(state, false); }
-static void BM_IdleConnections_AfterRequest(benchmark::State& state) { idle_connections(state, true); }
+static void BM_IdleConnections_Fresh(benchmark::State& state) { idle_connections(state, IdleKind::fresh); }
+static void BM_IdleConnections_AfterRequest(benchmark::State& state) {
+  idle_connections(state, IdleKind::after_request);
+}
+static void BM_IdleConnections_Compacted(benchmark::State& state) { idle_connections(state, IdleKind::compacted); }
 BENCHMARK(BM_IdleConnections_Fresh)->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_IdleConnections_AfterRequest)->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_IdleConnections_Compacted)->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);

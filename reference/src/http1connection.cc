@@ -1141,8 +1141,12 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
   try {
     for (;;) {
       // Between requests only this small wait is suspended, not the request machinery
-      // (a delegate and read_message's frame): that is what an idle connection costs.
+      // (a delegate and read_message's frame): that is what an idle connection costs,
+      // until HTTPServer compacts it (hand_over_socket).
+      idle_since_ = stream_->io_loop().time();
+      waiting_ = true;
       bool arrived = co_await conn_->wait_for_request(idle_timeout_);
+      waiting_ = false;
       if (!arrived) break;
       std::unique_ptr<HTTPMessageDelegate> message = delegate.start_request(*this, *conn_);
       bool keep_going = co_await conn_->read_message(*message, idle_timeout_);
@@ -1153,8 +1157,22 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
         context_.to_string(), describe_current_exception());
   }
   stream_->close();
-  delegate.on_close(*this);
+  if (!handed_over_) delegate.on_close(*this);
   done.set_result();
+}
+
+bool HTTPServerConnection::idle() const {
+  // The wait reads the stream straight into nothing: a pending read with an empty buffer
+  // (a read that completed has its bytes in a future the loop is about to deliver).
+  return waiting_ && !handed_over_ && stream_->reading() && stream_->read_buffer_size() == 0 &&
+         !stream_->writing() && !stream_->closed();
+}
+
+int HTTPServerConnection::hand_over_socket(IOLoop::FdHandler& next) {
+  if (!idle()) throw std::logic_error("HTTPServerConnection is not idle; cannot hand over its socket");
+  const int fd = stream_->hand_over_socket(next);
+  handed_over_ = true;  // set before the request loop resumes (on a later loop turn)
+  return fd;
 }
 
 Future<void> HTTPServerConnection::close() {

@@ -2,7 +2,9 @@
 #include "squall/httpserver.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -48,7 +50,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   }
   ~ConnectionTracker() override {
     alive_.reset();
-    registry_->remove(this);
+    if (!compacted_) registry_->remove(this);
   }
 
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
@@ -58,6 +60,19 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   bool busy() const { return busy_; }
   bool draining() const { return registry_->draining; }
   HTTPServerConnection& connection() { return connection_; }
+
+  // Whether the connection may be compacted now: waiting for a request, holding nothing,
+  // since `since` at the latest.
+  bool compactable_since(TimePoint since) const {
+    return !busy_ && !closing_ && !compacted_ && connection_.idle() && connection_.idle_since() <= since &&
+           detail::IdleRecords::can_hold(connection_.context().address);
+  }
+  // The connection now lives on as a record: it leaves the registry (without counting as
+  // ended); the request loop ends quietly.
+  void compacted() {
+    compacted_ = true;
+    registry_->connections.erase(this);
+  }
 
   // The exchange that started in start_request has ended: its response was sent (or the
   // connection closed first).
@@ -97,6 +112,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   HTTPServerConnection& connection_;
   bool busy_ = false;
   bool closing_ = false;
+  bool compacted_ = false;
   // Lets callbacks queued on the loop notice that the connection is gone (made on first use).
   std::shared_ptr<ConnectionTracker*> alive_;
 };
@@ -166,23 +182,135 @@ std::unique_ptr<HTTPMessageDelegate> HTTPServer::ConnectionTracker::start_reques
 
 // ---- the registry ---------------------------------------------------------------------------
 
-void HTTPServer::Registry::add(ConnectionTracker* tracker) { connections.insert(tracker); }
+void HTTPServer::Registry::add(ConnectionTracker* tracker) {
+  connections.insert(tracker);
+  arm_sweep();
+}
 
 void HTTPServer::Registry::remove(ConnectionTracker* tracker) {
   connections.erase(tracker);
-  if (connections.empty() && draining && drained && !drained->done()) drained->set_result();
-  if (trim_delay && loop != nullptr && !trim_timer) {
-    // At most one check per delay, however many connections end meanwhile; the registry
-    // outlives the timer (~HTTPServer removes it, and a closed loop runs no timers).
-    trim_timer = loop->call_later(*trim_delay, [this] {
-      trim_timer = {};
-      // Free memory is what malloc holds free and what the block pool keeps cached: after
-      // a burst most of it can be pool blocks, which malloc counts as in use.
-      struct mallinfo2 info = mallinfo2();
-      if (info.fordblks + detail::pool_cached_bytes() < trim_min_free_bytes) return;
-      detail::pool_trim();
-      malloc_trim(0);
+  connection_ended();
+}
+
+void HTTPServer::Registry::connection_ended() {
+  if (connections.empty() && (!idle || idle->size() == 0) && draining && drained && !drained->done()) {
+    drained->set_result();
+  }
+  if (trim_delay && !trim_timer) schedule_trim(*trim_delay);
+}
+
+void HTTPServer::Registry::schedule_trim(Duration delay) {
+  if (loop == nullptr) return;
+  loop->remove_timeout(trim_timer);
+  // The registry outlives the timer (~HTTPServer removes it, and a closed loop runs no
+  // timers).
+  trim_timer = loop->call_later(delay, [this] {
+    trim_timer = {};
+    // Free memory is what malloc holds free and what the block pool keeps cached: after
+    // a burst most of it can be pool blocks, which malloc counts as in use.
+    struct mallinfo2 info = mallinfo2();
+    if (info.fordblks + detail::pool_cached_bytes() < trim_min_free_bytes) return;
+    detail::pool_trim();
+    // The set's bucket array stays at its peak size otherwise.
+    if (connections.bucket_count() > 4 * (connections.size() + 64)) connections.rehash(0);
+    malloc_trim(0);
+  });
+}
+
+// ---- compaction of idle connections -------------------------------------------------------
+
+namespace {
+
+// After a sweep compacted connections, the memory they held is given back this soon (their
+// request loops unwind within a few loop turns).
+constexpr Duration kTrimAfterCompaction = std::chrono::milliseconds(50);
+
+}  // namespace
+
+void HTTPServer::Registry::arm_sweep() {
+  if (sweep_timer || !compaction_period || loop == nullptr || server == nullptr) return;
+  last_sweep = loop->time();
+  // One timer for the whole server, only while it has connections with their objects;
+  // the registry outlives it (~HTTPServer removes it).
+  sweep_timer = loop->call_later(*compaction_period, [this] { sweep(); });
+}
+
+void HTTPServer::Registry::sweep() {
+  sweep_timer = {};
+  const TimePoint since = last_sweep;
+  if (!draining) {
+    std::vector<ConnectionTracker*> idle_ones;
+    for (ConnectionTracker* tracker : connections) {
+      if (tracker->compactable_since(since)) idle_ones.push_back(tracker);
+    }
+    // Oldest first: the records' list stays in idle order without walking.
+    std::sort(idle_ones.begin(), idle_ones.end(), [](ConnectionTracker* a, ConnectionTracker* b) {
+      return a->connection().idle_since() < b->connection().idle_since();
     });
+    for (ConnectionTracker* tracker : idle_ones) compact(*tracker);
+    if (!idle_ones.empty() && trim_delay) schedule_trim(kTrimAfterCompaction);
+  }
+  if (!connections.empty()) arm_sweep();
+}
+
+void HTTPServer::Registry::compact(ConnectionTracker& tracker) {
+  if (!idle) idle = std::make_unique<detail::IdleRecords>(*loop, *this, idle_timeout);
+  HTTPServerConnection& connection = tracker.connection();
+  idle->add(connection.context().address, connection.idle_since(),
+            [&connection](IOLoop::FdHandler& record) { return connection.hand_over_socket(record); });
+  tracker.compacted();
+  ++compactions;
+}
+
+void HTTPServer::Registry::resume(int fd, SocketAddress peer) {
+  if (server != nullptr) {
+    server->resume_connection(fd, std::move(peer));
+    return;
+  }
+  loop->remove_handler(fd);
+  ::close(fd);
+}
+
+void HTTPServer::Registry::close_compacted(int fd, SocketAddress peer, bool timed_out) {
+  if (timed_out) {
+    log(LogLevel::info, LogCategory::general, "Idle timeout ({:g} s): closing the connection from {}",
+        std::chrono::duration<double>(idle_timeout.value_or(Duration::zero())).count(), peer.to_string());
+  }
+  if (server != nullptr) {
+    server->close_compacted_connection(fd, std::move(peer));
+  } else {
+    loop->remove_handler(fd);
+    ::close(fd);
+  }
+  connection_ended();
+}
+
+void HTTPServer::resume_connection(int fd, SocketAddress peer) {
+  std::unique_ptr<IOStream> stream;
+  try {
+    stream = std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{});
+  } catch (...) {
+    registry_->loop->remove_handler(fd);
+    ::close(fd);
+    log(LogLevel::error, LogCategory::application, "Error resuming the connection from {}: {}", peer.to_string(),
+        describe_current_exception());
+    return;
+  }
+  // The first read of the rebuilt connection reads the socket at once: bytes are there.
+  spawn(HTTPServer::handle_stream(std::move(stream), std::move(peer)));
+}
+
+void HTTPServer::close_compacted_connection(int fd, SocketAddress peer) {
+  try {
+    HTTPServerConnection connection(
+        std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{}),
+        std::move(peer), options_);
+    connection.stream().close();
+    delegate_.on_close(connection);
+  } catch (...) {
+    registry_->loop->remove_handler(fd);  // harmless if the stream got to close it
+    log(LogLevel::error, LogCategory::application, "Error closing an idle connection: {}",
+        describe_current_exception());
   }
 }
 
@@ -195,14 +323,28 @@ HTTPServer::HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions
       options_(std::move(options)),
       registry_(std::make_shared<Registry>()) {
   if (this->ssl_context() && options_.protocol.empty()) options_.protocol = "https";
+  registry_->server = this;
   registry_->trim_delay = std::chrono::seconds(1);
+  // TLS connections keep today's objects while idle: see the header.
+  if (!this->ssl_context()) registry_->compaction_period = options_.idle_compaction_period;
+  if (options_.idle_connection_timeout > Duration::zero()) registry_->idle_timeout = options_.idle_connection_timeout;
 }
 
 HTTPServer::~HTTPServer() {
-  // The trim timer points at the registry, which the connections may keep alive past the
-  // server but not past the loop: cancel it here, while the loop is known to exist.
-  if (registry_->trim_timer && registry_->loop != nullptr) registry_->loop->remove_timeout(registry_->trim_timer);
+  // Compacted connections need the server to be served again: they close with it (the
+  // others live on in their coroutines, as before).
+  registry_->close_all_compacted();
+  registry_->idle.reset();
+  registry_->server = nullptr;
+  registry_->compaction_period.reset();
+  // The timers point at the registry, which the connections may keep alive past the
+  // server but not past the loop: cancel them here, while the loop is known to exist.
+  if (registry_->loop != nullptr) {
+    registry_->loop->remove_timeout(registry_->trim_timer);
+    registry_->loop->remove_timeout(registry_->sweep_timer);
+  }
   registry_->trim_timer = {};
+  registry_->sweep_timer = {};
   registry_->trim_delay.reset();
 }
 
@@ -237,6 +379,7 @@ Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAdd
 
 Task<void> HTTPServer::close_all_connections() {
   std::shared_ptr<Registry> registry = registry_;
+  registry->close_all_compacted();
   while (!registry->connections.empty()) {
     ConnectionTracker* tracker = *registry->connections.begin();
     Future<void> closed = tracker->connection().close();
@@ -251,7 +394,8 @@ Task<void> HTTPServer::shutdown(Duration grace) {
   stop();
   if (!registry->draining) {
     registry->draining = true;
-    size_t idle = 0;
+    const size_t open = registry->connections.size() + compacted_connection_count();
+    size_t idle = registry->close_all_compacted();
     for (ConnectionTracker* tracker : registry->connections) {
       if (!tracker->busy()) {
         tracker->close_when_flushed();
@@ -259,10 +403,9 @@ Task<void> HTTPServer::shutdown(Duration grace) {
       }
     }
     log(LogLevel::info, LogCategory::general,
-        "Shutting down: {} connections, {} idle closed, waiting up to {:.3g} s for the requests in flight",
-        registry->connections.size(), idle, std::chrono::duration<double>(grace).count());
+        "Shutting down: {} connections, {} idle closed, waiting up to {:.3g} s for the requests in flight", open, idle, std::chrono::duration<double>(grace).count());
   }
-  if (!registry->connections.empty()) {
+  if (!registry->connections.empty()) {  // (no compacted ones: closed above, none made while draining)
     if (!registry->drained || registry->drained->done()) registry->drained.emplace();
     Future<void> drained = *registry->drained;
     try {

@@ -727,5 +727,193 @@ TEST_F(HTTPServerTest, LargeResponseInFlightArrivesWholeBeforeTheShutdownCloses)
   EXPECT_EQ(received, std::string("POST /big ").size() + big.size());
 }
 
+// ---- compaction of idle connections (HTTPServerOptions::idle_compaction_period) ----------------
+
+class CompactionTest : public HTTPServerTest {
+ protected:
+  static HTTPServerOptions compacting(Duration idle_timeout = 75s) {
+    HTTPServerOptions options;
+    options.idle_compaction_period = 20ms;
+    options.idle_connection_timeout = idle_timeout;
+    return options;
+  }
+  // Waits (bounded) until the server holds `n` compacted connections.
+  Task<bool> until_compacted(size_t n) {
+    for (int i = 0; i < 400 && server->compacted_connection_count() != n; ++i) co_await sleep(5ms);
+    co_return server->compacted_connection_count() == n;
+  }
+  // A client whose request `target` was answered, once the server holds `n` compacted
+  // connections (this one among them).
+  Task<std::unique_ptr<IOStream>> compacted_client(std::string target = "/", size_t n = 1) {
+    std::unique_ptr<IOStream> client = co_await connect_to(port);
+    co_await client->write("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    co_await client->read_until("GET " + target + " ");
+    EXPECT_TRUE(co_await until_compacted(n));
+    co_return std::move(client);
+  }
+};
+
+TEST_F(CompactionTest, AnIdleConnectionIsCompactedThenServesItsNextRequest) {
+  start(compacting());
+  std::string second = loop.run_sync(
+      [&]() -> Task<std::string> {
+        std::unique_ptr<IOStream> client = co_await compacted_client("/one");
+        EXPECT_EQ(server->connection_count(), 1u);
+        EXPECT_EQ(server->busy_connection_count(), 0u);
+        EXPECT_EQ(app.closes, 0) << "compaction is not a close";
+        co_await client->write("GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        std::string rest = co_await client->read_until_close();
+        co_return rest;
+      },
+      5s);
+  settle();
+  EXPECT_EQ(strip_date(second), "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /two ");
+  EXPECT_GE(server->compactions(), 1u);
+  EXPECT_EQ(server->connection_count(), 0u);
+  EXPECT_EQ(app.closes, 1);
+}
+
+TEST_F(CompactionTest, PipelinedRequestsToACompactedConnectionAreAnsweredInOrder) {
+  start(compacting());
+  std::string rest = loop.run_sync(
+      [&]() -> Task<std::string> {
+        std::unique_ptr<IOStream> client = co_await compacted_client("/one");
+        co_await client->write("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        co_return co_await client->read_until_close();
+      },
+      5s);
+  EXPECT_EQ(strip_date(rest),
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /a "
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /b "
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /c ");
+}
+
+TEST_F(CompactionTest, ABusyConnectionIsNotCompactedAndCountsAsBusy) {
+  start(compacting());
+  app.release.emplace();
+  bool ok = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::unique_ptr<IOStream> client = co_await compacted_client("/one");
+        co_await client->write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+        while (app.finished < 2) co_await sleep(1ms);  // the request is in the application
+        co_await sleep(100ms);                         // five sweep periods
+        EXPECT_EQ(server->compacted_connection_count(), 0u);
+        EXPECT_EQ(server->connection_count(), 1u);
+        EXPECT_EQ(server->busy_connection_count(), 1u);
+        app.release->set_result();
+        co_await client->read_until("GET /wait ");
+        co_return true;
+      },
+      5s);
+  EXPECT_TRUE(ok);
+}
+
+TEST_F(CompactionTest, AConnectionKeptBusyIsNeverCompacted) {
+  HTTPServerOptions options = compacting();
+  options.idle_compaction_period = 200ms;  // far longer than the pauses between requests
+  start(options);
+  int answered = loop.run_sync(
+      [&]() -> Task<int> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        int n = 0;
+        for (auto end = Clock::now() + 500ms; Clock::now() < end; ++n) {
+          co_await client->write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+          co_await client->read_until("GET / ");
+          co_await sleep(1ms);
+        }
+        co_return n;
+      },
+      5s);
+  EXPECT_GT(answered, 10);
+  EXPECT_EQ(server->compactions(), 0u);
+}
+
+TEST_F(CompactionTest, TheIdleTimeoutClosesACompactedConnection) {
+  start(compacting(300ms));
+  testing::internal::CaptureStderr();
+  auto [rest, idle_for] = loop.run_sync(
+      [&]() -> Task<std::pair<std::string, Duration>> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        co_await client->write("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+        co_await client->read_until("GET /one ");
+        auto answered = Clock::now();
+        EXPECT_TRUE(co_await until_compacted(1));
+        std::string tail = co_await client->read_until_close();
+        co_return std::pair{tail, Clock::now() - answered};
+      },
+      5s);
+  settle();
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rest, "");
+  EXPECT_GE(idle_for, 250ms);  // the timeout counts from the end of the answer, not from the compaction
+  EXPECT_NE(log.find("Idle timeout (0.3 s): closing the connection from 127.0.0.1:"), std::string::npos) << log;
+  EXPECT_EQ(server->connection_count(), 0u);
+  EXPECT_EQ(server->compacted_connection_count(), 0u);
+  EXPECT_EQ(app.closes, 1);
+}
+
+TEST_F(CompactionTest, ShutdownClosesCompactedConnectionsAtOnce) {
+  start(compacting());
+  bool ok = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::unique_ptr<IOStream> first = co_await compacted_client();
+        std::unique_ptr<IOStream> second = co_await compacted_client("/", 2);
+        EXPECT_EQ(server->connection_count(), 2u);
+        Task<void> shutdown = server->shutdown(60s);  // only closing at once passes in time
+        std::string rest = co_await first->read_until_close();
+        rest += co_await second->read_until_close();
+        co_await shutdown;
+        co_return rest.empty() && server->connection_count() == 0;
+      },
+      5s);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(app.closes, 2);
+}
+
+TEST_F(CompactionTest, CloseAllConnectionsClosesCompactedConnections) {
+  start(compacting());
+  bool ok = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::unique_ptr<IOStream> client = co_await compacted_client();
+        server->stop();
+        co_await server->close_all_connections();
+        std::string rest = co_await client->read_until_close();
+        co_return rest.empty() && server->connection_count() == 0;
+      },
+      5s);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(app.closes, 1);
+}
+
+TEST_F(CompactionTest, APeerThatLeavesACompactedConnectionClosesIt) {
+  start(compacting());
+  bool ok = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::unique_ptr<IOStream> client = co_await compacted_client();
+        client.reset();
+        for (int i = 0; i < 400 && server->connection_count() != 0; ++i) co_await sleep(5ms);
+        co_return server->connection_count() == 0;
+      },
+      5s);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(app.closes, 1);
+}
+
+TEST_F(CompactionTest, WithoutAPeriodNothingIsCompacted) {
+  HTTPServerOptions options = compacting();
+  options.idle_compaction_period.reset();
+  start(options);
+  loop.run_sync(
+      [&]() -> Task<void> {
+        std::unique_ptr<IOStream> client = co_await connect_to(port);
+        co_await client->write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        co_await client->read_until("GET / ");
+        co_await sleep(100ms);
+      },
+      5s);
+  EXPECT_EQ(server->compactions(), 0u);
+}
+
 }  // namespace
 }  // namespace squall

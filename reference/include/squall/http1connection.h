@@ -298,6 +298,13 @@ struct HTTPServerOptions {
   // closes a connection.
   Duration idle_connection_timeout = std::chrono::seconds(75);
   std::string protocol;  // "" = "http"
+  // Memory of idle connections: a plain (not TLS) connection found waiting for its next
+  // request with nothing buffered or queued by two sweeps in a row, this period apart
+  // (so idle for one to two periods), is compacted into a small record; its stream, HTTP
+  // machinery and buffers are freed until bytes arrive (HTTPServer). Hot keep-alive
+  // connections, idle for microseconds between requests, are never compacted. nullopt:
+  // never compact.
+  std::optional<Duration> idle_compaction_period = std::chrono::milliseconds(100);
 };
 
 // One server-side connection: reads requests while keep-alive holds, handing each to a
@@ -317,6 +324,16 @@ class HTTPServerConnection {
   // Closes the stream; the future completes once the request loop has ended.
   Future<void> close();
 
+  // Compaction (HTTPServer): whether the request loop waits for the next request holding
+  // nothing — no byte buffered, none queued for the peer — and since when.
+  bool idle() const;
+  TimePoint idle_since() const { return idle_since_; }
+  // Ends an idle() connection's request loop without closing its socket, which stays
+  // registered with the loop for READ under `next`; returns the fd. delegate.on_close is
+  // not called: the connection lives on, and a new HTTPServerConnection serves its next
+  // request. Throws std::logic_error unless idle().
+  int hand_over_socket(IOLoop::FdHandler& next);
+
   // The peer, after xheaders were applied for the current request.
   const HTTPRequestContext& context() const { return context_; }
   IOStream& stream() { return *stream_; }
@@ -328,6 +345,9 @@ class HTTPServerConnection {
   std::optional<Duration> idle_timeout_;
   std::unique_ptr<HTTP1Connection> conn_;
   std::optional<Future<void>> serving_;
+  TimePoint idle_since_{};
+  bool waiting_ = false;     // in wait_for_request
+  bool handed_over_ = false;  // hand_over_socket ended the request loop
 };
 
 }  // namespace squall

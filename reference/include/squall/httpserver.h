@@ -15,6 +15,17 @@
 // Graceful shutdown (Squall's addition; nginx's SIGQUIT, Go's Server.Shutdown): see
 // shutdown(). After a burst of connections ends, the memory the allocator keeps cached is
 // given back to the system (see trim_memory_when_idle).
+//
+// Idle connections are compacted (Squall's addition, as nginx keeps an idle connection in
+// a small record): a sweep every options.idle_compaction_period finds the plain
+// connections that have waited for their next request since the previous sweep, holding
+// no byte in or out, and swaps each one's stream, HTTP1Connection, HTTPServerConnection
+// and request-loop coroutines for an 80-byte record (detail/idle_records.h) on which the
+// loop waits. When bytes arrive the connection is rebuilt and served as before (a new
+// HTTPServerConnection object: the delegate's on_close is called once, for the last);
+// the idle timeout, shutdown() and close_all_connections() close compacted connections
+// as they close the others (with on_close). TLS connections are not compacted: OpenSSL's
+// state per connection dwarfs what compaction saves.
 #pragma once
 
 #include <memory>
@@ -22,6 +33,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "squall/detail/idle_records.h"
 #include "squall/future.h"
 #include "squall/http1connection.h"
 #include "squall/http_delegate.h"
@@ -53,9 +65,13 @@ class HTTPServer : public TCPServer {
   Task<void> shutdown(Duration grace);
   bool shutting_down() const { return registry_->draining; }
 
-  size_t connection_count() const { return registry_->connections.size(); }
+  // Open connections, compacted ones included.
+  size_t connection_count() const { return registry_->connections.size() + compacted_connection_count(); }
   // Connections with a request in flight (from its first byte until its response is sent).
   size_t busy_connection_count() const;
+  // Idle connections held as compact records now, and how many compactions there were.
+  size_t compacted_connection_count() const { return registry_->idle ? registry_->idle->size() : 0; }
+  uint64_t compactions() const { return registry_->compactions; }
   const HTTPServerOptions& options() const { return options_; }
 
   // Memory after a burst: `delay` after a connection ends (at most one check per delay),
@@ -69,18 +85,42 @@ class HTTPServer : public TCPServer {
  private:
   class ConnectionTracker;
   class Exchange;
-  struct Registry {
+  struct Registry final : detail::IdleRecords::Owner {
+    HTTPServer* server = nullptr;  // null once the server is destroyed
+    // The connections with their objects (a request loop running or waiting).
     std::unordered_set<ConnectionTracker*> connections;
     bool draining = false;
-    std::optional<Future<void>> drained;  // completes once `connections` is empty while draining
+    std::optional<Future<void>> drained;  // completes once no connection is left while draining
     // Memory trimming after a burst.
     std::optional<Duration> trim_delay;
     size_t trim_min_free_bytes = kDefaultTrimFreeBytes;
     TimeoutHandle trim_timer;
     IOLoop* loop = nullptr;
+    // Compaction of idle connections: the records (made with the first one), the sweep.
+    std::optional<Duration> compaction_period;  // null: none (TLS, or turned off)
+    std::optional<Duration> idle_timeout;
+    std::unique_ptr<detail::IdleRecords> idle;
+    TimeoutHandle sweep_timer;
+    TimePoint last_sweep{};
+    uint64_t compactions = 0;
+
     void add(ConnectionTracker* tracker);
     void remove(ConnectionTracker* tracker);
+    // A connection ended (its tracker left, or its record was closed).
+    void connection_ended();
+    void schedule_trim(Duration delay);
+    void arm_sweep();
+    void sweep();
+    void compact(ConnectionTracker& tracker);
+    void resume(int fd, SocketAddress peer) override;
+    void close_compacted(int fd, SocketAddress peer, bool timed_out) override;
+    size_t close_all_compacted() { return idle ? idle->close_all() : 0; }
   };
+
+  // A compacted connection's bytes arrived: rebuild it and run its request loop.
+  void resume_connection(int fd, SocketAddress peer);
+  // Closes a compacted connection, telling the delegate (on_close) as for any other.
+  void close_compacted_connection(int fd, SocketAddress peer);
 
   HTTPServerConnectionDelegate& delegate_;
   HTTPServerOptions options_;
