@@ -400,8 +400,10 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
 Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
   if (rpos_ < rbuf_.size()) co_return true;
   flush_corked();  // about to wait for the peer: what is corked must not wait with us
+  // One clock read for both the deadline and the idle start (HTTPServer's compaction).
+  waiting_since_ = stream_.io_loop().time();
   std::optional<TimePoint> deadline;
-  if (idle_timeout) deadline = stream_.io_loop().time() + *idle_timeout;
+  if (idle_timeout) deadline = waiting_since_ + *idle_timeout;
   // After an answer the client is usually still reading it, so a read now would find
   // nothing: wait for the loop to report bytes (one read per request, as nginx). A new
   // connection's first request usually came with it, so that one is read at once.
@@ -1143,7 +1145,6 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
       // Between requests only this small wait is suspended, not the request machinery
       // (a delegate and read_message's frame): that is what an idle connection costs,
       // until HTTPServer compacts it (hand_over_socket).
-      idle_since_ = stream_->io_loop().time();
       waiting_ = true;
       bool arrived = co_await conn_->wait_for_request(idle_timeout_);
       waiting_ = false;

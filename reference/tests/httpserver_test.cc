@@ -19,7 +19,10 @@
 #include "squall/httputil.h"
 #include "squall/ioloop.h"
 #include "squall/iostream.h"
+#include "squall/ssl_context.h"
+#include "squall/ssl_iostream.h"
 #include "squall/task.h"
+#include "tls/test_certs.h"
 
 namespace squall {
 namespace {
@@ -831,7 +834,7 @@ TEST_F(CompactionTest, AConnectionKeptBusyIsNeverCompacted) {
 
 TEST_F(CompactionTest, TheIdleTimeoutClosesACompactedConnection) {
   start(compacting(300ms));
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   auto [rest, idle_for] = loop.run_sync(
       [&]() -> Task<std::pair<std::string, Duration>> {
         std::unique_ptr<IOStream> client = co_await connect_to(port);
@@ -844,7 +847,7 @@ TEST_F(CompactionTest, TheIdleTimeoutClosesACompactedConnection) {
       },
       5s);
   settle();
-  std::string log = testing::internal::GetCapturedStderr();
+  std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(rest, "");
   EXPECT_GE(idle_for, 250ms);  // the timeout counts from the end of the answer, not from the compaction
   EXPECT_NE(log.find("Idle timeout (0.3 s): closing the connection from 127.0.0.1:"), std::string::npos) << log;
@@ -913,6 +916,33 @@ TEST_F(CompactionTest, WithoutAPeriodNothingIsCompacted) {
       },
       5s);
   EXPECT_EQ(server->compactions(), 0u);
+}
+
+// TLS connections keep their objects while idle (OpenSSL's state is most of what they
+// hold), and go on serving.
+TEST_F(CompactionTest, TLSConnectionsAreNotCompacted) {
+  SSLOptions server_tls;
+  server_tls.certfile = squall::testing::TestCerts::get().file("server.pem");
+  server_tls.keyfile = squall::testing::TestCerts::get().file("server.key");
+  server = std::make_unique<HTTPServer>(app, compacting(), IOStreamOptions{}, SSLContext::server(server_tls));
+  server->listen(0, "127.0.0.1");
+  port = server->ports().at(0);
+  std::string second = loop.run_sync(
+      [&]() -> Task<std::string> {
+        SSLOptions client_tls;
+        client_tls.validate_cert = false;
+        std::unique_ptr<IOStream> plain = co_await connect_to(port);
+        SSLIOStream client(plain->release_socket().first, SSLContext::client(client_tls));
+        co_await client.write("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+        co_await client.read_until("GET /one ");
+        co_await sleep(100ms);  // five sweep periods
+        EXPECT_EQ(server->compactions(), 0u);
+        EXPECT_EQ(server->connection_count(), 1u);
+        co_await client.write("GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        co_return co_await client.read_until_close();
+      },
+      5s);
+  EXPECT_NE(second.find("GET /two "), std::string::npos) << second;
 }
 
 }  // namespace

@@ -178,6 +178,8 @@ class HTTP1Connection : public HTTPConnection {
   // buffered, false when the peer closed or stayed idle past idle_timeout (the
   // connection is closed then). Holds no per-request state while it waits.
   Task<bool> wait_for_request(std::optional<Duration> idle_timeout);
+  // When the last wait_for_request began waiting for the socket.
+  TimePoint waiting_since() const { return waiting_since_; }
 
   // The body limit of the message being read (Tornado's set_max_body_size): by default
   // params().max_body_size; a message delegate may change it from headers_received (the
@@ -279,6 +281,7 @@ class HTTP1Connection : public HTTPConnection {
   bool corking_ = false;
   bool flush_scheduled_ = false;
   bool timed_out_ = false;
+  TimePoint waiting_since_{};
   IOLoop* loop_;
   // The send watchdog: armed while output is queued; the progress it last saw, and when.
   std::optional<TimeoutHandle> send_timer_;
@@ -327,7 +330,7 @@ class HTTPServerConnection {
   // Compaction (HTTPServer): whether the request loop waits for the next request holding
   // nothing — no byte buffered, none queued for the peer — and since when.
   bool idle() const;
-  TimePoint idle_since() const { return idle_since_; }
+  TimePoint idle_since() const { return conn_->waiting_since(); }
   // Ends an idle() connection's request loop without closing its socket, which stays
   // registered with the loop for READ under `next`; returns the fd. delegate.on_close is
   // not called: the connection lives on, and a new HTTPServerConnection serves its next
@@ -345,7 +348,6 @@ class HTTPServerConnection {
   std::optional<Duration> idle_timeout_;
   std::unique_ptr<HTTP1Connection> conn_;
   std::optional<Future<void>> serving_;
-  TimePoint idle_since_{};
   bool waiting_ = false;     // in wait_for_request
   bool handed_over_ = false;  // hand_over_socket ended the request loop
 };
