@@ -82,6 +82,16 @@ TEST(HTTPHeaders, SetOfASingleLineKeepsItsPlaceAndTheOthers) {
   EXPECT_EQ(h.size(), 2u);
 }
 
+TEST(HTTPHeaders, NamesThatDifferOnlyInTheCaseBitOfAPunctuationByteDiffer) {
+  // '^' and '~' (both token characters) differ in bit 0x20 only, like 'a' and 'A'.
+  HTTPHeaders h{{"^x", "1"}, {"Date", "d"}};
+  EXPECT_FALSE(h.contains("~x"));
+  EXPECT_FALSE(h.contains("~X"));
+  EXPECT_EQ(h.get_first("^X"), "1");
+  EXPECT_FALSE(h.contains("Vary"));  // same length as Date
+  EXPECT_EQ(h.get_first("dATE"), "d");
+}
+
 TEST(HTTPHeaders, SetOfNewNameAppends) {
   HTTPHeaders h{{"A", "1"}};
   h.set("B", "2");

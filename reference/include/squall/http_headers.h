@@ -101,9 +101,14 @@ class HTTPHeaders {
   }
   // Whether the slot's line is named `name`; lines of another length are passed over
   // without a call.
+  // The first bytes are compared with the ASCII case bit ignored before the call: most
+  // lines of the same length differ there ("Date" and "Vary"). A byte that only looks
+  // equal this way ('^' and '~') is settled by the full comparison.
   bool named(const Slot& slot, std::string_view name) const noexcept {
-    return slot.name_size == name.size() &&
-           header_name_equals(std::string_view(arena_.data() + slot.name_offset, slot.name_size), name);
+    if (slot.name_size != name.size()) return false;
+    if (name.empty()) return true;
+    const char* stored = arena_.data() + slot.name_offset;
+    return ((stored[0] ^ name[0]) & ~0x20) == 0 && header_name_equals(std::string_view(stored, slot.name_size), name);
   }
   Slot store(std::string_view name, std::string_view value);
   // set()'s common case: the line at `index` is the only one named `name`, spelled the
