@@ -1,5 +1,6 @@
 #include "squall/http_headers.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -57,6 +58,47 @@ HTTPHeaders::HTTPHeaders(std::initializer_list<HeaderField> fields) {
   for (const HeaderField& f : fields) add(f.name, f.value);
 }
 
+// ---- the arena
+
+HTTPHeaders::Arena& HTTPHeaders::Arena::operator=(const Arena& other) {
+  if (this == &other) return *this;
+  size_ = 0;
+  reserve(other.size_);
+  if (other.size_ > 0) std::memcpy(data_, other.data_, other.size_);
+  size_ = other.size_;
+  return *this;
+}
+
+HTTPHeaders::Arena::~Arena() {
+  if (data_ != nullptr) detail::pool_deallocate(data_, capacity_);
+}
+
+void HTTPHeaders::Arena::reserve(std::size_t bytes) {
+  if (bytes <= capacity_) return;
+  char* grown = static_cast<char*>(detail::pool_allocate(bytes));
+  if (size_ > 0) std::memcpy(grown, data_, size_);
+  if (data_ != nullptr) detail::pool_deallocate(data_, capacity_);
+  data_ = grown;
+  capacity_ = bytes;
+}
+
+void HTTPHeaders::Arena::append(std::string_view a, std::string_view b) {
+  const std::size_t needed = size_ + a.size() + b.size();
+  if (needed > capacity_) reserve(std::max(needed, 2 * capacity_));
+  // memcpy with a null source is undefined even for zero bytes: an empty view may have one.
+  if (!a.empty()) std::memcpy(data_ + size_, a.data(), a.size());
+  if (!b.empty()) std::memcpy(data_ + size_ + a.size(), b.data(), b.size());
+  size_ = needed;
+}
+
+void HTTPHeaders::Arena::swap(Arena& other) noexcept {
+  std::swap(data_, other.data_);
+  std::swap(size_, other.size_);
+  std::swap(capacity_, other.capacity_);
+}
+
+// ---- HTTPHeaders
+
 HTTPHeaders HTTPHeaders::from_fields(std::span<const HeaderField> fields) {
   HTTPHeaders headers;
   std::size_t bytes = 0;
@@ -73,7 +115,8 @@ void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
 
 HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
   fields_checked_ = false;  // whoever adds a line vouches for it again (mark_fields_checked)
-  if (points_into(arena_, name) || points_into(arena_, value)) {
+  const std::string_view stored(arena_.data(), arena_.size());
+  if (points_into(stored, name) || points_into(stored, value)) {
     // Appending may reallocate the arena under the views: copy them out first.
     const std::string name_copy(name), value_copy(value);
     return store(name_copy, value_copy);
@@ -84,10 +127,9 @@ HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view val
   Slot slot{};
   slot.name_offset = static_cast<std::uint32_t>(arena_.size());
   slot.name_size = static_cast<std::uint32_t>(name.size());
-  arena_.append(name);
-  slot.value_offset = static_cast<std::uint32_t>(arena_.size());
+  slot.value_offset = static_cast<std::uint32_t>(arena_.size() + name.size());
   slot.value_size = static_cast<std::uint32_t>(value.size());
-  arena_.append(value);
+  arena_.append(name, value);
   return slot;
 }
 
@@ -166,9 +208,8 @@ void HTTPHeaders::compact_if_wasteful() {
   for (Slot& slot : slots_) {
     HeaderField f = field(slot);
     slot.name_offset = static_cast<std::uint32_t>(fresh.size());
-    fresh.append(f.name);
-    slot.value_offset = static_cast<std::uint32_t>(fresh.size());
-    fresh.append(f.value);
+    slot.value_offset = static_cast<std::uint32_t>(fresh.size() + f.name.size());
+    fresh.append(f.name, f.value);
   }
   arena_.swap(fresh);
   garbage_ = 0;

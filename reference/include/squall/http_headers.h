@@ -118,9 +118,36 @@ class HTTPHeaders {
   void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
   void compact_if_wasteful();
 
-  // Both come from the per-thread pool (small_pool.h): a request and its response each
-  // carry a set of headers, made and dropped per request.
-  using Arena = std::basic_string<char, std::char_traits<char>, detail::PoolAllocator<char>>;
+  // The bytes of every name and value, back to back, in a block from the per-thread pool
+  // (small_pool.h): a request and its response each carry a set of headers, made and
+  // dropped per request. A field line is appended with one capacity check and two
+  // copies (std::string's append checks and terminates per call).
+  class Arena {
+   public:
+    Arena() = default;
+    Arena(const Arena& other) { *this = other; }
+    Arena& operator=(const Arena& other);
+    Arena(Arena&& other) noexcept { swap(other); }
+    Arena& operator=(Arena&& other) noexcept {
+      Arena gone(std::move(*this));  // leaves *this empty; frees the old bytes on return
+      swap(other);
+      return *this;
+    }
+    ~Arena();
+    const char* data() const noexcept { return data_; }
+    char* data() noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    void clear() noexcept { size_ = 0; }
+    void reserve(std::size_t bytes);
+    // Appends a then b (neither may point into this arena).
+    void append(std::string_view a, std::string_view b);
+    void swap(Arena& other) noexcept;
+
+   private:
+    char* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+  };
   Arena arena_;                                             // names and values, back to back
   std::vector<Slot, detail::PoolAllocator<Slot>> slots_;  // one per field line, in order
   std::size_t garbage_ = 0;  // arena bytes no slot refers to any more
