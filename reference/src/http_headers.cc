@@ -1,6 +1,7 @@
 #include "squall/http_headers.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -102,7 +103,34 @@ void HTTPHeaders::Arena::swap(Arena& other) noexcept {
 HTTPHeaders HTTPHeaders::from_fields(std::span<const HeaderField> fields) {
   HTTPHeaders headers;
   std::size_t bytes = 0;
-  for (const HeaderField& f : fields) bytes += f.name.size() + f.value.size();
+  // The span of memory the fields' bytes lie in (empty views are left out: they may
+  // point anywhere).
+  std::uintptr_t low = std::numeric_limits<std::uintptr_t>::max(), high = 0;
+  for (const HeaderField& f : fields) {
+    bytes += f.name.size() + f.value.size();
+    for (std::string_view part : {f.name, f.value}) {
+      if (part.empty()) continue;
+      low = std::min(low, reinterpret_cast<std::uintptr_t>(part.data()));
+      high = std::max(high, reinterpret_cast<std::uintptr_t>(part.data() + part.size()));
+    }
+  }
+  // Fields parsed from one head lie in it, a few separator bytes apart: the whole block is
+  // copied at once and the lines point into the copy (one copy instead of one per line).
+  const std::size_t separators = 8 * fields.size() + 64;
+  if (high > low && high - low <= bytes + separators && high - low <= kMaxArena) {
+    const char* block = reinterpret_cast<const char*>(low);
+    headers.slots_.reserve(fields.size());
+    headers.arena_.append(std::string_view(block, high - low), {});
+    for (const HeaderField& f : fields) {
+      auto offset = [block](std::string_view part) {
+        return part.empty() ? 0u : static_cast<std::uint32_t>(part.data() - block);
+      };
+      headers.slots_.push_back(Slot{offset(f.name), static_cast<std::uint32_t>(f.name.size()), offset(f.value),
+                                    static_cast<std::uint32_t>(f.value.size())});
+    }
+    headers.garbage_ = (high - low) - bytes;  // the separators
+    return headers;
+  }
   headers.reserve(fields.size(), bytes);
   for (const HeaderField& f : fields) headers.add(f.name, f.value);
   return headers;
@@ -223,6 +251,11 @@ std::size_t HTTPHeaders::count(std::string_view name) const noexcept {
   std::size_t n = 0;
   for (const Slot& slot : slots_) n += named(slot, name);
   return n;
+}
+
+std::size_t HTTPHeaders::find(std::string_view name, std::size_t from) const noexcept {
+  while (from < slots_.size() && !named(slots_[from], name)) ++from;
+  return std::min(from, slots_.size());
 }
 
 std::optional<std::string_view> HTTPHeaders::get_first(std::string_view name) const noexcept {

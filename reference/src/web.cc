@@ -358,9 +358,13 @@ void RequestHandler::attach(Application& application, detail::PooledRequest made
     // just get the Vary header.
     // One Accept-Encoding line (the usual case) is read in place; several are joined.
     const HTTPHeaders& in = request().headers;
-    std::optional<std::string_view> accept_encoding = in.get_first("Accept-Encoding");
+    const std::size_t first = in.find("Accept-Encoding");
+    std::optional<std::string_view> accept_encoding;
     std::string joined;
-    if (accept_encoding && in.count("Accept-Encoding") > 1) accept_encoding = joined = *in.get("Accept-Encoding");
+    if (first < in.size()) {
+      accept_encoding = in[first].value;
+      if (in.find("Accept-Encoding", first + 1) < in.size()) accept_encoding = joined = *in.get("Accept-Encoding");
+    }
     if (accept_encoding && detail::GzipState::accepts_gzip(*accept_encoding)) {
       gzip_ = std::make_unique<detail::GzipState>();
       gzip_->gzipping = true;

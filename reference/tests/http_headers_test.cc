@@ -92,6 +92,40 @@ TEST(HTTPHeaders, NamesThatDifferOnlyInTheCaseBitOfAPunctuationByteDiffer) {
   EXPECT_EQ(h.get_first("dATE"), "d");
 }
 
+TEST(HTTPHeaders, FindGivesTheIndexOfEachLineOfAName) {
+  HTTPHeaders h{{"A", "1"}, {"B", "2"}, {"a", "3"}};
+  EXPECT_EQ(h.find("a"), 0u);
+  EXPECT_EQ(h.find("A", 1), 2u);
+  EXPECT_EQ(h.find("A", 3), h.size());
+  EXPECT_EQ(h.find("C"), h.size());
+  EXPECT_EQ(h.find("B", 99), h.size());
+}
+
+TEST(HTTPHeaders, FromFieldsOfOneHeadCopiesItOnce) {
+  std::string head = "Host: example.com\r\nX-Empty: \r\nAccept:  */* \r\n";
+  const std::string_view v(head);
+  std::vector<HeaderField> fields{{v.substr(0, 4), v.substr(6, 11)},
+                                  {v.substr(19, 7), std::string_view()},  // an empty value
+                                  {v.substr(30, 6), v.substr(39, 3)}};
+  HTTPHeaders h = HTTPHeaders::from_fields(fields);
+  head.assign(head.size(), '#');  // the headers hold their own copy
+  const std::vector<HeaderField> expected{{"Host", "example.com"}, {"X-Empty", ""}, {"Accept", "*/*"}};
+  EXPECT_EQ(all_fields(h), expected);
+  h.set("Accept", "text/html");  // and remain an ordinary set of headers
+  h.add("Via", "1.1 proxy");
+  EXPECT_EQ(h.get_first("accept"), "text/html");
+  EXPECT_EQ(h.get_first("via"), "1.1 proxy");
+  EXPECT_EQ(h.get_first("x-empty"), "");
+}
+
+TEST(HTTPHeaders, FromFieldsScatteredInMemoryCopiesEachLine) {
+  const std::string name = "Name", far_value(100000, 'v');
+  std::vector<HeaderField> fields{{name, "literal"}, {"Other", far_value}};
+  HTTPHeaders h = HTTPHeaders::from_fields(fields);
+  EXPECT_EQ(h.get_first("name"), "literal");
+  EXPECT_EQ(h.get_first("other"), far_value);
+}
+
 TEST(HTTPHeaders, SetOfNewNameAppends) {
   HTTPHeaders h{{"A", "1"}};
   h.set("B", "2");

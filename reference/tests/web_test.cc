@@ -643,6 +643,14 @@ TEST(Web, GzipFollowsAcceptEncodingQValues) {
   EXPECT_TRUE(gzipped("deflate;q=1, GZIP ; Q=0.001"));
   EXPECT_TRUE(gzipped("*"));
   EXPECT_TRUE(gzipped("identity, x-gzip"));
+  // Several Accept-Encoding lines are one list (RFC 9110 §5.3): the refusal on one line
+  // beats the wildcard on another, and gzip on the second line counts.
+  auto gzipped_lines = [&](const char* first, const char* second) {
+    HTTPHeaders headers{{"Accept-Encoding", first}, {"Accept", "*/*"}, {"accept-encoding", second}};
+    return fetch(app, "GET", "/gzip", headers).header("Content-Encoding") == "gzip";
+  };
+  EXPECT_FALSE(gzipped_lines("gzip;q=0", "*"));
+  EXPECT_TRUE(gzipped_lines("br", "gzip"));
 }
 
 TEST(Web, NoGzipWithoutAcceptEncodingOrWhenSmallOrDisabled) {

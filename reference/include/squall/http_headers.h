@@ -62,6 +62,8 @@ class HTTPHeaders {
 
   bool contains(std::string_view name) const noexcept;
   std::size_t count(std::string_view name) const noexcept;
+  // Index of the first line named `name` at or after `from`; size() when there is none.
+  std::size_t find(std::string_view name, std::size_t from = 0) const noexcept;
   // First value of `name`, zero-copy.
   std::optional<std::string_view> get_first(std::string_view name) const noexcept;
   // Tornado's `headers[name]`: all values of `name` joined with ",".
