@@ -39,14 +39,21 @@ def tree(root: int) -> list[int]:
     return out
 
 
-def cpu_seconds(root: int) -> float:
-    """utime + stime of the tree, in seconds (processes that already exited are lost)."""
-    total = 0
+def cpu_times(root: int) -> tuple[float, float]:
+    """(user, kernel) CPU time of the tree in seconds: utime and stime (processes that
+    already exited are lost)."""
+    user = system = 0
     for pid in tree(root):
         fields = _stat_fields(pid)
         if fields:
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / CLK_TCK
+            user += int(fields[11])  # utime (field 14)
+            system += int(fields[12])  # stime (field 15)
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(root: int) -> float:
+    """utime + stime of the tree, in seconds (processes that already exited are lost)."""
+    return sum(cpu_times(root))
 
 
 def _status_kb(pid: int, key: str) -> int:

@@ -198,6 +198,20 @@ def markdown(data) -> str:
                          + (f" ({_fmt_ratio(ratio)})" if ratio is not None else ""))
         out.append(f"| {sc} | " + " | ".join(cells) + " |")
 
+    out += ["", "## CPU per request (server user + kernel µs, /proc utime and stime)", "",
+            "User is the server's own code; kernel is its system calls, TCP and the loopback's "
+            "delivery done on its CPU. /proc counts in 10 ms ticks: short runs are coarse.", "",
+            "| scenario | " + " | ".join(impls) + " |", "|---|" + "---:|" * len(impls)]
+    for sc in scenarios:
+        if sc == "memory":
+            continue
+        cells = []
+        for impl in impls:
+            r = rows.get((sc, impl)) or {}
+            user, kernel = r.get("server_user_us_per_request"), r.get("server_kernel_us_per_request")
+            cells.append(NA if user is None or kernel is None else f"{user:.2f} + {kernel:.2f}")
+        out.append(f"| {sc} | " + " | ".join(cells) + " |")
+
     out += ["", "## Details", "",
             "Engine: who produced the row's figures (req/s, latency, errors; server CPU and RSS are "
             "read from /proc). Client CPU: the engine's CPU time / wall time.", "",

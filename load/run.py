@@ -125,6 +125,13 @@ def run_engine(target, sc: Scenario, args, duration: float, connections: int, *,
                              log=lambda m: log(f"  {m}"))
 
 
+def per_request_us(seconds: float | None, requests: int) -> float | None:
+    """Microseconds per request of a CPU time (None when unmeasured or nothing completed)."""
+    if seconds is None or not requests:
+        return None
+    return round(seconds / requests * 1e6, 3)
+
+
 # --------------------------------------------------------------------------- memory
 
 def run_memory(host: str, port: int, server_pid: int | None, connections: int,
@@ -303,7 +310,7 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
         if pid:
             pinned = pin(target, args)  # again: catches workers started late
             procstat.reset_peak_rss(pid)
-            cpu0 = procstat.cpu_seconds(pid)
+            times0 = procstat.cpu_times(pid)
         busy0 = procstat.cpu_busy_seconds(cpus)
         r = run_engine(target, sc, args, args.duration, connections, warmup=args.engine_warmup)
         if r["requests"] == 0 and not any(r["errors"].values()):
@@ -313,12 +320,15 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
             log(f"  {target.name:<10} {sc.name:<17} run {i + 1}/{args.repeat}: no request completed in "
                 f"{args.duration:g}s and no error: running it once more for {args.duration * 3:g}s")
             if pid:
-                cpu0 = procstat.cpu_seconds(pid)
+                times0 = procstat.cpu_times(pid)
             busy0 = procstat.cpu_busy_seconds(cpus)
             r = run_engine(target, sc, args, args.duration * 3, connections, warmup=args.engine_warmup)
         busy = procstat.cpu_busy_seconds(cpus) - busy0
         if pid:
-            r["server_cpu_s"] = round(procstat.cpu_seconds(pid) - cpu0, 3)
+            times = procstat.cpu_times(pid)
+            r["server_user_s"] = round(times[0] - times0[0], 3)
+            r["server_kernel_s"] = round(times[1] - times0[1], 3)
+            r["server_cpu_s"] = round(r["server_user_s"] + r["server_kernel_s"], 3)
             r["peak_rss_kb"] = procstat.peak_rss_kb(pid)
             # CPU time other processes took on the server's and wrk's cores during the
             # run, as a share of those cores' capacity: > ~0.1 means the machine was not quiet.
@@ -364,6 +374,10 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
         errors=med["errors"], socket_errors=med["socket_errors"], non_2xx=med["non_2xx"],
         server_cpu_s=server_cpu, peak_rss_kb=med.get("peak_rss_kb"),
         rps_per_server_cpu_s=round(med["requests"] / server_cpu, 1) if server_cpu else None,
+        # Where the server's time per request went: its own code, or the kernel's (system
+        # calls, TCP, the loopback's delivery), from /proc's utime and stime.
+        server_user_us_per_request=per_request_us(med.get("server_user_s"), med["requests"]),
+        server_kernel_us_per_request=per_request_us(med.get("server_kernel_s"), med["requests"]),
         client_cpu_util=med["client_cpu_util"],
         client_bound=med["client_cpu_util"] >= args.client_bound_threshold,
         foreign_cpu_share=med.get("foreign_cpu_share"),

@@ -118,6 +118,11 @@ class DescriptionBesideReference(unittest.TestCase):
             self.assertTrue(numbers(r), r)
             self.assertEqual(r["engine"], "wrk")
             self.assertGreater(r["server_cpu_s"], 0)
+            # The split of that time per request adds up to it.
+            user, kernel = r["server_user_us_per_request"], r["server_kernel_us_per_request"]
+            self.assertGreaterEqual(user, 0)
+            self.assertGreater(user + kernel, 0)
+            self.assertAlmostEqual((user + kernel) * r["requests"] / 1e6, r["server_cpu_s"], delta=0.02)
             self.assertTrue(r["pinned"]["pids"], r)
             info = data["meta"]["implementations"][impl]
             self.assertTrue(info["version"])
@@ -126,6 +131,7 @@ class DescriptionBesideReference(unittest.TestCase):
         self.assertEqual(data["meta"]["implementations"]["partial"]["description"],
                          "conformance/tests/fixtures/partial.toml")
         self.assertTrue(numbers(rows[("reference", "json")]))
+        self.assertIn("## CPU per request (server user + kernel µs", md)
         lacking = rows[("partial", "json")]
         self.assertEqual(lacking["status"], "n/a")
         self.assertIn("/json", lacking["reason"])
