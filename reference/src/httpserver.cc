@@ -285,30 +285,33 @@ void HTTPServer::Registry::close_compacted(int fd, SocketAddress peer, bool time
   connection_ended();
 }
 
-void HTTPServer::resume_connection(int fd, SocketAddress peer) {
-  std::unique_ptr<IOStream> stream;
+std::unique_ptr<IOStream> HTTPServer::take_compacted_socket(int fd, const SocketAddress& peer) {
   try {
-    stream = std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{});
+    return std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{});
   } catch (...) {
     registry_->loop->remove_handler(fd);
     ::close(fd);
-    log(LogLevel::error, LogCategory::application, "Error resuming the connection from {}: {}", peer.to_string(),
-        describe_current_exception());
-    return;
+    log(LogLevel::error, LogCategory::application, "Error taking back the idle connection from {}: {}",
+        peer.to_string(), describe_current_exception());
+    return nullptr;
   }
+}
+
+void HTTPServer::resume_connection(int fd, SocketAddress peer) {
+  std::unique_ptr<IOStream> stream = take_compacted_socket(fd, peer);
+  if (!stream) return;
   // The first read of the rebuilt connection reads the socket at once: bytes are there.
   spawn(HTTPServer::handle_stream(std::move(stream), std::move(peer)));
 }
 
 void HTTPServer::close_compacted_connection(int fd, SocketAddress peer) {
+  std::unique_ptr<IOStream> stream = take_compacted_socket(fd, peer);
+  if (!stream) return;
   try {
-    HTTPServerConnection connection(
-        std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{}),
-        std::move(peer), options_);
+    HTTPServerConnection connection(std::move(stream), std::move(peer), options_);
     connection.stream().close();
     delegate_.on_close(connection);
-  } catch (...) {
-    registry_->loop->remove_handler(fd);  // harmless if the stream got to close it
+  } catch (...) {  // the stream closed the socket as it went
     log(LogLevel::error, LogCategory::application, "Error closing an idle connection: {}",
         describe_current_exception());
   }

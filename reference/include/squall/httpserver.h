@@ -117,6 +117,9 @@ class HTTPServer : public TCPServer {
     size_t close_all_compacted() { return idle ? idle->close_all() : 0; }
   };
 
+  // A stream for a compacted connection's socket (which it takes over from the record's
+  // registration), or null when that failed (logged; the socket is closed).
+  std::unique_ptr<IOStream> take_compacted_socket(int fd, const SocketAddress& peer);
   // A compacted connection's bytes arrived: rebuild it and run its request loop.
   void resume_connection(int fd, SocketAddress peer);
   // Closes a compacted connection, telling the delegate (on_close) as for any other.
