@@ -521,15 +521,19 @@ Arguments parse_query(std::string_view query, bool keep_blank_values) {
 }
 
 std::pair<std::string_view, std::optional<std::uint16_t>> split_host_and_port(std::string_view netloc) {
-  const std::size_t colon = netloc.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return {netloc, std::nullopt};
-  const std::string_view digits = netloc.substr(colon + 1);
-  if (digits.empty() || digits.size() > 5) return {netloc, std::nullopt};
+  // From the end: 1 to 5 digits, then the last ':' (any other byte there means the part
+  // after the last ':' is not all digits), which must not be the first byte.
+  std::size_t colon = netloc.size();
   std::uint32_t port = 0;
-  for (char c : digits) {
-    if (!is_digit(c)) return {netloc, std::nullopt};
-    port = port * 10 + static_cast<std::uint32_t>(c - '0');
+  for (std::uint32_t scale = 1; colon > 0 && scale <= 100000; scale *= 10) {
+    const auto digit = static_cast<std::uint32_t>(static_cast<unsigned char>(netloc[colon - 1]) - '0');
+    if (digit > 9) break;
+    port += digit * scale;
+    --colon;
   }
+  const std::size_t digits = netloc.size() - colon;
+  if (digits == 0 || digits > 5 || colon < 2 || netloc[colon - 1] != ':') return {netloc, std::nullopt};
+  --colon;
   if (port > 65535) return {netloc, std::nullopt};
   return {netloc.substr(0, colon), static_cast<std::uint16_t>(port)};
 }

@@ -139,6 +139,23 @@ TEST(SplitHostAndPort, LeavesHostWithoutValidPortWhole) {
   EXPECT_EQ(split_host_and_port(":80").second, std::nullopt);
 }
 
+// The port is read from the end: 1-5 digits after the last ':', any other byte there
+// (or a sixth digit) leaves the netloc whole.
+TEST(SplitHostAndPort, ReadsOneToFiveDigitsAfterTheLastColon) {
+  using Split = std::pair<std::string_view, std::optional<std::uint16_t>>;
+  EXPECT_EQ(split_host_and_port("a:b:80"), (Split{"a:b", 80}));
+  EXPECT_EQ(split_host_and_port("h:0"), (Split{"h", 0}));
+  EXPECT_EQ(split_host_and_port("h:00080"), (Split{"h", 80}));
+  EXPECT_EQ(split_host_and_port("h:65535"), (Split{"h", 65535}));
+  EXPECT_EQ(split_host_and_port("h:65536"), (Split{"h:65536", std::nullopt}));
+  EXPECT_EQ(split_host_and_port("h:000080"), (Split{"h:000080", std::nullopt}));
+  EXPECT_EQ(split_host_and_port("h:8a0"), (Split{"h:8a0", std::nullopt}));
+  EXPECT_EQ(split_host_and_port("h:80:"), (Split{"h:80:", std::nullopt}));
+  EXPECT_EQ(split_host_and_port("h80"), (Split{"h80", std::nullopt}));
+  EXPECT_EQ(split_host_and_port("80"), (Split{"80", std::nullopt}));
+  EXPECT_EQ(split_host_and_port("x:1"), (Split{"x", 1}));
+}
+
 // ---- header parameters -------------------------------------------------------------------
 
 TEST(HeaderParamsParse, SplitsValueAndLowercasedParameters) {
