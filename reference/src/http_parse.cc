@@ -23,6 +23,8 @@ enum CharClass : std::uint8_t {
   kTargetChar = 4,  // visible US-ASCII (request-target bytes before URI checks)
   kHexDigit = 8,
   kQdText = 16,     // RFC 9110 §5.6.4 qdtext
+  kRegNameChar = 32,  // RFC 3986 unreserved / sub-delims: a reg-name's bytes besides pct-encoded
+  kPlainTargetChar = 64,  // kTargetChar but '%', backslash, '#' (what the strict target checks look at)
 };
 
 constexpr std::array<std::uint8_t, 256> make_char_classes() {
@@ -36,12 +38,16 @@ constexpr std::array<std::uint8_t, 256> make_char_classes() {
     }
     if (c == '\t' || (c >= 0x20 && c != 0x7f)) bits |= kFieldChar;
     if (c > 0x20 && c < 0x7f) bits |= kTargetChar;
+    if (c > 0x20 && c < 0x7f && c != '%' && c != '\\' && c != '#') bits |= kPlainTargetChar;
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
       bits |= kHexDigit;
     }
     if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
         (c >= 0x5d && c <= 0x7e) || c >= 0x80) {
       bits |= kQdText;
+    }
+    if (alnum || std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos) {
+      bits |= kRegNameChar;
     }
     t[static_cast<std::size_t>(c)] = bits;
   }
@@ -122,6 +128,13 @@ const char* target_end_portable(const char* p, const char* end) noexcept {
   return p;
 }
 
+// First byte that is not visible US-ASCII or is '%', a backslash or '#': a target scanned to its
+// SP with this needs none of the strict checks (target_strictly_valid).
+const char* plain_target_end_portable(const char* p, const char* end) noexcept {
+  while (p < end && has_class(*p, kPlainTargetChar)) ++p;
+  return p;
+}
+
 #if defined(__SSE2__)
 
 inline __m128i load16(const char* p) noexcept { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
@@ -183,15 +196,35 @@ const char* target_end_sse2(const char* p, const char* end) noexcept {
   return target_end_portable(p, end);
 }
 
+const char* plain_target_end_sse2(const char* p, const char* end) noexcept {
+  // As target_end_sse2, and stopping at the three bytes the strict checks are about.
+  const __m128i first_visible = _mm_set1_epi8(0x21);
+  const __m128i del = _mm_set1_epi8(0x7f);
+  const __m128i percent = _mm_set1_epi8('%');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i hash = _mm_set1_epi8('#');
+  for (; end - p >= 16; p += 16) {
+    const __m128i v = load16(p);
+    const __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, percent), _mm_cmpeq_epi8(v, backslash)),
+                                     _mm_cmpeq_epi8(v, hash));
+    const __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, first_visible), _mm_cmpeq_epi8(v, del));
+    const unsigned stop = mask16(_mm_or_si128(bad, odd));
+    if (stop != 0) return p + std::countr_zero(stop);
+  }
+  return plain_target_end_portable(p, end);
+}
+
 inline const char* field_end(const char* p, const char* end) noexcept { return field_end_sse2(p, end); }
 inline const char* token_end(const char* p, const char* end) noexcept { return token_end_sse2(p, end); }
 inline const char* target_end(const char* p, const char* end) noexcept { return target_end_sse2(p, end); }
+inline const char* plain_target_end(const char* p, const char* end) noexcept { return plain_target_end_sse2(p, end); }
 
 #else  // !defined(__SSE2__)
 
 inline const char* field_end(const char* p, const char* end) noexcept { return field_end_portable(p, end); }
 inline const char* token_end(const char* p, const char* end) noexcept { return token_end_portable(p, end); }
 inline const char* target_end(const char* p, const char* end) noexcept { return target_end_portable(p, end); }
+inline const char* plain_target_end(const char* p, const char* end) noexcept { return plain_target_end_portable(p, end); }
 
 #endif
 
@@ -294,22 +327,22 @@ bool target_strictly_valid(std::string_view target) noexcept {
   return true;
 }
 
-// RFC 3986 unreserved / sub-delims (the bytes of a reg-name besides pct-encoded).
-bool is_reg_name_char(char c) noexcept {
-  const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  return alnum || std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
-}
+inline bool is_reg_name_char(char c) noexcept { return has_class(c, kRegNameChar); }
 
-bool is_reg_name(std::string_view s) noexcept {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (is_reg_name_char(s[i])) continue;
-    if (s[i] == '%' && i + 2 < s.size() && has_class(s[i + 1], kHexDigit) && has_class(s[i + 2], kHexDigit)) {
-      i += 2;
-      continue;
+// The first byte of [p, end) past a reg-name (RFC 3986 §3.2.2: unreserved, sub-delims,
+// pct-encoded): end, or the byte that cannot continue it (a '%' not followed by two hex
+// digits stops the scan on the '%').
+const char* reg_name_end(const char* p, const char* end) noexcept {
+  while (p < end) {
+    if (is_reg_name_char(*p)) {
+      ++p;
+    } else if (*p == '%' && end - p > 2 && has_class(p[1], kHexDigit) && has_class(p[2], kHexDigit)) {
+      p += 3;
+    } else {
+      break;
     }
-    return false;
   }
-  return true;
+  return p;
 }
 
 // The inside of an IP-literal's brackets: IPv6address (hex digits, ':' and '.' for a
@@ -399,7 +432,11 @@ inline const char* accept_request_line(const char* p, const char* end, std::size
   const char* const method_end = token_end(p, end);
   if (method_end == p || method_end == end || *method_end != ' ') return nullptr;
   const char* const target = method_end + 1;
-  const char* const target_stop = target_end(target, end);  // obs-text also stops here
+  // Most targets are plain: one scan to the SP proves them free of what the strict checks
+  // look for. Otherwise the scan goes on over '%', backslash and '#' and the checks run below.
+  const char* target_stop = plain_target_end(target, end);  // obs-text also stops here
+  const bool plain = target_stop != end && *target_stop == ' ';
+  if (!plain && target_stop != end) target_stop = target_end(target_stop, end);
   if (target_stop == target || target_stop == end || *target_stop != ' ') return nullptr;
   const char* const version = target_stop + 1;
   if (end - version < 9 || std::memcmp(version, "HTTP/1.", 7) != 0 || !is_digit(version[7])) return nullptr;
@@ -409,7 +446,7 @@ inline const char* accept_request_line(const char* p, const char* end, std::size
   out.target = std::string_view(target, static_cast<std::size_t>(target_stop - target));
   if (!target_form_valid(out.method, out.target)) return nullptr;
   if (!policy.allow_long_method && out.method.size() > ParsePolicy::max_method_length) return nullptr;
-  if (!policy.allow_odd_target && !target_strictly_valid(out.target)) return nullptr;
+  if (!plain && !policy.allow_odd_target && !target_strictly_valid(out.target)) return nullptr;
   out.version = std::string_view(version, 8);
   out.minor = version[7] - '0';
   return next;
@@ -485,13 +522,16 @@ bool is_valid_authority(std::string_view value, bool require_port) noexcept {
       port = rest.substr(1);
     }
   } else {
-    const std::size_t colon = value.rfind(':');
-    if (colon != std::string_view::npos) {
-      host = value.substr(0, colon);
-      port = value.substr(colon + 1);
+    // A reg-name holds no ':', so the host runs to the first byte that is not reg-name;
+    // that byte must be the end or the ':' before the port (any later ':' is not a digit).
+    const char* const end = value.data() + value.size();
+    const char* const host_end = reg_name_end(value.data(), end);
+    host = value.substr(0, static_cast<std::size_t>(host_end - value.data()));
+    if (host_end != end) {
+      if (*host_end != ':') return false;
+      port = value.substr(host.size() + 1);
       has_port = true;
     }
-    if (!is_reg_name(host)) return false;
   }
   for (char c : port) {
     if (!is_digit(c)) return false;
@@ -735,6 +775,17 @@ bool is_framing_lookalike(std::string_view name) noexcept {
 
 ParseResult<std::uint64_t> parse_content_length(std::string_view value, const ParsePolicy& policy) {
   constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  // The usual value, one 1*DIGIT that fits, has this verdict under either policy; anything
+  // else (a list, OWS, a non-digit, an overflow) takes the definition below.
+  if (!value.empty() && value.size() <= std::numeric_limits<std::int64_t>::digits10) {
+    std::uint64_t n = 0;
+    bool digits = true;
+    for (char c : value) {
+      digits &= is_digit(c);
+      n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (digits) return n;
+  }
   if (!policy.allow_lenient_content_length) {
     if (value.empty()) return ParseError{400, "empty Content-Length"};
     if (value.find(',') != std::string_view::npos) return ParseError{400, "Content-Length is a list"};
@@ -847,6 +898,8 @@ const char* detail::scan(ScanClass cls, const char* p, const char* end, bool por
       return portable ? field_end_portable(p, end) : field_end(p, end);
     case ScanClass::target:
       return portable ? target_end_portable(p, end) : target_end(p, end);
+    case ScanClass::plain_target:
+      return portable ? plain_target_end_portable(p, end) : plain_target_end(p, end);
   }
   return p;
 }

@@ -179,6 +179,20 @@ TEST(Authority, RequirePortNeedsHostAndDigits) {
   EXPECT_FALSE(is_valid_authority(":443", true));
 }
 
+// The reg-name branch scans the value once up to the ':' before the port: a ':', '%' or
+// other byte anywhere in host or port gets the verdict of "host before the last ':'".
+TEST(Authority, OnePassScanAgreesWithTheLastColonSplit) {
+  for (std::string_view host : {":80", ":", "h%41:80", "%41%42", "h:", "h.example:0080", "a-b.c_d~e:65535"}) {
+    EXPECT_TRUE(is_valid_authority(host)) << host;
+  }
+  for (std::string_view host : {"h%4:80", "h%:1", "h%4", "h@:80", "h:8 0", "h:80x", "h::80", "h:80:", "h[:1",
+                                "h:%38", "h/:80"}) {
+    EXPECT_FALSE(is_valid_authority(host)) << host;
+  }
+  EXPECT_FALSE(is_valid_authority("h%41:", true));
+  EXPECT_TRUE(is_valid_authority("h%41:1", true));
+}
+
 TEST(RequestLine, RejectsOverlongLineWith414) {
   HeadLimits limits;
   limits.max_start_line = 32;
@@ -473,6 +487,35 @@ TEST(RequestHead, RejectsOddTargetsByDefault) {
   }
 }
 
+// A target without '%', backslash or '#' skips the strict checks; one with them goes on to
+// them and gets the same verdict and reason as parse_request_line, wherever the byte sits
+// (in the 16-byte blocks of the scan or its tail) and under either policy.
+TEST(RequestHead, TargetsWithPercentBackslashOrHashGetTheStrictChecks) {
+  const std::string pad(20, 'p');
+  for (std::string_view odd : {"%00", "%7f", "\\", "#f"}) {
+    for (const std::string& target : {"/" + std::string(odd), "/" + pad + std::string(odd), "/" + std::string(odd) + pad}) {
+      const std::string line = "GET " + target + " HTTP/1.1";
+      auto head = parse_request_head(line + "\r\nHost: h\r\n\r\n");
+      ASSERT_FALSE(head.ok()) << target;
+      EXPECT_EQ(head.error(), parse_request_line(line).error()) << target;
+      EXPECT_EQ(head.error(), (ParseError{400, "control, backslash or fragment in request target"})) << target;
+      const std::string whole = line + "\r\nHost: h\r\n\r\n";
+      auto lenient = parse_request_head(whole, lenient_limits());
+      ASSERT_TRUE(lenient.ok()) << target;
+      EXPECT_EQ(lenient->start_line.target, target);
+    }
+  }
+  for (const std::string& target : {"/" + pad + "%41", "/%41" + pad, "/" + pad + "?q=" + pad, "/" + pad + "\x80"}) {
+    HeadLimits limits;
+    limits.allow_obs_text_in_target = true;
+    const std::string whole = "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n";
+    auto head = parse_request_head(whole, limits);
+    ASSERT_TRUE(head.ok()) << target;
+    EXPECT_EQ(head->start_line.target, target);
+    EXPECT_EQ(head->headers.size(), 1u);
+  }
+}
+
 TEST(RequestHead, OverlongMethodIs501ByDefault) {
   const std::string longest(ParsePolicy::max_method_length, 'M');
   const std::string longer(ParsePolicy::max_method_length + 1, 'M');
@@ -571,6 +614,28 @@ TEST(ContentLength, ParsesDigits) {
   EXPECT_EQ(parse_content_length("42").value(), 42u);
   EXPECT_EQ(parse_content_length("9223372036854775807").value(), 9223372036854775807u);
   EXPECT_EQ(parse_content_length("007", kLenient).value(), 7u);
+}
+
+// Up to 18 digits take the one-pass path; anything else gets the definition's verdict:
+// the longest value, a non-digit after many digits, OWS, an overflow.
+TEST(ContentLength, DigitRunsOfEveryLengthUnderEitherPolicy) {
+  for (const ParsePolicy& policy : {ParsePolicy{}, kLenient}) {
+    std::uint64_t expected = 0;
+    std::string digits;
+    for (int n = 1; n <= 19; ++n) {
+      digits.push_back(static_cast<char>('0' + n % 10));
+      expected = expected * 10 + static_cast<std::uint64_t>(n % 10);
+      EXPECT_EQ(parse_content_length(digits, policy).value(), expected) << digits;
+      EXPECT_EQ(parse_content_length(digits + "a", policy).error(), (ParseError{400, "non-numeric Content-Length"}));
+      EXPECT_EQ(parse_content_length("-" + digits, policy).error(), (ParseError{400, "non-numeric Content-Length"}));
+    }
+    EXPECT_EQ(parse_content_length("9223372036854775808", policy).error(), (ParseError{400, "Content-Length too large"}));
+    EXPECT_EQ(parse_content_length("99999999999999999999x", policy).error(),
+              (ParseError{400, "non-numeric Content-Length"}));
+    EXPECT_EQ(parse_content_length(" 42\t", policy).value(), 42u);
+  }
+  EXPECT_EQ(parse_content_length("").error(), (ParseError{400, "empty Content-Length"}));
+  EXPECT_EQ(parse_content_length("", kLenient).error(), (ParseError{400, "empty Content-Length"}));
 }
 
 TEST(ContentLength, AcceptsLeadingZerosUnderEitherPolicy) {  // 1*DIGIT (RFC 9110 §8.6)
@@ -815,6 +880,8 @@ bool in_class(detail::ScanClass cls, unsigned char b) {
       return b == '\t' || (b >= 0x20 && b != 0x7f);
     case detail::ScanClass::target:
       return b > 0x20 && b < 0x7f;
+    case detail::ScanClass::plain_target:
+      return b > 0x20 && b < 0x7f && b != '%' && b != '\\' && b != '#';
   }
   return false;
 }
@@ -830,7 +897,8 @@ TEST(Scan, BothVersionsStopAtTheFirstByteOutsideTheClass) {
   };
   const Case cases[] = {{detail::ScanClass::token, "a_Z9-~"},
                         {detail::ScanClass::field_value, "v\t\x80 "},
-                        {detail::ScanClass::target, "/a%~"}};
+                        {detail::ScanClass::target, "/a%~"},
+                        {detail::ScanClass::plain_target, "/a~?"}};
   for (const Case& c : cases) {
     for (char filler : c.fillers) {
       for (std::size_t length = 0; length <= 48; ++length) {

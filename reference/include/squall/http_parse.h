@@ -280,6 +280,7 @@ enum class ScanClass {
   token,        // RFC 9110 tchar
   field_value,  // HTAB, SP, VCHAR, obs-text (stops at CR, LF, other CTLs, DEL)
   target,       // 0x21-0x7e (stops at SP, CTLs, DEL, obs-text)
+  plain_target,  // 0x21-0x7e but '%', '\\', '#' (also stops at those three)
 };
 const char* scan(ScanClass cls, const char* p, const char* end, bool portable) noexcept;
 
