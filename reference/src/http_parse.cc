@@ -311,18 +311,18 @@ bool target_valid(std::string_view target, bool allow_obs_text) noexcept {
   return true;
 }
 
+// Whether the two bytes after a '%' encode a control (%00-%1f, %7f).
+inline bool escapes_control(char hi, char lo) noexcept {
+  return ((hi == '0' || hi == '1') && has_class(lo, kHexDigit)) || (hi == '7' && (lo | 0x20) == 'f');
+}
+
 // Strict target checks beyond the byte class: no backslash, no fragment, no
 // percent-encoded control (%00-%1f, %7f).
 bool target_strictly_valid(std::string_view target) noexcept {
   for (std::size_t i = 0; i < target.size(); ++i) {
     const char c = target[i];
     if (c == '\\' || c == '#') return false;
-    if (c == '%' && i + 2 < target.size()) {
-      const char hi = target[i + 1];
-      const char lo = target[i + 2];
-      if ((hi == '0' || hi == '1') && has_class(lo, kHexDigit)) return false;
-      if (hi == '7' && (lo | 0x20) == 'f') return false;
-    }
+    if (c == '%' && i + 2 < target.size() && escapes_control(target[i + 1], target[i + 2])) return false;
   }
   return true;
 }
@@ -432,11 +432,20 @@ inline const char* accept_request_line(const char* p, const char* end, std::size
   const char* const method_end = token_end(p, end);
   if (method_end == p || method_end == end || *method_end != ' ') return nullptr;
   const char* const target = method_end + 1;
-  // Most targets are plain: one scan to the SP proves them free of what the strict checks
-  // look for. Otherwise the scan goes on over '%', backslash and '#' and the checks run below.
+  // Most targets are plain: one scan to the SP, looking at the two bytes after each '%',
+  // proves them free of what the strict checks look for (an escaped control is hex digits,
+  // so it lies inside the target). Otherwise the scan goes on over '%', backslash and '#'
+  // and the checks run below.
   const char* target_stop = plain_target_end(target, end);  // obs-text also stops here
-  const bool plain = target_stop != end && *target_stop == ' ';
-  if (!plain && target_stop != end) target_stop = target_end(target_stop, end);
+  bool plain = target_stop != end && *target_stop == ' ';
+  if (!plain) {
+    while (target_stop != end && *target_stop == '%' &&
+           !(end - target_stop > 2 && escapes_control(target_stop[1], target_stop[2]))) {
+      target_stop = plain_target_end(target_stop + 1, end);
+    }
+    plain = target_stop != end && *target_stop == ' ';
+    if (!plain && target_stop != end) target_stop = target_end(target_stop, end);
+  }
   if (target_stop == target || target_stop == end || *target_stop != ' ') return nullptr;
   const char* const version = target_stop + 1;
   if (end - version < 9 || std::memcmp(version, "HTTP/1.", 7) != 0 || !is_digit(version[7])) return nullptr;

@@ -487,12 +487,13 @@ TEST(RequestHead, RejectsOddTargetsByDefault) {
   }
 }
 
-// A target without '%', backslash or '#' skips the strict checks; one with them goes on to
-// them and gets the same verdict and reason as parse_request_line, wherever the byte sits
-// (in the 16-byte blocks of the scan or its tail) and under either policy.
+// A target without backslash, '#' or a '%' escaping a control skips the strict checks; one
+// with them goes on to them and gets the same verdict and reason as parse_request_line,
+// wherever the bytes sit (in the 16-byte blocks of the scan or its tail, after other '%'s)
+// and under either policy.
 TEST(RequestHead, TargetsWithPercentBackslashOrHashGetTheStrictChecks) {
   const std::string pad(20, 'p');
-  for (std::string_view odd : {"%00", "%7f", "\\", "#f"}) {
+  for (std::string_view odd : {"%00", "%7f", "\\", "#f", "%41%1f", "%%7F", "%2%1A"}) {
     for (const std::string& target : {"/" + std::string(odd), "/" + pad + std::string(odd), "/" + std::string(odd) + pad}) {
       const std::string line = "GET " + target + " HTTP/1.1";
       auto head = parse_request_head(line + "\r\nHost: h\r\n\r\n");
@@ -505,7 +506,8 @@ TEST(RequestHead, TargetsWithPercentBackslashOrHashGetTheStrictChecks) {
       EXPECT_EQ(lenient->start_line.target, target);
     }
   }
-  for (const std::string& target : {"/" + pad + "%41", "/%41" + pad, "/" + pad + "?q=" + pad, "/" + pad + "\x80"}) {
+  for (const std::string& target : {"/" + pad + "%41", "/%41" + pad, "/" + pad + "?q=" + pad, "/" + pad + "\x80",
+                                    "/%%%41%2" + pad + "%", "/" + pad + "%1", "/a%7%8%2f%7e" + pad}) {
     HeadLimits limits;
     limits.allow_obs_text_in_target = true;
     const std::string whole = "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n";
