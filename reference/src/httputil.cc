@@ -524,15 +524,11 @@ std::pair<std::string_view, std::optional<std::uint16_t>> split_host_and_port(st
   // From the end: 1 to 5 digits, then the last ':' (any other byte there means the part
   // after the last ':' is not all digits), which must not be the first byte.
   std::size_t colon = netloc.size();
-  std::uint32_t port = 0;
-  for (std::uint32_t scale = 1; colon > 0 && scale <= 100000; scale *= 10) {
-    const auto digit = static_cast<std::uint32_t>(static_cast<unsigned char>(netloc[colon - 1]) - '0');
-    if (digit > 9) break;
-    port += digit * scale;
-    --colon;
-  }
+  while (colon > 0 && netloc.size() - colon < 6 && is_digit(netloc[colon - 1])) --colon;
   const std::size_t digits = netloc.size() - colon;
   if (digits == 0 || digits > 5 || colon < 2 || netloc[colon - 1] != ':') return {netloc, std::nullopt};
+  std::uint32_t port = 0;
+  for (char c : netloc.substr(colon)) port = port * 10 + static_cast<std::uint32_t>(c - '0');
   --colon;
   if (port > 65535) return {netloc, std::nullopt};
   return {netloc.substr(0, colon), static_cast<std::uint16_t>(port)};
