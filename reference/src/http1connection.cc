@@ -233,6 +233,7 @@ void HTTP1Connection::reset_message_state() {
   body_bytes_ = 0;
   max_body_size_ = params_.max_body_size;
   finish_future_.reset();
+  response_ended_ = false;
   pending_write_.reset();
   gunzip_.reset();
   timed_out_ = false;
@@ -344,35 +345,36 @@ static size_t find_head_end(std::string_view b, size_t& start, size_t& scan) {
   return 0;
 }
 
-Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout) {
-  size_t start = std::string_view::npos;
-  size_t scan = 0;
-  size_t cr_scan = 0, lf_scan = 0;
+size_t HTTP1Connection::scan_head(HeadScan& at) {
   // The server judges line ends as they arrive; a client reads heads as Tornado does.
   const bool check_line_ends = !is_client_;
+  std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+  size_t end = find_head_end(buffered, at.start, at.scan);
+  if (check_line_ends) {
+    const size_t upto = std::min(end != 0 ? end : buffered.size(), params_.max_header_size);
+    if (const char* why = bad_line_end(buffered, at.cr_scan, at.lf_scan, upto, params_.head_limits.policy.allow_bare_lf)) {
+      throw HTTPInputError(why, 400);
+    }
+  }
+  bool too_large = end != 0 ? end > params_.max_header_size : buffered.size() >= params_.max_header_size;
+  if (too_large) {
+    int status = is_client_ ? 431
+                            : oversized_head_status(buffered, at.start, params_.max_header_size,
+                                                    params_.head_limits.max_start_line);
+    throw HTTPInputError(status == 414 ? "Request line too long" : "Header too large", status);
+  }
+  return end;
+}
+
+Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, HeadScan at) {
   std::optional<TimePoint> head_deadline;
   std::optional<Duration> head_timeout = params_.header_timeout ? params_.header_timeout : idle_timeout;
   IOLoop& loop = stream_.io_loop();
   for (;;) {
-    std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
-    size_t end = find_head_end(buffered, start, scan);
-    if (check_line_ends) {
-      const size_t upto = std::min(end != 0 ? end : buffered.size(), params_.max_header_size);
-      if (const char* why = bad_line_end(buffered, cr_scan, lf_scan, upto, params_.head_limits.policy.allow_bare_lf)) {
-        throw HTTPInputError(why, 400);
-      }
-    }
-    bool too_large = end != 0 ? end > params_.max_header_size : buffered.size() >= params_.max_header_size;
-    if (too_large) {
-      int status = is_client_ ? 431
-                              : oversized_head_status(buffered, start, params_.max_header_size,
-                                                      params_.head_limits.max_start_line);
-      throw HTTPInputError(status == 414 ? "Request line too long" : "Header too large", status);
-    }
-    if (end != 0) co_return end;
+    if (size_t end = scan_head(at)) co_return end;
     flush_corked();  // about to wait for the peer: what is corked must not wait with us
     std::optional<TimePoint> deadline;
-    const size_t received = buffered.size();
+    const size_t received = rbuf_.size() - rpos_;
     if (received == 0) {
       if (idle_timeout) deadline = loop.time() + *idle_timeout;
     } else {
@@ -576,7 +578,6 @@ enum class Framing { none, fixed, chunked, until_close };
 
 Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout) {
   reset_message_state();
-  if (!is_client_) finish_future_.emplace();
   bool need_delegate_close = false;
   bool head_done = false;
   bool body_timed_out = false;
@@ -588,7 +589,10 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
     Framing framing = Framing::none;
     uint64_t length = 0;
     for (;;) {
-      size_t head_length = co_await read_head(idle_timeout);
+      // A head that arrived whole (the usual case) is found without read_head's coroutine.
+      HeadScan scan;
+      size_t head_length = scan_head(scan);
+      if (head_length == 0) head_length = co_await read_head(idle_timeout, scan);
       std::string_view head(rbuf_.data() + rpos_, head_length);
       HTTPHeaders headers;
       bool expect_continue = false;
@@ -741,7 +745,9 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         need_delegate_close = false;
         delegate.finish();
       }
-      if (!is_client_ && finish_future_ && !finish_future_->done() && !stream_.closed()) {
+      if (!is_client_ && !response_ended_ && !stream_.closed()) {
+        // The handler answers later: wait for it (made only then, most answers are done by now).
+        finish_future_.emplace();
         stream_.set_close_callback([weak] {
           if (auto alive = weak.lock(); alive && *alive) (*alive)->on_stream_close();
         });
@@ -1057,7 +1063,7 @@ void HTTP1Connection::finish() {
   if (expected_content_remaining_ && *expected_content_remaining_ != 0 && !stream_.closed()) {
     uint64_t missing = *expected_content_remaining_;
     stream_.close();
-    if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+    response_ended();
     throw HTTPOutputError(fmt::format("Tried to write {} bytes less than Content-Length", missing));
   }
   if (chunking_output_ && !stream_.closed()) send("0\r\n\r\n");
@@ -1107,6 +1113,11 @@ void HTTP1Connection::finish_request() {
   // turning it off after every response cost a syscall per request; only a response
   // written in pieces turns it off (write()).
   if (!stream_.closed()) stream_.set_close_callback({});
+  response_ended();
+}
+
+void HTTP1Connection::response_ended() {
+  response_ended_ = true;
   if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
 }
 
@@ -1114,13 +1125,13 @@ void HTTP1Connection::on_stream_close() {
   Callback callback = std::move(close_callback_);
   close_callback_ = nullptr;
   if (callback) callback();
-  if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+  response_ended();
 }
 
 void HTTP1Connection::close() {
   flush_corked();  // best effort: answers already made go out before the close
   stream_.close();
-  if (finish_future_ && !finish_future_->done()) finish_future_->set_result();
+  response_ended();
 }
 
 // ---- HTTPServerConnection ------------------------------------------------------------------

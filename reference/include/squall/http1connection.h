@@ -212,6 +212,8 @@ class HTTP1Connection : public HTTPConnection {
   Future<void> write_head(std::string& head_bytes, std::string_view chunk);
   void format_chunk(std::string& out, std::string_view chunk);
   void finish_request();
+  // Marks the response ended and wakes read_message if it waits for that.
+  void response_ended();
   void on_stream_close();
   bool can_keep_alive(std::string_view version, const HTTPHeaders& headers, bool is_request,
                       std::string_view method) const;
@@ -222,7 +224,18 @@ class HTTP1Connection : public HTTPConnection {
   BoundedRead read_some(size_t max_bytes, std::optional<TimePoint> deadline,
                         IOStream::ReadStart start = IOStream::ReadStart::try_socket);
   Task<void> fill(std::optional<TimePoint> deadline, IOStream::ReadStart start = IOStream::ReadStart::try_socket);
-  Task<size_t> read_head(std::optional<Duration> idle_timeout);
+  // Where the search for the end of a head stands (kept while bytes arrive).
+  struct HeadScan {
+    size_t start = std::string_view::npos;
+    size_t scan = 0;
+    size_t cr_scan = 0;
+    size_t lf_scan = 0;
+  };
+  // The length of the head at rbuf_[rpos_] once the buffer holds all of it, else 0;
+  // throws HTTPInputError for a bad line end or a head over max_header_size (431/414).
+  size_t scan_head(HeadScan& at);
+  // scan_head, reading more (bounded by the idle, then the header timeout) until it is whole.
+  Task<size_t> read_head(std::optional<Duration> idle_timeout, HeadScan at);
   // timeout: the longest wait for more bytes (params_.body_timeout).
   Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<Duration> timeout);
   Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<Duration> timeout);
@@ -267,6 +280,9 @@ class HTTP1Connection : public HTTPConnection {
   bool request_keep_alive_header_ = false;  // HTTP/1.0 request said Connection: keep-alive
   uint64_t body_bytes_ = 0;      // body bytes delivered (decompressed) for max_body_size
   uint64_t max_body_size_;       // of the current message (set_max_body_size)
+  // Server: the response was finished (finish_request) or the stream closed; read_message
+  // waits for that through finish_future_, made only when it has to wait.
+  bool response_ended_ = false;
   std::optional<Future<void>> finish_future_;
   std::optional<Future<void>> pending_write_;
   std::unique_ptr<Gunzip> gunzip_;
