@@ -1156,10 +1156,13 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
       // Between requests only this small wait is suspended, not the request machinery
       // (a delegate and read_message's frame): that is what an idle connection costs,
       // until HTTPServer compacts it (hand_over_socket).
-      waiting_ = true;
-      bool arrived = co_await conn_->wait_for_request(idle_timeout_);
-      waiting_ = false;
-      if (!arrived) break;
+      // A pipelined request already buffered needs no wait (nor its coroutine).
+      if (!conn_->has_buffered_input()) {
+        waiting_ = true;
+        bool arrived = co_await conn_->wait_for_request(idle_timeout_);
+        waiting_ = false;
+        if (!arrived) break;
+      }
       std::unique_ptr<HTTPMessageDelegate> message = delegate.start_request(*this, *conn_);
       bool keep_going = co_await conn_->read_message(*message, idle_timeout_);
       if (!keep_going) break;

@@ -178,6 +178,8 @@ class HTTP1Connection : public HTTPConnection {
   // buffered, false when the peer closed or stayed idle past idle_timeout (the
   // connection is closed then). Holds no per-request state while it waits.
   Task<bool> wait_for_request(std::optional<Duration> idle_timeout);
+  // Bytes of a next message are already buffered (a pipelined request): no wait needed.
+  bool has_buffered_input() const { return rpos_ < rbuf_.size(); }
   // When the last wait_for_request began waiting for the socket.
   TimePoint waiting_since() const { return waiting_since_; }
 
