@@ -234,7 +234,41 @@ def measure(target: Target, sc: Scenario, args) -> dict:
         return measure_on(target, sc, args)
     if sc.tls:
         return measure_tls(target, sc, args)
+    if sc.name == "memory":
+        return measure_memory(target, sc, args)
     return measure_on(target, sc, args)
+
+
+def measure_memory(target: Target, sc: Scenario, args) -> dict:
+    """The memory scenario, against an instance started for it: RSS growth is only the idle
+    connections' cost on a server that has not served other scenarios before (what those
+    left cached can be given back meanwhile — a server that trims after a burst then shows
+    less than nothing)."""
+    server = impls.start(target.desc, workers=args.workers, squall_bin=args.squall_bin)
+    try:
+        t = Target(target.name, target.desc, server.host, server.port, "http", server.pid, None, True)
+        log(f"  {t.name:<10} {sc.name:<17} fresh instance on {server.host}:{server.port}, pid {server.pid}")
+        pin(t, args)
+        prime(t, sc)
+        row = measure_on(t, sc, args)
+        row["instance"] = f"fresh instance, pid {server.pid}"
+        return row
+    finally:
+        server.stop()
+
+
+def prime(target: Target, sc: Scenario, requests: int = 20) -> None:
+    """A few requests on one connection before a fresh server's memory is read: the code
+    and data a first request touches are not an idle connection's cost."""
+    conn = http.client.HTTPConnection(target.host, target.port, timeout=10)
+    try:
+        for _ in range(requests):
+            conn.request("GET", sc.path)
+            conn.getresponse().read()
+    except (OSError, http.client.HTTPException) as e:  # the scenario itself will say what is wrong
+        log(f"  {target.name:<10} {sc.name:<17} priming failed: {e}")
+    finally:
+        conn.close()
 
 
 def measure_tls(target: Target, sc: Scenario, args) -> dict:
@@ -287,8 +321,7 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
         n = args.idle_connections
         # Measured once, whatever --repeat says: allocators keep memory that was freed, so a
         # second run against the same server finds it already held and reports ~0 growth.
-        # Only the first run measures what an idle connection costs (the server has served
-        # the other scenarios before, at most 1,000 connections: below this one's 10,000).
+        # A server the runner started gets a fresh instance for it (measure_memory).
         m = run_memory(host, port, pid, n, args.client_cpus, max(60.0, n / 100))
         log(f"  {target.name:<10} memory      run 1/1 (not repeated): {m['opened']}/{n} held, "
             f"{m['rss_per_connection_kb']} KiB/connection")

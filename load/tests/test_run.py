@@ -190,6 +190,13 @@ class UrlBesideImpl(unittest.TestCase):
         self.assertTrue(info["affinity_restored"])
         self.assertEqual(set(info["affinity_after"]), before)
         self.assertEqual(rows[("partial", "memory")]["status"], "ok")
+        # A server the runner started is measured for memory on an instance of its own; a
+        # --url server where it is.
+        memory = rows[("reference", "memory")]
+        self.assertEqual(memory["status"], "ok", memory)
+        self.assertTrue(memory["instance"].startswith("fresh instance"), memory)
+        self.assertNotEqual(memory["server_pids"], rows[("reference", "plaintext")]["server_pids"])
+        self.assertNotIn("instance", rows[("partial", "memory")])
         # Without a PID: not pinned, no server figures, each n/a with the reason.
         nopid = rows[("nopid", "plaintext")]
         self.assertIsNone(nopid["pinned"])
