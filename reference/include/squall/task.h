@@ -1,6 +1,7 @@
 // Task<T>: C++20 coroutines on the loop — Tornado's coroutine Runner.
 //
-// A function returning Task<T> is a coroutine. It starts running at once, like a
+// A function returning Task<T> is a coroutine (or, for Task<void>, may be a plain function
+// returning the completed Task<void>{}: no frame). It starts running at once, like a
 // Tornado coroutine, up to its first co_await of a future that is not done; the
 // awaited future's done-callback resumes it on a later loop iteration. An exception
 // thrown inside propagates to whoever awaits the task; a returned value completes
