@@ -293,7 +293,8 @@ HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::o
   return BoundedRead{*this, detail::FutureAwaiter<std::string>{std::move(read).release_state()}, deadline, {}};
 }
 
-Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline, IOStream::ReadStart start) {
+HTTP1Connection::BoundedRead HTTP1Connection::start_fill(std::optional<TimePoint> deadline,
+                                                          IOStream::ReadStart start) {
   if (rpos_ == rbuf_.size()) {
     rbuf_.clear();
     rpos_ = 0;
@@ -301,13 +302,20 @@ Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline, IOStream::Re
     rbuf_.erase(0, rpos_);
     rpos_ = 0;
   }
-  std::string data = co_await read_some(kReadPiece, deadline, start);
+  return read_some(kReadPiece, deadline, start);
+}
+
+void HTTP1Connection::end_fill(std::string data) {
   if (rbuf_.empty() && data.capacity() >= rbuf_.capacity()) {
     rbuf_.swap(data);
   } else {
     rbuf_.append(data);
   }
   IOStream::recycle(std::move(data));  // the next read's result reuses its memory
+}
+
+Task<void> HTTP1Connection::fill(std::optional<TimePoint> deadline, IOStream::ReadStart start) {
+  end_fill(co_await start_fill(deadline, start));
 }
 
 // Finds the end of the head (just past "\r?\n\r?\n") in the buffered bytes; returns the
@@ -413,7 +421,8 @@ Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeou
       stream_.bytes_written() > 0 ? IOStream::ReadStart::wait_readable : IOStream::ReadStart::try_socket;
   bool arrived = false;
   try {
-    co_await fill(deadline, start);
+    // fill() without its coroutine: this wait happens once per keep-alive request.
+    end_fill(co_await start_fill(deadline, start));
     arrived = true;
   } catch (const StreamClosedError&) {
   } catch (const TimeoutError&) {

@@ -226,6 +226,10 @@ class HTTP1Connection : public HTTPConnection {
   BoundedRead read_some(size_t max_bytes, std::optional<TimePoint> deadline,
                         IOStream::ReadStart start = IOStream::ReadStart::try_socket);
   Task<void> fill(std::optional<TimePoint> deadline, IOStream::ReadStart start = IOStream::ReadStart::try_socket);
+  // fill() in two halves, for a coroutine that awaits the read itself (no frame of its own):
+  // start_fill makes room and starts the read, end_fill appends what it returned.
+  BoundedRead start_fill(std::optional<TimePoint> deadline, IOStream::ReadStart start);
+  void end_fill(std::string data);
   // Where the search for the end of a head stands (kept while bytes arrive).
   struct HeadScan {
     size_t start = std::string_view::npos;
