@@ -258,34 +258,27 @@ bool HTTP1Connection::can_keep_alive(std::string_view version, const HTTPHeaders
 // coroutine of its own cost a frame and a future per read, and an idle connection held
 // them while it waited). At the deadline the stream is closed, so the read fails; the
 // failure is then reported as a TimeoutError.
-struct HTTP1Connection::BoundedRead {
-  HTTP1Connection& conn;
-  detail::FutureAwaiter<std::string> read;
-  std::optional<TimePoint> deadline;
-  std::optional<TimeoutHandle> timer;
+void HTTP1Connection::BoundedRead::await_suspend(std::coroutine_handle<> frame) {
+  if (deadline) {
+    timer = conn.stream_.io_loop().call_at(*deadline, [weak = std::weak_ptr<HTTP1Connection*>(conn.alive_)] {
+      if (auto alive = weak.lock(); alive && *alive) {
+        (*alive)->timed_out_ = true;
+        (*alive)->stream_.close();
+      }
+    });
+  }
+  read.await_suspend(frame);
+}
 
-  bool await_ready() const noexcept { return read.await_ready(); }
-  void await_suspend(std::coroutine_handle<> frame) {
-    if (deadline) {
-      timer = conn.stream_.io_loop().call_at(*deadline, [weak = std::weak_ptr<HTTP1Connection*>(conn.alive_)] {
-        if (auto alive = weak.lock(); alive && *alive) {
-          (*alive)->timed_out_ = true;
-          (*alive)->stream_.close();
-        }
-      });
-    }
-    read.await_suspend(frame);
+std::string HTTP1Connection::BoundedRead::await_resume() {
+  if (timer) conn.stream_.io_loop().remove_timeout(*timer);
+  try {
+    return read.await_resume();
+  } catch (const StreamClosedError&) {
+    if (timer && conn.timed_out_) throw TimeoutError("Timeout reading from stream");
+    throw;
   }
-  std::string await_resume() {
-    if (timer) conn.stream_.io_loop().remove_timeout(*timer);
-    try {
-      return read.await_resume();
-    } catch (const StreamClosedError&) {
-      if (timer && conn.timed_out_) throw TimeoutError("Timeout reading from stream");
-      throw;
-    }
-  }
-};
+}
 
 HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline,
                                                          IOStream::ReadStart start) {
@@ -407,8 +400,8 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
   }
 }
 
-Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
-  if (rpos_ < rbuf_.size()) co_return true;
+HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
+  if (rpos_ < rbuf_.size()) return RequestWait(*this, std::nullopt, idle_timeout, true);
   flush_corked();  // about to wait for the peer: what is corked must not wait with us
   // One clock read for both the deadline and the idle start (HTTPServer's compaction).
   waiting_since_ = stream_.io_loop().time();
@@ -419,18 +412,26 @@ Task<bool> HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeou
   // connection's first request usually came with it, so that one is read at once.
   const IOStream::ReadStart start =
       stream_.bytes_written() > 0 ? IOStream::ReadStart::wait_readable : IOStream::ReadStart::try_socket;
-  bool arrived = false;
   try {
-    // fill() without its coroutine: this wait happens once per keep-alive request.
-    end_fill(co_await start_fill(deadline, start));
-    arrived = true;
+    return RequestWait(*this, start_fill(deadline, start), idle_timeout, false);
+  } catch (const StreamClosedError&) {
+    close();  // the peer left: close quietly
+    return RequestWait(*this, std::nullopt, idle_timeout, false);
+  }
+}
+
+bool HTTP1Connection::RequestWait::await_resume() {
+  if (!read_) return arrived_;
+  try {
+    conn_.end_fill(read_->await_resume());
+    return true;
   } catch (const StreamClosedError&) {
   } catch (const TimeoutError&) {
     log(LogLevel::info, LogCategory::general, "Idle timeout ({:g} s): closing the connection from {}",
-        seconds(*idle_timeout), peer());
+        seconds(*idle_timeout_), conn_.peer());
   }
-  if (!arrived) close();  // the peer left, or stayed idle too long: close quietly
-  co_return arrived;
+  conn_.close();  // the peer left, or stayed idle too long: close quietly
+  return false;
 }
 
 Task<void> HTTP1Connection::deliver(HTTPMessageDelegate& delegate, std::string data) {

@@ -174,10 +174,13 @@ class HTTP1Connection : public HTTPConnection {
   // its subclass HTTPConnectionClosedError.
   Task<bool> read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout = std::nullopt);
   Task<bool> read_response(HTTPMessageDelegate& delegate) { return read_message(delegate); }
-  // Server, between requests: completes with true once bytes of the next request are
+  // Server, between requests: co_await it; true once bytes of the next request are
   // buffered, false when the peer closed or stayed idle past idle_timeout (the
-  // connection is closed then). Holds no per-request state while it waits.
-  Task<bool> wait_for_request(std::optional<Duration> idle_timeout);
+  // connection is closed then). Holds no per-request state while it waits, and is an
+  // awaitable rather than a coroutine: this wait happens once per keep-alive request,
+  // and a frame of its own cost an allocation and a loop round trip each time.
+  class RequestWait;
+  RequestWait wait_for_request(std::optional<Duration> idle_timeout);
   // Bytes of a next message are already buffered (a pipelined request): no wait needed.
   bool has_buffered_input() const { return rpos_ < rbuf_.size(); }
   // When the last wait_for_request began waiting for the socket.
@@ -311,6 +314,38 @@ class HTTP1Connection : public HTTPConnection {
   TimePoint send_progress_time_{};
   // Lets callbacks queued on the loop notice that the connection is gone.
   std::shared_ptr<HTTP1Connection*> alive_;
+};
+
+// A read of the connection's buffer bounded by a deadline: when it passes the stream is
+// closed and the read throws TimeoutError (else what the stream's read throws).
+struct HTTP1Connection::BoundedRead {
+  HTTP1Connection& conn;
+  detail::FutureAwaiter<std::string> read;
+  std::optional<TimePoint> deadline;
+  std::optional<TimeoutHandle> timer;
+
+  bool await_ready() const noexcept { return read.await_ready(); }
+  void await_suspend(std::coroutine_handle<> frame);
+  std::string await_resume();
+};
+
+// What wait_for_request returns (see there).
+class HTTP1Connection::RequestWait {
+ public:
+  bool await_ready() const noexcept { return !read_ || read_->await_ready(); }
+  void await_suspend(std::coroutine_handle<> frame) { read_->await_suspend(frame); }
+  bool await_resume();
+
+ private:
+  friend class HTTP1Connection;
+  // read: the pending read; none when the outcome is already known (`arrived`).
+  RequestWait(HTTP1Connection& conn, std::optional<BoundedRead> read, std::optional<Duration> idle_timeout,
+              bool arrived)
+      : conn_(conn), read_(std::move(read)), idle_timeout_(idle_timeout), arrived_(arrived) {}
+  HTTP1Connection& conn_;
+  std::optional<BoundedRead> read_;
+  std::optional<Duration> idle_timeout_;
+  bool arrived_;
 };
 
 // Options of an HTTPServer and of each of its connections.
