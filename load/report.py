@@ -46,6 +46,18 @@ def _fmt_bytes(b):
         b /= 1024
 
 
+def _scenario_table(title: str, intro: list[str], rows: dict, scenarios: list[str], impls: list[str],
+                    cell) -> list[str]:
+    """A section with a table of scenario × implementation, the memory scenario left out;
+    cell(row or None) gives each cell's text."""
+    out = ["", f"## {title}", "", *intro, "| scenario | " + " | ".join(impls) + " |",
+           "|---|" + "---:|" * len(impls)]
+    for sc in scenarios:
+        if sc != "memory":
+            out.append(f"| {sc} | " + " | ".join(cell(rows.get((sc, impl))) for impl in impls) + " |")
+    return out
+
+
 FIGURES = {"server_cpu_s": "server CPU s", "rps_per_server_cpu_s": "req/CPU-s", "peak_rss_kb": "peak RSS",
            "foreign_cpu_share": "other", "latency_us": "latency percentiles", "transfer_bytes_per_s": "transfer/s"}
 
@@ -182,35 +194,22 @@ def markdown(data) -> str:
             cells.append(txt)
         out.append(f"| {sc} | " + " | ".join(cells) + " |")
 
-    out += ["", "## Efficiency (requests per second of server CPU time)", "",
-            "| scenario | " + " | ".join(impls) + " |", "|---|" + "---:|" * len(impls)]
-    for sc in scenarios:
-        if sc == "memory":
-            continue
-        cells = []
-        for impl in impls:
-            r = rows.get((sc, impl))
-            if not r or r["status"] == "n/a" or r.get("rps_per_server_cpu_s") is None:
-                cells.append(NA if r and (r["status"] == "n/a" or "requests" in r) else "–")
-                continue
-            ratio = _ratio(r, rows.get((sc, base)), key="rps_per_server_cpu_s")
-            cells.append(_fmt_num(r["rps_per_server_cpu_s"])
-                         + (f" ({_fmt_ratio(ratio)})" if ratio is not None else ""))
-        out.append(f"| {sc} | " + " | ".join(cells) + " |")
+    def efficiency(r):
+        if not r or r["status"] == "n/a" or r.get("rps_per_server_cpu_s") is None:
+            return NA if r and (r["status"] == "n/a" or "requests" in r) else "–"
+        ratio = _ratio(r, rows.get((r["scenario"], base)), key="rps_per_server_cpu_s")
+        return _fmt_num(r["rps_per_server_cpu_s"]) + (f" ({_fmt_ratio(ratio)})" if ratio is not None else "")
 
-    out += ["", "## CPU per request (server user + kernel µs, /proc utime and stime)", "",
-            "User is the server's own code; kernel is its system calls, TCP and the loopback's "
-            "delivery done on its CPU. /proc counts in 10 ms ticks: short runs are coarse.", "",
-            "| scenario | " + " | ".join(impls) + " |", "|---|" + "---:|" * len(impls)]
-    for sc in scenarios:
-        if sc == "memory":
-            continue
-        cells = []
-        for impl in impls:
-            r = rows.get((sc, impl)) or {}
-            user, kernel = r.get("server_user_us_per_request"), r.get("server_kernel_us_per_request")
-            cells.append(NA if user is None or kernel is None else f"{user:.2f} + {kernel:.2f}")
-        out.append(f"| {sc} | " + " | ".join(cells) + " |")
+    def cpu_split(r):
+        user, kernel = (r or {}).get("server_user_us_per_request"), (r or {}).get("server_kernel_us_per_request")
+        return NA if user is None or kernel is None else f"{user:.2f} + {kernel:.2f}"
+
+    out += _scenario_table("Efficiency (requests per second of server CPU time)", [], rows, scenarios, impls,
+                           efficiency)
+    out += _scenario_table("CPU per request (server user + kernel µs, /proc utime and stime)",
+                           ["User is the server's own code; kernel is its system calls, TCP and the loopback's "
+                            "delivery done on its CPU. /proc counts in 10 ms ticks: short runs are coarse.", ""],
+                           rows, scenarios, impls, cpu_split)
 
     out += ["", "## Details", "",
             "Engine: who produced the row's figures (req/s, latency, errors; server CPU and RSS are "
