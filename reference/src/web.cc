@@ -610,11 +610,7 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   if (!chunk.empty()) write(chunk);
   if (!headers_written_) {
     if (status_code_ == 200 && (request().method == "GET" || request().method == "HEAD") && !headers_.contains("Etag")) {
-      // set_etag_header(), minus set()'s search for an Etag line: there is none.
-      if (std::optional<std::string> etag = compute_etag()) {
-        check_header_value(*etag);  // compute_etag() may be the handler's: its value is checked
-        headers_.add("Etag", *etag);
-      }
+      set_etag_header();
       if (check_etag_header()) {
         write_buffer_.clear();
         set_status(304);
@@ -815,7 +811,10 @@ std::string body_etag(std::string_view body) {
 std::optional<std::string> RequestHandler::compute_etag() const { return body_etag(write_buffer_); }
 
 void RequestHandler::set_etag_header() {
-  if (auto etag = compute_etag()) set_header("Etag", *etag);
+  if (auto etag = compute_etag()) {
+    check_header_value(*etag);  // compute_etag() may be the handler's: its value is checked
+    headers_.set("Etag", *etag);  // the name is ours
+  }
 }
 
 bool RequestHandler::check_etag_header() const {
