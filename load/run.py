@@ -266,6 +266,23 @@ def prime(target: Target, sc: Scenario, requests: int = 20) -> None:
             return
 
 
+def measure_tls(target: Target, sc: Scenario, args) -> dict:
+    """A TLS scenario: against a TLS instance of the implementation, started for it with
+    conformance's test certificates (validated against their CA)."""
+    tls = impls.test_tls()
+    server = impls.start(target.desc, workers=args.workers, squall_bin=args.squall_bin, tls=tls)
+    try:
+        t = Target(target.name, target.desc, server.host, server.port, "https", server.pid, tls.cafile, True)
+        log(f"  {t.name:<10} {sc.name:<17} TLS instance on {server.host}:{server.port}, pid {server.pid}")
+        pin(t, args)
+        warm_up(t, BY_NAME["tls_plaintext"], args)
+        row = measure_on(t, sc, args)
+        row["instance"] = f"TLS instance, pid {server.pid}"
+        return row
+    finally:
+        server.stop()
+
+
 def warm_up(target: Target, sc: Scenario, args) -> None:
     if args.warmup <= 0:
         return
