@@ -99,7 +99,22 @@ uint16_t SocketAddress::port() const {
 }
 
 std::string SocketAddress::ip() const {
-  if (family() != AF_INET && family() != AF_INET6) return "";
+  if (family() == AF_INET) {
+    // Dotted quad by hand: getnameinfo goes through inet_ntop's sprintf, ~1.9k
+    // instructions, paid by every accepted connection (HTTPRequestContext's remote_ip).
+    uint32_t host = ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr);
+    char text[16];  // "255.255.255.255" at most
+    size_t n = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      unsigned octet = (host >> shift) & 0xff;
+      if (octet >= 100) text[n++] = static_cast<char>('0' + octet / 100);
+      if (octet >= 10) text[n++] = static_cast<char>('0' + octet / 10 % 10);
+      text[n++] = static_cast<char>('0' + octet % 10);
+      if (shift != 0) text[n++] = '.';
+    }
+    return std::string(text, n);
+  }
+  if (family() != AF_INET6) return "";
   char host[NI_MAXHOST];
   if (getnameinfo(get(), length_, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0) return "";
   return host;

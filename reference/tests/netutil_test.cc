@@ -175,6 +175,24 @@ TEST(netutil, BindSocketsUnresolvableAddressThrowsResolveError) {
 
 // ---- SocketAddress and is_valid_ip ---------------------------------------------------------
 
+TEST(netutil, SocketAddressFormatsEveryIpv4OctetAsInetNtopDoes) {
+  // ip() writes the dotted quad itself: each octet's widths (1, 2, 3 digits), zero and
+  // 255, in every position, against the C library's own formatting.
+  for (uint32_t octet : {0u, 1u, 9u, 10u, 99u, 100u, 199u, 255u}) {
+    for (int position = 0; position < 4; ++position) {
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_addr.s_addr = htonl((octet << (8 * position)) | (position == 0 ? 0x07000000u : 0x00000003u));
+      char expected[INET_ADDRSTRLEN];
+      ASSERT_NE(inet_ntop(AF_INET, &address.sin_addr, expected, sizeof expected), nullptr);
+      SocketAddress formatted(reinterpret_cast<const sockaddr*>(&address), sizeof address);
+      EXPECT_EQ(formatted.ip(), expected) << "octet " << octet << " at " << position;
+    }
+  }
+  EXPECT_EQ(SocketAddress::from_ip("255.255.255.255", 1).ip(), "255.255.255.255");
+  EXPECT_EQ(SocketAddress::from_ip("0.0.0.0", 1).ip(), "0.0.0.0");
+}
+
 TEST(netutil, SocketAddressFormatsIpv4AndBracketedIpv6WithPort) {
   SocketAddress v4 = SocketAddress::from_ip("127.0.0.1", 8080);
   EXPECT_EQ(v4.family(), AF_INET);
