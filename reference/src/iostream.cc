@@ -146,8 +146,8 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
       loop_(loop ? loop : &IOLoop::current()),
       options_(bounded_chunk(options)),
       self_(std::make_shared<IOStream*>(this)) {
-  // Flags are only set when missing: accepted sockets come with both (accept4), and the
-  // two F_SET calls were two of the nine syscalls of a connection-per-request exchange.
+  // Flags are only set when missing (a caller that knows they are set says so with
+  // NonBlockingSocket and saves these two F_GET calls as well).
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
     int err = errno;
@@ -157,6 +157,12 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
   int fd_flags = ::fcntl(fd, F_GETFD);
   if (fd_flags >= 0 && (fd_flags & FD_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
 }
+
+IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSocket)
+    : fd_(fd),
+      loop_(loop ? loop : &IOLoop::current()),
+      options_(bounded_chunk(options)),
+      self_(std::make_shared<IOStream*>(this)) {}
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
     : fd_(fd),

@@ -1263,6 +1263,26 @@ TEST(IOStream, MakesABlockingDescriptorNonBlockingAndCloseOnExec) {
   ::close(fds[1]);
 }
 
+// NonBlockingSocket is the caller's word that the flags are set (TCPServer's accepted
+// sockets): the stream leaves them alone, and reads and writes as any stream.
+TEST(IOStream, TrustsANonBlockingSocketsFlagsAndServesIt) {
+  IOLoop loop;
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  ::fcntl(fds[0], F_SETFD, 0);  // cleared behind the stream's back: a constructor that
+                                // checked the flags would set it again
+  IOStream stream(fds[0], {}, &loop, IOStream::NonBlockingSocket{});
+  EXPECT_EQ(::fcntl(fds[0], F_GETFD) & FD_CLOEXEC, 0);
+  ASSERT_EQ(::write(fds[1], "ping\n", 5), 5);
+  std::string got = loop.run_sync([&] { return stream.read_until("\n"); }, kTimeout);
+  EXPECT_EQ(got, "ping\n");
+  stream.write(std::string_view("pong"));
+  char reply[8] = {};
+  EXPECT_EQ(::read(fds[1], reply, sizeof reply), 4);
+  EXPECT_EQ(std::string_view(reply, 4), "pong");
+  ::close(fds[1]);
+}
+
 namespace {
 
 struct StopOnEvents final : IOLoop::FdHandler {

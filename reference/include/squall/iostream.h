@@ -104,6 +104,11 @@ class IOStream : private IOLoop::FdHandler {
   // Takes ownership of a socket fd (connected, or unconnected for connect()); makes it
   // non-blocking (and close-on-exec). loop = IOLoop::current() if null.
   explicit IOStream(int fd, IOStreamOptions options = {}, IOLoop* loop = nullptr);
+  // Takes ownership of a socket that is already non-blocking and close-on-exec (accept4
+  // with SOCK_NONBLOCK | SOCK_CLOEXEC, as add_accept_handler makes them): no fcntl (two of
+  // the six system calls of a connection-per-request exchange).
+  struct NonBlockingSocket {};
+  IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSocket);
   // Takes over a non-blocking socket that some other FdHandler keeps registered with loop
   // for READ (hand_over_socket's counterpart): the stream becomes its handler
   // (IOLoop::replace_handler), with no system call.
