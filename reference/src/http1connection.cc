@@ -214,6 +214,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
 HTTP1Connection::~HTTP1Connection() {
   *alive_ = nullptr;
   if (send_timer_) loop_->remove_timeout(*send_timer_);
+  if (read_timer_) loop_->remove_timeout(*read_timer_);
 }
 
 std::string HTTP1Connection::peer() const { return context_ ? context_->to_string() : std::string("the peer"); }
@@ -259,31 +260,45 @@ bool HTTP1Connection::can_keep_alive(std::string_view version, const HTTPHeaders
 // them while it waited). At the deadline the stream is closed, so the read fails; the
 // failure is then reported as a TimeoutError.
 void HTTP1Connection::BoundedRead::await_suspend(std::coroutine_handle<> frame) {
-  if (deadline) {
-    timer = conn.stream_.io_loop().call_at(*deadline, [weak = std::weak_ptr<HTTP1Connection*>(conn.alive_)] {
-      if (auto alive = weak.lock(); alive && *alive) {
-        (*alive)->timed_out_ = true;
-        (*alive)->stream_.close();
-      }
-    });
-  }
+  if (deadline) conn.arm_read_deadline(*deadline);
   read.await_suspend(frame);
 }
 
 std::string HTTP1Connection::BoundedRead::await_resume() {
-  if (timer) conn.stream_.io_loop().remove_timeout(*timer);
+  conn.read_deadline_.reset();  // the timer stays armed for the next read (see the header)
   try {
     return read.await_resume();
   } catch (const StreamClosedError&) {
-    if (timer && conn.timed_out_) throw TimeoutError("Timeout reading from stream");
+    if (deadline && conn.timed_out_) throw TimeoutError("Timeout reading from stream");
     throw;
   }
+}
+
+void HTTP1Connection::arm_read_deadline(TimePoint deadline) {
+  read_deadline_ = deadline;
+  if (read_timer_ && read_timer_due_ <= deadline) return;  // fires first, then re-arms
+  if (read_timer_) loop_->remove_timeout(*read_timer_);
+  read_timer_due_ = deadline;
+  read_timer_ = loop_->call_at(deadline, [weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
+    if (auto alive = weak.lock(); alive && *alive) (*alive)->on_read_timer();
+  });
+}
+
+void HTTP1Connection::on_read_timer() {
+  read_timer_.reset();
+  if (!read_deadline_) return;  // no read pending: the next one arms the timer again
+  if (loop_->time() < *read_deadline_) {
+    arm_read_deadline(*read_deadline_);  // armed for an earlier read: wait on for this one
+    return;
+  }
+  timed_out_ = true;
+  stream_.close();
 }
 
 HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline,
                                                          IOStream::ReadStart start) {
   Future<std::string> read = stream_.read_bytes(max_bytes, true, start);
-  return BoundedRead{*this, detail::FutureAwaiter<std::string>{std::move(read).release_state()}, deadline, {}};
+  return BoundedRead{*this, detail::FutureAwaiter<std::string>{std::move(read).release_state()}, deadline};
 }
 
 HTTP1Connection::BoundedRead HTTP1Connection::start_fill(std::optional<TimePoint> deadline,

@@ -547,6 +547,33 @@ TEST_F(HTTPServerTest, IdleTimeoutClosesBetweenRequests) {
   EXPECT_EQ(app.closes, 1);
 }
 
+// The idle timeout is measured from the start of each wait, though the connection's one
+// timer was armed at the first: 600 ms after it, past its deadline, the third request is
+// still answered, and the connection closes 500 ms after that.
+TEST_F(HTTPServerTest, IdleTimeoutRunsFromTheLastRequestNotTheFirst) {
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 500ms;
+  start(options);
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nServer: Squall\r\n\r\nGET / ";
+  auto begin = Clock::now();
+  EXPECT_EQ(exchange_pieces({get, get, get}, 300ms), answer + answer + answer);
+  EXPECT_GE(Clock::now() - begin, 1000ms);  // 2 × 300 ms of pauses, then the 500 ms wait
+  EXPECT_EQ(app.closes, 1);
+}
+
+// Keep-alive requests leave the read watchdog's timer armed rather than adding a timer and
+// cancelling it each (a cancelled timer stays in the loop's heap until popped).
+TEST_F(HTTPServerTest, KeepAliveRequestsAddNoTimerEach) {
+  start();
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::vector<std::string> pieces(30, get);
+  pieces.push_back("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string response = exchange_pieces(pieces, 1ms);
+  EXPECT_EQ(app.finished, 31);
+  EXPECT_LT(loop.timer_heap_size(), 5u);
+}
+
 TEST_F(HTTPServerTest, XHeadersSetRemoteIpAndProtocol) {
   HTTPServerOptions options;
   options.xheaders = true;

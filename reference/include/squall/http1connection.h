@@ -307,6 +307,16 @@ class HTTP1Connection : public HTTPConnection {
   bool flush_scheduled_ = false;
   bool timed_out_ = false;
   TimePoint waiting_since_{};
+  // The read watchdog (BoundedRead's deadlines): the pending read's deadline, and one
+  // timer that stays armed across reads. A read moves the deadline; the timer is re-armed
+  // only when it would fire too late, and when it fires it compares with the deadline then
+  // pending — so keep-alive requests cost no timer operation each (nginx's timers are lazy
+  // the same way).
+  std::optional<TimePoint> read_deadline_;
+  std::optional<TimeoutHandle> read_timer_;
+  TimePoint read_timer_due_{};
+  void arm_read_deadline(TimePoint deadline);
+  void on_read_timer();
   IOLoop* loop_;
   // The send watchdog: armed while output is queued; the progress it last saw, and when.
   std::optional<TimeoutHandle> send_timer_;
@@ -322,7 +332,6 @@ struct HTTP1Connection::BoundedRead {
   HTTP1Connection& conn;
   detail::FutureAwaiter<std::string> read;
   std::optional<TimePoint> deadline;
-  std::optional<TimeoutHandle> timer;
 
   bool await_ready() const noexcept { return read.await_ready(); }
   void await_suspend(std::coroutine_handle<> frame);
