@@ -37,10 +37,12 @@ bool iequals(std::string_view a, std::string_view b) { return header_name_equals
 
 // Whether the Connection field lines hold `token` (RFC 9110 §7.6.1: a comma-separated
 // list of case-insensitive options, possibly over several lines).
+// The lines are visited in place (get_list's vector was an allocation per request that
+// carries the field).
 bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
-  for (std::string_view value : headers.get_list("Connection")) {
+  for (size_t i = headers.find("Connection"); i < headers.size(); i = headers.find("Connection", i + 1)) {
     const bool absent =
-        for_each_list_element(value, [&](std::string_view option) { return !iequals(option, token); });
+        for_each_list_element(headers[i].value, [&](std::string_view option) { return !iequals(option, token); });
     if (!absent) return true;
   }
   return false;

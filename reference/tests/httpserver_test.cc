@@ -574,6 +574,19 @@ TEST_F(HTTPServerTest, KeepAliveRequestsAddNoTimerEach) {
   EXPECT_LT(loop.timer_heap_size(), 5u);
 }
 
+// Connection options may come over several field lines (RFC 9110 §7.6.1): "close" on
+// the second line ends the connection after the answer; HTTP/1.0's "keep-alive" on the
+// second line keeps it (until the short idle timeout ends the exchange).
+TEST_F(HTTPServerTest, ConnectionOptionsAreReadFromEveryConnectionLine) {
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 300ms;
+  start(options);
+  EXPECT_EQ(exchange("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo\r\nConnection: bar, Close\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\nServer: Squall\r\n\r\nGET / ");
+  EXPECT_EQ(exchange("GET / HTTP/1.0\r\nConnection: foo\r\nConnection: Keep-Alive\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: Keep-Alive\r\nServer: Squall\r\n\r\nGET / ");
+}
+
 TEST_F(HTTPServerTest, XHeadersSetRemoteIpAndProtocol) {
   HTTPServerOptions options;
   options.xheaders = true;
