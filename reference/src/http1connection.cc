@@ -206,7 +206,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
       xheaders_(xheaders),
       max_body_size_(params_.max_body_size),
       loop_(&stream.io_loop()),
-      alive_(std::make_shared<HTTP1Connection*>(this)) {
+      alive_(std::allocate_shared<HTTP1Connection*>(detail::PoolAllocator<HTTP1Connection*>{}, this)) {
   if (params_.chunk_size == 0) params_.chunk_size = 1;
   drop_nonpositive(params_.header_timeout);
   drop_nonpositive(params_.body_timeout);

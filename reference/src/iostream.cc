@@ -145,7 +145,7 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
     : fd_(fd),
       loop_(loop ? loop : &IOLoop::current()),
       options_(bounded_chunk(options)),
-      self_(std::make_shared<IOStream*>(this)) {
+      self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {
   // Flags are only set when missing (a caller that knows they are set says so with
   // NonBlockingSocket and saves these two F_GET calls as well).
   int flags = ::fcntl(fd, F_GETFL);
@@ -162,7 +162,7 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSoc
     : fd_(fd),
       loop_(loop ? loop : &IOLoop::current()),
       options_(bounded_chunk(options)),
-      self_(std::make_shared<IOStream*>(this)) {}
+      self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {}
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
     : fd_(fd),
@@ -170,7 +170,7 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistrati
       options_(bounded_chunk(options)),
       registered_(true),
       io_state_(IOLoop::READ),
-      self_(std::make_shared<IOStream*>(this)) {
+      self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {
   loop.replace_handler(fd, *this);
 }
 

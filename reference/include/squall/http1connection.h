@@ -149,7 +149,7 @@ struct HTTPRequestContext {
   std::string orig_protocol_;
 };
 
-class HTTP1Connection : public HTTPConnection {
+class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  // pooled as IOStream
  public:
   // Which end of the exchange this connection is: a client writes requests and reads
   // responses, a server the other way round.
@@ -380,7 +380,7 @@ struct HTTPServerOptions {
 // message delegate from HTTPServerConnectionDelegate::start_request — Tornado's
 // HTTP1ServerConnection. Pipelined requests are answered in order: the next request is
 // not read before the previous response was finished.
-class HTTPServerConnection {
+class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStream
  public:
   HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address, const HTTPServerOptions& options);
   ~HTTPServerConnection();

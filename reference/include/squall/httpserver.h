@@ -88,7 +88,9 @@ class HTTPServer : public TCPServer {
   struct Registry final : detail::IdleRecords::Owner {
     HTTPServer* server = nullptr;  // null once the server is destroyed
     // The connections with their objects (a request loop running or waiting).
-    std::unordered_set<ConnectionTracker*> connections;
+    std::unordered_set<ConnectionTracker*, std::hash<ConnectionTracker*>, std::equal_to<ConnectionTracker*>,
+                       detail::PoolAllocator<ConnectionTracker*>>
+        connections;  // nodes from the block pool
     bool draining = false;
     std::optional<Future<void>> drained;  // completes once no connection is left while draining
     // Memory trimming after a burst.
