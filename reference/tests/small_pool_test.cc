@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
 namespace squall::detail {
@@ -33,6 +35,42 @@ TEST(SmallPool, KeepsAtMostItsBoundPerClass) {
     EXPECT_GT(pool_cached_bytes(), 0u);
   }
   pool_trim();
+}
+
+// A batch of takes before any give (the reads of one loop iteration) is served from
+// spares up to MaxCount: the strings come back with their capacity, the same memory.
+TEST(SpareString, KeepsUpToMaxCountAndGivesThemBack) {
+  struct Batch;
+  using Spares = SpareString<Batch, 1024, 4>;
+  std::vector<std::string> spent;
+  std::vector<const char*> memory;
+  for (int i = 0; i < 6; ++i) {
+    spent.emplace_back(500, 'x');
+    memory.push_back(spent.back().data());
+  }
+  for (std::string& s : spent) Spares::give(std::move(s));  // two beyond the bound: dropped
+  std::vector<const char*> taken;
+  for (int i = 0; i < 6; ++i) {
+    std::string s = Spares::take();
+    EXPECT_TRUE(s.empty());
+    if (s.capacity() >= 500) taken.push_back(s.data());
+  }
+  ASSERT_EQ(taken.size(), 4u);
+  for (const char* p : taken) EXPECT_NE(std::find(memory.begin(), memory.end(), p), memory.end());
+}
+
+// Neither a string above MaxCapacity nor one without heap memory is kept; when all places
+// are taken a larger string replaces a smaller one.
+TEST(SpareString, KeepsOnlyWhatIsWorthKeeping) {
+  struct Sizes;
+  using Spares = SpareString<Sizes, 1024, 1>;
+  Spares::give(std::string(2000, 'x'));
+  Spares::give(std::string("short"));
+  EXPECT_EQ(Spares::take().capacity(), std::string().capacity());
+  Spares::give(std::string(100, 'x'));
+  Spares::give(std::string(800, 'x'));
+  EXPECT_GE(Spares::take().capacity(), 800u);
+  EXPECT_EQ(Spares::take().capacity(), std::string().capacity());
 }
 
 }  // namespace

@@ -52,30 +52,41 @@ struct PoolAllocated {
   static void operator delete(void* block, std::size_t size) noexcept { pool_deallocate(block, size); }
 };
 
-// One spare std::string per thread for each Purpose (a tag type): code that makes and
-// drops a buffer per request gives the spent one back and takes it for the next, so the
-// steady state allocates nothing. Only a string of at most MaxCapacity bytes is kept (the
-// largest offered), so a spare never pins much memory nor grows a small user's buffer.
-template <class Purpose, std::size_t MaxCapacity>
+// Spare std::strings per thread for each Purpose (a tag type): code that makes and drops
+// a buffer per request gives the spent one back and takes it for the next, so the steady
+// state allocates nothing. Up to MaxCount are kept: as many as may be taken before any
+// comes back (the reads of one epoll batch all take one before the requests they carry
+// give theirs back). Only strings of at most MaxCapacity bytes are kept, the larger
+// offered when all places are taken, so spares never pin more than MaxCount × MaxCapacity
+// bytes nor grow a small user's buffer.
+template <class Purpose, std::size_t MaxCapacity, std::size_t MaxCount = 1>
 class SpareString {
  public:
-  // The spare (empty, with its capacity), or an empty string when there is none.
+  // A spare (empty, with its capacity), or an empty string when there is none.
   static std::string take() noexcept {
-    std::string taken;
-    taken.swap(spare());
-    return taken;
+    Spares& s = spares();
+    if (s.count == 0) return {};
+    return std::move(s.kept[--s.count]);
   }
   static void give(std::string&& spent) noexcept {
-    std::string& kept = spare();
-    if (spent.capacity() > MaxCapacity || spent.capacity() <= kept.capacity()) return;
+    if (spent.capacity() > MaxCapacity || spent.capacity() <= std::string().capacity()) return;
+    Spares& s = spares();
     spent.clear();
-    kept.swap(spent);
+    if (s.count < MaxCount) {
+      s.kept[s.count++].swap(spent);
+    } else if (spent.capacity() > s.kept[MaxCount - 1].capacity()) {
+      s.kept[MaxCount - 1].swap(spent);
+    }
   }
 
  private:
-  static std::string& spare() noexcept {
-    thread_local std::string kept;
-    return kept;
+  struct Spares {
+    std::string kept[MaxCount];
+    std::size_t count = 0;
+  };
+  static Spares& spares() noexcept {
+    thread_local Spares s;
+    return s;
   }
 };
 
