@@ -36,6 +36,10 @@ bool points_into(std::string_view buffer, std::string_view view) noexcept {
 
 bool header_name_equals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  // Most lookups spell the name as it was stored ("Content-Type"): one comparison of the
+  // bytes settles those; other spellings are compared byte by byte below.
+  if (std::memcmp(a.data(), b.data(), a.size()) == 0) return true;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i] != b[i] && ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   }
@@ -192,17 +196,26 @@ void HTTPHeaders::set(std::string_view name, std::string_view value) {
   compact_if_wasteful();
 }
 
-bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) noexcept {
-  Slot& slot = slots_[index];
-  if (value.size() > slot.value_size || name != field(slot).name) return false;
+bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) {
+  if (name != field(slots_[index]).name) return false;
   for (std::size_t i = index + 1; i < slots_.size(); ++i) {
     if (named(slots_[i], name)) return false;
   }
   fields_checked_ = false;  // as for any line stored
-  // memmove: the value may be a view into the arena itself.
-  std::memmove(arena_.data() + slot.value_offset, value.data(), value.size());
-  garbage_ += slot.value_size - value.size();
-  slot.value_size = static_cast<std::uint32_t>(value.size());
+  Slot& slot = slots_[index];
+  if (value.size() <= slot.value_size) {
+    // memmove: the value may be a view into the arena itself.
+    std::memmove(arena_.data() + slot.value_offset, value.data(), value.size());
+    garbage_ += slot.value_size - value.size();
+    slot.value_size = static_cast<std::uint32_t>(value.size());
+    return true;
+  }
+  // store() copies a value that is a view into the arena before the arena may move.
+  const Slot appended = store({}, value);
+  garbage_ += slot.value_size;
+  slot.value_offset = appended.value_offset;
+  slot.value_size = appended.value_size;
+  compact_if_wasteful();
   return true;
 }
 

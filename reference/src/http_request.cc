@@ -20,7 +20,8 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
       protocol(protocol_name),
       connection(conn) {
   std::optional<std::string_view> host_header = headers.get_first("Host");
-  host = host_header && !host_header->empty() ? std::string(*host_header) : "127.0.0.1";
+  // Fields are assigned in place (no temporary string moved in): this runs per request.
+  host.assign(host_header && !host_header->empty() ? *host_header : std::string_view("127.0.0.1"));
   // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host (§7.2) and the
   // request is routed by the target's path and query.
   if (!uri.empty() && uri.front() != '/') {
@@ -36,16 +37,18 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
       uri = std::move(origin_form);
     }
   }
-  host_name = std::string(split_host_and_port(host).first);
+  host_name.assign(split_host_and_port(host).first);
   for (char& c : host_name) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII only, no locale
   }
   size_t q = uri.find('?');
-  path = uri.substr(0, q);
-  query = q == std::string::npos ? std::string() : uri.substr(q + 1);
-  parse_query_into(query, query_arguments);
-  for (const auto& entry : query_arguments) {
-    for (const auto& v : entry.values) arguments.add(entry.name, v);
+  path.assign(uri, 0, q);
+  if (q != std::string::npos) {  // without a query there are no arguments to parse
+    query.assign(uri, q + 1);
+    parse_query_into(query, query_arguments);
+    for (const auto& entry : query_arguments) {
+      for (const auto& v : entry.values) arguments.add(entry.name, v);
+    }
   }
 }
 

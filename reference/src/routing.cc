@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <stdexcept>
+#include <typeinfo>
 
 namespace squall {
 
@@ -169,13 +170,26 @@ std::optional<std::string> PathMatches::reverse(const std::vector<std::string>& 
 
 void RuleRouter::add_rule(Rule rule) {
   if (!rule.matcher) throw std::invalid_argument("rule without a matcher");
+  // A subclass of PathMatches may match differently: only the class itself is taken at
+  // its word.
+  const Matcher& matcher = *rule.matcher;
+  const auto* path_matcher = typeid(matcher) == typeid(PathMatches) ? static_cast<const PathMatches*>(&matcher) : nullptr;
+  literal_paths_.reserve(rules_.size() + 1);  // both vectors grow or neither does
   rules_.push_back(std::move(rule));
+  literal_paths_.push_back(path_matcher ? path_matcher->literal_path() : nullptr);
 }
 
 std::optional<RouteMatch> RuleRouter::find(const HTTPServerRequest& request) const {
-  for (const Rule& rule : rules_) {
-    std::optional<MatchResult> params = rule.matcher->match(request);
-    if (!params) continue;
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const Rule& rule = rules_[i];
+    std::optional<MatchResult> params;
+    if (const std::string* literal = literal_paths_[i]) {
+      if (request.path != *literal) continue;
+      params.emplace();
+    } else {
+      params = rule.matcher->match(request);
+      if (!params) continue;
+    }
     if (std::holds_alternative<std::shared_ptr<RuleRouter>>(rule.target)) {
       const RuleRouter* nested = rule.router();
       if (!nested) continue;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -388,20 +389,35 @@ namespace {
 // "has a byte below n" test on (w) and "has a zero byte" on (w ^ 0x7f..7f).
 bool has_control_chars(std::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
+  auto word_has = [](const char* at) {
     uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
+    std::memcpy(&w, at, 8);
     const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
     const uint64_t del = w ^ (kOnes * 0x7f);
     const uint64_t is_del = (del - kOnes) & ~del & kHighs;
-    if ((below_space | is_del) != 0) return true;
+    return (below_space | is_del) != 0;
+  };
+  if (s.size() < 8) {
+    for (char c : s) {
+      auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) return true;
+    }
+    return false;
   }
-  for (; i < s.size(); ++i) {
-    auto u = static_cast<unsigned char>(s[i]);
-    if (u < 0x20 || u == 0x7f) return true;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    if (word_has(s.data() + i)) return true;
   }
-  return false;
+  // The last bytes (fewer than 8) as the word that ends the string: it overlaps bytes
+  // checked above, which changes nothing, and costs one step instead of up to seven.
+  return i < s.size() && word_has(s.data() + s.size() - 8);
+}
+
+// Whether s is exactly the literal: the length, then a comparison of that many bytes
+// the compiler does inline (std::string_view's == calls compare() out of line here).
+template <size_t N>
+bool equals_literal(std::string_view s, const char (&literal)[N]) {
+  return s.size() == N - 1 && std::memcmp(s.data(), literal, N - 1) == 0;
 }
 
 void check_header_value(std::string_view value) {
@@ -427,19 +443,21 @@ using SpareOutput = detail::SpareString<HandlerOutput, 64 * 1024>;
 const HTTPHeaders& default_head(const std::string& server) {
   struct Made {
     std::string server;
-    std::string date;
+    std::time_t second = 0;  // when the Date line was made
     HTTPHeaders head;
   };
   thread_local Made made;
-  const std::string& date = current_http_date();
-  if (made.head.empty() || made.date != date || made.server != server) {
+  // The second, not the date's text: a number compared instead of 29 bytes, and the
+  // date is formatted (current_http_date) only when the second has changed.
+  const std::time_t now = std::time(nullptr);
+  if (made.head.empty() || made.second != now || made.server != server) {
     check_header("Server", server);  // a setting: checked like a header the handler sets
     made.head.clear();
     made.head.add("Server", server);
     made.head.add("Content-Type", "text/html; charset=UTF-8");
-    made.head.add("Date", date);
+    made.head.add("Date", current_http_date());
     made.server = server;
-    made.date = date;
+    made.second = now;
   }
   return made.head;
 }
@@ -465,7 +483,7 @@ void RequestHandler::clear() {
   write_buffer_.clear();
   if (write_buffer_.capacity() < 64) write_buffer_ = SpareOutput::take();
   status_code_ = 200;
-  reason_ = "OK";
+  if (!equals_literal(reason_, "OK")) reason_ = "OK";  // a fresh handler's is: no rewrite
 }
 
 // ---- arguments
@@ -585,7 +603,7 @@ Future<void> RequestHandler::flush() {
     } else if (vary_accept_encoding_) {
       detail::GzipState::add_vary(headers_);
     }
-    if (request().method == "HEAD") chunk.clear();
+    if (equals_literal(request().method, "HEAD")) chunk.clear();
     for (const auto& cookie : new_cookies_) {
       check_header_value(cookie.second);  // the name is ours
       headers_.add("Set-Cookie", cookie.second);
@@ -599,7 +617,7 @@ Future<void> RequestHandler::flush() {
     return f;
   }
   if (gzip_) gzip_->transform_chunk(chunk, finishing);
-  if (chunk.empty() || request().method == "HEAD" || !conn) return make_ready_future();
+  if (chunk.empty() || equals_literal(request().method, "HEAD") || !conn) return make_ready_future();
   Future<void> f = conn->write(chunk);
   f.mark_retrieved();
   return f;
@@ -609,7 +627,9 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   if (finished_) throw std::logic_error("finish() called twice");
   if (!chunk.empty()) write(chunk);
   if (!headers_written_) {
-    if (status_code_ == 200 && (request().method == "GET" || request().method == "HEAD") && !headers_.contains("Etag")) {
+    const std::string_view method = request().method;
+    if (status_code_ == 200 && (equals_literal(method, "GET") || equals_literal(method, "HEAD")) &&
+        !headers_.contains("Etag")) {
       set_etag_header();
       if (check_etag_header()) {
         write_buffer_.clear();
@@ -620,7 +640,9 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
       if (!write_buffer_.empty()) throw std::logic_error("Cannot send body with " + std::to_string(status_code_));
       for (std::string_view h : {"Content-Encoding", "Content-Language", "Content-Type"}) headers_.remove(h);
     } else if (!headers_.contains("Content-Length")) {
-      headers_.add("Content-Length", std::to_string(write_buffer_.size()));
+      char digits[24];  // std::to_chars: no std::string made for a number copied at once
+      const char* end = std::to_chars(std::begin(digits), std::end(digits), write_buffer_.size()).ptr;
+      headers_.add("Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
     }
   }
   // finish() must not be re-entered from here on: mark it before writing the tail
@@ -843,14 +865,14 @@ std::string RequestHandler::request_summary() const {
 }
 
 Task<void> RequestHandler::dispatch_method() {
-  const std::string& m = request().method;
-  if (m == "GET") return get();
-  if (m == "HEAD") return head();
-  if (m == "POST") return post();
-  if (m == "DELETE") return delete_();
-  if (m == "PATCH") return patch();
-  if (m == "PUT") return put();
-  if (m == "OPTIONS") return options();
+  const std::string_view m = request().method;
+  if (equals_literal(m, "GET")) return get();
+  if (equals_literal(m, "HEAD")) return head();
+  if (equals_literal(m, "POST")) return post();
+  if (equals_literal(m, "DELETE")) return delete_();
+  if (equals_literal(m, "PATCH")) return patch();
+  if (equals_literal(m, "PUT")) return put();
+  if (equals_literal(m, "OPTIONS")) return options();
   throw HTTPError(405);
 }
 
@@ -982,9 +1004,13 @@ Task<void> keep_alive(std::shared_ptr<RequestHandler> handler, Task<void> run) {
 
 class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
  public:
-  HandlerDelegate(Application& app, RequestContext context, const HTTPRequestContext* live_context,
+  // The peer comes from `live_context` when there is one (a server connection), else
+  // from `context`, which is copied then only.
+  HandlerDelegate(Application& app, const RequestContext* context, const HTTPRequestContext* live_context,
                   HTTPConnection& conn, HTTP1Connection* http1)
-      : app_(app), context_(std::move(context)), live_context_(live_context), conn_(&conn), http1_(http1) {}
+      : app_(app), live_context_(live_context), conn_(&conn), http1_(http1) {
+    if (!live_context_) context_.emplace(context ? *context : RequestContext{});
+  }
 
   ~HandlerDelegate() override {
     if (handler_ && !handler_->finished()) handler_->connection_lost();
@@ -992,11 +1018,14 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
 
   FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders& headers) override {
     // The peer as the server connection sees it now (after X-headers), else as given.
-    std::string_view remote_ip = context_.remote_ip;
-    std::string_view protocol = context_.protocol;
+    std::string_view remote_ip;
+    std::string_view protocol;
     if (live_context_) {
       remote_ip = live_context_->remote_ip;
       protocol = live_context_->protocol.empty() ? std::string_view("http") : std::string_view(live_context_->protocol);
+    } else {
+      remote_ip = context_->remote_ip;
+      protocol = context_->protocol;
     }
     // The connection does not use the headers after this call: the request takes them.
     PooledRequest request = make_pooled_request(start_line, std::move(headers), remote_ip, protocol, conn_);
@@ -1077,7 +1106,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   }
 
   Application& app_;
-  RequestContext context_;
+  std::optional<RequestContext> context_;  // only without a live context
   const HTTPRequestContext* live_context_;
   HTTPConnection* conn_;
   HTTP1Connection* http1_;
@@ -1139,13 +1168,13 @@ std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& req
 std::unique_ptr<HTTPMessageDelegate> Application::start_request(HTTPServerConnection& server_conn,
                                                                 HTTPConnection& request_conn) {
   // The delegate reads the peer from the live context when the request's head arrives.
-  return std::make_unique<detail::HandlerDelegate>(*this, RequestContext{}, &server_conn.context(), request_conn,
+  return std::make_unique<detail::HandlerDelegate>(*this, nullptr, &server_conn.context(), request_conn,
                                                    &server_conn.connection());
 }
 
 std::unique_ptr<HTTPMessageDelegate> Application::start_request(const RequestContext& context,
                                                                 HTTPConnection& request_conn) {
-  return std::make_unique<detail::HandlerDelegate>(*this, context, nullptr, request_conn, nullptr);
+  return std::make_unique<detail::HandlerDelegate>(*this, &context, nullptr, request_conn, nullptr);
 }
 
 void Application::log_request(const RequestHandler& handler) const {

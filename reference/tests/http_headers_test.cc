@@ -150,6 +150,19 @@ TEST(HTTPHeaders, AddAcceptsViewsIntoItself) {
   EXPECT_EQ(h.get_first("a"), std::string(100, 'x'));
 }
 
+// A longer value for a single line is appended to the arena, which may move: a value
+// that is a view into the headers themselves is copied first; the line keeps its place.
+TEST(HTTPHeaders, SetOfALongerValueFromItselfKeepsItsPlace) {
+  const std::string ys(300, 'y');
+  HTTPHeaders h{{"A", "1"}, {"B", ys}, {"C", "3"}};
+  h.set("A", h[1].value);
+  const std::vector<HeaderField> expected{{"A", ys}, {"B", ys}, {"C", "3"}};
+  EXPECT_EQ(all_fields(h), expected);
+  h.set("C", h[0].value.substr(100));  // a view into the value just appended
+  EXPECT_EQ(h.get_first("c"), ys.substr(100));
+  EXPECT_EQ(h.size(), 3u);
+}
+
 TEST(HTTPHeaders, RepeatedSetDoesNotGrowWithoutBound) {
   HTTPHeaders h;
   h.add("Keep", "me");

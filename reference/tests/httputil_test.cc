@@ -123,6 +123,22 @@ TEST(ParseQuery, ManyDistinctNamesStayFindableAndOrdered) {
   EXPECT_EQ(names_of(args)[1234], "k1234");
 }
 
+// A copy of a dictionary large enough to be indexed has its own index: names added to
+// the copy are found there and not in the original.
+TEST(ParseQuery, CopiedIndexedArgumentsAreIndependent) {
+  std::string query;
+  for (int i = 0; i < 40; ++i) query += "k" + std::to_string(i) + "=" + std::to_string(i) + "&";
+  const Arguments original = parse_query(query);
+  Arguments copy = original;
+  copy.add("extra", "1");
+  copy.add("k3", "again");
+  EXPECT_EQ(copy.get_list("extra"), (Values{"1"}));
+  EXPECT_EQ(copy.get_list("k3"), (Values{"3", "again"}));
+  EXPECT_EQ(copy.get_list("k39"), (Values{"39"}));
+  EXPECT_FALSE(original.contains("extra"));
+  EXPECT_EQ(original.get_list("k3"), (Values{"3"}));
+}
+
 // ---- split_host_and_port ---------------------------------------------------------------
 
 TEST(SplitHostAndPort, SeparatesTrailingPort) {

@@ -136,6 +136,51 @@ TEST(RuleRouter, FirstMatchingRuleWins) {
   EXPECT_EQ(match->rule, &router.rules()[0]);
 }
 
+// Literal rules are compared without calling their matcher: order still decides, and
+// only an exact path matches.
+TEST(RuleRouter, LiteralRulesKeepOrderAndMatchExactly) {
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a/b"), {}, "literal"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a/.*"), {}, "regex"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/plain\\.txt"), {}, "escaped"});
+  auto literal = router.find(request_for("/a/b?x=1"));
+  ASSERT_TRUE(literal);
+  EXPECT_EQ(literal->rule, &router.rules()[0]);
+  for (const char* other : {"/a/bc", "/a/B", "/a/"}) {
+    auto regex = router.find(request_for(other));
+    ASSERT_TRUE(regex) << other;
+    EXPECT_EQ(regex->rule, &router.rules()[1]) << other;
+  }
+  auto escaped = router.find(request_for("/plain.txt"));
+  ASSERT_TRUE(escaped);
+  EXPECT_EQ(escaped->rule, &router.rules()[2]);
+  EXPECT_FALSE(router.find(request_for("/plainXtxt")));
+  EXPECT_FALSE(router.find(request_for("/plain.tx")));
+}
+
+// A subclass of PathMatches may decide differently from its pattern: its match() is
+// asked even when the pattern is a literal.
+class RefusingPathMatches : public PathMatches {
+ public:
+  using PathMatches::PathMatches;
+  std::optional<MatchResult> match(const HTTPServerRequest&) const override {
+    ++calls;
+    return std::nullopt;
+  }
+  mutable int calls = 0;
+};
+
+TEST(RuleRouter, PathMatchesSubclassIsAsked) {
+  auto refusing = std::make_shared<RefusingPathMatches>("/a");
+  RuleRouter router;
+  router.add_rule(Rule{refusing, {}, "refusing"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a"), {}, "plain"});
+  auto match = router.find(request_for("/a"));
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->rule, &router.rules()[1]);
+  EXPECT_EQ(refusing->calls, 1);
+}
+
 TEST(RuleRouter, NoMatchGivesNothing) {
   RuleRouter router;
   router.add_rule(Rule{std::make_shared<PathMatches>("/a"), {}, ""});

@@ -114,9 +114,10 @@ class HTTPHeaders {
   }
   Slot store(std::string_view name, std::string_view value);
   // set()'s common case: the line at `index` is the only one named `name`, spelled the
-  // same, and the new value fits where the old one was — overwritten there, no bytes
-  // appended. False (nothing changed) otherwise.
-  bool rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) noexcept;
+  // same. Only its value changes: overwritten where the old one was when it fits (no
+  // bytes appended), else appended to the arena with the line pointed at it (no other
+  // line moved). False (nothing changed) otherwise.
+  bool rewrite_in_place(std::size_t index, std::string_view name, std::string_view value);
   void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
   void compact_if_wasteful();
 

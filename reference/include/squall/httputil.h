@@ -49,18 +49,19 @@ class MultiDict {
     }
     entries_.push_back(Entry{std::string(name), {}});
     entries_.back().values.push_back(std::move(value));
-    if (!index_.empty()) {
-      index_.emplace(entries_.back().name, entries_.size() - 1);
+    if (index_) {
+      index_->emplace(entries_.back().name, entries_.size() - 1);
     } else if (entries_.size() > kIndexAfter) {
-      for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].name, i);
+      index_.emplace();
+      for (std::size_t i = 0; i < entries_.size(); ++i) index_->emplace(entries_[i].name, i);
     }
   }
 
   // All values of `name`, or nullptr.
   const std::vector<V>* find(std::string_view name) const {
-    if (!index_.empty()) {
-      auto it = index_.find(name);
-      return it == index_.end() ? nullptr : &entries_[it->second].values;
+    if (index_) {
+      auto it = index_->find(name);
+      return it == index_->end() ? nullptr : &entries_[it->second].values;
     }
     for (const Entry& e : entries_) {
       if (e.name == name) return &e.values;
@@ -100,7 +101,9 @@ class MultiDict {
     }
   };
   std::vector<Entry> entries_;
-  std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> index_;
+  // Made only once there are more than kIndexAfter names: a request carries four of
+  // these, mostly empty, and an empty map still costs a constructor and a destructor.
+  std::optional<std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>>> index_;
 };
 
 // An uploaded file (Tornado's HTTPFile).

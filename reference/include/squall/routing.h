@@ -76,6 +76,9 @@ class PathMatches : public Matcher {
   // or the argument count differs from the group count.
   std::optional<std::string> reverse(const std::vector<std::string>& args) const override;
   const std::string& pattern() const { return pattern_; }
+  // The one path this pattern matches when it has no regex operator at all ("/json"),
+  // else nullptr: a router compares such paths without calling match().
+  const std::string* literal_path() const { return literal_ ? &prefix_ : nullptr; }
 
  private:
   std::string pattern_;
@@ -135,6 +138,10 @@ class RuleRouter {
 
  private:
   std::vector<Rule> rules_;
+  // Per rule, the path it matches when its matcher is a plain PathMatches of a literal
+  // pattern (else nullptr): most rules of an application are, and most of them do not
+  // match, which a string comparison tells without a virtual call and a MatchResult.
+  std::vector<const std::string*> literal_paths_;
 };
 
 // Percent-encodes like Python's urllib.parse.quote: letters, digits, "_.-~" and (when
