@@ -180,11 +180,14 @@ void RuleRouter::add_rule(Rule rule) {
 }
 
 std::optional<RouteMatch> RuleRouter::find(const HTTPServerRequest& request) const {
-  for (std::size_t i = 0; i < rules_.size(); ++i) {
+  const std::string_view path = request.path;
+  const std::size_t count = rules_.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string* literal = literal_paths_[i];
+    if (literal && path != *literal) continue;  // the usual miss: nothing made
     const Rule& rule = rules_[i];
     std::optional<MatchResult> params;
-    if (const std::string* literal = literal_paths_[i]) {
-      if (request.path != *literal) continue;
+    if (literal) {
       params.emplace();
     } else {
       params = rule.matcher->match(request);
