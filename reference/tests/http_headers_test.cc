@@ -222,6 +222,28 @@ TEST(HeaderNameEquals, ComparesAsciiCaseInsensitively) {
   EXPECT_FALSE(header_name_equals("\xC0", "\xE0"));
 }
 
+// Every pair of byte values, at the start, inside and at the end of a long name, is
+// judged as the definition says: equal, or equal once ASCII letters are lowered (bytes of
+// 0x80 and above, and punctuation one case bit apart, stay different).
+TEST(HeaderNameEquals, EveryPairOfBytesAtEveryPlace) {
+  auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  const std::string base = "Accept-Encoding-X";
+  for (std::size_t at : {std::size_t{0}, std::size_t{7}, std::size_t{8}, std::size_t{16}}) {
+    for (int x = 0; x < 256; ++x) {
+      for (int y = 0; y < 256; ++y) {
+        std::string a = base, b = base;
+        a[at] = static_cast<char>(x);
+        b[at] = static_cast<char>(y);
+        const bool expected = x == y || lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y));
+        ASSERT_EQ(header_name_equals(a, b), expected) << "at " << at << ": " << x << " vs " << y;
+      }
+    }
+  }
+  EXPECT_TRUE(header_name_equals("CONTENT-TYPE", "content-type"));
+  EXPECT_FALSE(header_name_equals("Content-Typf", "content-type"));
+  EXPECT_FALSE(header_name_equals("Content-Length", "Content-Lengti"));
+}
+
 TEST(NormalizeName, ProducesHttpHeaderCase) {
   EXPECT_EQ(normalize_name("coNtent-TYPE"), "Content-Type");
   EXPECT_EQ(normalize_name("x-forwarded-for"), "X-Forwarded-For");
