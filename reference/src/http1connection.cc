@@ -597,181 +597,258 @@ Task<void> HTTP1Connection::linger() {
   }
 }
 
-namespace {
+bool HTTP1Connection::on_response_head(HTTPMessageDelegate& delegate, ReadState& st, size_t head_length,
+                                       FlowControl& flow) {
+  std::string_view head(rbuf_.data() + rpos_, head_length);
+  ParseResult<ResponseHead> parsed = parse_response_head(head, params_.head_limits);
+  parsed.throw_if_error<HTTPInputError>();
+  ResponseStartLine line{std::string(parsed->start_line.version), parsed->start_line.code,
+                         std::string(parsed->start_line.reason)};
+  HTTPHeaders headers = std::move(parsed->headers);
+  rpos_ += head_length;
+  int code = line.code;
+  if (code >= 100 && code < 200 && code != 101) {
+    if (headers.contains("Content-Length") || headers.contains("Transfer-Encoding")) {
+      throw HTTPInputError(fmt::format("Response code {} cannot have body", code));
+    }
+    return false;  // interim response: read the final one
+  }
+  st.head_done = true;
+  disconnect_on_finish_ = !can_keep_alive(line.version, headers, false, {});
+  bool skip_body = request_method_ == "HEAD" || code == 304 || code == 101;
+  std::optional<std::string_view> te_value = headers.get_first("Transfer-Encoding");
+  std::optional<std::string> cl_value = headers.get("Content-Length");
+  if (!skip_body) {
+    if (te_value && cl_value) {
+      throw HTTPInputError("Response with both Transfer-Encoding and Content-Length");
+    }
+    if (cl_value) {
+      ParseResult<uint64_t> cl = parse_content_length(*cl_value, ParsePolicy::lenient());
+      cl.throw_if_error<HTTPInputError>();
+      st.length = *cl;
+      if (st.length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
+      st.framing = Framing::fixed;
+    } else if (te_value) {
+      ParseResult<TransferEncoding> te =
+          parse_transfer_encoding(*headers.get("Transfer-Encoding"), ParsePolicy::lenient());
+      te.throw_if_error<HTTPInputError>();
+      st.framing = te->chunked ? Framing::chunked : Framing::until_close;
+    } else {
+      st.framing = Framing::until_close;
+    }
+    if (code == 204) {
+      if (st.framing == Framing::chunked || (st.framing == Framing::fixed && st.length != 0)) {
+        throw HTTPInputError("Response with code 204 should not have body");
+      }
+      st.framing = Framing::none;
+    }
+    if (st.framing == Framing::until_close) disconnect_on_finish_ = true;
+  }
+  if (params_.decompress && st.framing != Framing::none) {
+    std::optional<std::string> ce = headers.get("Content-Encoding");
+    if (ce && iequals(*ce, "gzip")) {
+      gunzip_ = std::make_unique<Gunzip>();
+      headers.add("X-Consumed-Content-Encoding", *ce);
+      headers.remove("Content-Encoding");
+    }
+  }
+  st.need_delegate_close = true;
+  flow = delegate.headers_received(line, headers);
+  return true;
+}
 
-enum class Framing { none, fixed, chunked, until_close };
+FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, ReadState& st, size_t head_length) {
+  std::string_view head(rbuf_.data() + rpos_, head_length);
+  ParseResult<RequestLine> parsed = parse_request_head(head, head_fields_, params_.head_limits);
+  parsed.throw_if_error<HTTPInputError>();
+  RequestStartLine line{std::string(parsed->method), std::string(parsed->target), std::string(parsed->version)};
+  HTTPHeaders headers = HTTPHeaders::from_fields(head_fields_);
+  rpos_ += head_length;  // views into the head are not used past this point
+  st.head_done = true;
+  const ParsePolicy& policy = params_.head_limits.policy;
+  check_host(headers, parsed->minor);
+  request_method_ = line.method;
+  request_version_ = line.version;
+  disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);
+  if (line.version != "HTTP/1.1") request_keep_alive_header_ = has_connection_option(headers, "keep-alive");
+  // Framing (RFC 9112 §6.3), checked before the application sees the request.
+  std::optional<std::string> te_value = headers.get("Transfer-Encoding");
+  std::optional<std::string> cl_value = headers.get("Content-Length");
+  if (te_value) {
+    if (cl_value) throw HTTPInputError("Request with both Transfer-Encoding and Content-Length");
+    ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value, policy);
+    te.throw_if_error<HTTPInputError>();
+    if (te->other_codings > 0) throw HTTPInputError("Unsupported transfer coding", 501);
+    st.framing = Framing::chunked;
+    if (line.version != "HTTP/1.1") disconnect_on_finish_ = true;
+  } else if (cl_value) {
+    ParseResult<uint64_t> cl = parse_content_length(*cl_value, policy);
+    cl.throw_if_error<HTTPInputError>();
+    st.length = *cl;
+    if (st.length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
+    st.framing = st.length > 0 ? Framing::fixed : Framing::none;
+  }
+  // An expectation other than 100-continue: 417 (strict; lenient ignores it).
+  if (!policy.allow_unknown_expectation && line.version == "HTTP/1.1" &&
+      expectation_is_continue(headers) == false) {
+    throw HTTPInputError("Unknown expectation", 417);
+  }
+  if (st.framing != Framing::none) {
+    std::optional<std::string_view> expect = headers.get_first("Expect");
+    st.expect_continue = line.version == "HTTP/1.1" && expect && iequals(*expect, "100-continue");
+    if (params_.decompress) {
+      std::optional<std::string> ce = headers.get("Content-Encoding");
+      if (ce && iequals(*ce, "gzip")) {
+        gunzip_ = std::make_unique<Gunzip>();
+        headers.add("X-Consumed-Content-Encoding", *ce);
+        headers.remove("Content-Encoding");
+      }
+    }
+  }
+  if (xheaders_ && context_) {
+    context_->apply_xheaders(headers);
+    xheaders_applied_ = true;
+  }
+  st.need_delegate_close = true;
+  return delegate.headers_received(line, headers);
+}
 
-}  // namespace
+void HTTP1Connection::after_request_head(ReadState& st) {
+  // The delegate may have lowered the limit (a body it takes whole): refuse before
+  // any body byte is read, and before 100 Continue invites it.
+  if (st.framing == Framing::fixed && st.length > max_body_size_) {
+    throw HTTPInputError("Content-Length too long", 413);
+  }
+  if (st.expect_continue && !write_finished_ && !headers_written_ && !stream_.closed()) {
+    stream_.write(std::string_view("HTTP/1.1 100 (Continue)\r\n\r\n")).mark_retrieved();
+  }
+}
+
+void HTTP1Connection::end_body(HTTPMessageDelegate& delegate, ReadState& st) {
+  read_finished_ = true;
+  if (!write_finished_ || is_client_) {
+    st.need_delegate_close = false;
+    delegate.finish();
+  }
+}
+
+void HTTP1Connection::note_read_error(ReadState& st) {
+  try {
+    throw;
+  } catch (const HTTPInputError& e) {
+    st.input_error.emplace(e);
+  } catch (const StreamClosedError&) {
+    if (is_client_ && st.head_done && !read_finished_) {
+      st.response_cut_short = true;
+      st.input_error.emplace(HTTPConnectionClosedError());
+    }
+  } catch (const TimeoutError&) {
+    // Header (or idle) timeout: close quietly.
+  } catch (...) {
+    st.other_error = std::current_exception();
+  }
+}
+
+bool HTTP1Connection::end_read(HTTPMessageDelegate& delegate, ReadState& st) {
+  if (st.input_error) {
+    close();
+  } else if (st.other_error || (!read_finished_ && !stream_.closed())) {
+    close();
+  }
+  if (st.need_delegate_close) delegate.on_connection_close();
+  if (xheaders_applied_ && context_) {
+    context_->unapply_xheaders();
+    xheaders_applied_ = false;
+  }
+  if (!stream_.closed()) stream_.set_close_callback({});
+  if (st.other_error) std::rethrow_exception(st.other_error);
+  if (st.response_cut_short) throw HTTPConnectionClosedError();  // input_error holds it sliced
+  if (st.input_error && is_client_) throw *st.input_error;
+  return read_finished_ && !stream_.closed();
+}
 
 Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout) {
   reset_message_state();
-  bool need_delegate_close = false;
-  bool head_done = false;
-  bool body_timed_out = false;
-  std::optional<HTTPInputError> input_error;
-  bool response_cut_short = false;  // a client's response ended by the peer's close (HTTPConnectionClosedError)
-  std::exception_ptr other_error;
+  return read_message_from(delegate, idle_timeout, ReadStep::head, ReadState{}, std::nullopt);
+}
+
+HTTP1Connection::RequestRead HTTP1Connection::read_request(HTTPMessageDelegate& delegate,
+                                                           std::optional<Duration> idle_timeout) {
+  if (is_client_) throw std::logic_error("read_request on a client connection");
+  reset_message_state();
+  ReadState st;
+  // Each step that completes at once is taken here; the first that cannot is where
+  // read_message's coroutine takes over (with what is known so far).
+  auto rest = [&](ReadStep from, FlowControl flow = std::nullopt) {
+    return RequestRead(read_message_from(delegate, idle_timeout, from, std::move(st), std::move(flow)));
+  };
+  try {
+    // A head that arrived whole (the usual case) is found without read_head's coroutine.
+    size_t head_length = scan_head(st.scan);
+    if (head_length == 0) return rest(ReadStep::head);
+    FlowControl flow = on_request_head(delegate, st, head_length);
+    if (flow) return rest(ReadStep::head_flow, std::move(flow));
+    after_request_head(st);
+    if (st.framing != Framing::none) return rest(ReadStep::body);
+    end_body(delegate, st);
+    if (!response_ended_ && !stream_.closed()) return rest(ReadStep::answer);
+  } catch (...) {
+    note_read_error(st);
+    if (st.input_error) return rest(ReadStep::error);
+  }
+  return RequestRead(end_read(delegate, st));
+}
+
+Task<bool> HTTP1Connection::read_message_from(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout,
+                                              ReadStep step, ReadState st, FlowControl flow) {
   std::weak_ptr<HTTP1Connection*> weak = alive_;
   try {
-    Framing framing = Framing::none;
-    uint64_t length = 0;
-    for (;;) {
-      // A head that arrived whole (the usual case) is found without read_head's coroutine.
-      HeadScan scan;
-      size_t head_length = scan_head(scan);
-      if (head_length == 0) head_length = co_await read_head(idle_timeout, scan);
-      std::string_view head(rbuf_.data() + rpos_, head_length);
-      HTTPHeaders headers;
-      bool expect_continue = false;
-      if (is_client_) {
-        ParseResult<ResponseHead> parsed = parse_response_head(head, params_.head_limits);
-        parsed.throw_if_error<HTTPInputError>();
-        ResponseStartLine line{std::string(parsed->start_line.version), parsed->start_line.code,
-                               std::string(parsed->start_line.reason)};
-        headers = std::move(parsed->headers);
-        rpos_ += head_length;
-        int code = line.code;
-        if (code >= 100 && code < 200 && code != 101) {
-          if (headers.contains("Content-Length") || headers.contains("Transfer-Encoding")) {
-            throw HTTPInputError(fmt::format("Response code {} cannot have body", code));
-          }
-          continue;  // interim response: read the final one
+    if (step == ReadStep::head) {
+      for (;;) {
+        // A head that arrived whole (the usual case) is found without read_head's coroutine.
+        size_t head_length = scan_head(st.scan);
+        if (head_length == 0) head_length = co_await read_head(idle_timeout, st.scan);
+        if (!is_client_) {
+          flow = on_request_head(delegate, st, head_length);
+          break;
         }
-        head_done = true;
-        disconnect_on_finish_ = !can_keep_alive(line.version, headers, false, {});
-        bool skip_body = request_method_ == "HEAD" || code == 304 || code == 101;
-        std::optional<std::string_view> te_value = headers.get_first("Transfer-Encoding");
-        std::optional<std::string> cl_value = headers.get("Content-Length");
-        if (!skip_body) {
-          if (te_value && cl_value) {
-            throw HTTPInputError("Response with both Transfer-Encoding and Content-Length");
-          }
-          if (cl_value) {
-            ParseResult<uint64_t> cl = parse_content_length(*cl_value, ParsePolicy::lenient());
-            cl.throw_if_error<HTTPInputError>();
-            length = *cl;
-            if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
-            framing = Framing::fixed;
-          } else if (te_value) {
-            ParseResult<TransferEncoding> te = parse_transfer_encoding(*headers.get("Transfer-Encoding"),
-                                                                      ParsePolicy::lenient());
-            te.throw_if_error<HTTPInputError>();
-            framing = te->chunked ? Framing::chunked : Framing::until_close;
-          } else {
-            framing = Framing::until_close;
-          }
-          if (code == 204) {
-            if (framing == Framing::chunked || (framing == Framing::fixed && length != 0)) {
-              throw HTTPInputError("Response with code 204 should not have body");
-            }
-            framing = Framing::none;
-          }
-          if (framing == Framing::until_close) disconnect_on_finish_ = true;
+        if (on_response_head(delegate, st, head_length, flow)) break;
+        st.scan = {};  // an interim response: the final one follows
+      }
+    }
+    bool body_timed_out = false;
+    if (step <= ReadStep::head_flow) {
+      if (flow) co_await *flow;
+      if (!is_client_) after_request_head(st);
+    }
+    if (step <= ReadStep::body) {
+      try {
+        switch (st.framing) {
+          case Framing::none:
+            break;
+          case Framing::fixed:
+            co_await read_fixed_body(delegate, st.length, params_.body_timeout);
+            break;
+          case Framing::chunked:
+            co_await read_chunked_body(delegate, params_.body_timeout);
+            break;
+          case Framing::until_close:
+            co_await read_body_until_close(delegate);
+            break;
         }
-        if (params_.decompress && framing != Framing::none) {
-          std::optional<std::string> ce = headers.get("Content-Encoding");
-          if (ce && iequals(*ce, "gzip")) {
-            gunzip_ = std::make_unique<Gunzip>();
-            headers.add("X-Consumed-Content-Encoding", *ce);
-            headers.remove("Content-Encoding");
-          }
-        }
-        need_delegate_close = true;
-        FlowControl flow = delegate.headers_received(line, headers);
-        if (flow) co_await *flow;
+      } catch (const TimeoutError&) {
+        body_timed_out = true;
+      }
+      if (body_timed_out) {
+        log(LogLevel::info, LogCategory::general,
+            "Body timeout ({:g} s without body bytes): closing the connection from {}",
+            seconds(*params_.body_timeout), peer());
+        close();
       } else {
-        ParseResult<RequestLine> parsed = parse_request_head(head, head_fields_, params_.head_limits);
-        parsed.throw_if_error<HTTPInputError>();
-        RequestStartLine line{std::string(parsed->method), std::string(parsed->target), std::string(parsed->version)};
-        headers = HTTPHeaders::from_fields(head_fields_);
-        rpos_ += head_length;  // views into the head are not used past this point
-        head_done = true;
-        const ParsePolicy& policy = params_.head_limits.policy;
-        check_host(headers, parsed->minor);
-        request_method_ = line.method;
-        request_version_ = line.version;
-        disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);
-        if (line.version != "HTTP/1.1") request_keep_alive_header_ = has_connection_option(headers, "keep-alive");
-        // Framing (RFC 9112 §6.3), checked before the application sees the request.
-        std::optional<std::string> te_value = headers.get("Transfer-Encoding");
-        std::optional<std::string> cl_value = headers.get("Content-Length");
-        if (te_value) {
-          if (cl_value) throw HTTPInputError("Request with both Transfer-Encoding and Content-Length");
-          ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value, policy);
-          te.throw_if_error<HTTPInputError>();
-          if (te->other_codings > 0) throw HTTPInputError("Unsupported transfer coding", 501);
-          framing = Framing::chunked;
-          if (line.version != "HTTP/1.1") disconnect_on_finish_ = true;
-        } else if (cl_value) {
-          ParseResult<uint64_t> cl = parse_content_length(*cl_value, policy);
-          cl.throw_if_error<HTTPInputError>();
-          length = *cl;
-          if (length > params_.max_body_size) throw HTTPInputError("Content-Length too long", 413);
-          framing = length > 0 ? Framing::fixed : Framing::none;
-        }
-        // An expectation other than 100-continue: 417 (strict; lenient ignores it).
-        if (!policy.allow_unknown_expectation && line.version == "HTTP/1.1" &&
-            expectation_is_continue(headers) == false) {
-          throw HTTPInputError("Unknown expectation", 417);
-        }
-        if (framing != Framing::none) {
-          std::optional<std::string_view> expect = headers.get_first("Expect");
-          expect_continue = line.version == "HTTP/1.1" && expect && iequals(*expect, "100-continue");
-          if (params_.decompress) {
-            std::optional<std::string> ce = headers.get("Content-Encoding");
-            if (ce && iequals(*ce, "gzip")) {
-              gunzip_ = std::make_unique<Gunzip>();
-              headers.add("X-Consumed-Content-Encoding", *ce);
-              headers.remove("Content-Encoding");
-            }
-          }
-        }
-        if (xheaders_ && context_) {
-          context_->apply_xheaders(headers);
-          xheaders_applied_ = true;
-        }
-        need_delegate_close = true;
-        FlowControl flow = delegate.headers_received(line, headers);
-        if (flow) co_await *flow;
-        // The delegate may have lowered the limit (a body it takes whole): refuse before
-        // any body byte is read, and before 100 Continue invites it.
-        if (framing == Framing::fixed && length > max_body_size_) {
-          throw HTTPInputError("Content-Length too long", 413);
-        }
-        if (expect_continue && !write_finished_ && !headers_written_ && !stream_.closed()) {
-          stream_.write(std::string_view("HTTP/1.1 100 (Continue)\r\n\r\n")).mark_retrieved();
-        }
+        end_body(delegate, st);
       }
-      break;
     }
-
-    try {
-      switch (framing) {
-        case Framing::none:
-          break;
-        case Framing::fixed:
-          co_await read_fixed_body(delegate, length, params_.body_timeout);
-          break;
-        case Framing::chunked:
-          co_await read_chunked_body(delegate, params_.body_timeout);
-          break;
-        case Framing::until_close:
-          co_await read_body_until_close(delegate);
-          break;
-      }
-    } catch (const TimeoutError&) {
-      body_timed_out = true;
-    }
-    if (body_timed_out) {
-      log(LogLevel::info, LogCategory::general, "Body timeout ({:g} s without body bytes): closing the connection from {}",
-          seconds(*params_.body_timeout), peer());
-      close();
-    } else {
-      read_finished_ = true;
-      if (!write_finished_ || is_client_) {
-        need_delegate_close = false;
-        delegate.finish();
-      }
+    if (step <= ReadStep::answer && !body_timed_out) {
       if (!is_client_ && !response_ended_ && !stream_.closed()) {
         // The handler answers later: wait for it (made only then, most answers are done by now).
         finish_future_.emplace();
@@ -781,44 +858,21 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
         Future<void> finished = *finish_future_;
         co_await finished;
         if (!weak.lock() || !*weak.lock()) co_return false;
-        if (stream_.closed() && !write_finished_) need_delegate_close = true;  // peer left before the answer
+        if (stream_.closed() && !write_finished_) st.need_delegate_close = true;  // peer left before the answer
       }
       if (is_client_ && disconnect_on_finish_) close();
     }
-  } catch (const HTTPInputError& e) {
-    input_error.emplace(e);
-  } catch (const StreamClosedError&) {
-    if (is_client_ && head_done && !read_finished_) {
-      response_cut_short = true;
-      input_error.emplace(HTTPConnectionClosedError());
-    }
-  } catch (const TimeoutError&) {
-    // Header (or idle) timeout: close quietly.
   } catch (...) {
-    other_error = std::current_exception();
+    note_read_error(st);
   }
-  if (input_error) {
-    if (!is_client_) {
-      log(LogLevel::info, LogCategory::general, "Malformed HTTP message from {}: {}",
-          context_ ? context_->to_string() : std::string(), input_error->what());
-      if (!headers_written_ && !stream_.closed()) {
-        co_await write_error_and_close(input_error->status(), input_error->what());
-      }
+  if (st.input_error && !is_client_) {
+    log(LogLevel::info, LogCategory::general, "Malformed HTTP message from {}: {}",
+        context_ ? context_->to_string() : std::string(), st.input_error->what());
+    if (!headers_written_ && !stream_.closed()) {
+      co_await write_error_and_close(st.input_error->status(), st.input_error->what());
     }
-    close();
-  } else if (other_error || (!read_finished_ && !stream_.closed())) {
-    close();
   }
-  if (need_delegate_close) delegate.on_connection_close();
-  if (xheaders_applied_ && context_) {
-    context_->unapply_xheaders();
-    xheaders_applied_ = false;
-  }
-  if (!stream_.closed()) stream_.set_close_callback({});
-  if (other_error) std::rethrow_exception(other_error);
-  if (response_cut_short) throw HTTPConnectionClosedError();  // input_error holds it sliced
-  if (input_error && is_client_) throw *input_error;
-  co_return read_finished_ && !stream_.closed();
+  co_return end_read(delegate, st);
 }
 
 // ---- writing -----------------------------------------------------------------------------
@@ -1191,7 +1245,8 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
         if (!arrived) break;
       }
       std::unique_ptr<HTTPMessageDelegate> message = delegate.start_request(*this, *conn_);
-      bool keep_going = co_await conn_->read_message(*message, idle_timeout_);
+      // Most requests are handled within this call, without read_message's coroutine.
+      bool keep_going = co_await conn_->read_request(*message, idle_timeout_);
       if (!keep_going) break;
     }
   } catch (...) {

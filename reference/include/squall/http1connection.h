@@ -36,7 +36,9 @@
 // when it closes a connection.
 #pragma once
 
+#include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -173,6 +175,15 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   // on_connection_close; a truncated one (the peer closed before the body's end) throws
   // its subclass HTTPConnectionClosedError.
   Task<bool> read_message(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout = std::nullopt);
+  // Server: read_message as an awaitable: co_await it for the same result, or the same
+  // exception (thrown by this call itself when the read ended within it). A request whose head is already buffered, without a body, that the
+  // delegate answered within its calls (the usual keep-alive GET) is handled right here
+  // as a plain call: no coroutine frame and no future, which read_message cost on every
+  // request. From the first step that has to wait (a head not yet whole, a body, the
+  // delegate's flow control, an answer still to come) or a malformed request to answer,
+  // it continues in read_message's coroutine.
+  class RequestRead;
+  RequestRead read_request(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout);
   Task<bool> read_response(HTTPMessageDelegate& delegate) { return read_message(delegate); }
   // Server, between requests: co_await it; true once bytes of the next request are
   // buffered, false when the peer closed or stayed idle past idle_timeout (the
@@ -245,6 +256,41 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   size_t scan_head(HeadScan& at);
   // scan_head, reading more (bounded by the idle, then the header timeout) until it is whole.
   Task<size_t> read_head(std::optional<Duration> idle_timeout, HeadScan at);
+
+  // How a message's body is delimited (RFC 9112 §6).
+  enum class Framing { none, fixed, chunked, until_close };
+  // The steps of reading a message, in order; read_message_from starts at any of them.
+  // `error`: nothing more to read, a malformed request is to be answered.
+  enum class ReadStep { head, head_flow, body, answer, error };
+  // What one read_message knows of its message, carried from step to step.
+  struct ReadState {
+    HeadScan scan;
+    Framing framing = Framing::none;
+    uint64_t length = 0;
+    bool expect_continue = false;
+    bool need_delegate_close = false;  // the delegate is owed on_connection_close
+    bool head_done = false;
+    std::optional<HTTPInputError> input_error;
+    bool response_cut_short = false;  // a client's response ended by the peer's close
+    std::exception_ptr other_error;
+  };
+  // read_message's coroutine from `step` on (`flow`: the delegate's, for head_flow).
+  Task<bool> read_message_from(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout, ReadStep step,
+                               ReadState state, FlowControl flow);
+  // The steps as plain calls. A head's: parse it (its length is head_length), check its
+  // framing, hand it to the delegate; a client's returns false for an interim (1xx)
+  // response, to be followed by another head.
+  FlowControl on_request_head(HTTPMessageDelegate& delegate, ReadState& state, size_t head_length);
+  bool on_response_head(HTTPMessageDelegate& delegate, ReadState& state, size_t head_length, FlowControl& flow);
+  // After the delegate took the request head: its lowered body limit, 100 Continue.
+  void after_request_head(ReadState& state);
+  // The body was read whole: the delegate's finish.
+  void end_body(HTTPMessageDelegate& delegate, ReadState& state);
+  // In a catch block: notes the exception being handled in `state`.
+  void note_read_error(ReadState& state);
+  // The end of every read: closes what must be closed, tells the delegate, and returns
+  // read_message's result (or rethrows its exception).
+  bool end_read(HTTPMessageDelegate& delegate, ReadState& state);
   // timeout: the longest wait for more bytes (params_.body_timeout).
   Task<void> read_fixed_body(HTTPMessageDelegate& delegate, uint64_t length, std::optional<Duration> timeout);
   Task<void> read_chunked_body(HTTPMessageDelegate& delegate, std::optional<Duration> timeout);
@@ -355,6 +401,22 @@ class HTTP1Connection::RequestWait {
   std::optional<BoundedRead> read_;
   std::optional<Duration> idle_timeout_;
   bool arrived_;
+};
+
+// What read_request returns (see there): the result, or read_message's task to await.
+class HTTP1Connection::RequestRead {
+ public:
+  bool await_ready() const noexcept { return !rest_ || rest_->await_ready(); }
+  void await_suspend(std::coroutine_handle<> frame) { rest_->await_suspend(frame); }
+  bool await_resume() { return rest_ ? rest_->await_resume() : keep_going_; }
+
+ private:
+  friend class HTTP1Connection;
+  explicit RequestRead(bool keep_going) : keep_going_(keep_going) {}
+  explicit RequestRead(Task<bool> rest)
+      : rest_(detail::FutureAwaiter<bool>{std::move(rest).release_future().release_state()}) {}
+  std::optional<detail::FutureAwaiter<bool>> rest_;
+  bool keep_going_ = false;
 };
 
 // Options of an HTTPServer and of each of its connections.
