@@ -35,6 +35,21 @@ double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 bool iequals(std::string_view a, std::string_view b) { return header_name_equals(a, b); }
 
+// iequals(name, lower) for `lower`, a lower-case name of letters and '-' of the same
+// length as `name` (else false): each letter compared with its case bit
+// set (only 'X' and 'x' become 'x'), '-' as it is. Inlined and unrolled for the literal,
+// it costs a few instructions a byte where iequals is a call with a loop — the response
+// head is scanned for these names on every response.
+template <size_t N>
+bool is_name(std::string_view name, const char (&lower)[N]) {
+  if (name.size() != N - 1) return false;
+  for (size_t i = 0; i + 1 < N; ++i) {
+    const char got = lower[i] == '-' ? name[i] : static_cast<char>(name[i] | 0x20);
+    if (got != lower[i]) return false;
+  }
+  return true;
+}
+
 // Whether the Connection field lines hold `token` (RFC 9110 §7.6.1: a comma-separated
 // list of case-insensitive options, possibly over several lines).
 // The lines are visited in place (get_list's vector was an allocation per request that
@@ -669,8 +684,10 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   check_host(headers, parsed->minor);
   request_method_ = line.method;
   request_version_ = line.version;
+  // Compared as views: a size check and one 8-byte compare, not strlen and memcmp calls.
+  const bool http11 = std::string_view(line.version) == "HTTP/1.1";
   disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);
-  if (line.version != "HTTP/1.1") request_keep_alive_header_ = has_connection_option(headers, "keep-alive");
+  if (!http11) request_keep_alive_header_ = has_connection_option(headers, "keep-alive");
   // Framing (RFC 9112 §6.3), checked before the application sees the request.
   std::optional<std::string> te_value = headers.get("Transfer-Encoding");
   std::optional<std::string> cl_value = headers.get("Content-Length");
@@ -680,7 +697,7 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
     te.throw_if_error<HTTPInputError>();
     if (te->other_codings > 0) throw HTTPInputError("Unsupported transfer coding", 501);
     st.framing = Framing::chunked;
-    if (line.version != "HTTP/1.1") disconnect_on_finish_ = true;
+    if (!http11) disconnect_on_finish_ = true;
   } else if (cl_value) {
     ParseResult<uint64_t> cl = parse_content_length(*cl_value, policy);
     cl.throw_if_error<HTTPInputError>();
@@ -689,13 +706,13 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
     st.framing = st.length > 0 ? Framing::fixed : Framing::none;
   }
   // An expectation other than 100-continue: 417 (strict; lenient ignores it).
-  if (!policy.allow_unknown_expectation && line.version == "HTTP/1.1" &&
+  if (!policy.allow_unknown_expectation && http11 &&
       expectation_is_continue(headers) == false) {
     throw HTTPInputError("Unknown expectation", 417);
   }
   if (st.framing != Framing::none) {
     std::optional<std::string_view> expect = headers.get_first("Expect");
-    st.expect_continue = line.version == "HTTP/1.1" && expect && iequals(*expect, "100-continue");
+    st.expect_continue = http11 && expect && iequals(*expect, "100-continue");
     if (params_.decompress) {
       std::optional<std::string> ce = headers.get("Content-Encoding");
       if (ce && iequals(*ce, "gzip")) {
@@ -911,28 +928,29 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
     }
     switch (field.name.size()) {
       case 4:
-        has_date = has_date || iequals(field.name, "Date");
+        has_date = has_date || is_name(field.name, "date");
         break;
       case 6:
-        has_server = has_server || iequals(field.name, "Server");
+        has_server = has_server || is_name(field.name, "server");
         break;
       case 14:
-        if (iequals(field.name, "Content-Length")) {
+        if (is_name(field.name, "content-length")) {
           content_length = field.value;
           ++content_lengths;
         }
         break;
       case 17:
-        has_transfer_encoding = has_transfer_encoding || iequals(field.name, "Transfer-Encoding");
+        has_transfer_encoding = has_transfer_encoding || is_name(field.name, "transfer-encoding");
         break;
       default:
         break;
     }
   }
   int code = start_line.code;
-  bool head = request_method_ == "HEAD";
+  const bool head = std::string_view(request_method_) == "HEAD";
+  const bool http11 = std::string_view(request_version_) == "HTTP/1.1";
   bool bodyless = head || code == 204 || code == 304 || (code >= 100 && code < 200);
-  chunking_output_ = request_version_ == "HTTP/1.1" && !bodyless && !content_length && !has_transfer_encoding;
+  chunking_output_ = http11 && !bodyless && !content_length && !has_transfer_encoding;
   if (bodyless) {
     expected_content_remaining_ = 0;
   } else if (content_length) {
@@ -946,7 +964,7 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   } else {
     expected_content_remaining_.reset();
   }
-  if (request_version_ != "HTTP/1.1") {
+  if (!http11) {
     bool length_known = expected_content_remaining_.has_value();
     if (request_keep_alive_header_ && !disconnect_on_finish_ && length_known) {
       headers.set("Connection", "Keep-Alive");

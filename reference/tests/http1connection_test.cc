@@ -321,6 +321,30 @@ TEST_F(ServerOutputTest, ExplicitTransferEncodingIsLeftAlone) {
   EXPECT_EQ(output, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nServer: Custom\r\nDate: x\r\n\r\n1\r\na\r\n0\r\n\r\n");
 }
 
+TEST_F(ServerOutputTest, FramingFieldsAreFoundInAnyCase) {
+  // In any case: the length is known (no chunking), Date and Server are not added.
+  serve("GET / HTTP/1.1\r\nHost: x\r\n\r\n", [&](HTTP1Connection& conn) {
+    HTTPHeaders headers{{"content-LENGTH", "2"}, {"sErVeR", "s"}, {"DATE", "d"}};
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers, "ok");
+    conn.finish();
+  });
+  EXPECT_EQ(output, "HTTP/1.1 200 OK\r\ncontent-LENGTH: 2\r\nsErVeR: s\r\nDATE: d\r\n\r\nok");
+}
+
+TEST_F(ServerOutputTest, NamesThatDifferFromTheFramingFieldsByMoreThanCaseAreOtherFields) {
+  // Same lengths, a non-letter in place of '-' or of a letter: the body is chunked, Date
+  // and Server are added.
+  serve("GET / HTTP/1.1\r\nHost: x\r\n\r\n", [&](HTTP1Connection& conn) {
+    HTTPHeaders headers{{"Content_Length", "2"}, {"Serve~", "s"}, {"Dat%", "d"}, {"Transfer_Encoding", "x"}};
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, headers, "ok");
+    conn.finish();
+  });
+  EXPECT_NE(output.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << output;
+  EXPECT_NE(output.find("\r\nDate: "), std::string::npos) << output;
+  EXPECT_NE(output.find("\r\nServer: Squall\r\n"), std::string::npos) << output;
+  EXPECT_NE(output.find("\r\n\r\n2\r\nok\r\n0\r\n\r\n"), std::string::npos) << output;
+}
+
 // ---- server side: output flow control, body limits, timeouts ------------------------
 //
 // An HTTPServerConnection over a socketpair whose peer the test reads (or does not) by
