@@ -63,17 +63,55 @@ bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
   return false;
 }
 
+// Which of the fields that a request's framing and keep-alive depend on it has, found in
+// one pass over its lines: looked up by name, each cost a pass (and a call) of its own,
+// five per request, and most requests have none but Host.
+struct RequestFields {
+  std::optional<std::string_view> host;  // the first Host's value
+  size_t hosts = 0;
+  bool connection = false;
+  bool expect = false;
+  bool content_length = false;
+  bool transfer_encoding = false;
+};
+
+RequestFields survey_request_fields(const HTTPHeaders& headers) {
+  RequestFields found;
+  for (HeaderField field : headers) {
+    switch (field.name.size()) {
+      case 4:
+        if (is_name(field.name, "host") && found.hosts++ == 0) found.host = field.value;
+        break;
+      case 6:
+        found.expect = found.expect || is_name(field.name, "expect");
+        break;
+      case 10:
+        found.connection = found.connection || is_name(field.name, "connection");
+        break;
+      case 14:
+        found.content_length = found.content_length || is_name(field.name, "content-length");
+        break;
+      case 17:
+        found.transfer_encoding = found.transfer_encoding || is_name(field.name, "transfer-encoding");
+        break;
+      default:
+        break;
+    }
+  }
+  return found;
+}
+
 // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and any Host is a valid
 // `uri-host [ ":" port ]`; HTTP/1.0 requests may omit it.
 // Strict: an empty Host too (lenient: allowed, as RFC 9112 §3.2 lets a client send one
 // for a target URI without authority).
-void check_host(const HTTPHeaders& headers, int minor_version) {
-  std::optional<std::string_view> host = headers.get_first("Host");
+// `host`: the first Host field's value, of `hosts` Host fields.
+void check_host(std::optional<std::string_view> host, size_t hosts, int minor_version) {
   if (!host) {
     if (minor_version >= 1) throw HTTPInputError("Missing Host header", 400);
     return;
   }
-  if (headers.count("Host") > 1) throw HTTPInputError("Multiple Host headers", 400);
+  if (hosts > 1) throw HTTPInputError("Multiple Host headers", 400);
   // An empty value is valid (uri-host may be an empty reg-name; RFC 9110 §7.2 has clients
   // send it for targets without an authority): accepted under either policy.
   if (!is_valid_authority(*host)) throw HTTPInputError("Invalid Host header", 400);
@@ -681,16 +719,22 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   rpos_ += head_length;  // views into the head are not used past this point
   st.head_done = true;
   const ParsePolicy& policy = params_.head_limits.policy;
-  check_host(headers, parsed->minor);
+  const RequestFields fields = survey_request_fields(headers);
+  check_host(fields.host, fields.hosts, parsed->minor);
   request_method_ = line.method;
   request_version_ = line.version;
   // Compared as views: a size check and one 8-byte compare, not strlen and memcmp calls.
   const bool http11 = std::string_view(line.version) == "HTTP/1.1";
-  disconnect_on_finish_ = !can_keep_alive(line.version, headers, true, line.method);
-  if (!http11) request_keep_alive_header_ = has_connection_option(headers, "keep-alive");
+  // Without a Connection field an HTTP/1.1 request keeps the connection unless the
+  // server never does (can_keep_alive's answer, without its lookups).
+  disconnect_on_finish_ = (fields.connection || !http11) ? !can_keep_alive(line.version, headers, true, line.method)
+                                                         : params_.no_keep_alive;
+  if (!http11) request_keep_alive_header_ = fields.connection && has_connection_option(headers, "keep-alive");
   // Framing (RFC 9112 §6.3), checked before the application sees the request.
-  std::optional<std::string> te_value = headers.get("Transfer-Encoding");
-  std::optional<std::string> cl_value = headers.get("Content-Length");
+  std::optional<std::string> te_value;
+  if (fields.transfer_encoding) te_value = headers.get("Transfer-Encoding");
+  std::optional<std::string> cl_value;
+  if (fields.content_length) cl_value = headers.get("Content-Length");
   if (te_value) {
     if (cl_value) throw HTTPInputError("Request with both Transfer-Encoding and Content-Length");
     ParseResult<TransferEncoding> te = parse_transfer_encoding(*te_value, policy);
@@ -706,8 +750,7 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
     st.framing = st.length > 0 ? Framing::fixed : Framing::none;
   }
   // An expectation other than 100-continue: 417 (strict; lenient ignores it).
-  if (!policy.allow_unknown_expectation && http11 &&
-      expectation_is_continue(headers) == false) {
+  if (!policy.allow_unknown_expectation && http11 && fields.expect && expectation_is_continue(headers) == false) {
     throw HTTPInputError("Unknown expectation", 417);
   }
   if (st.framing != Framing::none) {

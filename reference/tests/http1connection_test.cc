@@ -798,6 +798,26 @@ TEST(ServerStrictness, ErrorAnswersNameTheProblem) {
   EXPECT_TRUE(head.response.ends_with("Content-Length: 0\r\n\r\n")) << head.response;
 }
 
+TEST(ServerFields, HostFramingAndKeepAliveFieldsAreFoundInAnyCase) {
+  expect_answers({
+      {"GET / HTTP/1.1\r\nhOST: x\r\nHOST: y\r\n\r\n", 400, 400},  // two Host fields
+      {"GET / HTTP/1.1\r\nhost: x\r\nEXPECT: nonsense\r\n\r\n", 417, 200},
+      {"POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 1\r\nTRANSFER-encoding: chunked\r\n\r\n", 400, 400},
+  });
+  Answered fixed = answer("POST / HTTP/1.1\r\nHost: x\r\ncontent-LENGTH: 3\r\n\r\nabc", ParsePolicy{});
+  EXPECT_EQ(fixed.body, "abc");
+  Answered chunked =
+      answer("POST / HTTP/1.1\r\nHost: x\r\ntransfer-ENCODING: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", ParsePolicy{});
+  EXPECT_EQ(chunked.body, "abc");
+  Answered close = answer("GET / HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n", ParsePolicy{});
+  EXPECT_NE(close.response.find("Connection: close\r\n"), std::string::npos) << close.response;
+  Answered old = answer("GET / HTTP/1.0\r\nconnection: KEEP-ALIVE\r\n\r\n", ParsePolicy{});
+  EXPECT_NE(old.response.find("Connection: Keep-Alive\r\n"), std::string::npos) << old.response;
+  Answered plain = answer("GET / HTTP/1.1\r\nHost: x\r\n\r\n", ParsePolicy{});
+  EXPECT_EQ(plain.status, 200);
+  EXPECT_EQ(plain.response.find("Connection: "), std::string::npos) << "kept alive: " << plain.response;
+}
+
 TEST(HTTP1ConnectionParameters, StrictByDefaultWithEmptyErrorBodies) {
   EXPECT_EQ(HTTP1ConnectionParameters{}.head_limits.policy, ParsePolicy::strict());
   EXPECT_FALSE(HTTP1ConnectionParameters{}.explain_errors);
