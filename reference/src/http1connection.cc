@@ -282,8 +282,8 @@ void HTTP1Connection::reset_message_state() {
   chunking_output_ = false;
   expected_content_remaining_.reset();
   if (!is_client_) {
-    request_method_.clear();
-    request_version_.clear();
+    request_is_head_ = false;
+    request_http11_ = false;
   }
   request_keep_alive_header_ = false;
   body_bytes_ = 0;
@@ -608,7 +608,7 @@ Task<void> HTTP1Connection::read_body_until_close(HTTPMessageDelegate& delegate)
 
 Task<void> HTTP1Connection::write_error_and_close(int status, std::string_view why) {
   // The body names the problem (one short line, text/plain); none for HEAD.
-  const bool body = params_.explain_errors && !why.empty() && request_method_ != "HEAD";
+  const bool body = params_.explain_errors && !why.empty() && !request_is_head_;
   std::string message =
       body ? fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nConnection: close\r\nContent-Type: text/plain; "
                          "charset=UTF-8\r\nContent-Length: {}\r\n\r\n{}\n",
@@ -721,10 +721,10 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   const ParsePolicy& policy = params_.head_limits.policy;
   const RequestFields fields = survey_request_fields(headers);
   check_host(fields.host, fields.hosts, parsed->minor);
-  request_method_ = line.method;
-  request_version_ = line.version;
   // Compared as views: a size check and one 8-byte compare, not strlen and memcmp calls.
   const bool http11 = std::string_view(line.version) == "HTTP/1.1";
+  request_is_head_ = std::string_view(line.method) == "HEAD";
+  request_http11_ = http11;
   // Without a Connection field an HTTP/1.1 request keeps the connection unless the
   // server never does (can_keep_alive's answer, without its lookups).
   disconnect_on_finish_ = (fields.connection || !http11) ? !can_keep_alive(line.version, headers, true, line.method)
@@ -990,8 +990,8 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
     }
   }
   int code = start_line.code;
-  const bool head = std::string_view(request_method_) == "HEAD";
-  const bool http11 = std::string_view(request_version_) == "HTTP/1.1";
+  const bool head = request_is_head_;
+  const bool http11 = request_http11_;
   bool bodyless = head || code == 204 || code == 304 || (code >= 100 && code < 200);
   chunking_output_ = http11 && !bodyless && !content_length && !has_transfer_encoding;
   if (bodyless) {

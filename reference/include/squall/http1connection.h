@@ -330,8 +330,11 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   bool chunking_output_ = false;
   bool xheaders_applied_ = false;
   std::optional<uint64_t> expected_content_remaining_;
-  std::string request_method_;   // server: the request's; client: ours
-  std::string request_version_;  // server: the request's version
+  std::string request_method_;   // client: ours (a response to HEAD has no body)
+  // Server: what the response's framing depends on of the request's method and version
+  // (kept as flags: copying the two strings cost more than every use of them).
+  bool request_is_head_ = false;
+  bool request_http11_ = false;
   bool request_keep_alive_header_ = false;  // HTTP/1.0 request said Connection: keep-alive
   uint64_t body_bytes_ = 0;      // body bytes delivered (decompressed) for max_body_size
   uint64_t max_body_size_;       // of the current message (set_max_body_size)
