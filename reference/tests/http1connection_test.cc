@@ -435,6 +435,16 @@ class ServerFlowTest : public ::testing::Test {
         },
         10s);
   }
+  // What the server logs at info while `run` runs.
+  std::string info_log_of(const std::function<void()>& run) {
+    LogLevel before = log_level();
+    set_log_level(LogLevel::info);
+    testing::internal::CaptureStderr();
+    run();
+    std::string log = testing::internal::GetCapturedStderr();
+    set_log_level(before);
+    return log;
+  }
   void TearDown() override {
     if (serving && !serving->done()) {
       server->close().mark_retrieved();
@@ -606,14 +616,11 @@ TEST_F(ServerFlowTest, HeaderAndIdleTimeoutsAreLogged) {
   app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
   HTTPServerOptions options;
   options.params.header_timeout = 50ms;
-  LogLevel before = log_level();
-  set_log_level(LogLevel::info);
-  testing::internal::CaptureStderr();
-  start(options);
-  pair.send("GET / HTTP/1.1\r\nHost: x\r\n");  // never finished
-  loop.run_sync([&] { return serving->future(); }, 5s);
-  std::string log = testing::internal::GetCapturedStderr();
-  set_log_level(before);
+  std::string log = info_log_of([&] {
+    start(options);
+    pair.send("GET / HTTP/1.1\r\nHost: x\r\n");  // never finished
+    loop.run_sync([&] { return serving->future(); }, 5s);
+  });
   EXPECT_NE(log.find("Header timeout (0.05 s): closing the connection"), std::string::npos) << log;
   EXPECT_EQ(app.finished, 0);
 }
@@ -622,16 +629,34 @@ TEST_F(ServerFlowTest, IdleTimeoutIsLogged) {
   app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
   HTTPServerOptions options;
   options.idle_connection_timeout = 50ms;
-  LogLevel before = log_level();
-  set_log_level(LogLevel::info);
-  testing::internal::CaptureStderr();
-  start(options);
-  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  loop.run_sync([&] { return serving->future(); }, 5s);
-  std::string log = testing::internal::GetCapturedStderr();
-  set_log_level(before);
+  std::string log = info_log_of([&] {
+    start(options);
+    pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    loop.run_sync([&] { return serving->future(); }, 5s);
+  });
   EXPECT_NE(log.find("Idle timeout (0.05 s): closing the connection"), std::string::npos) << log;
   EXPECT_EQ(app.finished, 1);
+}
+
+TEST_F(ServerFlowTest, IdleTimeoutCountsFromTheStartOfEachWait) {
+  // Requests 60 ms apart under a 200 ms idle timeout: no wait is that long, though the
+  // waits add up to more; the connection closes once one wait reaches it.
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 200ms;
+  bool open_while_used = false;
+  std::string log = info_log_of([&] {
+    start(options);
+    for (int i = 0; i < 6 && !serving->done(); ++i) {  // (no write to a closed peer: SIGPIPE)
+      pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      run_for(60ms);
+    }
+    open_while_used = !serving->done();
+    loop.run_sync([&] { return serving->future(); }, 5s);
+  });
+  EXPECT_TRUE(open_while_used);
+  EXPECT_EQ(app.finished, 6);
+  EXPECT_NE(log.find("Idle timeout (0.2 s): closing the connection"), std::string::npos) << log;
 }
 
 // ---- server side: strict by default, lenient as an option; no input hangs -----------
