@@ -166,10 +166,10 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSoc
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
     : fd_(fd),
-      loop_(&loop),
-      options_(bounded_chunk(options)),
-      registered_(true),
       io_state_(IOLoop::READ),
+      loop_(&loop),
+      registered_(true),
+      options_(bounded_chunk(options)),
       self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {
   loop.replace_handler(fd, *this);
 }
@@ -180,6 +180,9 @@ IOStream::~IOStream() {
 }
 
 void IOStream::set_close_callback(Callback callback) {
+  // A server clears it after every request: with none set, there is nothing to write
+  // (and no need to touch the callback's cache lines).
+  if (!callback && !close_callback_) return;
   close_callback_ = std::move(callback);
   maybe_add_error_listener();
 }
@@ -291,7 +294,7 @@ void IOStream::set_nodelay(bool value) {
   if (closed_) return;
   int on = value ? 1 : 0;
   if (on == nodelay_) return;
-  nodelay_ = on;
+  nodelay_ = static_cast<int8_t>(on);
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on non-TCP sockets
 }
 
@@ -322,7 +325,7 @@ void IOStream::set_io_state(uint32_t events) {
 }
 
 bool IOStream::listening_for_close() const {
-  return !closed_ && !read_eof_ && close_callback_ && !reading() && read_buffer_size() == 0;
+  return !closed_ && !read_eof_ && !reading() && read_buffer_size() == 0 && close_callback_;
 }
 
 void IOStream::maybe_add_error_listener() {
@@ -673,14 +676,19 @@ void IOStream::fail_read(std::exception_ptr error) {
 }
 
 void IOStream::clear_read_state() {
+  // Only delimiter and regex reads set the fields after read_bytes_: the reads of a
+  // request (read_bytes) leave their cache line alone.
+  const bool searched = read_kind_ == ReadKind::until || read_kind_ == ReadKind::regex;
   read_kind_ = ReadKind::none;
   read_future_.reset();
   read_bytes_ = 0;
   read_partial_ = false;
-  read_delimiter_.clear();
-  read_regex_.reset();
-  read_max_bytes_.reset();
-  delimiter_scan_from_ = 0;
+  if (searched) {
+    read_delimiter_.clear();
+    read_regex_.reset();
+    read_max_bytes_.reset();
+    delimiter_scan_from_ = 0;
+  }
 }
 
 void IOStream::unsatisfiable(const UnsatisfiableReadError& error) {

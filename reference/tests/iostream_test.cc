@@ -429,6 +429,28 @@ TEST(IOStream, ReadUntilDelimiterEndingExactlyAtMaxBytesSucceeds) {
   ::close(p.peer);
 }
 
+// A search's limit and delimiter belong to its read alone: reads of other kinds in between
+// (which leave the search state untouched) must not let them reach a later search.
+TEST(IOStream, ASearchLimitEndsWithItsReadWhateverReadsFollow) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "ab\ncd0123456789\nxyz!long line past four\n");
+  auto reads = loop.run_sync([&]() -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    out.push_back(co_await stream.read_until("\n", 4));
+    out.push_back(co_await stream.read_bytes(2));
+    out.push_back(co_await stream.read_until("\n"));  // 11 bytes: past the first read's 4
+    out.push_back(co_await stream.read_until_regex("!", 4));
+    out.push_back(co_await stream.read_bytes(4, true));
+    out.push_back(co_await stream.read_until("\n"));
+    co_return out;
+  }, kTimeout);
+  EXPECT_EQ(reads, (std::vector<std::string>{"ab\n", "cd", "0123456789\n", "xyz!", "long", " line past four\n"}));
+  EXPECT_FALSE(stream.closed());
+  ::close(p.peer);
+}
+
 TEST(IOStream, UnsatisfiableReadIsLoggedAtInfo) {
   IOLoop loop;
   Pair p = socket_pair();

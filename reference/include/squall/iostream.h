@@ -279,32 +279,28 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   std::string take_from_buffer(size_t n);
   std::string_view buffered() const { return {storage_.data() + buf_head_, buf_tail_ - buf_head_}; }
 
+  // Fields are ordered by use (issue 18): a keep-alive request's read and write touch the
+  // first cache lines — socket, flags, read buffer, pending read, write queue and
+  // counters, the options they consult — and what only some streams or rare paths use
+  // (delimiter and regex reads, drained(), connect(), errors, the close callback) follows.
   int fd_;
+  uint32_t io_state_ = 0;     // READ/WRITE interest registered with the loop
   IOLoop* loop_;
-  IOStreamOptions options_;
   bool closed_ = false;
   bool read_eof_ = false;     // allow_half_close: the peer finished sending
   bool connecting_ = false;
   bool registered_ = false;   // the handler is on the loop
-  uint32_t io_state_ = 0;     // READ/WRITE interest registered with the loop
-  int nodelay_ = -1;          // TCP_NODELAY as last set (-1: never set): no repeated syscalls
-  std::exception_ptr error_;
-  Callback close_callback_;
-  // Guards callbacks this stream queues on the loop against its destruction.
-  std::shared_ptr<IOStream*> self_;
+  ReadKind read_kind_ = ReadKind::none;
+  bool read_partial_ = false;
+  int8_t nodelay_ = -1;       // TCP_NODELAY as last set (-1: never set): no repeated syscalls
 
-  std::string storage_;
+  std::string storage_;  // the read buffer (see buffered())
   size_t buf_head_ = 0;
   size_t buf_tail_ = 0;
+  IOStreamOptions options_;
 
-  ReadKind read_kind_ = ReadKind::none;
   std::optional<Future<std::string>> read_future_;
   size_t read_bytes_ = 0;
-  bool read_partial_ = false;
-  std::string read_delimiter_;
-  std::shared_ptr<const re2::RE2> read_regex_;
-  std::optional<size_t> read_max_bytes_;
-  size_t delimiter_scan_from_ = 0;  // buffer offset before which the delimiter cannot start
 
   Fifo<std::string> write_queue_;
   size_t write_front_offset_ = 0;  // bytes of write_queue_.front() already sent
@@ -312,6 +308,18 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   uint64_t total_write_index_ = 0;
   uint64_t total_write_done_index_ = 0;
   Fifo<std::pair<uint64_t, Future<void>>> write_futures_;
+
+  Callback close_callback_;
+  std::exception_ptr error_;
+  // Guards callbacks this stream queues on the loop against its destruction.
+  std::shared_ptr<IOStream*> self_;
+
+  // read_until / read_until_regex only (clear_read_state leaves them alone otherwise).
+  std::string read_delimiter_;
+  std::shared_ptr<const re2::RE2> read_regex_;
+  std::optional<size_t> read_max_bytes_;
+  size_t delimiter_scan_from_ = 0;  // buffer offset before which the delimiter cannot start
+
   // drained() futures, each with the total_write_done_index_ that completes it (not
   // ordered: a caller may ask for different amounts; there are rarely more than one).
   std::vector<std::pair<uint64_t, Future<void>>> drain_waiters_;
