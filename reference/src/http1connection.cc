@@ -253,12 +253,12 @@ struct HTTP1Connection::Gunzip {
 HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionParameters params,
                                  HTTPRequestContext* context, bool xheaders)
     : stream_(stream),
-      is_client_(side == Side::client),
-      params_(std::move(params)),
-      context_(context),
-      xheaders_(xheaders),
-      max_body_size_(params_.max_body_size),
       loop_(&stream.io_loop()),
+      context_(context),
+      is_client_(side == Side::client),
+      xheaders_(xheaders),
+      max_body_size_(params.max_body_size),  // before params is moved into params_
+      params_(std::move(params)),
       alive_(std::allocate_shared<HTTP1Connection*>(detail::PoolAllocator<HTTP1Connection*>{}, this)) {
   if (params_.chunk_size == 0) params_.chunk_size = 1;
   drop_nonpositive(params_.header_timeout);
@@ -1151,7 +1151,9 @@ Future<void> HTTP1Connection::flow_control(Future<void> sent) {
 }
 
 void HTTP1Connection::watch_send() {
-  if (!params_.send_timeout || send_timer_ || stream_.closed() || !stream_.writing()) return;
+  // Most responses leave nothing queued: that is tested first, on the stream's hot fields,
+  // so the watchdog's own state (cold, after the parameters) is read only when it matters.
+  if (stream_.closed() || !stream_.writing() || !params_.send_timeout || send_timer_) return;
   if (send_progress_time_ == TimePoint{} || stream_.bytes_written() != send_progress_) {
     send_progress_ = stream_.bytes_written();
     send_progress_time_ = loop_->time();

@@ -282,7 +282,7 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // Fields are ordered by use (issue 18): a keep-alive request's read and write touch the
   // first cache lines — socket, flags, read buffer, pending read, write queue and
   // counters, the options they consult — and what only some streams or rare paths use
-  // (delimiter and regex reads, drained(), connect(), errors, the close callback) follows.
+  // (delimiter and regex reads, drained(), connect(), errors) follows.
   int fd_;
   uint32_t io_state_ = 0;     // READ/WRITE interest registered with the loop
   IOLoop* loop_;
@@ -303,13 +303,15 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   size_t read_bytes_ = 0;
 
   Fifo<std::string> write_queue_;
-  size_t write_front_offset_ = 0;  // bytes of write_queue_.front() already sent
   size_t write_buffered_ = 0;
   uint64_t total_write_index_ = 0;
   uint64_t total_write_done_index_ = 0;
+  // Tested on every request (set_close_callback, listening_for_close): placed so that the
+  // part telling whether one is set ends the front lines.
+  Callback close_callback_;
+  size_t write_front_offset_ = 0;  // bytes of write_queue_.front() already sent
   Fifo<std::pair<uint64_t, Future<void>>> write_futures_;
 
-  Callback close_callback_;
   std::exception_ptr error_;
   // Guards callbacks this stream queues on the loop against its destruction.
   std::shared_ptr<IOStream*> self_;
