@@ -1,5 +1,6 @@
 #include "squall/detail/small_pool.h"
 
+#include <array>
 #include <cstdint>
 
 namespace squall::detail {
@@ -26,8 +27,30 @@ constexpr std::size_t kClasses = kMaxPooled / kGranule;
 // such a burst back to malloc only to be allocated again on the next one.
 constexpr std::size_t kMaxCachedBytesPerClass = 256 * 1024;
 
+// The class of a size: blocks of 1-64 bytes are class 0, ..., 1985-2048 class 31. A size
+// of 0 wraps to a class past the last, so it is left to the general allocator on both
+// ends, as are sizes above kMaxPooled: one comparison settles both.
+constexpr std::size_t class_of(std::size_t size) { return (size - 1) / kGranule; }
+constexpr std::size_t class_bytes(std::size_t c) { return (c + 1) * kGranule; }
+
+// How many blocks each class keeps (the byte bound as a count, so a free compares
+// instead of multiplying).
+constexpr std::array<std::uint32_t, kClasses> make_max_counts() {
+  std::array<std::uint32_t, kClasses> counts{};
+  for (std::size_t c = 0; c < kClasses; ++c) counts[c] = static_cast<std::uint32_t>(kMaxCachedBytesPerClass / class_bytes(c));
+  return counts;
+}
+constexpr std::array<std::uint32_t, kClasses> kMaxCounts = make_max_counts();
+
 struct FreeBlock {
   FreeBlock* next;
+};
+
+// What the thread's lists may do: a free takes the fast path only while `armed`.
+enum class ListsState : std::uint8_t {
+  unarmed,  // the Drainer below has not been touched yet (done on the first free)
+  armed,    // the Drainer runs at thread exit: blocks may be kept
+  drained,  // the thread is exiting: frees go straight to the general allocator
 };
 
 // Trivially destructible, so it stays usable while other thread-local objects are
@@ -35,8 +58,7 @@ struct FreeBlock {
 struct Lists {
   FreeBlock* heads[kClasses];
   std::uint32_t counts[kClasses];
-  bool drained;
-  bool drain_armed;  // the Drainer below was touched (so it runs at thread exit)
+  ListsState state;
 };
 thread_local Lists lists{};
 
@@ -55,56 +77,59 @@ struct Drainer {
   bool armed = false;
   ~Drainer() {
     release_cached_blocks();
-    lists.drained = true;
+    lists.state = ListsState::drained;
   }
 };
 thread_local Drainer drainer;
 
-std::size_t class_of(std::size_t size) { return (size + kGranule - 1) / kGranule - 1; }
-
-}  // namespace
-
-void* pool_allocate(std::size_t size) {
-  if (size == 0) size = 1;
-  if (!kPooling || size > kMaxPooled) return ::operator new(size);
-  std::size_t c = class_of(size);
-  if (FreeBlock* block = lists.heads[c]) {
-    lists.heads[c] = block->next;
-    --lists.counts[c];
-    return block;
-  }
-  return ::operator new((c + 1) * kGranule);
+void keep(FreeBlock* block, std::size_t c) noexcept {
+  block->next = lists.heads[c];
+  lists.heads[c] = block;
+  ++lists.counts[c];
 }
 
-void pool_deallocate(void* block, std::size_t size) noexcept {
+// pool_deallocate's rare cases, out of line so that its common one saves no registers.
+[[gnu::noinline]] void deallocate_slowly(void* block, std::size_t c) noexcept {
   if (block == nullptr) return;
-  if (size == 0) size = 1;
-  if (!kPooling || size > kMaxPooled || lists.drained) {
-    ::operator delete(block);
-    return;
-  }
-  std::size_t c = class_of(size);
-  if ((lists.counts[c] + 1) * (c + 1) * kGranule > kMaxCachedBytesPerClass) {
+  if (!kPooling || c >= kClasses || lists.state == ListsState::drained || lists.counts[c] >= kMaxCounts[c]) {
     ::operator delete(block);
     return;
   }
   // Touching the Drainer registers its destructor for thread exit; a thread_local with a
   // destructor costs a guard check per access, so it is touched once, not per free.
-  if (!lists.drain_armed) {
-    drainer.armed = true;
-    lists.drain_armed = true;
+  drainer.armed = true;
+  lists.state = ListsState::armed;
+  keep(static_cast<FreeBlock*>(block), c);
+}
+
+}  // namespace
+
+void* pool_allocate(std::size_t size) {
+  const std::size_t c = class_of(size);
+  if (!kPooling || c >= kClasses) return ::operator new(size);
+  if (FreeBlock* block = lists.heads[c]) {
+    lists.heads[c] = block->next;
+    --lists.counts[c];
+    return block;
   }
-  auto* free_block = static_cast<FreeBlock*>(block);
-  free_block->next = lists.heads[c];
-  lists.heads[c] = free_block;
-  ++lists.counts[c];
+  return ::operator new(class_bytes(c));
+}
+
+void pool_deallocate(void* block, std::size_t size) noexcept {
+  const std::size_t c = class_of(size);
+  if (kPooling && block != nullptr && c < kClasses && lists.state == ListsState::armed &&
+      lists.counts[c] < kMaxCounts[c]) {
+    keep(static_cast<FreeBlock*>(block), c);
+    return;
+  }
+  deallocate_slowly(block, c);
 }
 
 void pool_trim() noexcept { release_cached_blocks(); }
 
 std::size_t pool_cached_bytes() noexcept {
   std::size_t bytes = 0;
-  for (std::size_t c = 0; c < kClasses; ++c) bytes += lists.counts[c] * (c + 1) * kGranule;
+  for (std::size_t c = 0; c < kClasses; ++c) bytes += lists.counts[c] * class_bytes(c);
   return bytes;
 }
 

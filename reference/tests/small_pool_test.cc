@@ -37,6 +37,25 @@ TEST(SmallPool, KeepsAtMostItsBoundPerClass) {
   pool_trim();
 }
 
+// The bound is in bytes: the largest class (2 KiB blocks) keeps exactly 128 of them.
+// Blocks of 0 bytes and above 2 KiB are the general allocator's, on both ends.
+TEST(SmallPool, KeepsExactlyItsByteBoundAndLeavesOddSizesToMalloc) {
+  pool_trim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 200; ++i) blocks.push_back(pool_allocate(2048));
+  for (void* block : blocks) pool_deallocate(block, 2048);
+  EXPECT_EQ(pool_cached_bytes(), pool_is_active() ? 128u * 2048u : 0u);
+  pool_trim();
+  void* empty = pool_allocate(0);
+  void* large = pool_allocate(2049);
+  ASSERT_NE(empty, nullptr);
+  ASSERT_NE(large, nullptr);
+  pool_deallocate(empty, 0);
+  pool_deallocate(large, 2049);
+  pool_deallocate(nullptr, 64);
+  EXPECT_EQ(pool_cached_bytes(), 0u);
+}
+
 // A batch of takes before any give (the reads of one loop iteration) is served from
 // spares up to MaxCount: the strings come back with their capacity, the same memory.
 TEST(SpareString, KeepsUpToMaxCountAndGivesThemBack) {
