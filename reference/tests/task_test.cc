@@ -111,6 +111,59 @@ TEST(Task, AwaitingATaskFromManyCoroutines) {
   EXPECT_EQ(loop.run_sync(both, 5s), 42);
 }
 
+// A plain function's Task<void>{} (no coroutine frame) holds no future: making, copying
+// and checking it touch no shared state. Yet it behaves as a completed task everywhere:
+// done, result(), co_await without suspending, and future() for when_all, with_timeout,
+// run_sync and done-callbacks.
+TEST(Task, CompletedTaskOfAPlainFunctionHoldsNoFutureButActsDone) {
+  IOLoop loop;
+  const Future<void> shared = detail::completed_future();
+  const long references = shared.state().use_count();
+  Task<void> plain{};
+  Task<void> copy = plain;
+  EXPECT_TRUE(plain.done());
+  EXPECT_FALSE(plain.failed());
+  EXPECT_NO_THROW(copy.result());
+  spawn(plain);
+  EXPECT_EQ(shared.state().use_count(), references) << "no reference taken so far";
+
+  std::vector<std::string> order;
+  auto body = [&]() -> Task<void> {
+    loop.add_callback([&] { order.push_back("other callback"); });
+    co_await copy;
+    co_await Task<void>{};
+    order.push_back("continued");
+  };
+  loop.run_sync(body, 5s);
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0], "continued") << "awaiting it did not suspend";
+
+  ASSERT_TRUE(plain.future().done());
+  bool called = false;
+  plain.future().add_done_callback([&] { called = true; });
+  loop.run_sync([&] { return when_all(std::vector<Task<void>>{Task<void>{}, Task<void>{}}); }, 5s);
+  EXPECT_TRUE(called);
+  loop.run_sync([] { return with_timeout(1s, Task<void>{}); }, 5s);
+  loop.run_sync([] { return Task<void>{}; }, 5s);
+  EXPECT_TRUE(std::move(copy).release_future().done());
+}
+
+// failed() tells a task that ended with an exception, without marking it retrieved.
+TEST(Task, FailedTellsATaskThatThrew) {
+  IOLoop loop;
+  Task<void> thrown = []() -> Task<void> {
+    throw std::runtime_error("early");
+    co_return;
+  }();
+  Task<int> pending = add_later(1, 2);
+  EXPECT_TRUE(thrown.done());
+  EXPECT_TRUE(thrown.failed());
+  EXPECT_FALSE(pending.failed());
+  EXPECT_THROW(thrown.result(), std::runtime_error);
+  EXPECT_EQ(loop.run_sync([&] { return pending; }, 5s), 3);
+  EXPECT_FALSE(pending.failed());
+}
+
 TEST(WithTimeout, ExpiresWithTimeoutError) {
   IOLoop loop;
   Future<int> never;

@@ -35,9 +35,9 @@ class Task;
 
 namespace detail {
 
-// One completed Future<void> per thread (remade when the thread's loop changes), shared by
-// every default-constructed Task<void>: a completed task then costs no allocation. A done
-// future is never changed again, so sharing it is safe.
+// One completed Future<void> per thread (remade when the thread's loop changes): what a
+// completed Task<void> that holds no future hands out when one is asked for (future(),
+// release_future()). A done future is never changed again, so sharing it is safe.
 inline Future<void> completed_future() {
   thread_local std::optional<Future<void>> completed;
   IOLoop* loop = &IOLoop::current();
@@ -50,15 +50,18 @@ inline Future<void> completed_future() {
 // free of loop round-trips.
 template <typename T>
 struct FutureAwaiter {
-  std::shared_ptr<FutureState<T>> state;
+  std::shared_ptr<FutureState<T>> state;  // null: a completed Task<void> without a future
 
-  bool await_ready() const noexcept { return state->done; }
+  bool await_ready() const noexcept { return !state || state->done; }
   void await_suspend(std::coroutine_handle<> frame) {  // only called while not done
     // Non-owning: if the frame is destroyed first (loop closing), this callback is
     // dropped with the future without ever running.
     state->callbacks.push_back([frame](Future<T>&) { frame.resume(); });
   }
   Stored<T> take() {
+    if constexpr (std::is_void_v<T>) {
+      if (!state) return {};
+    }
     if (state->error) {
       state->error_retrieved = true;
       std::rethrow_exception(state->error);
@@ -118,17 +121,42 @@ class Task {
   // A Task<void> that has already completed, for a function that returns Task<void> but
   // has nothing to wait for: `Task<void> get() override { write("hi"); return {}; }`
   // runs as a plain call, without a coroutine frame (Tornado's non-coroutine get()).
+  // It holds no future (no shared state to count references on, which a plain get()
+  // paid twice per request): done() and result() answer at once, and future() hands
+  // out the thread's shared completed future only when someone asks for one.
   Task()
     requires std::is_void_v<T>
-      : future_(detail::completed_future()) {}
+      : future_(std::shared_ptr<detail::FutureState<T>>()) {}
 
-  const Future<T>& future() const { return future_; }
-  Future<T> release_future() && { return std::move(future_); }
-  bool done() const { return future_.done(); }
-  decltype(auto) result() const { return future_.result(); }
+  const Future<T>& future() const {
+    if constexpr (std::is_void_v<T>) {
+      if (!future_.state()) future_ = detail::completed_future();
+    }
+    return future_;
+  }
+  Future<T> release_future() && {
+    future();
+    return std::move(future_);
+  }
+  bool done() const { return !future_.state() || future_.done(); }
+  decltype(auto) result() const {
+    if constexpr (std::is_void_v<T>) {
+      if (!future_.state()) return;
+    }
+    return future_.result();
+  }
+  // Whether the task has completed with an exception (false while it runs). Looking
+  // does not count as retrieving the exception.
+  bool failed() const { return future_.state() && future_.done() && future_.state()->error != nullptr; }
 
  private:
-  Future<T> future_;
+  template <typename U>
+  friend detail::FutureAwaiter<U> operator co_await(const Task<U>& task);
+  template <typename U>
+  friend detail::FutureAwaiter<U> operator co_await(Task<U>&& task);
+
+  // Null only in a completed Task<void> made by Task() until future() is asked for.
+  mutable Future<T> future_;
 };
 
 namespace detail {
@@ -159,13 +187,15 @@ template <typename T>
 detail::FutureAwaiter<T> operator co_await(Future<T>&& future) {
   return detail::FutureAwaiter<T>{std::move(future).release_state()};
 }
+// A completed Task<void> without a future gives an awaiter without state: it does not
+// suspend and resumes with nothing.
 template <typename T>
 detail::FutureAwaiter<T> operator co_await(const Task<T>& task) {
-  return detail::FutureAwaiter<T>{task.future().state()};
+  return detail::FutureAwaiter<T>{task.future_.state()};
 }
 template <typename T>
 detail::FutureAwaiter<T> operator co_await(Task<T>&& task) {
-  return detail::FutureAwaiter<T>{std::move(task).release_future().release_state()};
+  return detail::FutureAwaiter<T>{std::move(task.future_).release_state()};
 }
 
 // ---- gen helpers ------------------------------------------------------------------------
@@ -199,7 +229,7 @@ void spawn(const Task<T>& task) {
   // A task that already ran to completion (most request handlers do) is checked now:
   // a done-callback would cost a loop round trip for nothing.
   if (task.done()) {
-    log_failure(task.future());
+    if (task.failed()) log_failure(task.future());
     return;
   }
   task.future().add_done_callback([log_failure](Future<T>& f) { log_failure(f); });
