@@ -1064,6 +1064,49 @@ TEST_F(WebFlowTest, StreamingHandlersAreBoundedByMaxBodySizeInstead) {
   EXPECT_NE(answers.find("\r\n\r\n5000HTTP/1.1 200 OK\r\n"), std::string::npos) << answers;
 }
 
+// Answers "/now" at once; "/wait" waits until the test releases it. Counts the
+// on_connection_close calls it gets.
+class LeaveAwareHandler : public RequestHandler {
+ public:
+  LeaveAwareHandler(std::shared_ptr<int> closes, Future<void> release) : closes_(std::move(closes)), release_(std::move(release)) {}
+  void on_connection_close() override { ++*closes_; }
+  Task<void> get() override {
+    if (request().path == "/wait") co_await release_;
+    write("done");
+  }
+
+ private:
+  std::shared_ptr<int> closes_;
+  Future<void> release_;
+};
+
+// A handler still running when its client leaves hears of it while it waits, also after
+// an earlier request on the same connection that was answered at once (and a handler
+// that has answered hears nothing).
+TEST_F(WebFlowTest, ClientLeavingReachesAWaitingHandlerAfterAnAnsweredOne) {
+  auto closes = std::make_shared<int>(0);
+  Future<void> release;
+  start({{"/(now|wait)", handler<LeaveAwareHandler>(closes, release)}});
+  send("GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string first = read_until([](const std::string& out) { return out.ends_with("\r\n\r\ndone"); });
+  EXPECT_TRUE(first.starts_with("HTTP/1.1 200 OK\r\n")) << first;
+  EXPECT_EQ(*closes, 0);
+  send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+  loop.run_sync([] { return sleep(20ms); });
+  EXPECT_EQ(*closes, 0) << "the client is still there";
+  ::close(fds[1]);
+  fds[1] = -1;
+  loop.run_sync(
+      [&]() -> Task<void> {
+        for (int i = 0; i < 1000 && *closes == 0; ++i) co_await sleep(1ms);
+      },
+      5s);
+  EXPECT_EQ(*closes, 1);
+  release.set_result();  // the handler ends, its answer going nowhere
+  loop.run_sync([] { return sleep(5ms); });
+  EXPECT_EQ(*closes, 1);
+}
+
 TEST(WebIntegration, AsyncStreamingCallbackThrottlesAFastServer) {
   constexpr size_t kTotal = 32 * 1024 * 1024;
   auto written = std::make_shared<size_t>(0);

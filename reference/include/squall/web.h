@@ -296,6 +296,9 @@ class RequestHandler {
   void handle_request_exception(std::exception_ptr error);
   void log_exception(std::exception_ptr error) const;
   void connection_lost();
+  // set_etag_header(); `absent`: the caller has seen that no Etag line is set, so the
+  // tag is appended without looking for one (compute_etag() is const: it adds none).
+  void store_etag_header(bool absent);
   std::vector<std::string> clean_arguments(const std::vector<std::string>* values, bool strip) const;
 
   Application* application_ = nullptr;
