@@ -1,8 +1,5 @@
 #include "squall/detail/small_pool.h"
 
-#include <array>
-#include <cstdint>
-
 namespace squall::detail {
 
 namespace {
@@ -19,56 +16,13 @@ constexpr bool kPooling = true;
 constexpr bool kPooling = true;
 #endif
 
-constexpr std::size_t kGranule = 64;
-constexpr std::size_t kMaxPooled = 2048;
-constexpr std::size_t kClasses = kMaxPooled / kGranule;
-// Blocks kept per class, bounded in bytes: a loop iteration that finishes requests on
-// hundreds of connections frees their frames in a burst, and a count of 256 sent most of
-// such a burst back to malloc only to be allocated again on the next one.
-constexpr std::size_t kMaxCachedBytesPerClass = 256 * 1024;
-
-// The class of a size: blocks of 1-64 bytes are class 0, ..., 1985-2048 class 31. A size
-// of 0 wraps to a class past the last, so it is left to the general allocator on both
-// ends, as are sizes above kMaxPooled: one comparison settles both.
-constexpr std::size_t class_of(std::size_t size) { return (size - 1) / kGranule; }
-constexpr std::size_t class_bytes(std::size_t c) { return (c + 1) * kGranule; }
-
-// How many blocks each class keeps (the byte bound as a count, so a free compares
-// instead of multiplying).
-constexpr std::array<std::uint32_t, kClasses> make_max_counts() {
-  std::array<std::uint32_t, kClasses> counts{};
-  for (std::size_t c = 0; c < kClasses; ++c) counts[c] = static_cast<std::uint32_t>(kMaxCachedBytesPerClass / class_bytes(c));
-  return counts;
-}
-constexpr std::array<std::uint32_t, kClasses> kMaxCounts = make_max_counts();
-
-struct FreeBlock {
-  FreeBlock* next;
-};
-
-// What the thread's lists may do: a free takes the fast path only while `armed`.
-enum class ListsState : std::uint8_t {
-  unarmed,  // the Drainer below has not been touched yet (done on the first free)
-  armed,    // the Drainer runs at thread exit: blocks may be kept
-  drained,  // the thread is exiting: frees go straight to the general allocator
-};
-
-// Trivially destructible, so it stays usable while other thread-local objects are
-// destroyed at thread exit (their frees then go straight to the general allocator).
-struct Lists {
-  FreeBlock* heads[kClasses];
-  std::uint32_t counts[kClasses];
-  ListsState state;
-};
-thread_local Lists lists{};
-
 void release_cached_blocks() noexcept {
-  for (std::size_t c = 0; c < kClasses; ++c) {
-    while (FreeBlock* block = lists.heads[c]) {
-      lists.heads[c] = block->next;
+  for (std::size_t c = 0; c < kPoolClasses; ++c) {
+    while (PoolFreeBlock* block = pool_lists.heads[c]) {
+      pool_lists.heads[c] = block->next;
       ::operator delete(block);
     }
-    lists.counts[c] = 0;
+    pool_lists.counts[c] = 0;
   }
 }
 
@@ -77,59 +31,41 @@ struct Drainer {
   bool armed = false;
   ~Drainer() {
     release_cached_blocks();
-    lists.state = ListsState::drained;
+    pool_lists.state = PoolState::drained;
   }
 };
 thread_local Drainer drainer;
 
-void keep(FreeBlock* block, std::size_t c) noexcept {
-  block->next = lists.heads[c];
-  lists.heads[c] = block;
-  ++lists.counts[c];
+}  // namespace
+
+// An empty list, or a size the pool does not keep.
+void* pool_allocate_slowly(std::size_t size) {
+  const std::size_t c = pool_class_of(size);
+  if (!kPooling || c >= kPoolClasses) return ::operator new(size);
+  return ::operator new(pool_class_bytes(c));
 }
 
-// pool_deallocate's rare cases, out of line so that its common one saves no registers.
-[[gnu::noinline]] void deallocate_slowly(void* block, std::size_t c) noexcept {
+// The first free on a thread (which registers the drain), a full class, a size the pool
+// does not keep, null, and frees during thread exit.
+void pool_deallocate_slowly(void* block, std::size_t c) noexcept {
   if (block == nullptr) return;
-  if (!kPooling || c >= kClasses || lists.state == ListsState::drained || lists.counts[c] >= kMaxCounts[c]) {
+  if (!kPooling || c >= kPoolClasses || pool_lists.state == PoolState::drained ||
+      pool_lists.counts[c] >= kPoolMaxCounts[c]) {
     ::operator delete(block);
     return;
   }
   // Touching the Drainer registers its destructor for thread exit; a thread_local with a
   // destructor costs a guard check per access, so it is touched once, not per free.
   drainer.armed = true;
-  lists.state = ListsState::armed;
-  keep(static_cast<FreeBlock*>(block), c);
-}
-
-}  // namespace
-
-void* pool_allocate(std::size_t size) {
-  const std::size_t c = class_of(size);
-  if (!kPooling || c >= kClasses) return ::operator new(size);
-  if (FreeBlock* block = lists.heads[c]) {
-    lists.heads[c] = block->next;
-    --lists.counts[c];
-    return block;
-  }
-  return ::operator new(class_bytes(c));
-}
-
-void pool_deallocate(void* block, std::size_t size) noexcept {
-  const std::size_t c = class_of(size);
-  if (kPooling && block != nullptr && c < kClasses && lists.state == ListsState::armed &&
-      lists.counts[c] < kMaxCounts[c]) {
-    keep(static_cast<FreeBlock*>(block), c);
-    return;
-  }
-  deallocate_slowly(block, c);
+  pool_lists.state = PoolState::armed;
+  pool_deallocate(block, pool_class_bytes(c));
 }
 
 void pool_trim() noexcept { release_cached_blocks(); }
 
 std::size_t pool_cached_bytes() noexcept {
   std::size_t bytes = 0;
-  for (std::size_t c = 0; c < kClasses; ++c) bytes += lists.counts[c] * class_bytes(c);
+  for (std::size_t c = 0; c < kPoolClasses; ++c) bytes += pool_lists.counts[c] * pool_class_bytes(c);
   return bytes;
 }
 

@@ -12,14 +12,90 @@
 // it may change without notice.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <string>
 
 namespace squall::detail {
 
-void* pool_allocate(std::size_t size);
-void pool_deallocate(void* block, std::size_t size) noexcept;
+// ---- the thread's free lists: their common paths inline, as every await takes and
+// gives back blocks here (a call each cost about as much as the work); the rare paths,
+// the thread-exit drain and trimming are in small_pool.cc.
+
+inline constexpr std::size_t kPoolGranule = 64;
+inline constexpr std::size_t kPoolClasses = 2048 / kPoolGranule;  // blocks up to 2 KiB
+// Blocks kept per class, bounded in bytes: a loop iteration that finishes requests on
+// hundreds of connections frees their frames in a burst, and a count of 256 sent most of
+// such a burst back to malloc only to be allocated again on the next one.
+inline constexpr std::size_t kPoolMaxCachedBytesPerClass = 256 * 1024;
+
+// The class of a size: blocks of 1-64 bytes are class 0, ..., 1985-2048 class 31. A size
+// of 0 wraps to a class past the last, so it is left to the general allocator on both
+// ends, as are sizes above 2 KiB: one comparison settles both.
+constexpr std::size_t pool_class_of(std::size_t size) noexcept { return (size - 1) / kPoolGranule; }
+constexpr std::size_t pool_class_bytes(std::size_t c) noexcept { return (c + 1) * kPoolGranule; }
+
+// How many blocks each class keeps (the byte bound as a count, so a free compares
+// instead of multiplying).
+inline constexpr std::array<std::uint32_t, kPoolClasses> kPoolMaxCounts = [] {
+  std::array<std::uint32_t, kPoolClasses> counts{};
+  for (std::size_t c = 0; c < kPoolClasses; ++c) {
+    counts[c] = static_cast<std::uint32_t>(kPoolMaxCachedBytesPerClass / pool_class_bytes(c));
+  }
+  return counts;
+}();
+
+struct PoolFreeBlock {
+  PoolFreeBlock* next;
+};
+
+// What the thread's lists may do: a free takes the inline path only while `armed`.
+enum class PoolState : std::uint8_t {
+  unarmed,  // the thread-exit drain is not registered yet (done on the first free)
+  armed,    // it is: blocks may be kept
+  drained,  // the thread is exiting: frees go straight to the general allocator
+};
+
+// Trivially destructible and constant-initialized (so reached without a guard), and it
+// stays usable while other thread-local objects are destroyed at thread exit. Sanitizer
+// builds never arm it: every block then comes from and goes to the general allocator.
+struct PoolLists {
+  PoolFreeBlock* heads[kPoolClasses];
+  std::uint32_t counts[kPoolClasses];
+  PoolState state;
+};
+inline thread_local PoolLists pool_lists{};
+
+void* pool_allocate_slowly(std::size_t size);
+void pool_deallocate_slowly(void* block, std::size_t size_class) noexcept;
+
+inline void* pool_allocate(std::size_t size) {
+  const std::size_t c = pool_class_of(size);
+  if (c < kPoolClasses) {
+    if (PoolFreeBlock* block = pool_lists.heads[c]) {
+      pool_lists.heads[c] = block->next;
+      --pool_lists.counts[c];
+      return block;
+    }
+  }
+  return pool_allocate_slowly(size);
+}
+
+inline void pool_deallocate(void* block, std::size_t size) noexcept {
+  const std::size_t c = pool_class_of(size);
+  if (block != nullptr && c < kPoolClasses && pool_lists.state == PoolState::armed &&
+      pool_lists.counts[c] < kPoolMaxCounts[c]) {
+    auto* free_block = static_cast<PoolFreeBlock*>(block);
+    free_block->next = pool_lists.heads[c];
+    pool_lists.heads[c] = free_block;
+    ++pool_lists.counts[c];
+    return;
+  }
+  pool_deallocate_slowly(block, c);
+}
+
 // Returns every block the calling thread keeps cached to the general allocator (which may
 // then give the memory back to the system: malloc_trim). For a server whose burst of
 // connections has ended; the pool refills as it is used again.
