@@ -244,6 +244,46 @@ TEST(HeaderNameEquals, EveryPairOfBytesAtEveryPlace) {
   EXPECT_FALSE(header_name_equals("Content-Length", "Content-Lengti"));
 }
 
+// Lines of every name and value length from 0 to 40 bytes (copied in pieces of different
+// sizes) read back byte for byte, in order, also after the arena has grown.
+TEST(HTTPHeaders, StoresNamesAndValuesOfEveryLengthExactly) {
+  HTTPHeaders headers;
+  std::vector<std::pair<std::string, std::string>> expected;
+  for (std::size_t n = 0; n <= 40; ++n) {
+    std::string name, value;
+    for (std::size_t i = 0; i < n + 1; ++i) name.push_back(static_cast<char>('a' + (i + n) % 26));
+    for (std::size_t i = 0; i < n; ++i) value.push_back(static_cast<char>('0' + (i * 7 + n) % 10));
+    headers.add(name, value);
+    expected.emplace_back(name, value);
+  }
+  ASSERT_EQ(headers.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(headers[i].name, expected[i].first) << i;
+    EXPECT_EQ(headers[i].value, expected[i].second) << i;
+  }
+}
+
+// Names of every length up to three words, a difference at every place (in the full
+// words and in the word that ends the name): each byte against itself, its other case
+// and its neighbour.
+TEST(HeaderNameEquals, EveryLengthAndPlace) {
+  auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  for (std::size_t length = 1; length <= 24; ++length) {
+    const std::string base = std::string("X-Forwarded-Proto-Extras").substr(0, length);
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int x = 0; x < 256; ++x) {
+        for (int y : {x, x ^ 0x20, (x + 1) & 0xff}) {
+          std::string a = base, b = base;
+          a[at] = static_cast<char>(x);
+          b[at] = static_cast<char>(y);
+          const bool expected = x == y || lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y));
+          ASSERT_EQ(header_name_equals(a, b), expected) << "length " << length << " at " << at << ": " << x << " vs " << y;
+        }
+      }
+    }
+  }
+}
+
 TEST(NormalizeName, ProducesHttpHeaderCase) {
   EXPECT_EQ(normalize_name("coNtent-TYPE"), "Content-Type");
   EXPECT_EQ(normalize_name("x-forwarded-for"), "X-Forwarded-For");

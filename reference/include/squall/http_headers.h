@@ -110,8 +110,13 @@ class HTTPHeaders {
     if (slot.name_size != name.size()) return false;
     if (name.empty()) return true;
     const char* stored = arena_.data() + slot.name_offset;
-    return ((stored[0] ^ name[0]) & ~0x20) == 0 && header_name_equals(std::string_view(stored, slot.name_size), name);
+    return ((stored[0] ^ name[0]) & ~0x20) == 0 && same_name_bytes(stored, name.data(), name.size());
   }
+  // header_name_equals of two names of n bytes, byte by byte: small enough to be inlined
+  // into every lookup without making it save registers (header_name_equals compares
+  // long names by the word, out of line).
+  static bool same_name_bytes(const char* a, const char* b, std::size_t n) noexcept;
+  friend bool header_name_equals(std::string_view a, std::string_view b) noexcept;
   Slot store(std::string_view name, std::string_view value);
   // set()'s common case: the line at `index` is the only one named `name`, spelled the
   // same. Only its value changes: overwritten where the old one was when it fits (no
