@@ -575,6 +575,47 @@ TEST(Web, EtagIsTheXxh3OfTheBody) {
   for (int i = 0; i < 40; ++i) seen.insert(fetch(app, "GET", "/n/" + std::to_string(i)).header("Etag"));
   EXPECT_EQ(seen.size(), 40u);
 }
+
+// A handler's own compute_etag() is used, and its value is still checked: one that would
+// inject a header line fails the answer (500) instead (the built-in tag is not checked).
+class TaggedHandler : public RequestHandler {
+ public:
+  explicit TaggedHandler(std::string tag) : tag_(std::move(tag)) {}
+  Task<void> get() override {
+    write("tagged");
+    co_return;
+  }
+  std::optional<std::string> compute_etag() const override { return tag_; }
+
+ private:
+  std::string tag_;
+};
+
+// A subclass inherits its base's compute_etag(): still the handler's, still checked.
+class TaggedChild : public TaggedHandler {
+ public:
+  TaggedChild() : TaggedHandler("\"x\"\r\nX-Injected: 1") {}
+};
+
+TEST(Web, AHandlersComputeEtagIsUsedAndChecked) {
+  Application app({{"/good", handler<TaggedHandler>(std::string("\"v1\""))},
+                   {"/bad", handler<TaggedHandler>(std::string("\"x\"\r\nX-Injected: 1"))},
+                   {"/child", handler<TaggedChild>()}});
+  Response good = fetch(app, "GET", "/good");
+  EXPECT_EQ(good.code, 200);
+  EXPECT_EQ(good.header("Etag"), "\"v1\"");
+  testing::internal::CaptureStderr();
+  Response bad = fetch(app, "GET", "/bad");
+  Response child = fetch(app, "GET", "/child");
+  std::string log = testing::internal::GetCapturedStderr();
+  for (const Response* r : {&bad, &child}) {
+    EXPECT_EQ(r->code, 500);
+    EXPECT_FALSE(r->headers.contains("X-Injected"));
+    EXPECT_EQ(r->header("Etag"), "");
+  }
+  EXPECT_NE(log.find("Unsafe header value"), std::string::npos) << log;
+}
+
 class BigTextHandler : public RequestHandler {
  public:
   explicit BigTextHandler(size_t size) : size_(size) {}

@@ -315,9 +315,11 @@ class RequestHandler {
   bool finished_ = false;
   bool connection_gone_ = false;
   // Bit i set: the i-th of GET, HEAD, POST, DELETE, PATCH, PUT, OPTIONS is overridden;
-  // bit kPrepareBit: prepare() is (set by handler<H>(); unknown for other factories).
+  // bit kPrepareBit: prepare() is; bit kComputeEtagBit: compute_etag() is (set by
+  // handler<H>(); unknown for other factories).
   std::optional<unsigned> overridden_methods_;
   static constexpr unsigned kPrepareBit = 7;
+  static constexpr unsigned kComputeEtagBit = 8;
   std::unique_ptr<detail::GzipState> gzip_;  // compress_response and the client accepts gzip
   bool vary_accept_encoding_ = false;         // compress_response, the client does not
 
@@ -332,7 +334,7 @@ namespace detail {
 template <class P>
 constexpr bool is_base_method = std::is_same_v<P, Task<void> (RequestHandler::*)()>;
 
-// Which HTTP methods (and whether prepare()) H overrides, in RequestHandler::
+// Which HTTP methods (and whether prepare() and compute_etag()) H overrides, in RequestHandler::
 // overridden_methods_'s bits: a method H does not redeclare is still RequestHandler's,
 // so &H::m has its type.
 template <class H>
@@ -346,6 +348,9 @@ constexpr unsigned overridden_methods() {
   if constexpr (!requires { requires is_base_method<decltype(&H::put)>; }) bits |= 1u << 5;
   if constexpr (!requires { requires is_base_method<decltype(&H::options)>; }) bits |= 1u << 6;
   if constexpr (!requires { requires is_base_method<decltype(&H::prepare)>; }) bits |= 1u << 7;
+  if constexpr (!std::is_same_v<decltype(&H::compute_etag), std::optional<std::string> (RequestHandler::*)() const>) {
+    bits |= 1u << 8;
+  }
   return bits;
 }
 
