@@ -142,17 +142,13 @@ IOStreamOptions bounded_chunk(IOStreamOptions options) {
 }  // namespace
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
-    : fd_(fd),
-      loop_(loop ? loop : &IOLoop::current()),
-      options_(bounded_chunk(options)),
-      self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {
+    : IOStream(fd, options, loop, NonBlockingSocket{}) {
   // Flags are only set when missing (a caller that knows they are set says so with
   // NonBlockingSocket and saves these two F_GET calls as well).
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
-    int err = errno;
-    if (fd >= 0) ::close(fd);
-    throw std::system_error(err, std::system_category(), "IOStream: fcntl(O_NONBLOCK)");
+    // The delegated constructor has completed, so the destructor runs and closes fd.
+    throw std::system_error(errno, std::system_category(), "IOStream: fcntl(O_NONBLOCK)");
   }
   int fd_flags = ::fcntl(fd, F_GETFD);
   if (fd_flags >= 0 && (fd_flags & FD_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);

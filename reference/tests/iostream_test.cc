@@ -1285,6 +1285,13 @@ TEST(IOStream, MakesABlockingDescriptorNonBlockingAndCloseOnExec) {
   ::close(fds[1]);
 }
 
+// A descriptor the stream cannot make non-blocking is refused with the system's error
+// (the half-made stream is destroyed, closing what it took).
+TEST(IOStream, RefusesADescriptorItCannotMakeNonBlocking) {
+  IOLoop loop;
+  EXPECT_THROW(IOStream(-1, {}, &loop), std::system_error);
+}
+
 // NonBlockingSocket is the caller's word that the flags are set (TCPServer's accepted
 // sockets): the stream leaves them alone, and reads and writes as any stream.
 TEST(IOStream, TrustsANonBlockingSocketsFlagsAndServesIt) {
