@@ -353,6 +353,9 @@ void HTTP1Connection::on_read_timer() {
 HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline,
                                                          IOStream::ReadStart start) {
   Future<std::string> read = stream_.read_bytes(max_bytes, true, start);
+  // A server's request is handled as soon as its bytes are read, before the next
+  // connection of the poll batch is (see IOLoop::add_callback_after_handler).
+  if (!is_client_) read.deliver_after_handler();
   return BoundedRead{*this, detail::FutureAwaiter<std::string>{std::move(read).release_state()}, deadline};
 }
 

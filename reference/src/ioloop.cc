@@ -328,9 +328,21 @@ void IOLoop::poll(int timeout_ms) {
       log(LogLevel::error, LogCategory::application, "Exception in I/O handler for fd {}: {}", fd,
           describe_current_exception());
     }
+    if (!after_handler_.empty()) run_after_handler();
   }
   dispatching_ = false;
   retired_handlers_.clear();
+}
+
+// What the handler just run queued with add_callback_after_handler, in order; what
+// those queue in turn runs next (each future completes once, so it ends). Run in place
+// from a swapped-out batch, as run_iteration does: no callback is moved.
+void IOLoop::run_after_handler() noexcept {
+  while (!after_handler_.empty()) {
+    after_handler_running_.swap(after_handler_);
+    for (Callback& cb : after_handler_running_) run_callback(cb);
+    after_handler_running_.clear();
+  }
 }
 
 // ---- coroutine frames -----------------------------------------------------------------

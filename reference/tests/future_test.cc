@@ -3,6 +3,8 @@
 #include "squall/future.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -54,6 +56,32 @@ TEST(Future, CallbackAddedToADoneFutureRunsOnALaterIteration) {
   loop.add_callback([&] { loop.stop(); });
   loop.start();
   EXPECT_TRUE(ran);
+}
+
+// Completed inside an I/O handler, a future marked deliver_after_handler runs its
+// callback as soon as the handler returns; an unmarked one on the next iteration.
+TEST(Future, DeliverAfterHandlerRunsTheCallbackWhenTheHandlerReturns) {
+  IOLoop loop;
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  Future<int> plain, prompt;
+  prompt.deliver_after_handler();
+  std::vector<std::string> order;
+  plain.add_done_callback([&](Future<int>& f) { order.push_back("plain " + std::to_string(f.result())); });
+  prompt.add_done_callback([&](Future<int>& f) { order.push_back("prompt " + std::to_string(f.result())); });
+  loop.add_handler(fds[0], [&](int fd, uint32_t) {
+    loop.remove_handler(fd);
+    plain.set_result(1);
+    prompt.set_result(2);
+    order.push_back("handler returns");
+    loop.add_callback([&] { loop.stop(); });
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  loop.call_later(5s, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<std::string>{"handler returns", "prompt 2", "plain 1"}));
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 TEST(Future, ResultRethrowsTheException) {

@@ -395,6 +395,53 @@ TEST(IOLoop, EventForFdRemovedEarlierInSameBatchIsSkipped) {
   EXPECT_EQ(calls, 1);
 }
 
+// Two fds readable in one batch: what a handler queues with add_callback_after_handler
+// runs before the other handler (and what that queues in turn, too); add_callback's
+// waits for the next iteration, after both.
+TEST(IOLoop, CallbacksQueuedAfterAHandlerRunBeforeTheNextHandlerOfTheBatch) {
+  IOLoop loop;
+  SocketPair a, b;
+  Watchdog watchdog(loop, 5s);
+  std::vector<std::string> order;
+  auto handler = [&](int fd, uint32_t) {
+    const std::string name = fd == a.fds[0] ? "a" : "b";
+    loop.remove_handler(fd);
+    order.push_back(name);
+    loop.add_callback([&order, name] { order.push_back(name + " next iteration"); });
+    loop.add_callback_after_handler([&order, &loop, name] {
+      order.push_back(name + " after");
+      loop.add_callback_after_handler([&order, name] { order.push_back(name + " after, queued by after"); });
+    });
+    if (order.size() > 3) loop.call_later(20ms, [&] { loop.stop(); });
+  };
+  loop.add_handler(a.fds[0], handler, IOLoop::READ);
+  loop.add_handler(b.fds[0], handler, IOLoop::READ);
+  ASSERT_EQ(::write(a.fds[1], "x", 1), 1);
+  ASSERT_EQ(::write(b.fds[1], "x", 1), 1);
+  loop.start();
+  ASSERT_FALSE(watchdog.fired);
+  ASSERT_EQ(order.size(), 8u);
+  const std::string first = order[0], second = order[3];
+  EXPECT_NE(first, second);
+  EXPECT_EQ(order, (std::vector<std::string>{first, first + " after", first + " after, queued by after", second,
+                                             second + " after", second + " after, queued by after",
+                                             first + " next iteration", second + " next iteration"}));
+}
+
+TEST(IOLoop, CallbackAfterHandlerQueuedOutsideAHandlerWaitsForTheNextIteration) {
+  IOLoop loop;
+  Watchdog watchdog(loop, 5s);
+  std::vector<int> order;
+  loop.add_callback([&] {
+    loop.add_callback_after_handler([&] { order.push_back(2); });
+    order.push_back(1);
+  });
+  loop.add_callback([&] { order.push_back(0); });
+  loop.call_later(20ms, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(order, (std::vector<int>{1, 0, 2}));
+}
+
 TEST(IOLoop, HandlerMayRemoveItselfAndRegisterManyOthers) {
   IOLoop loop;
   SocketPair pair;

@@ -83,6 +83,7 @@ struct FutureState {
   std::exception_ptr error;
   bool done = false;
   bool error_retrieved = false;
+  bool after_handler = false;  // deliver_after_handler()
   // References held only for delivering the result to the last done-callback; a
   // consumer that finds use_count() == 1 + delivery_refs may move the value out.
   long delivery_refs = 0;
@@ -186,6 +187,11 @@ class Future {
     }
   }
 
+  // For the library's own futures that no user code awaits: when completed inside an
+  // I/O handler, the (single) done-callback runs as soon as that handler returns rather
+  // than on the next iteration (IOLoop::add_callback_after_handler).
+  void deliver_after_handler() const { state_->after_handler = true; }
+
   // Marks an exception as seen without rethrowing it (Tornado's `f.exception()` idiom
   // for futures nobody may wait on, such as a stream's write futures).
   void mark_retrieved() const { state_->error_retrieved = true; }
@@ -237,7 +243,7 @@ class Future {
     // One loop callback runs them all, in registration order. The usual single callback
     // travels alone, which keeps the loop callback within its inline storage.
     if (callbacks.size() == 1) {
-      state_->loop->add_callback([state = state_, callback = callbacks.take_first()]() mutable {
+      auto deliver = [state = state_, callback = callbacks.take_first()]() mutable {
         Future<T> future(std::move(state));
         future.state_->delivery_refs = 1;
         try {
@@ -246,7 +252,12 @@ class Future {
           detail::log_callback_exception();
         }
         future.state_->delivery_refs = 0;
-      });
+      };
+      if (state_->after_handler) {
+        state_->loop->add_callback_after_handler(std::move(deliver));
+      } else {
+        state_->loop->add_callback(std::move(deliver));
+      }
     } else {
       state_->loop->add_callback([state = state_, all = std::move(callbacks)]() mutable {
         detail::run_done_callbacks(std::move(state), all);
