@@ -154,17 +154,19 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
   if (fd_flags >= 0 && (fd_flags & FD_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
 }
 
-IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSocket)
+IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSocket socket)
     : fd_(fd),
       loop_(loop ? loop : &IOLoop::current()),
+      edge_triggered_(socket.edge_triggered),
       options_(bounded_chunk(options)),
       self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {}
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
     : fd_(fd),
-      io_state_(IOLoop::READ),
+      io_state_(IOLoop::READ | IOLoop::WRITE),
       loop_(&loop),
       registered_(true),
+      edge_triggered_(true),
       options_(bounded_chunk(options)),
       self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {
   loop.replace_handler(fd, *this);
@@ -262,7 +264,7 @@ std::pair<int, Callback> IOStream::release_socket() {
 
 int IOStream::hand_over_socket(IOLoop::FdHandler& next) {
   if (closed_ || connecting_ || writing() || !write_futures_.empty() || !drain_waiters_.empty() ||
-      read_buffer_size() != 0 || !registered_ || io_state_ != IOLoop::READ) {
+      read_buffer_size() != 0 || !registered_ || !edge_triggered_ || maybe_readable_) {
     throw std::logic_error("IOStream holds data or waits to write; cannot hand over its socket");
   }
   loop_->replace_handler(fd_, next);
@@ -299,10 +301,11 @@ void IOStream::set_nodelay(bool value) {
 void IOStream::add_io_state(uint32_t events) {
   if (closed_) return;
   if (!registered_) {
-    loop_->add_handler(fd_, static_cast<IOLoop::FdHandler&>(*this), events);
+    if (edge_triggered_) events = IOLoop::READ | IOLoop::WRITE;  // for good (see edge_triggered_)
+    loop_->add_handler(fd_, static_cast<IOLoop::FdHandler&>(*this), edge_triggered_ ? events | IOLoop::EDGE : events);
     registered_ = true;
     io_state_ = events;
-  } else if ((io_state_ & events) != events) {
+  } else if (!edge_triggered_ && (io_state_ & events) != events) {
     io_state_ |= events;
     loop_->update_handler(fd_, io_state_);
   }
@@ -314,7 +317,7 @@ void IOStream::set_io_state(uint32_t events) {
     if (events != 0) add_io_state(events);
     return;
   }
-  if (events != io_state_) {
+  if (!edge_triggered_ && events != io_state_) {
     io_state_ = events;
     loop_->update_handler(fd_, io_state_);
   }
@@ -337,10 +340,12 @@ void IOStream::handle_events(uint32_t events) {
     }
     bool keep_reading = false;
     if (events & IOLoop::READ) {
+      maybe_readable_ = true;
       keep_reading = handle_read();
       if (closed_) return;
     }
-    if (events & IOLoop::WRITE) {
+    // Edge-triggered, WRITE comes with every event while the socket has room.
+    if ((events & IOLoop::WRITE) && (!edge_triggered_ || writing())) {
       handle_write();
       if (closed_) return;
     }
@@ -454,7 +459,9 @@ Future<std::string> IOStream::read_until_close() {
 }
 
 void IOStream::try_inline_read(ReadStart start) {
-  const bool try_socket = start == ReadStart::try_socket || !socket_shows_unread_bytes();
+  // Edge-triggered, no event will tell of bytes that were there before the last one.
+  const bool try_socket = start == ReadStart::try_socket ||
+                          (edge_triggered_ ? maybe_readable_ : !socket_shows_unread_bytes());
   try {
     size_t pos = find_read_pos();
     if (pos != npos) {
@@ -561,6 +568,9 @@ size_t IOStream::read_to_buffer() {
     iov[iovcnt++] = {spill, chunk - room};
   }
   ssize_t n = read_from_fd(iov, iovcnt);
+  // A stream socket's read returns less than asked only when it took all there was;
+  // what arrives later raises a new event.
+  maybe_readable_ = n == static_cast<ssize_t>(chunk);
   if (n < 0) {
     if (closed_ || errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     socket_error(errno, "read", false);

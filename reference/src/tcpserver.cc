@@ -82,7 +82,8 @@ void TCPServer::handle_connection(int fd, SocketAddress address) {
       stream = std::make_unique<SSLIOStream>(fd, ssl_context_, std::string(), stream_options_);
     } else {
       // add_accept_handler's accept4 made the socket non-blocking and close-on-exec.
-      stream = std::make_unique<IOStream>(fd, stream_options_, nullptr, IOStream::NonBlockingSocket{});
+      stream = std::make_unique<IOStream>(fd, stream_options_, nullptr,
+                                          IOStream::NonBlockingSocket{.edge_triggered = true});
     }
   } catch (const std::bad_alloc&) {
     ::close(fd);  // IOStream never took the descriptor

@@ -1328,10 +1328,17 @@ struct StopOnEvents final : IOLoop::FdHandler {
 
 // A server compacting an idle connection: the socket goes to another handler, still
 // registered, and a new stream takes it back and reads what arrived meanwhile.
+// Only an edge-triggered stream (a server's accepted socket) whose socket is known empty
+// is handed over.
+std::unique_ptr<IOStream> edge_triggered_stream(int fd, IOStreamOptions options = {}) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return std::make_unique<IOStream>(fd, options, nullptr, IOStream::NonBlockingSocket{.edge_triggered = true});
+}
+
 TEST(IOStream, AnIdleSocketIsHandedOverAndTakenBackWithoutLosingBytes) {
   IOLoop loop;
   Pair p = socket_pair();
-  auto stream = std::make_unique<IOStream>(p.ours);
+  auto stream = edge_triggered_stream(p.ours);
   Future<std::string> waiting = stream->read_bytes(100, true, IOStream::ReadStart::wait_readable);
   StopOnEvents record(loop);
   int fd = stream->hand_over_socket(record);
@@ -1356,11 +1363,30 @@ TEST(IOStream, AnIdleSocketIsHandedOverAndTakenBackWithoutLosingBytes) {
 TEST(IOStream, ASocketWithBufferedBytesIsNotHandedOver) {
   IOLoop loop;
   Pair p = socket_pair();
-  IOStream stream(p.ours);
+  auto stream = edge_triggered_stream(p.ours);
   write_all(p.peer, "abcdef");
-  EXPECT_EQ(loop.run_sync([&] { return stream.read_bytes(3); }, kTimeout), "abc");
+  EXPECT_EQ(loop.run_sync([&] { return stream->read_bytes(3); }, kTimeout), "abc");
   StopOnEvents record(loop);
-  EXPECT_THROW(stream.hand_over_socket(record), std::logic_error) << "'def' would be lost";
-  EXPECT_FALSE(stream.closed());
+  EXPECT_THROW(stream->hand_over_socket(record), std::logic_error) << "'def' would be lost";
+  EXPECT_FALSE(stream->closed());
+  ::close(p.peer);
+}
+
+// Edge-triggered, a socket not known to be empty may hold bytes no event will report
+// (here the read took a whole chunk); a level-triggered stream's registration would not
+// match the stream that takes the socket back.
+TEST(IOStream, ASocketThatMayHoldBytesOrIsLevelTriggeredIsNotHandedOver) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStreamOptions small;
+  small.read_chunk_size = 4;
+  auto edge = edge_triggered_stream(p.ours, small);
+  write_all(p.peer, "abcdefgh");
+  EXPECT_EQ(loop.run_sync([&] { return edge->read_bytes(4); }, kTimeout), "abcd");
+  StopOnEvents record(loop);
+  EXPECT_THROW(edge->hand_over_socket(record), std::logic_error) << "'efgh' may wait in the socket";
+  EXPECT_EQ(loop.run_sync([&] { return edge->read_bytes(4); }, kTimeout), "efgh");
+  IOStream level(::dup(p.peer));
+  EXPECT_THROW(level.hand_over_socket(record), std::logic_error);
   ::close(p.peer);
 }

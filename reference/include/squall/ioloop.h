@@ -82,6 +82,10 @@ class IOLoop {
   static constexpr uint32_t READ = 0x001;   // EPOLLIN
   static constexpr uint32_t WRITE = 0x004;  // EPOLLOUT
   static constexpr uint32_t ERROR = 0x018;  // EPOLLERR | EPOLLHUP (always reported)
+  // EPOLLET: report readiness when it arises, not for as long as it lasts. Tornado's
+  // handlers are level-triggered; only a handler that tracks readiness itself may ask
+  // for it (IOStream's accepted server sockets do).
+  static constexpr uint32_t EDGE = 0x80000000u;
 
   // Compaction of the timer heap happens when more than this many entries are cancelled
   // and they make up more than half of the heap.

@@ -86,7 +86,11 @@ class IdleRecords {
     int fd = -1;
     socklen_t address_length = 0;
     sockaddr_in6 address{};  // or a sockaddr_in
-    void on_fd_events(int, uint32_t) override { records->wake(*this); }
+    // The socket stays registered for READ | WRITE, edge-triggered (IOStream's): room to
+    // write alone is no reason to wake.
+    void on_fd_events(int, uint32_t events) override {
+      if (events != IOLoop::WRITE) records->wake(*this);
+    }
     void set_peer(const SocketAddress& peer);
     SocketAddress peer() const { return SocketAddress(reinterpret_cast<const sockaddr*>(&address), address_length); }
   };

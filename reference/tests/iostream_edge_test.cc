@@ -1,0 +1,144 @@
+// IOStream registered edge-triggered (a server's accepted plain sockets): the loop reports
+// readiness only when it arises, so the stream must remember what it has not consumed.
+// Each case is a way a wake-up could be lost; a lost one shows as a read or write that
+// never completes (run_sync's timeout fails the test).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "squall/iostream.h"
+#include "squall/task.h"
+
+using namespace squall;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kTimeout = 10s;
+
+struct EdgePair {
+  int ours = -1;
+  int peer = -1;
+  EdgePair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+      throw std::system_error(errno, std::system_category());
+    }
+    ours = fds[0];
+    peer = fds[1];
+    ::fcntl(peer, F_SETFL, ::fcntl(peer, F_GETFL) & ~O_NONBLOCK);  // the test's side blocks
+  }
+  ~EdgePair() { ::close(peer); }
+  std::unique_ptr<IOStream> stream(IOStreamOptions options = {}) const {
+    return std::make_unique<IOStream>(ours, options, nullptr, IOStream::NonBlockingSocket{.edge_triggered = true});
+  }
+  void send(std::string_view bytes) const {
+    ASSERT_EQ(::write(peer, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+};
+
+// Lets the loop run a few iterations (events are delivered) with nothing else to do.
+void spin(IOLoop& loop) {
+  loop.run_sync([]() -> Task<void> {
+    for (int i = 0; i < 3; ++i) co_await sleep(1ms);
+  });
+}
+
+}  // namespace
+
+// A read that fills the whole chunk leaves bytes in the socket that no new event will
+// report: the next reads must take them without waiting for one.
+TEST(IOStreamEdge, BytesLeftAfterAFullReadAreReadWithoutANewEvent) {
+  IOLoop loop;
+  EdgePair p;
+  IOStreamOptions small;
+  small.read_chunk_size = 16;
+  auto stream = p.stream(small);
+  const std::string sent(100, 'x');
+  p.send(sent);
+  std::string got;
+  while (got.size() < sent.size()) {
+    got += loop.run_sync([&] { return stream->read_bytes(10, true, IOStream::ReadStart::wait_readable); }, kTimeout);
+  }
+  EXPECT_EQ(got, sent);
+}
+
+// Bytes that arrive while no read is pending raise their one event then; the read that
+// starts later must still find them.
+TEST(IOStreamEdge, BytesThatArrivedWhileNotReadingAreFoundByTheNextRead) {
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  Future<std::string> first = stream->read_bytes(100, true);  // finds nothing: registers
+  p.send("first");
+  EXPECT_EQ(loop.run_sync([&] { return first; }, kTimeout), "first");
+  p.send("second");
+  spin(loop);  // the event for "second" is delivered to a stream that is not reading
+  EXPECT_EQ(loop.run_sync([&] { return stream->read_bytes(100, true, IOStream::ReadStart::wait_readable); }, kTimeout),
+            "second");
+}
+
+// The peer's close reported while no read is pending: the next read fails rather than
+// waiting for an event that already came.
+TEST(IOStreamEdge, APeerCloseSeenWhileNotReadingFailsTheNextRead) {
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  Future<std::string> only = stream->read_bytes(100, true);  // finds nothing: registers
+  p.send("only");
+  EXPECT_EQ(loop.run_sync([&] { return only; }, kTimeout), "only");
+  ::shutdown(p.peer, SHUT_WR);
+  spin(loop);
+  EXPECT_THROW(loop.run_sync([&] { return stream->read_bytes(100, true, IOStream::ReadStart::wait_readable); }, kTimeout),
+               StreamClosedError);
+}
+
+// A write larger than the socket takes completes once the peer drains it: the write that
+// hit EAGAIN must be resumed by the WRITE event of the room freed later.
+TEST(IOStreamEdge, AWriteThatFillsTheSocketCompletesWhenThePeerDrains) {
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  const std::string big(4 << 20, 'y');
+  size_t drained = 0;
+  std::string tail;
+  loop.add_handler(p.peer, [&](int fd, uint32_t) {
+    char chunk[65536];
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n > 0) {
+      drained += static_cast<size_t>(n);
+      tail.assign(chunk + (n > 4 ? n - 4 : 0), chunk + n);
+    }
+  }, IOLoop::READ);
+  loop.run_sync([&] { return stream->write(big + "done"); }, kTimeout);
+  loop.run_sync([&]() -> Task<void> {
+    while (drained < big.size() + 4) co_await sleep(1ms);
+  }, kTimeout);
+  loop.remove_handler(p.peer);
+  EXPECT_EQ(drained, big.size() + 4);
+  EXPECT_EQ(tail, "done");
+}
+
+// Pipelined requests: what one event brought is consumed over several reads and writes
+// in between, and what arrives next still wakes the stream.
+TEST(IOStreamEdge, ReadsAndWritesInterleaveOverManyRoundsWithoutStalling) {
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  for (int round = 0; round < 50; ++round) {
+    const std::string ask = "ask" + std::to_string(round) + ";";
+    p.send(ask + ask);  // two per event
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(loop.run_sync([&] { return stream->read_until(";"); }, kTimeout), ask);
+      loop.run_sync([&] { return stream->write("ok;"); }, kTimeout);
+    }
+    char reply[6];
+    ASSERT_EQ(::recv(p.peer, reply, sizeof reply, MSG_WAITALL), 6);
+    EXPECT_EQ(std::string(reply, 6), "ok;ok;");
+  }
+}
