@@ -42,6 +42,18 @@ struct EdgePair {
   }
 };
 
+// A read that finds nothing (so the stream registers), then `bytes` sent and read: the
+// stream is registered and its socket empty afterwards.
+std::string register_and_read(IOLoop& loop, IOStream& stream, const EdgePair& p, std::string_view bytes) {
+  Future<std::string> read = stream.read_bytes(100, true);
+  p.send(bytes);
+  return loop.run_sync([&] { return read; }, kTimeout);
+}
+
+std::string read_when_readable(IOLoop& loop, IOStream& stream) {
+  return loop.run_sync([&] { return stream.read_bytes(100, true, IOStream::ReadStart::wait_readable); }, kTimeout);
+}
+
 // Lets the loop run a few iterations (events are delivered) with nothing else to do.
 void spin(IOLoop& loop) {
   loop.run_sync([]() -> Task<void> {
@@ -74,13 +86,10 @@ TEST(IOStreamEdge, BytesThatArrivedWhileNotReadingAreFoundByTheNextRead) {
   IOLoop loop;
   EdgePair p;
   auto stream = p.stream();
-  Future<std::string> first = stream->read_bytes(100, true);  // finds nothing: registers
-  p.send("first");
-  EXPECT_EQ(loop.run_sync([&] { return first; }, kTimeout), "first");
+  EXPECT_EQ(register_and_read(loop, *stream, p, "first"), "first");
   p.send("second");
   spin(loop);  // the event for "second" is delivered to a stream that is not reading
-  EXPECT_EQ(loop.run_sync([&] { return stream->read_bytes(100, true, IOStream::ReadStart::wait_readable); }, kTimeout),
-            "second");
+  EXPECT_EQ(read_when_readable(loop, *stream), "second");
 }
 
 // The peer's close reported while no read is pending: the next read fails rather than
@@ -89,13 +98,10 @@ TEST(IOStreamEdge, APeerCloseSeenWhileNotReadingFailsTheNextRead) {
   IOLoop loop;
   EdgePair p;
   auto stream = p.stream();
-  Future<std::string> only = stream->read_bytes(100, true);  // finds nothing: registers
-  p.send("only");
-  EXPECT_EQ(loop.run_sync([&] { return only; }, kTimeout), "only");
+  EXPECT_EQ(register_and_read(loop, *stream, p, "only"), "only");
   ::shutdown(p.peer, SHUT_WR);
   spin(loop);
-  EXPECT_THROW(loop.run_sync([&] { return stream->read_bytes(100, true, IOStream::ReadStart::wait_readable); }, kTimeout),
-               StreamClosedError);
+  EXPECT_THROW(read_when_readable(loop, *stream), StreamClosedError);
 }
 
 // A write larger than the socket takes completes once the peer drains it: the write that
