@@ -474,8 +474,10 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
 }
 
 HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
-  if (rpos_ < rbuf_.size()) return RequestWait(*this, std::nullopt, idle_timeout, true);
+  if (rpos_ < rbuf_.size()) return RequestWait(*this, RequestWait::Outcome::arrived, idle_timeout);
   flush_corked();  // about to wait for the peer: what is corked must not wait with us
+  rbuf_.clear();  // all of it was read (or there was nothing): it keeps its capacity
+  rpos_ = 0;
   // One clock read for both the deadline and the idle start (HTTPServer's compaction).
   waiting_since_ = stream_.io_loop().time();
   std::optional<TimePoint> deadline;
@@ -485,21 +487,48 @@ HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Dur
   // connection's first request usually came with it, so that one is read at once.
   const IOStream::ReadStart start =
       stream_.bytes_written() > 0 ? IOStream::ReadStart::wait_readable : IOStream::ReadStart::try_socket;
+  return RequestWait(*this, RequestWait::Outcome::pending, idle_timeout, deadline, start);
+}
+
+HTTP1Connection::RequestWait::~RequestWait() {
+  if (reading_) conn_.stream_.cancel_read(*this);  // the frame went away while it waited
+}
+
+bool HTTP1Connection::RequestWait::await_ready() {
+  if (outcome_ != Outcome::pending) return true;
+  reading_ = true;
   try {
-    return RequestWait(*this, start_fill(deadline, start), idle_timeout, false);
+    conn_.stream_.read_some_to(*this, kReadPiece, start_);
   } catch (const StreamClosedError&) {
-    close();  // the peer left: close quietly
-    return RequestWait(*this, std::nullopt, idle_timeout, false);
+    settle(Outcome::closed);
   }
+  return outcome_ != Outcome::pending;
+}
+
+void HTTP1Connection::RequestWait::await_suspend(std::coroutine_handle<> frame) {
+  frame_ = frame;
+  if (deadline_) conn_.arm_read_deadline(*deadline_);
+}
+
+void HTTP1Connection::RequestWait::read_done(std::string_view bytes) {
+  conn_.rbuf_.append(bytes);
+  settle(Outcome::arrived);
+}
+
+void HTTP1Connection::RequestWait::read_failed(const std::exception_ptr&) { settle(Outcome::closed); }
+
+// Called within the stream's handler (or read_some_to): only notes the outcome and has
+// the frame resumed once the handler has returned.
+void HTTP1Connection::RequestWait::settle(Outcome outcome) {
+  reading_ = false;
+  outcome_ = outcome;
+  if (frame_) conn_.loop_->add_callback_after_handler([frame = frame_] { frame.resume(); });
 }
 
 bool HTTP1Connection::RequestWait::await_resume() {
-  if (!read_) return arrived_;
-  try {
-    conn_.end_fill(read_->await_resume());
-    return true;
-  } catch (const StreamClosedError&) {
-  } catch (const TimeoutError&) {
+  conn_.read_deadline_.reset();  // the timer stays armed for the next read (see the header)
+  if (outcome_ == Outcome::arrived) return true;
+  if (conn_.timed_out_ && idle_timeout_) {
     log(LogLevel::info, LogCategory::general, "Idle timeout ({:g} s): closing the connection from {}",
         seconds(*idle_timeout_), conn_.peer());
   }

@@ -217,7 +217,7 @@ void IOStream::signal_closed() {
     if (!closed_error) closed_error = std::make_exception_ptr(StreamClosedError(error_));
     return closed_error;
   };
-  if (read_future_) fail_read(closed_exception());
+  if (read_future_ || read_waiter_) fail_read(closed_exception());
   for (auto& [index, future] : write_futures_) {
     if (!future.done()) future.set_exception(closed_exception());
     future.mark_retrieved();
@@ -427,6 +427,19 @@ Future<std::string> IOStream::read_bytes(size_t num_bytes, bool partial, ReadSta
   read_partial_ = partial;
   try_inline_read(start);
   return future;
+}
+
+void IOStream::read_some_to(ReadWaiter& waiter, size_t max_bytes, ReadStart start) {
+  if (reading()) throw std::logic_error("Already reading");
+  read_kind_ = ReadKind::bytes;
+  read_waiter_ = &waiter;
+  read_bytes_ = max_bytes;
+  read_partial_ = true;
+  try_inline_read(start);
+}
+
+void IOStream::cancel_read(const ReadWaiter& waiter) noexcept {
+  if (read_waiter_ == &waiter) clear_read_state();
 }
 
 Future<std::string> IOStream::read_until(std::string delimiter, std::optional<size_t> max_bytes) {
@@ -659,6 +672,10 @@ void IOStream::check_max_bytes(size_t size) const {
 }
 
 void IOStream::finish_read(size_t size) {
+  if (read_waiter_) {
+    lend_to_waiter(size);
+    return;
+  }
   std::string result = take_from_buffer(size);
   Future<std::string> future = std::move(*read_future_);
   clear_read_state();
@@ -674,6 +691,12 @@ void IOStream::finish_read_at_eof() {
 }
 
 void IOStream::fail_read(std::exception_ptr error) {
+  if (read_waiter_) {
+    ReadWaiter* waiter = read_waiter_;
+    clear_read_state();
+    waiter->read_failed(error);
+    return;
+  }
   if (!read_future_) return;
   Future<std::string> future = std::move(*read_future_);
   clear_read_state();
@@ -687,6 +710,7 @@ void IOStream::clear_read_state() {
   const bool searched = read_kind_ == ReadKind::until || read_kind_ == ReadKind::regex;
   read_kind_ = ReadKind::none;
   read_future_.reset();
+  read_waiter_ = nullptr;
   read_bytes_ = 0;
   read_partial_ = false;
   if (searched) {
@@ -786,13 +810,27 @@ std::string IOStream::take_from_buffer(size_t n) {
   }
   std::string result = n <= kMaxRecycled ? SpareResult::take() : std::string();
   result.assign(storage_.data() + buf_head_, n);
+  consumed(n);
+  return result;
+}
+
+void IOStream::consumed(size_t n) {
   buf_head_ += n;
   if (buf_head_ == buf_tail_) {
     buf_head_ = buf_tail_ = 0;
     // Do not keep a big buffer around for an idle connection.
     if (storage_.size() > 4 * options_.read_chunk_size) storage_ = std::string();
   }
-  return result;
+}
+
+// The bytes stay where they are until the waiter, which may not call the stream, has
+// copied them.
+void IOStream::lend_to_waiter(size_t n) {
+  ReadWaiter* waiter = read_waiter_;
+  const std::string_view bytes(storage_.data() + buf_head_, n);
+  clear_read_state();
+  waiter->read_done(bytes);
+  consumed(n);
 }
 
 // ---- writing ------------------------------------------------------------------------------

@@ -391,23 +391,37 @@ struct HTTP1Connection::BoundedRead {
   std::string await_resume();
 };
 
-// What wait_for_request returns (see there).
-class HTTP1Connection::RequestWait {
+// What wait_for_request returns (see there). It reads for itself (IOStream::read_some_to,
+// started by await_ready, where the object has its final address): the bytes are copied
+// straight into the connection's buffer, and the waiting frame is resumed right after the
+// stream's event handler — no future, no result string, no loop iteration.
+class HTTP1Connection::RequestWait final : private IOStream::ReadWaiter {
  public:
-  bool await_ready() const noexcept { return !read_ || read_->await_ready(); }
-  void await_suspend(std::coroutine_handle<> frame) { read_->await_suspend(frame); }
+  RequestWait(const RequestWait&) = delete;
+  RequestWait& operator=(const RequestWait&) = delete;
+  ~RequestWait();
+  bool await_ready();
+  void await_suspend(std::coroutine_handle<> frame);
   bool await_resume();
 
  private:
   friend class HTTP1Connection;
-  // read: the pending read; none when the outcome is already known (`arrived`).
-  RequestWait(HTTP1Connection& conn, std::optional<BoundedRead> read, std::optional<Duration> idle_timeout,
-              bool arrived)
-      : conn_(conn), read_(std::move(read)), idle_timeout_(idle_timeout), arrived_(arrived) {}
+  enum class Outcome : uint8_t { pending, arrived, closed };
+  RequestWait(HTTP1Connection& conn, Outcome known, std::optional<Duration> idle_timeout,
+              std::optional<TimePoint> deadline = std::nullopt,
+              IOStream::ReadStart start = IOStream::ReadStart::try_socket)
+      : conn_(conn), idle_timeout_(idle_timeout), deadline_(deadline), start_(start), outcome_(known) {}
+  void read_done(std::string_view bytes) override;
+  void read_failed(const std::exception_ptr& error) override;
+  void settle(Outcome outcome);
+
   HTTP1Connection& conn_;
-  std::optional<BoundedRead> read_;
   std::optional<Duration> idle_timeout_;
-  bool arrived_;
+  std::optional<TimePoint> deadline_;
+  std::coroutine_handle<> frame_;  // set while suspended
+  IOStream::ReadStart start_;
+  Outcome outcome_;
+  bool reading_ = false;  // the stream holds this waiter
 };
 
 // What read_request returns (see there): the result, or read_message's task to await.

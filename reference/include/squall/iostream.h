@@ -146,6 +146,26 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
 
   // Exactly num_bytes; with partial, as soon as any bytes are available (at most num_bytes).
   Future<std::string> read_bytes(size_t num_bytes, bool partial = false, ReadStart start = ReadStart::try_socket);
+
+  // A partial read (as read_bytes(max_bytes, true, start)) whose outcome goes to a waiter
+  // object instead of a future: no future state, no loop callback, and the bytes are
+  // lent as a view of the stream's buffer, for the waiter to copy into its own (one copy,
+  // not two). For a consumer with its own buffer that waits between messages: a server
+  // connection's wait for its next request. The waiter is called within read_some_to or
+  // inside the stream's event handler, so it may only take the bytes and note the outcome
+  // (and queue its continuation, e.g. IOLoop::add_callback_after_handler), never call the
+  // stream. Throws StreamClosedError as read_bytes does; a waiter that goes away while
+  // its read is pending calls cancel_read.
+  class ReadWaiter {
+   public:
+    virtual void read_done(std::string_view bytes) = 0;
+    virtual void read_failed(const std::exception_ptr& error) = 0;
+
+   protected:
+    ~ReadWaiter() = default;
+  };
+  void read_some_to(ReadWaiter& waiter, size_t max_bytes, ReadStart start);
+  void cancel_read(const ReadWaiter& waiter) noexcept;
   // Through the first occurrence of delimiter (included in the result). If it does not
   // end within max_bytes, the read fails with UnsatisfiableReadError and the stream closes.
   Future<std::string> read_until(std::string delimiter, std::optional<size_t> max_bytes = std::nullopt);
@@ -282,6 +302,8 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // Read buffer: live bytes are storage_[buf_head_, buf_tail_).
   void reserve_tail(size_t n);
   std::string take_from_buffer(size_t n);
+  void consumed(size_t n);  // drops the first n live bytes
+  void lend_to_waiter(size_t n);
   std::string_view buffered() const { return {storage_.data() + buf_head_, buf_tail_ - buf_head_}; }
 
   // Fields are ordered by use (issue 18): a keep-alive request's read and write touch the
@@ -313,6 +335,7 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   IOStreamOptions options_;
 
   std::optional<Future<std::string>> read_future_;
+  ReadWaiter* read_waiter_ = nullptr;  // read_some_to's, instead of read_future_
   size_t read_bytes_ = 0;
 
   Fifo<std::string> write_queue_;
