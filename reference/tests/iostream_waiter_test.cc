@@ -55,42 +55,40 @@ void run_until_called(IOLoop& loop, RecordingWaiter& waiter) {
   loop.remove_timeout(guard);
 }
 
+// A stream over a socket pair, with a waiter.
+class IOStreamWaiter : public testing::Test {
+ protected:
+  IOLoop loop;
+  Pair p;
+  std::unique_ptr<IOStream> stream = std::make_unique<IOStream>(p.ours);
+  RecordingWaiter waiter;
+  void wait_readable() { stream->read_some_to(waiter, 16, IOStream::ReadStart::wait_readable); }
+};
+
 }  // namespace
 
-TEST(IOStreamWaiter, BytesAlreadyThereAreHandedOverWithinTheCall) {
-  IOLoop loop;
-  Pair p;
-  IOStream stream(p.ours);
+TEST_F(IOStreamWaiter, BytesAlreadyThereAreHandedOverWithinTheCall) {
   p.send("GET / HTTP/1.1\r\n\r\n");
-  RecordingWaiter waiter;
-  stream.read_some_to(waiter, 1024, IOStream::ReadStart::try_socket);
+  stream->read_some_to(waiter, 1024, IOStream::ReadStart::try_socket);
   EXPECT_EQ(waiter.done, 1);
   EXPECT_EQ(waiter.bytes, "GET / HTTP/1.1\r\n\r\n");
-  EXPECT_FALSE(stream.reading());
-  EXPECT_EQ(stream.read_buffer_size(), 0u) << "the lent bytes are dropped once the waiter took them";
+  EXPECT_FALSE(stream->reading());
+  EXPECT_EQ(stream->read_buffer_size(), 0u) << "the lent bytes are dropped once the waiter took them";
 }
 
-TEST(IOStreamWaiter, BytesThatArriveLaterAreHandedOverByTheHandlerAtMostMaxBytes) {
-  IOLoop loop;
-  Pair p;
-  IOStream stream(p.ours);
-  RecordingWaiter waiter;
-  stream.read_some_to(waiter, 4, IOStream::ReadStart::wait_readable);
+TEST_F(IOStreamWaiter, BytesThatArriveLaterAreHandedOverByTheHandlerAtMostMaxBytes) {
+  stream->read_some_to(waiter, 4, IOStream::ReadStart::wait_readable);
   EXPECT_EQ(waiter.done, 0);
-  EXPECT_TRUE(stream.reading());
+  EXPECT_TRUE(stream->reading());
   p.send("abcdefgh");
   run_until_called(loop, waiter);
   EXPECT_EQ(waiter.done, 1);
   EXPECT_EQ(waiter.bytes, "abcd");
-  EXPECT_EQ(loop.run_sync([&] { return stream.read_bytes(4); }, kTimeout), "efgh") << "the rest stays buffered";
+  EXPECT_EQ(loop.run_sync([&] { return stream->read_bytes(4); }, kTimeout), "efgh") << "the rest stays buffered";
 }
 
-TEST(IOStreamWaiter, ClosingTheStreamTellsTheWaiterOnce) {
-  IOLoop loop;
-  Pair p;
-  auto stream = std::make_unique<IOStream>(p.ours);
-  RecordingWaiter waiter;
-  stream->read_some_to(waiter, 16, IOStream::ReadStart::wait_readable);
+TEST_F(IOStreamWaiter, ClosingTheStreamTellsTheWaiterOnce) {
+  wait_readable();
   stream->close();
   EXPECT_EQ(waiter.failed, 1);
   stream.reset();
@@ -98,12 +96,8 @@ TEST(IOStreamWaiter, ClosingTheStreamTellsTheWaiterOnce) {
   EXPECT_EQ(waiter.done, 0);
 }
 
-TEST(IOStreamWaiter, APeerThatLeavesFailsTheRead) {
-  IOLoop loop;
-  Pair p;
-  IOStream stream(p.ours);
-  RecordingWaiter waiter;
-  stream.read_some_to(waiter, 16, IOStream::ReadStart::wait_readable);
+TEST_F(IOStreamWaiter, APeerThatLeavesFailsTheRead) {
+  wait_readable();
   ::shutdown(p.peer, SHUT_WR);
   run_until_called(loop, waiter);
   EXPECT_EQ(waiter.failed, 1);
@@ -112,38 +106,27 @@ TEST(IOStreamWaiter, APeerThatLeavesFailsTheRead) {
 
 // A waiter that goes away first cancels its read: it is not called, and the stream may
 // read again.
-TEST(IOStreamWaiter, ACancelledReadCallsNobody) {
-  IOLoop loop;
-  Pair p;
-  IOStream stream(p.ours);
+TEST_F(IOStreamWaiter, ACancelledReadCallsNobody) {
   {
     RecordingWaiter gone;
-    stream.read_some_to(gone, 16, IOStream::ReadStart::wait_readable);
-    stream.cancel_read(gone);
+    stream->read_some_to(gone, 16, IOStream::ReadStart::wait_readable);
+    stream->cancel_read(gone);
   }
-  EXPECT_FALSE(stream.reading());
+  EXPECT_FALSE(stream->reading());
   p.send("later");
-  EXPECT_EQ(loop.run_sync([&] { return stream.read_bytes(5); }, kTimeout), "later");
+  EXPECT_EQ(loop.run_sync([&] { return stream->read_bytes(5); }, kTimeout), "later");
   RecordingWaiter other;
-  stream.cancel_read(other);  // not its read: nothing happens
+  stream->cancel_read(other);  // not its read: nothing happens
 }
 
-TEST(IOStreamWaiter, ASecondReadWhileOneIsPendingIsAnError) {
-  IOLoop loop;
-  Pair p;
-  IOStream stream(p.ours);
-  RecordingWaiter waiter;
-  stream.read_some_to(waiter, 16, IOStream::ReadStart::wait_readable);
-  EXPECT_THROW(stream.read_some_to(waiter, 16, IOStream::ReadStart::wait_readable), std::logic_error);
-  EXPECT_THROW((void)stream.read_bytes(1), std::logic_error);
+TEST_F(IOStreamWaiter, ASecondReadWhileOneIsPendingIsAnError) {
+  wait_readable();
+  EXPECT_THROW(stream->read_some_to(waiter, 16, IOStream::ReadStart::wait_readable), std::logic_error);
+  EXPECT_THROW((void)stream->read_bytes(1), std::logic_error);
 }
 
-TEST(IOStreamWaiter, AClosedStreamThrowsStreamClosedError) {
-  IOLoop loop;
-  Pair p;
-  IOStream stream(p.ours);
-  stream.close();
-  RecordingWaiter waiter;
-  EXPECT_THROW(stream.read_some_to(waiter, 16, IOStream::ReadStart::try_socket), StreamClosedError);
+TEST_F(IOStreamWaiter, AClosedStreamThrowsStreamClosedError) {
+  stream->close();
+  EXPECT_THROW(stream->read_some_to(waiter, 16, IOStream::ReadStart::try_socket), StreamClosedError);
   EXPECT_EQ(waiter.done + waiter.failed, 0);
 }
