@@ -1,10 +1,56 @@
 #include "squall/http_request.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "squall/log.h"
 
 namespace squall {
+
+namespace {
+
+// ASCII 'A'..'Z' to 'a'..'z' in place (no locale; other bytes, UTF-8 included, are
+// kept), eight bytes per step: a host name is a dozen bytes or so, and a loop of a
+// compare and a branch per byte cost more than the rest of the name's handling.
+void lower_ascii_in_place(char* p, std::size_t n) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHigh = 0x80 * kOnes;
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    const std::uint64_t low7 = w & ~kHigh;  // each byte's 7 low bits: no carry between bytes
+    const std::uint64_t at_least_a = low7 + (0x80 - 'A') * kOnes;     // high bit: >= 'A'
+    const std::uint64_t beyond_z = low7 + (0x80 - 'Z' - 1) * kOnes;   // high bit: > 'Z'
+    const std::uint64_t upper = at_least_a & ~beyond_z & ~w & kHigh;  // ~w: ASCII bytes only
+    w |= upper >> 2;                                                  // 0x80 >> 2 is the case bit
+    std::memcpy(p, &w, 8);
+  }
+  for (; n > 0; ++p, --n) {
+    if (*p >= 'A' && *p <= 'Z') *p = static_cast<char>(*p + ('a' - 'A'));
+  }
+}
+
+// `host` without a port suffix, as split_host_and_port cuts it (":" then 1 to 5 digits
+// up to 65535, the ':' not the first byte), lower-cased: this runs per request.
+void assign_host_name(std::string& out, std::string_view host) {
+  std::string_view name = host;
+  if (std::size_t colon = host.rfind(':'); colon != std::string_view::npos && colon >= 1) {
+    const std::string_view digits = host.substr(colon + 1);
+    std::uint32_t port = 0;
+    bool is_port = !digits.empty() && digits.size() <= 5;
+    for (std::size_t i = 0; is_port && i < digits.size(); ++i) {
+      const unsigned digit = static_cast<unsigned char>(digits[i]) - static_cast<unsigned>('0');
+      is_port = digit <= 9;
+      port = port * 10 + digit;
+    }
+    if (is_port && port <= 65535) name = host.substr(0, colon);
+  }
+  out.assign(name);
+  lower_ascii_in_place(out.data(), out.size());
+}
+
+}  // namespace
 
 HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders hdrs,
                                      const RequestContext& context, HTTPConnection* conn)
@@ -37,10 +83,7 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
       uri = std::move(origin_form);
     }
   }
-  host_name.assign(split_host_and_port(host).first);
-  for (char& c : host_name) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII only, no locale
-  }
+  assign_host_name(host_name, host);
   size_t q = uri.find('?');
   path.assign(uri, 0, q);
   if (q != std::string::npos) {  // without a query there are no arguments to parse
@@ -97,6 +140,12 @@ void HTTPServerRequest::parse_body() {
     }
   }
   files.merge(std::move(parsed_files));
+}
+
+HTTPServerRequest::WallClock::time_point HTTPServerRequest::start_time() const {
+  // The wall clock is read only when asked: the request keeps the monotonic start alone.
+  const auto elapsed = std::chrono::steady_clock::now() - start_;
+  return WallClock::now() - std::chrono::duration_cast<WallClock::duration>(elapsed);
 }
 
 double HTTPServerRequest::request_time() const {

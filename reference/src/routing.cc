@@ -179,35 +179,47 @@ void RuleRouter::add_rule(Rule rule) {
   literal_paths_.push_back(path_matcher ? path_matcher->literal_path() : nullptr);
 }
 
-std::optional<RouteMatch> RuleRouter::find(const HTTPServerRequest& request) const {
+const Rule* RuleRouter::find_rule(const HTTPServerRequest& request, MatchResult& params) const {
   const std::string_view path = request.path;
   const std::size_t count = rules_.size();
   for (std::size_t i = 0; i < count; ++i) {
     const std::string* literal = literal_paths_[i];
     if (literal && path != *literal) continue;  // the usual miss: nothing made
     const Rule& rule = rules_[i];
-    std::optional<MatchResult> params;
+    const bool nested = std::holds_alternative<std::shared_ptr<RuleRouter>>(rule.target);
+    if (literal && !nested) return &rule;  // the usual hit: no arguments, nothing made
+    std::optional<MatchResult> own;
     if (literal) {
-      params.emplace();
+      own.emplace();
     } else {
-      params = rule.matcher->match(request);
-      if (!params) continue;
+      own = rule.matcher->match(request);
+      if (!own) continue;
     }
-    if (std::holds_alternative<std::shared_ptr<RuleRouter>>(rule.target)) {
-      const RuleRouter* nested = rule.router();
-      if (!nested) continue;
-      std::optional<RouteMatch> inner = nested->find(request);
-      if (!inner) continue;
-      params->path_args.insert(params->path_args.end(), inner->params.path_args.begin(),
-                               inner->params.path_args.end());
-      params->path_kwargs.insert(params->path_kwargs.end(), inner->params.path_kwargs.begin(),
-                                 inner->params.path_kwargs.end());
-      inner->params = std::move(*params);
-      return inner;
+    if (!nested) {
+      params = std::move(*own);
+      return &rule;
     }
-    return RouteMatch{&rule, std::move(*params)};
+    const RuleRouter* inner_router = rule.router();
+    if (!inner_router) continue;
+    MatchResult inner;
+    const Rule* found = inner_router->find_rule(request, inner);
+    if (!found) continue;
+    // This rule's arguments come first, then the nested router's.
+    own->path_args.insert(own->path_args.end(), std::make_move_iterator(inner.path_args.begin()),
+                          std::make_move_iterator(inner.path_args.end()));
+    own->path_kwargs.insert(own->path_kwargs.end(), std::make_move_iterator(inner.path_kwargs.begin()),
+                            std::make_move_iterator(inner.path_kwargs.end()));
+    params = std::move(*own);
+    return found;
   }
-  return std::nullopt;
+  return nullptr;
+}
+
+std::optional<RouteMatch> RuleRouter::find(const HTTPServerRequest& request) const {
+  MatchResult params;
+  const Rule* rule = find_rule(request, params);
+  if (!rule) return std::nullopt;
+  return RouteMatch{rule, std::move(params)};
 }
 
 std::optional<std::string> RuleRouter::reverse_url(std::string_view name, const std::vector<std::string>& args) const {

@@ -900,40 +900,47 @@ Task<void> RequestHandler::dispatch_method() {
   throw HTTPError(405);
 }
 
-std::optional<Task<void>> RequestHandler::run_stage(Stage& stage) {
-  switch (stage) {
-    case Stage::check:
-      stage = Stage::body;
-      if (!supports_method(request().method)) throw HTTPError(405);
-      // RequestHandler's own prepare() does nothing: not calling it saves a call.
-      if (!overridden_methods_ || ((*overridden_methods_ >> kPrepareBit) & 1u) != 0) return prepare();
-      return std::nullopt;
-    case Stage::body:
-      stage = finished_ ? Stage::done : Stage::method;
-      if (finished_) return std::nullopt;
-      if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
-      if (body_future_) return Task<void>(*body_future_);
-      return std::nullopt;
-    case Stage::method:
-      stage = finished_ ? Stage::done : Stage::finish;
-      if (finished_) return std::nullopt;
-      return dispatch_method();
-    case Stage::finish:
-    case Stage::done:
+std::optional<Task<void>> RequestHandler::run_until_suspended(Stage& stage) {
+  while (true) {
+    // A handler that finished its response (in prepare(), say) skips the steps left.
+    if (finished_ && stage != Stage::check) {
       stage = Stage::done;
-      if (!finished_) finish();
       return std::nullopt;
+    }
+    std::optional<Task<void>> step;  // the step started, if it has something to wait for
+    switch (stage) {
+      case Stage::check:
+        stage = Stage::body;
+        if (!supports_method(request().method)) throw HTTPError(405);
+        // RequestHandler's own prepare() does nothing: not calling it saves a call.
+        if (!overridden_methods_ || ((*overridden_methods_ >> kPrepareBit) & 1u) != 0) step = prepare();
+        break;
+      case Stage::body:
+        stage = Stage::method;
+        if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
+        if (body_future_) step = Task<void>(*body_future_);
+        break;
+      case Stage::method:
+        stage = Stage::finish;
+        step = dispatch_method();
+        break;
+      case Stage::finish:
+      case Stage::done:
+        stage = Stage::done;
+        if (!finished_) finish();
+        return std::nullopt;
+    }
+    if (!step) continue;
+    if (!step->done()) return step;
+    step->result();  // rethrows what the step failed with
   }
-  return std::nullopt;
 }
 
 Task<void> RequestHandler::execute() {
+  Stage stage = Stage::check;
   try {
-    for (Stage stage = Stage::check; stage != Stage::done;) {
-      std::optional<Task<void>> step = run_stage(stage);
-      if (!step) continue;
-      if (!step->done()) return execute_suspended(std::move(*step), stage);
-      step->result();  // rethrows what the step failed with
+    if (std::optional<Task<void>> pending = run_until_suspended(stage)) {
+      return execute_suspended(std::move(*pending), stage);
     }
   } catch (...) {
     end_execute(std::current_exception());
@@ -947,9 +954,7 @@ Task<void> RequestHandler::execute_suspended(Task<void> pending, Stage next) {
   std::exception_ptr error;
   try {
     co_await std::move(pending);
-    while (next != Stage::done) {
-      if (std::optional<Task<void>> step = run_stage(next)) co_await std::move(*step);
-    }
+    while (std::optional<Task<void>> step = run_until_suspended(next)) co_await std::move(*step);
   } catch (...) {
     error = std::current_exception();
   }
@@ -1038,6 +1043,9 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
 
   ~HandlerDelegate() override {
     if (handler_ && !handler_->finished()) handler_->connection_lost();
+    // A handler still running after its response (a coroutine past finish()) keeps its
+    // request, but the connection the request names ends with this exchange.
+    if (shared_ && shared_.use_count() > 1) handler_->request().connection = nullptr;
   }
 
   FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders& headers) override {
@@ -1054,10 +1062,8 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
     // The connection does not use the headers after this call: the request takes them.
     PooledRequest request = make_pooled_request(start_line, std::move(headers), remote_ip, protocol, conn_);
     MatchResult params;
-    std::unique_ptr<RequestHandler> made = app_.find_handler(*request, params);
-    // The shared owner's control block comes from the pool as well.
-    handler_ = std::shared_ptr<RequestHandler>(made.release(), std::default_delete<RequestHandler>(),
-                                               PoolAllocator<RequestHandler>());
+    owned_ = app_.find_handler(*request, params);
+    handler_ = owned_.get();
     handler_->attach(app_, std::move(request), std::move(params));
     stream_ = handler_->stream_request_body();
     if (http1_ && !stream_) {
@@ -1071,7 +1077,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
     handler_->prepared_future_.emplace();
     handler_->body_future_.emplace();
     Future<void> prepared = *handler_->prepared_future_;
-    start_execute(handler_);
+    start_execute();
     if (prepared.done()) return std::nullopt;
     return prepared;
   }
@@ -1083,7 +1089,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
       return std::nullopt;
     }
     if (handler_->finished() || handler_->connection_gone_) return std::nullopt;
-    Task<void> fed = feed(handler_, std::move(chunk));
+    Task<void> fed = feed(share(), std::move(chunk));
     if (fed.done()) return std::nullopt;
     return fed.future();
   }
@@ -1096,7 +1102,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
     }
     handler_->request().body = std::move(body_);
     handler_->request().parse_body();
-    start_execute(handler_);
+    start_execute();
     // Most handlers have finished by now; only one still running needs to hear at once
     // that its client left.
     if (!handler_->finished()) watch_connection_close();
@@ -1111,13 +1117,26 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   // Runs the handler's lifecycle. Most handlers never suspend: it has ended when
   // execute() returns, and needs no second coroutine (nor a loop round trip) to own the
   // handler.
-  static void start_execute(const std::shared_ptr<RequestHandler>& handler) {
-    Task<void> run = handler->execute();
+  void start_execute() {
+    Task<void> run = handler_->execute();
     if (run.done()) {
       spawn(run);  // logs a failure, if any
     } else {
-      spawn(keep_alive(handler, std::move(run)));
+      spawn(keep_alive(share(), std::move(run)));
     }
+  }
+
+  // The handler as a shared owner sees it: made on first use, when the handler may have
+  // to outlive this delegate (its lifecycle suspended, a body piece being fed) or be
+  // watched weakly (the close callback). Until then this delegate owns it alone, without
+  // a control block or atomic counts (most handlers end inline).
+  const std::shared_ptr<RequestHandler>& share() {
+    if (!shared_) {
+      // The control block comes from the per-thread pool as the handler does.
+      shared_ = std::shared_ptr<RequestHandler>(owned_.release(), std::default_delete<RequestHandler>(),
+                                                PoolAllocator<RequestHandler>());
+    }
+    return shared_;
   }
 
   // Has the connection tell the handler as soon as its client goes away (Tornado's
@@ -1129,7 +1148,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   // through on_connection_close.
   void watch_connection_close() {
     if (!http1_) return;
-    http1_->set_close_callback([weak = std::weak_ptr<RequestHandler>(handler_)] {
+    http1_->set_close_callback([weak = std::weak_ptr<RequestHandler>(share())] {
       if (auto h = weak.lock()) h->connection_lost();
     });
   }
@@ -1147,7 +1166,9 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   const HTTPRequestContext* live_context_;
   HTTPConnection* conn_;
   HTTP1Connection* http1_;
-  std::shared_ptr<RequestHandler> handler_;
+  RequestHandler* handler_ = nullptr;  // owned by owned_, or by shared_ once shared
+  std::unique_ptr<RequestHandler> owned_;
+  std::shared_ptr<RequestHandler> shared_;
   bool stream_ = false;
   std::string body_;
 };
@@ -1191,13 +1212,13 @@ std::string Application::reverse_url(std::string_view name, const std::vector<st
 }
 
 std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& request, MatchResult& params) const {
-  if (std::optional<RouteMatch> match = router_.find(request)) {
-    if (const HandlerFactory* factory = match->rule->factory()) {
-      params = std::move(match->params);
-      return (*factory)();
-    }
+  // find_rule stores arguments into an empty result (the delegate's always is: no
+  // assignment made then).
+  if (!params.path_args.empty() || !params.path_kwargs.empty()) params = {};
+  if (const Rule* rule = router_.find_rule(request, params)) {
+    if (const HandlerFactory* factory = rule->factory()) return (*factory)();
+    params = {};
   }
-  params = {};
   if (settings_.default_handler) return settings_.default_handler();
   return std::make_unique<ErrorHandler>(404);
 }

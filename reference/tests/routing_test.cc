@@ -204,6 +204,34 @@ TEST(RuleRouter, NestedRouterIsSearchedAfterItsMatcher) {
   EXPECT_EQ(router.reverse_url("item", {"9"}), std::optional<std::string>("/x/9"));
 }
 
+// find_rule: the rule with its arguments stored in the caller's MatchResult; a nested
+// router's arguments follow its enclosing rule's; a literal rule behind a nested router
+// of the same literal path is still searched; a rule whose nested router finds nothing
+// leaves no argument behind.
+TEST(RuleRouter, FindRuleStoresTheArgumentsInTheCallersResult) {
+  auto inner = std::make_shared<RuleRouter>();
+  inner->add_rule(Rule{std::make_shared<PathMatches>("/n/([a-z]+)/([0-9]+)"), {}, "inner"});
+  auto empty_inner = std::make_shared<RuleRouter>();
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<PathMatches>("/lit"), empty_inner, "nested literal"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/lit"), {}, "literal"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/n/(a)/.*"), inner, "outer"});
+
+  MatchResult params;
+  EXPECT_EQ(router.find_rule(request_for("/lit"), params), &router.rules()[1]);
+  EXPECT_TRUE(params.path_args.empty());
+  EXPECT_TRUE(params.path_kwargs.empty());
+
+  MatchResult nested;
+  EXPECT_EQ(router.find_rule(request_for("/n/a/7"), nested), &inner->rules()[0]);
+  EXPECT_EQ(nested.path_args, (std::vector<std::string>{"a", "a", "7"}));
+
+  MatchResult none;
+  EXPECT_EQ(router.find_rule(request_for("/n/b/7"), none), nullptr);
+  EXPECT_EQ(router.find_rule(request_for("/other"), none), nullptr);
+  EXPECT_TRUE(none.path_args.empty());  // the outer rule's match is not left behind
+}
+
 TEST(RuleRouter, ReverseUrlByName) {
   RuleRouter router;
   router.add_rule(Rule{std::make_shared<PathMatches>("/u/([a-z]+)"), {}, "user"});

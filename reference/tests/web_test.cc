@@ -844,6 +844,102 @@ TEST(Web, AsyncHandlerFinishesAutomatically) {
   EXPECT_TRUE(r.finished);
 }
 
+// Writes its lifecycle into a shared list; its GET finishes the response, then waits on
+// `gate` (a coroutine outliving finish()) and reads its request again.
+class LifecycleHandler : public RequestHandler {
+ public:
+  using Events = std::vector<std::string>;
+  LifecycleHandler(std::shared_ptr<Events> events, std::shared_ptr<Future<void>> gate)
+      : events_(std::move(events)), gate_(std::move(gate)) {}
+  ~LifecycleHandler() override { events_->push_back("destroyed " + path_); }
+  Task<void> prepare() override {
+    path_ = request().path;
+    events_->push_back("prepare " + path_);
+    co_return;
+  }
+  Task<void> get() override {
+    events_->push_back("get " + path_);
+    co_await finish(request().path + "?" + request().query);
+    events_->push_back("finished " + path_);
+    co_await *gate_;
+    // The request is the handler's until the handler goes, response sent or not.
+    events_->push_back("after " + request().path + " " + get_argument("n") + " " + request().headers.get("X-Id", "") +
+                       " " + (request().connection ? "connected" : "no connection"));
+  }
+  void on_finish() override { events_->push_back("on_finish " + path_); }
+
+ private:
+  std::shared_ptr<Events> events_;
+  std::shared_ptr<Future<void>> gate_;
+  std::string path_;
+};
+
+TEST(Web, AHandlerOutlivesFinishAndItsDelegateWithItsRequest) {
+  auto events = std::make_shared<LifecycleHandler::Events>();
+  auto gate = std::make_shared<Future<void>>();
+  Application app({{"/life", handler<LifecycleHandler>(events, gate)}});
+  Response r = fetch(app, "GET", "/life?n=1", HTTPHeaders{{"X-Id", "one"}});  // the delegate is gone after it
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, "/life?n=1");
+  EXPECT_EQ(*events, (LifecycleHandler::Events{"prepare /life", "get /life", "on_finish /life", "finished /life"}));
+  IOLoop::current().run_sync(
+      [&]() -> Task<void> {
+        gate->set_result();
+        co_await sleep(1ms);
+      },
+      5s);
+  EXPECT_EQ(*events, (LifecycleHandler::Events{"prepare /life", "get /life", "on_finish /life", "finished /life",
+                                               "after /life 1 one no connection", "destroyed /life"}));
+}
+
+// Two requests in flight at once, on two connections: each handler keeps its own request,
+// and each ends (is destroyed) when its own coroutine does, in whatever order.
+TEST(Web, TwoRequestsInFlightOnTwoConnectionsKeepTheirOwnRequests) {
+  auto events = std::make_shared<LifecycleHandler::Events>();
+  auto first_gate = std::make_shared<Future<void>>();
+  auto second_gate = std::make_shared<Future<void>>();
+  Application app({{"/a", handler<LifecycleHandler>(events, first_gate)},
+                   {"/b", handler<LifecycleHandler>(events, second_gate)}});
+  FakeConnection first_conn, second_conn;
+  std::unique_ptr<HTTPMessageDelegate> first = app.start_request(RequestContext{"10.0.0.1", "http"}, first_conn);
+  std::unique_ptr<HTTPMessageDelegate> second = app.start_request(RequestContext{"10.0.0.2", "http"}, second_conn);
+  HTTPHeaders first_headers{{"X-Id", "first"}};
+  HTTPHeaders second_headers{{"X-Id", "second"}};
+  IOLoop::current().run_sync(
+      [&]() -> Task<void> {
+        EXPECT_FALSE(first->headers_received(RequestStartLine{"GET", "/a?n=1", "HTTP/1.1"}, first_headers));
+        EXPECT_FALSE(second->headers_received(RequestStartLine{"GET", "/b?n=2", "HTTP/1.1"}, second_headers));
+        first->finish();
+        second->finish();
+        second_gate->set_result();
+        co_await sleep(1ms);
+        EXPECT_EQ(events->back(), "after /b 2 second connected");
+        first_gate->set_result();
+        co_await sleep(1ms);
+        EXPECT_EQ(events->back(), "after /a 1 first connected");
+      },
+      5s);
+  EXPECT_EQ(first_conn.body, "/a?n=1");
+  EXPECT_EQ(second_conn.body, "/b?n=2");
+  // Each handler goes with the last of its owners: here its delegate.
+  second.reset();
+  EXPECT_EQ(events->back(), "destroyed /b");
+  first.reset();
+  EXPECT_EQ(events->back(), "destroyed /a");
+}
+
+// The next request gets a fresh handler and request: nothing of the previous one's
+// arguments or body.
+TEST(Web, EachRequestGetsAFreshHandlerAndRequest) {
+  Application app({{"/args", handler<ArgsHandler>()}});
+  Response with = fetch_body(app, "POST", "/args?q=1", "application/x-www-form-urlencoded", "b=2");
+  EXPECT_EQ(with.body, R"({"q":["1"],"b":["2"]})");
+  Response without = fetch(app, "GET", "/args");
+  EXPECT_EQ(without.body, "{}");
+  Response other = fetch(app, "GET", "/args?r=3");
+  EXPECT_EQ(other.body, R"({"r":["3"]})");
+}
+
 TEST(Web, AccessLogLevelsFollowStatus) {
   Application app({{"/ok", handler<TextHandler>(std::string("x"))},
                    {"/error", handler<ThrowingHandler>()}});
@@ -934,6 +1030,46 @@ TEST(Web, RequestFieldsFromStartLineAndHeaders) {
   EXPECT_EQ(request.full_url(), "https://Example.COM:8080/p/q?x=1&y");
   EXPECT_EQ(request.query_arguments.get_list("y"), std::vector<std::string>{""});
   EXPECT_GE(request.request_time(), 0.0);
+}
+
+// host_name is the Host without a valid port (as split_host_and_port cuts it), with ASCII
+// letters lower-cased eight bytes at a time and the rest byte by byte.
+TEST(Web, HostNameDropsAValidPortAndLowerCasesAsciiOnly) {
+  auto host_name_of = [](std::string host) {
+    HTTPHeaders headers{{"Host", host}};
+    return HTTPServerRequest(RequestStartLine{"GET", "/", "HTTP/1.1"}, headers, RequestContext{}).host_name;
+  };
+  EXPECT_EQ(host_name_of("WWW.Example-Host.ORG:65535"), "www.example-host.org");
+  EXPECT_EQ(host_name_of("AZaz@[`{Z"), "azaz@[`{z");  // the bytes around 'A'..'Z' stay
+  EXPECT_EQ(host_name_of("ÄBC-\xC3\x84XYZW.example"), "Äbc-\xC3\x84xyzw.example");  // UTF-8 bytes kept
+  EXPECT_EQ(host_name_of("[::1]:8080"), "[::1]");
+  EXPECT_EQ(host_name_of("h:0"), "h");
+  EXPECT_EQ(host_name_of("H:65536"), "h:65536");  // not a port
+  EXPECT_EQ(host_name_of("H:123456"), "h:123456");
+  EXPECT_EQ(host_name_of("H:8a"), "h:8a");
+  EXPECT_EQ(host_name_of("H:"), "h:");
+  EXPECT_EQ(host_name_of(":80"), ":80");  // the ':' may not be the first byte
+  EXPECT_EQ(host_name_of("a:b:80"), "a:b");
+}
+
+// The request keeps one monotonic start; its wall-clock start is derived when asked and
+// request_time() counts until finish_timing(), then stays.
+TEST(Web, RequestTimeAndStartTime) {
+  const auto before = std::chrono::system_clock::now();
+  HTTPServerRequest request(RequestStartLine{"GET", "/", "HTTP/1.1"}, HTTPHeaders{}, RequestContext{});
+  const auto after = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto started = request.start_time();
+  // Derived from the monotonic clock: within a few milliseconds of when it was made.
+  EXPECT_GE(started, before - std::chrono::milliseconds(5));
+  EXPECT_LE(started, after + std::chrono::milliseconds(5));
+  const double running = request.request_time();
+  EXPECT_GE(running, 0.019);
+  request.finish_timing();
+  const double finished = request.request_time();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(request.request_time(), finished);
+  EXPECT_GE(finished, running);
 }
 
 // ---- through a real HTTPServer on 127.0.0.1 ------------------------------------------------

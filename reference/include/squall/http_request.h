@@ -53,7 +53,7 @@ class HTTPServerRequest {
   Arguments query_arguments;
   Arguments body_arguments;
   Files files;
-  HTTPConnection* connection = nullptr;  // null once the connection is gone
+  HTTPConnection* connection = nullptr;  // null once the connection is gone or done with the request
 
   // Parsed Cookie header, legal names only (later duplicates win), parsed on first use.
   const std::vector<std::pair<std::string, std::string>>& cookies() const;
@@ -73,7 +73,8 @@ class HTTPServerRequest {
   void finish_timing() { finish_time_ = std::chrono::steady_clock::now(); }
   bool supports_http_1_1() const { return version == "HTTP/1.1"; }
 
-  WallClock::time_point start_time = WallClock::now();
+  // When the request started, by the wall clock (Tornado's _start_time).
+  WallClock::time_point start_time() const;
 
  private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

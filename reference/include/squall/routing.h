@@ -133,6 +133,10 @@ class RuleRouter {
   void add_rule(Rule rule);
   const std::vector<Rule>& rules() const { return rules_; }
   std::optional<RouteMatch> find(const HTTPServerRequest& request) const;
+  // The same without a RouteMatch: the rule that matched (nullptr: none); `params`, empty
+  // on entry, receives its arguments (and stays empty when none matched). A rule of a
+  // literal path, most of an application's, matches with no argument made or moved.
+  const Rule* find_rule(const HTTPServerRequest& request, MatchResult& params) const;
   // The URL of the rule named `name` (searched in nested routers too).
   std::optional<std::string> reverse_url(std::string_view name, const std::vector<std::string>& args = {}) const;
 

@@ -288,9 +288,10 @@ class RequestHandler {
   enum class Stage { check, body, method, finish, done };
   Task<void> execute();
   Task<void> execute_suspended(Task<void> pending, Stage next);
-  // Starts the step `stage` names and moves `stage` to the next one; nullopt when the
-  // step had nothing to wait for.
-  std::optional<Task<void>> run_stage(Stage& stage);
+  // Runs the steps from `stage` on while they complete at once (rethrowing a failure):
+  // the first step that suspends is returned, `stage` naming the one after it; nullopt
+  // once all are done. One call per run of steps, not one per step.
+  std::optional<Task<void>> run_until_suspended(Stage& stage);
   void end_execute(std::exception_ptr error);
   Task<void> dispatch_method();
   void handle_request_exception(std::exception_ptr error);
