@@ -32,22 +32,43 @@ void lower_ascii_in_place(char* p, std::size_t n) {
 }
 
 // `host` without a port suffix, as split_host_and_port cuts it (":" then 1 to 5 digits
-// up to 65535, the ':' not the first byte), lower-cased: this runs per request.
-void assign_host_name(std::string& out, std::string_view host) {
-  std::string_view name = host;
-  if (std::size_t colon = host.rfind(':'); colon != std::string_view::npos && colon >= 1) {
-    const std::string_view digits = host.substr(colon + 1);
-    std::uint32_t port = 0;
-    bool is_port = !digits.empty() && digits.size() <= 5;
-    for (std::size_t i = 0; is_port && i < digits.size(); ++i) {
-      const unsigned digit = static_cast<unsigned char>(digits[i]) - static_cast<unsigned>('0');
-      is_port = digit <= 9;
-      port = port * 10 + digit;
-    }
-    if (is_port && port <= 65535) name = host.substr(0, colon);
+// up to 65535, the ':' not the first byte).
+std::string_view without_port(std::string_view host) {
+  const std::size_t colon = host.rfind(':');
+  if (colon == std::string_view::npos || colon < 1) return host;
+  const std::string_view digits = host.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5) return host;
+  std::uint32_t port = 0;
+  for (char c : digits) {
+    const unsigned digit = static_cast<unsigned char>(c) - static_cast<unsigned>('0');
+    if (digit > 9) return host;
+    port = port * 10 + digit;
   }
-  out.assign(name);
-  lower_ascii_in_place(out.data(), out.size());
+  return port <= 65535 ? host.substr(0, colon) : host;
+}
+
+// The Host field's value, or "127.0.0.1" without one (or with an empty one).
+std::string_view host_field(const HTTPHeaders& headers) {
+  std::optional<std::string_view> host = headers.get_first("Host");
+  return host && !host->empty() ? *host : std::string_view("127.0.0.1");
+}
+
+// absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host (§7.2) and the
+// request is routed by the target's path and query. False (nothing changed) for any
+// other form.
+bool take_absolute_form(std::string& uri, std::string& host) {
+  if (uri.empty() || uri.front() == '/') return false;
+  size_t scheme_end = uri.find("://");
+  if (scheme_end == std::string::npos || scheme_end == 0 || uri.find_first_of("/?#") < scheme_end) return false;
+  size_t authority_begin = scheme_end + 3;
+  size_t authority_end = std::min(uri.find_first_of("/?#", authority_begin), uri.size());
+  std::string_view authority = std::string_view(uri).substr(authority_begin, authority_end - authority_begin);
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  if (!authority.empty()) host = std::string(authority);
+  std::string origin_form = uri.substr(authority_end);
+  if (origin_form.empty() || origin_form.front() != '/') origin_form.insert(0, "/");
+  uri = std::move(origin_form);
+  return true;
 }
 
 }  // namespace
@@ -56,7 +77,10 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
                                      const RequestContext& context, HTTPConnection* conn)
     : HTTPServerRequest(start_line, std::move(hdrs), context.remote_ip, context.protocol, conn) {}
 
-HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders hdrs,
+// Every field is constructed with its value (a string made from a view costs less than
+// one made empty and assigned): this runs per request. Members are initialised in their
+// declaration order: headers before host, host before host_name, uri before path.
+HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders&& hdrs,
                                      std::string_view peer_ip, std::string_view protocol_name, HTTPConnection* conn)
     : method(start_line.method),
       uri(start_line.target),
@@ -64,30 +88,17 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
       headers(std::move(hdrs)),
       remote_ip(peer_ip),
       protocol(protocol_name),
+      host(host_field(headers)),
+      host_name(without_port(host)),
+      path(std::string_view(uri).substr(0, uri.find('?'))),
       connection(conn) {
-  std::optional<std::string_view> host_header = headers.get_first("Host");
-  // Fields are assigned in place (no temporary string moved in): this runs per request.
-  host.assign(host_header && !host_header->empty() ? *host_header : std::string_view("127.0.0.1"));
-  // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host (§7.2) and the
-  // request is routed by the target's path and query.
-  if (!uri.empty() && uri.front() != '/') {
-    size_t scheme_end = uri.find("://");
-    if (scheme_end != std::string::npos && scheme_end > 0 && uri.find_first_of("/?#") > scheme_end) {
-      size_t authority_begin = scheme_end + 3;
-      size_t authority_end = std::min(uri.find_first_of("/?#", authority_begin), uri.size());
-      std::string_view authority = std::string_view(uri).substr(authority_begin, authority_end - authority_begin);
-      if (size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
-      if (!authority.empty()) host = std::string(authority);
-      std::string origin_form = uri.substr(authority_end);
-      if (origin_form.empty() || origin_form.front() != '/') origin_form.insert(0, "/");
-      uri = std::move(origin_form);
-    }
+  if (take_absolute_form(uri, host)) {  // rare: a proxy's form
+    host_name.assign(without_port(host));
+    path.assign(std::string_view(uri).substr(0, uri.find('?')));
   }
-  assign_host_name(host_name, host);
-  size_t q = uri.find('?');
-  path.assign(uri, 0, q);
-  if (q != std::string::npos) {  // without a query there are no arguments to parse
-    query.assign(uri, q + 1);
+  lower_ascii_in_place(host_name.data(), host_name.size());
+  if (path.size() < uri.size()) {  // a '?': without a query there are no arguments to parse
+    query.assign(uri, path.size() + 1);
     parse_query_into(query, query_arguments);
     for (const auto& entry : query_arguments) {
       for (const auto& v : entry.values) arguments.add(entry.name, v);

@@ -349,11 +349,12 @@ HTTPServerRequest& RequestHandler::unattached_request() const {
   return *request_;
 }
 
-void RequestHandler::attach(Application& application, detail::PooledRequest made, MatchResult params) {
+void RequestHandler::attach(Application& application, detail::PooledRequest made, MatchResult&& params) {
   application_ = &application;
   request_ = std::move(made);
-  path_args_ = std::move(params.path_args);
-  path_kwargs_ = std::move(params.path_kwargs);
+  // Most rules have no groups: nothing to move (a move assignment frees the old vector).
+  if (!params.path_args.empty()) path_args_ = std::move(params.path_args);
+  if (!params.path_kwargs.empty()) path_kwargs_ = std::move(params.path_kwargs);
   if (application.settings().compress_response) {
     // The deflate state is made only for a client that accepts gzip; the others' answers
     // just get the Vary header.

@@ -35,7 +35,8 @@ class HTTPServerRequest {
   // From a received head. `connection` may be null (tests); it is where the answer goes.
   HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders headers,
                     const RequestContext& context, HTTPConnection* connection = nullptr);
-  HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders headers, std::string_view remote_ip,
+  // The same with the headers moved in once (the per-request path: no temporary set).
+  HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders&& headers, std::string_view remote_ip,
                     std::string_view protocol, HTTPConnection* connection);
 
   std::string method = "GET";

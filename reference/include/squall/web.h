@@ -277,7 +277,7 @@ class RequestHandler {
   friend class detail::HandlerDelegate;
   friend struct detail::HandlerAccess;
 
-  void attach(Application& application, detail::PooledRequest request, MatchResult params);
+  void attach(Application& application, detail::PooledRequest request, MatchResult&& params);
   // An empty request, for a handler used before attach() (say, from its constructor).
   HTTPServerRequest& unattached_request() const;
   // The lifecycle: the method check, prepare(), the body (streaming handlers), the HTTP
