@@ -54,11 +54,13 @@ bool is_name(std::string_view name, const char (&lower)[N]) {
 // list of case-insensitive options, possibly over several lines).
 // The lines are visited in place (get_list's vector was an allocation per request that
 // carries the field).
+bool lists_connection_option(std::string_view value, std::string_view token) {
+  return !for_each_list_element(value, [&](std::string_view option) { return !iequals(option, token); });
+}
+
 bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
   for (size_t i = headers.find("Connection"); i < headers.size(); i = headers.find("Connection", i + 1)) {
-    const bool absent =
-        for_each_list_element(headers[i].value, [&](std::string_view option) { return !iequals(option, token); });
-    if (!absent) return true;
+    if (lists_connection_option(headers[i].value, token)) return true;
   }
   return false;
 }
@@ -69,6 +71,8 @@ bool has_connection_option(const HTTPHeaders& headers, std::string_view token) {
 struct RequestFields {
   std::optional<std::string_view> host;  // the first Host's value
   size_t hosts = 0;
+  std::string_view connection_value;  // the first Connection's value, of `connections`
+  size_t connections = 0;
   bool connection = false;
   bool expect = false;
   bool content_length = false;
@@ -86,7 +90,10 @@ RequestFields survey_request_fields(const HTTPHeaders& headers) {
         found.expect = found.expect || is_name(field.name, "expect");
         break;
       case 10:
-        found.connection = found.connection || is_name(field.name, "connection");
+        if (is_name(field.name, "connection") && found.connections++ == 0) {
+          found.connection = true;
+          found.connection_value = field.value;
+        }
         break;
       case 14:
         found.content_length = found.content_length || is_name(field.name, "content-length");
@@ -759,8 +766,14 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   request_http11_ = http11;
   // Without a Connection field an HTTP/1.1 request keeps the connection unless the
   // server never does (can_keep_alive's answer, without its lookups).
-  disconnect_on_finish_ = (fields.connection || !http11) ? !can_keep_alive(line.version, headers, true, line.method)
-                                                         : params_.no_keep_alive;
+  // One Connection line on an HTTP/1.1 request (a client closing after it): its value is
+  // read where the survey found it, not looked up again.
+  if (http11 && fields.connections == 1) {
+    disconnect_on_finish_ = params_.no_keep_alive || lists_connection_option(fields.connection_value, "close");
+  } else {
+    disconnect_on_finish_ = (fields.connection || !http11) ? !can_keep_alive(line.version, headers, true, line.method)
+                                                           : params_.no_keep_alive;
+  }
   if (!http11) request_keep_alive_header_ = fields.connection && has_connection_option(headers, "keep-alive");
   // Framing (RFC 9112 §6.3), checked before the application sees the request.
   std::optional<std::string> te_value;

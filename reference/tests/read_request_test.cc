@@ -228,6 +228,34 @@ TEST_F(ReadRequestTest, AnHttp10RequestWithoutKeepAliveEndsTheConnection) {
   EXPECT_NE(out.find("Connection: close\r\n"), std::string::npos) << out;
 }
 
+// RFC 9112 §9.6: "close" among the Connection options (a list, case-insensitive, over
+// one line or several) ends the connection after the answer; other options do not.
+TEST_F(ReadRequestTest, AConnectionCloseOptionInAnyFormEndsTheConnection) {
+  const std::pair<const char*, bool> cases[] = {
+      {"Connection: close\r\n", false},
+      {"Connection: keep-alive, CLOSE\r\n", false},
+      {"Connection: ,, Close ,\r\n", false},
+      {"Connection: keep-alive\r\nConnection: close\r\n", false},
+      {"Connection: keep-alive\r\n", true},
+      {"Connection: closed, x-close\r\n", true},
+      {"Connection: upgrade\r\nConnection: keep-alive\r\n", true},
+  };
+  for (const auto& [field, keeps] : cases) {
+    SCOPED_TRACE(field);
+    conn.reset();
+    stream.reset();
+    ::close(fds[1]);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    stream.emplace(fds[0]);
+    make_connection();
+    answer_at_once();
+    arrive(std::string("GET /c HTTP/1.1\r\nHost: x\r\n") + field + "\r\n");
+    EXPECT_EQ(finish_read(conn->read_request(recorder, 1s)), keeps);
+    EXPECT_EQ(stream->closed(), !keeps);
+    EXPECT_EQ(received().find("Connection: close\r\n") != std::string::npos, !keeps);
+  }
+}
+
 TEST_F(ReadRequestTest, XHeadersApplyWhileTheRequestIsHandled) {
   HTTPRequestContext context(SocketAddress{}, "http");
   make_connection(&context, true);
