@@ -1073,12 +1073,18 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
 
   // The head is sized first, then filled with plain copies: no capacity check per piece
   // (this runs for every response). Fields were validated above; what was added since is
-  // the connection's own.
+  // the connection's own. A set that holds its lines in wire form (the web layer's: each
+  // added or set one by one) is copied as one block.
   char code_digits[8];
   const std::string_view code_text(code_digits,
                                    std::to_chars(code_digits, code_digits + sizeof code_digits, code).ptr);
+  const std::optional<std::string_view> lines = headers.wire_lines();
   size_t size = 9 + code_text.size() + 1 + start_line.reason.size() + 2 + 2;
-  for (HeaderField field : headers) size += field.name.size() + 2 + field.value.size() + 2;
+  if (lines) {
+    size += lines->size();
+  } else {
+    for (HeaderField field : headers) size += field.name.size() + 2 + field.value.size() + 2;
+  }
   out_.reserve(size + chunk.size());
   out_.resize(size);
   char* p = out_.data();
@@ -1091,11 +1097,15 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   put(" ");
   put(start_line.reason);
   put("\r\n");
-  for (HeaderField field : headers) {
-    put(field.name);
-    put(": ");
-    put(field.value);
-    put("\r\n");
+  if (lines) {
+    if (!lines->empty()) put(*lines);  // memcpy from an empty arena's null is undefined
+  } else {
+    for (HeaderField field : headers) {
+      put(field.name);
+      put(": ");
+      put(field.value);
+      put("\r\n");
+    }
   }
   put("\r\n");
   headers_written_ = true;

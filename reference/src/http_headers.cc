@@ -160,6 +160,25 @@ void HTTPHeaders::Arena::append(std::string_view a, std::string_view b) {
   size_ = needed;
 }
 
+void HTTPHeaders::Arena::append_line(std::string_view name, std::string_view value) {
+  const std::size_t needed = size_ + name.size() + value.size() + 4;
+  if (needed > capacity_) reserve(std::max(needed, 2 * capacity_));
+  char* at = data_ + size_;
+  copy_field_bytes(at, name.data(), name.size());
+  at += name.size();
+  std::memcpy(at, ": ", 2);
+  copy_field_bytes(at + 2, value.data(), value.size());
+  std::memcpy(at + 2 + value.size(), "\r\n", 2);
+  size_ = needed;
+}
+
+void HTTPHeaders::Arena::shift_tail(std::size_t from, std::ptrdiff_t delta) {
+  const std::size_t resized = size_ + static_cast<std::size_t>(delta);
+  if (resized > capacity_) reserve(std::max(resized, 2 * capacity_));
+  std::memmove(data_ + from + delta, data_ + from, size_ - from);
+  size_ = resized;
+}
+
 void HTTPHeaders::Arena::swap(Arena& other) noexcept {
   std::swap(data_, other.data_);
   std::swap(size_, other.size_);
@@ -197,6 +216,7 @@ HTTPHeaders HTTPHeaders::from_fields(std::span<const HeaderField> fields) {
                                     static_cast<std::uint32_t>(f.value.size())});
     }
     headers.garbage_ = (high - low) - bytes;  // the separators
+    headers.wire_form_ = false;               // the head's own separators, as received
     return headers;
   }
   headers.reserve(fields.size(), bytes);
@@ -217,15 +237,15 @@ HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view val
     const std::string name_copy(name), value_copy(value);
     return store(name_copy, value_copy);
   }
-  if (name.size() + value.size() > kMaxArena - arena_.size()) {
+  if (name.size() + value.size() + 4 > kMaxArena - arena_.size()) {
     throw std::length_error("HTTPHeaders: header data too large");
   }
   Slot slot{};
   slot.name_offset = static_cast<std::uint32_t>(arena_.size());
   slot.name_size = static_cast<std::uint32_t>(name.size());
-  slot.value_offset = static_cast<std::uint32_t>(arena_.size() + name.size());
+  slot.value_offset = static_cast<std::uint32_t>(arena_.size() + name.size() + 2);
   slot.value_size = static_cast<std::uint32_t>(value.size());
-  arena_.append(name, value);
+  arena_.append_line(name, value);
   return slot;
 }
 
@@ -241,6 +261,7 @@ void HTTPHeaders::set(std::string_view name, std::string_view value) {
     return;
   }
   if (rewrite_in_place(first, name, value)) return;
+  wire_form_ = false;  // the merged line is appended to the arena but stands first
   std::size_t kept = 0;
   bool found = false;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -267,6 +288,14 @@ bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std
   }
   fields_checked_ = false;  // as for any line stored
   Slot& slot = slots_[index];
+  if (wire_form_ && value.size() != slot.value_size) {
+    if (points_into(std::string_view(arena_.data(), arena_.size()), value)) {
+      resize_value_in_place(index, std::string(value));  // the arena's bytes move under the view
+    } else {
+      resize_value_in_place(index, value);
+    }
+    return true;
+  }
   if (value.size() <= slot.value_size) {
     // memmove: the value may be a view into the arena itself.
     std::memmove(arena_.data() + slot.value_offset, value.data(), value.size());
@@ -283,7 +312,46 @@ bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std
   return true;
 }
 
+void HTTPHeaders::resize_value_in_place(std::size_t index, std::string_view value) {
+  Slot& slot = slots_[index];
+  const auto delta = static_cast<std::ptrdiff_t>(value.size()) - static_cast<std::ptrdiff_t>(slot.value_size);
+  if (delta > 0 && static_cast<std::size_t>(delta) > kMaxArena - arena_.size()) {
+    throw std::length_error("HTTPHeaders: header data too large");
+  }
+  arena_.shift_tail(slot.value_offset + slot.value_size, delta);
+  copy_field_bytes(arena_.data() + slot.value_offset, value.data(), value.size());
+  slot.value_size = static_cast<std::uint32_t>(value.size());
+  // In wire form the lines after this one are the bytes after it.
+  for (std::size_t i = index + 1; i < slots_.size(); ++i) {
+    slots_[i].name_offset = static_cast<std::uint32_t>(slots_[i].name_offset + delta);
+    slots_[i].value_offset = static_cast<std::uint32_t>(slots_[i].value_offset + delta);
+  }
+}
+
+std::size_t HTTPHeaders::remove_keeping_wire_form(std::string_view name) {
+  std::size_t kept = 0;
+  std::size_t end = 0;  // where the next kept line goes
+  const std::size_t before = slots_.size();
+  for (std::size_t i = 0; i < before; ++i) {
+    Slot slot = slots_[i];
+    if (named(slot, name)) continue;
+    const std::size_t line = slot.name_size + 2 + slot.value_size + 2;
+    if (end != slot.name_offset) {
+      std::memmove(arena_.data() + end, arena_.data() + slot.name_offset, line);
+      slot.value_offset = static_cast<std::uint32_t>(end + slot.name_size + 2);
+      slot.name_offset = static_cast<std::uint32_t>(end);
+    }
+    slots_[kept++] = slot;
+    end += line;
+  }
+  if (kept == before) return 0;
+  arena_.shift_tail(arena_.size(), static_cast<std::ptrdiff_t>(end) - static_cast<std::ptrdiff_t>(arena_.size()));
+  slots_.resize(kept);
+  return before - kept;
+}
+
 std::size_t HTTPHeaders::remove(std::string_view name) {
+  if (wire_form_) return remove_keeping_wire_form(name);
   std::size_t kept = 0;
   const std::size_t before = slots_.size();
   for (std::size_t i = 0; i < before; ++i) {
@@ -303,6 +371,7 @@ void HTTPHeaders::clear() noexcept {
   slots_.clear();
   garbage_ = 0;
   fields_checked_ = false;
+  wire_form_ = true;
 }
 
 void HTTPHeaders::compact_if_wasteful() {
@@ -313,11 +382,12 @@ void HTTPHeaders::compact_if_wasteful() {
   for (Slot& slot : slots_) {
     HeaderField f = field(slot);
     slot.name_offset = static_cast<std::uint32_t>(fresh.size());
-    slot.value_offset = static_cast<std::uint32_t>(fresh.size() + f.name.size());
-    fresh.append(f.name, f.value);
+    slot.value_offset = static_cast<std::uint32_t>(fresh.size() + f.name.size() + 2);
+    fresh.append_line(f.name, f.value);
   }
   arena_.swap(fresh);
   garbage_ = 0;
+  wire_form_ = true;
 }
 
 bool HTTPHeaders::contains(std::string_view name) const noexcept {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -282,6 +284,68 @@ TEST(HeaderNameEquals, EveryLengthAndPlace) {
       }
     }
   }
+}
+
+// The lines as a writer serialises them one by one.
+std::string lines_of(const HTTPHeaders& h) {
+  std::string out;
+  for (HeaderField f : h) out.append(f.name).append(": ").append(f.value).append("\r\n");
+  return out;
+}
+
+// A response head is copied as one block when the set holds its lines in wire form: that
+// block must be exactly the lines, in order, after whatever add/set/remove did (values
+// shorter, longer and as long as before, lines in the middle removed, the arena grown).
+TEST(HTTPHeaders, WireLinesAreTheLinesInOrderAfterEveryChange) {
+  HTTPHeaders h;
+  ASSERT_EQ(h.wire_lines(), "");
+  const std::string names[] = {"Server", "Content-Type", "Date", "Etag", "X-A", "Vary"};
+  std::uint32_t seed = 12345;
+  auto next = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff; };
+  for (int step = 0; step < 3000; ++step) {
+    const std::string& name = names[next() % 6];
+    const std::string value(next() % 40, static_cast<char>('a' + step % 26));
+    switch (next() % 4) {
+      case 0: h.add(name, value); break;
+      case 1: h.remove(name); break;
+      default:
+        // set() merges repeated lines (a form the writer copies line by line): only on a
+        // name that has one line here, or none.
+        if (h.count(name) <= 1) h.set(name, value);
+        break;
+    }
+    const std::optional<std::string_view> wire = h.wire_lines();
+    ASSERT_TRUE(wire.has_value()) << "step " << step;
+    ASSERT_EQ(*wire, lines_of(h)) << "step " << step;
+  }
+}
+
+TEST(HTTPHeaders, SetOfAValueFromItselfKeepsTheWireForm) {
+  HTTPHeaders h{{"A", "1"}, {"B", "a longer value"}, {"C", "3"}};
+  h.set("A", h[1].value);            // longer: the arena moves under the view
+  h.set("B", h[1].value.substr(2));  // shorter, from the line itself
+  EXPECT_EQ(all_fields(h), (std::vector<HeaderField>{{"A", "a longer value"}, {"B", "longer value"}, {"C", "3"}}));
+  EXPECT_EQ(h.wire_lines(), "A: a longer value\r\nB: longer value\r\nC: 3\r\n");
+}
+
+// Sets that do not hold their lines in wire form say so (the writer then copies line by
+// line); compaction puts them back into it.
+TEST(HTTPHeaders, WireLinesAbsentForParsedHeadsAndMergedLines) {
+  const std::string head = "Host:a\r\nAccept:  b";
+  std::vector<HeaderField> fields{{std::string_view(head).substr(0, 4), std::string_view(head).substr(5, 1)},
+                                  {std::string_view(head).substr(8, 6), std::string_view(head).substr(17)}};
+  EXPECT_EQ(HTTPHeaders::from_fields(fields).wire_lines(), std::nullopt);
+  HTTPHeaders merged{{"A", "1"}, {"B", "2"}, {"a", "3"}};
+  merged.set("A", "4");
+  EXPECT_EQ(merged.wire_lines(), std::nullopt);
+  EXPECT_EQ(lines_of(merged), "A: 4\r\nB: 2\r\n");
+  merged.clear();
+  merged.add("C", "5");
+  EXPECT_EQ(merged.wire_lines(), "C: 5\r\n");
+  HTTPHeaders compacted{{"K", "v"}, {"X", "1"}, {"x", "2"}};
+  for (int i = 0; i < 200; ++i) compacted.set("X", std::string(100 + i % 2 * 100, 'v'));
+  ASSERT_TRUE(compacted.wire_lines().has_value());  // merged once, then compacted
+  EXPECT_EQ(*compacted.wire_lines(), lines_of(compacted));
 }
 
 TEST(NormalizeName, ProducesHttpHeaderCase) {

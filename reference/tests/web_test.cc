@@ -1382,5 +1382,54 @@ TEST(WebIntegration, ServesRawSocketAndCurlOverHTTPServer) {
   }
 }
 
+// A handler that types its answer and adds a line of its own (and, if asked, its own
+// Content-Length), as most real handlers do.
+class TypedTextHandler : public RequestHandler {
+ public:
+  explicit TypedTextHandler(bool own_length) : own_length_(own_length) {}
+  Task<void> get() override {
+    set_header("Content-Type", "text/plain");
+    add_header("X-Custom", "1");
+    if (own_length_) set_header("Content-Length", "5");
+    write("hello");
+    co_return;
+  }
+
+ private:
+  bool own_length_;
+};
+
+// The head on the wire, line by line and in Tornado's order: the default lines (Server,
+// Content-Type, Date) with the handler's type in place, the handler's own, then what
+// finish() adds (Etag, Content-Length unless the handler set one), the Vary of
+// compress_response, and the connection's Connection: close last — for pipelined answers
+// (written as one batch) as for the last one.
+TEST(WebIntegration, PipelinedResponseHeadsCarryEveryLineInOrder) {
+  ApplicationSettings settings;
+  settings.compress_response = true;
+  Application app({{"/a", handler<TypedTextHandler>(false)}, {"/own", handler<TypedTextHandler>(true)}}, settings);
+  IOLoop& loop = IOLoop::current();
+  HTTPServer server(app);
+  server.listen(0, "127.0.0.1");
+  const uint16_t port = server.ports().at(0);
+  std::string reply;
+  std::thread client([&] {
+    reply = raw_request(port,
+                        "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /own HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n"
+                        "GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    loop.add_callback([&loop] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  server.stop();
+  RE2::GlobalReplace(&reply, R"(Date: [^\r]*)", "Date: D");
+  RE2::GlobalReplace(&reply, R"(Etag: "[A-Za-z0-9_-]{11}")", "Etag: E");
+  const std::string start = "HTTP/1.1 200 OK\r\nServer: Squall\r\nContent-Type: text/plain\r\nDate: D\r\nX-Custom: 1\r\n";
+  const std::string a = start + "Etag: E\r\nContent-Length: 5\r\nVary: Accept-Encoding\r\n";
+  const std::string own = start + "Content-Length: 5\r\nEtag: E\r\nVary: Accept-Encoding\r\n";
+  EXPECT_EQ(reply, a + "\r\nhello" + own + "\r\nhello" + a + "Connection: close\r\n\r\nhello");
+}
+
 }  // namespace
 }  // namespace squall

@@ -11,7 +11,8 @@
 // contiguous byte arena plus a small vector of offsets (two allocations per message, not
 // two per field) and lookups are linear ASCII case-insensitive scans, which beat a map
 // for the usual 5-30 fields. Views returned by the accessors point into the arena and
-// stay valid until the next mutation.
+// stay valid until the next mutation. Lines added one by one are kept in the arena as
+// they go on the wire ("name: value\r\n"), so a response head is written as one copy.
 #pragma once
 
 #include <cstddef>
@@ -80,6 +81,15 @@ class HTTPHeaders {
   void mark_fields_checked() noexcept { fields_checked_ = true; }
   bool fields_checked() const noexcept { return fields_checked_; }
 
+  // The field lines as a writer sends them — "name: value\r\n" each, in order — when
+  // the set holds them so: every set built by add(), set() and remove() does (not one
+  // made from_fields, nor one whose repeated lines set() merged). A response head is then
+  // copied as one block instead of four pieces per line. nullopt otherwise.
+  std::optional<std::string_view> wire_lines() const noexcept {
+    if (!wire_form_) return std::nullopt;
+    return std::string_view(arena_.data(), arena_.size());
+  }
+
   // Number of field lines (Tornado's len() counts distinct names instead).
   std::size_t size() const noexcept { return slots_.size(); }
   bool empty() const noexcept { return slots_.empty(); }
@@ -117,12 +127,18 @@ class HTTPHeaders {
   // long names by the word, out of line).
   static bool same_name_bytes(const char* a, const char* b, std::size_t n) noexcept;
   friend bool header_name_equals(std::string_view a, std::string_view b) noexcept;
+  // Appends "name: value\r\n" to the arena; the slot of that line.
   Slot store(std::string_view name, std::string_view value);
   // set()'s common case: the line at `index` is the only one named `name`, spelled the
   // same. Only its value changes: overwritten where the old one was when it fits (no
   // bytes appended), else appended to the arena with the line pointed at it (no other
   // line moved). False (nothing changed) otherwise.
   bool rewrite_in_place(std::size_t index, std::string_view name, std::string_view value);
+  // Gives the line at `index` a value of another size where it stands, the lines after it
+  // moved along (the arena in wire form; `value` not a view into it).
+  void resize_value_in_place(std::size_t index, std::string_view value);
+  // remove() on an arena in wire form: the lines kept are moved together, in order.
+  std::size_t remove_keeping_wire_form(std::string_view name);
   void forget(const Slot& slot) noexcept { garbage_ += slot.name_size + slot.value_size; }
   void compact_if_wasteful();
 
@@ -149,6 +165,11 @@ class HTTPHeaders {
     void reserve(std::size_t bytes);
     // Appends a then b (neither may point into this arena).
     void append(std::string_view a, std::string_view b);
+    // Appends the field line "name: value\r\n" (neither may point into this arena).
+    void append_line(std::string_view name, std::string_view value);
+    // Moves the bytes from `from` to the end by `delta` (room made or bytes dropped
+    // before them) and the size with them.
+    void shift_tail(std::size_t from, std::ptrdiff_t delta);
     void swap(Arena& other) noexcept;
 
    private:
@@ -160,6 +181,8 @@ class HTTPHeaders {
   std::vector<Slot, detail::PoolAllocator<Slot>> slots_;  // one per field line, in order
   std::size_t garbage_ = 0;  // arena bytes no slot refers to any more
   bool fields_checked_ = false;
+  // The arena is exactly the lines in wire form, in the slots' order (wire_lines()).
+  bool wire_form_ = true;
 };
 
 // Iterates over all field lines in order as HeaderField values.
