@@ -25,6 +25,11 @@ constexpr size_t kSeparateBody = 16 * 1024;
 // At most this much output is held back (corked) behind a pipelined request; more goes
 // out at once, so corking never holds a large body in memory.
 constexpr size_t kCorkLimit = 64 * 1024;
+// The corking buffer keeps this much room from one batch to the next (a batch of 16 small
+// responses fits): it is written from in place, so a pipelining connection allocates
+// nothing per batch. A buffer that grew past it is handed to the stream instead.
+constexpr size_t kKeptCork = 8 * 1024;
+constexpr size_t kFirstCork = 4 * 1024;
 
 // A timeout of zero or less is no timeout.
 void drop_nonpositive(std::optional<Duration>& timeout) {
@@ -1085,9 +1090,15 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   } else {
     for (HeaderField field : headers) size += field.name.size() + 2 + field.value.size() + 2;
   }
-  out_.reserve(size + chunk.size());
-  out_.resize(size);
-  char* p = out_.data();
+  // A response held back behind the next pipelined request is built where send() would
+  // copy it to: at the end of the corked batch.
+  const bool in_cork = corking_ && !stream_.closed() && corked_.size() + size + chunk.size() <= kCorkLimit;
+  std::string& head_bytes = in_cork ? corked_ : out_;
+  const size_t at = in_cork ? corked_.size() : 0;
+  if (in_cork && corked_.capacity() < kFirstCork) corked_.reserve(kFirstCork);
+  head_bytes.reserve(at + size + chunk.size());
+  head_bytes.resize(at + size);
+  char* p = head_bytes.data() + at;
   auto put = [&p](std::string_view piece) {
     std::memcpy(p, piece.data(), piece.size());
     p += piece.size();
@@ -1109,7 +1120,7 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   }
   put("\r\n");
   headers_written_ = true;
-  return write_head(out_, chunk);
+  return write_head(head_bytes, chunk);
 }
 
 Future<void> HTTP1Connection::write_headers(const RequestStartLine& start_line, HTTPHeaders& headers,
@@ -1140,6 +1151,7 @@ Future<void> HTTP1Connection::write_headers(const RequestStartLine& start_line, 
 }
 
 Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_view chunk) {
+  const bool in_cork = &head_bytes == &corked_;  // the head was built at the batch's end
   if (!chunk.empty()) {
     if (expected_content_remaining_) {
       if (chunk.size() > *expected_content_remaining_) {
@@ -1148,7 +1160,7 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
       }
       *expected_content_remaining_ -= chunk.size();
     }
-    if (!chunking_output_ && chunk.size() >= kSeparateBody && !stream_.closed()) {
+    if (!in_cork && !chunking_output_ && chunk.size() >= kSeparateBody && !stream_.closed()) {
       // A large body is not copied behind the head: two writes cost less than the copy.
       send(head_bytes).mark_retrieved();
       if (stream_.closed()) return closed_future();
@@ -1156,6 +1168,7 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
     }
     format_chunk(head_bytes, chunk);
   }
+  if (in_cork) return flow_control(hold_corked());
   if (stream_.closed()) return closed_future();
   return flow_control(send(head_bytes));
 }
@@ -1163,17 +1176,7 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
 Future<void> HTTP1Connection::send(std::string_view bytes) {
   if (corking_ && corked_.size() + bytes.size() <= kCorkLimit) {
     corked_.append(bytes);
-    pending_write_.reset();
-    if (!flush_scheduled_) {
-      flush_scheduled_ = true;
-      stream_.io_loop().add_callback([weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
-        if (auto alive = weak.lock(); alive && *alive) {
-          (*alive)->flush_scheduled_ = false;
-          (*alive)->flush_corked();
-        }
-      });
-    }
-    return make_ready_future();
+    return hold_corked();
   }
   if (!corked_.empty()) {
     // What is corked goes first: in the same write if these bytes are few.
@@ -1190,9 +1193,29 @@ Future<void> HTTP1Connection::send(std::string_view bytes) {
   return *pending_write_;
 }
 
+Future<void> HTTP1Connection::hold_corked() {
+  pending_write_.reset();
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    stream_.io_loop().add_callback([weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
+      if (auto alive = weak.lock(); alive && *alive) {
+        (*alive)->flush_scheduled_ = false;
+        (*alive)->flush_corked();
+      }
+    });
+  }
+  return make_ready_future();
+}
+
 void HTTP1Connection::flush_corked() {
   if (corked_.empty() || stream_.closed()) return;
-  pending_write_ = stream_.write(std::move(corked_));
+  if (corked_.capacity() <= kKeptCork) {
+    // The socket takes the batch at once, usually (the stream copies what it does not):
+    // the buffer keeps its room for the next batch.
+    pending_write_ = stream_.write(std::string_view(corked_));
+  } else {
+    pending_write_ = stream_.write(std::move(corked_));
+  }
   pending_write_->mark_retrieved();  // a failed write closes the stream; that is the report
   corked_.clear();
   watch_send();

@@ -1431,5 +1431,45 @@ TEST(WebIntegration, PipelinedResponseHeadsCarryEveryLineInOrder) {
   EXPECT_EQ(reply, a + "\r\nhello" + own + "\r\nhello" + a + "Connection: close\r\n\r\nhello");
 }
 
+// Pipelined answers collect in one buffer up to a bound and go out in one write: a batch
+// past the bound (and past the room the buffer keeps between batches) still arrives
+// whole and in order, small answers and large ones mixed.
+TEST(WebIntegration, PipelinedBatchesPastTheCorkBoundArriveWhole) {
+  Application app({{"/small", handler<TextHandler>(std::string("tiny"))},
+                   {"/big", handler<BigTextHandler>(size_t{6000})}});
+  IOLoop& loop = IOLoop::current();
+  HTTPServer server(app);
+  server.listen(0, "127.0.0.1");
+  const uint16_t port = server.ports().at(0);
+  std::string requests;
+  for (int i = 0; i < 30; ++i) requests += i % 3 == 2 ? "GET /big HTTP/1.1\r\nHost: t\r\n\r\n" : "GET /small HTTP/1.1\r\nHost: t\r\n\r\n";
+  requests += "GET /small HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  std::string reply;
+  std::thread client([&] {
+    reply = raw_request(port, requests);
+    loop.add_callback([&loop] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  server.stop();
+  std::vector<std::string> bodies;
+  for (size_t at = 0; (at = reply.find("Content-Length: ", at)) != std::string::npos;) {
+    const size_t length = std::stoul(reply.substr(at + 16));
+    const size_t body = reply.find("\r\n\r\n", at) + 4;
+    bodies.push_back(reply.substr(body, length));
+    at = body + length;
+  }
+  ASSERT_EQ(bodies.size(), 31u) << reply.size();
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    if (i % 3 == 2 && i < 30) {
+      EXPECT_EQ(bodies[i].size(), 6000u) << i;
+      EXPECT_TRUE(bodies[i].starts_with("squall squall")) << i;
+    } else {
+      EXPECT_EQ(bodies[i], "tiny") << i;
+    }
+  }
+  EXPECT_TRUE(reply.ends_with("\r\n\r\ntiny"));
+}
+
 }  // namespace
 }  // namespace squall

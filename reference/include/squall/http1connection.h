@@ -298,9 +298,13 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   Task<void> deliver(HTTPMessageDelegate& delegate, std::string data);
   Task<void> write_error_and_close(int status, std::string_view why = {});
   Task<void> linger();
-  // Every response byte goes through send(): corked or written (after what is corked).
+  // Every response byte goes through send(): corked or written (after what is corked) —
+  // but a head write_headers builds in corked_ itself.
   // Its future completes once the bytes were sent (or at once when corked).
   Future<void> send(std::string_view bytes);
+  // Bytes were appended to corked_: they leave with the batch (flush_corked), at the
+  // latest on the next loop iteration.
+  Future<void> hold_corked();
   void flush_corked();
   // What write()/write_headers() return for bytes just sent: ready while the queued
   // output is within the high-water mark, else a future for when it is back there.
