@@ -1007,7 +1007,11 @@ static Future<void> closed_future() {
 Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
                                             std::string_view chunk) {
   if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
-  if (!is_valid_field_value(start_line.reason)) throw std::invalid_argument("Invalid reason phrase");
+  // Most responses are 200 OK: their start line is a constant (no digits to format, no
+  // reason phrase to check).
+  const std::string_view reason = start_line.reason;
+  const bool ok = start_line.code == 200 && reason.size() == 2 && reason[0] == 'O' && reason[1] == 'K';
+  if (!ok && !is_valid_field_value(reason)) throw std::invalid_argument("Invalid reason phrase");
   // One pass validates every field (unless the caller checked them as they were set)
   // and notes the few the framing depends on (this runs for every response: repeated
   // lookups by name showed in profiles).
@@ -1080,11 +1084,12 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   // (this runs for every response). Fields were validated above; what was added since is
   // the connection's own. A set that holds its lines in wire form (the web layer's: each
   // added or set one by one) is copied as one block.
+  constexpr std::string_view kOkLine = "HTTP/1.1 200 OK\r\n";
   char code_digits[8];
-  const std::string_view code_text(code_digits,
-                                   std::to_chars(code_digits, code_digits + sizeof code_digits, code).ptr);
+  std::string_view code_text;
+  if (!ok) code_text = {code_digits, std::to_chars(code_digits, code_digits + sizeof code_digits, code).ptr};
   const std::optional<std::string_view> lines = headers.wire_lines();
-  size_t size = 9 + code_text.size() + 1 + start_line.reason.size() + 2 + 2;
+  size_t size = (ok ? kOkLine.size() : 9 + code_text.size() + 1 + reason.size() + 2) + 2;
   if (lines) {
     size += lines->size();
   } else {
@@ -1103,11 +1108,15 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
     std::memcpy(p, piece.data(), piece.size());
     p += piece.size();
   };
-  put("HTTP/1.1 ");
-  put(code_text);
-  put(" ");
-  put(start_line.reason);
-  put("\r\n");
+  if (ok) {
+    put(kOkLine);
+  } else {
+    put("HTTP/1.1 ");
+    put(code_text);
+    put(" ");
+    put(reason);
+    put("\r\n");
+  }
   if (lines) {
     if (!lines->empty()) put(*lines);  // memcpy from an empty arena's null is undefined
   } else {
@@ -1224,7 +1233,12 @@ void HTTP1Connection::flush_corked() {
 Future<void> HTTP1Connection::flow_control(Future<void> sent) {
   const size_t mark = params_.output_high_water;
   if (mark == 0 || stream_.closed()) return sent;
-  if (stream_.write_buffer_size() <= mark) return make_ready_future();
+  if (stream_.write_buffer_size() <= mark) {
+    // A send that is already done (corked, or taken by the socket at once) is that ready
+    // future: no second one made per response.
+    if (sent.done() && !sent.state()->error) return sent;
+    return make_ready_future();
+  }
   return stream_.drained(mark);
 }
 

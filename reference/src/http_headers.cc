@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -25,11 +24,10 @@ constexpr std::size_t kMaxArena = std::numeric_limits<std::uint32_t>::max();
 // Compact once dead bytes exceed both this floor and the live bytes.
 constexpr std::size_t kCompactFloor = 4096;
 
+// One unsigned comparison: an address below the buffer's wraps around to a large offset.
 bool points_into(std::string_view buffer, std::string_view view) noexcept {
-  const std::less<const char*> before;
-  const char* begin = buffer.data();
-  const char* end = begin + buffer.size();
-  return !view.empty() && !before(view.data(), begin) && before(view.data(), end);
+  const auto offset = reinterpret_cast<std::uintptr_t>(view.data()) - reinterpret_cast<std::uintptr_t>(buffer.data());
+  return !view.empty() && offset < buffer.size();
 }
 
 }  // namespace
@@ -160,7 +158,9 @@ void HTTPHeaders::Arena::append(std::string_view a, std::string_view b) {
   size_ = needed;
 }
 
-void HTTPHeaders::Arena::append_line(std::string_view name, std::string_view value) {
+// Inline (as store()): a line is appended for nearly every header a response gets, and
+// the calls cost more than the copies.
+inline void HTTPHeaders::Arena::append_line(std::string_view name, std::string_view value) {
   const std::size_t needed = size_ + name.size() + value.size() + 4;
   if (needed > capacity_) reserve(std::max(needed, 2 * capacity_));
   char* at = data_ + size_;
@@ -229,7 +229,7 @@ void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
   arena_.reserve(bytes);
 }
 
-HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
+inline HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
   fields_checked_ = false;  // whoever adds a line vouches for it again (mark_fields_checked)
   const std::string_view stored(arena_.data(), arena_.size());
   if (points_into(stored, name) || points_into(stored, value)) {
