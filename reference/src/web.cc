@@ -273,8 +273,9 @@ struct GzipState {
   }
 
   // Every response of an application that compresses varies by Accept-Encoding.
-  static void add_vary(HTTPHeaders& headers) {
-    if (!headers.contains("Vary")) {
+  // `absent`: the caller has seen that no Vary line is set (finish()), so none is looked for.
+  static void add_vary(HTTPHeaders& headers, bool absent) {
+    if (absent || !headers.contains("Vary")) {
       headers.add("Vary", "Accept-Encoding");  // the usual case: no rescan, no join
     } else {
       headers.set("Vary", *headers.get("Vary") + ", Accept-Encoding");
@@ -282,8 +283,8 @@ struct GzipState {
   }
 
   // Decides on the first chunk; adjusts the headers.
-  void transform_first_chunk(HTTPHeaders& headers, std::string& chunk, bool finishing) {
-    add_vary(headers);
+  void transform_first_chunk(HTTPHeaders& headers, std::string& chunk, bool finishing, bool vary_absent) {
+    add_vary(headers, vary_absent);
     if (gzipping) {
       std::string ctype = headers.get("Content-Type", "");
       std::string_view base = std::string_view(ctype).substr(0, ctype.find(';'));
@@ -599,7 +600,9 @@ const ResponseStartLine& ok_start_line() {
 
 }  // namespace
 
-Future<void> RequestHandler::flush() {
+Future<void> RequestHandler::flush() { return flush_output(false); }
+
+Future<void> RequestHandler::flush_output(bool vary_absent) {
   std::string chunk = std::move(write_buffer_);
   write_buffer_.clear();
   // Whichever way this returns, the bytes have been written or copied by then.
@@ -612,9 +615,9 @@ Future<void> RequestHandler::flush() {
   if (!headers_written_) {
     headers_written_ = true;
     if (gzip_) {
-      gzip_->transform_first_chunk(headers_, chunk, finishing);
+      gzip_->transform_first_chunk(headers_, chunk, finishing, vary_absent);
     } else if (vary_accept_encoding_) {
-      detail::GzipState::add_vary(headers_);
+      detail::GzipState::add_vary(headers_, vary_absent);
     }
     if (equals_literal(request().method, "HEAD")) chunk.clear();
     for (const auto& cookie : new_cookies_) {
@@ -638,13 +641,41 @@ Future<void> RequestHandler::flush() {
   return f;
 }
 
+namespace {
+
+// Which of the lines finish() and flush() add unless the handler set them are set: one
+// pass over the response's lines instead of a search for each name.
+struct LinesSet {
+  bool etag = false;
+  bool content_length = false;
+  bool vary = false;
+};
+
+LinesSet lines_set(const HTTPHeaders& headers) {
+  LinesSet set;
+  for (HeaderField field : headers) {
+    if (field.name.size() == 4) {
+      set.etag = set.etag || header_name_equals(field.name, "Etag");
+      set.vary = set.vary || header_name_equals(field.name, "Vary");
+    } else if (field.name.size() == 14) {
+      set.content_length = set.content_length || header_name_equals(field.name, "Content-Length");
+    }
+  }
+  return set;
+}
+
+}  // namespace
+
 Future<void> RequestHandler::finish(std::string_view chunk) {
   if (finished_) throw std::logic_error("finish() called twice");
   if (!chunk.empty()) write(chunk);
+  bool vary_absent = false;
   if (!headers_written_) {
+    // The lines below change none of these three (compute_etag() is const).
+    const LinesSet set = lines_set(headers_);
+    vary_absent = !set.vary;
     const std::string_view method = request().method;
-    if (status_code_ == 200 && (equals_literal(method, "GET") || equals_literal(method, "HEAD")) &&
-        !headers_.contains("Etag")) {
+    if (status_code_ == 200 && (equals_literal(method, "GET") || equals_literal(method, "HEAD")) && !set.etag) {
       store_etag_header(true);
       if (check_etag_header()) {
         write_buffer_.clear();
@@ -654,7 +685,7 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
     if (status_code_ == 204 || status_code_ == 304 || (status_code_ >= 100 && status_code_ < 200)) {
       if (!write_buffer_.empty()) throw std::logic_error("Cannot send body with " + std::to_string(status_code_));
       for (std::string_view h : {"Content-Encoding", "Content-Language", "Content-Type"}) headers_.remove(h);
-    } else if (!headers_.contains("Content-Length")) {
+    } else if (!set.content_length) {
       char digits[24];  // std::to_chars: no std::string made for a number copied at once
       const char* end = std::to_chars(std::begin(digits), std::end(digits), write_buffer_.size()).ptr;
       headers_.add("Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
@@ -663,7 +694,7 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   // finish() must not be re-entered from here on: mark it before writing the tail
   // (flush() reads finished_ to end the gzip stream).
   finished_ = true;
-  Future<void> f = flush();
+  Future<void> f = flush_output(vary_absent);
   if (HTTPConnection* conn = request().connection) {
     try {
       conn->finish();
@@ -832,28 +863,38 @@ namespace {
 // §8.8.3) and only has to change when the body does, which a 64-bit hash does but for a
 // 2^-64 chance per change. XXH3 costs a few instructions per byte where SHA-1 cost
 // ~1,300 for a short body, and 13 characters stay inside std::string (no allocation).
-std::string body_etag(std::string_view body) {
+constexpr size_t kBodyEtagSize = 13;
+
+std::string_view body_etag(std::string_view body, char (&etag)[kBodyEtagSize]) {
   static constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   XXH64_hash_t hash = XXH3_64bits(body.data(), body.size());
-  std::string etag(13, '"');
+  etag[0] = etag[kBodyEtagSize - 1] = '"';
   for (size_t i = 11; i >= 1; --i) {
     etag[i] = kBase64Url[hash & 63];
     hash >>= 6;
   }
-  return etag;
+  return {etag, kBodyEtagSize};
 }
 
 }  // namespace
 
-std::optional<std::string> RequestHandler::compute_etag() const { return body_etag(write_buffer_); }
+std::optional<std::string> RequestHandler::compute_etag() const {
+  char etag[kBodyEtagSize];
+  return std::string(body_etag(write_buffer_, etag));
+}
 
 void RequestHandler::set_etag_header() { store_etag_header(false); }
 
 void RequestHandler::store_etag_header(bool absent) {
+  // A handler's compute_etag() has its value checked; RequestHandler's own (a quoted
+  // base64url hash) has nothing to check, and is made in place when it is appended.
+  const bool own = overridden_methods_ && ((*overridden_methods_ >> kComputeEtagBit) & 1u) == 0;
+  if (own && absent) {
+    char etag[kBodyEtagSize];
+    headers_.add("Etag", body_etag(write_buffer_, etag));
+    return;
+  }
   if (auto etag = compute_etag()) {
-    // A handler's compute_etag() has its value checked; RequestHandler's own (a quoted
-    // base64url hash) has nothing to check.
-    const bool own = overridden_methods_ && ((*overridden_methods_ >> kComputeEtagBit) & 1u) == 0;
     if (!own) check_header_value(*etag);
     // The name is ours.
     if (absent) {

@@ -712,6 +712,47 @@ TEST(Web, NoGzipWithoutAcceptEncodingOrWhenSmallOrDisabled) {
   EXPECT_FALSE(r.headers.contains("Vary"));
 }
 
+// A handler that sets, in its own spelling, the lines finish() and flush() would add.
+class OwnLinesHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    set_header("etag", "\"mine\"");
+    set_header("vary", "Cookie");
+    set_header("content-LENGTH", "5");
+    write("hello");
+    co_return;
+  }
+};
+
+// Lines the handler set itself are found whatever their case and not added again: its
+// Etag stands (and, as Tornado, is not compared with If-None-Match: only a tag finish()
+// made is), its Content-Length stands, its Vary gets Accept-Encoding appended.
+TEST(Web, LinesTheHandlerSetAreNotAddedAgain) {
+  ApplicationSettings settings;
+  settings.compress_response = true;
+  Application app({{"/own", handler<OwnLinesHandler>()}, {"/text", handler<TextHandler>(std::string("hello"))}},
+                  settings);
+  HTTPHeaders conditional{{"If-None-Match", "\"mine\""}};
+  Response own = fetch(app, "GET", "/own", conditional);
+  EXPECT_EQ(own.code, 200);
+  EXPECT_EQ(own.body, "hello");
+  EXPECT_EQ(own.headers.get_list("Etag"), (std::vector<std::string_view>{"\"mine\""}));
+  EXPECT_EQ(own.headers.get_list("Content-Length"), (std::vector<std::string_view>{"5"}));
+  EXPECT_EQ(own.headers.get_list("Vary"), (std::vector<std::string_view>{"Cookie, Accept-Encoding"}));
+  // Without them: one of each, added in this order after the handler's lines.
+  Response text = fetch(app, "GET", "/text");
+  std::vector<std::string> names;
+  for (HeaderField f : text.headers) names.emplace_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"Server", "Content-Type", "Date", "Etag", "Content-Length", "Vary"}));
+  // A 304 made from finish()'s own tag drops the body's lines but keeps Vary.
+  HTTPHeaders same{{"If-None-Match", text.header("Etag")}};
+  Response not_modified = fetch(app, "GET", "/text", same);
+  EXPECT_EQ(not_modified.code, 304);
+  names.clear();
+  for (HeaderField f : not_modified.headers) names.emplace_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"Server", "Date", "Etag", "Vary"}));
+}
+
 class CookieHandler : public RequestHandler {
  public:
   Task<void> get() override {

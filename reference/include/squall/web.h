@@ -300,6 +300,8 @@ class RequestHandler {
   // set_etag_header(); `absent`: the caller has seen that no Etag line is set, so the
   // tag is appended without looking for one (compute_etag() is const: it adds none).
   void store_etag_header(bool absent);
+  // flush(); `vary_absent`: the caller (finish) has seen that no Vary line is set.
+  Future<void> flush_output(bool vary_absent);
   std::vector<std::string> clean_arguments(const std::vector<std::string>* values, bool strip) const;
 
   Application* application_ = nullptr;
