@@ -1213,7 +1213,7 @@ Future<void> HTTP1Connection::hold_corked() {
       }
     });
   }
-  return make_ready_future();
+  return detail::completed_future();  // the thread's shared done future: none made per response
 }
 
 void HTTP1Connection::flush_corked() {
@@ -1237,7 +1237,7 @@ Future<void> HTTP1Connection::flow_control(Future<void> sent) {
     // A send that is already done (corked, or taken by the socket at once) is that ready
     // future: no second one made per response.
     if (sent.done() && !sent.state()->error) return sent;
-    return make_ready_future();
+    return detail::completed_future();
   }
   return stream_.drained(mark);
 }

@@ -82,6 +82,15 @@ bool HTTPHeaders::same_name_bytes(const char* a, const char* b, std::size_t n) n
   return true;
 }
 
+inline bool HTTPHeaders::named(const Slot& slot, std::string_view name) const noexcept {
+  const std::size_t n = name.size();
+  if (slot.name_size != n) return false;
+  if (n == 0) return true;
+  const char* stored = arena_.data() + slot.name_offset;
+  if (((stored[0] ^ name[0]) & ~0x20) != 0) return false;
+  return n >= 8 ? long_header_names_equal(stored, name.data(), n) : same_name_bytes(stored, name.data(), n);
+}
+
 bool header_name_equals(std::string_view a, std::string_view b) noexcept {
   const std::size_t n = a.size();
   if (n != b.size()) return false;
@@ -172,7 +181,7 @@ inline void HTTPHeaders::Arena::append_line(std::string_view name, std::string_v
   size_ = needed;
 }
 
-void HTTPHeaders::Arena::shift_tail(std::size_t from, std::ptrdiff_t delta) {
+inline void HTTPHeaders::Arena::shift_tail(std::size_t from, std::ptrdiff_t delta) {
   const std::size_t resized = size_ + static_cast<std::size_t>(delta);
   if (resized > capacity_) reserve(std::max(resized, 2 * capacity_));
   std::memmove(data_ + from + delta, data_ + from, size_ - from);

@@ -286,6 +286,30 @@ TEST(HeaderNameEquals, EveryLengthAndPlace) {
   }
 }
 
+// Lookups compare names as header_name_equals does (long names by the word): a name
+// differing in any byte at any place, only in case or not at all, of every length.
+TEST(HTTPHeaders, LookupsMatchNamesAsHeaderNameEqualsAtEveryLengthAndPlace) {
+  auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  for (std::size_t length = 1; length <= 24; ++length) {
+    const std::string base = std::string("X-Forwarded-Proto-Extras").substr(0, length);
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int x = 0; x < 256; x += 3) {
+        for (int y : {x, x ^ 0x20, (x + 1) & 0xff}) {
+          std::string stored = base, looked_up = base;
+          stored[at] = static_cast<char>(x);
+          looked_up[at] = static_cast<char>(y);
+          HTTPHeaders h;
+          h.add("Date", "d");
+          h.add(stored, "v");
+          const bool expected = x == y || lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y));
+          ASSERT_EQ(h.contains(looked_up), expected) << "length " << length << " at " << at << ": " << x << " vs " << y;
+          ASSERT_EQ(h.find(looked_up), expected ? 1u : 2u);
+        }
+      }
+    }
+  }
+}
+
 // The lines as a writer serialises them one by one.
 std::string lines_of(const HTTPHeaders& h) {
   std::string out;
