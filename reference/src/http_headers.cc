@@ -262,35 +262,25 @@ void HTTPHeaders::add(std::string_view name, std::string_view value) {
   slots_.push_back(store(name, value));
 }
 
-void HTTPHeaders::set(std::string_view name, std::string_view value) {
-  std::size_t first = 0;
-  while (first < slots_.size() && !named(slots_[first], name)) ++first;
-  if (first == slots_.size()) {
-    add(name, value);
-    return;
+// set()'s helpers, inline in it: a handler's set_header("Content-Type", ...) takes this
+// path for nearly every response.
+inline void HTTPHeaders::resize_value_in_place(std::size_t index, std::string_view value) {
+  Slot& slot = slots_[index];
+  const auto delta = static_cast<std::ptrdiff_t>(value.size()) - static_cast<std::ptrdiff_t>(slot.value_size);
+  if (delta > 0 && static_cast<std::size_t>(delta) > kMaxArena - arena_.size()) {
+    throw std::length_error("HTTPHeaders: header data too large");
   }
-  if (rewrite_in_place(first, name, value)) return;
-  wire_form_ = false;  // the merged line is appended to the arena but stands first
-  std::size_t kept = 0;
-  bool found = false;
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    if (!named(slots_[i], name)) {
-      slots_[kept++] = slots_[i];
-    } else if (!found) {
-      found = true;
-      forget(slots_[i]);
-      // `name`/`value` may point into the arena: store() copies before anything moves.
-      slots_[kept++] = store(name, value);
-    } else {
-      forget(slots_[i]);
-    }
+  arena_.shift_tail(slot.value_offset + slot.value_size, delta);
+  copy_field_bytes(arena_.data() + slot.value_offset, value.data(), value.size());
+  slot.value_size = static_cast<std::uint32_t>(value.size());
+  // In wire form the lines after this one are the bytes after it.
+  for (std::size_t i = index + 1; i < slots_.size(); ++i) {
+    slots_[i].name_offset = static_cast<std::uint32_t>(slots_[i].name_offset + delta);
+    slots_[i].value_offset = static_cast<std::uint32_t>(slots_[i].value_offset + delta);
   }
-  slots_.resize(kept);
-  if (!found) add(name, value);
-  compact_if_wasteful();
 }
 
-bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) {
+inline bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std::string_view value) {
   if (name != field(slots_[index]).name) return false;
   for (std::size_t i = index + 1; i < slots_.size(); ++i) {
     if (named(slots_[i], name)) return false;
@@ -321,21 +311,34 @@ bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view name, std
   return true;
 }
 
-void HTTPHeaders::resize_value_in_place(std::size_t index, std::string_view value) {
-  Slot& slot = slots_[index];
-  const auto delta = static_cast<std::ptrdiff_t>(value.size()) - static_cast<std::ptrdiff_t>(slot.value_size);
-  if (delta > 0 && static_cast<std::size_t>(delta) > kMaxArena - arena_.size()) {
-    throw std::length_error("HTTPHeaders: header data too large");
+void HTTPHeaders::set(std::string_view name, std::string_view value) {
+  std::size_t first = 0;
+  while (first < slots_.size() && !named(slots_[first], name)) ++first;
+  if (first == slots_.size()) {
+    add(name, value);
+    return;
   }
-  arena_.shift_tail(slot.value_offset + slot.value_size, delta);
-  copy_field_bytes(arena_.data() + slot.value_offset, value.data(), value.size());
-  slot.value_size = static_cast<std::uint32_t>(value.size());
-  // In wire form the lines after this one are the bytes after it.
-  for (std::size_t i = index + 1; i < slots_.size(); ++i) {
-    slots_[i].name_offset = static_cast<std::uint32_t>(slots_[i].name_offset + delta);
-    slots_[i].value_offset = static_cast<std::uint32_t>(slots_[i].value_offset + delta);
+  if (rewrite_in_place(first, name, value)) return;
+  wire_form_ = false;  // the merged line is appended to the arena but stands first
+  std::size_t kept = 0;
+  bool found = false;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (!named(slots_[i], name)) {
+      slots_[kept++] = slots_[i];
+    } else if (!found) {
+      found = true;
+      forget(slots_[i]);
+      // `name`/`value` may point into the arena: store() copies before anything moves.
+      slots_[kept++] = store(name, value);
+    } else {
+      forget(slots_[i]);
+    }
   }
+  slots_.resize(kept);
+  if (!found) add(name, value);
+  compact_if_wasteful();
 }
+
 
 std::size_t HTTPHeaders::remove_keeping_wire_form(std::string_view name) {
   std::size_t kept = 0;
