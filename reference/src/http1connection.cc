@@ -262,6 +262,21 @@ struct HTTP1Connection::Gunzip {
 
 // ---- HTTP1Connection -------------------------------------------------------------------
 
+namespace {
+
+// The buffers a connection keeps for its whole life, handed on from the connections gone
+// to the ones made next on this thread (a connection per request made and freed each:
+// two of its five malloc/free pairs). The read buffer goes back among the stream's read
+// results (IOStream::recycle), where it came from. Up to 256 of each, as the stream's
+// read buffers: heads of up to 2 KiB (512 KiB at most), field lists of up to 64 fields
+// (256 × 2 KiB).
+struct HeadBuffer;
+using SpareHeadBuffer = detail::SpareString<HeadBuffer, 2048, 256>;
+struct HeadFields;
+using SpareHeadFields = detail::SpareBuffers<std::vector<HeaderField>, HeadFields, 64, 256>;
+
+}  // namespace
+
 HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionParameters params,
                                  HTTPRequestContext* context, bool xheaders)
     : stream_(stream),
@@ -270,6 +285,8 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
       is_client_(side == Side::client),
       xheaders_(xheaders),
       max_body_size_(params.max_body_size),  // before params is moved into params_
+      out_(SpareHeadBuffer::take()),
+      head_fields_(SpareHeadFields::take()),
       params_(std::move(params)),
       alive_(std::allocate_shared<HTTP1Connection*>(detail::PoolAllocator<HTTP1Connection*>{}, this)) {
   if (params_.chunk_size == 0) params_.chunk_size = 1;
@@ -282,6 +299,9 @@ HTTP1Connection::~HTTP1Connection() {
   *alive_ = nullptr;
   if (send_timer_) loop_->remove_timeout(*send_timer_);
   if (read_timer_) loop_->remove_timeout(*read_timer_);
+  IOStream::recycle(std::move(rbuf_));
+  SpareHeadBuffer::give(std::move(out_));
+  SpareHeadFields::give(std::move(head_fields_));
 }
 
 std::string HTTP1Connection::peer() const { return context_ ? context_->to_string() : std::string("the peer"); }

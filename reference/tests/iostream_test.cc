@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "heap_in_use.h"
+#include "squall/detail/small_pool.h"
 #include "squall/log.h"
 #include "squall/task.h"
 
@@ -184,6 +186,56 @@ TEST(IOStream, ARecycledStringHoldsTheNextReadsResult) {
   EXPECT_NE(got.data(), huge_memory);
   EXPECT_LT(got.capacity(), 1024u);
   ::close(p.peer);
+}
+
+// A stream's read buffer outlives it as a spare for the streams made next, a bounded
+// number of them: thousands of streams gone, each with 1.8 KB buffered, keep no more than
+// the spares' bound (256 of up to 2 KiB) of heap, not all their buffers.
+TEST(IOStream, StreamsGoneKeepOnlyABoundedSpareOfTheirReadBuffers) {
+  IOLoop loop;
+  const std::string data(1800, 'x');
+  // The peer sends its bytes and closes: the stream reads them, then the end, and closes
+  // its socket with the bytes still buffered (the pending read fails).
+  auto stream_with_bytes_buffered = [&] {
+    Pair p = socket_pair();
+    auto stream = std::make_unique<IOStream>(p.ours);
+    write_all(p.peer, data);
+    ::close(p.peer);
+    stream->read_until("never sent").mark_retrieved();
+    EXPECT_TRUE(stream->closed());
+    EXPECT_EQ(stream->read_buffer_size(), data.size());
+    return stream;
+  };
+  stream_with_bytes_buffered();  // the per-thread scratch buffer, made once
+  detail::pool_trim();
+  const size_t before = testing_support::heap_in_use();
+  {
+    std::vector<std::unique_ptr<IOStream>> streams;
+    for (int i = 0; i < 2000; ++i) streams.push_back(stream_with_bytes_buffered());
+    EXPECT_GT(testing_support::heap_in_use(), before + 2000 * data.size());  // while they live, they hold them
+  }
+  detail::pool_trim();  // the streams' own blocks: only the spares are left
+  const size_t after = testing_support::heap_in_use();
+  EXPECT_LT(after > before ? after - before : 0, 1024u * 1024u);  // 3.6 MB if every buffer stayed
+}
+
+// A stream taking the buffer of one gone shows only its own bytes.
+TEST(IOStream, AStreamNeverShowsTheBytesOneGoneLeftInItsBuffer) {
+  IOLoop loop;
+  {
+    Pair p = socket_pair();
+    IOStream gone(p.ours);
+    write_all(p.peer, std::string(900, 's'));
+    gone.read_until("never sent").mark_retrieved();  // 900 bytes buffered, unread
+    EXPECT_EQ(gone.read_buffer_size(), 900u);
+    ::close(p.peer);
+  }
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  EXPECT_EQ(stream.read_buffer_size(), 0u);
+  write_all(p.peer, "ab");
+  ::close(p.peer);
+  EXPECT_EQ(loop.run_sync([&] { return stream.read_until_close(); }, kTimeout), "ab");
 }
 
 TEST(IOStream, ReadBytesWaitsUntilAllBytesHaveArrived) {

@@ -92,5 +92,31 @@ TEST(SpareString, KeepsOnlyWhatIsWorthKeeping) {
   EXPECT_EQ(Spares::take().capacity(), std::string().capacity());
 }
 
+// Any container with a capacity: a connection's list of parsed fields is handed on as its
+// buffers are. Spares come out empty (the fields of the connection before are not read
+// as this one's), at most MaxCount are kept, none above MaxCapacity elements.
+TEST(SpareBuffers, VectorsComeBackEmptyAndAreBoundedInCountAndSize) {
+  struct Fields;
+  using Spares = SpareBuffers<std::vector<int>, Fields, 64, 3>;
+  std::vector<const int*> memory;
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int> spent(10, 7);
+    memory.push_back(spent.data());
+    Spares::give(std::move(spent));
+  }
+  EXPECT_EQ(Spares::count(), 3u);
+  Spares::give(std::vector<int>(100, 7));  // above MaxCapacity: dropped
+  EXPECT_EQ(Spares::count(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<int> spare = Spares::take();
+    EXPECT_TRUE(spare.empty());
+    EXPECT_GE(spare.capacity(), 10u);
+    EXPECT_LE(spare.capacity(), 64u);
+    EXPECT_NE(std::find(memory.begin(), memory.end(), spare.data()), memory.end());
+  }
+  EXPECT_EQ(Spares::count(), 0u);
+  EXPECT_EQ(Spares::take().capacity(), 0u);
+}
+
 }  // namespace
 }  // namespace squall::detail

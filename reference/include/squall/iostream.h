@@ -182,8 +182,10 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // Hands back a string a read returned, its bytes no longer needed: the next read on
   // this thread (any stream) fills it instead of allocating its result, so a reader that
   // consumes each result whole (HTTP1Connection) reads without an allocation per read.
-  // One is kept per thread, and only a small one (at most 1 KiB of capacity), so that a
-  // reader's buffer does not grow from another's.
+  // Up to 256 are kept per thread (the reads of one loop iteration), and only small ones
+  // (at most 1 KiB of capacity), so that a reader's buffer does not grow from another's.
+  // A stream's own read buffer is handed on the same way: a stream destroyed gives it to
+  // the next one made on this thread.
   static void recycle(std::string spent);
 
   // ---- writes ----------------------------------------------------------------------------

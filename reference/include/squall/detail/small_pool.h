@@ -128,24 +128,27 @@ struct PoolAllocated {
   static void operator delete(void* block, std::size_t size) noexcept { pool_deallocate(block, size); }
 };
 
-// Spare std::strings per thread for each Purpose (a tag type): code that makes and drops
-// a buffer per request gives the spent one back and takes it for the next, so the steady
-// state allocates nothing. Up to MaxCount are kept: as many as may be taken before any
-// comes back (the reads of one epoll batch all take one before the requests they carry
-// give theirs back). Only strings of at most MaxCapacity bytes are kept, the larger
-// offered when all places are taken, so spares never pin more than MaxCount × MaxCapacity
-// bytes nor grow a small user's buffer.
-template <class Purpose, std::size_t MaxCapacity, std::size_t MaxCount = 1>
-class SpareString {
+// Spare buffers per thread for each Purpose (a tag type): code that makes and drops a
+// buffer per request or per connection gives the spent one back and takes it for the
+// next, so the steady state allocates nothing. Buffer is a container with capacity(),
+// clear() and swap() (std::string, std::vector). Up to MaxCount are kept: as many as may
+// be taken before any comes back (the reads of one epoll batch all take one before the
+// requests they carry give theirs back; the connections accepted in one batch before
+// those of the last one are destroyed). Only buffers of at most MaxCapacity elements are
+// kept, the larger offered when all places are taken, so spares never pin more than
+// MaxCount × MaxCapacity elements nor grow a small user's buffer. A spare is handed out
+// empty: none of its former contents can be read through it.
+template <class Buffer, class Purpose, std::size_t MaxCapacity, std::size_t MaxCount = 1>
+class SpareBuffers {
  public:
-  // A spare (empty, with its capacity), or an empty string when there is none.
-  static std::string take() noexcept {
+  // A spare (empty, with its capacity), or an empty buffer when there is none.
+  static Buffer take() noexcept {
     Spares& s = spares();
     if (s.count == 0) return {};
     return std::move(s.kept[--s.count]);
   }
-  static void give(std::string&& spent) noexcept {
-    if (spent.capacity() > MaxCapacity || spent.capacity() <= std::string().capacity()) return;
+  static void give(Buffer&& spent) noexcept {
+    if (spent.capacity() > MaxCapacity || spent.capacity() <= Buffer().capacity()) return;
     Spares& s = spares();
     spent.clear();
     if (s.count < MaxCount) {
@@ -154,10 +157,12 @@ class SpareString {
       s.kept[MaxCount - 1].swap(spent);
     }
   }
+  // How many are kept now (for tests).
+  static std::size_t count() noexcept { return spares().count; }
 
  private:
   struct Spares {
-    std::string kept[MaxCount];
+    Buffer kept[MaxCount];
     std::size_t count = 0;
   };
   static Spares& spares() noexcept {
@@ -165,5 +170,8 @@ class SpareString {
     return s;
   }
 };
+
+template <class Purpose, std::size_t MaxCapacity, std::size_t MaxCount = 1>
+using SpareString = SpareBuffers<std::string, Purpose, MaxCapacity, MaxCount>;
 
 }  // namespace squall::detail
