@@ -166,8 +166,7 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSoc
       loop_(loop ? loop : &IOLoop::current()),
       edge_triggered_(socket.edge_triggered),
       storage_(SpareReadBuffer::take()),
-      options_(bounded_chunk(options)),
-      self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {}
+      options_(bounded_chunk(options)) {}
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
     : fd_(fd),
@@ -176,14 +175,13 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistrati
       registered_(true),
       edge_triggered_(true),
       storage_(SpareReadBuffer::take()),
-      options_(bounded_chunk(options)),
-      self_(std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this)) {
+      options_(bounded_chunk(options)) {
   loop.replace_handler(fd, *this);
 }
 
 IOStream::~IOStream() {
   close();
-  *self_ = nullptr;
+  if (self_) *self_ = nullptr;
   SpareReadBuffer::give(std::move(storage_));
 }
 
@@ -222,6 +220,13 @@ void IOStream::close(std::exception_ptr error) {
 }
 
 void IOStream::signal_closed() {
+  // close() runs again for a stream already closed (its owners close it, then destroy it),
+  // usually with nothing left to tell: say so in one test.
+  if (!read_future_ && write_futures_.empty() && drain_waiters_.empty() && !connect_future_ && !close_callback_ &&
+      write_queue_.empty()) {
+    connecting_ = false;
+    return;
+  }
   std::exception_ptr closed_error;
   auto closed_exception = [&] {
     if (!closed_error) closed_error = std::make_exception_ptr(StreamClosedError(error_));
@@ -289,6 +294,7 @@ int IOStream::hand_over_socket(IOLoop::FdHandler& next) {
 }
 
 void IOStream::schedule_close() {
+  if (!self_) self_ = std::allocate_shared<IOStream*>(detail::PoolAllocator<IOStream*>{}, this);
   loop_->add_callback([self = self_] {
     if (IOStream* stream = *self) stream->close();
   });
@@ -805,7 +811,7 @@ using SpareResult = detail::SpareString<ReadResult, kMaxRecycled, kMaxRecycledCo
 
 }  // namespace
 
-void IOStream::recycle(std::string spent) { SpareResult::give(std::move(spent)); }
+void IOStream::recycle(std::string&& spent) { SpareResult::give(std::move(spent)); }
 
 std::string IOStream::take_from_buffer(size_t n) {
   if (n == 0) return {};

@@ -1029,6 +1029,40 @@ TEST(IOStream, WriteToAResetTcpPeerClosesTheStreamWithTheErrorRecorded) {
   EXPECT_EQ(logged.find("error on fd"), std::string::npos) << "a reset is not logged: " << logged;
 }
 
+// A hang-up reported with the bytes a read takes part of: the read completes, the rest is
+// kept, and the stream closes on the loop's next turn (Tornado's order).
+TEST(IOStream, AHangUpClosesTheStreamOnTheNextTurnKeepingTheBytesLeft) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  write_all(p.peer, "abcdef");
+  ::close(p.peer);
+  EXPECT_EQ(loop.run_sync([&] { return stream.read_bytes(3, false, IOStream::ReadStart::wait_readable); }, kTimeout),
+            "abc");
+  loop.run_sync([] { return sleep(1ms); });
+  EXPECT_TRUE(stream.closed());
+  EXPECT_EQ(stream.read_buffer_size(), 3u);
+}
+
+// The close a hang-up schedules finds the stream gone when its owner destroyed it first
+// (from the read's callback, which runs before it): nothing is touched.
+TEST(IOStream, AScheduledCloseOfAStreamDestroyedFirstDoesNothing) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  auto stream = std::make_unique<IOStream>(p.ours);
+  write_all(p.peer, "abcdef");
+  ::close(p.peer);
+  Future<std::string> read = stream->read_bytes(3, false, IOStream::ReadStart::wait_readable);
+  bool destroyed = false;
+  read.add_done_callback([&](Future<std::string>&) {
+    stream.reset();
+    destroyed = true;
+  });
+  loop.run_sync([] { return sleep(5ms); });
+  EXPECT_TRUE(destroyed);
+  EXPECT_EQ(read.result(), "abc");
+}
+
 TEST(IOStream, WriteOnAClosedStreamThrowsStreamClosedError) {
   IOLoop loop;
   Pair p = socket_pair();

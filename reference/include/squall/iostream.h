@@ -186,7 +186,7 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // (at most 1 KiB of capacity), so that a reader's buffer does not grow from another's.
   // A stream's own read buffer is handed on the same way: a stream destroyed gives it to
   // the next one made on this thread.
-  static void recycle(std::string spent);
+  static void recycle(std::string&& spent);
 
   // ---- writes ----------------------------------------------------------------------------
   // Queues data and sends what the socket takes now. The future completes when every byte
@@ -351,7 +351,8 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   Fifo<std::pair<uint64_t, Future<void>>> write_futures_;
 
   std::exception_ptr error_;
-  // Guards callbacks this stream queues on the loop against its destruction.
+  // Guards callbacks this stream queues on the loop against its destruction; made by the
+  // first such callback (rare: an error event), not by every stream.
   std::shared_ptr<IOStream*> self_;
 
   // read_until / read_until_regex only (clear_read_state leaves them alone otherwise).
