@@ -241,11 +241,7 @@ void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
 inline HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
   fields_checked_ = false;  // whoever adds a line vouches for it again (mark_fields_checked)
   const std::string_view stored(arena_.data(), arena_.size());
-  if (points_into(stored, name) || points_into(stored, value)) {
-    // Appending may reallocate the arena under the views: copy them out first.
-    const std::string name_copy(name), value_copy(value);
-    return store(name_copy, value_copy);
-  }
+  if (points_into(stored, name) || points_into(stored, value)) return store_copies(name, value);
   if (name.size() + value.size() + 4 > kMaxArena - arena_.size()) {
     throw std::length_error("HTTPHeaders: header data too large");
   }
@@ -256,6 +252,12 @@ inline HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_v
   slot.value_size = static_cast<std::uint32_t>(value.size());
   arena_.append_line(name, value);
   return slot;
+}
+
+HTTPHeaders::Slot HTTPHeaders::store_copies(std::string_view name, std::string_view value) {
+  // Appending may reallocate the arena under the views: copy them out first.
+  const std::string name_copy(name), value_copy(value);
+  return store(name_copy, value_copy);
 }
 
 void HTTPHeaders::add(std::string_view name, std::string_view value) {

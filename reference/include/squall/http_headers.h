@@ -126,6 +126,9 @@ class HTTPHeaders {
   friend bool header_name_equals(std::string_view a, std::string_view b) noexcept;
   // Appends "name: value\r\n" to the arena; the slot of that line.
   Slot store(std::string_view name, std::string_view value);
+  // store() of a name or value that is a view into the arena (out of line: rare, and
+  // store() is then not recursive, so it is inlined into add()).
+  Slot store_copies(std::string_view name, std::string_view value);
   // set()'s common case: the line at `index` is the only one named `name`, spelled the
   // same. Only its value changes: overwritten where the old one was when it fits (no
   // bytes appended), else appended to the arena with the line pointed at it (no other
