@@ -282,6 +282,43 @@ TEST_F(ServerOutputTest, HeaderAddedAfterTheCheckedMarkIsStillRefused) {
   EXPECT_EQ(output.find("Set-Cookie"), std::string::npos) << output;
 }
 
+// The start line is written as given (200 OK is a constant; other codes and reasons are
+// formatted), and a reason phrase with control characters is refused before anything
+// is written — also one that starts like "OK".
+TEST_F(ServerOutputTest, StartLineIsWrittenAsGivenAndAnUnsafeReasonIsRefused) {
+  bool refused = false;
+  serve("GET / HTTP/1.1\r\nHost: x\r\n\r\n", [&](HTTP1Connection& conn) {
+    HTTPHeaders bad{{"Content-Length", "0"}};
+    try {
+      conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK\r\nX-Evil: 1"}, bad);
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    HTTPHeaders headers{{"Content-Length", "0"}};
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 299, "Fine"}, headers);
+    conn.finish();
+  });
+  EXPECT_TRUE(refused);
+  EXPECT_TRUE(output.starts_with("HTTP/1.1 299 Fine\r\nContent-Length: 0\r\nDate: ")) << output;
+  EXPECT_EQ(output.find("X-Evil"), std::string::npos) << output;
+}
+
+// A set made from a parsed head (its lines not held in wire form) is written line by
+// line: the same bytes as a set built line by line.
+TEST_F(ServerOutputTest, AParsedHeaderSetIsWrittenLineByLine) {
+  const std::string block = "X-A:1\r\nContent-Length:  2\r\n";
+  const std::string_view view(block);
+  const std::vector<HeaderField> fields{{view.substr(0, 3), view.substr(4, 1)}, {view.substr(7, 14), view.substr(24, 1)}};
+  serve("GET / HTTP/1.1\r\nHost: x\r\n\r\n", [&](HTTP1Connection& conn) {
+    HTTPHeaders parsed = HTTPHeaders::from_fields(fields);
+    EXPECT_FALSE(parsed.wire_lines().has_value());
+    conn.write_headers(ResponseStartLine{"HTTP/1.1", 200, "OK"}, parsed, "hi");
+    conn.finish();
+  });
+  EXPECT_TRUE(output.starts_with("HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\nDate: ")) << output;
+  EXPECT_TRUE(output.ends_with("\r\nServer: Squall\r\n\r\nhi")) << output;
+}
+
 TEST_F(ServerOutputTest, WritingMoreThanContentLengthThrows) {
   bool thrown = false;
   serve("GET / HTTP/1.1\r\nHost: x\r\n\r\n", [&](HTTP1Connection& conn) {
