@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "heap_in_use.h"
+#include "open_fds.h"
 #include "squall/detail/small_pool.h"
 #include "squall/future.h"
 #include "squall/ioloop.h"
@@ -925,7 +926,8 @@ TEST(ServerBuffers, AConnectionNeverSeesTheBytesOneGoneLeftBuffered) {
 
 // Connections gone hand their buffers (the stream's, the head's, the output's, the parsed
 // fields) on to the next ones, a bounded number of each: thousands of them, each with a
-// head of 29 fields read and answered, keep no more than the spares' bounds of heap.
+// head of 29 fields read and answered, keep no more than the spares' bounds of heap, and
+// none of their sockets.
 TEST(ServerBuffers, ConnectionsGoneKeepOnlyABoundedSpareOfTheirBuffers) {
   IOLoop loop;
   FlowApp app;
@@ -950,6 +952,7 @@ TEST(ServerBuffers, ConnectionsGoneKeepOnlyABoundedSpareOfTheirBuffers) {
   served_connection();  // the per-thread scratch buffers, made once
   detail::pool_trim();
   const size_t before = testing_support::heap_in_use();
+  const int fds_before = testing_support::open_fd_count();
   {
     std::vector<std::unique_ptr<HTTPServerConnection>> gone;
     for (int i = 0; i < kConnections; ++i) gone.push_back(served_connection());
@@ -958,6 +961,7 @@ TEST(ServerBuffers, ConnectionsGoneKeepOnlyABoundedSpareOfTheirBuffers) {
   detail::pool_trim();  // the connections' own blocks: only the spares are left
   const size_t after = testing_support::heap_in_use();
   EXPECT_EQ(app.seen.size(), size_t(kConnections + 1));
+  EXPECT_EQ(testing_support::open_fd_count(), fds_before);  // every socket closed as its connection ended
   EXPECT_LT(after > before ? after - before : 0, 2u * 1024 * 1024);  // ~5.4 MB if every buffer stayed
 }
 

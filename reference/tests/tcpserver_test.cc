@@ -25,6 +25,7 @@
 
 #include <gtest/gtest.h>
 
+#include "open_fds.h"
 #include "squall/process.h"
 #include "squall/tcpclient.h"
 
@@ -49,8 +50,10 @@ class EchoServer : public TCPServer {
       }
     } catch (const StreamClosedError&) {
     }
+    ++ended;
   }
   int connections = 0;
+  int ended = 0;  // handle_stream returned (the stream is destroyed with the frame)
   std::vector<SocketAddress> peers;
 };
 
@@ -153,6 +156,32 @@ TEST(tcpserver, EchoesLinesForSeveralConcurrentClients) {
                                         std::string(500, 'x') + "\n"}));
   }
   EXPECT_EQ(server.connections, kClients);
+}
+
+// Every accepted connection's descriptor is closed once it is over: after clients that
+// exchanged a line and left, and clients that left without a word, the process holds the
+// descriptors it held before.
+TEST(tcpserver, ConnectionsThatCameAndWentLeaveNoDescriptorOpen) {
+  IOLoop loop;
+  EchoServer server;
+  server.listen(0, "127.0.0.1");
+  const uint16_t port = server.ports()[0];
+  const int before = testing_support::open_fd_count();
+  constexpr int kTalkers = 100;
+  constexpr int kSilent = 20;
+  loop.run_sync([&]() -> Task<void> {
+    for (int i = 0; i < kTalkers; ++i) {
+      std::vector<std::string> lines(1, "line " + std::to_string(i));  // named: GCC 12 and co_await
+      std::vector<std::string> replies = co_await echo_lines(port, lines);
+      EXPECT_EQ(replies.size(), 1u);
+      EXPECT_EQ(replies.at(0), lines[0] + "\n");
+    }
+    for (int i = 0; i < kSilent; ++i) co_await open_stream(port);  // closed at once
+    for (int i = 0; i < 2000 && server.ended < kTalkers + kSilent; ++i) co_await sleep(1ms);
+  }, 10s);
+  EXPECT_EQ(server.connections, kTalkers + kSilent);
+  EXPECT_EQ(server.ended, kTalkers + kSilent);
+  EXPECT_EQ(testing_support::open_fd_count(), before);
 }
 
 TEST(tcpserver, HandleStreamGetsThePeerAddress) {
