@@ -7,9 +7,10 @@
 //   2. collect the timers that are due (cancelled ones are dropped lazily; the heap is
 //      compacted when cancellations pile up);
 //   3. run those callbacks, then the due timers that were not cancelled meanwhile;
-//   4. wait in epoll (level-triggered) — not at all while callbacks are pending, else
-//      until the next deadline — and dispatch the ready file descriptors (each handler
-//      followed at once by what it queued with add_callback_after_handler).
+//   4. wait in epoll (level-triggered, unless a handler asks for EDGE) — not at all
+//      while callbacks are pending, else until the next deadline — and dispatch the
+//      ready file descriptors (each handler followed at once by what it queued with
+//      add_callback_after_handler).
 // add_callback() is the only thread-safe entry point: from another thread it queues
 // under a lock and wakes a sleeping loop through an eventfd.
 #pragma once

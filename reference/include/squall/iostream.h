@@ -137,8 +137,9 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // How a read the buffer cannot satisfy begins. try_socket reads the socket at once
   // (Tornado's _try_inline_read). wait_readable waits for the loop's readability event
   // first, saving a read that would find nothing when the peer is known to be quiet
-  // (a keep-alive server between requests): the interest is level-triggered, so bytes
-  // already in the socket are reported on the loop's next turn. It applies only where
+  // (a keep-alive server between requests): level-triggered, bytes already in the
+  // socket are reported on the loop's next turn; edge-triggered (NonBlockingSocket), the
+  // socket is read at once unless the last read found it empty. It applies only where
   // the socket shows every unread byte (socket_shows_unread_bytes): a transport such as
   // TLS may hold bytes it no longer shows, and keeps reading first. Buffered bytes are
   // served at once either way.
