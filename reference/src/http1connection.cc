@@ -266,8 +266,8 @@ namespace {
 
 // The buffers a connection keeps for its whole life, handed on from the connections gone
 // to the ones made next on this thread (a connection per request made and freed each:
-// two of its five malloc/free pairs). The read buffer goes back among the stream's read
-// results (IOStream::recycle), where it came from. Up to 256 of each, as the stream's
+// two of its five malloc/free pairs). The read buffer comes from and goes back among the
+// stream's read results (IOStream::take_recycled, recycle). Up to 256 of each, as the stream's
 // read buffers: heads of up to 2 KiB (512 KiB at most), field lists of up to 64 fields
 // (256 × 2 KiB).
 struct HeadBuffer;
@@ -285,6 +285,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
       is_client_(side == Side::client),
       xheaders_(xheaders),
       max_body_size_(params.max_body_size),  // before params is moved into params_
+      rbuf_(IOStream::take_recycled()),
       out_(SpareHeadBuffer::take()),
       head_fields_(SpareHeadFields::take()),
       params_(std::move(params)),

@@ -813,6 +813,8 @@ using SpareResult = detail::SpareString<ReadResult, kMaxRecycled, kMaxRecycledCo
 
 void IOStream::recycle(std::string&& spent) { SpareResult::give(std::move(spent)); }
 
+std::string IOStream::take_recycled() { return SpareResult::take(); }
+
 std::string IOStream::take_from_buffer(size_t n) {
   if (n == 0) return {};
   const size_t live = buf_tail_ - buf_head_;

@@ -188,6 +188,9 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // A stream's own read buffer is handed on the same way: a stream destroyed gives it to
   // the next one made on this thread.
   static void recycle(std::string&& spent);
+  // One of those strings (empty; with no capacity when none is kept): the buffer of a
+  // reader that takes its bytes from read_some_to, which makes no result string.
+  static std::string take_recycled();
 
   // ---- writes ----------------------------------------------------------------------------
   // Queues data and sends what the socket takes now. The future completes when every byte
