@@ -298,8 +298,9 @@ inline bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view na
     return true;
   }
   if (value.size() <= slot.value_size) {
-    // memmove: the value may be a view into the arena itself.
-    std::memmove(arena_.data() + slot.value_offset, value.data(), value.size());
+    // memmove: the value may be a view into the arena itself (an empty one may have no
+    // bytes at all: a null pointer, which memmove must not get).
+    if (!value.empty()) std::memmove(arena_.data() + slot.value_offset, value.data(), value.size());
     garbage_ += slot.value_size - value.size();
     slot.value_size = static_cast<std::uint32_t>(value.size());
     return true;

@@ -222,8 +222,8 @@ void IOStream::close(std::exception_ptr error) {
 void IOStream::signal_closed() {
   // close() runs again for a stream already closed (its owners close it, then destroy it),
   // usually with nothing left to tell: say so in one test.
-  if (!read_future_ && !read_waiter_ && write_futures_.empty() && drain_waiters_.empty() && !connect_future_ && !close_callback_ &&
-      write_queue_.empty()) {
+  if (!read_future_ && !read_waiter_ && write_futures_.empty() && drain_waiters_.empty() && !connect_future_ &&
+      !close_callback_ && write_queue_.empty()) {
     connecting_ = false;
     return;
   }

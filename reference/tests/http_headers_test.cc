@@ -84,6 +84,24 @@ TEST(HTTPHeaders, SetOfASingleLineKeepsItsPlaceAndTheOthers) {
   EXPECT_EQ(h.size(), 2u);
 }
 
+// An empty value may have no bytes at all (a default string_view's null pointer): set
+// over an empty or a longer value, in wire form or not, it leaves an empty line in place.
+TEST(HTTPHeaders, SetOfAnEmptyValueWithNoBytesKeepsTheLineEmpty) {
+  HTTPHeaders wire;
+  wire.add("X-A", "");
+  wire.add("X-B", "b");
+  wire.set("X-A", std::string_view{});
+  wire.set("X-B", std::string_view{});
+  const std::vector<HeaderField> expected{{"X-A", ""}, {"X-B", ""}};
+  EXPECT_EQ(all_fields(wire), expected);
+  EXPECT_EQ(wire.wire_lines(), "X-A: \r\nX-B: \r\n");
+  std::vector<HeaderField> parsed{{"X-A", ""}, {"X-B", "b"}};
+  HTTPHeaders fields = HTTPHeaders::from_fields(parsed);
+  fields.set("X-A", std::string_view{});
+  fields.set("X-B", std::string_view{});
+  EXPECT_EQ(all_fields(fields), expected);
+}
+
 TEST(HTTPHeaders, NamesThatDifferOnlyInTheCaseBitOfAPunctuationByteDiffer) {
   // '^' and '~' (both token characters) differ in bit 0x20 only, like 'a' and 'A'.
   HTTPHeaders h{{"^x", "1"}, {"Date", "d"}};

@@ -60,8 +60,8 @@ class IOStreamWaiter : public testing::Test {
  protected:
   IOLoop loop;
   Pair p;
+  RecordingWaiter waiter;  // outlives the stream: a read still pending is failed to it
   std::unique_ptr<IOStream> stream = std::make_unique<IOStream>(p.ours);
-  RecordingWaiter waiter;
   void wait_readable() { stream->read_some_to(waiter, 16, IOStream::ReadStart::wait_readable); }
 };
 
