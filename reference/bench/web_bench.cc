@@ -51,6 +51,12 @@ Application contract_app() {
                      contract_settings());
 }
 
+// The server's side of a connection as TCPServer makes it (non-blocking, close-on-exec,
+// registered edge-triggered), so that idle connections can be compacted.
+std::unique_ptr<IOStream> server_stream(int fd) {
+  return std::make_unique<IOStream>(fd, IOStreamOptions{}, nullptr, IOStream::NonBlockingSocket{.edge_triggered = true});
+}
+
 // A connected socketpair: [0] for the server's stream, [1] the client's (non-blocking).
 struct Pair {
   int server = -1;
@@ -104,7 +110,7 @@ void web_exchange(benchmark::State& state, std::string_view path, std::string_vi
   buf.reserve(4096);
   uint64_t allocations = 0;
   loop.run_sync([&]() -> Task<void> {
-    spawn(server.handle_stream(std::make_unique<IOStream>(pair.server), SocketAddress()));
+    spawn(server.handle_stream(server_stream(pair.server), SocketAddress()));
     // Warm up: the pool, the connection's buffers, the Date cache.
     for (int i = 0; i < 100; ++i) co_await round_trip(pair.client, request, body, buf);
     const uint64_t before = bench_allocation_count();
@@ -159,12 +165,12 @@ void idle_connections(benchmark::State& state, IdleKind kind) {
     loop.run_sync([&]() -> Task<void> {
       // One connection first, so that what every connection shares (the pool's first
       // blocks, the Date cache, the registry) is not counted.
-      spawn(server.handle_stream(std::make_unique<IOStream>(pairs[0].server), peer(0)));
+      spawn(server.handle_stream(server_stream(pairs[0].server), peer(0)));
       if (after_a_request) co_await round_trip(pairs[0].client, request, "Hello, World!", buf);
       co_await settle();
       const size_t before = mallinfo2().uordblks;
       for (size_t i = 1; i < n; ++i) {
-        spawn(server.handle_stream(std::make_unique<IOStream>(pairs[i].server), peer(i)));
+        spawn(server.handle_stream(server_stream(pairs[i].server), peer(i)));
         if (after_a_request) co_await round_trip(pairs[i].client, request, "Hello, World!", buf);
       }
       co_await settle();

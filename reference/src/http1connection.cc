@@ -1437,8 +1437,9 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
 bool HTTPServerConnection::idle() const {
   // The wait reads the stream straight into nothing: a pending read with an empty buffer
   // (a read that completed has its bytes in a future the loop is about to deliver).
-  return waiting_ && !handed_over_ && stream_->reading() && stream_->read_buffer_size() == 0 &&
-         !stream_->writing() && !stream_->closed();
+  // Only a stream that can hand its socket over (edge-triggered, as TCPServer makes them;
+  // see IOStream::can_hand_over) is idle in this sense: another is never compacted.
+  return waiting_ && !handed_over_ && stream_->reading() && stream_->can_hand_over();
 }
 
 int HTTPServerConnection::hand_over_socket(IOLoop::FdHandler& next) {

@@ -277,10 +277,16 @@ std::pair<int, Callback> IOStream::release_socket() {
   return released;
 }
 
+bool IOStream::can_hand_over() const {
+  return !closed_ && !connecting_ && !writing() && write_futures_.empty() && drain_waiters_.empty() &&
+         read_buffer_size() == 0 && registered_ && edge_triggered_ && !maybe_readable_;
+}
+
 int IOStream::hand_over_socket(IOLoop::FdHandler& next) {
-  if (closed_ || connecting_ || writing() || !write_futures_.empty() || !drain_waiters_.empty() ||
-      read_buffer_size() != 0 || !registered_ || !edge_triggered_ || maybe_readable_) {
-    throw std::logic_error("IOStream holds data or waits to write; cannot hand over its socket");
+  if (!can_hand_over()) {
+    throw std::logic_error(
+        "IOStream holds data, waits to write, may have unread bytes or is level-triggered; cannot hand over its "
+        "socket");
   }
   loop_->replace_handler(fd_, next);
   registered_ = false;

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -814,6 +816,46 @@ TEST_F(CompactionTest, AnIdleConnectionIsCompactedThenServesItsNextRequest) {
   EXPECT_GE(server->compactions(), 1u);
   EXPECT_EQ(server->connection_count(), 0u);
   EXPECT_EQ(app.closes, 1);
+}
+
+// A stream handed to handle_stream level-triggered (made by the caller, not TCPServer)
+// cannot hand its socket over: its connection is never counted idle for compaction, so
+// the sweeps leave it alone (no error) and it serves on.
+TEST_F(CompactionTest, AConnectionOnALevelTriggeredStreamIsNeverCompacted) {
+  start(compacting());
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int client_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(client_fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  sockaddr_in peer{};
+  socklen_t peer_length = sizeof peer;
+  const int server_fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC);
+  ::close(listener);
+  ASSERT_GE(server_fd, 0);
+  ::testing::internal::CaptureStderr();
+  spawn(server->handle_stream(std::make_unique<IOStream>(server_fd),
+                              SocketAddress(reinterpret_cast<sockaddr*>(&peer), peer_length)));
+  IOStream client(client_fd);
+  std::string second = loop.run_sync(
+      [&]() -> Task<std::string> {
+        co_await client.write("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+        co_await client.read_until("GET /one ");
+        co_await sleep(150ms);  // seven sweeps
+        EXPECT_EQ(server->compacted_connection_count(), 0u);
+        co_await client.write("GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        co_return co_await client.read_until_close();
+      },
+      5s);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(second.find("GET /two "), std::string::npos) << second;
+  EXPECT_EQ(server->compactions(), 0u);
+  EXPECT_EQ(log.find("rror"), std::string::npos) << log;
 }
 
 TEST_F(CompactionTest, PipelinedRequestsToACompactedConnectionAreAnsweredInOrder) {

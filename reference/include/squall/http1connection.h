@@ -481,7 +481,8 @@ class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStre
   Future<void> close();
 
   // Compaction (HTTPServer): whether the request loop waits for the next request holding
-  // nothing — no byte buffered, none queued for the peer — and since when.
+  // nothing — no byte buffered or unread in the socket, none queued for the peer — on a
+  // stream that can hand its socket over (IOStream::can_hand_over), and since when.
   bool idle() const;
   TimePoint idle_since() const { return conn_->waiting_since(); }
   // Ends an idle() connection's request loop without closing its socket, which stays

@@ -254,6 +254,8 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // open, not connecting, nothing buffered, queued or awaited for writes, and its last
   // read found the socket empty (else bytes may wait there that no event will report).
   int hand_over_socket(IOLoop::FdHandler& next);
+  // Whether hand_over_socket would take the socket now.
+  bool can_hand_over() const;
 
  protected:
   // ---- the transport seam (Tornado's read_from_fd / write_to_fd / close_fd) -------------
