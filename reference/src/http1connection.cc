@@ -516,11 +516,12 @@ HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Dur
   std::optional<TimePoint> deadline;
   if (idle_timeout) deadline = waiting_since_ + *idle_timeout;
   // After an answer the client is usually still reading it, so a read now would find
-  // nothing: wait for the loop to report bytes (one read per request, as nginx). A new
-  // connection's first request usually came with it, so that one is read at once.
-  const IOStream::ReadStart start =
-      stream_.bytes_written() > 0 ? IOStream::ReadStart::wait_readable : IOStream::ReadStart::try_socket;
-  return RequestWait(*this, RequestWait::Outcome::pending, idle_timeout, deadline, start);
+  // nothing: wait for the loop to report bytes (one read per request, as nginx). So for
+  // a new connection's first request: accept(2) returns once the handshake is done, and
+  // the client sends its request after that (connection per request, loopback: two reads
+  // per request when it was read at once, of which the first found nothing).
+  return RequestWait(*this, RequestWait::Outcome::pending, idle_timeout, deadline,
+                     IOStream::ReadStart::wait_readable);
 }
 
 HTTP1Connection::RequestWait::~RequestWait() {

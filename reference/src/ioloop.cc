@@ -139,14 +139,21 @@ void IOLoop::update_handler(int fd, uint32_t events) {
   entry.events = events;
 }
 
-void IOLoop::remove_handler(int fd) {
-  if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || !handlers_[fd].registered) return;
+bool IOLoop::forget_handler(int fd) {
+  if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || !handlers_[fd].registered) return false;
   HandlerEntry& entry = handlers_[fd];
   entry.registered = false;
   ++entry.generation;  // any event of this batch still tagged with the old generation is skipped
   retire_handler(entry);
-  if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if fd was closed
+  return true;
 }
+
+void IOLoop::remove_handler(int fd) {
+  // EPOLL_CTL_DEL fails harmlessly if fd was closed.
+  if (forget_handler(fd) && epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void IOLoop::remove_handler_before_close(int fd) { forget_handler(fd); }
 
 // ---- callbacks ------------------------------------------------------------------------
 

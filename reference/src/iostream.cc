@@ -165,6 +165,8 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSoc
     : fd_(fd),
       loop_(loop ? loop : &IOLoop::current()),
       edge_triggered_(socket.edge_triggered),
+      // Not registered yet: registering edge-triggered reports bytes already there.
+      maybe_readable_(!socket.edge_triggered),
       storage_(SpareReadBuffer::take()),
       options_(bounded_chunk(options)) {}
 
@@ -208,7 +210,13 @@ void IOStream::close(std::exception_ptr error) {
       }
     }
     if (registered_) {
-      loop_->remove_handler(fd_);
+      // An edge-triggered stream's socket is a server's accept4'ed one, close-on-exec and
+      // never duplicated (see NonBlockingSocket): closing it leaves the epoll set.
+      if (edge_triggered_) {
+        loop_->remove_handler_before_close(fd_);
+      } else {
+        loop_->remove_handler(fd_);
+      }
       registered_ = false;
       io_state_ = 0;
     }

@@ -2,6 +2,7 @@
 // cross-thread wake-up, lazy timer cancellation, error isolation, cleanup.
 #include "squall/ioloop.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,7 @@ struct SocketPair {
   }
 };
 
+using testing_support::epoll_watchers;
 using testing_support::open_fd_count;
 
 }  // namespace
@@ -698,3 +700,43 @@ TEST(IOLoop, AHandlerReplacedWhileItRunsFinishesSafely) {
   EXPECT_EQ(next.calls.size(), 1u);
   loop.remove_handler(pair.fds[0]);
 }
+
+// remove_handler_before_close makes no EPOLL_CTL_DEL: the registration stays until
+// close(2) takes the socket out of the epoll set. The loop forgets the fd at once (no
+// event reaches the old handler), and the fd's number can be registered again.
+TEST(IOLoop, RemoveHandlerBeforeCloseLeavesTheEpollSetToClose) {
+  IOLoop loop;
+  SocketPair pair;
+  const int fd = pair.fds[0];
+  int old_calls = 0;
+  loop.add_handler(fd, [&](int, uint32_t) { ++old_calls; }, IOLoop::READ | IOLoop::EDGE);
+  ASSERT_EQ(epoll_watchers(fd), 1);
+  loop.remove_handler_before_close(fd);
+  EXPECT_EQ(epoll_watchers(fd), 1) << "no EPOLL_CTL_DEL was made";
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  loop.call_later(20ms, [&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(old_calls, 0) << "an event of the forgotten registration was delivered";
+  ::close(fd);
+  pair.fds[0] = -1;
+  EXPECT_EQ(epoll_watchers(fd), 0) << "close(2) took it out";
+  // The number comes back with the next socket: registering it works, and it is the new
+  // handler that hears of it.
+  SocketPair next;
+  if (next.fds[0] != fd) {  // a lower number was free: put the socket on fd's
+    ASSERT_EQ(::dup3(next.fds[0], fd, O_CLOEXEC), fd);
+    ::close(next.fds[0]);
+    next.fds[0] = fd;
+  }
+  RecordingHandler handler(loop);
+  loop.add_handler(fd, handler, IOLoop::READ);
+  ASSERT_EQ(::write(next.fds[1], "y", 1), 1);
+  Watchdog watchdog(loop, 5s);
+  loop.start();
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_EQ(handler.calls, std::vector<int>{fd});
+  EXPECT_EQ(old_calls, 0);
+  loop.remove_handler(fd);
+  EXPECT_EQ(epoll_watchers(fd), 0) << "remove_handler makes the EPOLL_CTL_DEL";
+}
+

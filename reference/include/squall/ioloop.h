@@ -129,6 +129,13 @@ class IOLoop {
   // Removing an fd that is not registered is a no-op. Events already collected for it
   // in the current poll batch are not delivered.
   void remove_handler(int fd);
+  // remove_handler for a caller that closes fd right after and knows no other descriptor
+  // (dup, fork, SCM_RIGHTS) refers to its socket: close(2) then takes the socket out of
+  // the epoll set (epoll(7), questions 6 and 7), so the EPOLL_CTL_DEL is not made — one
+  // system call less per connection. Otherwise the kernel would keep reporting the
+  // closed socket's events; they would be skipped (their generation is stale), but a
+  // level-triggered registration would report them on every turn.
+  void remove_handler_before_close(int fd);
 
   // ---- callbacks --------------------------------------------------------------------
   // Runs callback on the next iteration, after the callbacks queued before it. Safe to
@@ -262,6 +269,8 @@ class IOLoop {
 
   HandlerEntry& register_fd(int fd, uint32_t events);
   void retire_handler(HandlerEntry& entry);
+  // Drops fd's handler and marks it unregistered; false if fd was not registered.
+  bool forget_handler(int fd);
   void run_iteration();
   void run_callback(Callback& callback) noexcept;
   void poll(int timeout_ms);

@@ -110,7 +110,10 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // Takes ownership of a socket that is already non-blocking and close-on-exec (accept4
   // with SOCK_NONBLOCK | SOCK_CLOEXEC, as add_accept_handler makes them): no fcntl (two of
   // the six system calls of a connection-per-request exchange). edge_triggered: register
-  // the socket edge-triggered (a server's accepted plain sockets; see edge_triggered_).
+  // the socket edge-triggered (a server's accepted plain sockets; see edge_triggered_);
+  // such a socket must be the only descriptor of its socket (close() then leaves the
+  // loop's epoll set by itself: IOLoop::remove_handler_before_close), and a read that
+  // may wait (ReadStart::wait_readable) registers it and waits for its first bytes.
   struct NonBlockingSocket {
     bool edge_triggered = false;
   };
