@@ -775,19 +775,27 @@ void IOStream::socket_error(int err, const char* what, bool is_write) {
 
 // ---- the transport: plain socket I/O ----------------------------------------------------
 
+// One piece of memory goes by read(2) and send(2), several by readv and sendmsg: the
+// kernel copies and checks an iovec array only for those.
 ssize_t IOStream::read_from_fd(iovec* iov, int iovcnt) {
   ssize_t n;
   do {
-    n = ::readv(fd_, iov, iovcnt);
+    n = iovcnt == 1 ? ::read(fd_, iov[0].iov_base, iov[0].iov_len) : ::readv(fd_, iov, iovcnt);
   } while (n < 0 && errno == EINTR);
   return n;
 }
 
 ssize_t IOStream::write_to_fd(const iovec* iov, int iovcnt) {
+  ssize_t n;
+  if (iovcnt == 1) {
+    do {
+      n = ::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(iov);
   message.msg_iovlen = static_cast<size_t>(iovcnt);
-  ssize_t n;
   do {
     n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
