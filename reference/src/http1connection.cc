@@ -288,8 +288,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
       rbuf_(IOStream::take_recycled()),
       out_(SpareHeadBuffer::take()),
       head_fields_(SpareHeadFields::take()),
-      params_(std::move(params)),
-      alive_(std::allocate_shared<HTTP1Connection*>(detail::PoolAllocator<HTTP1Connection*>{}, this)) {
+      params_(std::move(params)) {
   if (params_.chunk_size == 0) params_.chunk_size = 1;
   drop_nonpositive(params_.header_timeout);
   drop_nonpositive(params_.body_timeout);
@@ -297,12 +296,18 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
 }
 
 HTTP1Connection::~HTTP1Connection() {
-  *alive_ = nullptr;
+  if (alive_) *alive_ = nullptr;
+  // The timers' callbacks hold `this`: removed here, they never run after it is gone.
   if (send_timer_) loop_->remove_timeout(*send_timer_);
   if (read_timer_) loop_->remove_timeout(*read_timer_);
   IOStream::recycle(std::move(rbuf_));
   SpareHeadBuffer::give(std::move(out_));
   SpareHeadFields::give(std::move(head_fields_));
+}
+
+std::weak_ptr<HTTP1Connection*> HTTP1Connection::liveness() {
+  if (!alive_) alive_ = std::allocate_shared<HTTP1Connection*>(detail::PoolAllocator<HTTP1Connection*>{}, this);
+  return alive_;
 }
 
 std::string HTTP1Connection::peer() const { return context_ ? context_->to_string() : std::string("the peer"); }
@@ -367,9 +372,7 @@ void HTTP1Connection::arm_read_deadline(TimePoint deadline) {
   if (read_timer_ && read_timer_due_ <= deadline) return;  // fires first, then re-arms
   if (read_timer_) loop_->remove_timeout(*read_timer_);
   read_timer_due_ = deadline;
-  read_timer_ = loop_->call_at(deadline, [weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
-    if (auto alive = weak.lock(); alive && *alive) (*alive)->on_read_timer();
-  });
+  read_timer_ = loop_->call_at(deadline, [this] { on_read_timer(); });  // removed by ~HTTP1Connection
 }
 
 void HTTP1Connection::on_read_timer() {
@@ -933,7 +936,7 @@ HTTP1Connection::RequestRead HTTP1Connection::read_request(HTTPMessageDelegate& 
 
 Task<bool> HTTP1Connection::read_message_from(HTTPMessageDelegate& delegate, std::optional<Duration> idle_timeout,
                                               ReadStep step, ReadState st, FlowControl flow) {
-  std::weak_ptr<HTTP1Connection*> weak = alive_;
+  std::weak_ptr<HTTP1Connection*> weak = liveness();
   try {
     if (step == ReadStep::head) {
       for (;;) {
@@ -1228,7 +1231,7 @@ Future<void> HTTP1Connection::hold_corked() {
   pending_write_.reset();
   if (!flush_scheduled_) {
     flush_scheduled_ = true;
-    stream_.io_loop().add_callback([weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
+    stream_.io_loop().add_callback([weak = liveness()] {
       if (auto alive = weak.lock(); alive && *alive) {
         (*alive)->flush_scheduled_ = false;
         (*alive)->flush_corked();
@@ -1274,9 +1277,7 @@ void HTTP1Connection::watch_send() {
   }
   // Checked four times per period: the drop comes at most a quarter period late.
   Duration period = std::max<Duration>(*params_.send_timeout / 4, std::chrono::milliseconds(1));
-  send_timer_ = loop_->call_later(period, [weak = std::weak_ptr<HTTP1Connection*>(alive_)] {
-    if (auto alive = weak.lock(); alive && *alive) (*alive)->check_send();
-  });
+  send_timer_ = loop_->call_later(period, [this] { check_send(); });  // removed by ~HTTP1Connection
 }
 
 void HTTP1Connection::check_send() {
@@ -1355,7 +1356,7 @@ void HTTP1Connection::finish() {
 }
 
 void HTTP1Connection::finish_when(Future<void> written) {
-  written.add_done_callback([weak = std::weak_ptr<HTTP1Connection*>(alive_)](Future<void>& f) {
+  written.add_done_callback([weak = liveness()](Future<void>& f) {
     f.mark_retrieved();
     if (auto alive = weak.lock(); alive && *alive) (*alive)->finish_request();
   });

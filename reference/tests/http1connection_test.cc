@@ -678,6 +678,29 @@ TEST_F(ServerFlowTest, IdleTimeoutIsLogged) {
   EXPECT_EQ(app.finished, 1);
 }
 
+// The idle timer's callback holds the connection itself (no liveness flag): destroying
+// the connection must take the timer back, or it would run on freed memory once due
+// (a sanitizer build reports that; a plain one may crash or close some other stream).
+TEST_F(ServerFlowTest, AConnectionDestroyedWithItsIdleTimerArmedNeverHearsFromIt) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 30ms;
+  start(options);
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string received;
+  read_slowly(received, [&] { return received.ends_with("xx"); });
+  ASSERT_EQ(app.finished, 1);
+  ASSERT_FALSE(serving->done()) << "waiting for the next request, its idle timer armed";
+  const size_t timers_armed = loop.pending_timers();
+  ASSERT_GE(timers_armed, 1u);
+  server->close().mark_retrieved();
+  loop.run_sync([&] { return serving->future(); }, 5s);
+  server.reset();
+  EXPECT_LT(loop.pending_timers(), timers_armed) << "the idle timer outlived its connection";
+  run_for(60ms);  // past the deadline: nothing may run for the destroyed connection
+  EXPECT_EQ(app.finished, 1);
+}
+
 TEST_F(ServerFlowTest, IdleTimeoutCountsFromTheStartOfEachWait) {
   // Requests 60 ms apart under a 200 ms idle timeout: no wait is that long, though the
   // waits add up to more; the connection closes once one wait reaches it.

@@ -379,7 +379,10 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   std::optional<TimeoutHandle> send_timer_;
   uint64_t send_progress_ = 0;
   TimePoint send_progress_time_{};
-  // Lets callbacks queued on the loop notice that the connection is gone.
+  // Lets callbacks queued on the loop (which cannot be taken back, unlike timers) notice
+  // that the connection is gone; made by liveness() on first use: a connection answering
+  // one request at a time needs none.
+  std::weak_ptr<HTTP1Connection*> liveness();
   std::shared_ptr<HTTP1Connection*> alive_;
 };
 
