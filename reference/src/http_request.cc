@@ -32,19 +32,17 @@ void lower_ascii_in_place(char* p, std::size_t n) {
 }
 
 // `host` without a port suffix, as split_host_and_port cuts it (":" then 1 to 5 digits
-// up to 65535, the ':' not the first byte).
+// up to 65535, the ':' not the first byte). Walked back from the end over the digits: a
+// Host is cut on every request, and a search for the last ':' went through the host
+// name byte by byte first.
 std::string_view without_port(std::string_view host) {
-  const std::size_t colon = host.rfind(':');
-  if (colon == std::string_view::npos || colon < 1) return host;
-  const std::string_view digits = host.substr(colon + 1);
-  if (digits.empty() || digits.size() > 5) return host;
-  std::uint32_t port = 0;
-  for (char c : digits) {
-    const unsigned digit = static_cast<unsigned char>(c) - static_cast<unsigned>('0');
-    if (digit > 9) return host;
-    port = port * 10 + digit;
-  }
-  return port <= 65535 ? host.substr(0, colon) : host;
+  const std::size_t size = host.size();
+  std::size_t start = size;  // of the digits
+  while (start > 0 && size - start <= 5 && static_cast<unsigned char>(host[start - 1] - '0') <= 9) --start;
+  const std::size_t digits = size - start;
+  if (digits == 0 || digits > 5 || start < 2 || host[start - 1] != ':') return host;
+  if (digits == 5 && host.substr(start) > "65535") return host;  // five digits compare as numbers do
+  return host.substr(0, start - 1);
 }
 
 // The Host field's value, or "127.0.0.1" without one (or with an empty one).

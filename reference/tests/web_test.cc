@@ -1091,6 +1091,11 @@ TEST(Web, HostNameDropsAValidPortAndLowerCasesAsciiOnly) {
   EXPECT_EQ(host_name_of("H:"), "h:");
   EXPECT_EQ(host_name_of(":80"), ":80");  // the ':' may not be the first byte
   EXPECT_EQ(host_name_of("a:b:80"), "a:b");
+  EXPECT_EQ(host_name_of("h:00080"), "h");  // five digits, leading zeros: 80
+  EXPECT_EQ(host_name_of("h:99999"), "h:99999");
+  EXPECT_EQ(host_name_of("1:2"), "1");
+  EXPECT_EQ(host_name_of("12345"), "12345");  // digits without a ':'
+  EXPECT_EQ(host_name_of("h:1234567"), "h:1234567");
 }
 
 // The request keeps one monotonic start; its wall-clock start is derived when asked and
