@@ -515,7 +515,7 @@ HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Dur
   rbuf_.clear();  // all of it was read (or there was nothing): it keeps its capacity
   rpos_ = 0;
   // One clock read for both the deadline and the idle start (HTTPServer's compaction).
-  waiting_since_ = stream_.io_loop().time();
+  waiting_since_ = stream_.io_loop().cached_time();
   std::optional<TimePoint> deadline;
   if (idle_timeout) deadline = waiting_since_ + *idle_timeout;
   // After an answer the client is usually still reading it, so a read now would find

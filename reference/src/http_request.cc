@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "squall/ioloop.h"
 #include "squall/log.h"
 
 namespace squall {
@@ -149,6 +150,11 @@ void HTTPServerRequest::parse_body() {
     }
   }
   files.merge(std::move(parsed_files));
+}
+
+std::chrono::steady_clock::time_point HTTPServerRequest::loop_time() noexcept {
+  const IOLoop* loop = IOLoop::current_or_null();
+  return loop != nullptr ? loop->cached_time() : std::chrono::steady_clock::now();
 }
 
 HTTPServerRequest::WallClock::time_point HTTPServerRequest::start_time() const {

@@ -279,6 +279,7 @@ void IOLoop::start() {
   set_loop_thread();
   running_ = true;
   stopping_ = false;
+  iteration_time_ = Clock::now();
   while (!stopping_) run_iteration();
   running_ = false;
   stopping_ = false;
@@ -292,7 +293,10 @@ void IOLoop::run_iteration() {
   running_batch_.swap(callbacks_);  // callbacks queued from here on wait for the next iteration
 
   due_timers_.clear();
-  if (!timer_heap_.empty()) collect_due_timers(time(), due_timers_);
+  if (!timer_heap_.empty()) {
+    iteration_time_ = time();
+    collect_due_timers(iteration_time_, due_timers_);
+  }
 
   for (Callback& cb : running_batch_) run_callback(cb);
   running_batch_.clear();
@@ -312,6 +316,7 @@ void IOLoop::run_iteration() {
 void IOLoop::poll(int timeout_ms) {
   epoll_event events[kMaxPollEvents];
   int n = epoll_wait(epoll_fd_, events, kMaxPollEvents, timeout_ms);
+  iteration_time_ = Clock::now();  // it may have waited long
   if (n < 0) {
     if (errno == EINTR) return;
     throw_errno("epoll_wait");

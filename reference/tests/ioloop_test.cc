@@ -740,3 +740,31 @@ TEST(IOLoop, RemoveHandlerBeforeCloseLeavesTheEpollSetToClose) {
   EXPECT_EQ(epoll_watchers(fd), 0) << "remove_handler makes the EPOLL_CTL_DEL";
 }
 
+// cached_time() is the time of the iteration: read after epoll_wait returned (and where
+// due timers are looked for), not per call; outside a running loop it is the clock's.
+TEST(IOLoop, CachedTimeIsTheIterationsAndMovesOnWithTheNext) {
+  IOLoop loop;
+  const TimePoint before_start = loop.cached_time();
+  EXPECT_GE(loop.time(), before_start) << "outside a running loop: the clock";
+  TimePoint first{}, again{}, fresh{}, later{};
+  loop.add_callback([&] {
+    first = loop.cached_time();
+    const TimePoint spin_until = loop.time() + 3ms;
+    while (loop.time() < spin_until) {
+    }
+    again = loop.cached_time();
+    fresh = loop.time();
+    loop.call_later(5ms, [&] {
+      later = loop.cached_time();
+      loop.stop();
+    });
+  });
+  Watchdog watchdog(loop, 5s);
+  loop.start();
+  EXPECT_FALSE(watchdog.fired);
+  EXPECT_GE(first, before_start);
+  EXPECT_EQ(again, first) << "no clock read within the iteration";
+  EXPECT_GE(fresh - first, 3ms);
+  EXPECT_GE(later - fresh, 5ms) << "a later iteration has a later time (its timer was due)";
+}
+

@@ -1098,6 +1098,24 @@ TEST(Web, HostNameDropsAValidPortAndLowerCasesAsciiOnly) {
   EXPECT_EQ(host_name_of("h:1234567"), "h:1234567");
 }
 
+// A request made while the loop runs starts at the time of the iteration that read it
+// (IOLoop::cached_time): what it waited in that iteration counts.
+TEST(Web, ARequestStartsAtItsLoopIterationsTime) {
+  IOLoop loop;
+  double seconds = -1;
+  loop.add_callback([&] {
+    const TimePoint spin_until = loop.time() + 3ms;
+    while (loop.time() < spin_until) {
+    }
+    HTTPServerRequest request(RequestStartLine{"GET", "/", "HTTP/1.1"}, HTTPHeaders{}, RequestContext{});
+    request.finish_timing();
+    seconds = request.request_time();
+    loop.stop();
+  });
+  loop.start();
+  EXPECT_GE(seconds, 0.003);
+}
+
 // The request keeps one monotonic start; its wall-clock start is derived when asked and
 // request_time() counts until finish_timing(), then stays.
 TEST(Web, RequestTimeAndStartTime) {

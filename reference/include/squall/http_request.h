@@ -78,7 +78,10 @@ class HTTPServerRequest {
   WallClock::time_point start_time() const;
 
  private:
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  // The time of the loop iteration that read the request (IOLoop::cached_time: no clock
+  // read per request), or the clock's outside a running loop.
+  static std::chrono::steady_clock::time_point loop_time() noexcept;
+  std::chrono::steady_clock::time_point start_ = loop_time();
   std::optional<std::chrono::steady_clock::time_point> finish_time_;
   mutable std::optional<std::vector<std::pair<std::string, std::string>>> cookies_;
 };
