@@ -1407,6 +1407,23 @@ HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, Soc
 
 HTTPServerConnection::~HTTPServerConnection() = default;
 
+namespace {
+
+// The request loop's hold on one request: its message delegate goes first, then the
+// connection's delegate hears that the request ended — however the loop leaves the request
+// (next iteration, exception, or its frame destroyed while suspended).
+struct RequestInFlight {
+  std::unique_ptr<HTTPMessageDelegate> message;
+  HTTPServerConnectionDelegate& delegate;
+  HTTPServerConnection& connection;
+  ~RequestInFlight() {
+    message.reset();
+    delegate.request_ended(connection);
+  }
+};
+
+}  // namespace
+
 Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
   Future<void> done;
   serving_ = done;
@@ -1422,9 +1439,9 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
         waiting_ = false;
         if (!arrived) break;
       }
-      std::unique_ptr<HTTPMessageDelegate> message = delegate.start_request(*this, *conn_);
+      const RequestInFlight request{delegate.start_request(*this, *conn_), delegate, *this};
       // Most requests are handled within this call, without read_message's coroutine.
-      bool keep_going = co_await conn_->read_request(*message, idle_timeout_);
+      bool keep_going = co_await conn_->read_request(*request.message, idle_timeout_);
       if (!keep_going) break;
     }
   } catch (...) {

@@ -40,12 +40,12 @@ class Ignored final : public HTTPMessageDelegate, public detail::PoolAllocated {
 
 // One per connection, in handle_stream's frame: sits between the connection and the
 // application's delegate to know whether a request is in flight, which a graceful
-// shutdown needs.
+// shutdown needs, and gives every request of the connection its writer.
 class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate {
  public:
   ConnectionTracker(std::shared_ptr<Registry> registry, HTTPServerConnectionDelegate& inner,
                     HTTPServerConnection& connection)
-      : registry_(std::move(registry)), inner_(inner), connection_(connection) {
+      : registry_(std::move(registry)), inner_(inner), connection_(connection), writer_(*registry_, connection.connection()) {
     registry_->add(this);
   }
   ~ConnectionTracker() override {
@@ -55,10 +55,17 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
 
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
                                                      HTTPConnection& request_conn) override;
+  // The request that start_request gave the application has ended: its response was sent
+  // (or the connection closed first). Requests ignored while draining were never busy.
+  void request_ended(HTTPServerConnection& server_conn) override {
+    if (!busy_) return;
+    busy_ = false;
+    inner_.request_ended(server_conn);
+    if (registry_->draining) close_when_flushed();
+  }
   void on_close(HTTPServerConnection& server_conn) override { inner_.on_close(server_conn); }
 
   bool busy() const { return busy_; }
-  bool draining() const { return registry_->draining; }
   HTTPServerConnection& connection() { return connection_; }
 
   // Whether the connection may be compacted now: waiting for a request, holding nothing,
@@ -72,13 +79,6 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   void compacted() {
     compacted_ = true;
     registry_->connections.erase(this);
-  }
-
-  // The exchange that started in start_request has ended: its response was sent (or the
-  // connection closed first).
-  void request_ended() {
-    busy_ = false;
-    if (registry_->draining) close_when_flushed();
   }
 
   // Closes the connection once what was written to it has gone out: on the next loop
@@ -107,9 +107,42 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   }
 
  private:
+  // What the application writes each request's response through (one per connection,
+  // reused by every request): passes the writes to the connection, and while the server
+  // drains gives a response head `Connection: close`. The calls name HTTP1Connection's
+  // functions: direct calls, where a virtual one through HTTPConnection had the compiler
+  // guess at a chain of writers first.
+  class Writer final : public HTTPConnection {
+   public:
+    Writer(const Registry& registry, HTTP1Connection& connection) : registry_(registry), connection_(connection) {}
+    Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& headers,
+                               std::string_view chunk) override {
+      if (registry_.draining) [[unlikely]] return write_closing_headers(line, headers, chunk);
+      return connection_.HTTP1Connection::write_headers(line, headers, chunk);
+    }
+    Future<void> write_headers(const RequestStartLine& line, HTTPHeaders& headers, std::string_view chunk) override {
+      return connection_.HTTP1Connection::write_headers(line, headers, chunk);
+    }
+    Future<void> write(std::string_view chunk) override { return connection_.HTTP1Connection::write(chunk); }
+    void finish() override { connection_.HTTP1Connection::finish(); }
+
+   private:
+    // Out of line, so that the usual path above keeps no registers across a call.
+    [[gnu::noinline]] Future<void> write_closing_headers(const ResponseStartLine& line, HTTPHeaders& headers,
+                                                         std::string_view chunk) {
+      // RFC 9112 §9.6: the server announces the close in the response it closes after.
+      headers.set("Connection", "close");
+      return connection_.HTTP1Connection::write_headers(line, headers, chunk);
+    }
+
+    const Registry& registry_;
+    HTTP1Connection& connection_;
+  };
+
   std::shared_ptr<Registry> registry_;
   HTTPServerConnectionDelegate& inner_;
   HTTPServerConnection& connection_;
+  Writer writer_;
   bool busy_ = false;
   bool closing_ = false;
   bool compacted_ = false;
@@ -117,67 +150,18 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   std::shared_ptr<ConnectionTracker*> alive_;
 };
 
-// One per request: forwards the connection's calls to the application's message delegate,
-// and (through `writer_`) the application's writes to the connection; while the server
-// drains, a response head gets `Connection: close`. Ends (is destroyed) when the
-// connection is done with the request — its response sent, or the connection closed.
-class HTTPServer::Exchange final : public HTTPMessageDelegate, public detail::PoolAllocated {
- public:
-  Exchange(ConnectionTracker& tracker, HTTPConnection& connection) : tracker_(tracker), writer_(tracker, connection) {}
-  ~Exchange() override {
-    inner_.reset();  // the application's delegate stops using this connection first
-    tracker_.request_ended();
-  }
-  HTTPConnection& writer() { return writer_; }
-  void attach(std::unique_ptr<HTTPMessageDelegate> inner) { inner_ = std::move(inner); }
-
-  FlowControl headers_received(const RequestStartLine& line, HTTPHeaders& headers) override {
-    return inner_->headers_received(line, headers);
-  }
-  FlowControl headers_received(const ResponseStartLine& line, HTTPHeaders& headers) override {
-    return inner_->headers_received(line, headers);
-  }
-  FlowControl data_received(std::string chunk) override { return inner_->data_received(std::move(chunk)); }
-  void finish() override { inner_->finish(); }
-  void on_connection_close() override { inner_->on_connection_close(); }
-
- private:
-  class Writer final : public HTTPConnection {
-   public:
-    Writer(ConnectionTracker& tracker, HTTPConnection& connection) : tracker_(tracker), connection_(connection) {}
-    Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& headers,
-                               std::string_view chunk) override {
-      // RFC 9112 §9.6: the server announces the close in the response it closes after.
-      if (tracker_.draining()) headers.set("Connection", "close");
-      return connection_.write_headers(line, headers, chunk);
-    }
-    Future<void> write_headers(const RequestStartLine& line, HTTPHeaders& headers, std::string_view chunk) override {
-      return connection_.write_headers(line, headers, chunk);
-    }
-    Future<void> write(std::string_view chunk) override { return connection_.write(chunk); }
-    void finish() override { connection_.finish(); }
-
-   private:
-    ConnectionTracker& tracker_;
-    HTTPConnection& connection_;
-  };
-
-  ConnectionTracker& tracker_;
-  Writer writer_;
-  std::unique_ptr<HTTPMessageDelegate> inner_;
-};
-
 std::unique_ptr<HTTPMessageDelegate> HTTPServer::ConnectionTracker::start_request(HTTPServerConnection& server_conn,
-                                                                                 HTTPConnection& request_conn) {
+                                                                                 HTTPConnection&) {
   if (registry_->draining && closing_) {
     // A request pipelined behind the one answered with `Connection: close` (or arriving
     // on a connection being closed): RFC 9112 §9.6, not processed.
     return std::make_unique<Ignored>();
   }
+  // The application answers through this connection's writer; the request is busy once it
+  // has its delegate (request_ended follows then).
+  std::unique_ptr<HTTPMessageDelegate> message = inner_.start_request(server_conn, writer_);
   busy_ = true;
-  auto exchange = std::make_unique<Exchange>(*this, request_conn);
-  exchange->attach(inner_.start_request(server_conn, exchange->writer()));
-  return exchange;
+  return message;
 }
 
 // ---- the registry ---------------------------------------------------------------------------

@@ -398,7 +398,8 @@ struct FlowMessage : HTTPMessageDelegate {
   HTTP1Connection& http1;
   std::string target;
   std::string body;
-  FlowMessage(FlowApp& a, HTTPConnection& c, HTTP1Connection& h) : app(a), conn(c), http1(h) {}
+  FlowMessage(FlowApp& a, HTTPConnection& c, HTTP1Connection& h);
+  ~FlowMessage() override;
   FlowControl headers_received(const RequestStartLine& line, HTTPHeaders&) override;
   FlowControl data_received(std::string chunk) override {
     body += chunk;
@@ -415,11 +416,19 @@ struct FlowApp : HTTPServerConnectionDelegate {
   int closes = 0;
   std::optional<uint64_t> buffered_limit;  // set_max_body_size from headers_received
   std::function<void(FlowMessage&)> respond;
+  int live_messages = 0;         // message delegates made and not yet destroyed
+  std::vector<int> ended_with;   // live_messages at each request_ended
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server, HTTPConnection& conn) override {
     return std::make_unique<FlowMessage>(*this, conn, server.connection());
   }
+  void request_ended(HTTPServerConnection&) override { ended_with.push_back(live_messages); }
   void on_close(HTTPServerConnection&) override { ++closes; }
 };
+
+FlowMessage::FlowMessage(FlowApp& a, HTTPConnection& c, HTTP1Connection& h) : app(a), conn(c), http1(h) {
+  ++app.live_messages;
+}
+FlowMessage::~FlowMessage() { --app.live_messages; }
 
 FlowControl FlowMessage::headers_received(const RequestStartLine& line, HTTPHeaders&) {
   target = line.target;
@@ -517,6 +526,24 @@ TEST_F(ServerFlowTest, OutputAboveTheMarkStopsReadingPipelinedRequestsUntilItDra
   EXPECT_EQ(app.seen, (std::vector<std::string>{"/big", "/small"}));
   EXPECT_EQ(app.finished, 2);
   EXPECT_EQ(std::count(received.begin(), received.end(), 'x'), 1024 * 1024 + 5);
+}
+
+TEST_F(ServerFlowTest, EachRequestEndsOnceAfterItsMessageDelegateIsDestroyed) {
+  app.respond = [](FlowMessage& m) { answer_bytes(m.conn, 5); };
+  start(flow_options(64 * 1024));
+  pair.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+  run_for(50ms);
+  EXPECT_EQ(app.ended_with, (std::vector<int>{0, 0})) << "one request_ended per request, each after its delegate";
+  // A request cut off in its body: the delegate hears of the close, and its request ends once.
+  pair.send("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+  run_for(20ms);
+  EXPECT_EQ(app.ended_with.size(), 2u) << "not while the request is being read";
+  pair.close_peer();
+  run_for(50ms);
+  EXPECT_EQ(app.connection_closes, 1);
+  EXPECT_EQ(app.ended_with, (std::vector<int>{0, 0, 0}));
+  EXPECT_EQ(app.closes, 1);
+  EXPECT_EQ(app.live_messages, 0);
 }
 
 TEST_F(ServerFlowTest, WriteFutureCompletesWhenTheOutputIsBackWithinTheMark) {

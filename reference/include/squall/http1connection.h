@@ -478,7 +478,9 @@ class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStre
   HTTPServerConnection& operator=(const HTTPServerConnection&) = delete;
 
   // The request loop; completes when the connection is closed (delegate.on_close is
-  // called then). Call once.
+  // called then). Each request's message delegate is destroyed as soon as the connection
+  // is done with it, and delegate.request_ended follows (also when the loop's frame is
+  // destroyed mid-request). Call once.
   Task<void> serve(HTTPServerConnectionDelegate& delegate);
   // Closes the stream; the future completes once the request loop has ended.
   Future<void> close();

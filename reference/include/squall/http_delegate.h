@@ -83,6 +83,11 @@ class HTTPServerConnectionDelegate {
   // `request_conn` stays valid until the delegate's finish or on_connection_close.
   virtual std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
                                                              HTTPConnection& request_conn) = 0;
+  // The connection is done with the request the last start_request began: its message
+  // delegate has been destroyed (the response was sent, or the connection closed first).
+  // Called once for each start_request that returned (Squall's addition: HTTPServer
+  // counts the requests in flight with it, without a wrapper around every delegate).
+  virtual void request_ended(HTTPServerConnection&) {}
   // The connection is gone (after any delegate got on_connection_close).
   virtual void on_close(HTTPServerConnection&) {}
 };

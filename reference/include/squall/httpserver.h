@@ -84,7 +84,6 @@ class HTTPServer : public TCPServer {
 
  private:
   class ConnectionTracker;
-  class Exchange;
   struct Registry final : detail::IdleRecords::Owner {
     HTTPServer* server = nullptr;  // null once the server is destroyed
     // The connections with their objects (a request loop running or waiting).
