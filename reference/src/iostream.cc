@@ -17,6 +17,7 @@
 
 #include "squall/detail/small_pool.h"
 #include "squall/log.h"
+#include "squall/task.h"
 
 namespace squall {
 
@@ -902,10 +903,14 @@ Future<void> IOStream::write(std::string_view data) {
   total_write_index_ += sent;
   total_write_done_index_ += sent;
   if (sent < data.size()) return write(std::string(data.substr(sent)));
+  maybe_add_error_listener();
+  // All taken at once (a keep-alive response, usually): the thread's shared done future,
+  // when it is this stream's loop's, rather than one made per write — a future was made
+  // per response only to be freed, its lines gone cold, when the next request began.
+  if (IOLoop::current_or_null() == loop_) return detail::completed_future();
   Future<void> future = future_on<void>(loop_);
   future.mark_retrieved();
   future.set_result();
-  maybe_add_error_listener();
   return future;
 }
 

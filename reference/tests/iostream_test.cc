@@ -874,6 +874,26 @@ TEST(IOStream, WriteFutureCompletesOnlyAfterEverythingIsFlushed) {
   ::close(p.peer);
 }
 
+TEST(IOStream, WritesTheSocketTakesWholeShareOneDoneFuture) {
+  IOLoop loop;
+  Pair p = socket_pair();
+  IOStream stream(p.ours);
+  Future<void> one = stream.write(std::string_view("one"));
+  Future<void> two = stream.write(std::string_view("two"));
+  EXPECT_TRUE(one.done());
+  EXPECT_TRUE(two.done());
+  EXPECT_EQ(one.state(), two.state()) << "no future is made for a write the socket took at once";
+  // A write the socket cannot take whole gets a future of its own, pending until it is sent.
+  Future<void> big = stream.write(std::string_view(pattern_bytes(4 * 1024 * 1024)));
+  EXPECT_FALSE(big.done());
+  EXPECT_NE(big.state(), one.state());
+  std::string received(6, '\0');
+  ASSERT_EQ(::recv(p.peer, received.data(), received.size(), MSG_WAITALL), 6);
+  EXPECT_EQ(received, "onetwo");
+  stream.close();
+  ::close(p.peer);
+}
+
 TEST(IOStream, EmptyWriteCompletesAfterPriorDataIsFlushed) {
   IOLoop loop;
   Pair p = socket_pair();
