@@ -1398,14 +1398,15 @@ void HTTP1Connection::close() {
 HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address,
                                            const HTTPServerOptions& options)
     : stream_(std::move(stream)),
-      context_(std::move(address), options.protocol, options.trusted_downstream),
       idle_timeout_(options.idle_connection_timeout > Duration::zero()
                         ? std::optional<Duration>(options.idle_connection_timeout)
                         : std::nullopt),
-      conn_(std::make_unique<HTTP1Connection>(*stream_, HTTP1Connection::Side::server, options.params, &context_,
-                                              options.xheaders)) {}
+      context_(std::move(address), options.protocol, options.trusted_downstream) {
+  conn_ = std::make_unique<HTTP1Connection>(*stream_, HTTP1Connection::Side::server, options.params, &context_,
+                                            options.xheaders);
+}
 
-HTTPServerConnection::~HTTPServerConnection() = default;
+HTTPServerConnection::~HTTPServerConnection() { conn_.reset(); }  // before the stream and context it uses
 
 namespace {
 
