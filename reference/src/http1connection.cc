@@ -1029,20 +1029,16 @@ static Future<void> closed_future() {
   return f;
 }
 
-Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
-                                            std::string_view chunk) {
-  if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
-  // Most responses are 200 OK: their start line is a constant (no digits to format, no
-  // reason phrase to check).
-  const std::string_view reason = start_line.reason;
-  const bool ok = start_line.code == 200 && reason.size() == 2 && reason[0] == 'O' && reason[1] == 'K';
-  if (!ok && !is_valid_field_value(reason)) throw std::invalid_argument("Invalid reason phrase");
-  // One pass validates every field (unless the caller checked them as they were set)
-  // and notes the few the framing depends on (this runs for every response: repeated
-  // lookups by name showed in profiles).
+// One pass validates every field (unless the caller checked them as they were set)
+// and notes the few the framing depends on (this runs for every response whose owner
+// did not note them: repeated lookups by name showed in profiles). An unchecked set is
+// read so even when noted: the pass validates it anyway. The length is parsed only when
+// `body_follows`: a bodyless response's Content-Length (a HEAD's is the GET's) is passed
+// on unread.
+FramingLines HTTP1Connection::read_framing_lines(const HTTPHeaders& headers, bool body_follows) {
+  FramingLines framing;
   std::optional<std::string_view> content_length;
   size_t content_lengths = 0;
-  bool has_transfer_encoding = false, has_date = false, has_server = false;
   const bool validate = !headers.fields_checked();
   for (HeaderField field : headers) {
     if (validate && (!is_token(field.name) || !is_valid_field_value(field.value))) {
@@ -1050,10 +1046,10 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
     }
     switch (field.name.size()) {
       case 4:
-        has_date = has_date || is_name(field.name, "date");
+        framing.date = framing.date || is_name(field.name, "date");
         break;
       case 6:
-        has_server = has_server || is_name(field.name, "server");
+        framing.server = framing.server || is_name(field.name, "server");
         break;
       case 14:
         if (is_name(field.name, "content-length")) {
@@ -1062,29 +1058,48 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
         }
         break;
       case 17:
-        has_transfer_encoding = has_transfer_encoding || is_name(field.name, "transfer-encoding");
+        framing.transfer_encoding = framing.transfer_encoding || is_name(field.name, "transfer-encoding");
         break;
       default:
         break;
     }
   }
-  int code = start_line.code;
-  const bool head = request_is_head_;
-  const bool http11 = request_http11_;
-  bool bodyless = head || code == 204 || code == 304 || (code >= 100 && code < 200);
-  chunking_output_ = http11 && !bodyless && !content_length && !has_transfer_encoding;
-  if (bodyless) {
-    expected_content_remaining_ = 0;
-  } else if (content_length) {
+  framing.has_content_length = content_length.has_value();
+  if (content_length && body_follows) {
     // Several Content-Length lines are read joined by commas (Tornado's headers[name]).
     std::optional<std::string> joined;
     if (content_lengths > 1) joined = headers.get("Content-Length");
     ParseResult<uint64_t> parsed =
         parse_content_length(joined ? std::string_view(*joined) : *content_length, ParsePolicy::lenient());
     if (!parsed) throw std::invalid_argument("Invalid Content-Length");
-    expected_content_remaining_ = *parsed;
+    framing.content_length = *parsed;
+  }
+  return framing;
+}
+
+Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
+                                            std::string_view chunk) {
+  if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
+  // Most responses are 200 OK: their start line is a constant (no digits to format, no
+  // reason phrase to check).
+  const std::string_view reason = start_line.reason;
+  const bool ok = start_line.code == 200 && reason.size() == 2 && reason[0] == 'O' && reason[1] == 'K';
+  if (!ok && !is_valid_field_value(reason)) throw std::invalid_argument("Invalid reason phrase");
+  const int code = start_line.code;
+  const bool http11 = request_http11_;
+  const bool bodyless = request_is_head_ || code == 204 || code == 304 || (code >= 100 && code < 200);
+  // The framing lines as the set's owner noted them (the web layer's responses), else
+  // read from the lines.
+  const FramingLines* noted = headers.noted_framing();
+  const FramingLines framing = noted && headers.fields_checked() ? *noted : read_framing_lines(headers, !bodyless);
+  const std::optional<uint64_t> content_length =
+      framing.has_content_length ? std::optional<uint64_t>(framing.content_length) : std::nullopt;
+  const bool has_transfer_encoding = framing.transfer_encoding;
+  chunking_output_ = http11 && !bodyless && !content_length && !has_transfer_encoding;
+  if (bodyless) {
+    expected_content_remaining_ = 0;
   } else {
-    expected_content_remaining_.reset();
+    expected_content_remaining_ = content_length;
   }
   if (!http11) {
     bool length_known = expected_content_remaining_.has_value();
@@ -1098,8 +1113,8 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   }
   if (disconnect_on_finish_) headers.set("Connection", "close");
   if (chunking_output_) headers.set("Transfer-Encoding", "chunked");
-  if (!has_date) headers.add("Date", current_http_date());
-  if (!has_server) headers.add("Server", "Squall");
+  if (!framing.date) headers.add("Date", current_http_date());
+  if (!framing.server) headers.add("Server", "Squall");
   // Another request is already buffered behind this one: hold this response back so the
   // responses of a pipelined batch leave in one write (not when the connection is about
   // to close: those bytes must be written before it does).

@@ -240,6 +240,7 @@ void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
 
 inline HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {
   fields_checked_ = false;  // whoever adds a line vouches for it again (mark_fields_checked)
+  framing_noted_ = false;   // and tells again what the framing lines say (note_framing)
   const std::string_view stored(arena_.data(), arena_.size());
   if (points_into(stored, name) || points_into(stored, value)) return store_copies(name, value);
   if (name.size() + value.size() + 4 > kMaxArena - arena_.size()) {
@@ -288,6 +289,7 @@ inline bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view na
     if (named(slots_[i], name)) return false;
   }
   fields_checked_ = false;  // as for any line stored
+  framing_noted_ = false;
   Slot& slot = slots_[index];
   if (wire_form_ && value.size() != slot.value_size) {
     if (points_into(std::string_view(arena_.data(), arena_.size()), value)) {
@@ -366,6 +368,7 @@ std::size_t HTTPHeaders::remove_keeping_wire_form(std::string_view name) {
 }
 
 std::size_t HTTPHeaders::remove(std::string_view name) {
+  framing_noted_ = false;  // the line removed may be one the note told of
   if (wire_form_) return remove_keeping_wire_form(name);
   std::size_t kept = 0;
   const std::size_t before = slots_.size();
@@ -386,6 +389,7 @@ void HTTPHeaders::clear() noexcept {
   slots_.clear();
   garbage_ = 0;
   fields_checked_ = false;
+  framing_noted_ = false;
   wire_form_ = true;
 }
 

@@ -602,7 +602,7 @@ const ResponseStartLine& ok_start_line() {
 
 Future<void> RequestHandler::flush() { return flush_output(false); }
 
-Future<void> RequestHandler::flush_output(bool vary_absent) {
+Future<void> RequestHandler::flush_output(bool vary_absent, const FramingLines* framing) {
   std::string chunk = std::move(write_buffer_);
   write_buffer_.clear();
   // Whichever way this returns, the bytes have been written or copied by then.
@@ -627,6 +627,7 @@ Future<void> RequestHandler::flush_output(bool vary_absent) {
     // Every line was checked as it was set (set_header, add_header, the lines above) or
     // is the web layer's own: the connection need not scan them again.
     headers_.mark_fields_checked();
+    if (framing && !(gzip_ && gzip_->gzipping)) headers_.note_framing(*framing);
     if (!conn) return make_ready_future();
     Future<void> f = status_code_ == 200 && equals_literal(reason_, "OK")
                          ? conn->write_headers(ok_start_line(), headers_, chunk)
@@ -643,22 +644,38 @@ Future<void> RequestHandler::flush_output(bool vary_absent) {
 
 namespace {
 
-// Which of the lines finish() and flush() add unless the handler set them are set: one
-// pass over the response's lines instead of a search for each name.
+// Which of the lines finish() and flush() add unless the handler set them are set, and
+// the others the connection's framing depends on (FramingLines): one pass over the
+// response's lines instead of a search for each name.
 struct LinesSet {
   bool etag = false;
   bool content_length = false;
   bool vary = false;
+  bool date = false;
+  bool server = false;
+  bool transfer_encoding = false;
 };
 
 LinesSet lines_set(const HTTPHeaders& headers) {
   LinesSet set;
   for (HeaderField field : headers) {
-    if (field.name.size() == 4) {
-      set.etag = set.etag || header_name_equals(field.name, "Etag");
-      set.vary = set.vary || header_name_equals(field.name, "Vary");
-    } else if (field.name.size() == 14) {
-      set.content_length = set.content_length || header_name_equals(field.name, "Content-Length");
+    switch (field.name.size()) {
+      case 4:
+        set.etag = set.etag || header_name_equals(field.name, "Etag");
+        set.vary = set.vary || header_name_equals(field.name, "Vary");
+        set.date = set.date || header_name_equals(field.name, "Date");
+        break;
+      case 6:
+        set.server = set.server || header_name_equals(field.name, "Server");
+        break;
+      case 14:
+        set.content_length = set.content_length || header_name_equals(field.name, "Content-Length");
+        break;
+      case 17:
+        set.transfer_encoding = set.transfer_encoding || header_name_equals(field.name, "Transfer-Encoding");
+        break;
+      default:
+        break;
     }
   }
   return set;
@@ -670,10 +687,20 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   if (finished_) throw std::logic_error("finish() called twice");
   if (!chunk.empty()) write(chunk);
   bool vary_absent = false;
+  // What the framing lines say when finish() writes the head and knows all of it: not
+  // when the handler set Content-Length itself (its text is the connection's to read).
+  std::optional<FramingLines> framing;
   if (!headers_written_) {
-    // The lines below change none of these three (compute_etag() is const).
+    // The lines below change none of these (compute_etag() is const; a bodyless answer
+    // loses only Content-* lines that are no framing lines).
     const LinesSet set = lines_set(headers_);
     vary_absent = !set.vary;
+    if (!set.content_length) {
+      framing.emplace();
+      framing->transfer_encoding = set.transfer_encoding;
+      framing->date = set.date;
+      framing->server = set.server;
+    }
     const std::string_view method = request().method;
     if (status_code_ == 200 && (equals_literal(method, "GET") || equals_literal(method, "HEAD")) && !set.etag) {
       store_etag_header(true);
@@ -689,12 +716,14 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
       char digits[24];  // std::to_chars: no std::string made for a number copied at once
       const char* end = std::to_chars(std::begin(digits), std::end(digits), write_buffer_.size()).ptr;
       headers_.add("Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
+      framing->content_length = write_buffer_.size();
+      framing->has_content_length = true;
     }
   }
   // finish() must not be re-entered from here on: mark it before writing the tail
   // (flush() reads finished_ to end the gzip stream).
   finished_ = true;
-  Future<void> f = flush_output(vary_absent);
+  Future<void> f = flush_output(vary_absent, framing ? &*framing : nullptr);
   if (HTTPConnection* conn = request().connection) {
     try {
       conn->finish();

@@ -385,6 +385,105 @@ TEST_F(ServerOutputTest, NamesThatDifferFromTheFramingFieldsByMoreThanCaseAreOth
   EXPECT_NE(output.find("\r\n\r\n2\r\nok\r\n0\r\n\r\n"), std::string::npos) << output;
 }
 
+// ---- server side: framing lines noted by the set's owner ------------------------------
+//
+// A response whose owner noted what its framing lines say (HTTPHeaders::note_framing,
+// as the web layer does) is framed exactly as one whose lines the connection reads.
+
+// One response to `request` over a fresh socketpair: the head with `headers`, then
+// `body` by write(), then finish() (an HTTPOutputError from it is the output's own).
+// The Date line's value (the current date, when the connection adds it) is blanked.
+std::string answer_once(const std::string& request, int code, HTTPHeaders headers, const std::string& body) {
+  IOLoop loop;
+  Pair pair;
+  std::string output;
+  {
+    IOStream stream(pair.fds[0]);
+    HTTP1Connection conn(stream, HTTP1Connection::Side::server);
+    Responder responder;
+    responder.respond = [&] {
+      conn.write_headers(ResponseStartLine{"HTTP/1.1", code, code == 200 ? "OK" : "Other"}, headers)
+          .mark_retrieved();
+      if (!body.empty()) conn.write(body).mark_retrieved();
+      try {
+        conn.finish();
+      } catch (const HTTPOutputError&) {
+        output = "[short of Content-Length]";
+      }
+      if (conn.stream().closed()) output += "[closed]";
+    };
+    pair.send(request);
+    loop.run_sync([&] { return conn.read_message(responder); }, 5s);
+    loop.run_sync([] { return sleep(10ms); });
+  }
+  output += pair.receive_available();
+  const size_t date = output.find("\r\nDate: ");
+  if (date != std::string::npos) {
+    const size_t value = date + 8;
+    output.replace(value, output.find("\r\n", value) - value, "D");
+  }
+  return output;
+}
+
+struct FramingCase {
+  std::string request;
+  int code;
+  std::vector<HeaderField> lines;
+  std::string body;
+  FramingLines noted;  // what the lines say, as their owner would note it
+};
+
+TEST(NotedFramingTest, ResponsesAreFramedAsTheirLinesSay) {
+  const std::string get11 = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string get10_keep_alive = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+  const std::string head11 = "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::vector<FramingCase> cases{
+      {get11, 200, {{"Content-Length", "2"}, {"Date", "x"}, {"Server", "s"}}, "ok", {2, true, false, true, true}},
+      {get11, 200, {{"Content-Type", "t"}}, "ok", {}},  // chunked; Date and Server added
+      {get11, 200, {{"Transfer-Encoding", "chunked"}, {"Date", "x"}}, "2\r\nok\r\n0\r\n\r\n", {0, false, true, true}},
+      {get11, 200, {{"Content-Length", "3"}}, "ok", {3, true}},  // short of its length
+      {get10_keep_alive, 200, {{"Content-Length", "2"}}, "ok", {2, true}},  // kept alive
+      {get10_keep_alive, 200, {{"Server", "s"}}, "ok", {0, false, false, false, true}},  // close-delimited
+      {head11, 200, {{"Content-Length", "5"}}, "", {5, true}},
+      {get11, 304, {{"Etag", "\"e\""}}, "", {}},
+      {get11, 204, {{"Content-Length", "0"}}, "", {0, true}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const FramingCase& c = cases[i];
+    HTTPHeaders read;
+    for (const HeaderField& line : c.lines) read.add(line.name, line.value);
+    read.mark_fields_checked();
+    HTTPHeaders noted = read;
+    noted.note_framing(c.noted);
+    const std::string expected = answer_once(c.request, c.code, read, c.body);
+    EXPECT_EQ(answer_once(c.request, c.code, noted, c.body), expected) << "case " << i;
+    EXPECT_NE(expected.find("HTTP/1.1 "), std::string::npos) << "case " << i << ": " << expected;
+  }
+}
+
+// The note is what the connection goes by (it does not read the lines again): a note
+// that says Date and Server are set keeps the connection from adding them.
+TEST(NotedFramingTest, TheNoteIsTakenForTheLines) {
+  HTTPHeaders headers{{"Content-Length", "2"}};
+  headers.mark_fields_checked();
+  headers.note_framing({2, true, false, true, true});
+  EXPECT_EQ(answer_once("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 200, headers, "ok"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+}
+
+// A set not marked checked is read (and validated) whatever its note says: a line with
+// CR LF in its value is refused, and Date and Server are added as the lines say.
+TEST_F(ServerOutputTest, ANotedSetNotMarkedCheckedIsStillReadAndValidated) {
+  HTTPHeaders bad{{"Content-Length", "0"}, {"X-Evil", "a\r\nSet-Cookie: x=1"}};
+  bad.note_framing({0, true, false, true, true});
+  EXPECT_TRUE(first_head_refused(bad));
+  EXPECT_EQ(output.find("Set-Cookie"), std::string::npos) << output;
+  HTTPHeaders unchecked{{"Content-Length", "0"}};
+  unchecked.note_framing({0, true, false, true, true});
+  EXPECT_EQ(answer_once("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 200, unchecked, ""),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: D\r\nServer: Squall\r\n\r\n");
+}
+
 // ---- server side: output flow control, body limits, timeouts ------------------------
 //
 // An HTTPServerConnection over a socketpair whose peer the test reads (or does not) by

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -232,6 +233,35 @@ TEST(HTTPHeaders, StoringALineWithdrawsTheCheckedMark) {
   h.mark_fields_checked();
   h.clear();
   EXPECT_FALSE(h.fields_checked());
+}
+
+// The note of what the framing lines say holds for the lines present when it was given:
+// any line stored or removed afterwards withdraws it (each route on a fresh note); reads
+// and a copy keep it.
+TEST(HTTPHeaders, StoringOrRemovingALineWithdrawsTheFramingNote) {
+  const FramingLines framing{.content_length = 2, .has_content_length = true, .date = true};
+  const std::vector<std::function<void(HTTPHeaders&)>> changes{
+      [](HTTPHeaders& h) { h.add("X", "1"); },
+      [](HTTPHeaders& h) { h.set("Content-Length", "3"); },    // one line, rewritten in place
+      [](HTTPHeaders& h) { h.set("Content-Length", "12345"); },  // a longer value
+      [](HTTPHeaders& h) { h.set("Date", "y"); },
+      [](HTTPHeaders& h) { h.remove("Content-Length"); },
+      [](HTTPHeaders& h) { h.clear(); },
+  };
+  for (size_t i = 0; i < changes.size(); ++i) {
+    HTTPHeaders h{{"Content-Length", "2"}, {"Date", "x"}};
+    EXPECT_EQ(h.noted_framing(), nullptr);
+    h.note_framing(framing);
+    ASSERT_NE(h.noted_framing(), nullptr);
+    EXPECT_EQ(*h.noted_framing(), framing);
+    EXPECT_EQ(h.get_first("Content-Length"), "2");
+    EXPECT_TRUE(h.contains("Date"));
+    const HTTPHeaders copy = h;
+    ASSERT_NE(copy.noted_framing(), nullptr) << "a copy keeps the note";
+    EXPECT_EQ(*copy.noted_framing(), framing);
+    changes[i](h);
+    EXPECT_EQ(h.noted_framing(), nullptr) << "change " << i;
+  }
 }
 
 TEST(HeaderNameEquals, ComparesAsciiCaseInsensitively) {

@@ -31,7 +31,22 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Records the response written through the HTTPConnection interface.
+// What the lines of a response head say about its framing, read by the test itself.
+FramingLines framing_in_lines(const HTTPHeaders& h) {
+  FramingLines framing;
+  if (std::optional<std::string> length = h.get("Content-Length")) {
+    framing.has_content_length = true;
+    framing.content_length = std::stoull(*length);
+  }
+  framing.transfer_encoding = h.contains("Transfer-Encoding");
+  framing.date = h.contains("Date");
+  framing.server = h.contains("Server");
+  return framing;
+}
+
+// Records the response written through the HTTPConnection interface. A head whose
+// framing was noted (for the connection, which then does not read its lines) must say
+// what its lines say: checked for every response of these tests.
 class FakeConnection : public HTTPConnection {
  public:
   ResponseStartLine start_line;
@@ -44,6 +59,14 @@ class FakeConnection : public HTTPConnection {
   Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& h, std::string_view chunk) override {
     ++head_count;
     start_line = line;
+    if (const FramingLines* noted = h.noted_framing()) {
+      const FramingLines read = framing_in_lines(h);
+      EXPECT_EQ(noted->has_content_length, read.has_content_length);
+      EXPECT_EQ(noted->content_length, read.content_length);
+      EXPECT_EQ(noted->transfer_encoding, read.transfer_encoding);
+      EXPECT_EQ(noted->date, read.date);
+      EXPECT_EQ(noted->server, read.server);
+    }
     headers = h;
     body.append(chunk);
     pieces.emplace_back(chunk);
@@ -868,6 +891,66 @@ TEST(Web, FlushStreamsPiecesWithoutContentLength) {
   EXPECT_FALSE(r.headers.contains("Content-Length"));
   EXPECT_EQ(r.pieces, (std::vector<std::string>{"chunk0", "chunk1", "chunk2"}));
   EXPECT_TRUE(r.finished);
+}
+
+// A handler that drops the default Server and Date lines and frames its body itself.
+class OwnFramingHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    clear_header("Server");
+    clear_header("Date");
+    set_header("Transfer-Encoding", "chunked");
+    write("2\r\nhi\r\n0\r\n\r\n");
+    co_return;
+  }
+};
+
+// finish() notes the framing of the head it writes for the connection (the body's
+// length it added, and which of Transfer-Encoding, Date, Server are set) — what the
+// lines say, as FakeConnection checks for every response. It notes nothing when it does
+// not know the length: the handler set Content-Length itself, gzip changed the body, or
+// flush() wrote the head before finish().
+TEST(Web, FinishNotesTheFramingOfTheHeadItWrites) {
+  class GetAndHead : public TextHandler {
+   public:
+    GetAndHead() : TextHandler("hello") {}
+    Task<void> head() override { return get(); }
+  };
+  ApplicationSettings settings;
+  settings.compress_response = true;
+  Application app({{"/text", handler<GetAndHead>()},
+                   {"/own", handler<OwnLinesHandler>()},
+                   {"/own-framing", handler<OwnFramingHandler>()},
+                   {"/stream", handler<FlushingHandler>()},
+                   {"/gzip", handler<BigTextHandler>(size_t{5000})},
+                   {"/status/([0-9]{3})", handler<StatusHandler>()}},
+                  settings);
+  auto noted = [](const Response& r) { return r.headers.noted_framing(); };
+  Response text = fetch(app, "GET", "/text");
+  ASSERT_NE(noted(text), nullptr);
+  EXPECT_EQ(*noted(text), (FramingLines{5, true, false, true, true}));
+  Response head = fetch(app, "HEAD", "/text");
+  EXPECT_EQ(head.code, 200);
+  EXPECT_EQ(head.body, "");
+  ASSERT_NE(noted(head), nullptr);
+  EXPECT_EQ(*noted(head), (FramingLines{5, true, false, true, true}));  // the GET's length
+  HTTPHeaders same{{"If-None-Match", text.header("Etag")}};
+  Response not_modified = fetch(app, "GET", "/text", same);
+  EXPECT_EQ(not_modified.code, 304);
+  ASSERT_NE(noted(not_modified), nullptr);
+  EXPECT_EQ(*noted(not_modified), (FramingLines{0, false, false, true, true}));
+  Response no_content = fetch(app, "GET", "/status/204");
+  ASSERT_NE(noted(no_content), nullptr);
+  EXPECT_FALSE(noted(no_content)->has_content_length);
+  Response own_framing = fetch(app, "GET", "/own-framing");
+  ASSERT_NE(noted(own_framing), nullptr);
+  EXPECT_EQ(*noted(own_framing), (FramingLines{12, true, true, false, false}));
+  EXPECT_EQ(noted(fetch(app, "GET", "/own")), nullptr);
+  EXPECT_EQ(noted(fetch(app, "GET", "/stream")), nullptr);
+  HTTPHeaders accept{{"Accept-Encoding", "gzip"}};
+  Response gzipped = fetch(app, "GET", "/gzip", accept);
+  EXPECT_EQ(gzipped.header("Content-Encoding"), "gzip");
+  EXPECT_EQ(noted(gzipped), nullptr);
 }
 
 class SlowHandler : public RequestHandler {

@@ -228,6 +228,9 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
 
   void reset_message_state();
   Future<void> write_head(std::string& head_bytes, std::string_view chunk);
+  // What a response head's framing lines say, read from them (write_headers, when the
+  // set's owner did not note it); throws std::invalid_argument for an invalid line.
+  static FramingLines read_framing_lines(const HTTPHeaders& headers, bool body_follows);
   void format_chunk(std::string& out, std::string_view chunk);
   void finish_request();
   // Marks the response ended and wakes read_message if it waits for that.

@@ -42,6 +42,20 @@ bool header_name_equals(std::string_view a, std::string_view b) noexcept;
 // Tornado's display form of a field name: "coNtent-TYPE" -> "Content-Type".
 std::string normalize_name(std::string_view name);
 
+// What a response's framing lines say, as whoever built the set knows it (the web
+// layer: it set them): the body's length if a Content-Length line states it, whether a
+// Transfer-Encoding line is there, and whether Date and Server are (the connection adds
+// them if not). HTTP1Connection::write_headers then need not scan the lines for them nor
+// parse the length again.
+struct FramingLines {
+  std::uint64_t content_length = 0;  // the one Content-Length line's value (if has_content_length)
+  bool has_content_length = false;
+  bool transfer_encoding = false;
+  bool date = false;
+  bool server = false;
+  friend bool operator==(const FramingLines&, const FramingLines&) = default;
+};
+
 class HTTPHeaders {
  public:
   class const_iterator;
@@ -80,6 +94,15 @@ class HTTPHeaders {
   // a line afterwards, by any route, withdraws it.
   void mark_fields_checked() noexcept { fields_checked_ = true; }
   bool fields_checked() const noexcept { return fields_checked_; }
+
+  // The owner's word on what the framing lines say (FramingLines), which a writer takes
+  // instead of reading the lines. Storing or removing a line afterwards, by any route,
+  // withdraws it; nullptr when there is none.
+  void note_framing(const FramingLines& framing) noexcept {
+    framing_ = framing;
+    framing_noted_ = true;
+  }
+  const FramingLines* noted_framing() const noexcept { return framing_noted_ ? &framing_ : nullptr; }
 
   // The field lines as a writer sends them — "name: value\r\n" each, in order — when
   // the set holds them so: every set built by add(), set() and remove() does (not one
@@ -180,7 +203,9 @@ class HTTPHeaders {
   Arena arena_;                                             // names and values, back to back
   std::vector<Slot, detail::PoolAllocator<Slot>> slots_;  // one per field line, in order
   std::size_t garbage_ = 0;  // arena bytes no slot refers to any more
+  FramingLines framing_;  // valid while framing_noted_
   bool fields_checked_ = false;
+  bool framing_noted_ = false;
   // The arena is exactly the lines in wire form, in the slots' order (wire_lines()).
   bool wire_form_ = true;
 };

@@ -300,8 +300,10 @@ class RequestHandler {
   // set_etag_header(); `absent`: the caller has seen that no Etag line is set, so the
   // tag is appended without looking for one (compute_etag() is const: it adds none).
   void store_etag_header(bool absent);
-  // flush(); `vary_absent`: the caller (finish) has seen that no Vary line is set.
-  Future<void> flush_output(bool vary_absent);
+  // flush(); `vary_absent`: the caller (finish) has seen that no Vary line is set;
+  // `framing`: what the framing lines say, as finish() knows it (noted on the head for
+  // the connection unless the output is compressed, which changes the length).
+  Future<void> flush_output(bool vary_absent, const FramingLines* framing = nullptr);
   std::vector<std::string> clean_arguments(const std::vector<std::string>* values, bool strip) const;
 
   Application* application_ = nullptr;
