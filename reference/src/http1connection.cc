@@ -40,21 +40,6 @@ double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 bool iequals(std::string_view a, std::string_view b) { return header_name_equals(a, b); }
 
-// iequals(name, lower) for `lower`, a lower-case name of letters and '-' of the same
-// length as `name` (else false): each letter compared with its case bit
-// set (only 'X' and 'x' become 'x'), '-' as it is. Inlined and unrolled for the literal,
-// it costs a few instructions a byte where iequals is a call with a loop — the response
-// head is scanned for these names on every response.
-template <size_t N>
-bool is_name(std::string_view name, const char (&lower)[N]) {
-  if (name.size() != N - 1) return false;
-  for (size_t i = 0; i + 1 < N; ++i) {
-    const char got = lower[i] == '-' ? name[i] : static_cast<char>(name[i] | 0x20);
-    if (got != lower[i]) return false;
-  }
-  return true;
-}
-
 // Whether the Connection field lines hold `token` (RFC 9110 §7.6.1: a comma-separated
 // list of case-insensitive options, possibly over several lines).
 // The lines are visited in place (get_list's vector was an allocation per request that
@@ -89,22 +74,22 @@ RequestFields survey_request_fields(const HTTPHeaders& headers) {
   for (HeaderField field : headers) {
     switch (field.name.size()) {
       case 4:
-        if (is_name(field.name, "host") && found.hosts++ == 0) found.host = field.value;
+        if (header_name_is(field.name, "host") && found.hosts++ == 0) found.host = field.value;
         break;
       case 6:
-        found.expect = found.expect || is_name(field.name, "expect");
+        found.expect = found.expect || header_name_is(field.name, "expect");
         break;
       case 10:
-        if (is_name(field.name, "connection") && found.connections++ == 0) {
+        if (header_name_is(field.name, "connection") && found.connections++ == 0) {
           found.connection = true;
           found.connection_value = field.value;
         }
         break;
       case 14:
-        found.content_length = found.content_length || is_name(field.name, "content-length");
+        found.content_length = found.content_length || header_name_is(field.name, "content-length");
         break;
       case 17:
-        found.transfer_encoding = found.transfer_encoding || is_name(field.name, "transfer-encoding");
+        found.transfer_encoding = found.transfer_encoding || header_name_is(field.name, "transfer-encoding");
         break;
       default:
         break;
@@ -1046,19 +1031,19 @@ FramingLines HTTP1Connection::read_framing_lines(const HTTPHeaders& headers, boo
     }
     switch (field.name.size()) {
       case 4:
-        framing.date = framing.date || is_name(field.name, "date");
+        framing.date = framing.date || header_name_is(field.name, "date");
         break;
       case 6:
-        framing.server = framing.server || is_name(field.name, "server");
+        framing.server = framing.server || header_name_is(field.name, "server");
         break;
       case 14:
-        if (is_name(field.name, "content-length")) {
+        if (header_name_is(field.name, "content-length")) {
           content_length = field.value;
           ++content_lengths;
         }
         break;
       case 17:
-        framing.transfer_encoding = framing.transfer_encoding || is_name(field.name, "transfer-encoding");
+        framing.transfer_encoding = framing.transfer_encoding || header_name_is(field.name, "transfer-encoding");
         break;
       default:
         break;

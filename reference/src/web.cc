@@ -661,18 +661,18 @@ LinesSet lines_set(const HTTPHeaders& headers) {
   for (HeaderField field : headers) {
     switch (field.name.size()) {
       case 4:
-        set.etag = set.etag || header_name_equals(field.name, "Etag");
-        set.vary = set.vary || header_name_equals(field.name, "Vary");
-        set.date = set.date || header_name_equals(field.name, "Date");
+        set.etag = set.etag || header_name_is(field.name, "etag");
+        set.vary = set.vary || header_name_is(field.name, "vary");
+        set.date = set.date || header_name_is(field.name, "date");
         break;
       case 6:
-        set.server = set.server || header_name_equals(field.name, "Server");
+        set.server = set.server || header_name_is(field.name, "server");
         break;
       case 14:
-        set.content_length = set.content_length || header_name_equals(field.name, "Content-Length");
+        set.content_length = set.content_length || header_name_is(field.name, "content-length");
         break;
       case 17:
-        set.transfer_encoding = set.transfer_encoding || header_name_equals(field.name, "Transfer-Encoding");
+        set.transfer_encoding = set.transfer_encoding || header_name_is(field.name, "transfer-encoding");
         break;
       default:
         break;

@@ -39,6 +39,21 @@ struct HeaderField {
 // ASCII case-insensitive equality of two field names.
 bool header_name_equals(std::string_view a, std::string_view b) noexcept;
 
+// header_name_equals(name, lower) for `lower`, a lower-case name of letters and '-' of
+// the same length as `name` (else false): each letter compared with its case bit set
+// (only 'X' and 'x' become 'x'), '-' as it is. Inlined and unrolled for the literal, it
+// costs a few instructions a byte where header_name_equals is a call with a loop: the
+// request and response heads are scanned for a few such names on every request.
+template <std::size_t N>
+bool header_name_is(std::string_view name, const char (&lower)[N]) noexcept {
+  if (name.size() != N - 1) return false;
+  for (std::size_t i = 0; i + 1 < N; ++i) {
+    const char got = lower[i] == '-' ? name[i] : static_cast<char>(name[i] | 0x20);
+    if (got != lower[i]) return false;
+  }
+  return true;
+}
+
 // Tornado's display form of a field name: "coNtent-TYPE" -> "Content-Type".
 std::string normalize_name(std::string_view name);
 
