@@ -118,12 +118,15 @@ HTTPHeaders::HTTPHeaders(std::initializer_list<HeaderField> fields) {
 // ---- the arena
 
 HTTPHeaders::Arena& HTTPHeaders::Arena::operator=(const Arena& other) {
-  if (this == &other) return *this;
+  if (this != &other) copy_from(other, other.size_);
+  return *this;
+}
+
+void HTTPHeaders::Arena::copy_from(const Arena& other, std::size_t room) {
   size_ = 0;
-  reserve(other.size_);
+  reserve(std::max(room, other.size_));
   if (other.size_ > 0) std::memcpy(data_, other.data_, other.size_);
   size_ = other.size_;
-  return *this;
 }
 
 HTTPHeaders::Arena::~Arena() {
@@ -236,6 +239,19 @@ HTTPHeaders HTTPHeaders::from_fields(std::span<const HeaderField> fields) {
 void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
   slots_.reserve(fields);
   arena_.reserve(bytes);
+}
+
+void HTTPHeaders::assign(const HTTPHeaders& from, std::size_t fields, std::size_t bytes) {
+  if (this == &from) return;
+  arena_.copy_from(from.arena_, bytes);
+  slots_.clear();
+  slots_.reserve(std::max(fields, from.slots_.size()));
+  slots_.insert(slots_.end(), from.slots_.begin(), from.slots_.end());
+  garbage_ = from.garbage_;
+  framing_ = from.framing_;
+  fields_checked_ = from.fields_checked_;
+  framing_noted_ = from.framing_noted_;
+  wire_form_ = from.wire_form_;
 }
 
 inline HTTPHeaders::Slot HTTPHeaders::store(std::string_view name, std::string_view value) {

@@ -469,14 +469,14 @@ const HTTPHeaders& default_head(const std::string& server) {
 }  // namespace
 
 void RequestHandler::clear() {
-  headers_.clear();
   // Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
-  // and a few of the handler's own) in two allocations instead of a doubling series; the
-  // copy below fills that room.
-  headers_.reserve(8, 256);
+  // and a few of the handler's own) in two allocations instead of a doubling series.
+  constexpr std::size_t kFields = 8, kBytes = 256;
   if (application_) {
-    headers_ = default_head(application_->settings().server_header);
+    headers_.assign(default_head(application_->settings().server_header), kFields, kBytes);
   } else {
+    headers_.clear();
+    headers_.reserve(kFields, kBytes);
     headers_.add("Content-Type", "text/html; charset=UTF-8");
     headers_.add("Date", current_http_date());
   }

@@ -235,6 +235,39 @@ TEST(HTTPHeaders, StoringALineWithdrawsTheCheckedMark) {
   EXPECT_FALSE(h.fields_checked());
 }
 
+// assign() makes a copy of the lines, their marks and note, with the room asked for:
+// lines added within it do not move the arena. Its own lines go; a set not in wire form
+// is copied as it is.
+TEST(HTTPHeaders, AssignCopiesTheLinesWithTheRoomAskedFor) {
+  HTTPHeaders from{{"Server", "s"}, {"Content-Type", "text/html"}, {"Date", "d"}};
+  from.mark_fields_checked();
+  from.note_framing({.date = true, .server = true});
+  HTTPHeaders h{{"Old", "line"}};
+  h.assign(from, 8, 256);
+  EXPECT_EQ(all_fields(h), all_fields(from));
+  ASSERT_TRUE(h.wire_lines().has_value());
+  EXPECT_EQ(*h.wire_lines(), "Server: s\r\nContent-Type: text/html\r\nDate: d\r\n");
+  EXPECT_TRUE(h.fields_checked());
+  ASSERT_NE(h.noted_framing(), nullptr);
+  EXPECT_EQ(*h.noted_framing(), (FramingLines{.date = true, .server = true}));
+  const char* arena = h.wire_lines()->data();
+  for (int i = 0; i < 5; ++i) h.add("X-Line", "a value of some length");  // 5 x 32 bytes
+  EXPECT_EQ(h.wire_lines()->data(), arena) << "the room asked for was not made";
+  EXPECT_EQ(h.size(), 8u);
+  EXPECT_EQ(all_fields(from).size(), 3u) << "the source is left alone";
+  h.assign(h, 8, 256);  // onto itself: nothing changes
+  EXPECT_EQ(h.size(), 8u);
+  const std::string block = "A:1\r\nB:2\r\n";
+  const std::string_view view(block);
+  const std::vector<HeaderField> fields{{view.substr(0, 1), view.substr(2, 1)}, {view.substr(5, 1), view.substr(7, 1)}};
+  const HTTPHeaders parsed = HTTPHeaders::from_fields(fields);
+  h.assign(parsed, 8, 256);
+  EXPECT_EQ(all_fields(h), (std::vector<HeaderField>{{"A", "1"}, {"B", "2"}}));
+  EXPECT_FALSE(h.wire_lines().has_value());
+  EXPECT_FALSE(h.fields_checked());
+  EXPECT_EQ(h.noted_framing(), nullptr);
+}
+
 // The note of what the framing lines say holds for the lines present when it was given:
 // any line stored or removed afterwards withdraws it (each route on a fresh note); reads
 // and a copy keep it.

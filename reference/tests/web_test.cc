@@ -945,6 +945,9 @@ TEST(Web, FinishNotesTheFramingOfTheHeadItWrites) {
   Response own_framing = fetch(app, "GET", "/own-framing");
   ASSERT_NE(noted(own_framing), nullptr);
   EXPECT_EQ(*noted(own_framing), (FramingLines{12, true, true, false, false}));
+  EXPECT_FALSE(own_framing.headers.contains("Server"));  // the defaults it cleared stay cleared
+  EXPECT_FALSE(own_framing.headers.contains("Date"));
+  EXPECT_EQ(own_framing.header("Content-Type"), "text/html; charset=UTF-8");
   EXPECT_EQ(noted(fetch(app, "GET", "/own")), nullptr);
   EXPECT_EQ(noted(fetch(app, "GET", "/stream")), nullptr);
   HTTPHeaders accept{{"Accept-Encoding", "gzip"}};

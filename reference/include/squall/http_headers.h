@@ -89,6 +89,11 @@ class HTTPHeaders {
   std::size_t remove(std::string_view name);
   void clear() noexcept;
   void reserve(std::size_t fields, std::size_t bytes);
+  // Becomes a copy of `from` (its lines, marks and note) with room for `fields` lines
+  // and `bytes` bytes of them in all: one allocation for each at most and one block
+  // copied for each, where reserve() and an assignment check and copy twice (a
+  // response's default lines, copied for every response).
+  void assign(const HTTPHeaders& from, std::size_t fields, std::size_t bytes);
 
   bool contains(std::string_view name) const noexcept;
   std::size_t count(std::string_view name) const noexcept;
@@ -201,6 +206,8 @@ class HTTPHeaders {
     std::size_t size() const noexcept { return size_; }
     void clear() noexcept { size_ = 0; }
     void reserve(std::size_t bytes);
+    // Becomes a copy of `other`'s bytes, with room for `room` bytes at least.
+    void copy_from(const Arena& other, std::size_t room);
     // Appends a then b (neither may point into this arena).
     void append(std::string_view a, std::string_view b);
     // Appends the field line "name: value\r\n" (neither may point into this arena).
