@@ -124,6 +124,41 @@ def syscall_table(columns):
     return "\n".join(out)
 
 
+def descendants(root):
+    """PIDs of root's descendants (from /proc's parent links), with their command names."""
+    parents, names = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        close = stat.rfind(")")
+        names[int(entry)] = stat[stat.find("(") + 1:close]
+        parents[int(entry)] = int(stat[close + 2:].split()[1])
+    found, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = names[pid]
+                frontier.append(pid)
+    return found
+
+
+def wait_for_load(runner, seconds):
+    """Waits until the runner has started wrk (the load is on), up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and runner.poll() is None:
+        if "wrk" in descendants(runner.pid).values():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def profile_one(args, impl, out_dir):
     """Runs the scenario for impl with perf sampling the server's CPU; returns
     ({key: ns per request}, {system call: count per request}, the run's result record)."""
@@ -138,7 +173,10 @@ def profile_one(args, impl, out_dir):
         + (["--squall-bin", args.squall_bin] if args.squall_bin else []),
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # The server starts, warms up, then wrk runs `duration` seconds: sample inside it.
+        # The server starts and warms up (wrk too), then wrk runs `duration` seconds:
+        # sample inside that run, start_after seconds into it.
+        if not wait_for_load(runner, 120):
+            raise RuntimeError(f"{impl}: the load runner did not start wrk")
         time.sleep(args.warmup + args.start_after)
         for events, output, seconds in ((["cpu-clock", "-F", str(SAMPLE_HZ)], data, args.window),
                                         (["raw_syscalls:sys_enter", "-c", "1"], calls_data, SYSCALL_WINDOW)):

@@ -262,23 +262,32 @@ using SpareHeadFields = detail::SpareBuffers<std::vector<HeaderField>, HeadField
 
 }  // namespace
 
+HTTP1Connection::SharedParameters HTTP1Connection::shared_parameters(HTTP1ConnectionParameters params) {
+  if (params.chunk_size == 0) params.chunk_size = 1;
+  drop_nonpositive(params.header_timeout);
+  drop_nonpositive(params.body_timeout);
+  drop_nonpositive(params.send_timeout);
+  return std::allocate_shared<const HTTP1ConnectionParameters>(detail::PoolAllocator<HTTP1ConnectionParameters>{},
+                                                               std::move(params));
+}
+
 HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionParameters params,
                                  HTTPRequestContext* context, bool xheaders)
+    : HTTP1Connection(stream, side, shared_parameters(std::move(params)), context, xheaders) {}
+
+HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, SharedParameters params, HTTPRequestContext* context,
+                                 bool xheaders)
     : stream_(stream),
       loop_(&stream.io_loop()),
       context_(context),
       is_client_(side == Side::client),
       xheaders_(xheaders),
-      max_body_size_(params.max_body_size),  // before params is moved into params_
+      max_body_size_(params->max_body_size),
       rbuf_(IOStream::take_recycled()),
       out_(SpareHeadBuffer::take()),
       head_fields_(SpareHeadFields::take()),
-      params_(std::move(params)) {
-  if (params_.chunk_size == 0) params_.chunk_size = 1;
-  drop_nonpositive(params_.header_timeout);
-  drop_nonpositive(params_.body_timeout);
-  drop_nonpositive(params_.send_timeout);
-}
+      shared_params_(std::move(params)),
+      params_(*shared_params_) {}
 
 HTTP1Connection::~HTTP1Connection() {
   if (alive_) *alive_ = nullptr;
@@ -1397,12 +1406,17 @@ void HTTP1Connection::close() {
 
 HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address,
                                            const HTTPServerOptions& options)
+    : HTTPServerConnection(std::move(stream), std::move(address), options,
+                           HTTP1Connection::shared_parameters(options.params)) {}
+
+HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address,
+                                           const HTTPServerOptions& options, HTTP1Connection::SharedParameters params)
     : stream_(std::move(stream)),
       idle_timeout_(options.idle_connection_timeout > Duration::zero()
                         ? std::optional<Duration>(options.idle_connection_timeout)
                         : std::nullopt),
       context_(std::move(address), options.protocol, options.trusted_downstream) {
-  conn_ = std::make_unique<HTTP1Connection>(*stream_, HTTP1Connection::Side::server, options.params, &context_,
+  conn_ = std::make_unique<HTTP1Connection>(*stream_, HTTP1Connection::Side::server, std::move(params), &context_,
                                             options.xheaders);
 }
 

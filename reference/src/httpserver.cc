@@ -292,7 +292,7 @@ void HTTPServer::close_compacted_connection(int fd, SocketAddress peer) {
   std::unique_ptr<IOStream> stream = take_compacted_socket(fd, peer);
   if (!stream) return;
   try {
-    HTTPServerConnection connection(std::move(stream), std::move(peer), options_);
+    HTTPServerConnection connection(std::move(stream), std::move(peer), options_, params_);
     connection.stream().close();
     delegate_.on_close(connection);
   } catch (...) {  // the stream closed the socket as it went
@@ -308,6 +308,7 @@ HTTPServer::HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions
     : TCPServer(stream_options, std::move(ssl_context)),
       delegate_(delegate),
       options_(std::move(options)),
+      params_(HTTP1Connection::shared_parameters(options_.params)),
       registry_(std::make_shared<Registry>()) {
   if (this->ssl_context() && options_.protocol.empty()) options_.protocol = "https";
   registry_->server = this;
@@ -356,7 +357,7 @@ Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAdd
     static_cast<SSLIOStream&>(*stream).set_plain_http_reply(kPlainHttpOnTlsPort);
   }
   if (registry_->loop == nullptr) registry_->loop = &stream->io_loop();
-  auto connection = std::make_unique<HTTPServerConnection>(std::move(stream), std::move(address), options_);
+  auto connection = std::make_unique<HTTPServerConnection>(std::move(stream), std::move(address), options_, params_);
   // Registers now and unregisters however the coroutine ends (also when the loop destroys
   // its frame).
   ConnectionTracker tracker(registry_, delegate_, *connection);

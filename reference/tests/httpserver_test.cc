@@ -70,8 +70,10 @@ struct TestApp : HTTPServerConnectionDelegate {
   int connection_closes = 0;  // on_connection_close of message delegates
   int closes = 0;             // on_close of server connections
   std::optional<Future<void>> release;  // "/wait" is answered once this completes
+  std::vector<const HTTP1ConnectionParameters*> parameters;  // each request's connection's
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
                                                      HTTPConnection& request_conn) override {
+    parameters.push_back(&server_conn.connection().params());
     return std::make_unique<TestMessage>(*this, server_conn, request_conn);
   }
   void on_close(HTTPServerConnection&) override { ++closes; }
@@ -167,6 +169,35 @@ class HTTPServerTest : public ::testing::Test {
 };
 
 constexpr const char* kBadRequest = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+// A server's connections read one set of parameters (made usable once: a chunk size of 0
+// is 1, a timeout of zero or less is none), not a copy each.
+TEST_F(HTTPServerTest, ConnectionsShareTheServersParameters) {
+  HTTPServerOptions options;
+  options.params.chunk_size = 0;
+  options.params.header_timeout = -1s;
+  options.params.max_body_size = 12345;
+  start(options);
+  // Two connections open at once (a connection's own block, freed, could come back from
+  // the pool at the same address for the next one).
+  loop.run_sync([&]() -> Task<void> {
+    SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+    IOStream first(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    IOStream second(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    co_await first.connect(address.get(), address.length());
+    co_await second.connect(address.get(), address.length());
+    for (IOStream* stream : {&first, &second}) {
+      co_await stream->write("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+      co_await stream->read_until("\r\n\r\n");
+    }
+  }, 5s);
+  ASSERT_EQ(app.parameters.size(), 2u);
+  EXPECT_EQ(app.parameters[0], app.parameters[1]) << "a copy per connection";
+  const HTTP1ConnectionParameters& shared = *app.parameters[0];
+  EXPECT_EQ(shared.chunk_size, 1u);
+  EXPECT_FALSE(shared.header_timeout.has_value());
+  EXPECT_EQ(shared.max_body_size, 12345u);
+}
 
 TEST_F(HTTPServerTest, SimpleGetAnswers200WithContentLength) {
   EXPECT_EQ(exchange("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),

@@ -163,6 +163,15 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   // the X-* headers of each request are applied to it while that request is handled.
   HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionParameters params = {},
                   HTTPRequestContext* context = nullptr, bool xheaders = false);
+  // The same with parameters shared by many connections (a server's: one copy that every
+  // request reads stays in cache, where a copy per connection was a cold line or two
+  // per request at 64 connections), made by shared_parameters().
+  using SharedParameters = std::shared_ptr<const HTTP1ConnectionParameters>;
+  HTTP1Connection(IOStream& stream, Side side, SharedParameters params, HTTPRequestContext* context = nullptr,
+                  bool xheaders = false);
+  // params with out-of-range values made usable (a chunk size of 0 is 1, a timeout of
+  // zero or less is none), in a block of its own.
+  static SharedParameters shared_parameters(HTTP1ConnectionParameters params);
   ~HTTP1Connection() override;
   HTTP1Connection(const HTTP1Connection&) = delete;
   HTTP1Connection& operator=(const HTTP1Connection&) = delete;
@@ -377,7 +386,8 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   void arm_read_deadline(TimePoint deadline);
   void on_read_timer();
   Callback close_callback_;
-  HTTP1ConnectionParameters params_;
+  SharedParameters shared_params_;
+  const HTTP1ConnectionParameters& params_;  // *shared_params_
 
   std::string request_method_;   // client: ours (a response to HEAD has no body)
   // The send watchdog: armed while output is queued; the progress it last saw, and when.
@@ -478,6 +488,10 @@ struct HTTPServerOptions {
 class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStream
  public:
   HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address, const HTTPServerOptions& options);
+  // With options.params made shared once for all of a server's connections
+  // (HTTP1Connection::shared_parameters; HTTPServer's way).
+  HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address, const HTTPServerOptions& options,
+                       HTTP1Connection::SharedParameters params);
   ~HTTPServerConnection();
   HTTPServerConnection(const HTTPServerConnection&) = delete;
   HTTPServerConnection& operator=(const HTTPServerConnection&) = delete;

@@ -128,6 +128,7 @@ class HTTPServer : public TCPServer {
 
   HTTPServerConnectionDelegate& delegate_;
   HTTPServerOptions options_;
+  HTTP1Connection::SharedParameters params_;  // options_.params, one copy for every connection
   // Shared with the connection coroutines, which may outlive the server until the loop
   // closes.
   std::shared_ptr<Registry> registry_;
