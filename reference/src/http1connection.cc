@@ -453,6 +453,15 @@ size_t HTTP1Connection::scan_head(HeadScan& at) {
   // The server judges line ends as they arrive; a client reads heads as Tornado does.
   const bool check_line_ends = !is_client_;
   std::string_view buffered(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+  // The usual head, whole in the buffer with CRLF line ends, is found and its line ends
+  // proved in one pass. Tried on the first look only (`start` is set by the search below
+  // once the start line has begun), so a head arriving piece by piece is not rescanned.
+  if (at.start == std::string_view::npos) {
+    if (size_t end = crlf_head_end(buffered); end != 0 && end <= params_.max_header_size) {
+      at = HeadScan{0, end, end, end};
+      return end;
+    }
+  }
   size_t end = find_head_end(buffered, at.start, at.scan);
   if (check_line_ends) {
     const size_t upto = std::min(end != 0 ? end : buffered.size(), params_.max_header_size);

@@ -230,6 +230,65 @@ inline const char* plain_target_end(const char* p, const char* end) noexcept { r
 
 bool field_bytes_valid(const char* p, std::size_t n) noexcept { return field_end(p, p + n) == p + n; }
 
+// ---- the end of a head ------------------------------------------------------------------
+//
+// crlf_head_end looks at a buffer 16 bytes at a time through two bit masks, CR and LF
+// (bit i for byte i). Its line ends are all CRLF exactly when the LF bits are the CR bits
+// shifted by one (carried across blocks), and then the head ends at the first LF two
+// bytes after another ("\r\n\r\n"): a few mask operations a block where the search by
+// lines took two memchr calls and a look at the bytes around each hit per line.
+
+struct LineEndBits {
+  unsigned cr = 0;
+  unsigned lf = 0;
+};
+
+// The CR and LF bits of the bytes [pos, min(pos + 16, end)) of `begin`; bits past `end` clear.
+LineEndBits line_end_bits_portable(const char* begin, std::size_t pos, std::size_t end) noexcept {
+  LineEndBits bits;
+  const std::size_t count = std::min<std::size_t>(16, end - pos);
+  for (std::size_t i = 0; i < count; ++i) {
+    bits.cr |= static_cast<unsigned>(begin[pos + i] == '\r') << i;
+    bits.lf |= static_cast<unsigned>(begin[pos + i] == '\n') << i;
+  }
+  return bits;
+}
+
+#if defined(__SSE2__)
+LineEndBits line_end_bits_sse2(const char* begin, std::size_t pos, std::size_t end) noexcept {
+  // A short tail is read as the last 16 bytes of the buffer, shifted down: no load leaves it.
+  std::size_t from = pos;
+  unsigned shift = 0;
+  if (end - pos < 16) {
+    if (end < 16) return line_end_bits_portable(begin, pos, end);
+    from = end - 16;
+    shift = static_cast<unsigned>(pos - from);
+  }
+  const __m128i v = load16(begin + from);
+  return {mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))) >> shift,
+          mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))) >> shift};
+}
+#endif
+
+template <LineEndBits (*Bits)(const char*, std::size_t, std::size_t)>
+std::size_t crlf_head_end_with(std::string_view b) noexcept {
+  const std::size_t n = b.size();
+  if (n == 0 || b[0] == '\r' || b[0] == '\n') return 0;
+  unsigned cr_before = 0;  // the previous block's last byte is a CR (bit 0)
+  unsigned lf_before = 0;  // the previous block's last two LF bits (as bits 0 and 1)
+  for (std::size_t pos = 0; pos < n; pos += 16) {
+    const LineEndBits bits = Bits(b.data(), pos, n);
+    const unsigned ends = bits.lf & ((bits.lf << 2) | lf_before);
+    // Only the bytes up to the end of the head must pair; the next request follows it.
+    const unsigned upto = ends != 0 ? (2u << std::countr_zero(ends)) - 1 : 0xffffu;
+    if ((((bits.cr << 1) | cr_before) ^ bits.lf) & upto) return 0;
+    if (ends != 0) return pos + static_cast<std::size_t>(std::countr_zero(ends)) + 1;
+    cr_before = bits.cr >> 15;
+    lf_before = bits.lf >> 14;
+  }
+  return 0;
+}
+
 // Position just past a quoted-string starting at `pos` (which holds '"'), or npos.
 std::size_t skip_quoted_string(std::string_view s, std::size_t pos) noexcept {
   for (++pos; pos < s.size(); ++pos) {
@@ -897,6 +956,18 @@ ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line, const Ch
     if (pos == std::string_view::npos) return ParseError{400, "malformed chunk extension"};
   }
   return size;
+}
+
+std::size_t crlf_head_end(std::string_view buffered) noexcept {
+#if defined(__SSE2__)
+  return crlf_head_end_with<line_end_bits_sse2>(buffered);
+#else
+  return crlf_head_end_with<line_end_bits_portable>(buffered);
+#endif
+}
+
+std::size_t detail::crlf_head_end(std::string_view buffered, bool portable) noexcept {
+  return portable ? crlf_head_end_with<line_end_bits_portable>(buffered) : squall::crlf_head_end(buffered);
 }
 
 const char* detail::scan(ScanClass cls, const char* p, const char* end, bool portable) noexcept {

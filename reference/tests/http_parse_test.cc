@@ -927,6 +927,65 @@ TEST(Scan, BothVersionsStopAtTheFirstByteOutsideTheClass) {
   }
 }
 
+// crlf_head_end's contract, as a definition: a head starting with its start line whose
+// bytes up to the first CRLFCRLF pair each CR with the LF after it; else 0.
+std::size_t crlf_head_end_by_definition(std::string_view b) {
+  if (b.empty() || b[0] == '\r' || b[0] == '\n') return 0;
+  const std::size_t blank = b.find("\r\n\r\n");
+  if (blank == std::string_view::npos) return 0;
+  const std::size_t end = blank + 4;
+  for (std::size_t i = 0; i < end; ++i) {
+    if (b[i] == '\r' && b[i + 1] != '\n') return 0;
+    if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r')) return 0;
+  }
+  return end;
+}
+
+// Every string of up to 8 bytes over {x, CR, LF}, after 0-33 filler bytes (so that its
+// line ends fall at every position of a 16-byte block and across two), with and without
+// bytes after it: both versions agree with the definition. Among them: bare CRs and LFs
+// before, at and after the end, "\n\n" and "\n\r\n" ends, heads cut short.
+TEST(CrlfHeadEnd, BothVersionsAgreeWithTheDefinition) {
+  std::vector<std::string> tails{""};
+  for (std::size_t i = 0; i < tails.size(); ++i) {  // shortest first, each extended by one byte
+    if (tails[i].size() == 8) break;
+    for (char c : {'x', '\r', '\n'}) tails.push_back(tails[i] + c);
+  }
+  std::size_t accepted = 0;
+  for (std::size_t fill = 1; fill <= 33; ++fill) {
+    for (const std::string& tail : tails) {
+      for (std::string_view after : {"", "\r", "\rx", "GET / HTTP/1.1\r\n\r\n"}) {
+        const std::string b = "G" + std::string(fill - 1, 'x') + tail + std::string(after);
+        const std::size_t expected = crlf_head_end_by_definition(b);
+        accepted += expected != 0;
+        for (bool portable : {false, true}) {
+          ASSERT_EQ(detail::crlf_head_end(b, portable), expected)
+              << testing::PrintToString(b) << (portable ? " portable" : "");
+        }
+      }
+    }
+  }
+  EXPECT_GT(accepted, 1000u);  // the definition accepts many of them: both outcomes are covered
+}
+
+TEST(CrlfHeadEnd, TheUsualHeadsAndWhatIsLeftToTheGeneralSearch) {
+  const std::string plain = "GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+  EXPECT_EQ(crlf_head_end(plain), plain.size());
+  EXPECT_EQ(crlf_head_end(plain + plain), plain.size());  // pipelined: the first head only
+  EXPECT_EQ(crlf_head_end(plain + "\n\rx"), plain.size());  // bytes after the head are not its own
+  EXPECT_EQ(crlf_head_end(std::string_view(plain).substr(0, plain.size() - 1)), 0u);  // not whole yet
+  EXPECT_EQ(crlf_head_end(""), 0u);
+  EXPECT_EQ(crlf_head_end("\r\n" + plain), 0u);  // a blank line first
+  EXPECT_EQ(crlf_head_end("GET / HTTP/1.1\nHost: a\r\n\r\n"), 0u);  // bare LF
+  EXPECT_EQ(crlf_head_end("GET / HTTP/1.1\r\nHost: a\n\n"), 0u);  // a bare-LF end
+  EXPECT_EQ(crlf_head_end("GET / HTTP/1.1\r\nHost: a\r\n\n"), 0u);
+  EXPECT_EQ(crlf_head_end("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"), 0u);  // bare CR
+  EXPECT_EQ(crlf_head_end("GET / HTTP/1.1\r\nHost: a\r\r\n\r\n"), 0u);
+  // A bare CR or LF after the 16-byte block where the end is: still accepted.
+  const std::string long_head = "GET /" + std::string(40, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  EXPECT_EQ(crlf_head_end(long_head + std::string(20, 'x') + "\r"), long_head.size());
+}
+
 // A field line with a name of `name_length` bytes and the given value and terminator.
 std::string field_line(std::size_t name_length, std::string_view value, std::string_view terminator = "\r\n") {
   return std::string(name_length, 'N') + ": " + std::string(value) + std::string(terminator);
