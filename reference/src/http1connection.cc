@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -69,9 +70,9 @@ struct RequestFields {
   bool transfer_encoding = false;
 };
 
-RequestFields survey_request_fields(const HTTPHeaders& headers) {
+RequestFields survey_request_fields(std::span<const HeaderField> fields) {
   RequestFields found;
-  for (HeaderField field : headers) {
+  for (const HeaderField& field : fields) {
     switch (field.name.size()) {
       case 4:
         if (header_name_is(field.name, "host") && found.hosts++ == 0) found.host = field.value;
@@ -102,8 +103,8 @@ RequestFields survey_request_fields(const HTTPHeaders& headers) {
 // `uri-host [ ":" port ]`; HTTP/1.0 requests may omit it.
 // Strict: an empty Host too (lenient: allowed, as RFC 9112 §3.2 lets a client send one
 // for a target URI without authority).
-// `host`: the first Host field's value, of `hosts` Host fields.
-void check_host(std::optional<std::string_view> host, size_t hosts, int minor_version) {
+// `host`: the first Host field's value, of `hosts` Host fields, lying in `head`.
+void check_host(std::optional<std::string_view> host, size_t hosts, int minor_version, std::string_view head) {
   if (!host) {
     if (minor_version >= 1) throw HTTPInputError("Missing Host header", 400);
     return;
@@ -111,7 +112,7 @@ void check_host(std::optional<std::string_view> host, size_t hosts, int minor_ve
   if (hosts > 1) throw HTTPInputError("Multiple Host headers", 400);
   // An empty value is valid (uri-host may be an empty reg-name; RFC 9110 §7.2 has clients
   // send it for targets without an authority): accepted under either policy.
-  if (!is_valid_authority(*host)) throw HTTPInputError("Invalid Host header", 400);
+  if (!is_valid_authority_in(*host, head)) throw HTTPInputError("Invalid Host header", 400);
 }
 
 // RFC 9110 §10.1.1: whether the Expect field lines hold only 100-continue (the one
@@ -788,11 +789,12 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   parsed.throw_if_error<HTTPInputError>();
   RequestStartLine line{std::string(parsed->method), std::string(parsed->target), std::string(parsed->version)};
   HTTPHeaders headers = HTTPHeaders::from_fields(head_fields_);
-  rpos_ += head_length;  // views into the head are not used past this point
+  rpos_ += head_length;  // the head stays in the buffer until this function returns
   st.head_done = true;
   const ParsePolicy& policy = params_.head_limits.policy;
-  const RequestFields fields = survey_request_fields(headers);
-  check_host(fields.host, fields.hosts, parsed->minor);
+  // Surveyed as parsed (views into the head), so that the Host check may read around its value.
+  const RequestFields fields = survey_request_fields(head_fields_);
+  check_host(fields.host, fields.hosts, parsed->minor, head);
   // Compared as views: a size check and one 8-byte compare, not strlen and memcmp calls.
   const bool http11 = std::string_view(line.version) == "HTTP/1.1";
   request_is_head_ = std::string_view(line.method) == "HEAD";

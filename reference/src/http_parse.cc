@@ -607,6 +607,59 @@ bool is_valid_authority(std::string_view value, bool require_port) noexcept {
   return !require_port || (has_port && !port.empty() && !host.empty());
 }
 
+#if defined(__SSE2__)
+namespace {
+
+// is_valid_authority_in's fast path: its verdict on a value of 1-16 bytes whose bytes are
+// letters, digits, '.' and '-', then optionally ':' and digits; nullopt for anything else
+// (or when 16 bytes around the value are not readable).
+std::optional<bool> usual_authority_verdict(std::string_view value, std::string_view readable,
+                                            bool require_port) noexcept {
+  const std::size_t n = value.size();
+  if (n == 0 || n > 16) return std::nullopt;
+  const char* const readable_end = readable.data() + readable.size();
+  const char* from = value.data();
+  if (readable_end - from < 16) {  // read the 16 bytes ending with the value instead
+    from = value.data() + n - 16;
+    if (from < readable.data()) return std::nullopt;
+  }
+  const unsigned shift = static_cast<unsigned>(value.data() - from);
+  const unsigned in_value = ((1u << n) - 1) << shift;
+  // The unsigned range tests of token_end_sse2: x - lo + 0x80 < -0x80 + count.
+  const __m128i v = load16(from);
+  const __m128i alpha = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
+                                                    _mm_set1_epi8(static_cast<char>(0x80 - 'a'))),
+                                       _mm_set1_epi8(static_cast<char>(-0x80 + 26)));
+  const __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8(static_cast<char>(0x80 - '0'))),
+                                       _mm_set1_epi8(static_cast<char>(-0x80 + 10)));
+  const __m128i dot_dash = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+  const unsigned digits = mask16(digit) & in_value;
+  const unsigned other = ~mask16(_mm_or_si128(_mm_or_si128(alpha, digit), dot_dash)) & in_value;
+  if (other == 0) return !require_port;  // a reg-name without a port
+  const unsigned colon = static_cast<unsigned>(std::countr_zero(other));
+  if (from[colon] != ':') return std::nullopt;
+  const unsigned port = in_value & ~((2u << colon) - 1);  // the bytes after the colon
+  if ((digits & port) != port) return std::nullopt;
+  return !require_port || (colon > shift && port != 0);
+}
+
+}  // namespace
+#endif
+
+bool is_valid_authority_in(std::string_view value, std::string_view readable, bool require_port) noexcept {
+#if defined(__SSE2__)
+  if (const std::optional<bool> verdict = usual_authority_verdict(value, readable, require_port)) return *verdict;
+#else
+  (void)readable;
+#endif
+  return is_valid_authority(value, require_port);
+}
+
+bool detail::is_valid_authority_in(std::string_view value, std::string_view readable, bool require_port,
+                                   bool portable) noexcept {
+  return portable ? is_valid_authority(value, require_port) : squall::is_valid_authority_in(value, readable, require_port);
+}
+
 // ---- start lines ----------------------------------------------------------------------
 
 ParseResult<RequestLine> parse_request_line(std::string_view line, const HeadLimits& limits) {

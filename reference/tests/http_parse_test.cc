@@ -193,6 +193,52 @@ TEST(Authority, OnePassScanAgreesWithTheLastColonSplit) {
   EXPECT_TRUE(is_valid_authority("h%41:1", true));
 }
 
+// is_valid_authority_in reads the 16 bytes at the value or the 16 ending with it: every
+// value over a mixed alphabet (the fast path's bytes, ':', and bytes that must take the
+// general check: '[', '%', '_', '@', SP, obs-text, DEL...), with room after it, with room
+// before it, and alone, gets is_valid_authority's verdict, with and without require_port.
+void expect_same_authority_verdicts(std::string_view value) {
+  const std::string pad(20, 'x');
+  const std::string after = std::string(value) + pad;
+  const std::string before = pad + std::string(value);
+  const std::string alone(value);
+  for (bool require_port : {false, true}) {
+    const bool expected = is_valid_authority(value, require_port);
+    const std::string_view in_after(after.data(), value.size());
+    const std::string_view in_before(before.data() + pad.size(), value.size());
+    ASSERT_EQ(is_valid_authority_in(in_after, after, require_port), expected)
+        << testing::PrintToString(alone) << " room after, require_port " << require_port;
+    ASSERT_EQ(is_valid_authority_in(in_before, before, require_port), expected)
+        << testing::PrintToString(alone) << " room before, require_port " << require_port;
+    ASSERT_EQ(is_valid_authority_in(alone, alone, require_port), expected)
+        << testing::PrintToString(alone) << " alone, require_port " << require_port;
+  }
+}
+
+TEST(Authority, InReadableAgreesWithTheGeneralCheck) {
+  const std::string_view alphabet("aZ09.-:[]%_@ \x80\x7f/`{", 19);
+  std::vector<std::string> values{""};
+  for (std::size_t i = 0; i < values.size(); ++i) {  // every value of up to 4 bytes
+    if (values[i].size() == 4) break;
+    for (char c : alphabet) values.push_back(values[i] + c);
+  }
+  for (const std::string& v : values) expect_same_authority_verdicts(v);
+  // Longer values, mostly of the fast path's bytes, around 16 bytes long.
+  std::uint32_t state = 12345;
+  auto next = [&] { return state = state * 1103515245u + 12345u, state >> 16; };
+  const std::string_view usual("ab.-09:");
+  for (int i = 0; i < 20000; ++i) {
+    std::string v(5 + next() % 14, 'a');
+    for (char& c : v) c = next() % 16 == 0 ? alphabet[next() % alphabet.size()] : usual[next() % usual.size()];
+    expect_same_authority_verdicts(v);
+  }
+  for (std::string_view v : {"127.0.0.1:45678", "localhost", "www.example.com", "www.example.com:", ":8080",
+                             "example.com:443x", "a-b.example.org:1", "exactly16bytes.x", "exactly16byte:80",
+                             "seventeen-bytes.x", "seventeen.byte:80"}) {
+    expect_same_authority_verdicts(v);
+  }
+}
+
 TEST(RequestLine, RejectsOverlongLineWith414) {
   HeadLimits limits;
   limits.max_start_line = 32;

@@ -122,6 +122,11 @@ bool is_valid_field_value(std::string_view value) noexcept;
 // brackets; port is digits. The form of a Host field value (which may be empty) and, with
 // `require_port`, of CONNECT's authority-form target. No userinfo, path, spaces or lists.
 bool is_valid_authority(std::string_view value, bool require_port = false) noexcept;
+// The same verdict for a value lying inside `readable` (the head it was parsed from), which
+// the check may read anywhere in: the usual Host (letters, digits, '.', '-', then an
+// optional ":port"; up to 16 bytes) is checked with one 16-byte load, anything else as
+// is_valid_authority does.
+bool is_valid_authority_in(std::string_view value, std::string_view readable, bool require_port = false) noexcept;
 
 // Where RFC 9112 lets a recipient choose, which side the parsers take. Default strict
 // (as Tornado 6.5 and current nginx/h2o/Apache hardening); lenient() is Tornado 6.2's
@@ -291,6 +296,9 @@ enum class ScanClass {
   plain_target,  // 0x21-0x7e but '%', '\\', '#' (also stops at those three)
 };
 const char* scan(ScanClass cls, const char* p, const char* end, bool portable) noexcept;
+// is_valid_authority_in, `portable`: is_valid_authority itself.
+bool is_valid_authority_in(std::string_view value, std::string_view readable, bool require_port,
+                           bool portable) noexcept;
 // crlf_head_end, `portable` as for scan.
 std::size_t crlf_head_end(std::string_view buffered, bool portable) noexcept;
 
