@@ -243,50 +243,65 @@ struct LineEndBits {
   unsigned lf = 0;
 };
 
-// The CR and LF bits of the bytes [pos, min(pos + 16, end)) of `begin`; bits past `end` clear.
-LineEndBits line_end_bits_portable(const char* begin, std::size_t pos, std::size_t end) noexcept {
+// The CR and LF bits of the `count` (at most 16) bytes at `p`; bits past them clear.
+LineEndBits line_end_bits_portable(const char* p, std::size_t count) noexcept {
   LineEndBits bits;
-  const std::size_t count = std::min<std::size_t>(16, end - pos);
   for (std::size_t i = 0; i < count; ++i) {
-    bits.cr |= static_cast<unsigned>(begin[pos + i] == '\r') << i;
-    bits.lf |= static_cast<unsigned>(begin[pos + i] == '\n') << i;
+    bits.cr |= static_cast<unsigned>(p[i] == '\r') << i;
+    bits.lf |= static_cast<unsigned>(p[i] == '\n') << i;
   }
   return bits;
 }
+LineEndBits block_line_end_bits_portable(const char* p) noexcept { return line_end_bits_portable(p, 16); }
+LineEndBits tail_line_end_bits_portable(const char* begin, std::size_t pos, std::size_t end) noexcept {
+  return line_end_bits_portable(begin + pos, end - pos);
+}
 
 #if defined(__SSE2__)
-LineEndBits line_end_bits_sse2(const char* begin, std::size_t pos, std::size_t end) noexcept {
-  // A short tail is read as the last 16 bytes of the buffer, shifted down: no load leaves it.
-  std::size_t from = pos;
-  unsigned shift = 0;
-  if (end - pos < 16) {
-    if (end < 16) return line_end_bits_portable(begin, pos, end);
-    from = end - 16;
-    shift = static_cast<unsigned>(pos - from);
-  }
-  const __m128i v = load16(begin + from);
-  return {mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))) >> shift,
-          mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))) >> shift};
+LineEndBits line_end_bits_sse2(__m128i v) noexcept {
+  return {mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))), mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')))};
+}
+LineEndBits block_line_end_bits_sse2(const char* p) noexcept { return line_end_bits_sse2(load16(p)); }
+// The last bytes [pos, end), fewer than 16, read as the last 16 bytes of the buffer shifted
+// down (no load leaves it), or byte by byte when the buffer is shorter.
+LineEndBits tail_line_end_bits_sse2(const char* begin, std::size_t pos, std::size_t end) noexcept {
+  if (end < 16) return line_end_bits_portable(begin + pos, end - pos);
+  const LineEndBits bits = line_end_bits_sse2(load16(begin + end - 16));
+  const unsigned shift = static_cast<unsigned>(16 - (end - pos));
+  return {bits.cr >> shift, bits.lf >> shift};
 }
 #endif
 
-template <LineEndBits (*Bits)(const char*, std::size_t, std::size_t)>
-std::size_t crlf_head_end_with(std::string_view b) noexcept {
-  const std::size_t n = b.size();
-  if (n == 0 || b[0] == '\r' || b[0] == '\n') return 0;
+// The search's state from one block of 16 bytes to the next.
+struct CrlfHeadSearch {
   unsigned cr_before = 0;  // the previous block's last byte is a CR (bit 0)
   unsigned lf_before = 0;  // the previous block's last two LF bits (as bits 0 and 1)
-  for (std::size_t pos = 0; pos < n; pos += 16) {
-    const LineEndBits bits = Bits(b.data(), pos, n);
+
+  static constexpr std::size_t kNotUsual = std::string_view::npos;
+
+  // The block at `pos`: 0 to go on, the head's length, or kNotUsual.
+  std::size_t step(LineEndBits bits, std::size_t pos) noexcept {
     const unsigned ends = bits.lf & ((bits.lf << 2) | lf_before);
     // Only the bytes up to the end of the head must pair; the next request follows it.
     const unsigned upto = ends != 0 ? (2u << std::countr_zero(ends)) - 1 : 0xffffu;
-    if ((((bits.cr << 1) | cr_before) ^ bits.lf) & upto) return 0;
+    if ((((bits.cr << 1) | cr_before) ^ bits.lf) & upto) return kNotUsual;
     if (ends != 0) return pos + static_cast<std::size_t>(std::countr_zero(ends)) + 1;
     cr_before = bits.cr >> 15;
     lf_before = bits.lf >> 14;
+    return 0;
   }
-  return 0;
+};
+
+template <LineEndBits (*Block)(const char*), LineEndBits (*Tail)(const char*, std::size_t, std::size_t)>
+std::size_t crlf_head_end_with(std::string_view b) noexcept {
+  const std::size_t n = b.size();
+  if (n == 0 || b[0] == '\r' || b[0] == '\n') return 0;
+  CrlfHeadSearch search;
+  std::size_t pos = 0;
+  std::size_t found = 0;
+  for (; found == 0 && n - pos >= 16; pos += 16) found = search.step(Block(b.data() + pos), pos);
+  if (found == 0 && pos < n) found = search.step(Tail(b.data(), pos, n), pos);
+  return found == CrlfHeadSearch::kNotUsual ? 0 : found;
 }
 
 // Position just past a quoted-string starting at `pos` (which holds '"'), or npos.
@@ -1013,14 +1028,15 @@ ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line, const Ch
 
 std::size_t crlf_head_end(std::string_view buffered) noexcept {
 #if defined(__SSE2__)
-  return crlf_head_end_with<line_end_bits_sse2>(buffered);
+  return crlf_head_end_with<block_line_end_bits_sse2, tail_line_end_bits_sse2>(buffered);
 #else
-  return crlf_head_end_with<line_end_bits_portable>(buffered);
+  return crlf_head_end_with<block_line_end_bits_portable, tail_line_end_bits_portable>(buffered);
 #endif
 }
 
 std::size_t detail::crlf_head_end(std::string_view buffered, bool portable) noexcept {
-  return portable ? crlf_head_end_with<line_end_bits_portable>(buffered) : squall::crlf_head_end(buffered);
+  return portable ? crlf_head_end_with<block_line_end_bits_portable, tail_line_end_bits_portable>(buffered)
+                  : squall::crlf_head_end(buffered);
 }
 
 const char* detail::scan(ScanClass cls, const char* p, const char* end, bool portable) noexcept {
