@@ -281,6 +281,10 @@ struct CrlfHeadSearch {
 
   // The block at `pos`: 0 to go on, the head's length, or kNotUsual.
   std::size_t step(LineEndBits bits, std::size_t pos) noexcept {
+    if ((bits.cr | bits.lf | cr_before) == 0) {  // inside a line (most blocks of a long head)
+      lf_before = 0;
+      return 0;
+    }
     const unsigned ends = bits.lf & ((bits.lf << 2) | lf_before);
     // Only the bytes up to the end of the head must pair; the next request follows it.
     const unsigned upto = ends != 0 ? (2u << std::countr_zero(ends)) - 1 : 0xffffu;
