@@ -232,11 +232,11 @@ bool field_bytes_valid(const char* p, std::size_t n) noexcept { return field_end
 
 // ---- the end of a head ------------------------------------------------------------------
 //
-// crlf_head_end looks at a buffer 16 bytes at a time through two bit masks, CR and LF
-// (bit i for byte i). Its line ends are all CRLF exactly when the LF bits are the CR bits
-// shifted by one (carried across blocks), and then the head ends at the first LF two
-// bytes after another ("\r\n\r\n"): a few mask operations a block where the search by
-// lines took two memchr calls and a look at the bytes around each hit per line.
+// crlf_head_end looks at a buffer 32 bytes at a time (two 16-byte loads) through two bit
+// masks, CR and LF (bit i for byte i). Its line ends are all CRLF exactly when the LF bits
+// are the CR bits shifted by one (carried across blocks), and then the head ends at the
+// first LF two bytes after another ("\r\n\r\n"): a few mask operations a block where the
+// search by lines took two memchr calls and a look at the bytes around each hit per line.
 
 struct LineEndBits {
   unsigned cr = 0;
@@ -272,7 +272,21 @@ LineEndBits tail_line_end_bits_sse2(const char* begin, std::size_t pos, std::siz
 }
 #endif
 
-// The search's state from one block of 16 bytes to the next.
+// 32 bytes at a time: two blocks' bits side by side.
+LineEndBits joined(LineEndBits low, LineEndBits high) noexcept {
+  return {low.cr | high.cr << 16, low.lf | high.lf << 16};
+}
+template <LineEndBits (*Block16)(const char*)>
+LineEndBits block32_line_end_bits(const char* p) noexcept {
+  return joined(Block16(p), Block16(p + 16));
+}
+template <LineEndBits (*Block16)(const char*), LineEndBits (*Tail16)(const char*, std::size_t, std::size_t)>
+LineEndBits tail32_line_end_bits(const char* begin, std::size_t pos, std::size_t end) noexcept {
+  if (end - pos < 16) return Tail16(begin, pos, end);
+  return joined(Block16(begin + pos), pos + 16 < end ? Tail16(begin, pos + 16, end) : LineEndBits{});
+}
+
+// The search's state from one block of 32 bytes to the next.
 struct CrlfHeadSearch {
   unsigned cr_before = 0;  // the previous block's last byte is a CR (bit 0)
   unsigned lf_before = 0;  // the previous block's last two LF bits (as bits 0 and 1)
@@ -287,24 +301,25 @@ struct CrlfHeadSearch {
     }
     const unsigned ends = bits.lf & ((bits.lf << 2) | lf_before);
     // Only the bytes up to the end of the head must pair; the next request follows it.
-    const unsigned upto = ends != 0 ? (2u << std::countr_zero(ends)) - 1 : 0xffffu;
+    // (2u << 31 is 0: a head ending at the block's last byte covers all of it.)
+    const unsigned upto = ends != 0 ? (2u << std::countr_zero(ends)) - 1 : ~0u;
     if ((((bits.cr << 1) | cr_before) ^ bits.lf) & upto) return kNotUsual;
     if (ends != 0) return pos + static_cast<std::size_t>(std::countr_zero(ends)) + 1;
-    cr_before = bits.cr >> 15;
-    lf_before = bits.lf >> 14;
+    cr_before = bits.cr >> 31;
+    lf_before = bits.lf >> 30;
     return 0;
   }
 };
 
-template <LineEndBits (*Block)(const char*), LineEndBits (*Tail)(const char*, std::size_t, std::size_t)>
+template <LineEndBits (*Block16)(const char*), LineEndBits (*Tail16)(const char*, std::size_t, std::size_t)>
 std::size_t crlf_head_end_with(std::string_view b) noexcept {
   const std::size_t n = b.size();
   if (n == 0 || b[0] == '\r' || b[0] == '\n') return 0;
   CrlfHeadSearch search;
   std::size_t pos = 0;
   std::size_t found = 0;
-  for (; found == 0 && n - pos >= 16; pos += 16) found = search.step(Block(b.data() + pos), pos);
-  if (found == 0 && pos < n) found = search.step(Tail(b.data(), pos, n), pos);
+  for (; found == 0 && n - pos >= 32; pos += 32) found = search.step(block32_line_end_bits<Block16>(b.data() + pos), pos);
+  if (found == 0 && pos < n) found = search.step(tail32_line_end_bits<Block16, Tail16>(b.data(), pos, n), pos);
   return found == CrlfHeadSearch::kNotUsual ? 0 : found;
 }
 

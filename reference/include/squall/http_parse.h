@@ -241,7 +241,7 @@ ParseResult<RequestLine> parse_request_head(std::string_view head, std::vector<H
                                             const HeadLimits& limits = {});
 // The length of the head at the start of `buffered` when it is the usual kind: its first
 // byte starts the start line, every line ends in CRLF, and the blank line ending it is in
-// the buffer. Found in one pass (16 bytes at a time with SSE2) that also proves each CR
+// the buffer. Found in one pass (32 bytes at a time with SSE2) that also proves each CR
 // followed by LF and each LF preceded by CR. 0 for anything else (blank lines first, a
 // bare CR or LF before the end, no end yet): the caller then searches the general way,
 // which gives the same length for every head this one accepts.
