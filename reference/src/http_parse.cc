@@ -478,6 +478,9 @@ bool target_form_valid(std::string_view method, std::string_view target) noexcep
   return true;
 }
 
+// The length of "ContentLength", the shortest name is_framing_lookalike is true for.
+constexpr std::size_t kShortestLookalike = 13;
+
 // ---- one-pass fast paths ----------------------------------------------------------------
 //
 // A well-formed line is accepted in one pass: a scan to the end of each part, then a look
@@ -504,6 +507,7 @@ inline const char* accept_field_line(const char* p, const char* end, std::size_t
   const char* const colon = token_end(p, end);
   if (colon == p || colon == end || *colon != ':') return nullptr;
   const char* value = colon + 1;
+  if (value < end && *value == ' ') ++value;  // the usual single SP, then a look for more OWS
   while (value < end && is_ows(*value)) ++value;
   // One scan validates the value and finds the line's end: the first byte that is not a
   // field byte must be the CR or LF of the terminator.
@@ -767,7 +771,8 @@ ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderF
     HeaderField field;
     if (const char* next = accept_field_line(p, end, limits.max_field_line, allow_lf, field)) {
       if (out.size() - first >= limits.max_fields) return ParseError{431, "too many headers"};
-      if (check_lookalikes && is_framing_lookalike(field.name)) {
+      // (No name shorter than "ContentLength" is one: most are decided without the call.)
+      if (check_lookalikes && field.name.size() >= kShortestLookalike && is_framing_lookalike(field.name)) {
         return ParseError{400, "header name resembles a framing field"};
       }
       out.push_back(field);
@@ -904,9 +909,8 @@ ParseResult<ResponseHead> parse_response_head(std::string_view head, HeadLimits 
 // ---- body framing ---------------------------------------------------------------------
 
 bool is_framing_lookalike(std::string_view name) noexcept {
-  // "ContentLength" is the shortest form (13); anything that is not a candidate is
-  // decided by its first byte and length.
-  if (name.size() < 13) return false;
+  // Anything that is not a candidate is decided by its length and first byte.
+  if (name.size() < kShortestLookalike) return false;
   std::size_t lead = 0;  // punctuation before the first letter
   while (lead < name.size() && !has_class(name[lead], kHexDigit) &&
          !((name[lead] | 0x20) >= 'a' && (name[lead] | 0x20) <= 'z')) {
