@@ -789,7 +789,7 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   parsed.throw_if_error<HTTPInputError>();
   RequestStartLine line{std::string(parsed->method), std::string(parsed->target), std::string(parsed->version)};
   HTTPHeaders headers = HTTPHeaders::from_fields(head_fields_);
-  rpos_ += head_length;  // the head stays in the buffer until this function returns
+  rpos_ += head_length;  // its bytes stay buffered: views into them are read below, before the delegate's call
   st.head_done = true;
   const ParsePolicy& policy = params_.head_limits.policy;
   // Surveyed as parsed (views into the head), so that the Host check may read around its value.
