@@ -9,7 +9,11 @@
 //     (name: value CRLF)* CRLF" parses again to the same start line and fields;
 //   - an error status is one of 400, 413, 414, 431, 501, 505;
 //   - the policy (flags & 16: lenient, else strict) only adds refusals: a head the strict
-//     policy accepts, the lenient one accepts the same way, and it holds no bare LF.
+//     policy accepts, the lenient one accepts the same way, and it holds no bare LF;
+//   - the connection's fast paths agree with their definitions: crlf_head_end (both
+//     versions) ends the head at the first CRLFCRLF with every CR and LF before it paired,
+//     or says 0; is_valid_authority_in on each field value in the head (the Host check)
+//     equals is_valid_authority.
 //
 // Input layout: [flags][max_fields][max_field_line: 2 bytes] then the head.
 #include <string>
@@ -48,6 +52,25 @@ void check_framing_values(const std::vector<HeaderField>& fields, const ParsePol
   }
 }
 
+// crlf_head_end's verdict on `head` against its definition (http_parse.h).
+void check_crlf_head_end(std::string_view head) {
+  const size_t end = crlf_head_end(head);
+  FUZZ_CHECK(detail::crlf_head_end(head, /*portable=*/true) == end);
+  const size_t blank = head.find("\r\n\r\n");
+  bool usual = !head.empty() && head[0] != '\r' && head[0] != '\n' && blank != std::string_view::npos;
+  for (size_t i = 0; usual && i < blank + 4; ++i) {
+    if (head[i] == '\r') usual = head[i + 1] == '\n';
+    if (head[i] == '\n') usual = i > 0 && head[i - 1] == '\r';
+  }
+  FUZZ_CHECK(end == (usual ? blank + 4 : 0));
+}
+
+void check_authority_in(std::string_view value, std::string_view head) {
+  for (bool require_port : {false, true}) {
+    FUZZ_CHECK(is_valid_authority_in(value, head, require_port) == is_valid_authority(value, require_port));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -80,6 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(f.value.empty() || (f.value.front() != ' ' && f.value.back() != ' '));
     }
     check_framing_values(request->headers, limits.policy);
+    for (const HeaderField& f : request->headers) check_authority_in(f.value, head);
     if (!limits.policy.allow_bare_lf) {
       for (size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
         FUZZ_CHECK(i > 0 && head[i - 1] == '\r');
@@ -110,6 +134,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!request.error().reason.empty());
   }
 
+  check_crlf_head_end(head);
+
   // Response head, as the client sees it.
   ParseResult<ResponseHead> response = parse_response_head(head, limits);
   if (response) {
@@ -128,6 +154,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The first line alone, and the whole input as header values and chunk lines.
   std::string_view first = head.substr(0, head.find('\n'));
   if (!first.empty() && first.back() == '\r') first.remove_suffix(1);
+  check_authority_in(first, head);
   ParseResult<RequestLine> rl = parse_request_line(first, limits);
   if (rl) FUZZ_CHECK(inside(rl->target, first));
   ParseResult<ResponseLine> sl = parse_response_line(first);
