@@ -658,8 +658,8 @@ std::optional<bool> usual_authority_verdict(std::string_view value, std::string_
   const char* const readable_end = readable.data() + readable.size();
   const char* from = value.data();
   if (readable_end - from < 16) {  // read the 16 bytes ending with the value instead
+    if (static_cast<std::size_t>(value.data() - readable.data()) + n < 16) return std::nullopt;
     from = value.data() + n - 16;
-    if (from < readable.data()) return std::nullopt;
   }
   const unsigned shift = static_cast<unsigned>(value.data() - from);
   const unsigned in_value = ((1u << n) - 1) << shift;
