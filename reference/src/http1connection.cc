@@ -20,15 +20,6 @@ namespace squall {
 namespace {
 
 constexpr size_t kReadPiece = 64 * 1024;
-// The room a wait for a request offers the stream to read into (RequestWait::offer_room):
-// twice what the connection's last read brought, at most kMaxRequestRoom. std::string
-// knows no uninitialised growth: the room overlays the last read's bytes (all consumed)
-// and only what lies past them is zero-filled — a fixed 1 KiB room zero-filled whole
-// cost ~6 more L1 write misses per request than the copy it saves (callgrind). A larger
-// request's rest is read by read_head's fill; a connection's first request (nothing to
-// size it by) is read into the stream's buffer and copied, as before.
-constexpr size_t kMaxRequestRoom = 1024;
-size_t request_room(size_t last_read) { return std::min(2 * last_read, kMaxRequestRoom); }
 // Response bodies at least this large are written after their head instead of being
 // copied into one buffer with it.
 constexpr size_t kSeparateBody = 16 * 1024;
@@ -525,10 +516,8 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
 HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
   if (rpos_ < rbuf_.size()) return RequestWait(*this, RequestWait::Outcome::arrived, idle_timeout);
   flush_corked();  // about to wait for the peer: what is corked must not wait with us
-  // All of it was read (or there was nothing): the bytes stay, consumed, for the next
-  // read to overwrite (see request_room); read_done and offer_room start it anew.
-  const size_t last_read = rbuf_.size();
-  rpos_ = last_read;
+  rbuf_.clear();  // all of it was read (or there was nothing): it keeps its capacity
+  rpos_ = 0;
   // One clock read for both the deadline and the idle start (HTTPServer's compaction).
   waiting_since_ = stream_.io_loop().cached_time();
   std::optional<TimePoint> deadline;
@@ -539,7 +528,7 @@ HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Dur
   // the client sends its request after that (connection per request, loopback: two reads
   // per request when it was read at once, of which the first found nothing).
   return RequestWait(*this, RequestWait::Outcome::pending, idle_timeout, deadline,
-                     IOStream::ReadStart::wait_readable, request_room(last_read));
+                     IOStream::ReadStart::wait_readable);
 }
 
 HTTP1Connection::RequestWait::~RequestWait() {
@@ -563,43 +552,11 @@ void HTTP1Connection::RequestWait::await_suspend(std::coroutine_handle<> frame) 
 }
 
 void HTTP1Connection::RequestWait::read_done(std::string_view bytes) {
-  conn_.rbuf_.assign(bytes);  // what it held was all consumed (wait_for_request)
-  conn_.rpos_ = 0;
+  conn_.rbuf_.append(bytes);
   settle(Outcome::arrived);
 }
 
-void HTTP1Connection::RequestWait::read_failed(const std::exception_ptr&) {
-  give_back_room();  // the transport closed the stream within the read
-  settle(Outcome::closed);
-}
-
-std::span<char> HTTP1Connection::RequestWait::offer_room(size_t max_bytes) {
-  if (room_ == 0) return {};
-  // Over the consumed bytes (wait_for_request): only what lies past them is zero-filled.
-  std::string& buffer = conn_.rbuf_;
-  buffer.resize(std::min(room_, max_bytes));
-  conn_.rpos_ = 0;
-  room_out_ = true;
-  return {buffer.data(), buffer.size()};
-}
-
-// Nothing came: the room stays as consumed bytes (rpos_ at its end), as wait_for_request
-// leaves the buffer, so that the next offer zero-fills nothing.
-void HTTP1Connection::RequestWait::room_filled(size_t got) {
-  room_out_ = false;
-  if (got == 0) {
-    conn_.rpos_ = conn_.rbuf_.size();
-    return;
-  }
-  conn_.rbuf_.resize(got);
-  settle(Outcome::arrived);
-}
-
-void HTTP1Connection::RequestWait::give_back_room() {
-  if (!room_out_) return;
-  conn_.rpos_ = conn_.rbuf_.size();
-  room_out_ = false;
-}
+void HTTP1Connection::RequestWait::read_failed(const std::exception_ptr&) { settle(Outcome::closed); }
 
 // Called within the stream's handler (or read_some_to): only notes the outcome and has
 // the frame resumed once the handler has returned.

@@ -523,12 +523,7 @@ void IOStream::try_inline_read(ReadStart start) {
       throw StreamClosedError(error_);
     }
     if (!connecting_ && try_socket) {
-      const DirectRead direct = read_into_waiter();
-      if (direct == DirectRead::completed) {
-        maybe_add_error_listener();
-        return;
-      }
-      pos = direct == DirectRead::not_offered ? read_to_buffer_loop() : npos;
+      pos = read_to_buffer_loop();
       if (pos != npos) {
         finish_read(pos);
         maybe_add_error_listener();
@@ -553,9 +548,7 @@ void IOStream::try_inline_read(ReadStart start) {
 bool IOStream::handle_read() {
   if (!reading() && !listening_for_close()) return false;  // stale interest: dropped by the caller
   const bool watching = !reading();
-  const DirectRead direct = read_into_waiter();
-  if (direct == DirectRead::completed) return true;
-  size_t pos = direct == DirectRead::not_offered ? read_to_buffer_loop() : npos;
+  size_t pos = read_to_buffer_loop();
   if (pos != npos) {
     finish_read(pos);
     return true;
@@ -565,43 +558,6 @@ bool IOStream::handle_read() {
     return true;
   }
   return watching && read_buffer_size() > 0;
-}
-
-// The pending read when its waiter offers room: one read into that room (see
-// ReadWaiter::offer_room). A waiter's read is partial, so it reaches the socket only when
-// the buffer is empty (find_read_pos hands over whatever the buffer holds first). not_offered: the callers read into the buffer
-// as for any read. nothing: no byte came (EAGAIN), or the stream ended or failed — the
-// read stays pending, or close() has failed it, or (allow_half_close) read_eof_ is set,
-// and the callers go on as after a read into the buffer that found nothing.
-IOStream::DirectRead IOStream::read_into_waiter() {
-  if (!read_waiter_ || closed_ || read_eof_) return DirectRead::not_offered;
-  ReadWaiter* waiter = read_waiter_;
-  std::span<char> room = waiter->offer_room(std::min(read_bytes_, options_.read_chunk_size));
-  if (room.empty()) return DirectRead::not_offered;
-  room = room.first(std::min({room.size(), read_bytes_, options_.read_chunk_size}));
-  iovec iov{room.data(), room.size()};
-  const ssize_t n = read_from_fd(&iov, 1);
-  // As read_to_buffer: a read that filled what it asked for may have left more behind.
-  maybe_readable_ = n == static_cast<ssize_t>(room.size());
-  if (n > 0) {
-    clear_read_state();
-    waiter->room_filled(static_cast<size_t>(n));
-    return DirectRead::completed;
-  }
-  const int err = errno;
-  // The transport may have closed the stream within the read: read_failed was the end.
-  if (read_waiter_ != waiter) return DirectRead::nothing;
-  waiter->room_filled(0);
-  if (n == 0) {
-    if (options_.allow_half_close) {
-      read_eof_ = true;
-    } else {
-      close();
-    }
-  } else if (!closed_ && err != EAGAIN && err != EWOULDBLOCK) {
-    socket_error(err, "read", false);
-  }
-  return DirectRead::nothing;
 }
 
 size_t IOStream::read_to_buffer_loop() {

@@ -472,31 +472,6 @@ TEST_F(HTTPServerTest, KeepAliveIsTheDefaultOnHttp11) {
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /2 ");
 }
 
-// After the first request, a wait for the next reads straight into the connection's
-// buffer, in a room sized by the last read (HTTP1Connection::RequestWait::offer_room): a
-// request larger than that room is read on, and one larger than max_header_size is still
-// refused.
-TEST_F(HTTPServerTest, KeepAliveRequestsLargerAndSmallerThanTheLastAreReadWhole) {
-  const std::string big = "GET /2 HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(3000, 'b') + "\r\n\r\n";
-  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\n";
-  EXPECT_EQ(exchange_pieces({"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n", big, "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n",
-                             "GET /4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
-                            50ms),
-            ok + "GET /1 " + ok + "GET /2 " + ok + "GET /3 " +
-                "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /4 ");
-}
-
-TEST_F(HTTPServerTest, AKeepAliveRequestsHeadOverMaxHeaderSizeIs431) {
-  HTTPServerOptions options;
-  options.params.max_header_size = 1024;
-  start(options);
-  EXPECT_EQ(exchange_pieces({"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n",
-                             "GET /2 HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n"},
-                            50ms),
-            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nServer: Squall\r\n\r\nGET /1 "
-            "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-}
-
 TEST_F(HTTPServerTest, ConnectionCloseClosesAfterTheResponse) {
   EXPECT_EQ(exchange("GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"),
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /1 ");

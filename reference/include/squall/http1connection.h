@@ -414,10 +414,9 @@ struct HTTP1Connection::BoundedRead {
 };
 
 // What wait_for_request returns (see there). It reads for itself (IOStream::read_some_to,
-// started by await_ready, where the object has its final address): the stream reads the
-// socket straight into the connection's buffer (offer_room; bytes the stream already
-// holds are copied from it), and the waiting frame is resumed right after the stream's
-// event handler — no future, no result string, no loop iteration.
+// started by await_ready, where the object has its final address): the bytes are copied
+// straight into the connection's buffer, and the waiting frame is resumed right after the
+// stream's event handler — no future, no result string, no loop iteration.
 class HTTP1Connection::RequestWait final : private IOStream::ReadWaiter {
  public:
   RequestWait(const RequestWait&) = delete;
@@ -432,24 +431,19 @@ class HTTP1Connection::RequestWait final : private IOStream::ReadWaiter {
   enum class Outcome : uint8_t { pending, arrived, closed };
   RequestWait(HTTP1Connection& conn, Outcome known, std::optional<Duration> idle_timeout,
               std::optional<TimePoint> deadline = std::nullopt,
-              IOStream::ReadStart start = IOStream::ReadStart::try_socket, size_t room = 0)
-      : conn_(conn), idle_timeout_(idle_timeout), deadline_(deadline), room_(room), start_(start), outcome_(known) {}
+              IOStream::ReadStart start = IOStream::ReadStart::try_socket)
+      : conn_(conn), idle_timeout_(idle_timeout), deadline_(deadline), start_(start), outcome_(known) {}
   void read_done(std::string_view bytes) override;
   void read_failed(const std::exception_ptr& error) override;
-  std::span<char> offer_room(size_t max_bytes) override;
-  void room_filled(size_t got) override;
-  void give_back_room();
   void settle(Outcome outcome);
 
   HTTP1Connection& conn_;
   std::optional<Duration> idle_timeout_;
   std::optional<TimePoint> deadline_;
   std::coroutine_handle<> frame_;  // set while suspended
-  size_t room_;                     // offered to the stream to read into (0: none; see offer_room)
   IOStream::ReadStart start_;
   Outcome outcome_;
   bool reading_ = false;  // the stream holds this waiter
-  bool room_out_ = false;  // the stream reads into the connection's buffer (offer_room)
 };
 
 // What read_request returns (see there): the result, or read_message's task to await.

@@ -38,7 +38,6 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -161,31 +160,10 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // (and queue its continuation, e.g. IOLoop::add_callback_after_handler), never call the
   // stream. Throws StreamClosedError as read_bytes does; a waiter that goes away while
   // its read is pending calls cancel_read.
-  //
-  // A waiter may offer room in its own buffer (offer_room): when the stream holds no
-  // bytes (the usual case between a connection's requests), the stream reads the socket
-  // straight into that room with one read_from_fd of one piece (read(2); the TLS seam
-  // alike), so the bytes are copied once, by the kernel, into the buffer that parses
-  // them — not into the stream's buffer and then again into the waiter's. Bytes the
-  // stream already holds (a pipelined request's leftovers, a read that took more) are
-  // lent through read_done as before.
   class ReadWaiter {
    public:
     virtual void read_done(std::string_view bytes) = 0;
     virtual void read_failed(const std::exception_ptr& error) = 0;
-    // Room for the stream to read into (at most max_bytes of it is used), or an empty
-    // span for none (then the bytes are lent through read_done). Called only while the
-    // stream holds no bytes, just before it reads the socket.
-    virtual std::span<char> offer_room(size_t max_bytes) {
-      static_cast<void>(max_bytes);
-      return {};
-    }
-    // After offer_room gave room: `got` bytes were read into its start. With got > 0 this
-    // completes the read (as read_done would); with 0 nothing came (the socket had
-    // nothing, or ended, or failed: read_failed follows for those) and the waiter takes
-    // its room back. If the transport closed the stream within the read (an override of
-    // read_from_fd may), read_failed comes instead and the room is the waiter's again.
-    virtual void room_filled(size_t got) { static_cast<void>(got); }
 
    protected:
     ~ReadWaiter() = default;
@@ -316,8 +294,6 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   void handle_write();
   void handle_connect();
   size_t read_to_buffer_loop();
-  enum class DirectRead : uint8_t { not_offered, completed, nothing };
-  DirectRead read_into_waiter();
   size_t read_to_buffer();
   size_t find_read_pos();
   void check_max_bytes(size_t size) const;
