@@ -90,16 +90,18 @@ SocketAddress socket_address(int fd);
 using AcceptCallback = std::function<void(int connection_fd, SocketAddress address)>;
 
 // Starts accepting connections on the listening socket sock (Tornado's
-// add_accept_handler). Each time sock is readable, up to kDefaultBacklog connections are
-// accepted (accept4, SOCK_NONBLOCK | SOCK_CLOEXEC) and handed to callback, then the loop
-// moves on; EAGAIN ends the round, ECONNABORTED and the network errors Linux passes up
-// from a pending connection are skipped. When the process or system runs out of file
+// add_accept_handler). Each time sock is readable, one connection is accepted (accept4,
+// SOCK_NONBLOCK | SOCK_CLOEXEC) and handed to callback, then the loop moves on and reports
+// sock again on its next poll while more are queued (nginx's default; Tornado accepts up to
+// its backlog per event: see on_listener_ready for why not); ECONNABORTED and the network
+// errors Linux passes up from a pending connection are skipped (up to kDefaultBacklog of
+// them per event), EAGAIN ends the attempt. When the process or system runs out of file
 // descriptors (EMFILE, ENFILE) or socket memory (ENOBUFS, ENOMEM), the handler logs an
 // error (category general, once per streak) and stops watching sock for
 // kAcceptPauseOnFdExhaustion, then tries again — the connection waits in the kernel's
 // queue meanwhile instead of the loop spinning on it. Any other accept error (say, sock
 // is not listening) is logged and paused on the same way. An exception thrown by callback is
-// logged (application) and does not stop the round.
+// logged (application); the next connection is accepted on the next event all the same.
 //
 // Returns a function that removes the handler (idempotent; also cancels a pending
 // pause). It must be called before sock is closed and while loop is alive. loop defaults
