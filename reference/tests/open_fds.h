@@ -48,16 +48,4 @@ inline int epoll_watchers(int fd) {
   return n;
 }
 
-// The read system calls this process has made (/proc/self/io's syscr; readv counts, and
-// so does each call of this function).
-inline long read_syscalls() {
-  std::ifstream io("/proc/self/io");
-  std::string key;
-  long value = 0;
-  while (io >> key >> value) {
-    if (key == "syscr:") return value;
-  }
-  return -1;
-}
-
 }  // namespace squall::testing_support
