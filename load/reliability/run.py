@@ -142,7 +142,7 @@ def parser():
     p.add_argument("--scenario", default="", help="comma-separated subset of: " + ", ".join(sc.SCENARIOS)
                    + " (default: every scenario)")
     p.add_argument("--reference-bin", default=os.environ.get("SQUALL_REFERENCE_BIN", h.DEFAULT_REFERENCE_BIN),
-                   help="the reference's squall-contract-app (default: $SQUALL_REFERENCE_BIN, else "
+                   help="the reference's squall-contract-app, or the directory holding it (default: $SQUALL_REFERENCE_BIN, else "
                    + h.DEFAULT_REFERENCE_BIN + ")")
     p.add_argument("--soak-seconds", type=float, default=60.0, help="mixed soak duration (the short form caps it at 15)")
     p.add_argument("--json", help="write every figure here (default: not written)")
@@ -150,15 +150,32 @@ def parser():
     return p
 
 
+def reference_program(path: str, error) -> str:
+    """The squall-contract-app that --reference-bin names: the program itself, or the build
+    directory holding it (as the load runner's --squall-bin takes it). Anything else is
+    reported through error() (the parser's: a usage message and exit status 2)."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "squall-contract-app")
+        if not os.path.isfile(inside):
+            error(f"--reference-bin {path}: a directory without squall-contract-app in it")
+        path = inside
+    if not os.path.isfile(path):
+        error(f"--reference-bin {path}: no such program (build it, or name the squall-contract-app to run)")
+    if not os.access(path, os.X_OK):
+        error(f"--reference-bin {path}: not executable")
+    return path
+
+
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    args.reference_bin = os.path.abspath(args.reference_bin)
-
     impls = [i.strip() for i in args.impl.split(",") if i.strip()]
     for i in impls:
         if i not in ("reference", "nginx"):
             p.error(f"unknown implementation {i!r} (reference, nginx)")
+    args.reference_bin = os.path.abspath(args.reference_bin)
+    if "reference" in impls:
+        args.reference_bin = reference_program(args.reference_bin, p.error)
     names = [n.strip() for n in args.scenario.split(",") if n.strip()] or list(sc.SCENARIOS)
     for n in names:
         if n not in sc.SCENARIOS:
