@@ -190,17 +190,28 @@ void append_header_line(std::string& out, std::string_view name, std::string_vie
 
 // ---- HTTPRequestContext ----------------------------------------------------------------
 
-HTTPRequestContext::HTTPRequestContext(SocketAddress peer, std::string protocol_name,
-                                       std::vector<std::string> trusted)
-    : address(std::move(peer)), trusted_downstream(std::move(trusted)) {
-  int family = address.family();
-  remote_ip = (family == AF_INET || family == AF_INET6) ? address.ip() : "0.0.0.0";
-  protocol = protocol_name.empty() ? "http" : std::move(protocol_name);
-  orig_remote_ip_ = remote_ip;
-  orig_protocol_ = protocol;
+namespace {
+
+std::string peer_ip(const SocketAddress& peer) {
+  const int family = peer.family();
+  return family == AF_INET || family == AF_INET6 ? peer.ip() : std::string("0.0.0.0");
 }
 
+}  // namespace
+
+HTTPRequestContext::HTTPRequestContext(const SocketAddress& peer, const std::string& protocol_name,
+                                       const std::vector<std::string>& trusted)
+    : remote_ip(peer_ip(peer)),
+      protocol(protocol_name.empty() ? std::string("http") : protocol_name),
+      address(peer),
+      trusted_downstream(trusted) {}
+
 void HTTPRequestContext::apply_xheaders(const HTTPHeaders& headers) {
+  if (!xheaders_applied_) {
+    orig_remote_ip_ = remote_ip;
+    orig_protocol_ = protocol;
+    xheaders_applied_ = true;
+  }
   // The last X-Forwarded-For entry that is not a trusted downstream proxy.
   std::string ip = headers.get("X-Forwarded-For", remote_ip);
   std::string candidate;
@@ -229,8 +240,10 @@ void HTTPRequestContext::apply_xheaders(const HTTPHeaders& headers) {
 }
 
 void HTTPRequestContext::unapply_xheaders() {
+  if (!xheaders_applied_) return;
   remote_ip = orig_remote_ip_;
   protocol = orig_protocol_;
+  xheaders_applied_ = false;
 }
 
 std::string HTTPRequestContext::to_string() const { return address.empty() ? remote_ip : address.to_string(); }
@@ -1415,18 +1428,18 @@ void HTTP1Connection::close() {
 
 // ---- HTTPServerConnection ------------------------------------------------------------------
 
-HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address,
+HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, const SocketAddress& address,
                                            const HTTPServerOptions& options)
-    : HTTPServerConnection(std::move(stream), std::move(address), options,
+    : HTTPServerConnection(std::move(stream), address, options,
                            HTTP1Connection::shared_parameters(options.params)) {}
 
-HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address,
+HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, const SocketAddress& address,
                                            const HTTPServerOptions& options, HTTP1Connection::SharedParameters params)
     : stream_(std::move(stream)),
       idle_timeout_(options.idle_connection_timeout > Duration::zero()
                         ? std::optional<Duration>(options.idle_connection_timeout)
                         : std::nullopt),
-      context_(std::move(address), options.protocol, options.trusted_downstream) {
+      context_(address, options.protocol, options.trusted_downstream) {
   conn_ = std::make_unique<HTTP1Connection>(*stream_, HTTP1Connection::Side::server, std::move(params), &context_,
                                             options.xheaders);
 }

@@ -1114,6 +1114,41 @@ TEST(ServerBuffers, ConnectionsGoneKeepOnlyABoundedSpareOfTheirBuffers) {
   EXPECT_LT(after > before ? after - before : 0, 2u * 1024 * 1024);  // ~5.4 MB if every buffer stayed
 }
 
+// ---- HTTPRequestContext ------------------------------------------------------------------
+
+TEST(HTTPRequestContext, RemoteIpIsThePeersNumericAddress) {
+  EXPECT_EQ(HTTPRequestContext(SocketAddress::from_ip("192.168.10.200", 8080), "").remote_ip, "192.168.10.200");
+  EXPECT_EQ(HTTPRequestContext(SocketAddress::from_ip("10.0.0.1", 80), "").remote_ip, "10.0.0.1");
+  EXPECT_EQ(HTTPRequestContext(SocketAddress::from_ip("2001:db8::17", 80), "").remote_ip, "2001:db8::17");
+  EXPECT_EQ(HTTPRequestContext(SocketAddress::from_ip("::1", 80), "").remote_ip, "::1");
+  EXPECT_EQ(HTTPRequestContext(SocketAddress{}, "").remote_ip, "0.0.0.0") << "no address";
+}
+
+TEST(HTTPRequestContext, ProtocolIsHttpUnlessNamed) {
+  const SocketAddress peer = SocketAddress::from_ip("127.0.0.1", 80);
+  EXPECT_EQ(HTTPRequestContext(peer, "").protocol, "http");
+  EXPECT_EQ(HTTPRequestContext(peer, "https").protocol, "https");
+  EXPECT_EQ(HTTPRequestContext(peer, "https").address, peer);
+}
+
+TEST(HTTPRequestContext, UnapplyRestoresThePeerAfterAnyNumberOfApplies) {
+  HTTPRequestContext context(SocketAddress::from_ip("127.0.0.1", 80), "http", {"10.0.0.9"});
+  context.unapply_xheaders();  // nothing applied: nothing to restore
+  EXPECT_EQ(context.remote_ip, "127.0.0.1");
+  context.apply_xheaders(HTTPHeaders{{"X-Forwarded-For", "1.2.3.4, 10.0.0.9"}});
+  EXPECT_EQ(context.remote_ip, "1.2.3.4");
+  context.apply_xheaders(HTTPHeaders{{"X-Real-Ip", "5.6.7.8"}, {"X-Scheme", "https"}});
+  EXPECT_EQ(context.remote_ip, "5.6.7.8");
+  EXPECT_EQ(context.protocol, "https");
+  context.unapply_xheaders();
+  EXPECT_EQ(context.remote_ip, "127.0.0.1");
+  EXPECT_EQ(context.protocol, "http");
+  context.apply_xheaders(HTTPHeaders{{"X-Forwarded-Proto", "https"}});
+  EXPECT_EQ(context.protocol, "https");
+  context.unapply_xheaders();
+  EXPECT_EQ(context.protocol, "http");
+}
+
 TEST(HTTP1ConnectionParameters, StrictByDefaultWithEmptyErrorBodies) {
   EXPECT_EQ(HTTP1ConnectionParameters{}.head_limits.policy, ParsePolicy::strict());
   EXPECT_FALSE(HTTP1ConnectionParameters{}.explain_errors);

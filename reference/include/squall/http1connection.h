@@ -141,14 +141,21 @@ struct HTTPRequestContext {
   std::vector<std::string> trusted_downstream;
 
   HTTPRequestContext() = default;
-  HTTPRequestContext(SocketAddress peer, std::string protocol_name, std::vector<std::string> trusted = {});
-  // Tornado's _apply_xheaders / _unapply_xheaders.
+  // protocol_name "" is "http"; a peer that is not IPv4/IPv6 has remote_ip "0.0.0.0".
+  HTTPRequestContext(const SocketAddress& peer, const std::string& protocol_name,
+                     const std::vector<std::string>& trusted = {});
+  // Tornado's _apply_xheaders / _unapply_xheaders: unapply restores remote_ip and
+  // protocol as they were before the first apply.
   void apply_xheaders(const HTTPHeaders& headers);
   void unapply_xheaders();
   // "1.2.3.4:5678" for the logs ("" when there is no address).
   std::string to_string() const;
 
  private:
+  // The peer's own remote_ip and protocol while X-headers are applied: saved by
+  // apply_xheaders, so that a connection without xheaders never copies them (issue 18:
+  // a connection per request paid for both copies).
+  bool xheaders_applied_ = false;
   std::string orig_remote_ip_;
   std::string orig_protocol_;
 };
@@ -487,11 +494,12 @@ struct HTTPServerOptions {
 // not read before the previous response was finished.
 class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStream
  public:
-  HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address, const HTTPServerOptions& options);
+  HTTPServerConnection(std::unique_ptr<IOStream> stream, const SocketAddress& address,
+                       const HTTPServerOptions& options);
   // With options.params made shared once for all of a server's connections
   // (HTTP1Connection::shared_parameters; HTTPServer's way).
-  HTTPServerConnection(std::unique_ptr<IOStream> stream, SocketAddress address, const HTTPServerOptions& options,
-                       HTTP1Connection::SharedParameters params);
+  HTTPServerConnection(std::unique_ptr<IOStream> stream, const SocketAddress& address,
+                       const HTTPServerOptions& options, HTTP1Connection::SharedParameters params);
   ~HTTPServerConnection();
   HTTPServerConnection(const HTTPServerConnection&) = delete;
   HTTPServerConnection& operator=(const HTTPServerConnection&) = delete;
