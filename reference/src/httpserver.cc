@@ -53,6 +53,10 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
     if (!compacted_) registry_->remove(this);
   }
 
+  // The tracker's place in the registry's list (Registry::add, remove).
+  ConnectionTracker* prev = nullptr;
+  ConnectionTracker* next = nullptr;
+
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
                                                      HTTPConnection& request_conn) override;
   // The request that start_request gave the application has ended: its response was sent
@@ -78,7 +82,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
   // ended); the request loop ends quietly.
   void compacted() {
     compacted_ = true;
-    registry_->connections.erase(this);
+    registry_->unlink(this);
   }
 
   // Closes the connection once what was written to it has gone out: on the next loop
@@ -167,17 +171,27 @@ std::unique_ptr<HTTPMessageDelegate> HTTPServer::ConnectionTracker::start_reques
 // ---- the registry ---------------------------------------------------------------------------
 
 void HTTPServer::Registry::add(ConnectionTracker* tracker) {
-  connections.insert(tracker);
+  tracker->next = first;
+  if (first != nullptr) first->prev = tracker;
+  first = tracker;
+  ++count;
   arm_sweep();
 }
 
+void HTTPServer::Registry::unlink(ConnectionTracker* tracker) {
+  (tracker->prev != nullptr ? tracker->prev->next : first) = tracker->next;
+  if (tracker->next != nullptr) tracker->next->prev = tracker->prev;
+  tracker->prev = tracker->next = nullptr;
+  --count;
+}
+
 void HTTPServer::Registry::remove(ConnectionTracker* tracker) {
-  connections.erase(tracker);
+  unlink(tracker);
   connection_ended();
 }
 
 void HTTPServer::Registry::connection_ended() {
-  if (connections.empty() && (!idle || idle->size() == 0) && draining && drained && !drained->done()) {
+  if (count == 0 && (!idle || idle->size() == 0) && draining && drained && !drained->done()) {
     drained->set_result();
   }
   if (trim_delay && !trim_timer) schedule_trim(*trim_delay);
@@ -195,8 +209,6 @@ void HTTPServer::Registry::schedule_trim(Duration delay) {
     struct mallinfo2 info = mallinfo2();
     if (info.fordblks + detail::pool_cached_bytes() < trim_min_free_bytes) return;
     detail::pool_trim();
-    // The set's bucket array stays at its peak size otherwise.
-    if (connections.bucket_count() > 4 * (connections.size() + 64)) connections.rehash(0);
     malloc_trim(0);
   });
 }
@@ -224,7 +236,7 @@ void HTTPServer::Registry::sweep() {
   const TimePoint since = last_sweep;
   if (!draining) {
     std::vector<ConnectionTracker*> idle_ones;
-    for (ConnectionTracker* tracker : connections) {
+    for (ConnectionTracker* tracker = first; tracker != nullptr; tracker = tracker->next) {
       if (tracker->compactable_since(since)) idle_ones.push_back(tracker);
     }
     // Oldest first: the records' list stays in idle order without walking.
@@ -234,7 +246,7 @@ void HTTPServer::Registry::sweep() {
     for (ConnectionTracker* tracker : idle_ones) compact(*tracker);
     if (!idle_ones.empty() && trim_delay) schedule_trim(kTrimAfterCompaction);
   }
-  if (!connections.empty()) arm_sweep();
+  if (count != 0) arm_sweep();
 }
 
 void HTTPServer::Registry::compact(ConnectionTracker& tracker) {
@@ -347,7 +359,9 @@ void HTTPServer::trim_memory_when_idle(std::optional<Duration> delay, size_t min
 
 size_t HTTPServer::busy_connection_count() const {
   size_t n = 0;
-  for (const ConnectionTracker* tracker : registry_->connections) n += tracker->busy() ? 1 : 0;
+  for (const ConnectionTracker* tracker = registry_->first; tracker != nullptr; tracker = tracker->next) {
+    n += tracker->busy() ? 1 : 0;
+  }
   return n;
 }
 
@@ -365,16 +379,19 @@ Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAdd
   co_await connection->serve(tracker);
 }
 
+Task<void> HTTPServer::close_tracked(std::shared_ptr<Registry> registry) {
+  while (registry->first != nullptr) {
+    ConnectionTracker* tracker = registry->first;
+    co_await tracker->connection().close();
+    // serve() has ended; the connection leaves the registry once handle_stream resumes.
+    while (registry->first == tracker) co_await moment();
+  }
+}
+
 Task<void> HTTPServer::close_all_connections() {
   std::shared_ptr<Registry> registry = registry_;
   registry->close_all_compacted();
-  while (!registry->connections.empty()) {
-    ConnectionTracker* tracker = *registry->connections.begin();
-    Future<void> closed = tracker->connection().close();
-    co_await closed;
-    // serve() has ended; the connection leaves the registry once handle_stream resumes.
-    while (registry->connections.count(tracker) != 0) co_await moment();
-  }
+  co_await close_tracked(std::move(registry));
 }
 
 Task<void> HTTPServer::shutdown(Duration grace) {
@@ -382,9 +399,9 @@ Task<void> HTTPServer::shutdown(Duration grace) {
   stop();
   if (!registry->draining) {
     registry->draining = true;
-    const size_t open = registry->connections.size() + compacted_connection_count();
+    const size_t open = registry->count + compacted_connection_count();
     size_t idle = registry->close_all_compacted();
-    for (ConnectionTracker* tracker : registry->connections) {
+    for (ConnectionTracker* tracker = registry->first; tracker != nullptr; tracker = tracker->next) {
       if (!tracker->busy()) {
         tracker->close_when_flushed();
         ++idle;
@@ -393,23 +410,18 @@ Task<void> HTTPServer::shutdown(Duration grace) {
     log(LogLevel::info, LogCategory::general,
         "Shutting down: {} connections, {} idle closed, waiting up to {:.3g} s for the requests in flight", open, idle, std::chrono::duration<double>(grace).count());
   }
-  if (!registry->connections.empty()) {  // (no compacted ones: closed above, none made while draining)
+  if (registry->count != 0) {  // (no compacted ones: closed above, none made while draining)
     if (!registry->drained || registry->drained->done()) registry->drained.emplace();
     Future<void> drained = *registry->drained;
     try {
       co_await with_timeout(grace, drained);
     } catch (const TimeoutError&) {
       log(LogLevel::warning, LogCategory::general, "Shutdown: {} connections still open after {:.3g} s, closing them",
-          registry->connections.size(), std::chrono::duration<double>(grace).count());
+          registry->count, std::chrono::duration<double>(grace).count());
     }
   }
   // What the grace left open (nothing when the wait above completed).
-  while (!registry->connections.empty()) {
-    ConnectionTracker* tracker = *registry->connections.begin();
-    Future<void> closed = tracker->connection().close();
-    co_await closed;
-    while (registry->connections.count(tracker) != 0) co_await moment();
-  }
+  co_await close_tracked(std::move(registry));
 }
 
 }  // namespace squall

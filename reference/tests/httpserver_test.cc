@@ -692,6 +692,36 @@ Task<std::unique_ptr<IOStream>> connect_to(uint16_t port) {
   co_return std::move(stream);
 }
 
+// Three connections, the middle one of the server's list closing first: the others stay
+// counted, and close_all_connections ends both.
+TEST_F(HTTPServerTest, ConnectionsLeaveTheCountInAnyOrder) {
+  start();
+  bool done = loop.run_sync(
+      [&]() -> Task<bool> {
+        std::vector<std::unique_ptr<IOStream>> clients;
+        for (int i = 0; i < 3; ++i) {
+          clients.push_back(co_await connect_to(port));
+          co_await clients.back()->write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+          co_await clients.back()->read_until("GET / ");
+        }
+        EXPECT_EQ(server->connection_count(), 3u);
+        EXPECT_EQ(server->busy_connection_count(), 0u);
+        clients[1]->close();
+        while (server->connection_count() != 2) co_await sleep(1ms);
+        EXPECT_EQ(app.closes, 1);
+        server->stop();
+        co_await server->close_all_connections();
+        EXPECT_EQ(server->connection_count(), 0u);
+        std::string first = co_await clients[0]->read_until_close();
+        std::string last = co_await clients[2]->read_until_close();
+        co_return first.empty() && last.empty();
+      },
+      5s);
+  settle();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(app.closes, 3);
+}
+
 TEST_F(HTTPServerTest, ShutdownClosesIdleKeepAliveConnectionsAtOnce) {
   start();
   bool ok = loop.run_sync(
