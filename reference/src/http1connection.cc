@@ -1464,8 +1464,19 @@ struct RequestInFlight {
 }  // namespace
 
 Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
-  Future<void> done;
-  serving_ = done;
+  return request_loop(delegate, nullptr);
+}
+
+Task<void> HTTPServerConnection::serve(std::unique_ptr<HTTPServerConnectionDelegate> delegate) {
+  HTTPServerConnectionDelegate& target = *delegate;
+  return request_loop(target, std::move(delegate));
+}
+
+// `owned` lives in the frame, past the body's end: destroyed with the frame, it may take
+// this connection along, which nothing here touches after the body.
+Task<void> HTTPServerConnection::request_loop(HTTPServerConnectionDelegate& delegate,
+                                              [[maybe_unused]] std::unique_ptr<HTTPServerConnectionDelegate> owned) {
+  serving_ = true;
   try {
     for (;;) {
       // Between requests only this small wait is suspended, not the request machinery
@@ -1489,7 +1500,8 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
   }
   stream_->close();
   if (!handed_over_) delegate.on_close(*this);
-  done.set_result();
+  serving_ = false;
+  if (loop_ended_) loop_ended_->set_result();
 }
 
 bool HTTPServerConnection::idle() const {
@@ -1509,8 +1521,9 @@ int HTTPServerConnection::hand_over_socket(IOLoop::FdHandler& next) {
 
 Future<void> HTTPServerConnection::close() {
   conn_->close();
-  if (serving_) return *serving_;
-  return make_ready_future();
+  if (!serving_) return make_ready_future();
+  if (!loop_ended_) loop_ended_.emplace();
+  return *loop_ended_;
 }
 
 }  // namespace squall

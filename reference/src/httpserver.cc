@@ -38,14 +38,20 @@ class Ignored final : public HTTPMessageDelegate, public detail::PoolAllocated {
 
 }  // namespace
 
-// One per connection, in handle_stream's frame: sits between the connection and the
-// application's delegate to know whether a request is in flight, which a graceful
-// shutdown needs, and gives every request of the connection its writer.
-class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate {
+// One per connection, holding it, owned by its request loop (HTTPServerConnection::serve
+// with an owned delegate): sits between the connection and the application's delegate to
+// know whether a request is in flight, which a graceful shutdown needs, and gives every
+// request of the connection its writer. In the registry from its construction to its
+// destruction (or compaction).
+class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate, public detail::PoolAllocated {
  public:
   ConnectionTracker(std::shared_ptr<Registry> registry, HTTPServerConnectionDelegate& inner,
-                    HTTPServerConnection& connection)
-      : registry_(std::move(registry)), inner_(inner), connection_(connection), writer_(*registry_, connection.connection()) {
+                    std::unique_ptr<IOStream> stream, const SocketAddress& address, const HTTPServerOptions& options,
+                    HTTP1Connection::SharedParameters params)
+      : registry_(std::move(registry)),
+        inner_(inner),
+        connection_(std::move(stream), address, options, std::move(params)),
+        writer_(*registry_, connection_.connection()) {
     registry_->add(this);
   }
   ~ConnectionTracker() override {
@@ -145,7 +151,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate 
 
   std::shared_ptr<Registry> registry_;
   HTTPServerConnectionDelegate& inner_;
-  HTTPServerConnection& connection_;
+  HTTPServerConnection connection_;
   Writer writer_;
   bool busy_ = false;
   bool closing_ = false;
@@ -371,20 +377,20 @@ Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAdd
     static_cast<SSLIOStream&>(*stream).set_plain_http_reply(kPlainHttpOnTlsPort);
   }
   if (registry_->loop == nullptr) registry_->loop = &stream->io_loop();
-  auto connection = std::make_unique<HTTPServerConnection>(std::move(stream), std::move(address), options_, params_);
-  // Registers now and unregisters however the coroutine ends (also when the loop destroys
-  // its frame).
-  ConnectionTracker tracker(registry_, delegate_, *connection);
-  if (registry_->draining) tracker.close_when_flushed();  // accepted just before the listener closed
-  co_await connection->serve(tracker);
+  // Registers now and unregisters however the request loop ends (also when the loop
+  // destroys its frame), which owns the tracker and so the connection.
+  auto tracker =
+      std::make_unique<ConnectionTracker>(registry_, delegate_, std::move(stream), address, options_, params_);
+  if (registry_->draining) tracker->close_when_flushed();  // accepted just before the listener closed
+  HTTPServerConnection& connection = tracker->connection();
+  return connection.serve(std::move(tracker));
 }
 
 Task<void> HTTPServer::close_tracked(std::shared_ptr<Registry> registry) {
   while (registry->first != nullptr) {
-    ConnectionTracker* tracker = registry->first;
-    co_await tracker->connection().close();
-    // serve() has ended; the connection leaves the registry once handle_stream resumes.
-    while (registry->first == tracker) co_await moment();
+    // Its request loop ends, and with it the tracker (which leaves the registry) before
+    // the future's callback runs.
+    co_await registry->first->connection().close();
   }
 }
 

@@ -827,6 +827,56 @@ TEST_F(ServerFlowTest, AConnectionDestroyedWithItsIdleTimerArmedNeverHearsFromIt
   EXPECT_EQ(app.finished, 1);
 }
 
+// A delegate that owns its connection, as HTTPServer's do: serve() with it owned by the
+// request loop destroys both when the loop ends, after on_close.
+struct OwningDelegate : FlowApp {
+  std::unique_ptr<HTTPServerConnection> connection;
+  std::vector<std::string>& events;
+  explicit OwningDelegate(std::vector<std::string>& e) : events(e) {}
+  ~OwningDelegate() override { events.push_back("destroyed"); }
+  void on_close(HTTPServerConnection&) override { events.push_back("on_close"); }
+};
+
+TEST_F(ServerFlowTest, ServeWithAnOwnedDelegateDestroysItAndTheConnectionWhenTheLoopEnds) {
+  std::vector<std::string> events;
+  auto owner = std::make_unique<OwningDelegate>(events);
+  owner->respond = [](FlowMessage& m) { answer_bytes(m.conn, 2); };
+  owner->connection = std::make_unique<HTTPServerConnection>(std::make_unique<IOStream>(pair.fds[0]),
+                                                             SocketAddress{}, HTTPServerOptions{});
+  HTTPServerConnection& connection = *owner->connection;
+  Task<void> serving = connection.serve(std::move(owner));
+  pair.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  loop.run_sync([&] { return serving.future(); }, 5s);
+  EXPECT_EQ(events, (std::vector<std::string>{"on_close", "destroyed"}));
+  EXPECT_TRUE(pair.receive_available().ends_with("\r\n\r\nxx"));
+}
+
+TEST_F(ServerFlowTest, CloseCompletesOnceTheOwnedDelegateIsGone) {
+  std::vector<std::string> events;
+  auto owner = std::make_unique<OwningDelegate>(events);
+  owner->connection = std::make_unique<HTTPServerConnection>(std::make_unique<IOStream>(pair.fds[0]),
+                                                             SocketAddress{}, HTTPServerOptions{});
+  HTTPServerConnection& connection = *owner->connection;
+  Task<void> serving = connection.serve(std::move(owner));
+  run_for(10ms);
+  ASSERT_FALSE(serving.done()) << "waiting for a request";
+  Future<void> closed = connection.close();
+  EXPECT_FALSE(closed.done());
+  loop.run_sync([&] { return closed; }, 5s);
+  EXPECT_EQ(events, (std::vector<std::string>{"on_close", "destroyed"}));
+  EXPECT_TRUE(serving.done());
+}
+
+TEST_F(ServerFlowTest, CloseWithoutARequestLoopIsDoneAtOnce) {
+  start(HTTPServerOptions{});
+  server->close().mark_retrieved();
+  loop.run_sync([&] { return serving->future(); }, 5s);
+  EXPECT_TRUE(server->close().done()) << "the loop has ended";
+  HTTPServerConnection never_served(std::make_unique<IOStream>(::dup(pair.fds[1])), SocketAddress{},
+                                    HTTPServerOptions{});
+  EXPECT_TRUE(never_served.close().done());
+}
+
 TEST_F(ServerFlowTest, IdleTimeoutCountsFromTheStartOfEachWait) {
   // Requests 60 ms apart under a 200 ms idle timeout: no wait is that long, though the
   // waits add up to more; the connection closes once one wait reaches it.

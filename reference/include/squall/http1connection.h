@@ -507,9 +507,16 @@ class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStre
   // The request loop; completes when the connection is closed (delegate.on_close is
   // called then). Each request's message delegate is destroyed as soon as the connection
   // is done with it, and delegate.request_ended follows (also when the loop's frame is
-  // destroyed mid-request). Call once.
+  // destroyed mid-request). Call once (either form).
   Task<void> serve(HTTPServerConnectionDelegate& delegate);
-  // Closes the stream; the future completes once the request loop has ended.
+  // The same with a delegate that the request loop owns: it is destroyed when the loop
+  // ends (after on_close), or when the loop's frame is destroyed — and this connection
+  // with it, if the delegate owns the connection, as HTTPServer's do. A connection then
+  // costs one coroutine, where a caller that awaits serve() makes two, and the end of
+  // each a loop turn (issue 18).
+  Task<void> serve(std::unique_ptr<HTTPServerConnectionDelegate> delegate);
+  // Closes the stream; the future completes once the request loop has ended (at once if
+  // it is not running).
   Future<void> close();
 
   // Compaction (HTTPServer): whether the request loop waits for the next request holding
@@ -536,10 +543,14 @@ class HTTPServerConnection : public detail::PoolAllocated {  // pooled as IOStre
   std::unique_ptr<HTTP1Connection> conn_;
   std::unique_ptr<IOStream> stream_;
   std::optional<Duration> idle_timeout_;
-  std::optional<Future<void>> serving_;
+  std::optional<Future<void>> loop_ended_;  // made by close() while the loop runs
+  bool serving_ = false;     // the request loop runs
   bool waiting_ = false;     // in wait_for_request
   bool handed_over_ = false;  // hand_over_socket ended the request loop
   HTTPRequestContext context_;
+
+  // serve()'s coroutine; `owned` is null or owns `delegate`.
+  Task<void> request_loop(HTTPServerConnectionDelegate& delegate, std::unique_ptr<HTTPServerConnectionDelegate> owned);
 };
 
 }  // namespace squall
