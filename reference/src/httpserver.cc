@@ -387,10 +387,13 @@ Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAdd
 }
 
 Task<void> HTTPServer::close_tracked(std::shared_ptr<Registry> registry) {
-  while (registry->first != nullptr) {
+  while (ConnectionTracker* tracker = registry->first) {
     // Its request loop ends, and with it the tracker (which leaves the registry) before
-    // the future's callback runs.
-    co_await registry->first->connection().close();
+    // the future's callback runs. Should one ever stay (a loop that has not started yet,
+    // whose close() is ready at once), a loop turn passes before the next look: never a
+    // spin that keeps the loop from running it.
+    co_await tracker->connection().close();
+    if (registry->first == tracker) co_await moment();
   }
 }
 
