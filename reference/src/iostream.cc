@@ -523,7 +523,12 @@ void IOStream::try_inline_read(ReadStart start) {
       throw StreamClosedError(error_);
     }
     if (!connecting_ && try_socket) {
-      pos = read_to_buffer_loop();
+      const WaiterRead direct = read_for_waiter();
+      if (direct == WaiterRead::lent) {
+        maybe_add_error_listener();
+        return;
+      }
+      pos = direct == WaiterRead::not_tried ? read_to_buffer_loop() : npos;
       if (pos != npos) {
         finish_read(pos);
         maybe_add_error_listener();
@@ -548,7 +553,9 @@ void IOStream::try_inline_read(ReadStart start) {
 bool IOStream::handle_read() {
   if (!reading() && !listening_for_close()) return false;  // stale interest: dropped by the caller
   const bool watching = !reading();
-  size_t pos = read_to_buffer_loop();
+  const WaiterRead direct = read_for_waiter();
+  if (direct == WaiterRead::lent) return true;
+  size_t pos = direct == WaiterRead::not_tried ? read_to_buffer_loop() : npos;
   if (pos != npos) {
     finish_read(pos);
     return true;
@@ -612,22 +619,7 @@ size_t IOStream::read_to_buffer() {
     iov[iovcnt++] = {spill, chunk - room};
   }
   ssize_t n = read_from_fd(iov, iovcnt);
-  // A stream socket's read returns less than asked only when it took all there was;
-  // what arrives later raises a new event.
-  maybe_readable_ = n == static_cast<ssize_t>(chunk);
-  if (n < 0) {
-    if (closed_ || errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    socket_error(errno, "read", false);
-    return 0;
-  }
-  if (n == 0) {
-    if (options_.allow_half_close) {
-      read_eof_ = true;
-    } else {
-      close();
-    }
-    return 0;
-  }
+  if (!took_bytes(n, chunk)) return 0;
   size_t got = static_cast<size_t>(n);
   if (got <= room) {
     buf_tail_ += got;
@@ -643,6 +635,52 @@ size_t IOStream::read_to_buffer() {
     return 0;
   }
   return got;
+}
+
+// What a read of up to `asked` bytes returned: true when it brought bytes. Otherwise
+// nothing came (EAGAIN), the peer finished (closed, or read_eof_ with allow_half_close), or
+// the read failed (closed with the error).
+bool IOStream::took_bytes(ssize_t n, size_t asked) {
+  // A stream socket's read returns less than asked only when it took all there was;
+  // what arrives later raises a new event.
+  maybe_readable_ = n == static_cast<ssize_t>(asked);
+  if (n > 0) return true;
+  if (n < 0) {
+    if (!closed_ && errno != EAGAIN && errno != EWOULDBLOCK) socket_error(errno, "read", false);
+    return false;
+  }
+  if (options_.allow_half_close) {
+    read_eof_ = true;
+  } else {
+    close();
+  }
+  return false;
+}
+
+// A waiter's read when the stream holds nothing — the wait for a keep-alive connection's
+// next request: one read into the thread's scratch buffer, lent to the waiter from there.
+// The stream's own buffer stays untouched: with many connections it is memory gone cold,
+// a cache miss for the kernel's copy into it and another for the waiter's copy out
+// (issue 18). Bytes past what the waiter takes are kept in the buffer, as any read's.
+IOStream::WaiterRead IOStream::read_for_waiter() {
+  if (read_waiter_ == nullptr || read_buffer_size() != 0 || closed_ || read_eof_) return WaiterRead::not_tried;
+  const size_t chunk = options_.read_chunk_size;
+  char* scratch = scratch_buffer(chunk);
+  iovec iov{scratch, chunk};
+  const ssize_t n = read_from_fd(&iov, 1);
+  if (!took_bytes(n, chunk)) return WaiterRead::nothing;
+  const size_t got = static_cast<size_t>(n);
+  const size_t lent = std::min(got, read_bytes_);
+  if (got > lent) {  // (no more than read_chunk_size: within max_buffer_size, which is twice that)
+    buf_head_ = buf_tail_ = 0;
+    reserve_tail(got - lent);
+    std::memcpy(storage_.data(), scratch + lent, got - lent);
+    buf_tail_ = got - lent;
+  }
+  ReadWaiter* waiter = read_waiter_;
+  clear_read_state();
+  waiter->read_done(std::string_view(scratch, lent));  // copied before anything reads again
+  return WaiterRead::lent;
 }
 
 void IOStream::drain_on_error() {

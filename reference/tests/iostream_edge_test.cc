@@ -81,6 +81,43 @@ TEST(IOStreamEdge, BytesLeftAfterAFullReadAreReadWithoutANewEvent) {
   EXPECT_EQ(got, sent);
 }
 
+// The same for a waiter's reads (a server connection's wait for its next request), which
+// go through the thread's scratch buffer when the stream holds nothing: each read that
+// filled the chunk is followed by another without an event, and what a waiter did not take
+// stays buffered for the next.
+TEST(IOStreamEdge, AWaitersReadsThatFillTheChunkReadOnWithoutANewEvent) {
+  struct Collecting final : IOStream::ReadWaiter {
+    std::string bytes;
+    int calls = 0;
+    void read_done(std::string_view b) override {
+      bytes.append(b);
+      ++calls;
+    }
+    void read_failed(const std::exception_ptr&) override { ADD_FAILURE() << "the read failed"; }
+  };
+  IOLoop loop;
+  EdgePair p;
+  IOStreamOptions small;
+  small.read_chunk_size = 16;
+  auto stream = p.stream(small);
+  std::string sent;
+  for (int i = 0; i < 100; ++i) sent += static_cast<char>('a' + i % 26);
+  p.send(sent);
+  Collecting waiter;
+  stream->read_some_to(waiter, 10, IOStream::ReadStart::wait_readable);  // registers: the event comes next
+  for (int turn = 0; waiter.bytes.size() < sent.size() && turn < 100; ++turn) {
+    if (waiter.calls == 0) {
+      loop.run_sync([] { return sleep(1ms); }, kTimeout);
+      continue;
+    }
+    const int before = waiter.calls;
+    stream->read_some_to(waiter, 10, IOStream::ReadStart::wait_readable);
+    ASSERT_EQ(waiter.calls, before + 1) << "bytes left in the socket or the buffer were not read at once";
+  }
+  EXPECT_EQ(waiter.bytes, sent);
+  EXPECT_EQ(stream->read_buffer_size(), 0u);
+}
+
 // Bytes that arrive while no read is pending raise their one event then; the read that
 // starts later must still find them.
 TEST(IOStreamEdge, BytesThatArrivedWhileNotReadingAreFoundByTheNextRead) {

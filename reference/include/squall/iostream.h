@@ -295,6 +295,9 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   void handle_connect();
   size_t read_to_buffer_loop();
   size_t read_to_buffer();
+  bool took_bytes(ssize_t n, size_t asked);
+  enum class WaiterRead : uint8_t { not_tried, lent, nothing };
+  WaiterRead read_for_waiter();
   size_t find_read_pos();
   void check_max_bytes(size_t size) const;
   void finish_read(size_t size);
