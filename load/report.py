@@ -140,6 +140,32 @@ def implementations(meta) -> list[str]:
     return out
 
 
+def _ratio_cell(fig) -> str:
+    """The median of per-round ratios, with the range of the rounds beside it."""
+    measured = [x for x in fig["per_round"] if x is not None]
+    if fig["median"] is None or not measured:
+        return NA
+    return f"{_fmt_ratio(fig['median'])} ({_fmt_ratio(min(measured))[1:]}–{_fmt_ratio(max(measured))[1:]})"
+
+
+def interleaved_ratios(data) -> list[str]:
+    """The section of an interleaved run: per scenario and implementation, the median over
+    rounds of its ratio to the baseline in the same round (interleave.py)."""
+    entries = data.get("interleaved_ratios")
+    if not entries:
+        return []
+    out = ["## Ratios from interleaved rounds (median of per-round ratios)", "",
+           f"Each round ran every implementation once, back to back, in an order rotating from round to "
+           f"round; each round gives a ratio to **{entries[0]['baseline']}**, and the median over the rounds "
+           f"is shown, with the rounds' range. Drift of the machine hits every implementation of a round "
+           f"alike: these are the ratios to quote, rather than those of the medians below.", "",
+           "| scenario | impl | rounds | req/s | req/CPU-s |", "|---|---|---:|---:|---:|"]
+    for e in entries:
+        out.append(f"| {e['scenario']} | {e['impl']} | {e['rounds']} | {_ratio_cell(e['rps'])} "
+                   f"| {_ratio_cell(e['rps_per_server_cpu_s'])} |")
+    return out + [""]
+
+
 def markdown(data) -> str:
     meta = data["meta"]
     rows, impls, scenarios = _index(data)
@@ -153,7 +179,7 @@ def markdown(data) -> str:
                f"{_cpus(meta['client_cpus'])}")
     out = [f"# Squall load run {meta['date']}", "",
            f"CPU: {meta['cpu_model']} ({meta['cpus']} CPUs); {pinning}; {meta['duration_s']:g} s per run, "
-           f"median of {meta['repeat']}; {meta['connections']} connections unless stated; "
+           f"median of {meta['repeat']}{' (interleaved rounds)' if meta.get('interleave') else ''}; {meta['connections']} connections unless stated; "
            + ("" if described else f"{meta['workers']} server worker(s); ")
            + f"{engine_text(meta)}.", "",
            f"Ratios are to **{base}** (×1.00); for memory, lower KiB per connection is "
@@ -166,6 +192,7 @@ def markdown(data) -> str:
            f"share of the server's and wrk's cores that other processes used "
            f"during the run (noise).", "",
            *implementations(meta),
+           *interleaved_ratios(data),
            f"## Throughput (requests/s, {meta.get('engine') or 'wrk'}; memory: KiB per idle connection)", "",
            "| scenario | " + " | ".join(impls) + " |",
            "|---|" + "---:|" * len(impls)]

@@ -10,6 +10,7 @@ plots into load/results/<date>/.
     /usr/bin/python3 -m squall_load --impl reference,nginx,path/to/mine.toml --scenario plaintext
     /usr/bin/python3 -m squall_load --impl reference --url mine=http://127.0.0.1:8888 --server-pid mine=1234
     /usr/bin/python3 -m squall_load --impl reference,nginx --scenario tls --duration 3
+    /usr/bin/python3 -m squall_load --impl reference,nginx --scenario plaintext,connection_close --repeat 5   # interleaved
     /usr/bin/python3 -m squall_load --impl reference,nginx --engine squall-load --rate 5000
     /usr/bin/python3 -m squall_load --impl reference,nginx --engine squall-load --curve --duration 3
     /usr/bin/python3 -m squall_load --impl reference --engine locust --locust-workers 2 --scenario plaintext
@@ -21,6 +22,8 @@ in the JSON and "n/a" in the tables, with the reason beside it ("unmeasured").
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -41,7 +44,7 @@ if __name__ == "__main__" and not __package__:  # `python3 load/run.py` from the
 
 from squall_conformance import helpformat, launch, paths, registry
 
-from . import impls, procstat, report
+from . import impls, interleave, procstat, report
 from .engines import locust as locust_engine
 from .engines import squall_load as squall_load_engine
 from .engines import wrk as wrk_engine
@@ -219,22 +222,27 @@ def not_measured_row(target: Target, sc: Scenario, why: str) -> dict:
 
 # --------------------------------------------------------------------------- one scenario
 
+def elsewhere(target: Target, sc: Scenario) -> str | None:
+    """Why a --url server is not measured on the scenario (it is measured at its URL only:
+    its scheme decides which group it is in); None for a server the harness started."""
+    if target.started:
+        return None
+    if sc.tls and target.scheme != "https":
+        return ("a --url server is measured at its URL only (http://): "
+                "give a description file with [server] tls for a TLS instance")
+    if not sc.tls and target.scheme == "https":
+        return ("a --url server is measured at its URL only (https://): "
+                "plain-HTTP scenarios need an http:// URL")
+    return None
+
+
 def measure(target: Target, sc: Scenario, args) -> dict:
-    why = impls.unserved(target.desc, sc)
+    why = impls.unserved(target.desc, sc) or elsewhere(target, sc)
     if why:
         return not_measured_row(target, sc, why)
-    if not target.started:
-        # A --url server is measured at its URL only: its scheme decides which group it is in.
-        if sc.tls and target.scheme != "https":
-            return not_measured_row(target, sc, "a --url server is measured at its URL only (http://): "
-                                    "give a description file with [server] tls for a TLS instance")
-        if not sc.tls and target.scheme == "https":
-            return not_measured_row(target, sc, "a --url server is measured at its URL only (https://): "
-                                    "plain-HTTP scenarios need an http:// URL")
-        return measure_on(target, sc, args)
-    if sc.tls:
+    if target.started and sc.tls:
         return measure_tls(target, sc, args)
-    if sc.name == "memory":
+    if target.started and sc.name == "memory":
         return measure_memory(target, sc, args)
     return measure_on(target, sc, args)
 
@@ -300,90 +308,123 @@ def warm_up(target: Target, sc: Scenario, args) -> None:
         log(f"  {target.name:<10} warm-up failed: {e}")
 
 
+def not_ready(target: Target, sc: Scenario, args) -> str | None:
+    """Why the scenario is not measured on this server after all (the row is then n/a): its
+    pre-flight request was not answered the contract's way, or the engine cannot run it."""
+    why = preflight(target.host, target.port, sc, target.tls_context())
+    if why:
+        return why
+    unsupported = engine_unsupported(args.engine, sc)
+    return f"{args.engine}: {unsupported}" if unsupported else None
+
+
 def measure_on(target: Target, sc: Scenario, args) -> dict:
-    host, port, pid = target.host, target.port, target.pid
     row = base_row(target, sc)
-    why = preflight(host, port, sc, target.tls_context())
+    if sc.name == "memory":
+        why = preflight(target.host, target.port, sc, target.tls_context())
+        if why:
+            row.update(status="n/a", reason=why)
+            return row
+        return memory_row(target, row, args)
+    why = not_ready(target, sc, args)
     if why:
         row.update(status="n/a", reason=why)
         return row
-    no_pid = target.no_pid_reason or "no server PID"
-    if sc.name == "memory":
-        if not pid:
-            row.update(status="n/a", reason=f"the memory scenario reads the server's RSS from /proc: {no_pid}")
-            return row
-        pinned = pin(target, args)
-        n = args.idle_connections
-        # Measured once, whatever --repeat says: allocators keep memory that was freed, so a
-        # second run against the same server finds it already held and reports ~0 growth.
-        # A server the runner started gets a fresh instance for it (measure_memory).
-        m = run_memory(host, port, pid, n, args.client_cpus, max(60.0, n / 100))
-        log(f"  {target.name:<10} memory      run 1/1 (not repeated): {m['opened']}/{n} held, "
-            f"{m['rss_per_connection_kb']} KiB/connection")
-        row.update(m, status="ok" if m["failed"] == 0 else "FAILED", engine="idle_connections.py + /proc",
-                   value=m["rss_per_connection_kb"], unit="KiB/conn", runs=[m["rss_per_connection_kb"]],
-                   pinned=pinned, server_pids=procstat.tree(pid))
-        if m["failed"]:
-            row["reason"] = f"{m['failed']} of {n} connections failed"
-        return row
-
-    unsupported = engine_unsupported(args.engine, sc)
-    if unsupported:
-        row.update(status="n/a", reason=f"{args.engine}: {unsupported}")
-        return row
     connections = sc.connections or args.connections
     runs, pinned = [], None
-    cpus = args.server_cpus | args.client_cpus
     for i in range(args.repeat):
+        r, pinned = one_run(target, sc, args, connections, f"run {i + 1}/{args.repeat}")
+        runs.append(r)
+    summarize(row, target, args, runs, connections, pinned)
+    if args.curve and row["status"] == "ok" and row["rps"] > 0:
+        row["curve"] = sweep(target, sc, args, row["rps"], connections)
+    return row
+
+
+def memory_row(target: Target, row: dict, args) -> dict:
+    """The memory scenario where the server is: N idle connections held once."""
+    pid = target.pid
+    if not pid:
+        no_pid = target.no_pid_reason or "no server PID"
+        row.update(status="n/a", reason=f"the memory scenario reads the server's RSS from /proc: {no_pid}")
+        return row
+    pinned = pin(target, args)
+    n = args.idle_connections
+    # Measured once, whatever --repeat says: allocators keep memory that was freed, so a
+    # second run against the same server finds it already held and reports ~0 growth.
+    # A server the runner started gets a fresh instance for it (measure_memory).
+    m = run_memory(target.host, target.port, pid, n, args.client_cpus, max(60.0, n / 100))
+    log(f"  {target.name:<10} memory      run 1/1 (not repeated): {m['opened']}/{n} held, "
+        f"{m['rss_per_connection_kb']} KiB/connection")
+    row.update(m, status="ok" if m["failed"] == 0 else "FAILED", engine="idle_connections.py + /proc",
+               value=m["rss_per_connection_kb"], unit="KiB/conn", runs=[m["rss_per_connection_kb"]],
+               pinned=pinned, server_pids=procstat.tree(pid))
+    if m["failed"]:
+        row["reason"] = f"{m['failed']} of {n} connections failed"
+    return row
+
+
+def one_run(target: Target, sc: Scenario, args, connections: int, label: str) -> tuple[dict, dict | None]:
+    """One run of the scenario against the server, with its CPU time and peak RSS from /proc
+    where its PID is known; logs one line, labelled (e.g. "run 2/5"). Returns the engine's
+    result with those figures added, and what was pinned."""
+    pid, pinned = target.pid, None
+    cpus = args.server_cpus | args.client_cpus
+    if pid:
+        pinned = pin(target, args)  # again: catches workers started late
+        procstat.reset_peak_rss(pid)
+        times0 = procstat.cpu_times(pid)
+    busy0 = procstat.cpu_busy_seconds(cpus)
+    r = run_engine(target, sc, args, args.duration, connections, warmup=args.engine_warmup)
+    if r["requests"] == 0 and not any(r["errors"].values()):
+        # Nothing completed and nothing failed: on a saturated machine a short window
+        # (CI's 1 s runs, a TLS handshake per request) can pass before the first answer.
+        # One longer run tells a starved client from a server that does not answer.
+        log(f"  {target.name:<10} {sc.name:<17} {label}: no request completed in "
+            f"{args.duration:g}s and no error: running it once more for {args.duration * 3:g}s")
         if pid:
-            pinned = pin(target, args)  # again: catches workers started late
-            procstat.reset_peak_rss(pid)
             times0 = procstat.cpu_times(pid)
         busy0 = procstat.cpu_busy_seconds(cpus)
-        r = run_engine(target, sc, args, args.duration, connections, warmup=args.engine_warmup)
-        if r["requests"] == 0 and not any(r["errors"].values()):
-            # Nothing completed and nothing failed: on a saturated machine a short window
-            # (CI's 1 s runs, a TLS handshake per request) can pass before the first answer.
-            # One longer run tells a starved client from a server that does not answer.
-            log(f"  {target.name:<10} {sc.name:<17} run {i + 1}/{args.repeat}: no request completed in "
-                f"{args.duration:g}s and no error: running it once more for {args.duration * 3:g}s")
-            if pid:
-                times0 = procstat.cpu_times(pid)
-            busy0 = procstat.cpu_busy_seconds(cpus)
-            r = run_engine(target, sc, args, args.duration * 3, connections, warmup=args.engine_warmup)
-        busy = procstat.cpu_busy_seconds(cpus) - busy0
-        if pid:
-            times = procstat.cpu_times(pid)
-            r["server_user_s"] = round(times[0] - times0[0], 3)
-            r["server_kernel_s"] = round(times[1] - times0[1], 3)
-            r["server_cpu_s"] = round(r["server_user_s"] + r["server_kernel_s"], 3)
-            r["peak_rss_kb"] = procstat.peak_rss_kb(pid)
-            # CPU time other processes took on the server's and wrk's cores during the
-            # run, as a share of those cores' capacity: > ~0.1 means the machine was not quiet.
-            r["foreign_cpu_share"] = round(max(0.0, busy - r["server_cpu_s"] - r["client_cpu_s"])
-                                           / r["client_wall_s"] / len(cpus), 3)
-        secs = r["duration_us"] / 1e6
-        r["transfer_bytes_per_s"] = r["bytes"] / secs if secs and r.get("bytes") is not None else None
-        r["socket_errors"] = sum(v for k, v in r["errors"].items() if k != "status")
-        r["non_2xx"] = r["errors"]["status"]
-        runs.append(r)
-        log(f"  {target.name:<10} {sc.name:<17} run {i + 1}/{args.repeat}: {r['rps']:>10,.0f} req/s"
-            + (f" (offered {r['offered_rate']:,.0f})" if r.get("offered_rate") else "")
-            + (f"  p99 {r['latency_us']['p99'] / 1000:.2f} ms" if r.get("latency_us") and r["latency_us"].get("p99")
-               is not None else "")
-            + (f"  server cpu {r['server_cpu_s']:.2f}s" if "server_cpu_s" in r else f"  server cpu n/a ({no_pid})")
-            + f"  {r['engine']} cpu {r['client_cpu_util']:.0%}"
-            + (f"  other load {r['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in r else "")
-            + (f"  ERRORS {r['errors']}" if r["socket_errors"] or r["non_2xx"] else ""))
-    # The median run (by requests/s) stands for the scenario; errors in any run fail it.
-    med = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-    failed = [r for r in runs if r["socket_errors"] or r["non_2xx"] or r["requests"] == 0]
-    server_cpu = med.get("server_cpu_s")
+        r = run_engine(target, sc, args, args.duration * 3, connections, warmup=args.engine_warmup)
+    busy = procstat.cpu_busy_seconds(cpus) - busy0
+    if pid:
+        times = procstat.cpu_times(pid)
+        r["server_user_s"] = round(times[0] - times0[0], 3)
+        r["server_kernel_s"] = round(times[1] - times0[1], 3)
+        r["server_cpu_s"] = round(r["server_user_s"] + r["server_kernel_s"], 3)
+        r["peak_rss_kb"] = procstat.peak_rss_kb(pid)
+        # CPU time other processes took on the server's and wrk's cores during the
+        # run, as a share of those cores' capacity: > ~0.1 means the machine was not quiet.
+        r["foreign_cpu_share"] = round(max(0.0, busy - r["server_cpu_s"] - r["client_cpu_s"])
+                                       / r["client_wall_s"] / len(cpus), 3)
+    secs = r["duration_us"] / 1e6
+    r["transfer_bytes_per_s"] = r["bytes"] / secs if secs and r.get("bytes") is not None else None
+    r["socket_errors"] = sum(v for k, v in r["errors"].items() if k != "status")
+    r["non_2xx"] = r["errors"]["status"]
+    log_run(target, sc, label, r)
+    return r, pinned
+
+
+def log_run(target: Target, sc: Scenario, label: str, r: dict) -> None:
+    no_pid = target.no_pid_reason or "no server PID"
+    log(f"  {target.name:<10} {sc.name:<17} {label}: {r['rps']:>10,.0f} req/s"
+        + (f" (offered {r['offered_rate']:,.0f})" if r.get("offered_rate") else "")
+        + (f"  p99 {r['latency_us']['p99'] / 1000:.2f} ms" if r.get("latency_us") and r["latency_us"].get("p99")
+           is not None else "")
+        + (f"  server cpu {r['server_cpu_s']:.2f}s" if "server_cpu_s" in r else f"  server cpu n/a ({no_pid})")
+        + f"  {r['engine']} cpu {r['client_cpu_util']:.0%}"
+        + (f"  other load {r['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in r else "")
+        + (f"  ERRORS {r['errors']}" if r["socket_errors"] or r["non_2xx"] else ""))
+
+
+def unmeasured_figures(target: Target, med: dict) -> dict:
+    """The figures of the median run that are None, and why."""
+    no_pid = target.no_pid_reason or "no server PID"
     unmeasured = {}
-    if not pid:
+    if not target.pid:
         for k in ("server_cpu_s", "rps_per_server_cpu_s", "peak_rss_kb", "foreign_cpu_share"):
             unmeasured[k] = f"{no_pid}: nothing read from /proc"
-    elif not server_cpu:
+    elif not med.get("server_cpu_s"):
         unmeasured["rps_per_server_cpu_s"] = "the server's CPU time was below /proc's resolution (0.01 s)"
     if med.get("latency_us") is None:
         unmeasured["latency_us"] = (f"{med['engine']}: " + (
@@ -391,6 +432,16 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
             else med.get("latency_note", "no latency")))
     if med.get("transfer_bytes_per_s") is None:
         unmeasured["transfer_bytes_per_s"] = f"{med['engine']} does not count response bytes"
+    return unmeasured
+
+
+def summarize(row: dict, target: Target, args, runs: list[dict], connections: int, pinned: dict | None) -> None:
+    """Fills the row from its runs (one_run's results): the median run (by requests/s)
+    stands for the scenario; errors in any run fail it."""
+    pid = target.pid
+    med = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+    failed = [r for r in runs if r["socket_errors"] or r["non_2xx"] or r["requests"] == 0]
+    server_cpu = med.get("server_cpu_s")
     row.update(
         status="FAILED" if failed else "ok",
         engine=med["engine"],
@@ -410,7 +461,7 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
         client_bound=med["client_cpu_util"] >= args.client_bound_threshold,
         foreign_cpu_share=med.get("foreign_cpu_share"),
         pinned=pinned, server_pids=procstat.tree(pid) if pid else None,
-        unmeasured=unmeasured,
+        unmeasured=unmeasured_figures(target, med),
         runs=[{"rps": round(r["rps"], 1), "errors": r["errors"],
                "server_cpu_s": r.get("server_cpu_s"), "client_cpu_util": r["client_cpu_util"],
                "foreign_cpu_share": r.get("foreign_cpu_share")}
@@ -422,12 +473,9 @@ def measure_on(target: Target, sc: Scenario, args) -> dict:
         if med.get(key) is not None and med.get(key) != {}:
             row[key] = med[key]
     if not pid:
-        row["not_pinned"] = no_pid
+        row["not_pinned"] = target.no_pid_reason or "no server PID"
     if failed:
         row["reason"] = "; ".join(f"run {runs.index(r) + 1}: errors {r['errors']}" for r in failed)
-    if args.curve and not failed and row["rps"] > 0:
-        row["curve"] = sweep(target, sc, args, row["rps"], connections)
-    return row
 
 
 def sweep(target: Target, sc: Scenario, args, max_rps: float, connections: int) -> dict:
@@ -558,6 +606,10 @@ def parser():
     ap.add_argument("--workers", type=int, default=1,
                     help="server workers, for descriptions with [server] workers (default 1)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per scenario; the median is kept")
+    ap.add_argument("--interleave", action=argparse.BooleanOptionalAction,
+                    help="start every implementation first, then run each scenario in rounds: one run of "
+                    "each implementation per round, in rotating order; the report adds the median of the "
+                    "per-round ratios to the baseline (default: on with --repeat > 1, off with --curve)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per impl (0: none)")
     ap.add_argument("--timeout", type=int, default=5, help="wrk's per-request timeout, seconds")
     ap.add_argument("--baseline", help="impl the ratios are relative to (default: the first)")
@@ -596,6 +648,14 @@ def parse_args(argv=None):
     if args.locust_workers < 0 or args.locust_remote_workers < 0 or (
             args.engine == "locust" and args.locust_workers + args.locust_remote_workers < 1):
         ap.error("--locust-workers: Locust needs at least one worker")
+    args.interleave_note = None
+    if args.interleave and args.curve:
+        args.interleave_note = ("--interleave does not apply to --curve (its sweep follows each implementation's "
+                                "own maximum): implementation by implementation")
+    if args.interleave is None or args.curve:
+        # Interleaving changes only the order of the runs (and warms up per scenario), never
+        # what a run measures; one round is no median, so --repeat 1 keeps the old order.
+        args.interleave = args.repeat > 1 and not args.curve
     args.curve_warmup = args.open_loop_warmup
     args.engine_warmup = args.open_loop_warmup if args.engine == "squall-load" and args.rate > 0 else 0
     if args.scenario is None:
@@ -709,11 +769,13 @@ def implementation_info(spec: Spec, args) -> dict:
     return info
 
 
-def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
-    """Start (or attach to) one implementation, measure every scenario, stop it; a --url
-    server's CPU affinity is put back as it was."""
+@contextlib.contextmanager
+def opened(spec: Spec, args, info: dict):
+    """Start (or attach to) one implementation and pin it; yields its Target. On the way out
+    (also on errors and Ctrl-C) a started server is stopped by PID and a --url server's CPU
+    affinity is put back as it was."""
     name = spec.name
-    server, saved, target = None, None, None
+    server, saved = None, None
     try:
         if spec.url:
             u = urllib.parse.urlsplit(spec.url)
@@ -739,24 +801,7 @@ def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
             info["server_pids"] = procstat.tree(target.pid) if target.pid else None
             log(f"{name}: {pin_text(p, target.no_pid_reason)}")
             warm_up(target, BY_NAME["plaintext"] if target.scheme == "http" else BY_NAME["tls_plaintext"], args)
-        for sc in args.scenarios:
-            try:
-                row = measure(target, sc, args)
-            except Exception as e:
-                row = {**base_row(target, sc), "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"}
-            if row["status"] == "n/a":
-                log(f"  {name:<10} {sc.name:<17} n/a: {row['reason']}")
-            elif row["status"] == "FAILED":
-                log(f"  {name:<10} {sc.name:<17} *** FAILED ***: {row.get('reason')}")
-            rows.append(row)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:
-        log(f"{name}: *** FAILED to start or run ***: {e.__class__.__name__}: {e}")
-        for sc in args.scenarios:
-            if not any(r["impl"] == name and r["scenario"] == sc.name for r in rows):
-                rows.append({"impl": name, "scenario": sc.name, "description": sc.description,
-                             "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"})
+        yield target
     finally:
         if server is not None:
             server.stop()
@@ -767,6 +812,48 @@ def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
                                       if os.path.exists(f"/proc/{spec.pid}") else None)
             log(f"{name}: CPU affinity of pid {spec.pid} restored to {info['affinity_after']}"
                 + (f" (failed for threads {sorted(r['failed'])})" if r["failed"] else ""))
+
+
+def log_row(row: dict) -> dict:
+    """Says in the progress log why a row has no figures (n/a) or FAILED; returns the row."""
+    if row["status"] == "n/a":
+        log(f"  {row['impl']:<10} {row['scenario']:<17} n/a: {row['reason']}")
+    elif row["status"] == "FAILED":
+        log(f"  {row['impl']:<10} {row['scenario']:<17} *** FAILED ***: {row.get('reason')}")
+    return row
+
+
+def failed_row(target: Target, sc: Scenario, e: Exception) -> dict:
+    return {**base_row(target, sc), "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"}
+
+
+def measure_logged(target: Target, sc: Scenario, args) -> dict:
+    """measure(), an exception turned into a FAILED row; logged."""
+    try:
+        return log_row(measure(target, sc, args))
+    except Exception as e:
+        return log_row(failed_row(target, sc, e))
+
+
+def fail_the_rest(name: str, args, rows: list, e: Exception) -> None:
+    """An implementation that could not be started or run: FAILED on every scenario it has no row for."""
+    log(f"{name}: *** FAILED to start or run ***: {e.__class__.__name__}: {e}")
+    for sc in args.scenarios:
+        if not any(r["impl"] == name and r["scenario"] == sc.name for r in rows):
+            rows.append({"impl": name, "scenario": sc.name, "description": sc.description,
+                         "status": "FAILED", "reason": f"{e.__class__.__name__}: {e}"})
+
+
+def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
+    """Start (or attach to) one implementation, measure every scenario, stop it."""
+    try:
+        with opened(spec, args, info) as target:
+            for sc in args.scenarios:
+                rows.append(measure_logged(target, sc, args))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        fail_the_rest(spec.name, args, rows, e)
 
 
 # --------------------------------------------------------------------------- main
@@ -807,7 +894,7 @@ def main(argv=None) -> int:
         "server_cpus": sorted(args.server_cpus), "client_cpus": sorted(args.client_cpus),
         "duration_s": args.duration, "connections": args.connections,
         "many_connections": args.many_connections, "idle_connections": args.idle_connections,
-        "threads": args.threads, "workers": args.workers, "repeat": args.repeat,
+        "threads": args.threads, "workers": args.workers, "repeat": args.repeat, "interleave": args.interleave,
         "baseline": args.baseline, "impls": args.impls, "nofile_limit": nofile,
         "squall_bin": os.path.relpath(args.squall_bin, paths.REPO)
         if paths.REPO and not os.path.relpath(args.squall_bin, paths.REPO).startswith("..") else args.squall_bin,
@@ -818,21 +905,29 @@ def main(argv=None) -> int:
     meta["implementations"] = {s.name: implementation_info(s, args) for s in args.specs}
     log(f"cpu: {meta['cpu_model']} ({meta['cpus']} cpus); servers pinned to cpu {args.server_cpu} when "
         f"their PID is known, {args.engine} to cpu {args.client_cpu}; {len(args.impls)} impl(s) x "
-        f"{len(args.scenarios)} scenario(s) x {args.repeat} run(s) of {args.duration:g}s -> {out_dir}")
+        f"{len(args.scenarios)} scenario(s) x {args.repeat} run(s) of {args.duration:g}s"
+        + (", interleaved in rounds" if args.interleave else ", implementation by implementation")
+        + f" -> {out_dir}")
+    if args.interleave_note:
+        log(args.interleave_note)
     for s in args.specs:
         i = meta["implementations"][s.name]
         log(f"{s.name}: {i['version']} ({i['description']})")
-    rows = []
+    rows, ratios = [], []
     interrupted = False
-    for spec in args.specs:
-        try:
-            run_implementation(spec, args, meta["implementations"][spec.name], rows)
-        except KeyboardInterrupt:
-            interrupted = True
-            break
+    try:
+        if args.interleave:
+            interleave.run_all(args, meta["implementations"], rows, ratios)
+        else:
+            for spec in args.specs:
+                run_implementation(spec, args, meta["implementations"][spec.name], rows)
+    except KeyboardInterrupt:
+        interrupted = True
 
     meta["loadavg_end"] = os.getloadavg()
     data = {"meta": meta, "results": rows}
+    if args.interleave:
+        data["interleaved_ratios"] = ratios
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(data, f, indent=1, allow_nan=False)
     md = report.markdown(data)
