@@ -859,6 +859,10 @@ def run_implementation(spec: Spec, args, info: dict, rows: list) -> None:
 # --------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
+    # SIGTERM (timeout(1), CI) ends the run as Ctrl-C does: servers stopped by PID, --url
+    # affinities put back, what was measured written. Here, not under __main__: the runner
+    # is started as python3 -m squall_load or the squall-loadrun entry point.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     args = parse_args(argv)
     nofile = procstat.raise_nofile(max(args.idle_connections, args.many_connections) * 2 + 256)
     out_dir = args.out or os.path.join(os.path.join(HERE, "results") if paths.REPO else "squall-load-results",
@@ -949,5 +953,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     sys.exit(main())

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import selectors
+import signal
 import subprocess
 import tempfile
 import time
@@ -217,6 +218,44 @@ class UrlBesideImpl(unittest.TestCase):
         self.assertEqual(status, 2)
         self.assertIn(f"do not listen on port {port}", err)
         self.assertIsNone(data)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@unittest.skipUnless(can_measure, WHY_NOT)
+class Terminated(unittest.TestCase):
+    def test_sigterm_stops_the_servers_and_writes_what_was_measured(self):
+        out = tempfile.mkdtemp(prefix="squall-load-test-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", out], check=False)
+        proc = subprocess.Popen([PY, *RUN, "--impl", "reference", "--scenario", "plaintext", "--repeat", "5",
+                                 "--duration", "2", "--warmup", "0", "--no-plots", "--squall-bin", SQUALL_BIN,
+                                 "--out", out], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        lines, deadline = [], time.monotonic() + RUN_LIMIT
+        while time.monotonic() < deadline and not any("round 1/5" in x for x in lines):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+        self.assertTrue(any("round 1/5" in x for x in lines), "".join(lines))
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+        self.assertTrue(children)
+        self.addCleanup(lambda: [os.kill(c, signal.SIGKILL) for c in children if alive(c)])
+        proc.terminate()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        self.assertEqual(proc.wait(timeout=60), 130, err[-2000:])
+        self.assertEqual([c for c in children if alive(c)], [], "servers left running after SIGTERM")
+        self.assertTrue(os.path.exists(os.path.join(out, "results.json")))
 
 
 if __name__ == "__main__":
