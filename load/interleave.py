@@ -59,6 +59,12 @@ def figure(result: dict | None, key: str) -> float | None:
     return result["requests"] / cpu if cpu else None
 
 
+def other_load(a: dict | None, b: dict | None) -> float | None:
+    """The larger of two runs' "other load" (foreign_cpu_share); None if either is unknown."""
+    shares = [r.get("foreign_cpu_share") if r else None for r in (a, b)]
+    return None if None in shares else max(shares)
+
+
 def ratio_medians(scenario: str, rounds: list[dict], baseline: str, names: list[str]) -> list[dict]:
     """For every implementation but the baseline: its ratio to the baseline in each round
     (None where either run has no figure) and their median, for requests/s and requests per
@@ -79,6 +85,9 @@ def ratio_medians(scenario: str, rounds: list[dict], baseline: str, names: list[
             entry[key] = {"median": round(statistics.median(measured), 4) if measured else None,
                           "per_round": per_round}
         entry["rounds"] = sum(1 for x in entry["rps"]["per_round"] if x is not None)
+        # How quiet each round was: the larger share of the two runs' cores that other
+        # processes took (None where it was not read): a ratio from a noisy round is noisier.
+        entry["other_load"] = [other_load(results.get(name), results.get(baseline)) for results in rounds]
         out.append(entry)
     return out
 

@@ -16,10 +16,10 @@ from test_run import SQUALL_BIN, WHY_NOT, can_measure, run_load
 has_bare = can_measure and os.access(os.path.join(SQUALL_BIN, "squall-bare-server"), os.X_OK)
 
 
-def result(rps, server_cpu_s=None, seconds=1.0, errors=0):
-    """A fake run result with the fields interleave.figure reads."""
+def result(rps, server_cpu_s=None, seconds=1.0, errors=0, other=None):
+    """A fake run result with the fields interleave.ratio_medians reads."""
     return {"rps": rps, "requests": int(rps * seconds), "server_cpu_s": server_cpu_s,
-            "socket_errors": errors, "non_2xx": 0}
+            "socket_errors": errors, "non_2xx": 0, "foreign_cpu_share": other}
 
 
 class Rotation(unittest.TestCase):
@@ -60,7 +60,8 @@ class PerRoundRatios(unittest.TestCase):
     def test_median_of_per_round_ratios_not_ratio_of_medians(self):
         base = [100, 200, 150]     # the machine drifts: round 2 is fast for both
         other = [110, 180, 195]    # per round: 1.1, 0.9, 1.3 -> median 1.1 (medians: 180/150 = 1.2)
-        rounds = [{"ref": result(b, b / 50_000), "x": result(o, o / 40_000)} for b, o in zip(base, other)]
+        rounds = [{"ref": result(b, b / 50_000, other=0.01), "x": result(o, o / 40_000, other=0.02 * i)}
+                  for i, (b, o) in enumerate(zip(base, other))]
         [entry] = interleave.ratio_medians("plaintext", rounds, "ref", ["ref", "x"])
         self.assertEqual((entry["scenario"], entry["impl"], entry["baseline"], entry["rounds"]),
                          ("plaintext", "x", "ref", 3))
@@ -68,6 +69,8 @@ class PerRoundRatios(unittest.TestCase):
         self.assertAlmostEqual(entry["rps"]["median"], 1.1)
         # Requests per server-CPU-second: 40,000 against 50,000 in every round.
         self.assertAlmostEqual(entry["rps_per_server_cpu_s"]["median"], 0.8, places=3)
+        # Each round's other load is the noisier of its two runs'.
+        self.assertEqual(entry["other_load"], [0.01, 0.02, 0.04])
 
     def test_rounds_without_a_figure_are_left_out(self):
         rounds = [{"ref": result(100, 0.01), "x": result(200, 0.01)},
@@ -79,6 +82,7 @@ class PerRoundRatios(unittest.TestCase):
         self.assertEqual(entry["rps"]["median"], 2.5)
         self.assertEqual(entry["rounds"], 2)
         self.assertEqual(entry["rps_per_server_cpu_s"]["per_round"], [2.0, None, None, None])
+        self.assertEqual(entry["other_load"], [None] * 4)   # not read: unknown, not zero
 
     def test_every_other_implementation_against_the_baseline(self):
         rounds = [{"a": result(100), "b": result(50), "c": result(200)}]
@@ -91,11 +95,12 @@ class Report(unittest.TestCase):
     def test_table_of_medians_with_ranges(self):
         entry = {"scenario": "connection_close", "impl": "nginx", "baseline": "reference", "rounds": 3,
                  "rps": {"median": 1.05, "per_round": [1.05, 0.98, 1.12]},
-                 "rps_per_server_cpu_s": {"median": None, "per_round": [None, None, None]}}
+                 "rps_per_server_cpu_s": {"median": None, "per_round": [None, None, None]},
+                 "other_load": [0.02, 0.31, None]}
         md = "\n".join(report.interleaved_ratios({"interleaved_ratios": [entry]}))
         self.assertIn("## Ratios from interleaved rounds (median of per-round ratios)", md)
         self.assertIn("to **reference**", md)
-        self.assertIn("| connection_close | nginx | 3 | ×1.05 (0.98–1.12) | n/a |", md)
+        self.assertIn("| connection_close | nginx | 3 | ×1.05 (0.98–1.12) | n/a | 2%–31% |", md)
         self.assertEqual(report.interleaved_ratios({"results": []}), [])
 
 
@@ -140,7 +145,7 @@ class RealRun(unittest.TestCase):
         self.assertAlmostEqual(entry["rps"]["median"], statistics.median(per_round), delta=0.001)
         self.assertIsNotNone(entry["rps_per_server_cpu_s"]["median"])
         self.assertIn("## Ratios from interleaved rounds (median of per-round ratios)", md)
-        self.assertRegex(md, r"\| plaintext \| bare \| 2 \| ×[\d.]+ \([\d.]+–[\d.]+\) \| ×[\d.]+ ")
+        self.assertRegex(md, r"\| plaintext \| bare \| 2 \| ×[\d.]+ \([\d.]+–[\d.]+\) \| ×[\d.]+ .* \| \d+%–\d+% \|")
 
 
 if __name__ == "__main__":
