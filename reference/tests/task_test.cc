@@ -257,6 +257,33 @@ TEST(Spawn, ErrorOfATaskThatAlreadyEndedIsLoggedAtOnce) {
   EXPECT_NE(err.find("failed before suspending"), std::string::npos) << err;
 }
 
+Task<void> open_then_end(Future<void> gate, Future<void> ended) {
+  co_await gate;
+  ended.set_result();
+}
+
+// A spawned task leaves nothing queued on the loop when it ends (a done-callback cost every
+// spawned task a loop turn, a connection's each): its state goes with its frame.
+TEST(Spawn, ATaskThatEndsLeavesNothingForTheLoop) {
+  IOLoop loop;
+  Future<void> gate;
+  Future<void> ended;
+  std::weak_ptr<detail::FutureState<void>> state;
+  {
+    Task<void> task = open_then_end(gate, ended);
+    state = task.future().state();
+    spawn(task);
+  }
+  EXPECT_FALSE(state.expired()) << "the running task holds its state";
+  // The first callback after the task's end (its last act completed `ended`) finds its
+  // state gone: nothing was queued to run after it.
+  bool gone_right_after = false;
+  ended.add_done_callback([&](Future<void>&) { gone_right_after = state.expired(); });
+  loop.add_callback([&] { gate.set_result(); });
+  loop.run_sync([&] { return ended; }, 10s);
+  EXPECT_TRUE(gone_right_after) << "something queued on the loop still held the ended task's state";
+}
+
 TEST(Executor, ResultIsDeliveredOnTheLoopThread) {
   IOLoop loop;
   ThreadPoolExecutor executor(2);

@@ -43,6 +43,8 @@ template <typename T>
 using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 void log_unretrieved_exception(const std::exception_ptr& error);
+// The failure of a task given to spawn(), which nobody awaits.
+void log_spawned_failure(const std::exception_ptr& error);
 
 void log_callback_exception();
 
@@ -84,6 +86,7 @@ struct FutureState {
   bool done = false;
   bool error_retrieved = false;
   bool after_handler = false;  // deliver_after_handler()
+  bool spawned = false;        // spawn()'s task: a failure nobody retrieved is logged as its
   // References held only for delivering the result to the last done-callback; a
   // consumer that finds use_count() == 1 + delivery_refs may move the value out.
   long delivery_refs = 0;
@@ -100,7 +103,7 @@ struct FutureState {
     return std::move(*value);
   }
   ~FutureState() {
-    if (error && !error_retrieved) log_unretrieved_exception(error);
+    if (error && !error_retrieved) spawned ? log_spawned_failure(error) : log_unretrieved_exception(error);
   }
 };
 

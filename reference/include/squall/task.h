@@ -214,25 +214,17 @@ inline Moment moment() { return {}; }
 Future<void> sleep(Duration delay);
 
 // Logs the task's exception if it fails; nothing waits for it (IOLoop.spawn_callback).
+// A task still running is not given a done-callback, which cost every spawned task (a
+// connection's, for one) a loop turn at its end for nothing: its failure is logged when
+// its state goes — at its end, as nobody else holds a spawned task (one that does and
+// awaits it gets the exception instead).
 template <typename T>
 void spawn(const Task<T>& task) {
-  auto log_failure = [](const Future<T>& f) {
-    if (auto error = f.exception()) {
-      try {
-        std::rethrow_exception(error);
-      } catch (...) {
-        log(LogLevel::error, LogCategory::application, "Exception in spawned coroutine: {}",
-            describe_current_exception());
-      }
-    }
-  };
-  // A task that already ran to completion (most request handlers do) is checked now:
-  // a done-callback would cost a loop round trip for nothing.
-  if (task.done()) {
-    if (task.failed()) log_failure(task.future());
+  if (!task.done()) {
+    task.future().state()->spawned = true;
     return;
   }
-  task.future().add_done_callback([log_failure](Future<T>& f) { log_failure(f); });
+  if (task.failed()) detail::log_spawned_failure(task.future().exception());
 }
 
 namespace detail {
