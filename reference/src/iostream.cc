@@ -661,9 +661,13 @@ bool IOStream::took_bytes(ssize_t n, size_t asked) {
 // next request: one read into the thread's scratch buffer, lent to the waiter from there.
 // The stream's own buffer stays untouched: with many connections it is memory gone cold,
 // a cache miss for the kernel's copy into it and another for the waiter's copy out
-// (issue 18). Bytes past what the waiter takes are kept in the buffer, as any read's.
+// (issue 18). Bytes past what the waiter takes are kept in the buffer, as any read's. One
+// read is enough only where a short read means the socket is drained: a transport that
+// may hold bytes of its own (TLS) reads on until it has none, as for any read.
 IOStream::WaiterRead IOStream::read_for_waiter() {
-  if (read_waiter_ == nullptr || read_buffer_size() != 0 || closed_ || read_eof_) return WaiterRead::not_tried;
+  if (read_waiter_ == nullptr || read_buffer_size() != 0 || closed_ || read_eof_ || !socket_shows_unread_bytes()) {
+    return WaiterRead::not_tried;
+  }
   const size_t chunk = options_.read_chunk_size;
   char* scratch = scratch_buffer(chunk);
   iovec iov{scratch, chunk};
