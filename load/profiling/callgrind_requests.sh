@@ -4,7 +4,8 @@
 # (the program's instructions - its start-up and shutdown) / the requests wrk completed.
 #   load/profiling/callgrind_requests.sh BIN_DIR [PATH] [WRK_LUA] [OUT]
 # Environment: CONNS (wrk's connections, 64), CALLGRIND_OPTS (more valgrind options, e.g.
-# "--cache-sim=yes --D1=49152,12,64 --LL=4194304,16,64" for L1/L2 misses per function).
+# "--cache-sim=yes --D1=49152,12,64 --LL=4194304,16,64" for L1/L2 misses per function;
+# with --dump-instr=yes it also prints the code's footprint per request, hot_pages.py).
 #   e.g. load/profiling/callgrind_requests.sh build/release/reference /plaintext
 #        load/profiling/callgrind_requests.sh build/release/reference /plaintext load/profiling/browser_headers.lua
 #        load/profiling/callgrind_requests.sh build/release/reference /plaintext load/scenarios/pipeline.lua
@@ -33,3 +34,6 @@ wait $server || true
 trap - EXIT
 total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 echo "requests $requests, instructions per request $(( (total - startup) / requests )) ($out)"
+if [[ " ${CALLGRIND_OPTS:-} " == *" --dump-instr=yes "* ]]; then
+  /usr/bin/python3 "$(dirname "$0")/hot_pages.py" "$out" "$requests"
+fi
