@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "squall/chunked_decoder.h"
+#include "squall/detail/hot_path.h"
 #include "squall/httputil.h"
 #include "squall/log.h"
 
@@ -45,6 +46,7 @@ bool iequals(std::string_view a, std::string_view b) { return header_name_equals
 // list of case-insensitive options, possibly over several lines).
 // The lines are visited in place (get_list's vector was an allocation per request that
 // carries the field).
+SQUALL_HOT
 bool lists_connection_option(std::string_view value, std::string_view token) {
   return !for_each_list_element(value, [&](std::string_view option) { return !iequals(option, token); });
 }
@@ -199,6 +201,7 @@ std::string peer_ip(const SocketAddress& peer) {
 
 }  // namespace
 
+SQUALL_HOT
 HTTPRequestContext::HTTPRequestContext(const SocketAddress& peer, const std::string& protocol_name,
                                        const std::vector<std::string>& trusted)
     : remote_ip(peer_ip(peer)),
@@ -289,6 +292,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, HTTP1ConnectionPar
                                  HTTPRequestContext* context, bool xheaders)
     : HTTP1Connection(stream, side, shared_parameters(std::move(params)), context, xheaders) {}
 
+SQUALL_HOT
 HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, SharedParameters params, HTTPRequestContext* context,
                                  bool xheaders)
     : stream_(stream),
@@ -303,6 +307,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, SharedParameters p
       shared_params_(std::move(params)),
       params_(*shared_params_) {}
 
+SQUALL_HOT
 HTTP1Connection::~HTTP1Connection() {
   if (alive_) *alive_ = nullptr;
   // The timers' callbacks hold `this`: removed here, they never run after it is gone.
@@ -320,6 +325,7 @@ std::weak_ptr<HTTP1Connection*> HTTP1Connection::liveness() {
 
 std::string HTTP1Connection::peer() const { return context_ ? context_->to_string() : std::string("the peer"); }
 
+SQUALL_HOT
 void HTTP1Connection::reset_message_state() {
   read_finished_ = false;
   write_finished_ = false;
@@ -375,6 +381,7 @@ std::string HTTP1Connection::BoundedRead::await_resume() {
   }
 }
 
+SQUALL_HOT
 void HTTP1Connection::arm_read_deadline(TimePoint deadline) {
   read_deadline_ = deadline;
   if (read_timer_ && read_timer_due_ <= deadline) return;  // fires first, then re-arms
@@ -463,6 +470,7 @@ static size_t find_head_end(std::string_view b, size_t& start, size_t& scan) {
   return 0;
 }
 
+SQUALL_HOT
 size_t HTTP1Connection::scan_head(HeadScan& at) {
   // The server judges line ends as they arrive; a client reads heads as Tornado does.
   const bool check_line_ends = !is_client_;
@@ -526,6 +534,7 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
   }
 }
 
+SQUALL_HOT
 HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
   if (rpos_ < rbuf_.size()) return RequestWait(*this, RequestWait::Outcome::arrived, idle_timeout);
   flush_corked();  // about to wait for the peer: what is corked must not wait with us
@@ -548,6 +557,7 @@ HTTP1Connection::RequestWait::~RequestWait() {
   if (reading_) conn_.stream_.cancel_read(*this);  // the frame went away while it waited
 }
 
+SQUALL_HOT
 bool HTTP1Connection::RequestWait::await_ready() {
   if (outcome_ != Outcome::pending) return true;
   reading_ = true;
@@ -564,6 +574,7 @@ void HTTP1Connection::RequestWait::await_suspend(std::coroutine_handle<> frame) 
   if (deadline_) conn_.arm_read_deadline(*deadline_);
 }
 
+SQUALL_HOT
 void HTTP1Connection::RequestWait::read_done(std::string_view bytes) {
   conn_.rbuf_.append(bytes);
   settle(Outcome::arrived);
@@ -573,12 +584,14 @@ void HTTP1Connection::RequestWait::read_failed(const std::exception_ptr&) { sett
 
 // Called within the stream's handler (or read_some_to): only notes the outcome and has
 // the frame resumed once the handler has returned.
+SQUALL_HOT
 void HTTP1Connection::RequestWait::settle(Outcome outcome) {
   reading_ = false;
   outcome_ = outcome;
   if (frame_) conn_.loop_->add_callback_after_handler([frame = frame_] { frame.resume(); });
 }
 
+SQUALL_HOT
 bool HTTP1Connection::RequestWait::await_resume() {
   conn_.read_deadline_.reset();  // the timer stays armed for the next read (see the header)
   if (outcome_ == Outcome::arrived) return true;
@@ -796,6 +809,7 @@ bool HTTP1Connection::on_response_head(HTTPMessageDelegate& delegate, ReadState&
   return true;
 }
 
+SQUALL_HOT
 FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, ReadState& st, size_t head_length) {
   std::string_view head(rbuf_.data() + rpos_, head_length);
   ParseResult<RequestLine> parsed = parse_request_head(head, head_fields_, params_.head_limits);
@@ -866,6 +880,7 @@ FlowControl HTTP1Connection::on_request_head(HTTPMessageDelegate& delegate, Read
   return delegate.headers_received(line, headers);
 }
 
+SQUALL_HOT
 void HTTP1Connection::after_request_head(ReadState& st) {
   // The delegate may have lowered the limit (a body it takes whole): refuse before
   // any body byte is read, and before 100 Continue invites it.
@@ -902,6 +917,7 @@ void HTTP1Connection::note_read_error(ReadState& st) {
   }
 }
 
+SQUALL_HOT
 bool HTTP1Connection::end_read(HTTPMessageDelegate& delegate, ReadState& st) {
   if (st.input_error) {
     close();
@@ -925,6 +941,7 @@ Task<bool> HTTP1Connection::read_message(HTTPMessageDelegate& delegate, std::opt
   return read_message_from(delegate, idle_timeout, ReadStep::head, ReadState{}, std::nullopt);
 }
 
+SQUALL_HOT
 HTTP1Connection::RequestRead HTTP1Connection::read_request(HTTPMessageDelegate& delegate,
                                                            std::optional<Duration> idle_timeout) {
   if (is_client_) throw std::logic_error("read_request on a client connection");
@@ -1030,6 +1047,7 @@ Task<bool> HTTP1Connection::read_message_from(HTTPMessageDelegate& delegate, std
 
 // ---- writing -----------------------------------------------------------------------------
 
+SQUALL_HOT
 void HTTP1Connection::format_chunk(std::string& out, std::string_view chunk) {
   if (chunking_output_ && !chunk.empty()) {
     fmt::format_to(std::back_inserter(out), "{:x}\r\n", chunk.size());
@@ -1095,6 +1113,7 @@ FramingLines HTTP1Connection::read_framing_lines(const HTTPHeaders& headers, boo
   return framing;
 }
 
+SQUALL_HOT
 Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line, HTTPHeaders& headers,
                                             std::string_view chunk) {
   if (is_client_) throw std::logic_error("write_headers(ResponseStartLine) on a client connection");
@@ -1217,6 +1236,7 @@ Future<void> HTTP1Connection::write_headers(const RequestStartLine& start_line, 
   return write_head(out_, chunk);
 }
 
+SQUALL_HOT
 Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_view chunk) {
   const bool in_cork = &head_bytes == &corked_;  // the head was built at the batch's end
   if (!chunk.empty()) {
@@ -1240,6 +1260,7 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
   return flow_control(send(head_bytes));
 }
 
+SQUALL_HOT
 Future<void> HTTP1Connection::send(std::string_view bytes) {
   if (corking_ && corked_.size() + bytes.size() <= kCorkLimit) {
     corked_.append(bytes);
@@ -1274,6 +1295,7 @@ Future<void> HTTP1Connection::hold_corked() {
   return detail::completed_future();  // the thread's shared done future: none made per response
 }
 
+SQUALL_HOT
 void HTTP1Connection::flush_corked() {
   if (corked_.empty() || stream_.closed()) return;
   if (corked_.capacity() <= kKeptCork) {
@@ -1288,6 +1310,7 @@ void HTTP1Connection::flush_corked() {
   watch_send();
 }
 
+SQUALL_HOT
 Future<void> HTTP1Connection::flow_control(Future<void> sent) {
   const size_t mark = params_.output_high_water;
   if (mark == 0 || stream_.closed()) return sent;
@@ -1300,6 +1323,7 @@ Future<void> HTTP1Connection::flow_control(Future<void> sent) {
   return stream_.drained(mark);
 }
 
+SQUALL_HOT
 void HTTP1Connection::watch_send() {
   // Most responses leave nothing queued: that is tested first, on the stream's hot fields,
   // so the watchdog's own state (cold, after the parameters) is read only when it matters.
@@ -1351,6 +1375,7 @@ Future<void> HTTP1Connection::write(std::string_view chunk) {
   return flow_control(send(chunk));
 }
 
+SQUALL_HOT
 void HTTP1Connection::finish() {
   if (expected_content_remaining_ && *expected_content_remaining_ != 0 && !stream_.closed()) {
     uint64_t missing = *expected_content_remaining_;
@@ -1395,6 +1420,7 @@ void HTTP1Connection::finish_when(Future<void> written) {
   });
 }
 
+SQUALL_HOT
 void HTTP1Connection::finish_request() {
   close_callback_ = nullptr;
   if (!is_client_ && disconnect_on_finish_) {
@@ -1420,6 +1446,7 @@ void HTTP1Connection::on_stream_close() {
   response_ended();
 }
 
+SQUALL_HOT
 void HTTP1Connection::close() {
   flush_corked();  // best effort: answers already made go out before the close
   stream_.close();
@@ -1433,6 +1460,7 @@ HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, con
     : HTTPServerConnection(std::move(stream), address, options,
                            HTTP1Connection::shared_parameters(options.params)) {}
 
+SQUALL_HOT
 HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, const SocketAddress& address,
                                            const HTTPServerOptions& options, HTTP1Connection::SharedParameters params)
     : stream_(std::move(stream)),
@@ -1444,6 +1472,7 @@ HTTPServerConnection::HTTPServerConnection(std::unique_ptr<IOStream> stream, con
                                             options.xheaders);
 }
 
+SQUALL_HOT
 HTTPServerConnection::~HTTPServerConnection() { conn_.reset(); }  // before the stream and context it uses
 
 namespace {
@@ -1467,6 +1496,7 @@ Task<void> HTTPServerConnection::serve(HTTPServerConnectionDelegate& delegate) {
   return request_loop(delegate, nullptr);
 }
 
+SQUALL_HOT
 Task<void> HTTPServerConnection::serve(std::unique_ptr<HTTPServerConnectionDelegate> delegate) {
   HTTPServerConnectionDelegate& target = *delegate;
   return request_loop(target, std::move(delegate));
@@ -1474,6 +1504,7 @@ Task<void> HTTPServerConnection::serve(std::unique_ptr<HTTPServerConnectionDeleg
 
 // `owned` lives in the frame, past the body's end: destroyed with the frame, it may take
 // this connection along, which nothing here touches after the body.
+SQUALL_HOT
 Task<void> HTTPServerConnection::request_loop(HTTPServerConnectionDelegate& delegate,
                                               [[maybe_unused]] std::unique_ptr<HTTPServerConnectionDelegate> owned) {
   serving_ = true;

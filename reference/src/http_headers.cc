@@ -6,6 +6,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "squall/detail/hot_path.h"
+
 namespace squall {
 
 namespace {
@@ -61,6 +63,7 @@ namespace {
 // names are 8-20 bytes long: two or three steps instead of a dozen and more), the tail
 // as the word that ends the name, overlapping bytes already compared, which changes
 // nothing.
+SQUALL_HOT
 bool long_header_names_equal(const char* a, const char* b, std::size_t n) noexcept {
   auto words_equal = [](const char* x, const char* y) {
     const std::uint64_t u = load8(x), v = load8(y);
@@ -91,6 +94,7 @@ inline bool HTTPHeaders::named(const Slot& slot, std::string_view name) const no
   return n >= 8 ? long_header_names_equal(stored, name.data(), n) : same_name_bytes(stored, name.data(), n);
 }
 
+SQUALL_HOT
 bool header_name_equals(std::string_view a, std::string_view b) noexcept {
   const std::size_t n = a.size();
   if (n != b.size()) return false;
@@ -129,10 +133,12 @@ void HTTPHeaders::Arena::copy_from(const Arena& other, std::size_t room) {
   size_ = other.size_;
 }
 
+SQUALL_HOT
 HTTPHeaders::Arena::~Arena() {
   if (data_ != nullptr) detail::pool_deallocate(data_, capacity_);
 }
 
+SQUALL_HOT
 void HTTPHeaders::Arena::reserve(std::size_t bytes) {
   if (bytes <= capacity_) return;
   char* grown = static_cast<char*>(detail::pool_allocate(bytes));
@@ -162,6 +168,7 @@ void copy_field_bytes(char* to, const char* from, std::size_t n) noexcept {
 
 }  // namespace
 
+SQUALL_HOT
 void HTTPHeaders::Arena::append(std::string_view a, std::string_view b) {
   const std::size_t needed = size_ + a.size() + b.size();
   if (needed > capacity_) reserve(std::max(needed, 2 * capacity_));
@@ -191,6 +198,7 @@ inline void HTTPHeaders::Arena::shift_tail(std::size_t from, std::ptrdiff_t delt
   size_ = resized;
 }
 
+SQUALL_HOT
 void HTTPHeaders::Arena::swap(Arena& other) noexcept {
   std::swap(data_, other.data_);
   std::swap(size_, other.size_);
@@ -199,6 +207,7 @@ void HTTPHeaders::Arena::swap(Arena& other) noexcept {
 
 // ---- HTTPHeaders
 
+SQUALL_HOT
 HTTPHeaders HTTPHeaders::from_fields(std::span<const HeaderField> fields) {
   HTTPHeaders headers;
   std::size_t bytes = 0;
@@ -241,6 +250,7 @@ void HTTPHeaders::reserve(std::size_t fields, std::size_t bytes) {
   arena_.reserve(bytes);
 }
 
+SQUALL_HOT
 void HTTPHeaders::assign(const HTTPHeaders& from, std::size_t fields, std::size_t bytes) {
   if (this == &from) return;
   arena_.copy_from(from.arena_, bytes);
@@ -277,6 +287,7 @@ HTTPHeaders::Slot HTTPHeaders::store_copies(std::string_view name, std::string_v
   return store(name_copy, value_copy);
 }
 
+SQUALL_HOT
 void HTTPHeaders::add(std::string_view name, std::string_view value) {
   slots_.push_back(store(name, value));
 }
@@ -332,6 +343,7 @@ inline bool HTTPHeaders::rewrite_in_place(std::size_t index, std::string_view na
   return true;
 }
 
+SQUALL_HOT
 void HTTPHeaders::set(std::string_view name, std::string_view value) {
   std::size_t first = 0;
   while (first < slots_.size() && !named(slots_[first], name)) ++first;
@@ -425,6 +437,7 @@ void HTTPHeaders::compact_if_wasteful() {
   wire_form_ = true;
 }
 
+SQUALL_HOT
 bool HTTPHeaders::contains(std::string_view name) const noexcept {
   return get_first(name).has_value();
 }
@@ -435,11 +448,13 @@ std::size_t HTTPHeaders::count(std::string_view name) const noexcept {
   return n;
 }
 
+SQUALL_HOT
 std::size_t HTTPHeaders::find(std::string_view name, std::size_t from) const noexcept {
   while (from < slots_.size() && !named(slots_[from], name)) ++from;
   return std::min(from, slots_.size());
 }
 
+SQUALL_HOT
 std::optional<std::string_view> HTTPHeaders::get_first(std::string_view name) const noexcept {
   for (const Slot& slot : slots_) {
     if (named(slot, name)) return field(slot).value;

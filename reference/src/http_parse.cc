@@ -11,6 +11,8 @@
 #include <cstring>
 #include <limits>
 
+#include "squall/detail/hot_path.h"
+
 namespace squall {
 
 namespace {
@@ -97,6 +99,7 @@ inline bool word_may_hold_ctl(std::uint64_t w) noexcept {
 // First byte that is not a field byte (RFC 9110 §5.5: HTAB, SP, VCHAR, obs-text), i.e.
 // a CTL other than HTAB, or DEL. In a field line that byte is normally the CR or LF
 // ending it.
+SQUALL_HOT
 const char* field_end_portable(const char* p, const char* end) noexcept {
   // A word without any byte < 0x20 or DEL is skipped whole; one where the test fires
   // (a bad byte, or only an HTAB) is checked byte by byte.
@@ -156,6 +159,7 @@ const char* field_end_sse2(const char* p, const char* end) noexcept {
   return field_end_portable(p, end);
 }
 
+SQUALL_HOT
 const char* token_end_sse2(const char* p, const char* end) noexcept {
   // An exact tchar test needs about a dozen compares, so the block test accepts only the
   // bytes real field names and methods are made of, ALPHA / DIGIT / "-", and the byte
@@ -261,9 +265,11 @@ LineEndBits tail_line_end_bits_portable(const char* begin, std::size_t pos, std:
 LineEndBits line_end_bits_sse2(__m128i v) noexcept {
   return {mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))), mask16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')))};
 }
+SQUALL_HOT
 LineEndBits block_line_end_bits_sse2(const char* p) noexcept { return line_end_bits_sse2(load16(p)); }
 // The last bytes [pos, end), fewer than 16, read as the last 16 bytes of the buffer shifted
 // down (no load leaves it), or byte by byte when the buffer is shorter.
+SQUALL_HOT
 LineEndBits tail_line_end_bits_sse2(const char* begin, std::size_t pos, std::size_t end) noexcept {
   if (end < 16) return line_end_bits_portable(begin + pos, end - pos);
   const LineEndBits bits = line_end_bits_sse2(load16(begin + end - 16));
@@ -312,6 +318,7 @@ struct CrlfHeadSearch {
 };
 
 template <LineEndBits (*Block16)(const char*), LineEndBits (*Tail16)(const char*, std::size_t, std::size_t)>
+SQUALL_HOT
 std::size_t crlf_head_end_with(std::string_view b) noexcept {
   const std::size_t n = b.size();
   if (n == 0 || b[0] == '\r' || b[0] == '\n') return 0;
@@ -463,6 +470,7 @@ bool is_ip_literal_body(std::string_view s) noexcept {
 }
 
 // Whether a request-target has one of the forms of RFC 9112 §3.2 for this method.
+SQUALL_HOT
 bool target_form_valid(std::string_view method, std::string_view target) noexcept {
   if (method == "CONNECT") return is_valid_authority(target, /*require_port=*/true);  // authority-form only
   if (target.front() == '/') return true;                            // origin-form
@@ -597,6 +605,7 @@ HTTPHeaders headers_from(const std::vector<HeaderField>& fields, bool unfold) {
 
 // ---- tokens -------------------------------------------------------------------------
 
+SQUALL_HOT
 std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
@@ -684,6 +693,7 @@ std::optional<bool> usual_authority_verdict(std::string_view value, std::string_
 }  // namespace
 #endif
 
+SQUALL_HOT
 bool is_valid_authority_in(std::string_view value, std::string_view readable, bool require_port) noexcept {
 #if defined(__SSE2__)
   if (const std::optional<bool> verdict = usual_authority_verdict(value, readable, require_port)) return *verdict;
@@ -754,6 +764,7 @@ ParseResult<ResponseLine> parse_response_line(std::string_view line) {
 
 // ---- header blocks --------------------------------------------------------------------
 
+SQUALL_HOT
 ParseResult<void> parse_header_block(std::string_view block, std::vector<HeaderField>& out,
                                      const HeadLimits& limits) {
   const std::size_t first = out.size();
@@ -851,6 +862,7 @@ std::string unfold_field_value(std::string_view value) {
 
 // ---- heads ------------------------------------------------------------------------------
 
+SQUALL_HOT
 ParseResult<RequestLine> parse_request_head(std::string_view head, std::vector<HeaderField>& fields,
                                             const HeadLimits& limits) {
   fields.clear();
@@ -1049,6 +1061,7 @@ ParseResult<std::uint64_t> parse_chunk_size_line(std::string_view line, const Ch
   return size;
 }
 
+SQUALL_HOT
 std::size_t crlf_head_end(std::string_view buffered) noexcept {
 #if defined(__SSE2__)
   return crlf_head_end_with<block_line_end_bits_sse2, tail_line_end_bits_sse2>(buffered);
@@ -1057,6 +1070,7 @@ std::size_t crlf_head_end(std::string_view buffered) noexcept {
 #endif
 }
 
+SQUALL_HOT
 std::size_t detail::crlf_head_end(std::string_view buffered, bool portable) noexcept {
   return portable ? crlf_head_end_with<block_line_end_bits_portable, tail_line_end_bits_portable>(buffered)
                   : squall::crlf_head_end(buffered);

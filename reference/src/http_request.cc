@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "squall/detail/hot_path.h"
 #include "squall/ioloop.h"
 #include "squall/log.h"
 
@@ -36,6 +37,7 @@ void lower_ascii_in_place(char* p, std::size_t n) {
 // up to 65535, the ':' not the first byte). Walked back from the end over the digits: a
 // Host is cut on every request, and a search for the last ':' went through the host
 // name byte by byte first.
+SQUALL_HOT
 std::string_view without_port(std::string_view host) {
   const std::size_t size = host.size();
   std::size_t start = size;  // of the digits
@@ -47,6 +49,7 @@ std::string_view without_port(std::string_view host) {
 }
 
 // The Host field's value, or "127.0.0.1" without one (or with an empty one).
+SQUALL_HOT
 std::string_view host_field(const HTTPHeaders& headers) {
   std::optional<std::string_view> host = headers.get_first("Host");
   return host && !host->empty() ? *host : std::string_view("127.0.0.1");
@@ -79,6 +82,7 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
 // Every field is constructed with its value (a string made from a view costs less than
 // one made empty and assigned): this runs per request. Members are initialised in their
 // declaration order: headers before host, host before host_name, uri before path.
+SQUALL_HOT
 HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders&& hdrs,
                                      std::string_view peer_ip, std::string_view protocol_name, HTTPConnection* conn)
     : method(start_line.method),
@@ -132,6 +136,7 @@ std::optional<std::string> HTTPServerRequest::cookie(std::string_view name) cons
   return std::nullopt;
 }
 
+SQUALL_HOT
 void HTTPServerRequest::parse_body() {
   if (body.empty() && !headers.contains("Content-Type")) return;  // nothing to parse (most requests)
   std::string content_type = headers.get("Content-Type", "");

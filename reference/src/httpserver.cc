@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "squall/detail/hot_path.h"
 #include "squall/detail/small_pool.h"
 #include "squall/log.h"
 #include "squall/ssl_iostream.h"
@@ -54,7 +55,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate,
         writer_(*registry_, connection_.connection()) {
     registry_->add(this);
   }
-  ~ConnectionTracker() override {
+  SQUALL_HOT ~ConnectionTracker() override {
     alive_.reset();
     if (!compacted_) registry_->remove(this);
   }
@@ -67,13 +68,13 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate,
                                                      HTTPConnection& request_conn) override;
   // The request that start_request gave the application has ended: its response was sent
   // (or the connection closed first). Requests ignored while draining were never busy.
-  void request_ended(HTTPServerConnection& server_conn) override {
+  SQUALL_HOT void request_ended(HTTPServerConnection& server_conn) override {
     if (!busy_) return;
     busy_ = false;
     inner_.request_ended(server_conn);
     if (registry_->draining) close_when_flushed();
   }
-  void on_close(HTTPServerConnection& server_conn) override { inner_.on_close(server_conn); }
+  SQUALL_HOT void on_close(HTTPServerConnection& server_conn) override { inner_.on_close(server_conn); }
 
   bool busy() const { return busy_; }
   HTTPServerConnection& connection() { return connection_; }
@@ -125,7 +126,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate,
   class Writer final : public HTTPConnection {
    public:
     Writer(const Registry& registry, HTTP1Connection& connection) : registry_(registry), connection_(connection) {}
-    Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& headers,
+    SQUALL_HOT Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& headers,
                                std::string_view chunk) override {
       if (registry_.draining) [[unlikely]] return write_closing_headers(line, headers, chunk);
       return connection_.HTTP1Connection::write_headers(line, headers, chunk);
@@ -134,7 +135,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate,
       return connection_.HTTP1Connection::write_headers(line, headers, chunk);
     }
     Future<void> write(std::string_view chunk) override { return connection_.HTTP1Connection::write(chunk); }
-    void finish() override { connection_.HTTP1Connection::finish(); }
+    SQUALL_HOT void finish() override { connection_.HTTP1Connection::finish(); }
 
    private:
     // Out of line, so that the usual path above keeps no registers across a call.
@@ -160,6 +161,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate,
   std::shared_ptr<ConnectionTracker*> alive_;
 };
 
+SQUALL_HOT
 std::unique_ptr<HTTPMessageDelegate> HTTPServer::ConnectionTracker::start_request(HTTPServerConnection& server_conn,
                                                                                  HTTPConnection&) {
   if (registry_->draining && closing_) {
@@ -371,6 +373,7 @@ size_t HTTPServer::busy_connection_count() const {
   return n;
 }
 
+SQUALL_HOT
 Task<void> HTTPServer::handle_stream(std::unique_ptr<IOStream> stream, SocketAddress address) {
   if (ssl_context()) {
     // TCPServer made it an SSLIOStream; its handshake has not read anything yet.

@@ -10,6 +10,7 @@
 #include <memory>
 #include <system_error>
 
+#include "squall/detail/hot_path.h"
 #include "squall/log.h"
 
 namespace squall {
@@ -65,6 +66,7 @@ IOLoop::~IOLoop() {
   if (current_loop == this) current_loop = nullptr;
 }
 
+SQUALL_HOT
 IOLoop& IOLoop::current() {
   if (current_loop == nullptr) {
     owned_loop = std::make_unique<IOLoop>();
@@ -73,6 +75,7 @@ IOLoop& IOLoop::current() {
   return *current_loop;
 }
 
+SQUALL_HOT
 IOLoop* IOLoop::current_or_null() { return current_loop; }
 
 void IOLoop::make_current() {
@@ -82,6 +85,7 @@ void IOLoop::make_current() {
 
 // ---- file descriptors -----------------------------------------------------------------
 
+SQUALL_HOT
 IOLoop::HandlerEntry& IOLoop::register_fd(int fd, uint32_t events) {
   if (fd < 0) throw std::invalid_argument("add_handler: negative fd");
   if (closed_) throw std::logic_error("add_handler on a closed IOLoop");
@@ -103,6 +107,7 @@ void IOLoop::add_handler(int fd, Handler handler, uint32_t events) {
   register_fd(fd, events).handler = std::move(stored);
 }
 
+SQUALL_HOT
 void IOLoop::add_handler(int fd, FdHandler& handler, uint32_t events) { register_fd(fd, events).target = &handler; }
 
 void IOLoop::replace_handler(int fd, FdHandler& handler) {
@@ -153,6 +158,7 @@ void IOLoop::remove_handler(int fd) {
   if (forget_handler(fd) && epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
+SQUALL_HOT
 void IOLoop::remove_handler_before_close(int fd) { forget_handler(fd); }
 
 // ---- callbacks ------------------------------------------------------------------------
@@ -177,6 +183,7 @@ void IOLoop::wake() {
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
+SQUALL_HOT
 void IOLoop::drain_remote_callbacks() {
   if (!remote_pending_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(remote_mutex_);
@@ -196,6 +203,7 @@ void IOLoop::run_callback(Callback& callback) noexcept {
 // ---- timers ---------------------------------------------------------------------------
 
 // call_at (ioloop.h) takes a slot, builds the callback in it, then schedules it.
+SQUALL_HOT
 uint32_t IOLoop::acquire_timer_slot() {
   if (!free_timer_slots_.empty()) {
     uint32_t slot = free_timer_slots_.back();
@@ -206,6 +214,7 @@ uint32_t IOLoop::acquire_timer_slot() {
   return static_cast<uint32_t>(timer_slots_.size() - 1);
 }
 
+SQUALL_HOT
 TimeoutHandle IOLoop::schedule_timer(TimePoint deadline, uint32_t slot) {
   TimerSlot& s = timer_slots_[slot];
   s.active = true;
@@ -219,6 +228,7 @@ bool IOLoop::timer_live(const TimerEntry& entry) const {
   return s.active && s.generation == entry.generation;
 }
 
+SQUALL_HOT
 void IOLoop::release_timer_slot(uint32_t slot) {
   TimerSlot& s = timer_slots_[slot];
   s.active = false;
@@ -226,6 +236,7 @@ void IOLoop::release_timer_slot(uint32_t slot) {
   free_timer_slots_.push_back(slot);
 }
 
+SQUALL_HOT
 void IOLoop::remove_timeout(TimeoutHandle handle) {
   if (!handle || handle.slot >= timer_slots_.size()) return;
   TimerSlot& s = timer_slots_[handle.slot];
@@ -237,6 +248,7 @@ void IOLoop::remove_timeout(TimeoutHandle handle) {
 
 size_t IOLoop::pending_timers() const { return timer_heap_.size() - cancellations_; }
 
+SQUALL_HOT
 void IOLoop::collect_due_timers(TimePoint now, std::vector<TimerEntry>& due) {
   while (!timer_heap_.empty()) {
     const TimerEntry& top = timer_heap_.front();
@@ -271,6 +283,7 @@ int IOLoop::poll_timeout_ms() const {
 
 // ---- running --------------------------------------------------------------------------
 
+SQUALL_HOT
 void IOLoop::start() {
   if (closed_) throw std::logic_error("start on a closed IOLoop");
   if (running_) throw std::logic_error("IOLoop is already running");
@@ -288,6 +301,7 @@ void IOLoop::start() {
 
 void IOLoop::stop() { stopping_ = true; }
 
+SQUALL_HOT
 void IOLoop::run_iteration() {
   drain_remote_callbacks();
   running_batch_.swap(callbacks_);  // callbacks queued from here on wait for the next iteration
@@ -313,6 +327,7 @@ void IOLoop::run_iteration() {
   poll(poll_timeout_ms());
 }
 
+SQUALL_HOT
 void IOLoop::poll(int timeout_ms) {
   epoll_event events[kMaxPollEvents];
   int n = epoll_wait(epoll_fd_, events, kMaxPollEvents, timeout_ms);
@@ -349,6 +364,7 @@ void IOLoop::poll(int timeout_ms) {
 // What the handler just run queued with add_callback_after_handler, in order; what
 // those queue in turn runs next (each future completes once, so it ends). Run in place
 // from a swapped-out batch, as run_iteration does: no callback is moved.
+SQUALL_HOT
 void IOLoop::run_after_handler() noexcept {
   while (!after_handler_.empty()) {
     after_handler_running_.swap(after_handler_);
@@ -359,6 +375,7 @@ void IOLoop::run_after_handler() noexcept {
 
 // ---- coroutine frames -----------------------------------------------------------------
 
+SQUALL_HOT
 void IOLoop::link_frame(FrameLink& link) {
   link.next = frames_.next;
   link.prev = &frames_;
@@ -366,6 +383,7 @@ void IOLoop::link_frame(FrameLink& link) {
   frames_.next = &link;
 }
 
+SQUALL_HOT
 void IOLoop::unlink_frame(FrameLink& link) {
   if (link.next == nullptr) return;
   link.prev->next = link.next;

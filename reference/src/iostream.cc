@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include "squall/detail/hot_path.h"
 #include "squall/detail/small_pool.h"
 #include "squall/log.h"
 #include "squall/task.h"
@@ -162,6 +163,7 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop)
   if (fd_flags >= 0 && (fd_flags & FD_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
 }
 
+SQUALL_HOT
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSocket socket)
     : fd_(fd),
       loop_(loop ? loop : &IOLoop::current()),
@@ -182,12 +184,14 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistrati
   loop.replace_handler(fd, *this);
 }
 
+SQUALL_HOT
 IOStream::~IOStream() {
   close();
   if (self_) *self_ = nullptr;
   SpareReadBuffer::give(std::move(storage_));
 }
 
+SQUALL_HOT
 void IOStream::set_close_callback(Callback callback) {
   // A server clears it after every request: with none set, there is nothing to write
   // (and no need to touch the callback's cache lines).
@@ -196,6 +200,7 @@ void IOStream::set_close_callback(Callback callback) {
   maybe_add_error_listener();
 }
 
+SQUALL_HOT
 void IOStream::close(std::exception_ptr error) {
   if (!closed_) {
     if (error) error_ = std::move(error);
@@ -228,6 +233,7 @@ void IOStream::close(std::exception_ptr error) {
   signal_closed();
 }
 
+SQUALL_HOT
 void IOStream::signal_closed() {
   // close() runs again for a stream already closed (its owners close it, then destroy it),
   // usually with nothing left to tell: say so in one test.
@@ -319,6 +325,7 @@ void IOStream::shutdown_write() {
   if (!closed_) ::shutdown(fd_, SHUT_WR);
 }
 
+SQUALL_HOT
 void IOStream::set_nodelay(bool value) {
   if (closed_) return;
   int on = value ? 1 : 0;
@@ -329,6 +336,7 @@ void IOStream::set_nodelay(bool value) {
 
 // ---- event dispatch -----------------------------------------------------------------------
 
+SQUALL_HOT
 void IOStream::add_io_state(uint32_t events) {
   if (closed_) return;
   if (!registered_) {
@@ -358,10 +366,12 @@ bool IOStream::listening_for_close() const {
   return !closed_ && !read_eof_ && !reading() && read_buffer_size() == 0 && close_callback_;
 }
 
+SQUALL_HOT
 void IOStream::maybe_add_error_listener() {
   if (io_state_ == 0 && listening_for_close()) add_io_state(IOLoop::READ);
 }
 
+SQUALL_HOT
 void IOStream::handle_events(uint32_t events) {
   if (closed_) return;
   try {
@@ -460,6 +470,7 @@ Future<std::string> IOStream::read_bytes(size_t num_bytes, bool partial, ReadSta
   return future;
 }
 
+SQUALL_HOT
 void IOStream::read_some_to(ReadWaiter& waiter, size_t max_bytes, ReadStart start) {
   if (reading()) throw std::logic_error("Already reading");
   read_kind_ = ReadKind::bytes;
@@ -502,6 +513,7 @@ Future<std::string> IOStream::read_until_close() {
   return future;
 }
 
+SQUALL_HOT
 void IOStream::try_inline_read(ReadStart start) {
   // Edge-triggered, no event will tell of bytes that were there before the last one.
   const bool try_socket = start == ReadStart::try_socket ||
@@ -550,6 +562,7 @@ void IOStream::try_inline_read(ReadStart start) {
 // watching for close (a keep-alive peer's next request, usually read at once: dropping
 // and re-adding the interest would cost two epoll_ctl per request). An event that finds
 // no read pending and bytes already buffered reads nothing, and the interest is dropped.
+SQUALL_HOT
 bool IOStream::handle_read() {
   if (!reading() && !listening_for_close()) return false;  // stale interest: dropped by the caller
   const bool watching = !reading();
@@ -640,6 +653,7 @@ size_t IOStream::read_to_buffer() {
 // What a read of up to `asked` bytes returned: true when it brought bytes. Otherwise
 // nothing came (EAGAIN), the peer finished (closed, or read_eof_ with allow_half_close), or
 // the read failed (closed with the error).
+SQUALL_HOT
 bool IOStream::took_bytes(ssize_t n, size_t asked) {
   // A stream socket's read returns less than asked only when it took all there was;
   // what arrives later raises a new event.
@@ -664,6 +678,7 @@ bool IOStream::took_bytes(ssize_t n, size_t asked) {
 // (issue 18). Bytes past what the waiter takes are kept in the buffer, as any read's. One
 // read is enough only where a short read means the socket is drained: a transport that
 // may hold bytes of its own (TLS) reads on until it has none, as for any read.
+SQUALL_HOT
 IOStream::WaiterRead IOStream::read_for_waiter() {
   if (read_waiter_ == nullptr || read_buffer_size() != 0 || closed_ || read_eof_ || !socket_shows_unread_bytes()) {
     return WaiterRead::not_tried;
@@ -700,6 +715,7 @@ void IOStream::drain_on_error() {
   }
 }
 
+SQUALL_HOT
 size_t IOStream::find_read_pos() {
   const size_t size = read_buffer_size();
   switch (read_kind_) {
@@ -888,8 +904,10 @@ using SpareResult = detail::SpareString<ReadResult, kMaxRecycled, kMaxRecycledCo
 
 }  // namespace
 
+SQUALL_HOT
 void IOStream::recycle(std::string&& spent) { SpareResult::give(std::move(spent)); }
 
+SQUALL_HOT
 std::string IOStream::take_recycled() { return SpareResult::take(); }
 
 std::string IOStream::take_from_buffer(size_t n) {
@@ -933,6 +951,7 @@ void IOStream::lend_to_waiter(size_t n) {
 // Most responses fit in the socket buffer: with nothing queued, the bytes go to the
 // kernel straight from the caller's memory and only what it did not take is copied into
 // the queue (saving an allocation and a copy per response; a whole body for downloads).
+SQUALL_HOT
 Future<void> IOStream::write(std::string_view data) {
   if (closed_) throw StreamClosedError(error_);
   if (data.empty() || connecting_ || writing()) return write(std::string(data));

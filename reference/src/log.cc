@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <typeinfo>
 
+#include "squall/detail/hot_path.h"
+
 namespace squall {
 
 namespace {
@@ -40,6 +42,7 @@ std::string_view category_name(LogCategory category) {
 
 void set_log_level(LogLevel level) { current_level.store(level, std::memory_order_relaxed); }
 
+SQUALL_HOT
 LogLevel log_level() { return current_level.load(std::memory_order_relaxed); }
 
 LogLevel parse_log_level(std::string_view name) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <system_error>
 
+#include "squall/detail/hot_path.h"
 #include "squall/executor.h"
 #include "squall/log.h"
 
@@ -98,6 +99,7 @@ uint16_t SocketAddress::port() const {
   }
 }
 
+SQUALL_HOT
 std::string SocketAddress::ip() const {
   if (family() == AF_INET) {
     // Dotted quad by hand: getnameinfo goes through inet_ntop's sprintf, ~1.9k
@@ -292,6 +294,7 @@ void pause_accepting(const std::shared_ptr<AcceptState>& state, int error) {
   });
 }
 
+SQUALL_HOT
 void on_listener_ready(const std::shared_ptr<AcceptState>& state) {
   // One connection per readiness event (nginx's default, multi_accept off): the listener
   // is level-triggered, so the loop reports it again on its next poll while more wait.

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <typeinfo>
 
+#include "squall/detail/hot_path.h"
+
 namespace squall {
 
 namespace {
@@ -179,6 +181,7 @@ void RuleRouter::add_rule(Rule rule) {
   literal_paths_.push_back(path_matcher ? path_matcher->literal_path() : nullptr);
 }
 
+SQUALL_HOT
 const Rule* RuleRouter::find_rule(const HTTPServerRequest& request, MatchResult& params) const {
   const std::string_view path = request.path;
   const std::size_t count = rules_.size();

@@ -5,6 +5,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "squall/detail/hot_path.h"
 #include "squall/log.h"
 #include "squall/process.h"
 #include "squall/ssl_iostream.h"
@@ -75,6 +76,7 @@ std::vector<uint16_t> TCPServer::ports() const {
   return result;
 }
 
+SQUALL_HOT
 void TCPServer::handle_connection(int fd, SocketAddress address) {
   std::unique_ptr<IOStream> stream;
   try {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "squall/detail/hot_path.h"
 #include "squall/http1connection.h"
 #include "squall/log.h"
 
@@ -274,7 +275,7 @@ struct GzipState {
 
   // Every response of an application that compresses varies by Accept-Encoding.
   // `absent`: the caller has seen that no Vary line is set (finish()), so none is looked for.
-  static void add_vary(HTTPHeaders& headers, bool absent) {
+  SQUALL_HOT static void add_vary(HTTPHeaders& headers, bool absent) {
     if (absent || !headers.contains("Vary")) {
       headers.add("Vary", "Accept-Encoding");  // the usual case: no rescan, no join
     } else {
@@ -312,7 +313,9 @@ struct GzipState {
 
 // ---- RequestHandler -------------------------------------------------------------------------
 
+SQUALL_HOT
 RequestHandler::RequestHandler() = default;
+SQUALL_HOT
 RequestHandler::~RequestHandler() = default;
 
 Task<void> RequestHandler::prepare() { co_return; }
@@ -350,6 +353,7 @@ HTTPServerRequest& RequestHandler::unattached_request() const {
   return *request_;
 }
 
+SQUALL_HOT
 void RequestHandler::attach(Application& application, detail::PooledRequest made, MatchResult&& params) {
   application_ = &application;
   request_ = std::move(made);
@@ -389,6 +393,7 @@ namespace {
 
 // Whether s holds a byte below 0x20 or 0x7f (DEL). Eight bytes per step: the classic
 // "has a byte below n" test on (w) and "has a zero byte" on (w ^ 0x7f..7f).
+SQUALL_HOT
 bool has_control_chars(std::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
   auto word_has = [](const char* at) {
@@ -426,6 +431,7 @@ void check_header_value(std::string_view value) {
   if (has_control_chars(value)) throw std::invalid_argument("Unsafe header value");
 }
 
+SQUALL_HOT
 void check_header(std::string_view name, std::string_view value) {
   // The name nearly every handler sets is compared instead of scanned (a dozen bytes in
   // two words, where is_token steps byte by byte): spelled exactly so, it is a token.
@@ -468,6 +474,7 @@ const HTTPHeaders& default_head(const std::string& server) {
 
 }  // namespace
 
+SQUALL_HOT
 void RequestHandler::clear() {
   // Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
   // and a few of the handler's own) in two allocations instead of a doubling series.
@@ -561,6 +568,7 @@ void RequestHandler::set_status(int status_code, std::string_view reason) {
   reason_ = reason.empty() ? std::string(reason_phrase(status_code)) : std::string(reason);
 }
 
+SQUALL_HOT
 void RequestHandler::set_header(std::string_view name, std::string_view value) {
   check_header(name, value);
   headers_.set(name, value);
@@ -573,6 +581,7 @@ void RequestHandler::add_header(std::string_view name, std::string_view value) {
 
 void RequestHandler::clear_header(std::string_view name) { headers_.remove(name); }
 
+SQUALL_HOT
 void RequestHandler::write(std::string_view chunk) {
   if (finished_) throw std::logic_error("Cannot write() after finish()");
   write_buffer_.append(chunk);
@@ -602,6 +611,7 @@ const ResponseStartLine& ok_start_line() {
 
 Future<void> RequestHandler::flush() { return flush_output(false); }
 
+SQUALL_HOT
 Future<void> RequestHandler::flush_output(bool vary_absent, const FramingLines* framing) {
   std::string chunk = std::move(write_buffer_);
   write_buffer_.clear();
@@ -683,6 +693,7 @@ LinesSet lines_set(const HTTPHeaders& headers) {
 
 }  // namespace
 
+SQUALL_HOT
 Future<void> RequestHandler::finish(std::string_view chunk) {
   if (finished_) throw std::logic_error("finish() called twice");
   if (!chunk.empty()) write(chunk);
@@ -894,6 +905,7 @@ namespace {
 // ~1,300 for a short body, and 13 characters stay inside std::string (no allocation).
 constexpr size_t kBodyEtagSize = 13;
 
+SQUALL_HOT
 std::string_view body_etag(std::string_view body, char (&etag)[kBodyEtagSize]) {
   static constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   XXH64_hash_t hash = XXH3_64bits(body.data(), body.size());
@@ -914,6 +926,7 @@ std::optional<std::string> RequestHandler::compute_etag() const {
 
 void RequestHandler::set_etag_header() { store_etag_header(false); }
 
+SQUALL_HOT
 void RequestHandler::store_etag_header(bool absent) {
   // A handler's compute_etag() has its value checked; RequestHandler's own (a quoted
   // base64url hash) has nothing to check, and is made in place when it is appended.
@@ -934,6 +947,7 @@ void RequestHandler::store_etag_header(bool absent) {
   }
 }
 
+SQUALL_HOT
 bool RequestHandler::check_etag_header() const {
   if (!request().headers.contains("If-None-Match")) return false;  // most requests: no copy made
   std::optional<std::string_view> computed = headers_.get_first("Etag");
@@ -959,6 +973,7 @@ std::string RequestHandler::request_summary() const {
   return request().method + " " + request().uri + " (" + request().remote_ip + ")";
 }
 
+SQUALL_HOT
 Task<void> RequestHandler::dispatch_method() {
   const std::string_view m = request().method;
   if (equals_literal(m, "GET")) return get();
@@ -971,6 +986,7 @@ Task<void> RequestHandler::dispatch_method() {
   throw HTTPError(405);
 }
 
+SQUALL_HOT
 std::optional<Task<void>> RequestHandler::run_until_suspended(Stage& stage) {
   while (true) {
     // A handler that finished its response (in prepare(), say) skips the steps left.
@@ -1007,6 +1023,7 @@ std::optional<Task<void>> RequestHandler::run_until_suspended(Stage& stage) {
   }
 }
 
+SQUALL_HOT
 Task<void> RequestHandler::execute() {
   Stage stage = Stage::check;
   try {
@@ -1032,6 +1049,7 @@ Task<void> RequestHandler::execute_suspended(Task<void> pending, Stage next) {
   end_execute(error);
 }
 
+SQUALL_HOT
 void RequestHandler::end_execute(std::exception_ptr error) {
   // Let the connection read on (and discard) the body even after an error.
   if (prepared_future_ && !prepared_future_->done()) prepared_future_->set_result();
@@ -1112,14 +1130,14 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
     if (!live_context_) context_.emplace(context ? *context : RequestContext{});
   }
 
-  ~HandlerDelegate() override {
+  SQUALL_HOT ~HandlerDelegate() override {
     if (handler_ && !handler_->finished()) handler_->connection_lost();
     // A handler still running after its response (a coroutine past finish()) keeps its
     // request, but the connection the request names ends with this exchange.
     if (shared_ && shared_.use_count() > 1) handler_->request().connection = nullptr;
   }
 
-  FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders& headers) override {
+  SQUALL_HOT FlowControl headers_received(const RequestStartLine& start_line, HTTPHeaders& headers) override {
     // The peer as the server connection sees it now (after X-headers), else as given.
     std::string_view remote_ip;
     std::string_view protocol;
@@ -1165,7 +1183,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
     return fed.future();
   }
 
-  void finish() override {
+  SQUALL_HOT void finish() override {
     if (!handler_) return;
     if (stream_) {
       if (handler_->body_future_ && !handler_->body_future_->done()) handler_->body_future_->set_result();
@@ -1188,7 +1206,7 @@ class HandlerDelegate : public HTTPMessageDelegate, public PoolAllocated {
   // Runs the handler's lifecycle. Most handlers never suspend: it has ended when
   // execute() returns, and needs no second coroutine (nor a loop round trip) to own the
   // handler.
-  void start_execute() {
+  SQUALL_HOT void start_execute() {
     Task<void> run = handler_->execute();
     if (run.done()) {
       spawn(run);  // logs a failure, if any
@@ -1282,6 +1300,7 @@ std::string Application::reverse_url(std::string_view name, const std::vector<st
   throw std::out_of_range(std::string(name) + " not found in named urls (or not reversible)");
 }
 
+SQUALL_HOT
 std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& request, MatchResult& params) const {
   // find_rule stores arguments into an empty result (the delegate's always is: no
   // assignment made then).
@@ -1294,6 +1313,7 @@ std::unique_ptr<RequestHandler> Application::find_handler(HTTPServerRequest& req
   return std::make_unique<ErrorHandler>(404);
 }
 
+SQUALL_HOT
 std::unique_ptr<HTTPMessageDelegate> Application::start_request(HTTPServerConnection& server_conn,
                                                                 HTTPConnection& request_conn) {
   // The delegate reads the peer from the live context when the request's head arrives.
@@ -1306,6 +1326,7 @@ std::unique_ptr<HTTPMessageDelegate> Application::start_request(const RequestCon
   return std::make_unique<detail::HandlerDelegate>(*this, &context, nullptr, request_conn, nullptr);
 }
 
+SQUALL_HOT
 void Application::log_request(const RequestHandler& handler) const {
   if (!settings_.log_requests) return;
   int status = handler.get_status();

@@ -23,6 +23,7 @@
 #include <variant>
 #include <vector>
 
+#include "squall/detail/hot_path.h"
 #include "squall/detail/small_pool.h"
 #include "squall/ioloop.h"
 
@@ -236,10 +237,10 @@ class Future {
   void check_done() const {
     if (!state_->done) throw InvalidStateError("Future is not done");
   }
-  void complete_check() const {
+  SQUALL_HOT void complete_check() const {
     if (state_->done) throw InvalidStateError("Future is already done");
   }
-  void finish() {
+  SQUALL_HOT void finish() {
     state_->done = true;
     auto& callbacks = state_->callbacks;
     if (callbacks.empty()) return;

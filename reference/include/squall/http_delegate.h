@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "squall/detail/hot_path.h"
 #include "squall/future.h"
 #include "squall/http_headers.h"
 
@@ -87,9 +88,9 @@ class HTTPServerConnectionDelegate {
   // delegate has been destroyed (the response was sent, or the connection closed first).
   // Called once for each start_request that returned (Squall's addition: HTTPServer
   // counts the requests in flight with it, without a wrapper around every delegate).
-  virtual void request_ended(HTTPServerConnection&) {}
+  SQUALL_HOT virtual void request_ended(HTTPServerConnection&) {}
   // The connection is gone (after any delegate got on_connection_close).
-  virtual void on_close(HTTPServerConnection&) {}
+  SQUALL_HOT virtual void on_close(HTTPServerConnection&) {}
 };
 
 }  // namespace squall

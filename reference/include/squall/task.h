@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "squall/detail/hot_path.h"
 #include "squall/detail/small_pool.h"
 #include "squall/future.h"
 #include "squall/ioloop.h"
@@ -219,6 +220,7 @@ Future<void> sleep(Duration delay);
 // its state goes — at its end, as nobody else holds a spawned task (one that does and
 // awaits it gets the exception instead).
 template <typename T>
+SQUALL_HOT
 void spawn(const Task<T>& task) {
   if (!task.done()) {
     task.future().state()->spawned = true;

@@ -19,6 +19,8 @@
 #include <string>
 #include <utility>
 
+#include "squall/detail/hot_path.h"
+
 namespace squall::detail {
 
 // ---- the thread's free lists: their common paths inline, as every await takes and
@@ -84,6 +86,7 @@ inline void* pool_allocate(std::size_t size) {
   return pool_allocate_slowly(size);
 }
 
+SQUALL_HOT
 inline void pool_deallocate(void* block, std::size_t size) noexcept {
   const std::size_t c = pool_class_of(size);
   if (block != nullptr && c < kPoolClasses && pool_lists.state == PoolState::armed &&
