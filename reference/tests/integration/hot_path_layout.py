@@ -26,7 +26,7 @@ REQUEST_PATH = [
     "squall::RequestHandler::finish(",
 ]
 # Of the program's code, the share the sample may span: about 10 % with the attribute,
-# over 40 % without (squall-contract-app, GCC 12, Release and sanitizer builds alike).
+# over 40 % without (squall-contract-app, GCC 12, Release).
 MAX_SHARE = 0.2
 
 

@@ -8,7 +8,7 @@
 // afterwards costs a page walk: 2 to 5 ns per page per system call where this was measured
 // (squall-bench --benchmark_filter=BM_CodeAfterSystemCall; load/performance.md).
 // Mark only what hot_pages.py shows on the path: a cold function among the hot ones
-// spreads them apart. clang places the functions so only with profile data.
+// spreads them apart. GCC places them so from -O2 on; clang only with profile data.
 #if defined(__GNUC__)
 #define SQUALL_HOT [[gnu::hot]]
 #else
