@@ -218,6 +218,26 @@ def parse_responses(buf: bytes, methods, closed: bool):
     return out, buf[pos:], False
 
 
+def bytes_owed(leftover: bytes) -> int:
+    """How many more bytes the response begun in `leftover` (parse_responses' leftover) needs
+    before it can be complete: known when its head is in and frames the body by
+    Content-Length, else 0. Reading that many before parsing again spares a parse of all
+    that came before at every read (a 10 MiB body read 64 KiB at a time: 160 parses, each
+    searching the whole buffer, where 2 do)."""
+    end = leftover.find(b"\r\n\r\n")
+    if end < 0 or leftover.find(b"\n\n", 0, end) >= 0:  # no head yet, or one ended by bare LFs
+        return 0
+    r = Response()
+    _parse_head(r, leftover[:end])
+    if r.status == 0 or r.interim or r.header("transfer-encoding") is not None:
+        return 0
+    try:
+        length = int(r.header("content-length", "").strip())
+    except ValueError:
+        return 0
+    return max(0, end + 4 + length - len(leftover))
+
+
 def _parse_head(r, head: bytes):
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     first = lines[0].decode("latin-1")
@@ -401,7 +421,7 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
         ex.error = f"connect failed: {e}"
         return ex
     s.setblocking(False)
-    buf = b""
+    buf = bytearray()  # appended to in place: a long answer read in pieces is not copied per piece
     last_send = t0
     try:
         for i, p in enumerate(pieces):
@@ -434,14 +454,18 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
                 pass
         deadline = time.monotonic() + (wait_close if wait_close is not None else timeout)
         quiet_since = None
+        finals = 0
+        unparsed, awaited = 0, 0  # bytes read since the last parse; bytes it found still owed
         while not ex.closed:
             now = time.monotonic()
             if now >= deadline:
                 ex.timed_out = True
                 break
-            resps, _, _ = parse_responses(buf, methods, False)
-            done = [r for r in resps if r.complete]
-            if wait_close is None and count_finals(done) >= expect:
+            if unparsed >= awaited:
+                resps, leftover, _ = parse_responses(bytes(buf), methods, False)
+                finals = count_finals([r for r in resps if r.complete])
+                unparsed, awaited = 0, bytes_owed(leftover)
+            if wait_close is None and finals >= expect:
                 if quiet_since is None:
                     quiet_since = now
                 if now - quiet_since >= linger:
@@ -455,11 +479,12 @@ def exchange(host, port, pieces, *, methods=("GET",), expect=1, timeout=3.0, lin
             if d:
                 quiet_since = None
                 buf += d
+                unparsed += len(d)
         if ex.closed:
             ex.close_after = time.monotonic() - last_send
     finally:
         s.close()
-    ex.received = buf
-    ex.responses, _, _ = parse_responses(buf, list(methods), ex.closed)
+    ex.received = bytes(buf)
+    ex.responses, _, _ = parse_responses(ex.received, list(methods), ex.closed)
     ex.elapsed = time.monotonic() - t0
     return ex

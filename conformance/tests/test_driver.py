@@ -126,6 +126,55 @@ class Transport(unittest.TestCase):
         self.assertEqual(launch.attach("http://127.0.0.1:8080").tls, None)
 
 
+class LongAnswer(unittest.TestCase):
+    """wire.exchange reading a long Content-Length body in many pieces, from a server in a
+    thread on 127.0.0.1."""
+
+    BODY = bytes(range(256)) * (4 * 4096)  # 4 MiB
+
+    def serve(self, head: bytes):
+        ls = socket.create_server(("127.0.0.1", 0))
+
+        def run_():
+            with ls:
+                c, _ = ls.accept()
+                with c:
+                    c.recv(65536)
+                    c.sendall(head)
+                    for at in range(0, len(self.BODY), 32768):  # in pieces, as a server writes them
+                        c.sendall(self.BODY[at:at + 32768])
+                    c.recv(1)  # until the client closes
+        t = threading.Thread(target=run_, daemon=True)
+        t.start()
+        return ls.getsockname()[1], t
+
+    def test_the_body_is_not_parsed_again_at_every_read(self):
+        port, t = self.serve(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.BODY))
+        parses = []
+        real = wire.parse_responses
+
+        def counted(*args):
+            parses.append(1)
+            return real(*args)
+        wire.parse_responses = counted
+        try:
+            ex = wire.exchange("127.0.0.1", port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10, linger=0.05)
+        finally:
+            wire.parse_responses = real
+        t.join(5)
+        self.assertEqual((ex.first.status, ex.first.complete, ex.timed_out), (200, True, False))
+        self.assertEqual(ex.first.body, self.BODY)
+        self.assertLessEqual(len(parses), 6)  # head, then once the body is in, and the end's
+
+    def test_bytes_owed(self):
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+        self.assertEqual(wire.bytes_owed(head + b"abc"), 7)
+        self.assertEqual(wire.bytes_owed(b"HTTP/1.1 200 OK\r\nContent-Len"), 0)  # head not in: parse at once
+        self.assertEqual(wire.bytes_owed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n"), 0)
+        self.assertEqual(wire.bytes_owed(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n"), 0)
+        self.assertEqual(wire.bytes_owed(b"HTTP/1.1 200 OK\nContent-Length: 10\n\nab\r\n\r\n"), 0)  # bare LFs
+
+
 @unittest.skipUnless(shutil.which("openssl"), "openssl is not installed")
 class TLSWire(unittest.TestCase):
     """wire.exchange over TLS against a Python ssl server in a thread, on 127.0.0.1."""
