@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # The conformance suite, all four layers (contracts.md §1-§4: server, loop, stream, client),
-# against the reference and the Tornado peers: one command, two runs.
-# First the driver's unit tests (conformance/tests). Then
+# against the reference and the Tornado peers, then the Node.js programs: one command, three runs.
+# The driver's unit tests (conformance/tests), then
 #   1. all four layers over plain TCP (the client layer includes its TLS certificate cases);
 #   2. the server layer again over TLS (run.py --tls: both serve HTTPS with a test
 #      certificate made with openssl; the driver speaks TLS 1.2+ and validates it).
 # Each fails when the reference or the Tornado peer fails (or errors on) a case required for
 # it: for the reference every MUST case; for the Tornado peer the MUST cases of Tornado
-# semantics and of the contracts (its RFC failures are reported, not gated). Both runs always
-# run; the exit status is non-zero if either failed.
+# semantics and of the contracts (its RFC failures are reported, not gated).
 #   3. the Node.js contract programs (conformance/outside/node), through their description
 #      file, gated on conformance/expectations/node.json: only a regression fails.
+# The unit tests and the three runs are independent (each starts its own servers on ports the
+# kernel picks) and spend most of their time waiting on sockets, so all four run at the same
+# time; each one's output goes to a file, printed in the order above as they end. All four
+# always run; the exit status is non-zero if any failed.
 # Reports: build/conformance/conformance.{json,xml,html} (one section / JUnit testsuite per
 # layer), build/conformance/conformance-tls.{json,xml,html} (testsuite conformance.tls.server)
 # and build/conformance/conformance-node.{json,xml,html}.
 #   ci/conformance.sh [extra run.py args, e.g. --layers stream or --area smuggling]
-# Extra arguments go to both runs; the TLS run is skipped when they select no server-layer
+# Extra arguments go to every run; the TLS run is skipped when they select no server-layer
 # case, or with SQUALL_CONFORMANCE_TLS=0.
 # Every peer: /usr/bin/python3 conformance/run.py --impl reference,tornado,aiohttp,curl,nginx,h2o --html build/conformance/all.html
 #             /usr/bin/python3 conformance/run.py --tls --impl reference,tornado,aiohttp,nginx,h2o
@@ -33,32 +36,51 @@ if (( ${#missing[@]} )); then
   ninja -C "$build" "${missing[@]}"
 fi
 mkdir -p "$(dirname "$report")"
-/usr/bin/python3 -m unittest discover -s conformance/tests -q
 
+# Run time alone: ~80 s plain, ~35 s TLS, ~30 s Node.js (2 cores); the limit leaves room for
+# the runs sharing the cores.
 run() {  # report path, then run.py arguments
   local out=$1
   shift
-  timeout -k 10 240 /usr/bin/python3 conformance/run.py \
+  timeout -k 10 360 /usr/bin/python3 conformance/run.py \
     --impl reference,reference-tornado,tornado \
     --reference-bin "$build/reference/squall-contract-app" --reference-dir "$build/reference" \
     --gate reference,reference-tornado,tornado --quiet \
     --json "$out.json" --junit "$out.xml" --html "$out.html" "$@"
 }
 
-status=0
-echo "=== conformance: server, loop, stream and client layers, plain TCP"
-run "$report" --layers server,loop,stream,client "$@" || status=$?
+logs=$(mktemp -d "${TMPDIR:-/tmp}/squall-conformance.XXXXXX")
+trap 'rm -rf "$logs"' EXIT
+pids=()
+# in_background NAME HEADING CMD...: runs CMD with its output (after the heading) in $logs/NAME.
+in_background() {
+  local name=$1 heading=$2
+  shift 2
+  { echo "=== conformance: $heading"; "$@"; } >"$logs/$name" 2>&1 &
+  pids+=("$!:$name")
+}
+
+in_background units "the driver's unit tests (conformance/tests)" \
+  /usr/bin/python3 -m unittest discover -s conformance/tests -q
+in_background plain "server, loop, stream and client layers, plain TCP" \
+  run "$report" --layers server,loop,stream,client "$@"
 
 tls_cases=$(/usr/bin/python3 conformance/run.py --list --tls "$@" 2>/dev/null | tail -n 1 | cut -d' ' -f1) || tls_cases=0
 if [[ ${SQUALL_CONFORMANCE_TLS:-1} != 0 && ${tls_cases:-0} -gt 0 ]]; then
-  echo; echo "=== conformance: server layer over TLS"
-  run "$report-tls" --tls --layers server "$@" || status=$?
+  in_background tls "server layer over TLS" run "$report-tls" --tls --layers server "$@"
 fi
 
 # The recipe of conformance/README.md, as a user runs it: an implementation the driver knows
 # only from its description file, gated on its recorded expectations (regressions only).
-echo; echo "=== conformance: Node.js contract programs through their description, against their expectations"
-timeout -k 10 240 /usr/bin/python3 conformance/run.py --impl conformance/outside/node/node.toml \
+in_background node "Node.js contract programs through their description, against their expectations" \
+  timeout -k 10 360 /usr/bin/python3 conformance/run.py --impl conformance/outside/node/node.toml \
   --expect conformance/expectations/node.json --quiet \
-  --json "$report-node.json" --junit "$report-node.xml" --html "$report-node.html" "$@" || status=$?
+  --json "$report-node.json" --junit "$report-node.xml" --html "$report-node.html" "$@"
+
+status=0
+for job in "${pids[@]}"; do
+  wait "${job%%:*}" || status=$?
+  [[ $job == "${pids[0]}" ]] || echo
+  cat "$logs/${job#*:}"
+done
 exit "$status"
