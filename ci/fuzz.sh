@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The short fuzz pass of CI: builds every libFuzzer target with clang (ASan + UBSan) via
-# fuzz/build.sh, then runs each for FUZZ_SECONDS (default 30) with fuzz/run.sh, one per
-# core at a time, which prints the table and exits non-zero on any crash, leak or timeout
-# (copied to fuzz/findings/ for triage). 10 targets x 30 s two at a time + the build stays
-# under ~4 minutes on 2 cores. The seeds and crash regressions themselves are replayed by ci/test.sh
-# (CTest's fuzz_replay_* tests, in the release and the sanitizer builds).
+# fuzz/build.sh (within ci/test.sh a no-op: its stage 3 built them meanwhile), then runs
+# each for FUZZ_SECONDS (default 30) with fuzz/run.sh, one per core at a time, which prints
+# the table and exits non-zero on any crash, leak or timeout (copied to fuzz/findings/ for
+# triage). 10 targets x 30 s two at a time + the build stays under ~4 minutes on 2 cores.
+# The seeds and crash regressions themselves are replayed by ci/test.sh (CTest's
+# fuzz_replay_* tests, in the release and the sanitizer builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

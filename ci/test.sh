@@ -5,14 +5,18 @@
 #      the tests that cross threads under ThreadSanitizer (ci/tsan.sh)
 #   3. conformance, all four layers (server, loop, stream, client): the reference (strict
 #      and --lenient) and the Tornado peers, failing on any required case; the Node.js
-#      contract programs against their expectations; the harness pip-installed into a
-#      venv and run from outside the clone (ci/package-test.sh); the suite's own mutants
-#      (short form)
+#      contract programs against their expectations; beside them, the harness pip-installed
+#      into a venv and run from outside the clone (ci/package-test.sh); then the suite's own
+#      mutants (short form). These mostly wait on sockets, so stage 5's fuzz build runs
+#      meanwhile at low priority (nice), on the CPU they leave idle; the stage waits for
+#      the build to end, so stage 4's load runs have the machine to themselves.
 #   4. load smoke run (wrk, squall-load, Locust; TLS scenarios), then the reliability
 #      suite's short form (the reference under abuse, bounds checked)
 #   5. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20) under ASan + UBSan,
-#      then 60 s of differential fuzzing over the wire (reference vs Tornado)
-# Any failure stops the run with a non-zero status.
+#      one per core at a time, then 60 s of differential fuzzing over the wire (reference
+#      vs Tornado) and 30 s through nginx
+# A step run in the background has its output printed, in one piece, when it is waited for.
+# Any failure stops the run with a non-zero status (once the background steps have ended).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +24,25 @@ ci/setup.sh
 jobs=$(nproc)
 started=$SECONDS
 stage() { echo; echo "=== $1 ($((SECONDS - started)) s elapsed)"; }
+
+# background NAME CMD...: starts CMD with its output in a file; finish NAME waits for it,
+# prints that output and fails as it did. On exit, also after a failure, the script waits
+# for what is still running, so nothing it started outlives it.
+outputs=$(mktemp -d "${TMPDIR:-/tmp}/squall-ci.XXXXXX")
+trap 'wait; rm -rf "$outputs"' EXIT
+declare -A pid
+background() {
+  local name=$1
+  shift
+  "$@" >"$outputs/$name" 2>&1 &
+  pid[$name]=$!
+}
+finish() {
+  local status=0
+  wait "${pid[$1]}" || status=$?
+  cat "$outputs/$1"
+  return "$status"
+}
 
 stage "1/5 unit tests, release build"
 ci/build.sh release
@@ -34,9 +57,14 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 ci/tsan.sh
 
 stage "3/5 conformance: server, loop, stream and client layers; the suite's mutants"
+background fuzz-build nice -n 10 fuzz/build.sh
+background package-test ci/package-test.sh
 ci/conformance.sh
-ci/package-test.sh
+echo
+finish package-test
 timeout -k 10 600 /usr/bin/python3 -m squall_conformance.mutants --short --require-all
+echo "== stage 5's fuzz build (clang, libFuzzer, ASan + UBSan), run during this stage"
+finish fuzz-build
 
 stage "4/5 load smoke; reliability (short form)"
 ci/load-smoke.sh
