@@ -52,36 +52,28 @@ run() {  # report path, then run.py arguments
     --json "$out.json" --junit "$out.xml" --html "$out.html" "$@"
 }
 
-logs=$(mktemp -d "${TMPDIR:-/tmp}/squall-conformance.XXXXXX")
-trap 'rm -rf "$logs"' EXIT
-pids=()
-# in_background NAME HEADING CMD...: runs CMD with its output (after the heading) in $logs/NAME.
-in_background() {
-  local name=$1 heading=$2
-  shift 2
-  { echo "=== conformance: $heading"; "$@"; } >"$logs/$name" 2>&1 &
-  pids+=("$!:$name")
-}
-
-in_background plain "server, loop, stream and client layers, plain TCP" \
-  run "$report" --layers server,loop,stream,client "$@"
-
+# shellcheck source=ci/background.sh
+. ci/background.sh
+background plain run "$report" --layers server,loop,stream,client "$@"
 tls_cases=$(/usr/bin/python3 conformance/run.py --list --tls "$@" 2>/dev/null | tail -n 1 | cut -d' ' -f1) || tls_cases=0
+tls=0
 if [[ ${SQUALL_CONFORMANCE_TLS:-1} != 0 && ${tls_cases:-0} -gt 0 ]]; then
-  in_background tls "server layer over TLS" run "$report-tls" --tls --layers server "$@"
+  tls=1
+  background tls run "$report-tls" --tls --layers server "$@"
 fi
-
 # The recipe of conformance/README.md, as a user runs it: an implementation the driver knows
 # only from its description file, gated on its recorded expectations (regressions only).
-in_background node "Node.js contract programs through their description, against their expectations" \
-  timeout -k 10 360 /usr/bin/python3 conformance/run.py --impl conformance/outside/node/node.toml \
+background node timeout -k 10 360 /usr/bin/python3 conformance/run.py --impl conformance/outside/node/node.toml \
   --expect conformance/expectations/node.json --quiet \
   --json "$report-node.json" --junit "$report-node.xml" --html "$report-node.html" "$@"
 
 status=0
-for job in "${pids[@]}"; do
-  wait "${job%%:*}" || status=$?
-  [[ $job == "${pids[0]}" ]] || echo
-  cat "$logs/${job#*:}"
-done
+echo "=== conformance: server, loop, stream and client layers, plain TCP"
+finish plain || status=$?
+if (( tls )); then
+  echo; echo "=== conformance: server layer over TLS"
+  finish tls || status=$?
+fi
+echo; echo "=== conformance: Node.js contract programs through their description, against their expectations"
+finish node || status=$?
 exit "$status"

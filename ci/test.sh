@@ -25,24 +25,8 @@ jobs=$(nproc)
 started=$SECONDS
 stage() { echo; echo "=== $1 ($((SECONDS - started)) s elapsed)"; }
 
-# background NAME CMD...: starts CMD with its output in a file; finish NAME waits for it,
-# prints that output and fails as it did. On exit, also after a failure, the script waits
-# for what is still running, so nothing it started outlives it.
-outputs=$(mktemp -d "${TMPDIR:-/tmp}/squall-ci.XXXXXX")
-trap 'wait; rm -rf "$outputs"' EXIT
-declare -A pid
-background() {
-  local name=$1
-  shift
-  "$@" >"$outputs/$name" 2>&1 &
-  pid[$name]=$!
-}
-finish() {
-  local status=0
-  wait "${pid[$1]}" || status=$?
-  cat "$outputs/$1"
-  return "$status"
-}
+# shellcheck source=ci/background.sh
+. ci/background.sh  # background, finish: steps run beside others (stage 3)
 
 stage "1/5 unit tests, release build"
 ci/build.sh release
