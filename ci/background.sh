@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the CI scripts to run steps that mostly wait (on sockets, timers, or at low
 # priority for idle CPU) beside others, each one's output kept apart and printed in one piece
 # when it is waited for, so logs read as if the steps had run one after the other.
