@@ -127,7 +127,7 @@ class HTTPServer::ConnectionTracker final : public HTTPServerConnectionDelegate,
    public:
     Writer(const Registry& registry, HTTP1Connection& connection) : registry_(registry), connection_(connection) {}
     SQUALL_HOT Future<void> write_headers(const ResponseStartLine& line, HTTPHeaders& headers,
-                               std::string_view chunk) override {
+                                          std::string_view chunk) override {
       if (registry_.draining) [[unlikely]] return write_closing_headers(line, headers, chunk);
       return connection_.HTTP1Connection::write_headers(line, headers, chunk);
     }

@@ -287,7 +287,7 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   enum class ReadKind : uint8_t { none, bytes, until, regex, until_close };
   static constexpr size_t npos = static_cast<size_t>(-1);
 
-  SQUALL_HOT   void on_fd_events(int, uint32_t events) override { handle_events(events); }
+  SQUALL_HOT void on_fd_events(int, uint32_t events) override { handle_events(events); }
 
   Future<std::string> start_read(ReadKind kind);
   void try_inline_read(ReadStart start = ReadStart::try_socket);
