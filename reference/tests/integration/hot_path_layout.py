@@ -7,7 +7,7 @@ request runs, from each layer (loop, stream, HTTP/1 connection, parser, headers,
 router, handler), spans a small share of the program's code. Without the attribute they
 lie where their source files put them, spread over about half of it.
 
-    hot_path_layout.py PROGRAM
+    hot_path_layout.py PROGRAM   (the program, or libsquall.so in a shared build)
 """
 import subprocess
 import sys
@@ -40,8 +40,8 @@ def addresses(program: str) -> dict[str, int]:
     out = subprocess.run(["nm", "-C", program], capture_output=True, text=True, check=True).stdout
     found: dict[str, int] = {}
     for line in out.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) != 3 or parts[1] not in "Tt" or parts[2].endswith(".cold"):
+        parts = line.split(" ", 2)  # address, type, name; an undefined symbol has no address
+        if len(parts) != 3 or parts[1] not in ("T", "t") or parts[2].endswith(".cold"):
             continue
         for prefix in REQUEST_PATH:
             if parts[2].startswith(prefix):
