@@ -97,14 +97,19 @@ class Footprint:
     pages: int
 
 
+def hot(profile: Profile, requests: int, threshold: float):
+    """(object, address, count) of the instructions run at least `threshold` times per request."""
+    for (obj, address), count in profile.cost.items():
+        if count >= threshold * requests:
+            yield obj, address, count
+
+
 def footprint(profile: Profile, requests: int, threshold: float) -> dict[str, Footprint]:
     """Per object: instructions per request, and the lines and pages of the hot ones."""
     lines = collections.defaultdict(set)
     pages = collections.defaultdict(set)
     run = collections.Counter()
-    for (obj, address), count in profile.cost.items():
-        if count < threshold * requests:
-            continue
+    for obj, address, count in hot(profile, requests, threshold):
         lines[obj].add(address // LINE)
         pages[obj].add(address // PAGE)
         run[obj] += count
@@ -112,10 +117,10 @@ def footprint(profile: Profile, requests: int, threshold: float) -> dict[str, Fo
 
 
 def widest_functions(profile: Profile, requests: int, threshold: float, count: int) -> list[tuple[int, str]]:
+    """The `count` functions whose hot instructions cover the most lines, widest first."""
     spread = collections.defaultdict(set)
-    for (obj, address), cost in profile.cost.items():
-        if cost >= threshold * requests:
-            spread[profile.function[(obj, address)]].add(address // LINE)
+    for obj, address, _ in hot(profile, requests, threshold):
+        spread[profile.function[(obj, address)]].add(address // LINE)
     ranked = sorted(((len(lines), name or "?") for name, lines in spread.items()), reverse=True)
     return ranked[:count]
 
