@@ -23,10 +23,11 @@
 // Prints "port=N" on stdout once listening (as squall-contract-app does; --port 0 picks a
 // free port). SIGTERM / SIGINT: exit status 0. Linux only (epoll, accept4).
 //
-// Edge-triggered epoll, every connection registered once with EPOLLIN | EPOLLOUT |
-// EPOLLRDHUP | EPOLLET and never modified (as nginx does): no epoll_ctl per partial
-// write to turn EPOLLOUT interest on and off, and no repeated readiness reports for a
-// socket we already know about. The price is that every readiness must be consumed
+// Edge-triggered epoll, every connection registered with EPOLLIN | EPOLLRDHUP | EPOLLET,
+// and EPOLLOUT added by the first partial write and kept (as nginx does): no epoll_ctl
+// per partial write to turn EPOLLOUT interest on and off, no readiness reports for room
+// to write that nobody waits for, and no repeated reports for a socket we already know
+// about. The price is that every readiness must be consumed
 // (accept and read until EAGAIN), with one shortcut: a read that returns less than the
 // space offered has emptied the socket -- the next byte to arrive raises a new edge -- so
 // the read that would only say EAGAIN is skipped (unless the peer's FIN was reported
@@ -112,6 +113,7 @@ struct Conn {                 // calloc'ed: all members start at zero
   size_t out_len, out_off, out_cap;
   bool close_after;          // a request said Connection: close
   bool open;
+  bool watching_out;         // registered for EPOLLOUT (since a partial write)
   char in[kReadBuffer];
 };
 
@@ -212,7 +214,16 @@ bool send_replies(int fd, Conn* c, size_t count, bool then_close) {
     return false;
   }
   if (written == total) return true;
-  return keep_unwritten(c, iov, k, written);
+  if (!keep_unwritten(c, iov, k, written)) return false;
+  if (!c->watching_out) {
+    // Modifying the interest reports room that came meanwhile: no edge is lost.
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    if (epoll_ctl(g_epoll, EPOLL_CTL_MOD, fd, &ev) < 0) return false;
+    c->watching_out = true;
+  }
+  return true;
 }
 
 // True if the block has a header line starting "Connection: close" (case-insensitive).
@@ -334,8 +345,9 @@ void on_accept(int lfd) {
     c->open = true;
     c->in_len = c->out_len = c->out_off = 0;
     c->close_after = false;
+    c->watching_out = false;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
     if (epoll_ctl(g_epoll, EPOLL_CTL_ADD, fd, &ev) < 0) close_conn(fd, c);
   }

@@ -144,6 +144,11 @@ void IOLoop::update_handler(int fd, uint32_t events) {
   entry.events = events;
 }
 
+uint32_t IOLoop::registered_interest(int fd) const {
+  if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || !handlers_[fd].registered) return 0;
+  return handlers_[fd].events & (READ | WRITE);
+}
+
 bool IOLoop::forget_handler(int fd) {
   if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || !handlers_[fd].registered) return false;
   HandlerEntry& entry = handlers_[fd];

@@ -175,7 +175,7 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSoc
 
 IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
     : fd_(fd),
-      io_state_(IOLoop::READ | IOLoop::WRITE),
+      io_state_(loop.registered_interest(fd)),
       loop_(&loop),
       registered_(true),
       edge_triggered_(true),
@@ -340,23 +340,25 @@ SQUALL_HOT
 void IOStream::add_io_state(uint32_t events) {
   if (closed_) return;
   if (!registered_) {
-    if (edge_triggered_) events = IOLoop::READ | IOLoop::WRITE;  // for good (see edge_triggered_)
+    if (edge_triggered_) events |= IOLoop::READ;  // for good (see edge_triggered_)
     loop_->add_handler(fd_, static_cast<IOLoop::FdHandler&>(*this), edge_triggered_ ? events | IOLoop::EDGE : events);
     registered_ = true;
     io_state_ = events;
-  } else if (!edge_triggered_ && (io_state_ & events) != events) {
+  } else if ((io_state_ & events) != events) {
+    // Edge-triggered, only WRITE can be missing: added when a write first has to wait.
     io_state_ |= events;
-    loop_->update_handler(fd_, io_state_);
+    loop_->update_handler(fd_, edge_triggered_ ? io_state_ | IOLoop::EDGE : io_state_);
   }
 }
 
 void IOStream::set_io_state(uint32_t events) {
   if (closed_) return;
-  if (!registered_) {
+  // Edge-triggered interest only grows (see edge_triggered_).
+  if (!registered_ || edge_triggered_) {
     if (events != 0) add_io_state(events);
     return;
   }
-  if (!edge_triggered_ && events != io_state_) {
+  if (events != io_state_) {
     io_state_ = events;
     loop_->update_handler(fd_, io_state_);
   }

@@ -4,6 +4,7 @@
 // never completes (run_sync's timeout fails the test).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,6 +62,30 @@ void spin(IOLoop& loop) {
     for (int i = 0; i < 3; ++i) co_await sleep(1ms);
   });
 }
+
+// The peer reading everything the stream sends, on the loop, as fast as it comes: counts
+// the bytes and keeps the last four.
+struct PeerDrain {
+  IOLoop& loop;
+  int fd;
+  size_t bytes = 0;
+  std::string tail;
+  PeerDrain(IOLoop& l, int peer) : loop(l), fd(peer) {
+    loop.add_handler(fd, [this](int, uint32_t) {
+      char chunk[65536];
+      ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (n <= 0) return;
+      bytes += static_cast<size_t>(n);
+      tail.assign(chunk + (n > 4 ? n - 4 : 0), chunk + n);
+    }, IOLoop::READ);
+  }
+  ~PeerDrain() { loop.remove_handler(fd); }
+  void wait_for(size_t n) {
+    loop.run_sync([&]() -> Task<void> {
+      while (bytes < n) co_await sleep(1ms);
+    }, kTimeout);
+  }
+};
 
 }  // namespace
 
@@ -149,23 +174,59 @@ TEST(IOStreamEdge, AWriteThatFillsTheSocketCompletesWhenThePeerDrains) {
   EdgePair p;
   auto stream = p.stream();
   const std::string big(4 << 20, 'y');
-  size_t drained = 0;
-  std::string tail;
-  loop.add_handler(p.peer, [&](int fd, uint32_t) {
-    char chunk[65536];
-    ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
-    if (n > 0) {
-      drained += static_cast<size_t>(n);
-      tail.assign(chunk + (n > 4 ? n - 4 : 0), chunk + n);
-    }
-  }, IOLoop::READ);
+  PeerDrain peer(loop, p.peer);
   loop.run_sync([&] { return stream->write(big + "done"); }, kTimeout);
-  loop.run_sync([&]() -> Task<void> {
-    while (drained < big.size() + 4) co_await sleep(1ms);
-  }, kTimeout);
-  loop.remove_handler(p.peer);
-  EXPECT_EQ(drained, big.size() + 4);
-  EXPECT_EQ(tail, "done");
+  peer.wait_for(big.size() + 4);
+  EXPECT_EQ(peer.bytes, big.size() + 4);
+  EXPECT_EQ(peer.tail, "done");
+}
+
+// Interest in WRITE is registered only once a write has to wait (as nginx does): with it,
+// every new connection is reported writable at once, and the kernel polls the socket
+// for room it has no use for. A registered stream whose big write hits EAGAIN adds it
+// (EPOLL_CTL_MOD reports room that came meanwhile) and keeps it; the write completes.
+TEST(IOStreamEdge, WriteInterestIsAddedWhenAWriteFirstWaits) {
+  using testing_support::epoll_interest;
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  EXPECT_EQ(register_and_read(loop, *stream, p, "ask"), "ask");
+  EXPECT_EQ(epoll_interest(p.ours) & (EPOLLIN | EPOLLOUT | EPOLLET), unsigned{EPOLLIN | EPOLLET});
+  loop.run_sync([&] { return stream->write("small answer"); }, kTimeout);
+  EXPECT_EQ(epoll_interest(p.ours) & EPOLLOUT, 0u) << "a write the socket took at once registered WRITE";
+  char small[12];
+  ASSERT_EQ(::recv(p.peer, small, sizeof small, MSG_WAITALL), 12);
+  const std::string big(4 << 20, 'z');
+  Future<void> written = stream->write(big);
+  EXPECT_FALSE(written.done());
+  EXPECT_NE(epoll_interest(p.ours) & EPOLLOUT, 0u) << "a write that waits must be woken by room";
+  PeerDrain peer(loop, p.peer);
+  loop.run_sync([&] { return written; }, kTimeout);
+  peer.wait_for(big.size());
+  EXPECT_EQ(peer.bytes, big.size());
+}
+
+// A stream taking over a registration (a compacted idle connection woken) learns its
+// interest from the loop: registered for READ alone, its first waiting write adds WRITE.
+TEST(IOStreamEdge, AStreamTakingOverAReadOnlyRegistrationAddsWriteInterestWhenItWaits) {
+  struct Parked final : IOLoop::FdHandler {
+    void on_fd_events(int, uint32_t) override {}
+  };
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  EXPECT_EQ(register_and_read(loop, *stream, p, "hello"), "hello");
+  Parked record;
+  const int fd = stream->hand_over_socket(record);
+  stream.reset();
+  IOStream back(fd, {}, loop, IOStream::TakeRegistration{});
+  const std::string big(4 << 20, 'w');
+  Future<void> written = back.write(big);
+  EXPECT_NE(testing_support::epoll_interest(fd) & EPOLLOUT, 0u);
+  PeerDrain peer(loop, p.peer);
+  loop.run_sync([&] { return written; }, kTimeout);
+  peer.wait_for(big.size());
+  EXPECT_EQ(peer.bytes, big.size());
 }
 
 // Pipelined requests: what one event brought is consumed over several reads and writes

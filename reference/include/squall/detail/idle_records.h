@@ -86,8 +86,8 @@ class IdleRecords {
     int fd = -1;
     socklen_t address_length = 0;
     sockaddr_in6 address{};  // or a sockaddr_in
-    // The socket stays registered for READ | WRITE, edge-triggered (IOStream's): room to
-    // write alone is no reason to wake.
+    // The socket stays registered as its IOStream left it, edge-triggered for READ (and
+    // WRITE, once a write had to wait): room to write alone is no reason to wake.
     void on_fd_events(int, uint32_t events) override {
       if (events != IOLoop::WRITE) records->wake(*this);
     }
