@@ -25,14 +25,14 @@
 //
 // Edge-triggered epoll, every connection registered with EPOLLIN | EPOLLRDHUP | EPOLLET,
 // and EPOLLOUT added by the first partial write and kept (as nginx does): no epoll_ctl
-// per partial write to turn EPOLLOUT interest on and off, no readiness reports for room
-// to write that nobody waits for, and no repeated reports for a socket we already know
-// about. The price is that every readiness must be consumed
-// (accept and read until EAGAIN), with one shortcut: a read that returns less than the
-// space offered has emptied the socket -- the next byte to arrive raises a new edge -- so
-// the read that would only say EAGAIN is skipped (unless the peer's FIN was reported
-// with the event: then we read on to see the EOF, which raises no further edge). That
-// saves one syscall per request in the keep-alive scenarios.
+// per partial write to turn EPOLLOUT interest on and off, no report of room to write
+// that nobody waits for, and no repeated reports for a socket we already know about.
+// The price is that every readiness must be consumed (accept and read until EAGAIN),
+// with one shortcut: a read that returns less than the space offered has emptied the
+// socket -- the next byte to arrive raises a new edge -- so the read that would only say
+// EAGAIN is skipped (unless the peer's FIN was reported with the event: then we read on
+// to see the EOF, which raises no further edge). That saves one syscall per request in
+// the keep-alive scenarios.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -682,6 +682,22 @@ TEST(IOLoop, ReplaceHandlerHandsARegisteredFdToAnotherHandler) {
   EXPECT_THROW(loop.replace_handler(pair.fds[0], third), std::logic_error);
 }
 
+// What a handler taking a registration over reads: the READ / WRITE interest as last
+// set, without the loop's own bits (ERROR, EDGE), and 0 once the fd is not registered.
+TEST(IOLoop, RegisteredInterestIsTheReadWriteInterestAsLastSet) {
+  IOLoop loop;
+  SocketPair pair;
+  EXPECT_EQ(loop.registered_interest(pair.fds[0]), 0u);
+  EXPECT_EQ(loop.registered_interest(-1), 0u);
+  RecordingHandler handler(loop);
+  loop.add_handler(pair.fds[0], handler, IOLoop::READ | IOLoop::EDGE);
+  EXPECT_EQ(loop.registered_interest(pair.fds[0]), IOLoop::READ);
+  loop.update_handler(pair.fds[0], IOLoop::READ | IOLoop::WRITE | IOLoop::EDGE);
+  EXPECT_EQ(loop.registered_interest(pair.fds[0]), IOLoop::READ | IOLoop::WRITE);
+  loop.remove_handler(pair.fds[0]);
+  EXPECT_EQ(loop.registered_interest(pair.fds[0]), 0u);
+}
+
 TEST(IOLoop, AHandlerReplacedWhileItRunsFinishesSafely) {
   IOLoop loop;
   SocketPair pair;

@@ -343,7 +343,8 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // (+0.3 µs of kernel time per request at 1,000 connections, measured), and changing
   // the interest costs an epoll_ctl. WRITE from the start cost 1 µs of kernel time per
   // connection (measured, a connection per request): a new socket is reported writable
-  // at once, and every event then polls it for room nobody needs.
+  // at once, so a connection whose request had not arrived came back from epoll_wait
+  // for nothing (1.54 epoll_wait per connection, 1.07 without).
   bool edge_triggered_ = false;
   bool maybe_readable_ = true;
 
