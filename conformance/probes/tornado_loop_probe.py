@@ -200,10 +200,12 @@ def timer_cancel_many(loop):
 @scenario
 @gen.coroutine
 def timer_cancel_compaction(loop):
+    # Delays, each later than the one before, rather than deadlines: call_at turns a
+    # deadline into a delay with a clock read of its own, so deadlines 20 us apart could
+    # swap places when the process stalled between two reads (seen under CI's load).
     finished = Future()
-    base = loop.time() + 20 * MS
     fired = []
-    handles = [loop.call_at(base + i * 0.02 * MS, lambda i=i: fired.append(i)) for i in range(1200)]
+    handles = [loop.call_later(20 * MS + i * 0.02 * MS, lambda i=i: fired.append(i)) for i in range(1200)]
     out("scheduled 1200")
     cancelled = 0
     for i in range(1200):
@@ -220,7 +222,7 @@ def timer_cancel_compaction(loop):
         out("late")
         finished.set_result(None)
 
-    loop.call_at(base + 50 * MS, end)
+    loop.call_later(70 * MS, end)
     yield finished
 
 
