@@ -7,11 +7,11 @@ real program on 127.0.0.1 and stops it by PID; a few seconds. Run:
 """
 import os
 import socket
-import subprocess
 import threading
 import time
 import unittest
 
+from squall_load import impls
 from test_run import SQUALL_BIN
 
 BARE = os.path.join(SQUALL_BIN, "squall-bare-server")
@@ -22,20 +22,10 @@ REPLY_BODY = b"Hello, World!"
 @unittest.skipUnless(os.access(BARE, os.X_OK), f"needs {BARE} (ninja -C build/release squall-bare-server)")
 class DeepPipeline(unittest.TestCase):
     def setUp(self):
-        self.server = subprocess.Popen([BARE, "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE, text=True)
-        self.addCleanup(self.stop)
-        line = self.server.stdout.readline()
-        self.assertTrue(line.startswith("port="), f"no port announced: {line!r}")
-        self.port = int(line.split("=")[1])
-
-    def stop(self):
-        self.server.terminate()
-        try:
-            self.server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.wait()
-        self.server.stdout.close()
+        # Started as the load runner starts it (its description, load/implementations/bare.toml).
+        self.server = impls.start(impls.resolve("bare"), squall_bin=SQUALL_BIN)
+        self.addCleanup(self.server.stop)
+        self.port = self.server.port
 
     def test_replies_that_fill_the_socket_all_arrive(self):
         # ~30 MB of replies: more than loopback's socket buffers hold, so writes go partial

@@ -30,23 +30,41 @@ constexpr std::size_t kPage = 4096;
 // `lea eax, [rdi + 1]; ret`: a function that costs one instruction and a return.
 constexpr unsigned char kIncrement[] = {0x8d, 0x47, 0x01, 0xc3};
 
+// K slots, one per 64-byte line, in a private mapping: packed in K lines, or spread one
+// per 4 KiB page (each on a different line, so that they do not share a cache set).
+class Slots {
+ public:
+  Slots(int count, bool spread) : size_(count * (spread ? kPage : kLine)) {
+    void* base = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return;
+    base_ = static_cast<unsigned char*>(base);
+    for (int i = 0; i < count; ++i) {
+      addresses_.push_back(spread ? base_ + i * kPage + (i % (kPage / kLine)) * kLine : base_ + i * kLine);
+    }
+  }
+  Slots(const Slots&) = delete;
+  Slots& operator=(const Slots&) = delete;
+  ~Slots() {
+    if (base_) munmap(base_, size_);
+  }
+  bool mapped() const { return base_ != nullptr; }
+  const std::vector<unsigned char*>& addresses() const { return addresses_; }
+  bool make_executable() { return mprotect(base_, size_, PROT_READ | PROT_EXEC) == 0; }
+
+ private:
+  std::size_t size_;
+  unsigned char* base_ = nullptr;
+  std::vector<unsigned char*> addresses_;
+};
+
+// A tiny function in each slot.
 class CodeLayout {
  public:
-  CodeLayout(int count, bool spread) : size_(spread ? count * kPage : count * kLine) {
-    void* code = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (code == MAP_FAILED) return;
-    code_ = static_cast<unsigned char*>(code);
-    for (int i = 0; i < count; ++i) {
-      unsigned char* at = spread ? code_ + i * kPage + (i % (kPage / kLine)) * kLine : code_ + i * kLine;
-      std::memcpy(at, kIncrement, sizeof kIncrement);
-      functions_.push_back(reinterpret_cast<TinyFunction>(at));
-    }
-    if (mprotect(code_, size_, PROT_READ | PROT_EXEC) != 0) functions_.clear();
-  }
-  CodeLayout(const CodeLayout&) = delete;
-  CodeLayout& operator=(const CodeLayout&) = delete;
-  ~CodeLayout() {
-    if (code_) munmap(code_, size_);
+  CodeLayout(int count, bool spread) : slots_(count, spread) {
+    if (!slots_.mapped()) return;
+    for (unsigned char* at : slots_.addresses()) std::memcpy(at, kIncrement, sizeof kIncrement);
+    if (!slots_.make_executable()) return;
+    for (unsigned char* at : slots_.addresses()) functions_.push_back(reinterpret_cast<TinyFunction>(at));
   }
   bool ready() const { return !functions_.empty(); }
   int run(int value) const {
@@ -55,8 +73,7 @@ class CodeLayout {
   }
 
  private:
-  std::size_t size_;
-  unsigned char* code_ = nullptr;
+  Slots slots_;
   std::vector<TinyFunction> functions_;
 };
 
@@ -78,36 +95,21 @@ void BM_CodeAfterSystemCall(benchmark::State& state) {
 }
 BENCHMARK(BM_CodeAfterSystemCall)->ArgsProduct({{16, 64, 128}, {0, 1}, {0, 1}});
 
-// K bytes to read, one per line, in K lines (packed) or K pages (spread), as CodeLayout
-// places its functions.
+// A byte to read in each slot.
 class DataLayout {
  public:
-  DataLayout(int count, bool spread) : size_(spread ? count * kPage : count * kLine) {
-    void* data = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (data == MAP_FAILED) return;
-    data_ = static_cast<unsigned char*>(data);
-    for (int i = 0; i < count; ++i) {
-      unsigned char* at = spread ? data_ + i * kPage + (i % (kPage / kLine)) * kLine : data_ + i * kLine;
-      *at = 1;  // touched: the page is mapped before the first iteration
-      bytes_.push_back(at);
-    }
+  DataLayout(int count, bool spread) : slots_(count, spread) {
+    for (unsigned char* at : slots_.addresses()) *at = 1;  // touched: mapped before the first iteration
   }
-  DataLayout(const DataLayout&) = delete;
-  DataLayout& operator=(const DataLayout&) = delete;
-  ~DataLayout() {
-    if (data_) munmap(data_, size_);
-  }
-  bool ready() const { return !bytes_.empty(); }
+  bool ready() const { return slots_.mapped(); }
   int run() const {
     int sum = 0;
-    for (const unsigned char* at : bytes_) sum += *static_cast<const volatile unsigned char*>(at);
+    for (const unsigned char* at : slots_.addresses()) sum += *static_cast<const volatile unsigned char*>(at);
     return sum;
   }
 
  private:
-  std::size_t size_;
-  unsigned char* data_ = nullptr;
-  std::vector<unsigned char*> bytes_;
+  Slots slots_;
 };
 
 // Args: bytes read per iteration, spread (1: a page each) or packed (0), system call (1/0).
