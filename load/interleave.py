@@ -49,12 +49,15 @@ def run_rounds(names: list[str], repeat: int, run_one) -> tuple[list[dict], dict
 
 
 def figure(result: dict | None, key: str) -> float | None:
-    """A run's requests/s or requests per server-CPU-second; None if it was not measured or
-    the run had errors or completed nothing."""
+    """A run's requests/s, requests per server-CPU-second or p99 latency (µs); None if it
+    was not measured (wrk has no percentiles for a pipelined run) or the run had errors or
+    completed nothing."""
     if not result or not result.get("requests") or result.get("socket_errors") or result.get("non_2xx"):
         return None
     if key == "rps":
         return result["rps"]
+    if key == "p99":
+        return (result.get("latency_us") or {}).get("p99") or None
     cpu = result.get("server_cpu_s")
     return result["requests"] / cpu if cpu else None
 
@@ -65,10 +68,17 @@ def other_load(a: dict | None, b: dict | None) -> float | None:
     return None if None in shares else max(shares)
 
 
+# The figures compared round by round, each as a ratio that is > 1 where the implementation
+# does better than the baseline: requests/s and per server-CPU-second as implementation ÷
+# baseline, p99 latency (lower is better) as baseline ÷ implementation. p99 compared within
+# each round, as throughput is: one run's p99 moves with the machine as much as its rate.
+RATIO_FIGURES = {"rps": False, "rps_per_server_cpu_s": False, "p99": True}  # figure: lower is better
+
+
 def ratio_medians(scenario: str, rounds: list[dict], baseline: str, names: list[str]) -> list[dict]:
     """For every implementation but the baseline: its ratio to the baseline in each round
-    (None where either run has no figure) and their median, for requests/s and requests per
-    server-CPU-second. Nothing when the baseline was not measured."""
+    (None where either run has no figure) and their median, for each of RATIO_FIGURES.
+    Nothing when the baseline was not measured."""
     if baseline not in names:
         return []
     out = []
@@ -76,10 +86,12 @@ def ratio_medians(scenario: str, rounds: list[dict], baseline: str, names: list[
         if name == baseline:
             continue
         entry = {"scenario": scenario, "impl": name, "baseline": baseline}
-        for key in ("rps", "rps_per_server_cpu_s"):
+        for key, lower_is_better in RATIO_FIGURES.items():
             per_round = []
             for results in rounds:
                 a, b = figure(results.get(name), key), figure(results.get(baseline), key)
+                if lower_is_better:
+                    a, b = b, a
                 per_round.append(round(a / b, 4) if a is not None and b else None)
             measured = [x for x in per_round if x is not None]
             entry[key] = {"median": round(statistics.median(measured), 4) if measured else None,

@@ -159,13 +159,16 @@ def interleaved_ratios(data) -> list[str]:
            f"round; each round gives a ratio to **{entries[0]['baseline']}**, and the median over the rounds "
            f"is shown, with the rounds' range. Drift of the machine hits every implementation of a round "
            f"alike: these are the ratios to quote, rather than those of the medians below.", "",
+           f"p99: the latency's 99th percentile, as {entries[0]['baseline']}'s ÷ the implementation's "
+           f"in the same round, so that here too > 1 is better for the implementation.", "",
            "\"other\": the share of the two cores other processes took during a round's runs (the "
            "rounds' range); well above a few percent, rerun when the machine is quieter.", "",
-           "| scenario | impl | rounds | req/s | req/CPU-s | other |", "|---|---|---:|---:|---:|---:|"]
+           "| scenario | impl | rounds | req/s | req/CPU-s | p99 | other |", "|---|---|---:|---:|---:|---:|---:|"]
     for e in entries:
         other = [x for x in e.get("other_load") or () if x is not None]
+        p99 = _ratio_cell(e["p99"]) if e.get("p99") else NA  # results written before p99 was compared
         out.append(f"| {e['scenario']} | {e['impl']} | {e['rounds']} | {_ratio_cell(e['rps'])} "
-                   f"| {_ratio_cell(e['rps_per_server_cpu_s'])} "
+                   f"| {_ratio_cell(e['rps_per_server_cpu_s'])} | {p99} "
                    f"| {f'{min(other):.0%}–{max(other):.0%}' if other else NA} |")
     return out + [""]
 

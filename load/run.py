@@ -464,7 +464,8 @@ def summarize(row: dict, target: Target, args, runs: list[dict], connections: in
         unmeasured=unmeasured_figures(target, med),
         runs=[{"rps": round(r["rps"], 1), "errors": r["errors"],
                "server_cpu_s": r.get("server_cpu_s"), "client_cpu_util": r["client_cpu_util"],
-               "foreign_cpu_share": r.get("foreign_cpu_share")}
+               "foreign_cpu_share": r.get("foreign_cpu_share"),
+               "p99_us": (r.get("latency_us") or {}).get("p99")}
               for r in runs],
     )
     # What only some engines say: squall-load's mode, schedule lag and histogram, Locust's workers.

@@ -16,10 +16,11 @@ from test_run import SQUALL_BIN, WHY_NOT, can_measure, run_load
 has_bare = can_measure and os.access(os.path.join(SQUALL_BIN, "squall-bare-server"), os.X_OK)
 
 
-def result(rps, server_cpu_s=None, seconds=1.0, errors=0, other=None):
+def result(rps, server_cpu_s=None, seconds=1.0, errors=0, other=None, p99_us=None):
     """A fake run result with the fields interleave.ratio_medians reads."""
     return {"rps": rps, "requests": int(rps * seconds), "server_cpu_s": server_cpu_s,
-            "socket_errors": errors, "non_2xx": 0, "foreign_cpu_share": other}
+            "socket_errors": errors, "non_2xx": 0, "foreign_cpu_share": other,
+            "latency_us": None if p99_us is None else {"p50": p99_us // 2, "p99": p99_us}}
 
 
 class Rotation(unittest.TestCase):
@@ -84,6 +85,19 @@ class PerRoundRatios(unittest.TestCase):
         self.assertEqual(entry["rps_per_server_cpu_s"]["per_round"], [2.0, None, None, None])
         self.assertEqual(entry["other_load"], [None] * 4)   # not read: unknown, not zero
 
+    def test_p99_as_the_baselines_over_the_implementations_within_each_round(self):
+        # Round 2 is slow for both: compared within the round, x's tail is the lower one in
+        # every round (ratio > 1), though its slow round's p99 is above ref's fast rounds'.
+        rounds = [{"ref": result(100, p99_us=1000), "x": result(100, p99_us=800)},
+                  {"ref": result(100, p99_us=3000), "x": result(100, p99_us=2500)},
+                  {"ref": result(100, p99_us=1100), "x": result(100)},          # no percentiles
+                  {"ref": result(100, p99_us=1000), "x": result(100, p99_us=1250, errors=1)}]
+        [entry] = interleave.ratio_medians("plaintext", rounds, "ref", ["ref", "x"])
+        self.assertEqual(entry["p99"]["per_round"], [1.25, 1.2, None, None])
+        self.assertAlmostEqual(entry["p99"]["median"], 1.225)
+        [back] = interleave.ratio_medians("plaintext", rounds, "x", ["ref", "x"])
+        self.assertEqual(back["p99"]["per_round"], [0.8, 0.8333, None, None])
+
     def test_every_other_implementation_against_the_baseline(self):
         rounds = [{"a": result(100), "b": result(50), "c": result(200)}]
         entries = interleave.ratio_medians("plaintext", rounds, "b", ["a", "b", "c"])
@@ -96,11 +110,17 @@ class Report(unittest.TestCase):
         entry = {"scenario": "connection_close", "impl": "nginx", "baseline": "reference", "rounds": 3,
                  "rps": {"median": 1.05, "per_round": [1.05, 0.98, 1.12]},
                  "rps_per_server_cpu_s": {"median": None, "per_round": [None, None, None]},
+                 "p99": {"median": 0.91, "per_round": [0.91, 0.85, 1.02]},
                  "other_load": [0.02, 0.31, None]}
         md = "\n".join(report.interleaved_ratios({"interleaved_ratios": [entry]}))
         self.assertIn("## Ratios from interleaved rounds (median of per-round ratios)", md)
         self.assertIn("to **reference**", md)
-        self.assertIn("| connection_close | nginx | 3 | ×1.05 (0.98–1.12) | n/a | 2%–31% |", md)
+        self.assertIn("| connection_close | nginx | 3 | ×1.05 (0.98–1.12) | n/a | ×0.91 (0.85–1.02) | 2%–31% |", md)
+        self.assertIn("as reference's ÷ the implementation's", md)
+        # A results file from before p99 was compared round by round still renders.
+        del entry["p99"]
+        md = "\n".join(report.interleaved_ratios({"interleaved_ratios": [entry]}))
+        self.assertIn("| connection_close | nginx | 3 | ×1.05 (0.98–1.12) | n/a | n/a | 2%–31% |", md)
         self.assertEqual(report.interleaved_ratios({"results": []}), [])
 
 
@@ -144,8 +164,12 @@ class RealRun(unittest.TestCase):
             self.assertAlmostEqual(got, want, delta=0.001)
         self.assertAlmostEqual(entry["rps"]["median"], statistics.median(per_round), delta=0.001)
         self.assertIsNotNone(entry["rps_per_server_cpu_s"]["median"])
+        # p99 likewise, the other way up: the reference's p99 over bare's, round by round.
+        p99 = [r["p99_us"] / b["p99_us"] for r, b in zip(ref["runs"], bare["runs"])]
+        for got, want in zip(entry["p99"]["per_round"], p99):
+            self.assertAlmostEqual(got, want, delta=0.001)
         self.assertIn("## Ratios from interleaved rounds (median of per-round ratios)", md)
-        self.assertRegex(md, r"\| plaintext \| bare \| 2 \| ×[\d.]+ \([\d.]+–[\d.]+\) \| ×[\d.]+ .* \| \d+%–\d+% \|")
+        self.assertRegex(md, r"\| plaintext \| bare \| 2 \| ×[\d.]+ \([\d.]+–[\d.]+\) \| ×[\d.]+ .* \| ×[\d.]+ .* \| \d+%–\d+% \|")
 
 
 if __name__ == "__main__":
