@@ -18,7 +18,9 @@ Markdown table (also written to DIR/kernel_profile.md): the program's own code, 
 libraries, the kernel in total, then the kernel functions that cost most; and a second
 one of the system calls the server made per request (the raw_syscalls:sys_enter
 tracepoint, recorded for a second right after the sampling, not during it: recording every
-call costs the server kernel time). A tracer such as strace slows the server so much that
+call costs the server kernel time), with the ready descriptors its epoll waits returned on
+average (raw_syscalls:sys_exit): on a server the client cannot saturate, a server that
+gathers fewer requests per wake-up makes more waits, sleeps and wake-ups per request. A tracer such as strace slows the server so much that
 the client is always ahead of it and it never reads too early: it counts other calls.
 """
 import argparse
@@ -38,6 +40,10 @@ SYSCALL_WINDOW = 1  # seconds of system calls recorded, after the sampling
 REPORT_LINE = re.compile(r"^\s*(\d+)\s+(\d+):(\S.*?)\s+(\S+)\s+\[([k.])\]\s+(.+?)\s*$")
 # One line of `perf script -F pid,event,trace` for raw_syscalls:sys_enter: "1234 raw_syscalls:sys_enter: NR 232 (...)"
 SYSCALL_LINE = re.compile(r"^\s*(\d+)\s+raw_syscalls:sys_enter:\s+NR\s+(\d+)\b")
+# The same for raw_syscalls:sys_exit, with the call's result: "1234 raw_syscalls:sys_exit: NR 232 = 3"
+SYSCALL_EXIT_LINE = re.compile(r"^\s*(\d+)\s+raw_syscalls:sys_exit:\s+NR\s+(\d+)\s+=\s+(-?\d+)")
+# The calls that wait for readiness and return how many descriptors are ready.
+READINESS_WAITS = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
 SYSCALL_NUMBERS = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
 
 
@@ -64,6 +70,19 @@ def count_syscalls(text, pids, names):
             number = int(m.group(2))
             counts[names.get(number, f"#{number}")] += 1
     return dict(counts)
+
+
+def events_per_wait(text, pids, names):
+    """The mean number of ready descriptors an epoll wait of pids returned (its sys_exit
+    results; errors left out), or None without one. How many requests a server handles per
+    wake-up: on a server that is not saturated, fewer per wait means more waits, and more
+    sleeps and wake-ups, per request, which is kernel time."""
+    results = []
+    for line in text.splitlines():
+        m = SYSCALL_EXIT_LINE.match(line)
+        if m and int(m.group(1)) in pids and names.get(int(m.group(2))) in READINESS_WAITS and int(m.group(3)) >= 0:
+            results.append(int(m.group(3)))
+    return sum(results) / len(results) if results else None
 
 
 def parse_report(text, pids):
@@ -111,8 +130,9 @@ def table(columns, top):
     return "\n".join(out)
 
 
-def syscall_table(columns):
-    """Markdown rows: each system call's count per request, the most frequent first."""
+def syscall_table(columns, waits=None):
+    """Markdown rows: each system call's count per request, the most frequent first; with
+    `waits` ({column: events per epoll wait or None}), a last row of those."""
     names = list(columns)
     calls = sorted({c for col in columns.values() for c in col}, key=lambda c: -max(col.get(c, 0) for col in columns.values()))
     out = ["| system calls per request | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
@@ -121,6 +141,9 @@ def syscall_table(columns):
         if max(values) >= 0.01:
             out.append(f"| {call} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     out.append("| **all** | " + " | ".join(f"{sum(col.values()):.2f}" for col in columns.values()) + " |")
+    if waits:
+        out.append("| ready descriptors per epoll wait | "
+                   + " | ".join("n/a" if waits.get(name) is None else f"{waits[name]:.2f}" for name in names) + " |")
     return "\n".join(out)
 
 
@@ -161,7 +184,8 @@ def wait_for_load(runner, seconds):
 
 def profile_one(args, impl, out_dir):
     """Runs the scenario for impl with perf sampling the server's CPU; returns
-    ({key: ns per request}, {system call: count per request}, the run's result record)."""
+    ({key: ns per request}, {system call: count per request}, ready descriptors per epoll
+    wait (None without one), the run's result record)."""
     name = os.path.splitext(os.path.basename(impl))[0]
     run_out = os.path.join(out_dir, name)
     data = os.path.join(out_dir, f"{name}.perf.data")
@@ -179,7 +203,8 @@ def profile_one(args, impl, out_dir):
             raise RuntimeError(f"{impl}: the load runner did not start wrk")
         time.sleep(args.warmup + args.start_after)
         for events, output, seconds in ((["cpu-clock", "-F", str(SAMPLE_HZ)], data, args.window),
-                                        (["raw_syscalls:sys_enter", "-c", "1"], calls_data, SYSCALL_WINDOW)):
+                                        (["raw_syscalls:sys_enter,raw_syscalls:sys_exit", "-c", "1"], calls_data,
+                                         SYSCALL_WINDOW)):
             subprocess.run(["perf", "record", "-q", "-e", *events, "-C", str(args.server_cpu), "-o", output, "--",
                             "sleep", str(seconds)],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=seconds + 60)
@@ -201,9 +226,10 @@ def profile_one(args, impl, out_dir):
                             check=True, capture_output=True, text=True, timeout=300).stdout
     script = subprocess.run(["perf", "script", "-i", calls_data, "-F", "pid,event,trace"],
                             check=True, capture_output=True, text=True, timeout=300).stdout
-    calls = count_syscalls(script, pids, syscall_names())
+    names = syscall_names()
+    calls = count_syscalls(script, pids, names)
     return (per_request(parse_report(report, pids), requests), per_request(calls, result["rps"] * SYSCALL_WINDOW),
-            result)
+            events_per_wait(script, pids, names), result)
 
 
 def main(argv=None):
@@ -224,19 +250,20 @@ def main(argv=None):
     if args.start_after + args.window + SYSCALL_WINDOW > args.duration - 1:
         p.error(f"--start-after + --window + {SYSCALL_WINDOW} s of system calls must end a second before --duration")
     os.makedirs(args.out, exist_ok=True)
-    columns, syscalls, lines = {}, {}, []
+    columns, syscalls, waits, lines = {}, {}, {}, []
     impls = [i for i in args.impl.split(",") if i]
     for n, impl in enumerate(impls, 1):
         print(f"[{n}/{len(impls)}] {impl}: {args.scenario}, sampling {args.window:g} s of {args.duration:g}",
               file=sys.stderr, flush=True)
-        costs, calls, result = profile_one(args, impl, args.out)
+        costs, calls, events, result = profile_one(args, impl, args.out)
         columns[result["impl"]] = costs
         syscalls[result["impl"]] = calls
+        waits[result["impl"]] = events
         lines.append(f"- {result['impl']}: {result['rps']:,.0f} requests/s; /proc: "
                      f"{result['server_user_us_per_request']:.2f} µs user + "
                      f"{result['server_kernel_us_per_request']:.2f} µs kernel per request")
     text = (f"## {args.scenario}: server CPU time per request, by function (perf cpu-clock)\n\n"
-            + "\n".join(lines) + "\n\n" + table(columns, args.top) + "\n\n" + syscall_table(syscalls) + "\n")
+            + "\n".join(lines) + "\n\n" + table(columns, args.top) + "\n\n" + syscall_table(syscalls, waits) + "\n")
     with open(os.path.join(args.out, "kernel_profile.md"), "w") as f:
         f.write(text)
     print(text)

@@ -77,6 +77,23 @@ class Syscalls(unittest.TestCase):
         rows = kernel_profile.syscall_table({"a": {"read": 1.0, "close": 0.5}, "b": {"read": 1.0, "close": 2.0}}).splitlines()
         self.assertEqual(rows[2:], ["| close | 0.50 | 2.00 |", "| read | 1.00 | 1.00 |", "| **all** | 1.50 | 3.00 |"])
 
+    def test_events_per_wait_averages_the_epoll_waits_results_of_the_given_processes(self):
+        names = {0: "read", 232: "epoll_wait", 281: "epoll_pwait"}
+        exits = (SCRIPT + " 16029  raw_syscalls:sys_exit: NR 232 = 3\n"
+                 " 16029  raw_syscalls:sys_exit: NR 281 = 1\n"
+                 " 16029  raw_syscalls:sys_exit: NR 232 = -4\n"      # EINTR: no count of ready descriptors
+                 " 16029  raw_syscalls:sys_exit: NR 0 = 512\n"       # a read's bytes, not a wait's
+                 " 16031  raw_syscalls:sys_exit: NR 232 = 8\n")
+        self.assertEqual(kernel_profile.events_per_wait(exits, {16029}, names), 2.0)
+        self.assertEqual(kernel_profile.events_per_wait(exits, {16031}, names), 8.0)
+        self.assertIsNone(kernel_profile.events_per_wait(exits, {14}, names))
+        # The exits are not counted as calls.
+        self.assertEqual(kernel_profile.count_syscalls(exits, {16031}, names), {"epoll_wait": 1})
+
+    def test_table_ends_with_the_events_per_wait_where_given(self):
+        rows = kernel_profile.syscall_table({"a": {"read": 1.0}, "b": {"read": 1.0}}, {"a": 2.5, "b": None}).splitlines()
+        self.assertEqual(rows[-1], "| ready descriptors per epoll wait | 2.50 | n/a |")
+
 
 class Table(unittest.TestCase):
     def test_kernel_total_top_functions_and_the_rest_add_up(self):
