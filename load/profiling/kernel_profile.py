@@ -20,8 +20,9 @@ one of the system calls the server made per request (the raw_syscalls:sys_enter
 tracepoint, recorded for a second right after the sampling, not during it: recording every
 call costs the server kernel time), with the ready descriptors its epoll waits returned on
 average (raw_syscalls:sys_exit): on a server the client cannot saturate, a server that
-gathers fewer requests per wake-up makes more waits, sleeps and wake-ups per request. A tracer such as strace slows the server so much that
-the client is always ahead of it and it never reads too early: it counts other calls.
+gathers fewer requests per wake-up makes more waits, sleeps and wake-ups per request. A
+tracer such as strace slows the server so much that the client is always ahead of it and
+it never reads too early: it counts other calls.
 """
 import argparse
 import json
@@ -74,13 +75,15 @@ def count_syscalls(text, pids, names):
 
 def events_per_wait(text, pids, names):
     """The mean number of ready descriptors an epoll wait of pids returned (its sys_exit
-    results; errors left out), or None without one. How many requests a server handles per
-    wake-up: on a server that is not saturated, fewer per wait means more waits, and more
-    sleeps and wake-ups, per request, which is kernel time."""
+    results; errors left out), or None without one: about how many requests a server
+    handles per wake-up. On a server that is not saturated, fewer per wait means more
+    waits, and more sleeps and wake-ups, per request, which is kernel time."""
     results = []
     for line in text.splitlines():
         m = SYSCALL_EXIT_LINE.match(line)
-        if m and int(m.group(1)) in pids and names.get(int(m.group(2))) in READINESS_WAITS and int(m.group(3)) >= 0:
+        if not m or int(m.group(1)) not in pids or names.get(int(m.group(2))) not in READINESS_WAITS:
+            continue
+        if int(m.group(3)) >= 0:
             results.append(int(m.group(3)))
     return sum(results) / len(results) if results else None
 
