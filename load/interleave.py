@@ -57,7 +57,7 @@ def figure(result: dict | None, key: str) -> float | None:
     if key == "rps":
         return result["rps"]
     if key == "p99":
-        return (result.get("latency_us") or {}).get("p99") or None
+        return runner.p99_us(result) or None
     cpu = result.get("server_cpu_s")
     return result["requests"] / cpu if cpu else None
 

@@ -405,12 +405,17 @@ def one_run(target: Target, sc: Scenario, args, connections: int, label: str) ->
     return r, pinned
 
 
+def p99_us(result: dict) -> float | None:
+    """A run's p99 latency in µs; None where its engine gave no percentiles (wrk pipelined)."""
+    return (result.get("latency_us") or {}).get("p99")
+
+
 def log_run(target: Target, sc: Scenario, label: str, r: dict) -> None:
     no_pid = target.no_pid_reason or "no server PID"
+    p99 = p99_us(r)
     log(f"  {target.name:<10} {sc.name:<17} {label}: {r['rps']:>10,.0f} req/s"
         + (f" (offered {r['offered_rate']:,.0f})" if r.get("offered_rate") else "")
-        + (f"  p99 {r['latency_us']['p99'] / 1000:.2f} ms" if r.get("latency_us") and r["latency_us"].get("p99")
-           is not None else "")
+        + (f"  p99 {p99 / 1000:.2f} ms" if p99 is not None else "")
         + (f"  server cpu {r['server_cpu_s']:.2f}s" if "server_cpu_s" in r else f"  server cpu n/a ({no_pid})")
         + f"  {r['engine']} cpu {r['client_cpu_util']:.0%}"
         + (f"  other load {r['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in r else "")
@@ -465,7 +470,7 @@ def summarize(row: dict, target: Target, args, runs: list[dict], connections: in
         runs=[{"rps": round(r["rps"], 1), "errors": r["errors"],
                "server_cpu_s": r.get("server_cpu_s"), "client_cpu_util": r["client_cpu_util"],
                "foreign_cpu_share": r.get("foreign_cpu_share"),
-               "p99_us": (r.get("latency_us") or {}).get("p99")}
+               "p99_us": p99_us(r)}
               for r in runs],
     )
     # What only some engines say: squall-load's mode, schedule lag and histogram, Locust's workers.
