@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
+
+#include "squall/detail/hot_path.h"
+#include "squall/ioloop.h"
 
 namespace squall {
 
@@ -695,10 +699,33 @@ std::string format_http_date(std::time_t t) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+SQUALL_HOT
+std::time_t current_second() {
+  const IOLoop* loop = IOLoop::current_or_null();
+  if (loop == nullptr) return std::time(nullptr);
+  struct Offset {
+    TimePoint read_at{};  // the monotonic time it was read at
+    std::chrono::system_clock::duration wall_minus_monotonic{};
+    bool known = false;
+  };
+  thread_local Offset offset;
+  const TimePoint now = loop->cached_time();
+  if (!offset.known || now - offset.read_at >= std::chrono::seconds(1) || now < offset.read_at) {
+    // The wall clock may have been stepped since: read it again.
+    offset.wall_minus_monotonic = std::chrono::system_clock::now().time_since_epoch() -
+                                  std::chrono::duration_cast<std::chrono::system_clock::duration>(now.time_since_epoch());
+    offset.read_at = now;
+    offset.known = true;
+  }
+  const auto wall = std::chrono::duration_cast<std::chrono::system_clock::duration>(now.time_since_epoch()) +
+                    offset.wall_minus_monotonic;
+  return static_cast<std::time_t>(std::chrono::floor<std::chrono::seconds>(wall).count());
+}
+
 const std::string& current_http_date() {
   thread_local std::time_t cached_second = 0;
   thread_local std::string cached;
-  std::time_t now = std::time(nullptr);
+  std::time_t now = current_second();
   if (now != cached_second || cached.empty()) {
     cached_second = now;
     cached = format_http_date(now);

@@ -459,7 +459,7 @@ const HTTPHeaders& default_head(const std::string& server) {
   thread_local Made made;
   // The second, not the date's text: a number compared instead of 29 bytes, and the
   // date is formatted (current_http_date) only when the second has changed.
-  const std::time_t now = std::time(nullptr);
+  const std::time_t now = current_second();
   if (made.head.empty() || made.second != now || made.server != server) {
     check_header("Server", server);  // a setting: checked like a header the handler sets
     made.head.clear();
@@ -743,7 +743,9 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
           describe_current_exception());
     }
   }
-  request().finish_timing();
+  // No finish time is noted: request_time() reads the clock when asked, as Tornado 6.2's
+  // does (its _finish_time is never set), and a clock read per response showed in
+  // profiles (load/performance.md, session 14).
   if (application_) application_->log_request(*this);
   on_finish();
   return f;

@@ -1,7 +1,10 @@
 #include "squall/httputil.h"
+#include "squall/ioloop.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <ctime>
 #include <random>
 #include <string>
 #include <utility>
@@ -537,6 +540,35 @@ TEST(HttpDate, FormatsImfFixdate) {
   EXPECT_EQ(format_http_date(951782400), "Tue, 29 Feb 2000 00:00:00 GMT");
   EXPECT_EQ(format_http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
   EXPECT_EQ(format_http_date(1359312200), "Sun, 27 Jan 2013 18:43:20 GMT");
+}
+
+// Outside a loop the wall clock's second; inside a running one the loop iteration's
+// time on the wall clock, which moves on with the loop's iterations.
+TEST(HttpDate, CurrentSecondIsTheWallClocksInsideALoopAndOut) {
+  const std::time_t before = std::time(nullptr);
+  const std::time_t outside = current_second();
+  EXPECT_GE(outside, before);
+  EXPECT_LE(outside, std::time(nullptr));
+
+  IOLoop loop;
+  std::time_t first = 0, later = 0, first_clock = 0, later_clock = 0;
+  loop.add_callback([&] {
+    first_clock = std::time(nullptr);
+    first = current_second();
+    loop.call_later(std::chrono::milliseconds(1100), [&] {
+      later_clock = std::time(nullptr);
+      later = current_second();
+      loop.stop();
+    });
+  });
+  loop.start();
+  // The iteration began before the callback ran: its second may be the one before.
+  EXPECT_GE(first, first_clock - 1);
+  EXPECT_LE(first, first_clock);
+  EXPECT_GE(later, later_clock - 1);
+  EXPECT_LE(later, later_clock);
+  EXPECT_GE(later, first + 1);
+  EXPECT_EQ(current_http_date().size(), 29u);
 }
 
 TEST(HttpDate, ParsesAllThreeForms) {

@@ -68,7 +68,9 @@ class HTTPServerRequest {
 
   // "http://host/uri".
   std::string full_url() const { return protocol + "://" + host + uri; }
-  // Seconds since the request started (until finish() if it was called).
+  // Seconds since the request started, or until finish_timing() if that was called.
+  // RequestHandler::finish() does not call it: Tornado 6.2's request_time() also reads
+  // the clock when asked (the access log asks once, right after finish()).
   double request_time() const;
   // Marks the end of the request's processing (request_time stops here).
   void finish_timing() { finish_time_ = std::chrono::steady_clock::now(); }

@@ -198,8 +198,15 @@ bool is_legal_cookie_name(std::string_view name);
 
 // IMF-fixdate (RFC 9110 §5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string format_http_date(std::time_t t);
-// format_http_date(now), formatted at most once per second per thread (the Date header
-// of every response: formatting it per request showed in profiles).
+// The wall clock's second. Inside a running loop it is the loop iteration's time
+// (IOLoop::cached_time) plus the wall clock's offset from the monotonic clock, and that
+// offset is read again at most once a second. This is how nginx caches its time per
+// event-loop iteration. A Date header may then lag the clock by the iteration's length.
+// Every response asks for it. On the machines measured, a clock read cost 20 to 60 ns
+// (load/performance.md, session 14).
+std::time_t current_second();
+// format_http_date(current_second()), formatted at most once per second per thread (the
+// Date header of every response: formatting it per request showed in profiles).
 const std::string& current_http_date();
 
 // Any of the three HTTP-date forms a recipient must accept (RFC 9110 §5.6.7):
