@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -449,42 +450,64 @@ struct HandlerOutput;
 using SpareOutput = detail::SpareString<HandlerOutput, 64 * 1024>;
 
 // The lines every response starts with (Server, Content-Type, Date), made once per second
-// per thread and copied from there: three checked insertions per response cost more.
-const HTTPHeaders& default_head(const std::string& server) {
+// per thread for each of the last few Content-Types asked for, and copied from there:
+// three checked insertions per response cost more. The type was checked when it was set.
+const HTTPHeaders& default_head(const std::string& server, std::string_view content_type) {
   struct Made {
     std::string server;
+    std::string content_type;
     std::time_t second = 0;  // when the Date line was made
     HTTPHeaders head;
   };
-  thread_local Made made;
+  constexpr std::size_t kTypes = 4;  // an application's handlers answer with a few types
+  thread_local std::array<Made, kTypes> made;
+  thread_local std::size_t next = 0;  // the entry a type not among them replaces
+  Made* entry = nullptr;
+  for (Made& m : made) {
+    if (!m.head.empty() && m.content_type == content_type && m.server == server) {
+      entry = &m;
+      break;
+    }
+  }
+  if (entry == nullptr) {
+    entry = &made[next];
+    next = (next + 1) % kTypes;
+    entry->head.clear();
+  }
   // The second, not the date's text: a number compared instead of 29 bytes, and the
   // date is formatted (current_http_date) only when the second has changed.
   const std::time_t now = current_second();
-  if (made.head.empty() || made.second != now || made.server != server) {
+  if (entry->head.empty() || entry->second != now) {
     check_header("Server", server);  // a setting: checked like a header the handler sets
-    made.head.clear();
-    made.head.add("Server", server);
-    made.head.add("Content-Type", "text/html; charset=UTF-8");
-    made.head.add("Date", current_http_date());
-    made.server = server;
-    made.second = now;
+    entry->head.clear();
+    entry->head.add("Server", server);
+    entry->head.add("Content-Type", content_type);
+    entry->head.add("Date", current_http_date());
+    entry->server = server;
+    entry->content_type = content_type;
+    entry->second = now;
   }
-  return made.head;
+  return entry->head;
 }
+
+// Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
+// and a few of the handler's own) in two allocations instead of a doubling series.
+constexpr std::size_t kHeadFields = 8, kHeadBytes = 256;
+constexpr std::string_view kDefaultContentType = "text/html; charset=UTF-8";
 
 }  // namespace
 
 SQUALL_HOT
 void RequestHandler::clear() {
-  // Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
-  // and a few of the handler's own) in two allocations instead of a doubling series.
-  constexpr std::size_t kFields = 8, kBytes = 256;
+  headers_.clear();
   if (application_) {
-    headers_.assign(default_head(application_->settings().server_header), kFields, kBytes);
+    head_pending_ = true;  // Server, Content-Type and Date: copied in when needed
+    std::memcpy(pending_content_type_, kDefaultContentType.data(), kDefaultContentType.size());
+    pending_content_type_size_ = static_cast<std::uint8_t>(kDefaultContentType.size());
   } else {
-    headers_.clear();
-    headers_.reserve(kFields, kBytes);
-    headers_.add("Content-Type", "text/html; charset=UTF-8");
+    head_pending_ = false;
+    headers_.reserve(kHeadFields, kHeadBytes);
+    headers_.add("Content-Type", kDefaultContentType);
     headers_.add("Date", current_http_date());
   }
   if (application_) {
@@ -571,15 +594,36 @@ void RequestHandler::set_status(int status_code, std::string_view reason) {
 SQUALL_HOT
 void RequestHandler::set_header(std::string_view name, std::string_view value) {
   check_header(name, value);
+  if (head_pending_) {
+    // The type nearly every handler sets, spelled so: only the pending line's value changes.
+    if (equals_literal(name, "Content-Type") && value.size() <= kPendingContentTypeRoom) {
+      if (!value.empty()) std::memcpy(pending_content_type_, value.data(), value.size());
+      pending_content_type_size_ = static_cast<std::uint8_t>(value.size());
+      return;
+    }
+    materialize_head();
+  }
   headers_.set(name, value);
 }
 
 void RequestHandler::add_header(std::string_view name, std::string_view value) {
   check_header(name, value);
+  materialize_head();
   headers_.add(name, value);
 }
 
-void RequestHandler::clear_header(std::string_view name) { headers_.remove(name); }
+void RequestHandler::clear_header(std::string_view name) {
+  materialize_head();
+  headers_.remove(name);
+}
+
+SQUALL_HOT
+void RequestHandler::materialize_head() const {
+  if (!head_pending_) return;
+  head_pending_ = false;
+  const std::string_view content_type(pending_content_type_, pending_content_type_size_);
+  headers_.assign(default_head(application_->settings().server_header, content_type), kHeadFields, kHeadBytes);
+}
 
 SQUALL_HOT
 void RequestHandler::write(std::string_view chunk) {
@@ -624,6 +668,7 @@ Future<void> RequestHandler::flush_output(bool vary_absent, const FramingLines* 
   const bool finishing = finished_;
   if (!headers_written_) {
     headers_written_ = true;
+    materialize_head();
     if (gzip_) {
       gzip_->transform_first_chunk(headers_, chunk, finishing, vary_absent);
     } else if (vary_accept_encoding_) {
@@ -702,6 +747,7 @@ Future<void> RequestHandler::finish(std::string_view chunk) {
   // when the handler set Content-Length itself (its text is the connection's to read).
   std::optional<FramingLines> framing;
   if (!headers_written_) {
+    materialize_head();
     // The lines below change none of these (compute_etag() is const; a bodyless answer
     // loses only Content-* lines that are no framing lines).
     const LinesSet set = lines_set(headers_);
@@ -926,7 +972,10 @@ std::optional<std::string> RequestHandler::compute_etag() const {
   return std::string(body_etag(write_buffer_, etag));
 }
 
-void RequestHandler::set_etag_header() { store_etag_header(false); }
+void RequestHandler::set_etag_header() {
+  materialize_head();
+  store_etag_header(false);
+}
 
 SQUALL_HOT
 void RequestHandler::store_etag_header(bool absent) {

@@ -776,6 +776,85 @@ TEST(Web, LinesTheHandlerSetAreNotAddedAgain) {
   EXPECT_EQ(names, (std::vector<std::string>{"Server", "Date", "Etag", "Vary"}));
 }
 
+// Does to its response's lines what it was made with, then writes "ok".
+class LinesHandler : public RequestHandler {
+ public:
+  explicit LinesHandler(std::function<void(RequestHandler&)> act) : act_(std::move(act)) {}
+  Task<void> get() override {
+    act_(*this);
+    write("ok");
+    co_return;
+  }
+
+ private:
+  std::function<void(RequestHandler&)> act_;
+};
+
+// The response's lines as "Name: value", in order, without the Date's and Etag's values.
+std::vector<std::string> line_texts(const HTTPHeaders& headers) {
+  std::vector<std::string> out;
+  for (HeaderField f : headers) {
+    const bool varies = f.name == "Date" || f.name == "Etag";
+    out.push_back(std::string(f.name) + ": " + (varies ? "*" : std::string(f.value)));
+  }
+  return out;
+}
+
+// Server, Content-Type and Date come first in every response, as clear() made them,
+// whatever the handler does to them or around them. (The web layer copies them in only
+// when the handler touches a line other than Content-Type, or at finish().)
+TEST(Web, TheDefaultLinesComeFirstWhateverTheHandlerDoes) {
+  using Lines = std::vector<std::string>;
+  auto serve = [](std::function<void(RequestHandler&)> act) {
+    Application app({{"/", handler<LinesHandler>(std::move(act))}});
+    return fetch(app, "GET", "/");
+  };
+  Response r = serve([](RequestHandler& h) { h.set_header("Content-Type", "text/plain"); });
+  EXPECT_EQ(line_texts(r.headers), (Lines{"Server: Squall", "Content-Type: text/plain", "Date: *", "Etag: *",
+                                          "Content-Length: 2"}));
+  r = serve([](RequestHandler& h) {
+    h.set_header("X-A", "1");
+    h.set_header("Content-Type", "text/plain");
+  });
+  EXPECT_EQ(line_texts(r.headers), (Lines{"Server: Squall", "Content-Type: text/plain", "Date: *", "X-A: 1", "Etag: *",
+                                          "Content-Length: 2"}));
+  r = serve([](RequestHandler& h) { h.add_header("Content-Type", "text/plain"); });
+  EXPECT_EQ(line_texts(r.headers), (Lines{"Server: Squall", "Content-Type: text/html; charset=UTF-8", "Date: *",
+                                          "Content-Type: text/plain", "Etag: *", "Content-Length: 2"}));
+  r = serve([](RequestHandler& h) { h.clear_header("Content-Type"); });
+  EXPECT_EQ(line_texts(r.headers), (Lines{"Server: Squall", "Date: *", "Etag: *", "Content-Length: 2"}));
+  // Another spelling of the name replaces the line where it stands.
+  r = serve([](RequestHandler& h) { h.set_header("content-type", "text/plain"); });
+  EXPECT_EQ(line_texts(r.headers), (Lines{"Server: Squall", "content-type: text/plain", "Date: *", "Etag: *",
+                                          "Content-Length: 2"}));
+  // A tag set before the lines were copied in is kept once they are (finish() adds none
+  // to a 201).
+  r = serve([](RequestHandler& h) {
+    h.set_status(201);
+    h.set_header("Content-Type", "text/plain");
+    h.set_etag_header();
+  });
+  EXPECT_EQ(line_texts(r.headers), (Lines{"Server: Squall", "Content-Type: text/plain", "Date: *", "Etag: *",
+                                          "Content-Length: 2"}));
+  // What the handler reads back is what will be sent.
+  Lines seen;
+  r = serve([&seen](RequestHandler& h) {
+    h.set_header("Content-Type", "text/csv");
+    seen = line_texts(h.response_headers());
+  });
+  EXPECT_EQ(seen, (Lines{"Server: Squall", "Content-Type: text/csv", "Date: *"}));
+  // A type longer than the room kept for one, then types in turn: each response has its own.
+  const std::string long_type = "application/vnd.example.a-rather-long-media-type+json; charset=UTF-8";
+  for (std::string type : {long_type, std::string("a/1"), std::string("a/2"), std::string("a/3"), std::string("a/4"),
+                           std::string("a/5"), std::string("a/1"), long_type}) {
+    r = serve([type](RequestHandler& h) { h.set_header("Content-Type", type); });
+    EXPECT_EQ(r.header("Content-Type"), type);
+    EXPECT_EQ(r.headers.count("Content-Type"), 1u);
+    EXPECT_EQ(r.headers.count("Server"), 1u);
+    EXPECT_EQ(r.headers.count("Date"), 1u);
+  }
+}
+
 class CookieHandler : public RequestHandler {
  public:
   Task<void> get() override {

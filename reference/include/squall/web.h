@@ -235,7 +235,10 @@ class RequestHandler {
   void set_header(std::string_view name, int64_t value) { set_header(name, std::to_string(value)); }
   void add_header(std::string_view name, std::string_view value);
   void clear_header(std::string_view name);
-  const HTTPHeaders& response_headers() const { return headers_; }
+  const HTTPHeaders& response_headers() const {
+    materialize_head();
+    return headers_;
+  }
   // Resets status, headers and the buffered body.
   void clear();
 
@@ -305,6 +308,8 @@ class RequestHandler {
   // the connection unless the output is compressed, which changes the length).
   Future<void> flush_output(bool vary_absent, const FramingLines* framing = nullptr);
   std::vector<std::string> clean_arguments(const std::vector<std::string>* values, bool strip) const;
+  // Copies the pending default lines (head_pending_) into headers_, if they are pending.
+  void materialize_head() const;
 
   Application* application_ = nullptr;
   mutable detail::PooledRequest request_;  // set by attach() (or unattached_request())
@@ -313,7 +318,19 @@ class RequestHandler {
 
   int status_code_ = 200;
   std::string reason_ = "OK";
-  HTTPHeaders headers_;
+  // The response's lines. After clear(), the three lines every response starts with
+  // (Server, Content-Type, Date) are not copied in yet: while head_pending_ holds,
+  // headers_ is empty and stands for those three lines, with pending_content_type_ as
+  // the Content-Type. A handler's set_header("Content-Type", ...) then changes only the
+  // buffer. Anything else that touches the lines copies them in first (materialize_head),
+  // from a per-thread head made for that type. That copy replaces the copy clear() made
+  // and the rewrite of the Content-Type value that followed it (load/performance.md,
+  // session 14). Mutable: response_headers() is const and copies them in too.
+  mutable HTTPHeaders headers_;
+  mutable bool head_pending_ = false;
+  std::uint8_t pending_content_type_size_ = 0;
+  static constexpr std::size_t kPendingContentTypeRoom = 46;  // "application/json; charset=UTF-8" fits
+  char pending_content_type_[kPendingContentTypeRoom];
   std::string write_buffer_;
   std::vector<std::pair<std::string, std::string>> new_cookies_;  // name -> Set-Cookie value
   bool headers_written_ = false;
