@@ -39,12 +39,20 @@ void lower_ascii_in_place(char* p, std::size_t n) {
 // name byte by byte first.
 SQUALL_HOT
 std::string_view without_port(std::string_view host) {
+  // The port's value is summed on the way (six digits at most: no overflow), so that
+  // the range check is a comparison of numbers, not a call to compare five bytes.
   const std::size_t size = host.size();
   std::size_t start = size;  // of the digits
-  while (start > 0 && size - start <= 5 && static_cast<unsigned char>(host[start - 1] - '0') <= 9) --start;
+  std::uint32_t port = 0, place = 1;
+  while (start > 0 && size - start <= 5) {
+    const auto digit = static_cast<unsigned char>(host[start - 1] - '0');
+    if (digit > 9) break;
+    port += digit * place;
+    place *= 10;
+    --start;
+  }
   const std::size_t digits = size - start;
-  if (digits == 0 || digits > 5 || start < 2 || host[start - 1] != ':') return host;
-  if (digits == 5 && host.substr(start) > "65535") return host;  // five digits compare as numbers do
+  if (digits == 0 || digits > 5 || start < 2 || host[start - 1] != ':' || port > 65535) return host;
   return host.substr(0, start - 1);
 }
 
