@@ -711,9 +711,12 @@ std::time_t current_second() {
   thread_local Offset offset;
   const TimePoint now = loop->cached_time();
   if (!offset.known || now - offset.read_at >= std::chrono::seconds(1) || now < offset.read_at) {
-    // The wall clock may have been stepped since: read it again.
-    offset.wall_minus_monotonic = std::chrono::system_clock::now().time_since_epoch() -
-                                  std::chrono::duration_cast<std::chrono::system_clock::duration>(now.time_since_epoch());
+    // The wall clock may have been stepped since: read it again, with the monotonic clock
+    // beside it (not against the iteration's time, which would put the second ahead by
+    // however long the iteration has run).
+    const auto wall = std::chrono::system_clock::now().time_since_epoch();
+    const auto monotonic = Clock::now().time_since_epoch();
+    offset.wall_minus_monotonic = wall - std::chrono::duration_cast<std::chrono::system_clock::duration>(monotonic);
     offset.read_at = now;
     offset.known = true;
   }
