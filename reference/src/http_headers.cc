@@ -412,6 +412,7 @@ std::size_t HTTPHeaders::remove(std::string_view name) {
   return before - kept;
 }
 
+SQUALL_HOT
 void HTTPHeaders::clear() noexcept {
   arena_.clear();
   slots_.clear();

@@ -66,7 +66,9 @@ std::string_view host_field(const HTTPHeaders& headers) {
 // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host (§7.2) and the
 // request is routed by the target's path and query. False (nothing changed) for any
 // other form.
-bool take_absolute_form(std::string& uri, std::string& host) {
+// Out of line: a proxy's form is rare, and inlined it spread through the request's
+// constructor, which every request runs (SQUALL_HOT's pages, detail/hot_path.h).
+[[gnu::noinline]] bool take_absolute_form(std::string& uri, std::string& host) {
   if (uri.empty() || uri.front() == '/') return false;
   size_t scheme_end = uri.find("://");
   if (scheme_end == std::string::npos || scheme_end == 0 || uri.find_first_of("/?#") < scheme_end) return false;
@@ -103,17 +105,24 @@ HTTPServerRequest::HTTPServerRequest(const RequestStartLine& start_line, HTTPHea
       host_name(without_port(host)),
       path(std::string_view(uri).substr(0, uri.find('?'))),
       connection(conn) {
-  if (take_absolute_form(uri, host)) {  // rare: a proxy's form
+  // An origin-form target (the usual '/') is told apart here, without the call.
+  if (!uri.empty() && uri.front() != '/' && take_absolute_form(uri, host)) {  // rare: a proxy's form
     host_name.assign(without_port(host));
     path.assign(std::string_view(uri).substr(0, uri.find('?')));
   }
   lower_ascii_in_place(host_name.data(), host_name.size());
-  if (path.size() < uri.size()) {  // a '?': without a query there are no arguments to parse
-    query.assign(uri, path.size() + 1);
-    parse_query_into(query, query_arguments);
-    for (const auto& entry : query_arguments) {
-      for (const auto& v : entry.values) arguments.add(entry.name, v);
-    }
+  // A '?': without a query there are no arguments to parse.
+  if (path.size() < uri.size()) take_query();
+}
+
+SQUALL_HOT
+HTTPServerRequest::~HTTPServerRequest() = default;
+
+void HTTPServerRequest::take_query() {
+  query.assign(uri, path.size() + 1);
+  parse_query_into(query, query_arguments);
+  for (const auto& entry : query_arguments) {
+    for (const auto& v : entry.values) arguments.add(entry.name, v);
   }
 }
 
@@ -147,6 +156,10 @@ std::optional<std::string> HTTPServerRequest::cookie(std::string_view name) cons
 SQUALL_HOT
 void HTTPServerRequest::parse_body() {
   if (body.empty() && !headers.contains("Content-Type")) return;  // nothing to parse (most requests)
+  parse_body_arguments_now();
+}
+
+void HTTPServerRequest::parse_body_arguments_now() {
   std::string content_type = headers.get("Content-Type", "");
   Arguments args;
   Files parsed_files;

@@ -242,8 +242,12 @@ class Future {
   }
   SQUALL_HOT void finish() {
     state_->done = true;
+    if (!state_->callbacks.empty()) schedule_callbacks();
+  }
+  // Not among the hot functions: every Future<T> has this, and most results are taken
+  // without a callback. Marked hot, each T's copy sat among the code every request runs.
+  [[gnu::noinline]] void schedule_callbacks() {
     auto& callbacks = state_->callbacks;
-    if (callbacks.empty()) return;
     // One loop callback runs them all, in registration order. The usual single callback
     // travels alone, which keeps the loop callback within its inline storage.
     if (callbacks.size() == 1) {

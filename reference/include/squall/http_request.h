@@ -38,6 +38,12 @@ class HTTPServerRequest {
   // The same with the headers moved in once (the per-request path: no temporary set).
   HTTPServerRequest(const RequestStartLine& start_line, HTTPHeaders&& headers, std::string_view remote_ip,
                     std::string_view protocol, HTTPConnection* connection);
+  HTTPServerRequest(const HTTPServerRequest&) = default;
+  HTTPServerRequest(HTTPServerRequest&&) = default;
+  HTTPServerRequest& operator=(const HTTPServerRequest&) = default;
+  HTTPServerRequest& operator=(HTTPServerRequest&&) = default;
+  // Out of line (and among the hot functions: every request is destroyed).
+  ~HTTPServerRequest();
 
   std::string method = "GET";
   std::string uri = "/";  // the request-target as sent; absolute-form becomes origin-form
@@ -83,6 +89,10 @@ class HTTPServerRequest {
   // The time of the loop iteration that read the request (IOLoop::cached_time: no clock
   // read per request), or the clock's outside a running loop.
   static std::chrono::steady_clock::time_point loop_time() noexcept;
+  // The constructor's and parse_body's rare parts, out of line: inlined, they spread
+  // the code every request runs over more pages (detail/hot_path.h).
+  [[gnu::noinline]] void take_query();
+  [[gnu::noinline]] void parse_body_arguments_now();
   std::chrono::steady_clock::time_point start_ = loop_time();
   std::optional<std::chrono::steady_clock::time_point> finish_time_;
   mutable std::optional<std::vector<std::pair<std::string, std::string>>> cookies_;
