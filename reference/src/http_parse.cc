@@ -1070,7 +1070,7 @@ std::size_t crlf_head_end(std::string_view buffered) noexcept {
 #endif
 }
 
-SQUALL_HOT
+// The tests' and fuzzers' way to both variants: not among the hot functions.
 std::size_t detail::crlf_head_end(std::string_view buffered, bool portable) noexcept {
   return portable ? crlf_head_end_with<block_line_end_bits_portable, tail_line_end_bits_portable>(buffered)
                   : squall::crlf_head_end(buffered);
