@@ -449,35 +449,40 @@ namespace {
 struct HandlerOutput;
 using SpareOutput = detail::SpareString<HandlerOutput, 64 * 1024>;
 
+constexpr std::string_view kDefaultContentType = "text/html; charset=UTF-8";
+
 // The lines every response starts with (Server, Content-Type, Date), made once per second
-// per thread for each of the last few Content-Types asked for, and copied from there:
-// three checked insertions per response cost more. The type was checked when it was set.
-const HTTPHeaders& default_head(const std::string& server, std::string_view content_type) {
+// per thread and copied from there: three checked insertions per response cost more. One
+// head is kept for the default type and one for each of the first few other types asked
+// for (their values were checked when they were set). A type beyond those gets nullptr:
+// the caller copies the default type's head and sets its type, so that an application
+// answering with many types never makes a head per response.
+SQUALL_HOT const HTTPHeaders* default_head(const std::string& server, std::string_view content_type) {
   struct Made {
     std::string server;
     std::string content_type;
     std::time_t second = 0;  // when the Date line was made
     HTTPHeaders head;
   };
-  constexpr std::size_t kTypes = 4;  // an application's handlers answer with a few types
-  thread_local std::array<Made, kTypes> made;
-  thread_local std::size_t next = 0;  // the entry a type not among them replaces
+  constexpr std::size_t kOtherTypes = 4;  // an application's handlers answer with a few types
+  thread_local std::array<Made, 1 + kOtherTypes> made;  // [0]: the default type's
   Made* entry = nullptr;
-  for (Made& m : made) {
-    if (!m.head.empty() && m.content_type == content_type && m.server == server) {
-      entry = &m;
-      break;
+  bool other_server = false;  // the entry was made for another server name
+  if (content_type == kDefaultContentType) {
+    entry = &made[0];
+    other_server = entry->server != server;
+  } else {
+    // Taken in order and never given back: the first empty one comes after every match.
+    for (std::size_t i = 1; i < made.size() && entry == nullptr; ++i) {
+      Made& m = made[i];
+      if (m.head.empty() || (m.content_type == content_type && m.server == server)) entry = &m;
     }
-  }
-  if (entry == nullptr) {
-    entry = &made[next];
-    next = (next + 1) % kTypes;
-    entry->head.clear();
+    if (entry == nullptr) return nullptr;
   }
   // The second, not the date's text: a number compared instead of 29 bytes, and the
   // date is formatted (current_http_date) only when the second has changed.
   const std::time_t now = current_second();
-  if (entry->head.empty() || entry->second != now) {
+  if (entry->head.empty() || entry->second != now || other_server) {
     check_header("Server", server);  // a setting: checked like a header the handler sets
     entry->head.clear();
     entry->head.add("Server", server);
@@ -487,13 +492,12 @@ const HTTPHeaders& default_head(const std::string& server, std::string_view cont
     entry->content_type = content_type;
     entry->second = now;
   }
-  return entry->head;
+  return &entry->head;
 }
 
 // Room for a typical response head (Server, Content-Type, Date, Content-Length, Etag
 // and a few of the handler's own) in two allocations instead of a doubling series.
 constexpr std::size_t kHeadFields = 8, kHeadBytes = 256;
-constexpr std::string_view kDefaultContentType = "text/html; charset=UTF-8";
 
 }  // namespace
 
@@ -622,7 +626,13 @@ void RequestHandler::materialize_head() const {
   if (!head_pending_) return;
   head_pending_ = false;
   const std::string_view content_type(pending_content_type_, pending_content_type_size_);
-  headers_.assign(default_head(application_->settings().server_header, content_type), kHeadFields, kHeadBytes);
+  const std::string& server = application_->settings().server_header;
+  if (const HTTPHeaders* head = default_head(server, content_type)) {
+    headers_.assign(*head, kHeadFields, kHeadBytes);
+  } else {
+    headers_.assign(*default_head(server, kDefaultContentType), kHeadFields, kHeadBytes);
+    headers_.set("Content-Type", content_type);
+  }
 }
 
 SQUALL_HOT

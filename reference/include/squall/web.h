@@ -323,7 +323,8 @@ class RequestHandler {
   // headers_ is empty and stands for those three lines, with pending_content_type_ as
   // the Content-Type. A handler's set_header("Content-Type", ...) then changes only the
   // buffer. Anything else that touches the lines copies them in first (materialize_head),
-  // from a per-thread head made for that type. That copy replaces the copy clear() made
+  // from a per-thread head made for that type (past the first few types, the default
+  // type's head, with the type then set in it). That copy replaces the copy clear() made
   // and the rewrite of the Content-Type value that followed it (load/performance.md,
   // session 14). Mutable: response_headers() is const and copies them in too.
   mutable HTTPHeaders headers_;
