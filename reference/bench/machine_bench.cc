@@ -1,7 +1,8 @@
 // What the machine charges for code and data a request spreads over, after a system call.
 //
 // Each iteration (optionally) makes one cheap system call, then calls K tiny functions
-// (BM_CodeAfterSystemCall) or reads K bytes (BM_DataAfterSystemCall) laid out either
+// (BM_CodeAfterSystemCall) or reads K slots (BM_DataAfterSystemCall, independently or as
+// a chain of pointers) laid out either
 // packed (one per 64-byte line, K lines in K/64 pages) or spread (one per 4 KiB page, each
 // on a different line so that they do not share a cache set). Compare spread against
 // packed at the same K, with and without the call: where a system call empties the TLBs
@@ -95,26 +96,41 @@ void BM_CodeAfterSystemCall(benchmark::State& state) {
 }
 BENCHMARK(BM_CodeAfterSystemCall)->ArgsProduct({{16, 64, 128}, {0, 1}, {0, 1}});
 
-// A byte to read in each slot.
+// In each slot, the address of the next (the last: nullptr). Read either independently,
+// slot by slot (the loads overlap, and so do their page walks), or as a chain, each
+// address coming from the load before it, as a program follows its objects' pointers
+// (each walk waits for the one before).
 class DataLayout {
  public:
   DataLayout(int count, bool spread) : slots_(count, spread) {
-    for (unsigned char* at : slots_.addresses()) *at = 1;  // touched: mapped before the first iteration
+    const auto& at = slots_.addresses();
+    for (std::size_t i = 0; i < at.size(); ++i) {  // written: mapped before the first iteration
+      *reinterpret_cast<unsigned char**>(at[i]) = i + 1 < at.size() ? at[i + 1] : nullptr;
+    }
   }
-  bool ready() const { return slots_.mapped(); }
-  int run() const {
+  bool ready() const { return slots_.mapped() && !slots_.addresses().empty(); }
+  int read_each() const {
     int sum = 0;
     for (const unsigned char* at : slots_.addresses()) sum += *static_cast<const volatile unsigned char*>(at);
     return sum;
+  }
+  int follow_chain() const {
+    int hops = 0;
+    for (const unsigned char* at = slots_.addresses().front(); at != nullptr; ++hops) {
+      at = *reinterpret_cast<unsigned char* const volatile*>(at);
+    }
+    return hops;
   }
 
  private:
   Slots slots_;
 };
 
-// Args: bytes read per iteration, spread (1: a page each) or packed (0), system call (1/0).
+// Args: slots read per iteration, spread (1: a page each) or packed (0), system call (1/0),
+// a chain (1: each address from the load before) or independent reads (0).
 void BM_DataAfterSystemCall(benchmark::State& state) {
   const bool system_call = state.range(2) != 0;
+  const bool chain = state.range(3) != 0;
   DataLayout layout(static_cast<int>(state.range(0)), state.range(1) != 0);
   if (!layout.ready()) {
     state.SkipWithError("could not map memory");
@@ -122,10 +138,10 @@ void BM_DataAfterSystemCall(benchmark::State& state) {
   }
   for (auto _ : state) {
     if (system_call) syscall(SYS_getppid);
-    benchmark::DoNotOptimize(layout.run());
+    benchmark::DoNotOptimize(chain ? layout.follow_chain() : layout.read_each());
   }
 }
-BENCHMARK(BM_DataAfterSystemCall)->ArgsProduct({{16, 64, 128}, {0, 1}, {0, 1}});
+BENCHMARK(BM_DataAfterSystemCall)->ArgsProduct({{16, 64, 128}, {0, 1}, {0, 1}, {0, 1}});
 
 }  // namespace
 #endif
