@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <cctype>
+#include <cstring>
 #include <stdexcept>
 #include <typeinfo>
 
@@ -176,9 +177,14 @@ void RuleRouter::add_rule(Rule rule) {
   // its word.
   const Matcher& matcher = *rule.matcher;
   const auto* path_matcher = typeid(matcher) == typeid(PathMatches) ? static_cast<const PathMatches*>(&matcher) : nullptr;
+  const std::string* literal = path_matcher ? path_matcher->literal_path() : nullptr;
+  if (literal && literal->size() >= LiteralPath::kNone) literal = nullptr;  // matched by match()
+  LiteralPath entry;
+  if (literal) entry = {static_cast<uint32_t>(literal_bytes_.size()), static_cast<uint32_t>(literal->size())};
   literal_paths_.reserve(rules_.size() + 1);  // both vectors grow or neither does
   rules_.push_back(std::move(rule));
-  literal_paths_.push_back(path_matcher ? path_matcher->literal_path() : nullptr);
+  literal_paths_.push_back(entry);
+  if (literal) literal_bytes_ += *literal;
 }
 
 SQUALL_HOT
@@ -186,8 +192,12 @@ const Rule* RuleRouter::find_rule(const HTTPServerRequest& request, MatchResult&
   const std::string_view path = request.path;
   const std::size_t count = rules_.size();
   for (std::size_t i = 0; i < count; ++i) {
-    const std::string* literal = literal_paths_[i];
-    if (literal && path != *literal) continue;  // the usual miss: nothing made
+    const LiteralPath entry = literal_paths_[i];
+    const bool literal = entry.size != LiteralPath::kNone;
+    if (literal && (entry.size != path.size() ||
+                    std::memcmp(literal_bytes_.data() + entry.offset, path.data(), path.size()) != 0)) {
+      continue;  // the usual miss: nothing made
+    }
     const Rule& rule = rules_[i];
     const bool nested = std::holds_alternative<std::shared_ptr<RuleRouter>>(rule.target);
     if (literal && !nested) return &rule;  // the usual hit: no arguments, nothing made

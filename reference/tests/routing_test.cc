@@ -158,6 +158,34 @@ TEST(RuleRouter, LiteralRulesKeepOrderAndMatchExactly) {
   EXPECT_FALSE(router.find(request_for("/plain.tx")));
 }
 
+// The literal paths sit side by side in one table: one path's bytes must not run into the
+// next, the empty path is a path, and the table growing keeps every earlier rule found.
+TEST(RuleRouter, LiteralPathsSideBySideStayApart) {
+  RuleRouter router;
+  router.add_rule(Rule{std::make_shared<PathMatches>("/ab"), {}, "ab"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/a"), {}, "a"});
+  router.add_rule(Rule{std::make_shared<PathMatches>(""), {}, "empty"});
+  router.add_rule(Rule{std::make_shared<PathMatches>("/b"), {}, "b"});
+  for (int i = 0; i < 200; ++i) {
+    router.add_rule(Rule{std::make_shared<PathMatches>("/many/" + std::to_string(i)), {}, "many"});
+  }
+  const auto index_of = [&](const char* path) -> long {
+    auto found = router.find(request_for(path));
+    return found ? found->rule - router.rules().data() : -1;
+  };
+  EXPECT_EQ(index_of("/ab"), 0);
+  EXPECT_EQ(index_of("/a"), 1);
+  EXPECT_EQ(index_of(""), 2);
+  EXPECT_EQ(index_of("/b"), 3);
+  EXPECT_EQ(index_of("/a/b"), -1);
+  EXPECT_EQ(index_of("/ab/"), -1);
+  EXPECT_EQ(index_of("/"), -1);
+  EXPECT_EQ(index_of("/many/0"), 4);
+  EXPECT_EQ(index_of("/many/199"), 203);
+  EXPECT_EQ(index_of("/many/200"), -1);
+  EXPECT_EQ(index_of("/many/1"), 5);
+}
+
 // A subclass of PathMatches may decide differently from its pattern: its match() is
 // asked even when the pattern is a literal.
 class RefusingPathMatches : public PathMatches {
