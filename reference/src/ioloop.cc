@@ -44,7 +44,10 @@ void LoopPoster::detach() {
   loop_ = nullptr;
 }
 
-IOLoop::IOLoop() : loop_thread_(&detail::thread_tag), poster_(std::make_shared<LoopPoster>(this)) {
+IOLoop::IOLoop()
+    : loop_thread_(&detail::thread_tag),
+      poll_events_(std::make_unique<epoll_event[]>(kMaxPollEvents)),
+      poster_(std::make_shared<LoopPoster>(this)) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw_errno("epoll_create1");
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -334,7 +337,7 @@ void IOLoop::run_iteration() {
 
 SQUALL_HOT
 void IOLoop::poll(int timeout_ms) {
-  epoll_event events[kMaxPollEvents];
+  epoll_event* const events = poll_events_.get();
   int n = epoll_wait(epoll_fd_, events, kMaxPollEvents, timeout_ms);
   iteration_time_ = Clock::now();  // it may have waited long
   if (n < 0) {

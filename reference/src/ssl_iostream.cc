@@ -389,7 +389,9 @@ ssize_t SSLIOStream::write_to_fd(const iovec* iov, int iovcnt) {
     // Gather small pieces into one record. A retry after WANT_WRITE gathers the same
     // leading bytes again (the queue only grows at its end), which is what OpenSSL needs
     // with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER.
-    thread_local char gathered[kRecordSize];
+    // On the heap, not in the static TLS block (see SpareBuffers).
+    thread_local const std::unique_ptr<char[]> gathered_block(new char[kRecordSize]);
+    char* const gathered = gathered_block.get();
     length = 0;
     for (int i = 0; i < iovcnt && length < kRecordSize; ++i) {
       size_t take = std::min(iov[i].iov_len, kRecordSize - length);

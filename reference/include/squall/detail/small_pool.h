@@ -15,6 +15,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
@@ -171,9 +172,12 @@ class SpareBuffers {
     Buffer kept[MaxCount];
     std::size_t count = 0;
   };
+  // On the heap, not in the thread's static TLS block: kept there, a few KiB of spares
+  // per Purpose sat between the small per-thread values every request reads (the loop,
+  // the pools' lists, the default heads) and spread them over four pages.
   static Spares& spares() noexcept {
-    thread_local Spares s;
-    return s;
+    thread_local const std::unique_ptr<Spares> s(new Spares());  // noexcept: new failing ends the program
+    return *s;
   }
 };
 
