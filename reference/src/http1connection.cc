@@ -310,6 +310,7 @@ HTTP1Connection::HTTP1Connection(IOStream& stream, Side side, SharedParameters p
 SQUALL_HOT
 HTTP1Connection::~HTTP1Connection() {
   if (alive_) *alive_ = nullptr;
+  if (flush_by_loop_) loop_->cancel_flush(*this);
   // The timers' callbacks hold `this`: removed here, they never run after it is gone.
   if (send_timer_) loop_->remove_timeout(*send_timer_);
   if (read_timer_) loop_->remove_timeout(*read_timer_);
@@ -507,7 +508,10 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
   IOLoop& loop = stream_.io_loop();
   for (;;) {
     if (size_t end = scan_head(at)) co_return end;
-    flush_corked();  // about to wait for the peer: what is corked must not wait with us
+    // About to wait for the peer: what is corked must not wait with us. When the loop
+    // flushes it once this handler returns to it, the connection's clean-up and set-up
+    // before waiting run first, among the pages already touched.
+    if (!flush_by_loop_) flush_corked();
     std::optional<TimePoint> deadline;
     const size_t received = rbuf_.size() - rpos_;
     if (received == 0) {
@@ -537,7 +541,10 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
 SQUALL_HOT
 HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
   if (rpos_ < rbuf_.size()) return RequestWait(*this, RequestWait::Outcome::arrived, idle_timeout);
-  flush_corked();  // about to wait for the peer: what is corked must not wait with us
+  // About to wait for the peer: what is corked must not wait with us. When the loop
+  // flushes it once this handler returns to it, the connection's clean-up and set-up
+  // before waiting run first, among the pages already touched.
+  if (!flush_by_loop_) flush_corked();
   rbuf_.clear();  // all of it was read (or there was nothing): it keeps its capacity
   rpos_ = 0;
   // One clock read for both the deadline and the idle start (HTTPServer's compaction).
@@ -1153,9 +1160,13 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   if (!framing.date) headers.add("Date", current_http_date());
   if (!framing.server) headers.add("Server", "Squall");
   // Another request is already buffered behind this one: hold this response back so the
-  // responses of a pipelined batch leave in one write (not when the connection is about
-  // to close: those bytes must be written before it does).
-  corking_ = rpos_ < rbuf_.size() && !disconnect_on_finish_;
+  // responses of a pipelined batch leave in one write. And while the loop runs this
+  // connection's handler: the response leaves once the request is cleaned up, before the
+  // connection waits for the next (wait_for_request) or at the latest when the handler
+  // returns to the loop (IOLoop::flush_after_handler) — the clean-up then runs among the
+  // pages the request touched, not after the send's system call. Not when the connection
+  // is about to close: those bytes must be written before it does.
+  corking_ = (rpos_ < rbuf_.size() || loop_->holding_writes()) && !disconnect_on_finish_;
 
   // The head is sized first, then filled with plain copies: no capacity check per piece
   // (this runs for every response). Fields were validated above; what was added since is
@@ -1285,6 +1296,11 @@ Future<void> HTTP1Connection::hold_corked() {
   pending_write_.reset();
   if (!flush_scheduled_) {
     flush_scheduled_ = true;
+    if (loop_->holding_writes()) {
+      flush_by_loop_ = true;
+      loop_->flush_after_handler(*this);
+      return detail::completed_future();
+    }
     stream_.io_loop().add_callback([weak = liveness()] {
       if (auto alive = weak.lock(); alive && *alive) {
         (*alive)->flush_scheduled_ = false;
@@ -1293,6 +1309,13 @@ Future<void> HTTP1Connection::hold_corked() {
     });
   }
   return detail::completed_future();  // the thread's shared done future: none made per response
+}
+
+SQUALL_HOT
+void HTTP1Connection::flush_held_writes() {
+  flush_scheduled_ = false;
+  flush_by_loop_ = false;
+  flush_corked();
 }
 
 SQUALL_HOT

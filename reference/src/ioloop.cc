@@ -364,9 +364,38 @@ void IOLoop::poll(int timeout_ms) {
           describe_current_exception());
     }
     if (!after_handler_.empty()) run_after_handler();
+    if (!held_writes_.empty()) flush_held_writes();
   }
   dispatching_ = false;
   retired_handlers_.clear();
+}
+
+// The writes held back while the handler ran (flush_after_handler), then what flushing
+// them queued in turn (a failed send closes its stream, whose callbacks run here).
+SQUALL_HOT
+void IOLoop::flush_held_writes() noexcept {
+  while (!held_writes_.empty()) {
+    held_writes_running_.swap(held_writes_);
+    for (HeldWrites* held : held_writes_running_) {
+      if (held == nullptr) continue;  // cancelled by one flushed before it
+      try {
+        held->flush_held_writes();
+      } catch (...) {
+        log(LogLevel::error, LogCategory::application, "Exception flushing held writes: {}",
+            describe_current_exception());
+      }
+    }
+    held_writes_running_.clear();
+    if (!after_handler_.empty()) run_after_handler();
+  }
+}
+
+void IOLoop::cancel_flush(HeldWrites& held) noexcept {
+  // Either list: an object destroyed by another's flush in the same batch is still in it.
+  std::erase(held_writes_, &held);
+  for (HeldWrites*& queued : held_writes_running_) {
+    if (queued == &held) queued = nullptr;
+  }
 }
 
 // What the handler just run queued with add_callback_after_handler, in order; what

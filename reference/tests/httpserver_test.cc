@@ -54,6 +54,7 @@ struct TestMessage : HTTPMessageDelegate {
   std::string protocol;
 
   TestMessage(TestApp& a, HTTPServerConnection& s, HTTPConnection& c) : app(a), server_conn(s), conn(c) {}
+  ~TestMessage() override;
   FlowControl headers_received(const RequestStartLine& start, HTTPHeaders&) override;
   FlowControl data_received(std::string chunk) override {
     body += chunk;
@@ -71,6 +72,7 @@ struct TestApp : HTTPServerConnectionDelegate {
   int closes = 0;             // on_close of server connections
   std::optional<Future<void>> release;  // "/wait" is answered once this completes
   std::vector<const HTTP1ConnectionParameters*> parameters;  // each request's connection's
+  std::function<void()> on_message_destroyed;  // run by each TestMessage's destructor
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTPServerConnection& server_conn,
                                                      HTTPConnection& request_conn) override {
     parameters.push_back(&server_conn.connection().params());
@@ -88,6 +90,10 @@ FlowControl TestMessage::headers_received(const RequestStartLine& start, HTTPHea
 }
 
 void TestMessage::on_connection_close() { ++app.connection_closes; }
+
+TestMessage::~TestMessage() {
+  if (app.on_message_destroyed) app.on_message_destroyed();
+}
 
 void TestMessage::finish() {
   ++app.finished;
@@ -502,6 +508,48 @@ TEST_F(HTTPServerTest, Http10KeepAliveIsHonouredWhenLengthIsKnown) {
   EXPECT_EQ(exchange("GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n"),
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: Keep-Alive\r\nServer: Squall\r\n\r\nGET /1 "
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /2 ");
+}
+
+// A keep-alive answer made while the loop runs the connection's handler leaves once the
+// request is cleaned up (its message delegate destroyed), when the handler returns to the
+// loop: that work runs before the send's system call, among the pages the request touched
+// (IOLoop::flush_after_handler). It does leave then, with nothing else to wake the loop.
+TEST_F(HTTPServerTest, AKeepAliveAnswerLeavesAfterTheRequestsCleanUp) {
+  start();
+  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client, 0);
+  SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+  ASSERT_EQ(::connect(client, address.get(), address.length()), 0);  // the backlog takes it
+  std::vector<ssize_t> peeked;  // what the client could read as each delegate was destroyed
+  app.on_message_destroyed = [&] {
+    char byte;
+    peeked.push_back(::recv(client, &byte, 1, MSG_PEEK | MSG_DONTWAIT));
+  };
+  const std::string request = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string received;
+  auto answers = [&received] {
+    size_t count = 0;
+    for (size_t at = received.find("\r\n\r\nGET /a "); at != std::string::npos; at = received.find("\r\n\r\nGET /a ", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  for (size_t round = 0; round < 2; ++round) {
+    ASSERT_EQ(::send(client, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    loop.run_sync([&]() -> Task<void> {
+      while (answers() < round + 1) {
+        char buffer[512];
+        ssize_t n = ::recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) received.append(buffer, static_cast<size_t>(n));
+        co_await sleep(1ms);
+      }
+    }, 5s);
+  }
+  ::close(client);
+  settle();
+  ASSERT_EQ(peeked.size(), 2u);
+  EXPECT_EQ(peeked, (std::vector<ssize_t>{-1, -1}));  // nothing yet: the answer was still held
+  EXPECT_EQ(app.finished, 2);
 }
 
 TEST_F(HTTPServerTest, PipelinedRequestsAreAnsweredInOrder) {

@@ -375,6 +375,16 @@ TEST(IOLoop, UpdateHandlerSwitchesToWriteEvents) {
   EXPECT_FALSE(seen[0] & IOLoop::READ);
 }
 
+// Makes the first fds of a and b readable, with `handler` for both, and runs the loop until
+// a handler stops it: the two are reported in one epoll batch.
+void run_with_both_readable(IOLoop& loop, SocketPair& a, SocketPair& b, const Handler& handler) {
+  loop.add_handler(a.fds[0], handler, IOLoop::READ);
+  loop.add_handler(b.fds[0], handler, IOLoop::READ);
+  ASSERT_EQ(::write(a.fds[1], "x", 1), 1);
+  ASSERT_EQ(::write(b.fds[1], "x", 1), 1);
+  loop.start();
+}
+
 TEST(IOLoop, EventForFdRemovedEarlierInSameBatchIsSkipped) {
   IOLoop loop;
   SocketPair a, b;
@@ -389,11 +399,7 @@ TEST(IOLoop, EventForFdRemovedEarlierInSameBatchIsSkipped) {
     loop.remove_handler(fd);
     loop.call_later(20ms, [&] { loop.stop(); });
   };
-  loop.add_handler(a.fds[0], handler, IOLoop::READ);
-  loop.add_handler(b.fds[0], handler, IOLoop::READ);
-  ASSERT_EQ(::write(a.fds[1], "x", 1), 1);
-  ASSERT_EQ(::write(b.fds[1], "x", 1), 1);
-  loop.start();
+  run_with_both_readable(loop, a, b, handler);
   EXPECT_EQ(calls, 1);
 }
 
@@ -416,11 +422,7 @@ TEST(IOLoop, CallbacksQueuedAfterAHandlerRunBeforeTheNextHandlerOfTheBatch) {
     });
     if (order.size() > 3) loop.call_later(20ms, [&] { loop.stop(); });
   };
-  loop.add_handler(a.fds[0], handler, IOLoop::READ);
-  loop.add_handler(b.fds[0], handler, IOLoop::READ);
-  ASSERT_EQ(::write(a.fds[1], "x", 1), 1);
-  ASSERT_EQ(::write(b.fds[1], "x", 1), 1);
-  loop.start();
+  run_with_both_readable(loop, a, b, handler);
   ASSERT_FALSE(watchdog.fired);
   ASSERT_EQ(order.size(), 8u);
   const std::string first = order[0], second = order[3];
@@ -428,6 +430,79 @@ TEST(IOLoop, CallbacksQueuedAfterAHandlerRunBeforeTheNextHandlerOfTheBatch) {
   EXPECT_EQ(order, (std::vector<std::string>{first, first + " after", first + " after, queued by after", second,
                                              second + " after", second + " after, queued by after",
                                              first + " next iteration", second + " next iteration"}));
+}
+
+// Held writes (HTTP1Connection's corked responses) are flushed once the handler that held
+// them and everything it queued with add_callback_after_handler have run, before the next
+// handler of the batch; what a flush queues runs before that handler too. Outside a
+// handler there is nothing to hold.
+struct RecordingHeldWrites final : IOLoop::HeldWrites {
+  RecordingHeldWrites(std::vector<std::string>& order, std::string name) : order(order), name(std::move(name)) {}
+  void flush_held_writes() override {
+    order.push_back(name + " flushed");
+    if (on_flush) on_flush();
+  }
+  std::vector<std::string>& order;
+  std::string name;
+  std::function<void()> on_flush;
+};
+
+TEST(IOLoop, HeldWritesAreFlushedAfterTheHandlersCallbacksBeforeTheNextHandler) {
+  IOLoop loop;
+  SocketPair a, b;
+  Watchdog watchdog(loop, 5s);
+  std::vector<std::string> order;
+  RecordingHeldWrites held_a(order, "a"), held_b(order, "b");
+  for (RecordingHeldWrites* held : {&held_a, &held_b}) {
+    held->on_flush = [&order, &loop, name = held->name] {
+      loop.add_callback_after_handler([&order, name] { order.push_back(name + " after, queued by the flush"); });
+    };
+  }
+  EXPECT_FALSE(loop.holding_writes());
+  auto handler = [&](int fd, uint32_t) {
+    const bool is_a = fd == a.fds[0];
+    const std::string name = is_a ? "a" : "b";
+    EXPECT_TRUE(loop.holding_writes());
+    loop.remove_handler(fd);
+    order.push_back(name);
+    loop.add_callback_after_handler([&order, &loop, &held_a, &held_b, is_a, name] {
+      order.push_back(name + " after");
+      loop.flush_after_handler(is_a ? held_a : held_b);  // held by a callback of the handler: still this batch's
+    });
+    if (order.size() > 3) loop.call_later(20ms, [&] { loop.stop(); });
+  };
+  run_with_both_readable(loop, a, b, handler);
+  ASSERT_FALSE(watchdog.fired);
+  ASSERT_EQ(order.size(), 8u);
+  const std::string first = order[0], second = order[4];
+  EXPECT_NE(first, second);
+  EXPECT_EQ(order, (std::vector<std::string>{first, first + " after", first + " flushed",
+                                             first + " after, queued by the flush", second, second + " after",
+                                             second + " flushed", second + " after, queued by the flush"}));
+}
+
+// An object cancelled before its flush is not called: one destroyed by the handler that
+// held it, or by another object's flush earlier in the same batch.
+TEST(IOLoop, CancelledHeldWritesAreNotFlushed) {
+  IOLoop loop;
+  SocketPair pair;
+  Watchdog watchdog(loop, 5s);
+  std::vector<std::string> order;
+  RecordingHeldWrites gone(order, "gone"), first(order, "first"), second(order, "second"), kept(order, "kept");
+  first.on_flush = [&] { loop.cancel_flush(second); };
+  loop.add_handler(pair.fds[0], [&](int fd, uint32_t) {
+    loop.remove_handler(fd);
+    loop.flush_after_handler(gone);
+    loop.flush_after_handler(first);
+    loop.flush_after_handler(second);
+    loop.flush_after_handler(kept);
+    loop.cancel_flush(gone);
+    loop.call_later(20ms, [&] { loop.stop(); });
+  }, IOLoop::READ);
+  ASSERT_EQ(::write(pair.fds[1], "x", 1), 1);
+  loop.start();
+  ASSERT_FALSE(watchdog.fired);
+  EXPECT_EQ(order, (std::vector<std::string>{"first flushed", "kept flushed"}));
 }
 
 TEST(IOLoop, CallbackAfterHandlerQueuedOutsideAHandlerWaitsForTheNextIteration) {

@@ -160,7 +160,9 @@ struct HTTPRequestContext {
   std::string orig_protocol_;
 };
 
-class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  // pooled as IOStream
+class HTTP1Connection : public HTTPConnection,
+                        public detail::PoolAllocated,  // pooled as IOStream
+                        private IOLoop::HeldWrites {
  public:
   // Which end of the exchange this connection is: a client writes requests and reads
   // responses, a server the other way round.
@@ -327,6 +329,7 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   // latest on the next loop iteration.
   Future<void> hold_corked();
   void flush_corked();
+  void flush_held_writes() override;  // IOLoop::HeldWrites: the end of a handler's run
   // What write()/write_headers() return for bytes just sent: ready while the queued
   // output is within the high-water mark, else a future for when it is back there.
   Future<void> flow_control(Future<void> sent);
@@ -364,6 +367,7 @@ class HTTP1Connection : public HTTPConnection, public detail::PoolAllocated {  /
   bool timed_out_ = false;
   bool corking_ = false;  // see corked_
   bool flush_scheduled_ = false;
+  bool flush_by_loop_ = false;  // the flush scheduled is the loop's end-of-handler one
   std::optional<uint64_t> expected_content_remaining_;
   uint64_t body_bytes_ = 0;      // body bytes delivered (decompressed) for max_body_size
   uint64_t max_body_size_;       // of the current message (set_max_body_size)

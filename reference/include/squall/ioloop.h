@@ -120,6 +120,26 @@ class IOLoop {
     ~FdHandler() = default;
   };
 
+  // Bytes a handler held back (HTTP1Connection's corked responses), to be sent once it is
+  // done: flush_after_handler(held) calls held.flush_held_writes() after the
+  // file-descriptor handler running now and what it queued with add_callback_after_handler
+  // have run, before the next handler of the poll batch. Only while one runs
+  // (holding_writes()). A response sent then goes out after its request's clean-up (the
+  // destructors, the next read's set-up) rather than before it, so that work runs among
+  // the pages the request just touched: on hosts that empty the TLB on every system call,
+  // each page touched after the call costs a page walk (load/performance.md). The object
+  // must call cancel_flush() if it is destroyed before.
+  class HeldWrites {
+   public:
+    virtual void flush_held_writes() = 0;
+
+   protected:
+    ~HeldWrites() = default;
+  };
+  bool holding_writes() const { return dispatching_ && on_loop_thread(); }
+  void flush_after_handler(HeldWrites& held) { held_writes_.push_back(&held); }
+  void cancel_flush(HeldWrites& held) noexcept;
+
   // The loop does not own fd; remove the handler before closing it.
   void add_handler(int fd, Handler handler, uint32_t events);
   void add_handler(int fd, FdHandler& handler, uint32_t events);
@@ -286,6 +306,7 @@ class IOLoop {
   void run_callback(Callback& callback) noexcept;
   void poll(int timeout_ms);
   void run_after_handler() noexcept;
+  void flush_held_writes() noexcept;
   void drain_remote_callbacks();
   uint32_t acquire_timer_slot();
   TimeoutHandle schedule_timer(TimePoint deadline, uint32_t slot);
@@ -318,6 +339,8 @@ class IOLoop {
   std::vector<Callback> running_batch_;  // the batch being run (kept for capacity)
   std::vector<Callback> after_handler_;  // add_callback_after_handler's, run by poll()
   std::vector<Callback> after_handler_running_;
+  std::vector<HeldWrites*> held_writes_;          // flush_after_handler's
+  std::vector<HeldWrites*> held_writes_running_;  // the batch being flushed (kept for capacity)
   std::mutex remote_mutex_;
   std::vector<Callback> remote_callbacks_;  // queued from other threads
   std::atomic<bool> remote_pending_{false};
