@@ -404,6 +404,9 @@ void HTTP1Connection::on_read_timer() {
 
 HTTP1Connection::BoundedRead HTTP1Connection::read_some(size_t max_bytes, std::optional<TimePoint> deadline,
                                                          IOStream::ReadStart start) {
+  // Every read goes out after the answers held back (as wait_for_request's): one that
+  // finds the peer's end of input closes the stream, and held bytes would be lost with it.
+  flush_corked();
   Future<std::string> read = stream_.read_bytes(max_bytes, true, start);
   // A server's request is handled as soon as its bytes are read, before the next
   // connection of the poll batch is (see IOLoop::add_callback_after_handler).
@@ -508,10 +511,7 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
   IOLoop& loop = stream_.io_loop();
   for (;;) {
     if (size_t end = scan_head(at)) co_return end;
-    // About to wait for the peer: what is corked must not wait with us. When the loop
-    // flushes it once this handler returns to it, the connection's clean-up and set-up
-    // before waiting run first, among the pages already touched.
-    if (!flush_by_loop_) flush_corked();
+    flush_corked();  // about to wait for the peer: what is corked must not wait with us
     std::optional<TimePoint> deadline;
     const size_t received = rbuf_.size() - rpos_;
     if (received == 0) {
@@ -541,10 +541,11 @@ Task<size_t> HTTP1Connection::read_head(std::optional<Duration> idle_timeout, He
 SQUALL_HOT
 HTTP1Connection::RequestWait HTTP1Connection::wait_for_request(std::optional<Duration> idle_timeout) {
   if (rpos_ < rbuf_.size()) return RequestWait(*this, RequestWait::Outcome::arrived, idle_timeout);
-  // About to wait for the peer: what is corked must not wait with us. When the loop
-  // flushes it once this handler returns to it, the connection's clean-up and set-up
-  // before waiting run first, among the pages already touched.
-  if (!flush_by_loop_) flush_corked();
+  // About to wait for the peer: what is corked must not wait with us. Unless the loop
+  // sends it once this handler returns to it and the wait reads nothing before then: the
+  // connection's set-up for the wait then runs before the send too. A read now could find
+  // the peer's end of input and close the stream, held bytes with it.
+  if (!flush_by_loop_ || stream_.reads_socket_at_once(IOStream::ReadStart::wait_readable)) flush_corked();
   rbuf_.clear();  // all of it was read (or there was nothing): it keeps its capacity
   rpos_ = 0;
   // One clock read for both the deadline and the idle start (HTTPServer's compaction).
@@ -1188,7 +1189,16 @@ Future<void> HTTP1Connection::write_headers(const ResponseStartLine& start_line,
   const bool in_cork = corking_ && !stream_.closed() && corked_.size() + size + chunk.size() <= kCorkLimit;
   std::string& head_bytes = in_cork ? corked_ : out_;
   const size_t at = in_cork ? corked_.size() : 0;
-  if (in_cork && corked_.capacity() < kFirstCork) corked_.reserve(kFirstCork);
+  if (in_cork) {
+    if (corked_.empty()) {
+      // Held alone (most responses: held until the handler returns to the loop), it is
+      // built in the connection's head buffer, lent to corked_ until it is sent: no
+      // buffer of its own per connection.
+      corked_.swap(out_);
+    } else if (corked_.capacity() < kFirstCork) {
+      corked_.reserve(kFirstCork);  // a pipelined batch: room for a few answers
+    }
+  }
   head_bytes.reserve(at + size + chunk.size());
   head_bytes.resize(at + size);
   char* p = head_bytes.data() + at;
@@ -1330,6 +1340,10 @@ void HTTP1Connection::flush_corked() {
   }
   pending_write_->mark_retrieved();  // a failed write closes the stream; that is the report
   corked_.clear();
+  if (corked_.capacity() > out_.capacity()) {
+    corked_.swap(out_);  // the head buffer lent by write_headers goes back
+    corked_.clear();     // (holding what out_ held: bytes already sent)
+  }
   watch_send();
 }
 
@@ -1552,7 +1566,9 @@ Task<void> HTTPServerConnection::request_loop(HTTPServerConnectionDelegate& dele
     log(LogLevel::error, LogCategory::application, "Uncaught exception in HTTP connection from {}: {}",
         context_.to_string(), describe_current_exception());
   }
-  stream_->close();
+  // Through the connection: answers still held for the end of the handler's run (when an
+  // exception ended the loop) go out before the close.
+  conn_->close();
   if (!handed_over_) delegate.on_close(*this);
   serving_ = false;
   if (loop_ended_) loop_ended_->set_result();

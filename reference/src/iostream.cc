@@ -517,9 +517,7 @@ Future<std::string> IOStream::read_until_close() {
 
 SQUALL_HOT
 void IOStream::try_inline_read(ReadStart start) {
-  // Edge-triggered, no event will tell of bytes that were there before the last one.
-  const bool try_socket = start == ReadStart::try_socket ||
-                          (edge_triggered_ ? maybe_readable_ : !socket_shows_unread_bytes());
+  const bool try_socket = reads_socket_at_once(start);
   try {
     size_t pos = find_read_pos();
     if (pos != npos) {

@@ -560,6 +560,48 @@ TEST_F(HTTPServerTest, PipelinedRequestsAreAnsweredInOrder) {
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /3 ");
 }
 
+// A peer that sends a pipelined batch and ends its input with it gets every answer, also
+// when the batch fills the server's reads exactly, so that the read after the last request
+// finds the end of input at once, in the same handler run as the answers still held back
+// for it (1,024 and 2,048 requests of 64 bytes: one and two reads of 64 KiB).
+TEST_F(HTTPServerTest, APipelinedBatchEndedByThePeersCloseIsAnsweredInFull) {
+  const std::string request = "GET /p HTTP/1.1\r\nHost: x\r\nX: " + std::string(31, 'p') + "\r\n\r\n";
+  ASSERT_EQ(request.size(), 64u);
+  start();
+  for (size_t requests : {1024u, 2048u, 1000u}) {
+    std::string batch;
+    for (size_t i = 0; i < requests; ++i) batch += request;
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(client, 0);
+    SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+    ASSERT_EQ(::connect(client, address.get(), address.length()), 0);
+    ASSERT_EQ(::send(client, batch.data(), batch.size(), 0), static_cast<ssize_t>(batch.size()));
+    ASSERT_EQ(::shutdown(client, SHUT_WR), 0);
+    std::string received;
+    auto answers = [&received] {
+      size_t count = 0;
+      for (size_t at = received.find("\r\n\r\nGET /p "); at != std::string::npos;
+           at = received.find("\r\n\r\nGET /p ", at + 1)) {
+        ++count;
+      }
+      return count;
+    };
+    // Until every answer came or the server closed (it may also keep the half-closed
+    // connection until its idle timeout: then the test's client closes).
+    loop.run_sync([&]() -> Task<void> {
+      for (bool closed = false; !closed && answers() < requests;) {
+        char buffer[65536];
+        ssize_t n = ::recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) received.append(buffer, static_cast<size_t>(n));
+        closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        if (n <= 0) co_await sleep(1ms);
+      }
+    }, 5s);
+    ::close(client);
+    EXPECT_EQ(answers(), requests) << requests << " requests";
+  }
+}
+
 // Responses of a pipelined batch are coalesced into one write; the order never changes,
 // and a malformed request's 400 comes after the answers to the requests before it.
 TEST_F(HTTPServerTest, PipelinedAnswersPrecedeTheErrorOfALaterMalformedRequest) {

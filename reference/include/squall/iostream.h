@@ -228,6 +228,12 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   bool connecting() const { return connecting_; }
   bool reading() const { return read_kind_ != ReadKind::none; }
   bool writing() const { return !write_queue_.empty(); }
+  // Whether a read started now with `start` would call the socket before waiting for the
+  // loop to report bytes (and so could find the peer's end of input at once).
+  bool reads_socket_at_once(ReadStart start) const {
+    // Edge-triggered, no event will tell of bytes that were there before the last one.
+    return start == ReadStart::try_socket || (edge_triggered_ ? maybe_readable_ : !socket_shows_unread_bytes());
+  }
   // What closed the stream (null for an orderly close or while open).
   std::exception_ptr error() const { return error_; }
   // TCP_NODELAY; errors (non-TCP sockets, closed stream) are ignored.
