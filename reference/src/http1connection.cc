@@ -1270,6 +1270,9 @@ Future<void> HTTP1Connection::write_head(std::string& head_bytes, std::string_vi
     }
     if (!in_cork && !chunking_output_ && chunk.size() >= kSeparateBody && !stream_.closed()) {
       // A large body is not copied behind the head: two writes cost less than the copy.
+      // Both go at once (after what a pipelined batch holds): holding the head back for
+      // the handler's return would only copy it.
+      corking_ = false;
       send(head_bytes).mark_retrieved();
       if (stream_.closed()) return closed_future();
       return flow_control(send(chunk));
