@@ -32,6 +32,7 @@ constexpr size_t kCorkLimit = 64 * 1024;
 // nothing per batch. A buffer that grew past it is handed to the stream instead.
 constexpr size_t kKeptCork = 8 * 1024;
 constexpr size_t kFirstCork = 4 * 1024;
+static_assert(kKeptCork < kSeparateBody, "flush_corked() must not take back a buffer send() still reads");
 
 // A timeout of zero or less is no timeout.
 void drop_nonpositive(std::optional<Duration>& timeout) {
@@ -1344,8 +1345,11 @@ void HTTP1Connection::flush_corked() {
   pending_write_->mark_retrieved();  // a failed write closes the stream; that is the report
   corked_.clear();
   if (corked_.capacity() > out_.capacity()) {
-    corked_.swap(out_);  // the head buffer lent by write_headers goes back
-    corked_.clear();     // (holding what out_ held: bytes already sent)
+    // The head buffer lent by write_headers goes back. What out_ held meanwhile was sent
+    // or copied in: send() keeps a view of out_ across this call only for bytes of
+    // kSeparateBody or more, in a buffer larger than any kept here (kKeptCork).
+    corked_.swap(out_);
+    corked_.clear();
   }
   watch_send();
 }
