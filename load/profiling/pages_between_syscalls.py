@@ -3,7 +3,7 @@
 
 On a host that empties the TLB on every system call (PVM here), each distinct page
 touched after a call costs a page walk; a dependent load on a new page costs 12-14 ns
-(load/performance.md, "Pages after a system call"). This counts those pages for the
+(load/performance.md, Session 15). This counts those pages for the
 reference: squall-contract-app runs under valgrind's lackey (every instruction and data
 access) with its system calls traced on the same stream, while wrk sends requests; each
 stretch between two calls (clock_gettime excluded: the vDSO answers it outside valgrind)

@@ -6,7 +6,7 @@ cached Date and default heads). They share the thread's static TLS block with wh
 else the library declares thread_local, so a large thread_local array (spare buffers, a
 scratch record) would spread them over several pages, and on a host that empties the TLB
 on every system call each page a request touches costs a page walk (load/performance.md,
-"Pages after a system call"). Large per-thread storage lives on the heap instead
+Session 15). Large per-thread storage lives on the heap instead
 (detail/small_pool.h's SpareBuffers).
 
     tls_block_size.py PROGRAM   (the program, or libsquall.so in a shared build)
