@@ -510,16 +510,35 @@ TEST_F(HTTPServerTest, Http10KeepAliveIsHonouredWhenLengthIsKnown) {
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /2 ");
 }
 
+// A blocking client socket connected to the server on `port` (the listen backlog takes it
+// before the loop accepts), or -1.
+int connect_blocking(uint16_t port) {
+  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (client < 0) return -1;
+  SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
+  if (::connect(client, address.get(), address.length()) != 0) {
+    ::close(client);
+    return -1;
+  }
+  return client;
+}
+
+// How many of TestMessage's answers `received` holds whose body starts with `body_start`.
+size_t count_answers(const std::string& received, std::string_view body_start) {
+  const std::string marker = "\r\n\r\n" + std::string(body_start);
+  size_t count = 0;
+  for (size_t at = received.find(marker); at != std::string::npos; at = received.find(marker, at + 1)) ++count;
+  return count;
+}
+
 // A keep-alive answer made while the loop runs the connection's handler leaves once the
 // request is cleaned up (its message delegate destroyed), when the handler returns to the
 // loop: that work runs before the send's system call, among the pages the request touched
 // (IOLoop::flush_after_handler). It does leave then, with nothing else to wake the loop.
 TEST_F(HTTPServerTest, AKeepAliveAnswerLeavesAfterTheRequestsCleanUp) {
   start();
-  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int client = connect_blocking(port);
   ASSERT_GE(client, 0);
-  SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
-  ASSERT_EQ(::connect(client, address.get(), address.length()), 0);  // the backlog takes it
   std::vector<ssize_t> peeked;  // what the client could read as each delegate was destroyed
   app.on_message_destroyed = [&] {
     char byte;
@@ -527,13 +546,7 @@ TEST_F(HTTPServerTest, AKeepAliveAnswerLeavesAfterTheRequestsCleanUp) {
   };
   const std::string request = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string received;
-  auto answers = [&received] {
-    size_t count = 0;
-    for (size_t at = received.find("\r\n\r\nGET /a "); at != std::string::npos; at = received.find("\r\n\r\nGET /a ", at + 1)) {
-      ++count;
-    }
-    return count;
-  };
+  auto answers = [&received] { return count_answers(received, "GET /a "); };
   for (size_t round = 0; round < 2; ++round) {
     ASSERT_EQ(::send(client, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
     loop.run_sync([&]() -> Task<void> {
@@ -571,21 +584,12 @@ TEST_F(HTTPServerTest, APipelinedBatchEndedByThePeersCloseIsAnsweredInFull) {
   for (size_t requests : {1024u, 2048u, 1000u}) {
     std::string batch;
     for (size_t i = 0; i < requests; ++i) batch += request;
-    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int client = connect_blocking(port);
     ASSERT_GE(client, 0);
-    SocketAddress address = SocketAddress::from_ip("127.0.0.1", port);
-    ASSERT_EQ(::connect(client, address.get(), address.length()), 0);
     ASSERT_EQ(::send(client, batch.data(), batch.size(), 0), static_cast<ssize_t>(batch.size()));
     ASSERT_EQ(::shutdown(client, SHUT_WR), 0);
     std::string received;
-    auto answers = [&received] {
-      size_t count = 0;
-      for (size_t at = received.find("\r\n\r\nGET /p "); at != std::string::npos;
-           at = received.find("\r\n\r\nGET /p ", at + 1)) {
-        ++count;
-      }
-      return count;
-    };
+    auto answers = [&received] { return count_answers(received, "GET /p "); };
     // Until every answer came or the server closed (it may also keep the half-closed
     // connection until its idle timeout: then the test's client closes).
     loop.run_sync([&]() -> Task<void> {
