@@ -266,9 +266,9 @@ void HTTPServer::Registry::compact(ConnectionTracker& tracker) {
   ++compactions;
 }
 
-void HTTPServer::Registry::resume(int fd, SocketAddress peer) {
+void HTTPServer::Registry::resume(int fd, SocketAddress peer, bool fin_received) {
   if (server != nullptr) {
-    server->resume_connection(fd, std::move(peer));
+    server->resume_connection(fd, std::move(peer), fin_received);
     return;
   }
   loop->remove_handler(fd);
@@ -289,9 +289,9 @@ void HTTPServer::Registry::close_compacted(int fd, SocketAddress peer, bool time
   connection_ended();
 }
 
-std::unique_ptr<IOStream> HTTPServer::take_compacted_socket(int fd, const SocketAddress& peer) {
+std::unique_ptr<IOStream> HTTPServer::take_compacted_socket(int fd, const SocketAddress& peer, bool fin_received) {
   try {
-    return std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{});
+    return std::make_unique<IOStream>(fd, stream_options(), *registry_->loop, IOStream::TakeRegistration{fin_received});
   } catch (...) {
     registry_->loop->remove_handler(fd);
     ::close(fd);
@@ -301,8 +301,8 @@ std::unique_ptr<IOStream> HTTPServer::take_compacted_socket(int fd, const Socket
   }
 }
 
-void HTTPServer::resume_connection(int fd, SocketAddress peer) {
-  std::unique_ptr<IOStream> stream = take_compacted_socket(fd, peer);
+void HTTPServer::resume_connection(int fd, SocketAddress peer, bool fin_received) {
+  std::unique_ptr<IOStream> stream = take_compacted_socket(fd, peer, fin_received);
   if (!stream) return;
   // The first read of the rebuilt connection reads the socket at once: bytes are there.
   spawn(HTTPServer::handle_stream(std::move(stream), std::move(peer)));

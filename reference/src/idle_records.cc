@@ -102,9 +102,9 @@ std::pair<int, SocketAddress> IdleRecords::take(Record& record) {
   return taken;
 }
 
-void IdleRecords::wake(Record& record) {
+void IdleRecords::wake(Record& record, bool fin_received) {
   auto [fd, peer] = take(record);
-  owner_.resume(fd, std::move(peer));
+  owner_.resume(fd, std::move(peer), fin_received);
 }
 
 size_t IdleRecords::close_all() {

@@ -15,7 +15,8 @@
 
 namespace squall {
 
-static_assert(IOLoop::READ == EPOLLIN && IOLoop::WRITE == EPOLLOUT && IOLoop::ERROR == (EPOLLERR | EPOLLHUP));
+static_assert(IOLoop::READ == EPOLLIN && IOLoop::WRITE == EPOLLOUT && IOLoop::ERROR == (EPOLLERR | EPOLLHUP) &&
+              IOLoop::PEER_CLOSED == EPOLLRDHUP);
 
 namespace {
 
@@ -149,7 +150,7 @@ void IOLoop::update_handler(int fd, uint32_t events) {
 
 uint32_t IOLoop::registered_interest(int fd) const {
   if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || !handlers_[fd].registered) return 0;
-  return handlers_[fd].events & (READ | WRITE);
+  return handlers_[fd].events & (READ | WRITE | PEER_CLOSED);
 }
 
 bool IOLoop::forget_handler(int fd) {
@@ -351,7 +352,7 @@ void IOLoop::poll(int timeout_ms) {
     if (static_cast<size_t>(fd) >= handlers_.size()) continue;
     HandlerEntry& entry = handlers_[fd];
     if (!entry.registered || entry.generation != generation) continue;  // removed earlier in this batch
-    uint32_t ready = events[i].events & (READ | WRITE | ERROR);
+    uint32_t ready = events[i].events & (READ | WRITE | ERROR | PEER_CLOSED);
     try {
       if (FdHandler* target = entry.target) {
         target->on_fd_events(fd, ready);

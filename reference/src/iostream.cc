@@ -173,12 +173,13 @@ IOStream::IOStream(int fd, IOStreamOptions options, IOLoop* loop, NonBlockingSoc
       storage_(SpareReadBuffer::take()),
       options_(bounded_chunk(options)) {}
 
-IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration)
+IOStream::IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration taken)
     : fd_(fd),
       io_state_(loop.registered_interest(fd)),
       loop_(&loop),
       registered_(true),
       edge_triggered_(true),
+      fin_received_(taken.fin_received),
       storage_(SpareReadBuffer::take()),
       options_(bounded_chunk(options)) {
   loop.replace_handler(fd, *this);
@@ -340,7 +341,7 @@ SQUALL_HOT
 void IOStream::add_io_state(uint32_t events) {
   if (closed_) return;
   if (!registered_) {
-    if (edge_triggered_) events |= IOLoop::READ;  // for good (see edge_triggered_)
+    if (edge_triggered_) events |= IOLoop::READ | IOLoop::PEER_CLOSED;  // for good (see edge_triggered_)
     loop_->add_handler(fd_, static_cast<IOLoop::FdHandler&>(*this), edge_triggered_ ? events | IOLoop::EDGE : events);
     registered_ = true;
     io_state_ = events;
@@ -382,6 +383,7 @@ void IOStream::handle_events(uint32_t events) {
       if (closed_) return;
     }
     bool keep_reading = false;
+    if (events & IOLoop::PEER_CLOSED) fin_received_ = true;
     if (events & IOLoop::READ) {
       maybe_readable_ = true;
       keep_reading = handle_read();
@@ -656,8 +658,9 @@ size_t IOStream::read_to_buffer() {
 SQUALL_HOT
 bool IOStream::took_bytes(ssize_t n, size_t asked) {
   // A stream socket's read returns less than asked only when it took all there was;
-  // what arrives later raises a new event.
-  maybe_readable_ = n == static_cast<ssize_t>(asked);
+  // what arrives later raises a new event. The peer's FIN does not if it came with the
+  // bytes: then the next read finds the end.
+  maybe_readable_ = n == static_cast<ssize_t>(asked) || fin_received_;
   if (n > 0) return true;
   if (n < 0) {
     if (!closed_ && errno != EAGAIN && errno != EWOULDBLOCK) socket_error(errno, "read", false);

@@ -565,6 +565,51 @@ TEST_F(HTTPServerTest, AKeepAliveAnswerLeavesAfterTheRequestsCleanUp) {
   EXPECT_EQ(app.finished, 2);
 }
 
+// What a client got from the server after sending `batch` on a new connection and
+// shutting its sending side down at once, both queued before the server's loop first reads
+// the socket: what arrived until the server closed the connection, or 3 s passed.
+struct HalfClosedExchange {
+  std::string received;
+  bool closed = false;
+};
+HalfClosedExchange half_closed_exchange(IOLoop& loop, uint16_t port, const std::string& batch) {
+  HalfClosedExchange result;
+  const int client = connect_blocking(port);
+  if (client < 0) return result;
+  const bool sent = ::send(client, batch.data(), batch.size(), 0) == static_cast<ssize_t>(batch.size()) &&
+                    ::shutdown(client, SHUT_WR) == 0;
+  EXPECT_TRUE(sent);
+  loop.run_sync([&]() -> Task<void> {
+    for (auto end = Clock::now() + 3s; sent && !result.closed && Clock::now() < end;) {
+      char buffer[65536];
+      ssize_t n = ::recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n > 0) result.received.append(buffer, static_cast<size_t>(n));
+      result.closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+      if (n <= 0) co_await sleep(1ms);
+    }
+  }, 5s);
+  ::close(client);
+  return result;
+}
+
+// A peer's FIN that arrives together with its last request raises no event of its own on
+// the edge-triggered socket, and the short read that takes the request does not see it:
+// the loop's PEER_CLOSED tells the stream, whose next read finds the end and closes the
+// connection at once (not at the idle timeout, here an hour away).
+TEST_F(HTTPServerTest, APeersCloseThatCameWithItsLastRequestEndsTheConnectionAtOnce) {
+  HTTPServerOptions options;
+  options.idle_connection_timeout = 3600s;
+  start(options);
+  const std::string request = "GET /f HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (size_t requests : {1u, 3u}) {
+    std::string batch;
+    for (size_t i = 0; i < requests; ++i) batch += request;
+    HalfClosedExchange exchanged = half_closed_exchange(loop, port, batch);
+    EXPECT_TRUE(exchanged.closed) << requests << " requests: the server kept the connection";
+    EXPECT_EQ(count_answers(exchanged.received, "GET /f "), requests);
+  }
+}
+
 TEST_F(HTTPServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(exchange("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"
                      "GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
@@ -573,10 +618,10 @@ TEST_F(HTTPServerTest, PipelinedRequestsAreAnsweredInOrder) {
             "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /3 ");
 }
 
-// A peer that sends a pipelined batch and ends its input with it gets every answer, also
-// when the batch fills the server's reads exactly, so that the read after the last request
-// finds the end of input at once, in the same handler run as the answers still held back
-// for it (1,024 and 2,048 requests of 64 bytes: one and two reads of 64 KiB).
+// A peer that sends a pipelined batch and ends its input with it gets every answer, then
+// the close, also when the batch fills the server's reads exactly, so that the read after
+// the last request finds the end of input at once, in the same handler run as the answers
+// still held back for it (1,024 and 2,048 requests of 64 bytes: one and two reads of 64 KiB).
 TEST_F(HTTPServerTest, APipelinedBatchEndedByThePeersCloseIsAnsweredInFull) {
   const std::string request = "GET /p HTTP/1.1\r\nHost: x\r\nX: " + std::string(31, 'p') + "\r\n\r\n";
   ASSERT_EQ(request.size(), 64u);
@@ -584,25 +629,9 @@ TEST_F(HTTPServerTest, APipelinedBatchEndedByThePeersCloseIsAnsweredInFull) {
   for (size_t requests : {1024u, 2048u, 1000u}) {
     std::string batch;
     for (size_t i = 0; i < requests; ++i) batch += request;
-    const int client = connect_blocking(port);
-    ASSERT_GE(client, 0);
-    ASSERT_EQ(::send(client, batch.data(), batch.size(), 0), static_cast<ssize_t>(batch.size()));
-    ASSERT_EQ(::shutdown(client, SHUT_WR), 0);
-    std::string received;
-    auto answers = [&received] { return count_answers(received, "GET /p "); };
-    // Until every answer came or the server closed (it may also keep the half-closed
-    // connection until its idle timeout: then the test's client closes).
-    loop.run_sync([&]() -> Task<void> {
-      for (bool closed = false; !closed && answers() < requests;) {
-        char buffer[65536];
-        ssize_t n = ::recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
-        if (n > 0) received.append(buffer, static_cast<size_t>(n));
-        closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-        if (n <= 0) co_await sleep(1ms);
-      }
-    }, 5s);
-    ::close(client);
-    EXPECT_EQ(answers(), requests) << requests << " requests";
+    HalfClosedExchange exchanged = half_closed_exchange(loop, port, batch);
+    EXPECT_EQ(count_answers(exchanged.received, "GET /p "), requests) << requests << " requests";
+    EXPECT_TRUE(exchanged.closed) << requests << " requests";
   }
 }
 
@@ -969,6 +998,24 @@ TEST_F(CompactionTest, AnIdleConnectionIsCompactedThenServesItsNextRequest) {
   settle();
   EXPECT_EQ(strip_date(second), "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\nServer: Squall\r\n\r\nGET /two ");
   EXPECT_GE(server->compactions(), 1u);
+  EXPECT_EQ(server->connection_count(), 0u);
+  EXPECT_EQ(app.closes, 1);
+}
+
+// The same for a compacted connection: the event that wakes its record reports the FIN
+// too, and the rebuilt stream is told (IOStream::TakeRegistration::fin_received).
+TEST_F(CompactionTest, APeersCloseThatCameWithTheRequestThatWokeItEndsTheConnection) {
+  start(compacting());
+  std::string rest = loop.run_sync(
+      [&]() -> Task<std::string> {
+        std::unique_ptr<IOStream> client = co_await compacted_client("/one");
+        co_await client->write("GET /two HTTP/1.1\r\nHost: x\r\n\r\n");
+        client->shutdown_write();
+        co_return co_await client->read_until_close();  // the idle timeout is 75 s away
+      },
+      5s);
+  settle();
+  EXPECT_EQ(count_answers(rest, "GET /two "), 1u);
   EXPECT_EQ(server->connection_count(), 0u);
   EXPECT_EQ(app.closes, 1);
 }

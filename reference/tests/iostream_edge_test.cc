@@ -167,6 +167,21 @@ TEST(IOStreamEdge, APeerCloseSeenWhileNotReadingFailsTheNextRead) {
   EXPECT_THROW(read_when_readable(loop, *stream), StreamClosedError);
 }
 
+// The peer's close arriving together with its last bytes raises one event, and the short
+// read that takes the bytes does not see the end: the loop's PEER_CLOSED must leave the
+// stream reading on, so that the next read fails rather than waiting for an event that
+// will not come.
+TEST(IOStreamEdge, APeerCloseThatCameWithTheLastBytesFailsTheReadAfterThem) {
+  IOLoop loop;
+  EdgePair p;
+  auto stream = p.stream();
+  EXPECT_EQ(register_and_read(loop, *stream, p, "first"), "first");
+  p.send("last");
+  ::shutdown(p.peer, SHUT_WR);
+  EXPECT_EQ(read_when_readable(loop, *stream), "last");
+  EXPECT_THROW(read_when_readable(loop, *stream), StreamClosedError);
+}
+
 // A write larger than the socket takes completes once the peer drains it: the write that
 // hit EAGAIN must be resumed by the WRITE event of the room freed later.
 TEST(IOStreamEdge, AWriteThatFillsTheSocketCompletesWhenThePeerDrains) {

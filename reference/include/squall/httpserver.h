@@ -114,7 +114,7 @@ class HTTPServer : public TCPServer {
     void arm_sweep();
     void sweep();
     void compact(ConnectionTracker& tracker);
-    void resume(int fd, SocketAddress peer) override;
+    void resume(int fd, SocketAddress peer, bool fin_received) override;
     void close_compacted(int fd, SocketAddress peer, bool timed_out) override;
     size_t close_all_compacted() { return idle ? idle->close_all() : 0; }
   };
@@ -123,9 +123,9 @@ class HTTPServer : public TCPServer {
   static Task<void> close_tracked(std::shared_ptr<Registry> registry);
   // A stream for a compacted connection's socket (which it takes over from the record's
   // registration), or null when that failed (logged; the socket is closed).
-  std::unique_ptr<IOStream> take_compacted_socket(int fd, const SocketAddress& peer);
+  std::unique_ptr<IOStream> take_compacted_socket(int fd, const SocketAddress& peer, bool fin_received = false);
   // A compacted connection's bytes arrived: rebuild it and run its request loop.
-  void resume_connection(int fd, SocketAddress peer);
+  void resume_connection(int fd, SocketAddress peer, bool fin_received);
   // Closes a compacted connection, telling the delegate (on_close) as for any other.
   void close_compacted_connection(int fd, SocketAddress peer);
 

@@ -85,6 +85,10 @@ class IOLoop {
   static constexpr uint32_t READ = 0x001;   // EPOLLIN
   static constexpr uint32_t WRITE = 0x004;  // EPOLLOUT
   static constexpr uint32_t ERROR = 0x018;  // EPOLLERR | EPOLLHUP (always reported)
+  // EPOLLRDHUP: the peer shut down its sending side; reported only to a handler that asks.
+  // An edge-triggered reader needs it: a FIN that arrives with the last bytes raises no
+  // event of its own, and the read that takes those bytes does not see it.
+  static constexpr uint32_t PEER_CLOSED = 0x2000;
   // EPOLLET: report readiness when it arises, not for as long as it lasts. Tornado's
   // handlers are level-triggered; only a handler that tracks readiness itself may ask
   // for it (IOStream's accepted server sockets do).
@@ -148,7 +152,7 @@ class IOLoop {
   // small record needs). Events of the current poll batch go to the new handler.
   void replace_handler(int fd, FdHandler& handler);
   void update_handler(int fd, uint32_t events);
-  // The READ / WRITE interest fd is registered with (0 if it is not): what a handler
+  // The READ / WRITE / PEER_CLOSED interest fd is registered with (0 if it is not): what a handler
   // taking a registration over (replace_handler) needs to know.
   uint32_t registered_interest(int fd) const;
   // Removing an fd that is not registered is a no-op. Events already collected for it

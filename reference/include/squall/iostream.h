@@ -122,9 +122,12 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // Takes over a non-blocking socket that some other FdHandler keeps registered with loop
   // edge-triggered, as an edge_triggered stream registered it (hand_over_socket's
   // counterpart): the stream becomes its handler (IOLoop::replace_handler), with no
-  // system call, and learns the registered interest from the loop.
-  struct TakeRegistration {};
-  IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration);
+  // system call, and learns the registered interest from the loop. fin_received: the
+  // event that made the taker want the socket reported the peer's FIN (PEER_CLOSED).
+  struct TakeRegistration {
+    bool fin_received = false;
+  };
+  IOStream(int fd, IOStreamOptions options, IOLoop& loop, TakeRegistration taken);
   // close()s: pending futures fail with StreamClosedError, fd closed, handler removed.
   virtual ~IOStream();
   IOStream(const IOStream&) = delete;
@@ -353,6 +356,9 @@ class IOStream : private IOLoop::FdHandler, public detail::PoolAllocated {
   // for nothing (1.54 epoll_wait per connection, 1.07 without).
   bool edge_triggered_ = false;
   bool maybe_readable_ = true;
+  // Edge-triggered, the loop reported the peer's FIN (IOLoop::PEER_CLOSED): a read will
+  // find the end, however short the read before it.
+  bool fin_received_ = false;
 
   std::string storage_;  // the read buffer (see buffered())
   size_t buf_head_ = 0;

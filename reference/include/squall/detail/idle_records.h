@@ -34,8 +34,9 @@ class IdleRecords {
   // fd a handler (IOStream::TakeRegistration) or remove it from the loop and close it.
   class Owner {
    public:
-    // Bytes, an EOF or an error arrived: serve the connection again.
-    virtual void resume(int fd, SocketAddress peer) = 0;
+    // Bytes, an EOF or an error arrived: serve the connection again. fin_received: the
+    // event reported the peer's FIN (IOLoop::PEER_CLOSED), which the stream must know.
+    virtual void resume(int fd, SocketAddress peer, bool fin_received) = 0;
     // The connection is closed: idle timeout (timed_out) or close_all().
     virtual void close_compacted(int fd, SocketAddress peer, bool timed_out) = 0;
 
@@ -89,7 +90,7 @@ class IdleRecords {
     // The socket stays registered as its IOStream left it, edge-triggered for READ (and
     // WRITE, once a write had to wait): room to write alone is no reason to wake.
     void on_fd_events(int, uint32_t events) override {
-      if (events != IOLoop::WRITE) records->wake(*this);
+      if (events != IOLoop::WRITE) records->wake(*this, (events & IOLoop::PEER_CLOSED) != 0);
     }
     void set_peer(const SocketAddress& peer);
     SocketAddress peer() const { return SocketAddress(reinterpret_cast<const sockaddr*>(&address), address_length); }
@@ -100,7 +101,7 @@ class IdleRecords {
   void insert(Record* record);
   // Unlinks and frees the record; returns its fd and peer.
   std::pair<int, SocketAddress> take(Record& record);
-  void wake(Record& record);
+  void wake(Record& record, bool fin_received);
   void expire();
   void arm_timer();
 
