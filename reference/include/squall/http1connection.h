@@ -328,6 +328,7 @@ class HTTP1Connection : public HTTPConnection,
   // Bytes were appended to corked_: they leave with the batch (flush_corked), at the
   // latest on the next loop iteration.
   Future<void> hold_corked();
+  void flush_on_next_iteration();
   void flush_corked();
   void flush_held_writes() override;  // IOLoop::HeldWrites: the end of a handler's run
   // What write()/write_headers() return for bytes just sent: ready while the queued

@@ -39,7 +39,7 @@ namespace detail {
 // One completed Future<void> per thread (remade when the thread's loop changes): what a
 // completed Task<void> that holds no future hands out when one is asked for (future(),
 // release_future()). A done future is never changed again, so sharing it is safe.
-inline Future<void> completed_future() {
+SQUALL_HOT inline Future<void> completed_future() {
   thread_local std::optional<Future<void>> completed;
   IOLoop* loop = &IOLoop::current();
   if (!completed || completed->state()->loop != loop) completed = make_ready_future();
