@@ -11,7 +11,7 @@ counts each page once. Printed per request (one send per keep-alive response), f
 steady middle of the run (40-95 % of its system calls), by mapping.
 
   load/profiling/pages_between_syscalls.py BIN_DIR [--path /plaintext] [--lua SCRIPT]
-      [--seconds 4] [--keep LOG]
+      [--seconds 4] [--connections 64] [--keep LOG]
 
 Only runs compare in one sitting: how many requests valgrind's slowed server gathers per
 epoll_wait changes the calls per request, and so the stretches. Needs valgrind, wrk, curl.
@@ -47,8 +47,9 @@ def run(args, log):
             time.sleep(0.2)
         else:
             sys.exit("pages_between_syscalls: the server did not answer")
-        print(f"lackey: wrk -t1 -c64 -d{args.seconds} {url}", file=sys.stderr)
-        subprocess.run(["wrk", "-t1", "-c64", f"-d{args.seconds}", *(["-s", args.lua] if args.lua else []), url],
+        print(f"lackey: wrk -t1 -c{args.connections} -d{args.seconds} {url}", file=sys.stderr)
+        subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}",
+                        *(["-s", args.lua] if args.lua else []), url],
                        stdout=subprocess.DEVNULL, check=True)
         with open(f"/proc/{server.pid}/maps") as f:
             maps = f.read().splitlines()
@@ -136,6 +137,7 @@ def main():
     ap.add_argument("--path", default="/plaintext")
     ap.add_argument("--lua")
     ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=64, help="wrk's connections")
     ap.add_argument("--keep", help="keep lackey's log here (it is hundreds of MB)")
     args = ap.parse_args()
     log = args.keep or tempfile.mktemp(prefix="lackey.", dir="/tmp")
