@@ -152,8 +152,8 @@ class IOLoop {
   // small record needs). Events of the current poll batch go to the new handler.
   void replace_handler(int fd, FdHandler& handler);
   void update_handler(int fd, uint32_t events);
-  // The READ / WRITE / PEER_CLOSED interest fd is registered with (0 if it is not): what a handler
-  // taking a registration over (replace_handler) needs to know.
+  // The READ / WRITE / PEER_CLOSED interest fd is registered with (0 if it is not): what a
+  // handler taking a registration over (replace_handler) needs to know.
   uint32_t registered_interest(int fd) const;
   // Removing an fd that is not registered is a no-op. Events already collected for it
   // in the current poll batch are not delivered.
