@@ -68,12 +68,27 @@ background node timeout -k 10 360 /usr/bin/python3 conformance/run.py --impl con
   --json "$report-node.json" --junit "$report-node.xml" --html "$report-node.html" "$@"
 
 status=0
-echo "=== conformance: server, loop, stream and client layers, plain TCP"
-finish plain || status=$?
+failed=()
+# Waits for one run and prints its output; a run that failed is named again at the end.
+collect() {  # name, heading
+  echo; echo "=== conformance: $2"
+  local rc=0
+  finish "$1" || rc=$?
+  if (( rc )); then
+    status=$rc
+    failed+=("$1 (exit status $rc)")
+  fi
+}
+collect plain "server, loop, stream and client layers, plain TCP"
 if (( tls )); then
-  echo; echo "=== conformance: server layer over TLS"
-  finish tls || status=$?
+  collect tls "server layer over TLS"
 fi
-echo; echo "=== conformance: Node.js contract programs through their description, against their expectations"
-finish node || status=$?
+collect node "Node.js contract programs through their description, against their expectations"
+# The runs' tables are long and a CI log is often read from its tail: each failed run's
+# verdict lines come last (run.py's exit status 124 is timeout's: the run took over 360 s).
+for run in "${failed[@]}"; do
+  echo; echo "=== conformance FAILED: the $run run; its failures:"
+  grep -m 40 -E "^(REQUIRED FAILURES|REGRESSION|VANISHED|ERROR)|\((required)\):|^Traceback|^[[:alnum:]_.-]+: error:|^[[:alpha:].]+(Error|Exception):" \
+    "$background_outputs/${run%% *}" | cut -c1-400 || echo "(no verdict lines: see the run's output above)"
+done
 exit "$status"

@@ -23,7 +23,12 @@ cd "$(dirname "$0")/.."
 ci/setup.sh
 jobs=$(nproc)
 started=$SECONDS
-stage() { echo; echo "=== $1 ($((SECONDS - started)) s elapsed)"; }
+current_stage="set-up"
+stage() { current_stage=$1; echo; echo "=== $1 ($((SECONDS - started)) s elapsed)"; }
+# A failure's cause is printed last: CI often shows only a log's tail, and a stage's own
+# output can be long (the conformance tables). The steps below print their own summaries
+# of what failed just before they return.
+trap 'status=$?; echo; echo "=== FAILED in stage $current_stage after $((SECONDS - started)) s: \"$BASH_COMMAND\" exited with $status"' ERR
 
 # shellcheck source=ci/background.sh
 . ci/background.sh  # background, finish: steps run beside others (stage 3)
