@@ -55,10 +55,19 @@ fi
 "$prefix/bin/squall-contract-app" --help >/dev/null
 
 step "outside project, CMake find_package(squall)"
+# With a static libsquall the program links the library's code: it takes the package's
+# request-path layout, whose section then holds the library's path.
+layout=OFF
+$shared || layout=ON
 cmake -S "$outside" -B "$tmp/cmake-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+      -DCMAKE_PREFIX_PATH="$prefix" -DWITH_REQUEST_PATH_LAYOUT=$layout >/dev/null
 cmake --build "$tmp/cmake-build" >/dev/null
 timeout -k 5 30 "$tmp/cmake-build/hello_roundtrip"
+test -f "$prefix/share/squall/request_path.ld"
+if [[ $layout == ON ]]; then
+  readelf -SW "$tmp/cmake-build/hello_roundtrip" | grep -q " .text.squall_request_path " ||
+    { echo "hello_roundtrip has no .text.squall_request_path section" >&2; exit 1; }
+fi
 
 step "outside project, pkg-config ($(pkg-config --libs squall))"
 mkdir "$tmp/pkg-config-build"

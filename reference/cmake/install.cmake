@@ -6,6 +6,7 @@
 #                                          exported target squall::squall
 #   lib/pkgconfig/squall.pc                for pkg-config users
 #   bin/squall-*                           the contract programs, probes and tools
+#   share/squall/request_path.ld           the request path's layout, for a program's link
 # Every file is relocatable: the package and squall.pc find the prefix from where they
 # are, so `cmake --install BUILD --prefix ANY` works without configuring again.
 # Implementation-only headers belong in src/ (next to their .cc), never in include/;
@@ -27,9 +28,16 @@ install(EXPORT squallTargets NAMESPACE squall:: DESTINATION ${SQUALL_CMAKE_DIR})
 set_target_properties(${SQUALL_PROGRAMS} PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
 install(TARGETS ${SQUALL_PROGRAMS} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
+# The request path's layout (request_path.ld, see CMakeLists.txt): the installed library keeps
+# its per-function sections, so a program linked with the script (-Wl,-T,FILE; the package
+# names it squall_REQUEST_PATH_SCRIPT) lays the library's path out as Squall's own programs do.
+set(SQUALL_DATA_DIR ${CMAKE_INSTALL_DATADIR}/squall)
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/request_path.ld DESTINATION ${SQUALL_DATA_DIR})
+
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/squallConfig.cmake.in
                               ${CMAKE_CURRENT_BINARY_DIR}/squallConfig.cmake
-                              INSTALL_DESTINATION ${SQUALL_CMAKE_DIR})
+                              INSTALL_DESTINATION ${SQUALL_CMAKE_DIR}
+                              PATH_VARS SQUALL_DATA_DIR)
 # 0.x: a minor version may break the interface, so only the same minor is compatible.
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/squallConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)

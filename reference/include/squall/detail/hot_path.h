@@ -9,6 +9,8 @@
 // (squall-bench --benchmark_filter=BM_CodeAfterSystemCall; load/performance.md).
 // Mark only what hot_pages.py shows on the path: a cold function among the hot ones
 // spreads them apart. GCC places them so from -O2 on; clang only with profile data.
+// The build goes further where the linker allows: reference/request_path.ld lays the path's
+// functions out in the order a request runs them, the standard library's instances too.
 #if defined(__GNUC__)
 #define SQUALL_HOT [[gnu::hot]]
 #else
