@@ -8,7 +8,7 @@ functions, but in the source files' order, over ~110 KB; the stretch between a r
 recv and its send touches 26 of those pages and 11 more outside them (the standard
 library's template instances, a thunk, the application's handler), while the functions it
 runs would fit in about 19. Laid out in the order a request runs them, a plaintext
-response touches 30 pages of the program's code instead of 50.
+response touches 32 pages of the program's code instead of 50.
 
 How: squall-contract-app runs under valgrind's lackey (as in pages_between_syscalls.py)
 once per scenario (plaintext, JSON, a connection per request); in the steady middle of each
