@@ -90,32 +90,23 @@ def is_call(line):
     return line.startswith("SYSCALL[") and not line.split(")", 1)[1].startswith(" ...") and "clock_gettime" not in line
 
 
-def count(log, maps):
-    starts = [m[0] for m in maps]
-
-    def name(page):
-        i = bisect.bisect_right(starts, page << 12) - 1
-        return maps[i][2] if i >= 0 and (page << 12) < maps[i][1] else "anonymous, mapped after the run"
-
+def steady_stretches(log):
+    """Each stretch between two system calls in the run's steady middle (40-95 % of its
+    calls): (the log line of the call that ends it, the addresses of its instructions in the
+    order first run, the addresses its loads and stores touched)."""
     with open(log, errors="replace") as f:
         calls = sum(1 for line in f if is_call(line))
     lo, hi = int(calls * 0.4), int(calls * 0.95)
-    code, data = set(), set()
-    per = {"code": collections.Counter(), "data": collections.Counter()}
-    n, responses = 0, 0
+    code, data = {}, set()  # code: a dict, keys in first-run order
+    n = 0
     with open(log, errors="replace") as f:
         for line in f:
             if line.startswith("SYSCALL["):
                 if not is_call(line):
                     continue
                 if lo <= n < hi:
-                    for p in code:
-                        per["code"][name(p)] += 1
-                    for p in data:
-                        per["data"][name(p)] += 1
-                    responses += "sys_sendto" in line or "sys_write (" in line
-                code.clear()
-                data.clear()
+                    yield line, code, data
+                code, data = {}, set()
                 n += 1
                 continue
             if not lo <= n < hi or len(line) < 4:
@@ -123,12 +114,30 @@ def count(log, maps):
             kind = line[:2]
             try:
                 if kind == "I ":
-                    code.add(int(line[3:].split(",", 1)[0], 16) >> 12)
+                    code.setdefault(int(line[3:].split(",", 1)[0], 16))
                 elif kind in (" L", " S", " M"):
-                    data.add(int(line[3:].split(",", 1)[0], 16) >> 12)
+                    data.add(int(line[3:].split(",", 1)[0], 16))
             except ValueError:
                 pass
-    return hi - lo, responses, per
+
+
+def count(log, maps):
+    starts = [m[0] for m in maps]
+
+    def name(page):
+        i = bisect.bisect_right(starts, page << 12) - 1
+        return maps[i][2] if i >= 0 and (page << 12) < maps[i][1] else "anonymous, mapped after the run"
+
+    per = {"code": collections.Counter(), "data": collections.Counter()}
+    stretches, responses = 0, 0
+    for call, code, data in steady_stretches(log):
+        stretches += 1
+        for p in {address >> 12 for address in code}:
+            per["code"][name(p)] += 1
+        for p in {address >> 12 for address in data}:
+            per["data"][name(p)] += 1
+        responses += "sys_sendto" in call or "sys_write (" in call
+    return stretches, responses, per
 
 
 def main():

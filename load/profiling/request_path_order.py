@@ -73,32 +73,18 @@ def load_base(maps, program):
 
 def first_touch_order(log, base, starts, table):
     """The functions touched in >= MIN_SHARE of the steady window's stretches, by first touch."""
-    with open(log, errors="replace") as f:
-        calls = sum(1 for line in f if pages.is_call(line))
-    lo, hi = int(calls * 0.4), int(calls * 0.95)
-    first, touched = {}, collections.Counter()
-    stretch, stretches, n = set(), 0, 0
-    with open(log, errors="replace") as f:
-        for line in f:
-            if line.startswith("SYSCALL["):
-                if not pages.is_call(line):
-                    continue
-                if lo <= n < hi and stretch:
-                    stretches += 1
-                    touched.update(stretch)
-                stretch.clear()
-                n += 1
-                continue
-            if not (lo <= n < hi and line.startswith("I  ")):
-                continue
-            try:
-                address = int(line[3:].split(",", 1)[0], 16) - base
-            except ValueError:
-                continue
+    first, touched, stretches = {}, collections.Counter(), 0
+    for _, code, _ in pages.steady_stretches(log):
+        functions_run = set()
+        for address in code:
+            address -= base
             i = bisect.bisect_right(starts, address) - 1
             if i >= 0 and address < table[i][0] + max(table[i][1], 1):
-                stretch.add(i)
+                functions_run.add(i)
                 first.setdefault(i, len(first))
+        if functions_run:
+            stretches += 1
+            touched.update(functions_run)
     if not stretches:
         sys.exit("request_path_order: no system call in the counted window")
     return [i for i in sorted(first, key=first.get) if touched[i] >= MIN_SHARE * stretches]
@@ -121,11 +107,13 @@ def script(order, table):
         "  .text.squall_request_path :",
         "  {",
     ]
+    placed = []  # per function, its names; a cold part lies apart and is left out
     for i in order:
         names = [n for n in table[i][2] if not n.endswith(".cold")]
-        if not names:
-            continue
-        comment = demangled(names[:1])[0].replace("*/", "* /")[:110]
+        if names:
+            placed.append(names)
+    for names, readable in zip(placed, demangled([names[0] for names in placed])):
+        comment = readable.replace("*/", "* /")[:110]
         patterns = " ".join(f".text.hot.{n} .text.{n}" for n in names)
         lines.append(f"    /* {comment} */")
         lines.append(f"    *({patterns})")
